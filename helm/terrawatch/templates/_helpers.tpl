@@ -1,0 +1,110 @@
+{{/* Chart name, truncated for label values. */}}
+{{- define "terrawatch.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Release-scoped base name for all objects. */}}
+{{- define "terrawatch.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "terrawatch.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "terrawatch.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* Selector labels for one component: include "terrawatch.selector" (list . "api") */}}
+{{- define "terrawatch.selector" -}}
+{{- $root := index . 0 -}}
+app.kubernetes.io/name: {{ include "terrawatch.name" $root }}
+app.kubernetes.io/instance: {{ $root.Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end -}}
+
+{{- define "terrawatch.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "terrawatch.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "terrawatch.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "terrawatch.secretName" -}}
+{{- printf "%s-secrets" (include "terrawatch.fullname" .) -}}
+{{- end -}}
+
+{{/* gRPC address of Triton. */}}
+{{- define "terrawatch.tritonUrl" -}}
+{{- if .Values.triton.enabled -}}
+{{- printf "%s-triton:8001" (include "terrawatch.fullname" .) -}}
+{{- else -}}
+{{- required "triton.externalUrl is required when triton.enabled=false" .Values.triton.externalUrl -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Ray Client address of the cluster (KubeRay names the head Service <raycluster>-head-svc). */}}
+{{- define "terrawatch.rayAddress" -}}
+{{- if .Values.ray.enabled -}}
+{{- printf "ray://%s-ray-head-svc:10001" (include "terrawatch.fullname" .) -}}
+{{- else -}}
+{{- required "ray.externalAddress is required when ray.enabled=false" .Values.ray.externalAddress -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Environment shared by every terrawatch container. */}}
+{{- define "terrawatch.env" -}}
+- name: TERRAWATCH_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ default (include "terrawatch.secretName" .) .Values.postgis.existingSecret }}
+      key: {{ .Values.postgis.existingSecretKey }}
+- name: TERRAWATCH_WEBHOOK_SUBSCRIBERS
+  valueFrom:
+    secretKeyRef:
+      name: {{ default (include "terrawatch.secretName" .) .Values.webhooks.existingSecret }}
+      key: {{ .Values.webhooks.existingSecretKey }}
+      optional: true
+{{- range $name, $value := .Values.extraEnv }}
+- name: {{ $name }}
+  value: {{ $value | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "terrawatch.envFrom" -}}
+- configMapRef:
+    name: {{ include "terrawatch.fullname" . }}-config
+{{- end -}}
+
+{{/* Pod-level scheduling and security for terrawatch pods. */}}
+{{- define "terrawatch.podSpecCommon" -}}
+serviceAccountName: {{ include "terrawatch.serviceAccountName" . }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}

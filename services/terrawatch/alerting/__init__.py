@@ -1,0 +1,1 @@
+"""Alerting: alert payloads, Standard Webhooks signing, SSRF guard and the outbox dispatcher."""

@@ -1,0 +1,37 @@
+"""Domain errors. Each carries a human-readable reason that ends up in the DLQ or an HTTP 4xx."""
+
+from __future__ import annotations
+
+
+class TerrawatchError(Exception):
+    """Base of every error terrawatch raises on purpose."""
+
+    code = "error"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class InvalidEvent(TerrawatchError):
+    """The scene event is not a valid STAC Item for terrawatch (retrying cannot help)."""
+
+    code = "invalid_event"
+
+
+class UnreadableAsset(TerrawatchError):
+    """An asset cannot be opened or read as a raster (retrying cannot help)."""
+
+    code = "unreadable_asset"
+
+
+class UnsupportedScene(TerrawatchError):
+    """The scene is valid but no hazard model applies to it."""
+
+    code = "unsupported_scene"
+
+
+class TransientError(TerrawatchError):
+    """A dependency (Triton, PostGIS, Ray) failed; the scene should be retried."""
+
+    code = "transient"

@@ -1,0 +1,1 @@
+"""Imagery access: windowed reads of scene assets onto one pixel grid."""

@@ -1,0 +1,157 @@
+"""Windowed raster reading for scene bands (GeoTIFF/COG via rasterio).
+
+Only windows are read, never whole rasters. Output arrays are float32
+(bands, size, size) on the grid of the scene's first band; pixels outside the
+raster or equal to its nodata are NaN. S1 is returned in dB (linear sigma0 is
+converted), S2 as reflectance x 10000 (DN with the baseline offset removed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
+from rasterio.windows import Window, from_bounds
+
+from terrawatch.domain.errors import UnreadableAsset
+from terrawatch.domain.scene import BandRef, Scene
+
+MAX_PIXELS = 60_000 * 60_000  # larger headers are refused as hostile or corrupt
+
+
+def rasterio_path(href: str) -> str:
+    """Map an asset href (file://, https://, s3://) to a path GDAL can open."""
+    u = urlparse(href)
+    if u.scheme == "file":
+        return u.path
+    if u.scheme in ("http", "https"):
+        return f"/vsicurl/{href}"
+    if u.scheme == "s3":
+        return f"/vsis3/{u.netloc}{u.path}"
+    raise UnreadableAsset(f"unsupported href scheme {u.scheme!r} in {href}")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The pixel grid a scene is processed on."""
+
+    width: int
+    height: int
+    transform: Affine
+    crs: CRS
+
+    @property
+    def pixel_size(self) -> float:
+        return abs(self.transform.a)
+
+
+class SceneReader:
+    """Opens a scene's band assets once and reads tile windows from them."""
+
+    def __init__(self, scene: Scene) -> None:
+        self.scene = scene
+        self._ds: dict[str, rasterio.io.DatasetReader] = {}
+        try:
+            first = self._open(scene.bands[0].href)
+        except UnreadableAsset:
+            self.close()
+            raise
+        self.grid = Grid(first.width, first.height, first.transform, first.crs)
+        if first.crs is None:
+            self.close()
+            raise UnreadableAsset(f"asset {scene.bands[0].href} has no CRS")
+        for band in scene.bands:
+            ds = self._open(band.href)
+            if band.index > ds.count:
+                self.close()
+                raise UnreadableAsset(
+                    f"wrong band count: {band.href} has {ds.count} bands, band {band.name} expects index {band.index}"
+                )
+
+    def _open(self, href: str) -> rasterio.io.DatasetReader:
+        if href not in self._ds:
+            try:
+                ds = rasterio.open(rasterio_path(href))
+            except (RasterioError, OSError) as exc:
+                raise UnreadableAsset(f"cannot open asset {href}: {exc}") from exc
+            if ds.width * ds.height > MAX_PIXELS:
+                ds.close()
+                raise UnreadableAsset(f"asset {href} declares {ds.width}x{ds.height} px, over the limit")
+            self._ds[href] = ds
+        return self._ds[href]
+
+    def close(self) -> None:
+        for ds in self._ds.values():
+            ds.close()
+        self._ds.clear()
+
+    def __enter__(self) -> SceneReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def read(self, row: int, col: int, size: int) -> np.ndarray:
+        """Bands (B, size, size) float32 for the window at (row, col) of the scene grid."""
+        out = np.full((len(self.scene.bands), size, size), np.nan, dtype=np.float32)
+        for i, band in enumerate(self.scene.bands):
+            out[i] = self._read_band(band, row, col, size)
+        return out
+
+    def _read_band(self, band: BandRef, row: int, col: int, size: int) -> np.ndarray:
+        ds = self._open(band.href)
+        try:
+            if ds.transform == self.grid.transform and (ds.width, ds.height) == (self.grid.width, self.grid.height):
+                arr = _read_same_grid(ds, band.index, row, col, size)
+            else:
+                arr = self._read_resampled(ds, band.index, row, col, size)
+        except RasterioError as exc:
+            raise UnreadableAsset(f"cannot read {band.name} from {band.href}: {exc}") from exc
+        return _to_physical(arr, band.units, self.scene)
+
+    def _read_resampled(self, ds, index: int, row: int, col: int, size: int) -> np.ndarray:
+        t = self.grid.transform
+        x0, y0 = t * (col, row)
+        x1, y1 = t * (col + size, row + size)
+        win = from_bounds(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1), ds.transform)
+        arr = ds.read(index, window=win, out_shape=(size, size), boundless=True, masked=True,
+                      resampling=Resampling.bilinear).astype(np.float32)
+        return np.where(np.ma.getmaskarray(arr), np.nan, arr.data).astype(np.float32)
+
+
+def _read_same_grid(ds, index: int, row: int, col: int, size: int) -> np.ndarray:
+    out = np.full((size, size), np.nan, dtype=np.float32)
+    r0, c0 = max(row, 0), max(col, 0)
+    r1, c1 = min(row + size, ds.height), min(col + size, ds.width)
+    if r1 <= r0 or c1 <= c0:
+        return out
+    data = ds.read(index, window=Window(c0, r0, c1 - c0, r1 - r0)).astype(np.float32)
+    if ds.nodata is not None and not np.isnan(ds.nodata):
+        data[data == ds.nodata] = np.nan
+    out[r0 - row : r1 - row, c0 - col : c1 - col] = data
+    return out
+
+
+def _to_physical(arr: np.ndarray, units: str, scene: Scene) -> np.ndarray:
+    if units == "linear":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            arr = np.where(arr > 0, 10.0 * np.log10(arr), np.nan).astype(np.float32)
+    elif units == "reflectance_x10000":
+        arr = np.where(arr == 0, np.nan, arr)
+        if scene.processing_baseline and _baseline(scene.processing_baseline) >= (4, 0):
+            arr = arr - 1000.0
+    return arr
+
+
+def _baseline(text: str) -> tuple[int, int]:
+    major, _, minor = text.partition(".")
+    try:
+        return int(major), int(minor or 0)
+    except ValueError:
+        return (0, 0)

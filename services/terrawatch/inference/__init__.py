@@ -1,0 +1,1 @@
+"""Inference adapters: Triton over gRPC (the service) and in-process runners (tests, eval)."""

@@ -1,0 +1,1 @@
+"""Kafka ingest: topics, the scene consumer loop's adapter, producers and the DLQ."""

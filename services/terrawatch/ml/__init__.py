@@ -1,0 +1,1 @@
+"""Machine learning: datasets, networks, training and evaluation (TorchGeo-style split)."""

@@ -1,0 +1,55 @@
+"""Sen1Floods11 hand-labelled chips (Bonafilia et al. 2020, CC BY 4.0).
+
+``root`` holds ``<id>_S1Hand.tif`` (2 bands VV, VH sigma0 dB float32, NaN no data),
+``<id>_S2Hand.tif`` (13 bands B1..B12 incl. B8A and B10, L1C reflectance x 10000) and
+``<id>_LabelHand.tif`` (-1 no data, 0 dry, 1 water), flat or in sub-folders (the original
+``S1Hand/``, ``S2Hand/``, ``LabelHand/`` layout). Chips are 512x512, EPSG:4326, ~10 m.
+Items: ``s1`` (2,H,W) float32 dB, ``s2`` (13,H,W) float32 (absent if no S2 file), ``mask``
+(H,W) int64 water label (-1 no data), ``id``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from torch.utils.data import Dataset
+
+
+def _read(path: Path) -> np.ndarray:
+    with rasterio.open(path) as src:
+        return src.read()
+
+
+class Sen1Floods11(Dataset):
+    def __init__(self, root: str | Path, transforms: Callable[[dict], dict] | None = None) -> None:
+        self.root = Path(root)
+        self.transforms = transforms
+        s1 = sorted(self.root.rglob("*_S1Hand.tif"))
+        if not s1:
+            raise FileNotFoundError(f"no *_S1Hand.tif under {self.root}")
+        others = {p.name: p for p in self.root.rglob("*.tif")}
+        self.items = []
+        for p in s1:
+            cid = p.name[: -len("_S1Hand.tif")]
+            self.items.append((cid, p, others.get(f"{cid}_S2Hand.tif"), others.get(f"{cid}_LabelHand.tif")))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        cid, s1p, s2p, labp = self.items[i]
+        s1 = _read(s1p).astype(np.float32)
+        if s1.shape[0] != 2:
+            raise ValueError(f"{s1p}: expected 2 bands (VV, VH), got {s1.shape[0]}")
+        out = {"id": cid, "s1": s1}
+        if s2p is not None:
+            out["s2"] = _read(s2p).astype(np.float32)
+        if labp is not None:
+            out["mask"] = _read(labp)[0].astype(np.int64)
+        else:
+            out["mask"] = np.full(s1.shape[1:], -1, dtype=np.int64)
+        out["mask"][np.isnan(s1).all(0)] = -1
+        return self.transforms(out) if self.transforms else out

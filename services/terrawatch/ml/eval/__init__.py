@@ -1,0 +1,1 @@
+"""Evaluation: metrics, corruptions and ``evaluate(dataset, root, model, corrupt)``."""

@@ -1,0 +1,182 @@
+"""Sentinel-2 open-water mapping: optical water indices with an automatic threshold.
+
+Inputs are Sentinel-2 arrays (13, H, W) in band order B1, B2, B3, B4, B5, B6, B7, B8, B8A, B9,
+B10, B11, B12 (the L1C / Sen1Floods11 ``S2Hand`` order), as reflectance x 10000 on one grid
+(any CRS; 10 m in Sen1Floods11, the 20 m SWIR bands already resampled). L2A products have no
+B10: pass 13 bands with B10 set to NaN (it is not used here), or call the index functions on
+single bands.
+
+Processing baseline: from baseline 04.00 (25 Jan 2022) the L1C/L2A digital numbers carry
+``BOA/TOA_ADD_OFFSET = -1000``, i.e. reflectance = (DN - 1000) / 10000. Pass ``dn_offset=-1000``
+for such products (``dn_offset=0`` for older ones and for data already harmonised, e.g.
+Sen1Floods11). Ratios like MNDWI are not offset invariant, so this matters.
+
+Indices:
+- MNDWI = (B3 - B11) / (B3 + B11)  (Xu 2006, Int. J. Remote Sens. 27:3025)
+- NDWI  = (B3 - B8)  / (B3 + B8)   (McFeeters 1996, Int. J. Remote Sens. 17:1425)
+
+Each index is thresholded per image with Otsu's method over valid pixels (Otsu 1979; dynamic
+thresholds as in Ji et al. 2009, PE&RS 75:1307). A scene without water has no water/land
+bimodality and Otsu then splits two land classes, so the Otsu threshold is only accepted when it
+lies in ``PLAUSIBLE`` and the pixels above it look like water (mean index > 0, the textbook
+water threshold); otherwise the literature threshold 0 is used.
+
+Probabilities: each index becomes p = sigmoid((index - threshold) / SLOPE). ``flood-s2`` is the
+mean of the MNDWI and NDWI probabilities; ``mndwi-s2`` is the MNDWI probability alone.
+SLOPE = 0.05 index units and the combination rule were fixed a priori; nothing here was fitted
+to a label (see models/flood_s2/README.md for the measured numbers and why there is no trained
+S2 network).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from skimage.filters import threshold_otsu
+
+BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
+B = {name: i for i, name in enumerate(BANDS)}
+
+SLOPE = 0.05
+PLAUSIBLE = (-0.3, 0.3)
+LITERATURE_THRESHOLD = 0.0
+MIN_VALID_PIXELS = 64
+
+
+def to_reflectance(s2: np.ndarray, dn_offset: float = 0.0, nodata: float | None = 0) -> np.ndarray:
+    """DN (13,H,W) -> reflectance x 10000 as float32 with NaN for no data.
+
+    ``dn_offset``: added to DN (-1000 for processing baseline >= 04.00). ``nodata``: DN value
+    marking no data (0 in ESA products), checked before the offset; None to skip.
+    """
+    x = np.asarray(s2, dtype=np.float32)
+    if x.ndim != 3:
+        raise ValueError(f"expected (bands, H, W), got shape {x.shape}")
+    out = x + np.float32(dn_offset)
+    if nodata is not None:
+        out = np.where(x == nodata, np.nan, out)
+    return out
+
+
+def nodata_mask(s2: np.ndarray, bands: tuple[str, ...] = ("B3", "B8", "B11")) -> np.ndarray:
+    """True where any of ``bands`` is NaN or <= 0 (reflectance x 10000, offset removed)."""
+    sel = np.stack([np.asarray(s2[B[b]], dtype=np.float32) for b in bands])
+    return np.any(~np.isfinite(sel) | (sel <= 0), axis=0)
+
+
+def normalized_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(a - b) / (a + b) as float32; NaN where an input is NaN or a + b <= 0."""
+    a = np.asarray(a, dtype=np.float32)
+    b = np.asarray(b, dtype=np.float32)
+    s = a + b
+    with np.errstate(divide="ignore", invalid="ignore"):
+        nd = (a - b) / s
+    return np.where(s > 0, nd, np.nan).astype(np.float32)
+
+
+def mndwi(s2: np.ndarray) -> np.ndarray:
+    """MNDWI (green B3, SWIR1 B11) of a (13,H,W) reflectance x 10000 array -> (H,W) float32."""
+    return normalized_difference(s2[B["B3"]], s2[B["B11"]])
+
+
+def ndwi(s2: np.ndarray) -> np.ndarray:
+    """NDWI (green B3, NIR B8) of a (13,H,W) reflectance x 10000 array -> (H,W) float32."""
+    return normalized_difference(s2[B["B3"]], s2[B["B8"]])
+
+
+def otsu_threshold(
+    index: np.ndarray,
+    valid: np.ndarray | None = None,
+    plausible: tuple[float, float] = PLAUSIBLE,
+    fallback: float = LITERATURE_THRESHOLD,
+) -> tuple[float, bool]:
+    """Otsu threshold of a water index over finite (and ``valid``) pixels.
+
+    Returns (threshold, from_otsu). Falls back to ``fallback`` when there are fewer than
+    MIN_VALID_PIXELS pixels, the values are constant, the Otsu value lies outside
+    ``plausible`` or the upper class is not water-like (mean index <= 0).
+    """
+    x = np.asarray(index, dtype=np.float32)
+    ok = np.isfinite(x)
+    if valid is not None:
+        ok &= np.asarray(valid, dtype=bool)
+    v = np.clip(x[ok], -1.0, 1.0)
+    if v.size < MIN_VALID_PIXELS or float(v.max() - v.min()) < 1e-6:
+        return fallback, False
+    t = float(threshold_otsu(v, nbins=256))
+    upper = v[v > t]
+    if not (plausible[0] <= t <= plausible[1]) or upper.size == 0 or float(upper.mean()) <= 0.0:
+        return fallback, False
+    return t, True
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return (0.5 * (1.0 + np.tanh(0.5 * z))).astype(np.float32)
+
+
+def index_probability(index: np.ndarray, threshold: float, slope: float = SLOPE) -> np.ndarray:
+    """Logistic water probability of an index around ``threshold``; NaN stays NaN."""
+    return _sigmoid((np.asarray(index, dtype=np.float32) - np.float32(threshold)) / np.float32(slope))
+
+
+def _prepare(s2: np.ndarray, dn_offset: float) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(s2, dtype=np.float32)
+    if x.ndim != 3 or x.shape[0] != 13:
+        raise ValueError(f"expected S2 array (13, H, W), got shape {x.shape}")
+    if dn_offset:
+        x = x + np.float32(dn_offset)
+    return x, nodata_mask(x)
+
+
+def predict_mndwi_s2(
+    s2: np.ndarray,
+    *,
+    dn_offset: float = 0.0,
+    mask_clouds: bool = False,
+    gsd_m: float = 10.0,
+    product_level: str = "l1c",
+) -> np.ndarray:
+    """``mndwi-s2``: (13,H,W) reflectance x 10000 -> (H,W) float32 water probability.
+
+    NaN marks no data (and cloud/shadow when ``mask_clouds``).
+    """
+    x, bad = _prepare(s2, dn_offset)
+    m = mndwi(x)
+    valid = ~bad
+    if mask_clouds:
+        from terrawatch.ml.cloud import cloud_mask
+
+        cm = cloud_mask(x, gsd_m=gsd_m, product_level=product_level)
+        valid &= ~cm
+        bad = bad | cm
+    t, _ = otsu_threshold(m, valid)
+    return np.where(bad, np.nan, index_probability(m, t)).astype(np.float32)
+
+
+def predict_water_s2(
+    s2: np.ndarray,
+    *,
+    dn_offset: float = 0.0,
+    mask_clouds: bool = True,
+    gsd_m: float = 10.0,
+    product_level: str = "l1c",
+) -> np.ndarray:
+    """``flood-s2``: (13,H,W) S2 reflectance x 10000 -> (H,W) float32 water probability in [0,1].
+
+    Mean of the MNDWI and NDWI logistic probabilities, each around its own Otsu threshold
+    computed over valid cloud-free pixels of this array. NaN marks pixels with no estimate:
+    no data and, with ``mask_clouds`` (default), cloud or cloud shadow from
+    :func:`terrawatch.ml.cloud.cloud_mask` (``gsd_m``: pixel size in metres, used to run the cloud
+    model at ~30 m; ``product_level``: "l1c" or "l2a").
+    """
+    x, bad = _prepare(s2, dn_offset)
+    if mask_clouds:
+        from terrawatch.ml.cloud import cloud_mask
+
+        bad = bad | cloud_mask(x, gsd_m=gsd_m, product_level=product_level)
+    valid = ~bad
+    probs = []
+    for index in (mndwi(x), ndwi(x)):
+        t, _ = otsu_threshold(index, valid)
+        probs.append(index_probability(index, t))
+    p = 0.5 * (probs[0] + probs[1])
+    return np.where(bad, np.nan, p).astype(np.float32)

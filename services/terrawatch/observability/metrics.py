@@ -1,0 +1,78 @@
+"""The Prometheus metric catalogue of terrawatch (see docs/metrics.md).
+
+Every process imports its metrics from here, so names, labels and units are
+defined once. Units follow Prometheus conventions: seconds, bytes, ``_total``
+for counters.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+STAGES = ("read", "infer", "stitch", "vectorize", "store", "alert")
+
+# Latency buckets in seconds: stage work is sub-second to minutes.
+_STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+# Sensing-to-alert spans minutes (live) to days (backfill).
+_LATENCY_BUCKETS = (
+    60, 300, 600, 900, 1800, 3600, 2 * 3600, 3 * 3600, 6 * 3600, 12 * 3600,
+    86400, 3 * 86400, 7 * 86400, 30 * 86400,
+)
+
+EVENTS_CONSUMED = Counter(
+    "terrawatch_events_consumed_total", "Scene events read from Kafka.", ["topic"]
+)
+EVENTS_INVALID = Counter(
+    "terrawatch_events_invalid_total", "Scene events rejected and sent to the DLQ.", ["reason"]
+)
+SCENES = Counter(
+    "terrawatch_scenes_total",
+    "Scenes finished, by outcome (processed, duplicate, failed).",
+    ["outcome", "platform"],
+)
+TILES = Counter("terrawatch_tiles_total", "Tiles inferred.", ["hazard"])
+STAGE_SECONDS = Histogram(
+    "terrawatch_stage_duration_seconds",
+    "Wall time of one pipeline stage for one scene.",
+    ["stage"],
+    buckets=_STAGE_BUCKETS,
+)
+SENSING_TO_ALERT_SECONDS = Histogram(
+    "terrawatch_sensing_to_alert_seconds",
+    "Time from the scene's sensing time to its alert being stored.",
+    ["hazard"],
+    buckets=_LATENCY_BUCKETS,
+)
+TRITON_REQUEST_SECONDS = Histogram(
+    "terrawatch_triton_request_duration_seconds",
+    "Client-side latency of one Triton inference request.",
+    ["model"],
+    buckets=_STAGE_BUCKETS,
+)
+DB_WRITE_SECONDS = Histogram(
+    "terrawatch_db_write_duration_seconds",
+    "Latency of one PostGIS write transaction.",
+    ["operation"],
+    buckets=_STAGE_BUCKETS,
+)
+CONSUMER_LAG = Gauge(
+    "terrawatch_consumer_lag_messages",
+    "Messages between the committed offset and the partition's high watermark.",
+    ["topic", "partition"],
+)
+DETECTIONS = Counter("terrawatch_detections_total", "Detection polygons stored.", ["hazard"])
+ALERTS = Counter("terrawatch_alerts_total", "Alerts created or updated.", ["hazard", "action"])
+WEBHOOK_DELIVERIES = Counter(
+    "terrawatch_webhook_deliveries_total",
+    "Webhook delivery attempts by outcome (succeeded, retry, failed).",
+    ["endpoint", "outcome"],
+)
+WEBHOOK_SECONDS = Histogram(
+    "terrawatch_webhook_delivery_duration_seconds",
+    "Latency of one webhook HTTP attempt.",
+    ["endpoint"],
+    buckets=_STAGE_BUCKETS,
+)
+OUTBOX_DEPTH = Gauge("terrawatch_outbox_depth", "Webhook deliveries waiting in the outbox.")
+DLQ_DEPTH = Gauge("terrawatch_dlq_depth", "Messages in the scene dead-letter topic.")
+SCENES_IN_FLIGHT = Gauge("terrawatch_scenes_in_flight", "Scenes being processed now.")

@@ -1,0 +1,175 @@
+"""Process one scene: tile + infer on Ray/Triton, vectorize, store, alert - exactly once in effect.
+
+Idempotency key: (scene id, hazard, model version). Everything a scene yields
+is written in one transaction together with its run marker, so a re-delivered
+event either finds the marker (and does nothing) or finds nothing at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+import shapely
+
+from terrawatch.alerting.payloads import geojson_event
+from terrawatch.domain.alerts import (
+    OPEN_STATUSES, AlertStatus, Confidence, HazardPolicy, admits, confidence, severity,
+)
+from terrawatch.domain.errors import UnsupportedScene
+from terrawatch.domain.polygons import Detection, as_multipolygon, cluster, geodesic_area_ha
+from terrawatch.domain.scene import Scene, Sensor
+from terrawatch.imagery.reader import SceneReader
+from terrawatch.observability.metrics import (
+    ALERTS, DETECTIONS, SENSING_TO_ALERT_SECONDS, STAGE_SECONDS, TILES,
+)
+from terrawatch.settings import Settings
+from terrawatch.store.uow import AlertRow, UnitOfWork, window_start
+from terrawatch.tiling.ray_tiler import NODATA
+from terrawatch.vectorize.polygonize import polygonize
+
+log = logging.getLogger(__name__)
+
+# Which Triton model maps which hazard for which sensor.
+HAZARD_MODELS: dict[tuple[Sensor, str], str] = {
+    (Sensor.S1, "flood"): "flood_s1",
+    (Sensor.S2, "flood"): "flood_s2",
+}
+CONFIDENCE_RANKS = {c.value: c.rank for c in Confidence}
+
+
+@dataclass
+class SceneOutcome:
+    scene_id: str
+    outcome: str  # processed | duplicate
+    tiles: int = 0
+    detections: int = 0
+    alerts_created: int = 0
+    alerts_updated: int = 0
+    webhooks_enqueued: int = 0
+    stages: dict[str, float] = field(default_factory=dict)
+
+
+class ScenePipeline:
+    def __init__(self, settings: Settings, tiler, engine, model_version) -> None:
+        """``tiler`` runs a model over a scene (RayTiler); ``model_version(name)`` asks Triton."""
+        self.s = settings
+        self.tiler = tiler
+        self.engine = engine
+        self.model_version = model_version
+        self.policies = {h: HazardPolicy(h, min_area_ha=settings.min_mapping_unit_ha,
+                                         merge_distance_m=settings.alert_merge_distance_m)
+                         for h in ("flood", "deforestation", "mining")}
+
+    def process(self, scene: Scene) -> SceneOutcome:
+        runs = [(h, HAZARD_MODELS[(scene.sensor, h)]) for h in scene.hazards if (scene.sensor, h) in HAZARD_MODELS]
+        if not runs:
+            raise UnsupportedScene(f"no model for hazards {list(scene.hazards)} on {scene.sensor.value}")
+        out = SceneOutcome(scene.id, "duplicate")
+        for hazard, model in runs:
+            version = f"{model}:{self.model_version(model)}"
+            with UnitOfWork(self.engine, "check") as uow:
+                if uow.run_exists(scene.id, hazard, version):
+                    continue
+            self._run_hazard(scene, hazard, model, version, out)
+            out.outcome = "processed"
+        return out
+
+    def _run_hazard(self, scene: Scene, hazard: str, model: str, version: str, out: SceneOutcome) -> None:
+        t0 = time.perf_counter()
+        with SceneReader(scene) as reader:
+            grid = reader.grid
+        likelihood, worker_s, n_tiles = self.tiler.run(
+            scene, grid.height, grid.width, model, self.s.tile_size, self.s.tile_overlap,
+            datetime.now(timezone.utc).isoformat())
+        t1 = time.perf_counter()
+        TILES.labels(hazard).inc(n_tiles)
+        mask = (likelihood != NODATA) & (likelihood >= self.s.flood_threshold * 100)
+        dets = polygonize(mask, np.where(likelihood == NODATA, 0, likelihood), grid.transform, grid.crs,
+                          hazard, self.s.min_mapping_unit_ha)
+        t2 = time.perf_counter()
+        created, updated, enq = self._store(scene, hazard, version, dets, n_tiles)
+        t3 = time.perf_counter()
+        for stage, secs in (("read", worker_s["read"]), ("infer", worker_s["infer"]),
+                            ("vectorize", t2 - t1), ("store", t3 - t2)):
+            STAGE_SECONDS.labels(stage).observe(secs)
+            out.stages[stage] = out.stages.get(stage, 0.0) + secs
+        out.stages["tiling_wall"] = out.stages.get("tiling_wall", 0.0) + (t1 - t0)
+        out.tiles += n_tiles
+        out.detections += len(dets)
+        out.alerts_created += created
+        out.alerts_updated += updated
+        out.webhooks_enqueued += enq
+        DETECTIONS.labels(hazard).inc(len(dets))
+
+    def _store(self, scene: Scene, hazard: str, version: str, dets: list[Detection], n_tiles: int):
+        policy = self.policies[hazard]
+        created = updated = enqueued = 0
+        with UnitOfWork(self.engine, "scene") as uow:
+            uow.lock_scene(f"{scene.id}/{hazard}/{version}")
+            if uow.run_exists(scene.id, hazard, version):  # another worker won the race
+                return 0, 0, 0
+            uow.upsert_scene(scene)
+            ids = uow.add_detections(scene, version, dets)
+            uow.add_run(scene.id, hazard, version, n_tiles, len(dets))
+            alerted: list[AlertRow] = []
+            for group in cluster([d.geometry for d in dets], policy.merge_distance_m):
+                geom = as_multipolygon(shapely.union_all([dets[i].geometry for i in group]))
+                area = sum(dets[i].area_ha for i in group)
+                lk = sum(dets[i].likelihood * dets[i].area_ha for i in group) / max(area, 1e-9)
+                if not admits(area, lk, policy):
+                    continue
+                alert, is_new = self._merge_or_create(uow, scene, hazard, geom, area, lk, policy)
+                uow.link_detections(alert.id, [ids[i] for i in group])
+                created += is_new
+                updated += not is_new
+                event_type = "alert.created" if is_new else "alert.updated"
+                for sub in uow.matching_subscribers(alert, CONFIDENCE_RANKS):
+                    uow.enqueue(alert, sub["id"], event_type, geojson_event(event_type, alert), "application/json")
+                    enqueued += 1
+                alerted.append(alert)
+                ALERTS.labels(hazard, "created" if is_new else "updated").inc()
+        now = datetime.now(timezone.utc)
+        for _ in alerted:
+            SENSING_TO_ALERT_SECONDS.labels(hazard).observe((now - scene.sensing_time).total_seconds())
+        return created, updated, enqueued
+
+    def _merge_or_create(self, uow: UnitOfWork, scene: Scene, hazard: str, geom, area: float, lk: float,
+                         policy: HazardPolicy) -> tuple[AlertRow, bool]:
+        sensor = scene.sensor.value
+        existing = uow.mergeable_alert(hazard, geom, policy.merge_distance_m,
+                                       window_start(scene.sensing_time, policy.merge_window_days),
+                                       [s.value for s in OPEN_STATUSES])
+        if existing is None:
+            a = AlertRow(
+                id=uuid.uuid4(), hazard=hazard, status=AlertStatus.NEW.value,
+                confidence=confidence({sensor}, 1, area, policy).value, severity=severity(area, policy),
+                geom=geom, area_ha=area, likelihood=lk, sensors=[sensor], observations=1,
+                first_sensed=scene.sensing_time, last_sensed=scene.sensing_time,
+                context={"scene_ids": [scene.id]}, version=1)
+            uow.insert_alert(a)
+            uow.add_alert_event(a.id, "pipeline", None, a.status, f"first detection in scene {scene.id}")
+            return a, True
+        a = existing
+        scenes = list(dict.fromkeys([*a.context.get("scene_ids", []), scene.id]))
+        a.geom = as_multipolygon(shapely.union_all([a.geom, geom]))
+        a.area_ha = geodesic_area_ha(a.geom)
+        a.likelihood = max(a.likelihood, lk)
+        a.sensors = sorted({*a.sensors, sensor})
+        a.observations = len(scenes)
+        a.first_sensed = min(a.first_sensed, scene.sensing_time)
+        a.last_sensed = max(a.last_sensed, scene.sensing_time)
+        a.confidence = confidence(set(a.sensors), a.observations, a.area_ha, policy).value
+        a.severity = severity(a.area_ha, policy)
+        a.context = {**a.context, "scene_ids": scenes}
+        a.version += 1
+        src = a.status
+        if src == AlertStatus.NEW.value and a.observations >= 2:
+            a.status = AlertStatus.CONFIRMED.value
+        uow.update_alert(a)
+        uow.add_alert_event(a.id, "pipeline", src, a.status, f"scene {scene.id} observed the alert area again")
+        return a, False

@@ -1,0 +1,170 @@
+"""The pipeline worker: consume scene events, process each exactly once in effect, commit.
+
+Offsets are committed only after a scene's results are durably in PostGIS (or
+its event is durably in the DLQ). Bad input never stops the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from datetime import datetime, timezone
+
+import ray
+from ray.exceptions import RayActorError, RayTaskError
+
+from terrawatch.domain.errors import InvalidEvent, TerrawatchError, TransientError, UnreadableAsset
+from terrawatch.domain.scene import parse_event
+from terrawatch.ingest import kafka_io
+from terrawatch.observability.metrics import (
+    CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_INVALID, SCENES, SCENES_IN_FLIGHT,
+)
+from terrawatch.settings import Settings
+from terrawatch.store.uow import engine_for
+
+log = logging.getLogger(__name__)
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    if isinstance(exc, RayTaskError) and exc.cause is not None:
+        return exc.cause
+    return exc
+
+
+class Worker:
+    def __init__(self, settings: Settings, max_attempts: int = 3, retry_base_s: float = 2.0) -> None:
+        from terrawatch.inference.triton import MODELS, TritonSegmenter
+        from terrawatch.service.pipeline import ScenePipeline
+        from terrawatch.tiling.ray_tiler import RayTiler
+
+        self.s = settings
+        self.max_attempts = max_attempts
+        self.retry_base_s = retry_base_s
+        self._stop = threading.Event()
+        if not ray.is_initialized():
+            ray.init(address=settings.ray, logging_level=logging.WARNING, log_to_driver=False)
+        self.tiler = RayTiler(settings.triton, batch=settings.triton_batch, max_in_flight=settings.max_in_flight_tiles)
+        self._versions: dict[str, tuple[float, str]] = {}
+
+        def model_version(name: str) -> str:
+            cached = self._versions.get(name)
+            if cached and time.monotonic() - cached[0] < 30:
+                return cached[1]
+            v = TritonSegmenter(settings.triton, MODELS[name]).model_version()
+            self._versions[name] = (time.monotonic(), v)
+            return v
+
+        self.pipeline = ScenePipeline(settings, self.tiler, engine_for(settings.db_url), model_version)
+        self.producer = kafka_io.producer(settings)
+        self.consumer = kafka_io.consumer(settings)
+        self.paused = threading.Event()
+
+    def stop(self, *_: object) -> None:
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+
+    def run(self, max_idle_s: float | None = None) -> None:
+        """Consume until stopped (or idle for ``max_idle_s`` seconds, for batch runs)."""
+        self.consumer.subscribe([self.s.scenes_topic])
+        idle_since = time.monotonic()
+        last_lag = 0.0
+        try:
+            while not self._stop.is_set():
+                if time.monotonic() - last_lag > 5:
+                    self._report_lag()
+                    last_lag = time.monotonic()
+                msg = self.consumer.poll(1.0)
+                if msg is None:
+                    if max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
+                        break
+                    continue
+                if msg.error():
+                    log.warning("kafka error: %s", msg.error())
+                    continue
+                self.handle(msg)
+                self.consumer.commit(message=msg, asynchronous=False)
+                idle_since = time.monotonic()
+        finally:
+            self.consumer.close()
+            self.producer.flush(10)
+
+    def _report_lag(self) -> None:
+        try:
+            for part, n in kafka_io.lag(self.consumer, self.s.scenes_topic).items():
+                CONSUMER_LAG.labels(self.s.scenes_topic, str(part)).set(n)
+        except Exception:  # noqa: BLE001 - metrics must not stop consumption
+            log.debug("lag report failed", exc_info=True)
+
+    def handle(self, msg) -> str:
+        """Process one message; return the outcome. Never raises for bad input."""
+        EVENTS_CONSUMED.labels(msg.topic()).inc()
+        try:
+            scene = parse_event(msg.value() or b"")
+        except InvalidEvent as exc:
+            return self._dead_letter(msg, exc, 1, platform="unknown")
+        SCENES_IN_FLIGHT.inc()
+        try:
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    res = self.pipeline.process(scene)
+                    SCENES.labels(res.outcome, scene.platform).inc()
+                    log.info("scene %s %s: %d tiles, %d detections, %d alerts", scene.id, res.outcome,
+                             res.tiles, res.detections, res.alerts_created + res.alerts_updated)
+                    return res.outcome
+                except Exception as raw:  # noqa: BLE001 - classified below
+                    exc = _unwrap(raw)
+                    if isinstance(exc, TerrawatchError) and not isinstance(exc, TransientError):
+                        return self._dead_letter(msg, exc, attempt, scene.platform)
+                    if attempt >= self.max_attempts or self._stop.is_set():
+                        wrapped = TransientError(f"gave up after {attempt} attempts: {_describe(exc)}")
+                        return self._dead_letter(msg, wrapped, attempt, scene.platform)
+                    log.warning("scene %s attempt %d failed: %s", scene.id, attempt, _describe(exc))
+                    self._stop.wait(self.retry_base_s * 2 ** (attempt - 1))
+        finally:
+            SCENES_IN_FLIGHT.dec()
+
+    def _dead_letter(self, msg, exc: BaseException, attempts: int, platform: str) -> str:
+        code = getattr(exc, "code", "error")
+        reason = getattr(exc, "reason", None) or _describe(exc)
+        kafka_io.send_to_dlq(self.producer, self.s, msg, reason, code, attempts)
+        EVENTS_INVALID.labels(code).inc()
+        SCENES.labels("failed", platform).inc()
+        log.warning("event at %s[%d]@%d sent to DLQ: %s", msg.topic(), msg.partition(), msg.offset(), reason)
+        return "dlq"
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, (RayActorError,)):
+        return f"ray worker died: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def sync_static_subscribers(settings: Settings) -> int:
+    """Upsert subscribers given as ``url|secret`` pairs in TERRAWATCH_WEBHOOK_SUBSCRIBERS."""
+    import uuid
+
+    from sqlalchemy.dialects.postgresql import insert
+
+    from terrawatch.store import tables as t
+
+    pairs = [p.split("|", 1) for p in settings.webhook_subscribers.split(",") if p.strip()]
+    if not pairs:
+        return 0
+    with engine_for(settings.db_url).begin() as conn:
+        for url, secret in pairs:
+            conn.execute(insert(t.subscribers).values(
+                id=uuid.uuid4(), url=url.strip(), secret=secret.strip(),
+                hazards=["flood", "deforestation", "mining"], min_confidence="low", format="geojson",
+            ).on_conflict_do_update(index_elements=["url"], set_={"secret": secret.strip(), "active": True}))
+    return len(pairs)
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,1 @@
+"""PostGIS storage: tables (SQLAlchemy Core + GeoAlchemy2), Alembic migrations, unit of work."""

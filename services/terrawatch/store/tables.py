@@ -1,0 +1,109 @@
+"""Table definitions. Geometries are EPSG:4326; areas in hectares; times timestamptz (UTC)."""
+
+from __future__ import annotations
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Integer, MetaData, String, Table, Text,
+    UniqueConstraint, func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+
+metadata = MetaData()
+
+scenes = Table(
+    "scenes", metadata,
+    Column("id", String(256), primary_key=True),
+    Column("sensor", String(16), nullable=False),
+    Column("platform", String(32), nullable=False),
+    Column("sensing_time", DateTime(timezone=True), nullable=False, index=True),
+    Column("footprint", Geometry("MULTIPOLYGON", srid=4326, spatial_index=True), nullable=False),
+    Column("item", JSONB, nullable=False),
+    Column("received_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+)
+
+scene_runs = Table(
+    "scene_runs", metadata,
+    Column("scene_id", String(256), ForeignKey("scenes.id", ondelete="CASCADE"), primary_key=True),
+    Column("hazard", String(32), primary_key=True),
+    Column("model_version", String(64), primary_key=True),
+    Column("tiles", Integer, nullable=False),
+    Column("detections", Integer, nullable=False),
+    Column("finished_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+)
+
+detections = Table(
+    "detections", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("scene_id", String(256), ForeignKey("scenes.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("hazard", String(32), nullable=False),
+    Column("model_version", String(64), nullable=False),
+    Column("geom", Geometry("MULTIPOLYGON", srid=4326, spatial_index=True), nullable=False),
+    Column("area_ha", Float, nullable=False),
+    Column("likelihood", Float, nullable=False),
+    Column("sensing_time", DateTime(timezone=True), nullable=False, index=True),
+    Column("alert_id", UUID(as_uuid=True), ForeignKey("alerts.id"), nullable=True, index=True),
+    Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+)
+
+alerts = Table(
+    "alerts", metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("hazard", String(32), nullable=False, index=True),
+    Column("status", String(16), nullable=False, index=True),
+    Column("confidence", String(8), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("geom", Geometry("MULTIPOLYGON", srid=4326, spatial_index=True), nullable=False),
+    Column("area_ha", Float, nullable=False),
+    Column("likelihood", Float, nullable=False),
+    Column("sensors", ARRAY(String), nullable=False),
+    Column("observations", Integer, nullable=False),
+    Column("first_sensed", DateTime(timezone=True), nullable=False),
+    Column("last_sensed", DateTime(timezone=True), nullable=False, index=True),
+    Column("context", JSONB, nullable=False, server_default="{}"),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+)
+
+alert_events = Table(
+    "alert_events", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("alert_id", UUID(as_uuid=True), ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("from_status", String(16), nullable=True),
+    Column("to_status", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+)
+
+subscribers = Table(
+    "subscribers", metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("url", Text, nullable=False, unique=True),
+    Column("secret", Text, nullable=False),
+    Column("aoi", Geometry("MULTIPOLYGON", srid=4326), nullable=True),
+    Column("hazards", ARRAY(String), nullable=False),
+    Column("min_confidence", String(8), nullable=False, server_default="low"),
+    Column("format", String(8), nullable=False, server_default="geojson"),
+    Column("active", Boolean, nullable=False, server_default="true"),
+    Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+)
+
+webhook_outbox = Table(
+    "webhook_outbox", metadata,
+    Column("id", String(64), primary_key=True),  # the Standard Webhooks webhook-id, stable across retries
+    Column("alert_id", UUID(as_uuid=True), ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False),
+    Column("alert_version", Integer, nullable=False),
+    Column("subscriber_id", UUID(as_uuid=True), ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    Column("event_type", String(32), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("content_type", String(64), nullable=False, server_default="application/json"),
+    Column("status", String(12), nullable=False, server_default="pending", index=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", DateTime(timezone=True), server_default=func.now(), nullable=False, index=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("alert_id", "alert_version", "subscriber_id", name="uq_outbox_alert_version_sub"),
+)

@@ -1,0 +1,181 @@
+"""Unit of work and repositories over PostGIS (SQLAlchemy Core, bound parameters only).
+
+One :class:`UnitOfWork` is one database transaction: everything a scene
+produces (scene row, run marker, detections, alerts, alert events, outbox
+rows) commits together or not at all.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from geoalchemy2.shape import from_shape, to_shape
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import Engine, create_engine, func, insert, select, text, update
+from sqlalchemy.engine import Connection
+
+from terrawatch.domain.polygons import Detection, as_multipolygon
+from terrawatch.domain.scene import Scene
+from terrawatch.observability.metrics import DB_WRITE_SECONDS
+from terrawatch.store import tables as t
+
+
+@lru_cache(maxsize=8)
+def engine_for(url: str) -> Engine:
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def _geom(g: BaseGeometry):
+    return from_shape(as_multipolygon(g), srid=4326)
+
+
+@dataclass
+class AlertRow:
+    id: uuid.UUID
+    hazard: str
+    status: str
+    confidence: str
+    severity: str
+    geom: BaseGeometry
+    area_ha: float
+    likelihood: float
+    sensors: list[str]
+    observations: int
+    first_sensed: datetime
+    last_sensed: datetime
+    context: dict[str, Any]
+    version: int
+
+
+class UnitOfWork:
+    def __init__(self, engine: Engine, operation: str = "scene") -> None:
+        self.engine = engine
+        self.operation = operation
+        self.conn: Connection | None = None
+
+    def __enter__(self) -> UnitOfWork:
+        self._t0 = time.perf_counter()
+        self.conn = self.engine.connect()
+        self._tx = self.conn.begin()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self._tx.commit()
+                DB_WRITE_SECONDS.labels(self.operation).observe(time.perf_counter() - self._t0)
+            else:
+                self._tx.rollback()
+        finally:
+            self.conn.close()
+
+    # scenes and runs ---------------------------------------------------------
+    def run_exists(self, scene_id: str, hazard: str, model_version: str) -> bool:
+        q = select(t.scene_runs.c.scene_id).where(
+            t.scene_runs.c.scene_id == scene_id, t.scene_runs.c.hazard == hazard,
+            t.scene_runs.c.model_version == model_version)
+        return self.conn.execute(q).first() is not None
+
+    def lock_scene(self, scene_id: str) -> None:
+        """Serialise concurrent workers on one scene (transaction-scoped advisory lock)."""
+        self.conn.execute(text("select pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": scene_id})
+
+    def upsert_scene(self, scene: Scene) -> None:
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt = pg_insert(t.scenes).values(
+            id=scene.id, sensor=scene.sensor.value, platform=scene.platform, sensing_time=scene.sensing_time,
+            footprint=_geom(scene.footprint), item=scene.item,
+        ).on_conflict_do_nothing(index_elements=["id"])
+        self.conn.execute(stmt)
+
+    def add_run(self, scene_id: str, hazard: str, model_version: str, tiles: int, detections: int) -> None:
+        self.conn.execute(insert(t.scene_runs).values(
+            scene_id=scene_id, hazard=hazard, model_version=model_version, tiles=tiles, detections=detections))
+
+    def add_detections(self, scene: Scene, model_version: str, dets: Iterable[Detection]) -> list[int]:
+        ids = []
+        for d in dets:
+            ids.append(self.conn.execute(insert(t.detections).values(
+                scene_id=scene.id, hazard=d.hazard, model_version=model_version, geom=_geom(d.geometry),
+                area_ha=d.area_ha, likelihood=d.likelihood, sensing_time=scene.sensing_time,
+            ).returning(t.detections.c.id)).scalar_one())
+        return ids
+
+    # alerts -----------------------------------------------------------------
+    def mergeable_alert(self, hazard: str, geom: BaseGeometry, distance_m: float, since: datetime,
+                        open_statuses: Iterable[str]) -> AlertRow | None:
+        g = func.ST_GeomFromWKB(from_shape(geom, srid=4326).data, 4326)
+        q = (select(t.alerts)
+             .where(t.alerts.c.hazard == hazard, t.alerts.c.status.in_(list(open_statuses)),
+                    t.alerts.c.last_sensed >= since,
+                    func.ST_DWithin(func.Geography(t.alerts.c.geom), func.Geography(g), distance_m))
+             .order_by(func.ST_Distance(func.Geography(t.alerts.c.geom), func.Geography(g)))
+             .limit(1).with_for_update())
+        row = self.conn.execute(q).mappings().first()
+        return _alert(row) if row else None
+
+    def get_alert(self, alert_id: uuid.UUID) -> AlertRow | None:
+        row = self.conn.execute(select(t.alerts).where(t.alerts.c.id == alert_id)).mappings().first()
+        return _alert(row) if row else None
+
+    def insert_alert(self, a: AlertRow) -> None:
+        self.conn.execute(insert(t.alerts).values(
+            id=a.id, hazard=a.hazard, status=a.status, confidence=a.confidence, severity=a.severity,
+            geom=_geom(a.geom), area_ha=a.area_ha, likelihood=a.likelihood, sensors=a.sensors,
+            observations=a.observations, first_sensed=a.first_sensed, last_sensed=a.last_sensed,
+            context=a.context, version=a.version))
+
+    def update_alert(self, a: AlertRow) -> None:
+        self.conn.execute(update(t.alerts).where(t.alerts.c.id == a.id).values(
+            status=a.status, confidence=a.confidence, severity=a.severity, geom=_geom(a.geom),
+            area_ha=a.area_ha, likelihood=a.likelihood, sensors=a.sensors, observations=a.observations,
+            first_sensed=a.first_sensed, last_sensed=a.last_sensed, context=a.context, version=a.version,
+            updated_at=func.now()))
+
+    def link_detections(self, alert_id: uuid.UUID, detection_ids: list[int]) -> None:
+        self.conn.execute(update(t.detections).where(t.detections.c.id.in_(detection_ids)).values(alert_id=alert_id))
+
+    def add_alert_event(self, alert_id: uuid.UUID, actor: str, src: str | None, dst: str, reason: str) -> None:
+        self.conn.execute(insert(t.alert_events).values(
+            alert_id=alert_id, actor=actor, from_status=src, to_status=dst, reason=reason))
+
+    # subscribers and outbox ---------------------------------------------------
+    def matching_subscribers(self, alert: AlertRow, confidence_ranks: dict[str, int]) -> list[dict]:
+        g = func.ST_GeomFromWKB(from_shape(alert.geom, srid=4326).data, 4326)
+        rank = confidence_ranks[alert.confidence]
+        allowed = [c for c, r in confidence_ranks.items() if r <= rank]
+        q = select(t.subscribers).where(
+            t.subscribers.c.active.is_(True),
+            t.subscribers.c.hazards.any(alert.hazard),
+            t.subscribers.c.min_confidence.in_(allowed),
+            (t.subscribers.c.aoi.is_(None)) | func.ST_Intersects(t.subscribers.c.aoi, g),
+        )
+        return [dict(r) for r in self.conn.execute(q).mappings()]
+
+    def enqueue(self, alert: AlertRow, subscriber_id: uuid.UUID, event_type: str, payload: str,
+                content_type: str) -> str:
+        msg_id = f"msg_{uuid.uuid4().hex}"
+        self.conn.execute(insert(t.webhook_outbox).values(
+            id=msg_id, alert_id=alert.id, alert_version=alert.version, subscriber_id=subscriber_id,
+            event_type=event_type, payload=payload, content_type=content_type))
+        return msg_id
+
+
+def _alert(row) -> AlertRow:
+    return AlertRow(
+        id=row["id"], hazard=row["hazard"], status=row["status"], confidence=row["confidence"],
+        severity=row["severity"], geom=to_shape(row["geom"]), area_ha=row["area_ha"],
+        likelihood=row["likelihood"], sensors=list(row["sensors"]), observations=row["observations"],
+        first_sensed=row["first_sensed"], last_sensed=row["last_sensed"], context=dict(row["context"] or {}),
+        version=row["version"])
+
+
+def window_start(sensing: datetime, days: float) -> datetime:
+    return sensing - timedelta(days=days)

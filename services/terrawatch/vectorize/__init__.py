@@ -1,0 +1,1 @@
+"""Masks to polygons: polygonize, minimum mapping unit, reprojection to EPSG:4326."""

@@ -1,0 +1,70 @@
+"""docs/metrics.md and terrawatch.observability.metrics must describe the same metrics."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from prometheus_client import REGISTRY
+from prometheus_client.metrics import MetricWrapperBase
+
+from terrawatch.observability import metrics
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
+ROW = re.compile(r"^\|\s*`(?P<name>[a-z_:][a-z0-9_:]*)`\s*\|\s*(?P<type>\w+)\s*\|(?P<labels>[^|]*)\|")
+
+
+def catalogue() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Exposed name -> (type, sorted label names) for every metric object in the module."""
+    out = {}
+    for obj in vars(metrics).values():
+        if isinstance(obj, MetricWrapperBase):
+            desc = obj.describe()[0]
+            name = desc.name + ("_total" if desc.type == "counter" else "")
+            out[name] = (desc.type, tuple(sorted(obj._labelnames)))
+    return out
+
+
+def documented(prefix: str) -> dict[str, tuple[str, tuple[str, ...]]]:
+    out = {}
+    for line in DOC.read_text().splitlines():
+        m = ROW.match(line)
+        if m and m["name"].startswith(prefix):
+            assert m["name"] not in out, f"{m['name']} documented twice"
+            labels = tuple(sorted(re.findall(r"`([a-z_]+)`", m["labels"])))
+            out[m["name"]] = (m["type"], labels)
+    return out
+
+
+def test_catalogue_is_not_empty_and_registered():
+    cat = catalogue()
+    assert len(cat) >= 15
+    for obj in vars(metrics).values():
+        if isinstance(obj, MetricWrapperBase):
+            assert obj in REGISTRY._collector_to_names, f"{obj} not in the default registry"
+
+
+def test_every_metric_is_documented_and_every_documented_metric_exists():
+    cat, doc = catalogue(), documented("terrawatch_")
+    assert sorted(set(cat) - set(doc)) == [], "in metrics.py but missing from docs/metrics.md"
+    assert sorted(set(doc) - set(cat)) == [], "in docs/metrics.md but not defined in metrics.py"
+
+
+def test_documented_types_and_labels_match():
+    cat, doc = catalogue(), documented("terrawatch_")
+    wrong = {n: (doc[n], cat[n]) for n in cat if n in doc and doc[n] != cat[n]}
+    assert wrong == {}, "docs (type, labels) != code (type, labels)"
+
+
+def test_names_follow_prometheus_conventions():
+    for name, (kind, _) in catalogue().items():
+        assert name.startswith("terrawatch_")
+        if kind == "counter":
+            assert name.endswith("_total")
+        if kind == "histogram":
+            assert name.endswith(("_seconds", "_bytes")), name
+
+
+def test_triton_section_lists_nv_metrics():
+    nv = documented("nv_")
+    assert "nv_inference_request_success" in nv and "nv_gpu_utilization" in nv
