@@ -88,6 +88,22 @@ def test_predict_on_handmade_scene():
     assert ((p_new >= 0.5) == water)[np.isfinite(p_new)].all()
 
 
+def test_missing_band_falls_back_to_the_other_index():
+    water = np.zeros((32, 32), bool)
+    water[4:20, 4:20] = True
+    s = _scene(water)
+    s[B["B8"]] = np.nan  # no NIR: MNDWI alone
+    p = predict_water_s2(s, mask_clouds=False)
+    assert np.isfinite(p).all() and ((p >= 0.5) == water).all()
+    s = _scene(water)
+    s[B["B11"]] = 0  # SWIR no data (DN 0): NDWI alone
+    p = predict_water_s2(s, mask_clouds=False)
+    assert np.isfinite(p).all() and ((p >= 0.5) == water).all()
+    assert np.isnan(predict_mndwi_s2(s)).all()
+    s[B["B3"]] = np.nan  # no green: no estimate at all
+    assert np.isnan(predict_water_s2(s, mask_clouds=False)).all()
+
+
 def test_shape_validation():
     with pytest.raises(ValueError):
         predict_water_s2(np.zeros((6, 8, 8), np.float32))
@@ -102,7 +118,7 @@ def _iou(prob: np.ndarray, label: np.ndarray) -> float:
 
 @pytest.mark.skipif(not (DATA / f"{CHIP}_S2Hand.tif").exists(), reason=f"shared data not found: {DATA}")
 def test_spain_chip_regression():
-    """Held-out Sen1Floods11 Spain chip. Measured: flood-s2 0.7299 (cloud mask on), 0.7666 (off);
+    """Held-out Sen1Floods11 Spain chip. Measured: flood-s2 0.7386 (cloud mask on), 0.7666 (off);
     mndwi-s2 0.7186 (off). Floors are measured values minus 0.01; nothing was fitted to this label."""
     import rasterio
 
@@ -114,6 +130,6 @@ def test_spain_chip_regression():
     iou = _iou(predict_water_s2(s2, mask_clouds=False), label)
     iou_m = _iou(predict_mndwi_s2(s2), label)
     print(f"flood-s2 IoU {iou_cm:.4f} (cloud mask) {iou:.4f} (no mask); mndwi-s2 {iou_m:.4f}")
-    assert iou_cm >= 0.72
+    assert iou_cm >= 0.728
     assert iou >= 0.756
     assert iou_m >= 0.708

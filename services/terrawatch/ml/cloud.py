@@ -87,14 +87,22 @@ def cloud_shadow_classes(
         x = _block_mean(x, f)
     x = np.where(np.isfinite(x), x, mean)
     x = (x - mean) / std
-    tiles = np.moveaxis(tile_array(x, xsize=ts, ysize=ts, overlap=0.2), -1, 1)
     name = sess.get_inputs()[0].name
-    probs = np.concatenate(
-        [softmax(sess.run(None, {name: tiles[i : i + batch_size]})[0], axis=1) for i in range(0, len(tiles), batch_size)]
-    )
-    probs = untile_array(np.moveaxis(probs, 1, -1), (x.shape[0], x.shape[1], probs.shape[1]), overlap=0.2,
-                         smooth_blending=True)
-    cls = np.argmax(probs, axis=2).astype(np.uint8)
+    if x.shape[0] <= ts and x.shape[1] <= ts:
+        # one model tile: mirror-pad instead of the library's 4+ overlapping tiles (pipeline tiles)
+        pad = ((0, ts - x.shape[0]), (0, ts - x.shape[1]), (0, 0))
+        tile = np.pad(x, pad, mode="symmetric")[None].transpose(0, 3, 1, 2)
+        logits = sess.run(None, {name: np.ascontiguousarray(tile, dtype=np.float32)})[0]
+        cls = np.argmax(logits[0], axis=0)[: x.shape[0], : x.shape[1]].astype(np.uint8)
+    else:
+        tiles = np.moveaxis(tile_array(x, xsize=ts, ysize=ts, overlap=0.2), -1, 1)
+        probs = np.concatenate(
+            [softmax(sess.run(None, {name: tiles[i : i + batch_size]})[0], axis=1)
+             for i in range(0, len(tiles), batch_size)]
+        )
+        probs = untile_array(np.moveaxis(probs, 1, -1), (x.shape[0], x.shape[1], probs.shape[1]), overlap=0.2,
+                             smooth_blending=True)
+        cls = np.argmax(probs, axis=2).astype(np.uint8)
     if f > 1:
         cls = np.repeat(np.repeat(cls, f, axis=0), f, axis=1)[:h, :w]
     return cls

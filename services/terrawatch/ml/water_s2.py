@@ -118,13 +118,32 @@ def index_probability(index: np.ndarray, threshold: float, slope: float = SLOPE)
     return _sigmoid((np.asarray(index, dtype=np.float32) - np.float32(threshold)) / np.float32(slope))
 
 
-def _prepare(s2: np.ndarray, dn_offset: float) -> tuple[np.ndarray, np.ndarray]:
+def _prepare(s2: np.ndarray, dn_offset: float) -> np.ndarray:
+    """Validate (13,H,W), mark no data (NaN or DN 0) as NaN, apply the DN offset.
+
+    After a -1000 offset dark water can have reflectance <= 0; it is kept (clipped to 1e-4)
+    rather than treated as no data.
+    """
     x = np.asarray(s2, dtype=np.float32)
     if x.ndim != 3 or x.shape[0] != 13:
         raise ValueError(f"expected S2 array (13, H, W), got shape {x.shape}")
-    if dn_offset:
-        x = x + np.float32(dn_offset)
-    return x, nodata_mask(x)
+    bad = ~np.isfinite(x) | (x == 0) if dn_offset else ~np.isfinite(x) | (x <= 0)
+    return np.where(bad, np.nan, np.maximum(x + np.float32(dn_offset), np.float32(1.0)))
+
+
+def _cloud_nan(x: np.ndarray, indices: list[np.ndarray], mask_clouds: bool, gsd_m: float,
+               product_level: str) -> list[np.ndarray]:
+    if not mask_clouds:
+        return indices
+    from terrawatch.ml.cloud import cloud_mask
+
+    cm = cloud_mask(x, gsd_m=gsd_m, product_level=product_level)
+    return [np.where(cm, np.nan, i) for i in indices]
+
+
+def _auto_probability(index: np.ndarray) -> np.ndarray:
+    t, _ = otsu_threshold(index)
+    return index_probability(index, t)
 
 
 def predict_mndwi_s2(
@@ -137,19 +156,12 @@ def predict_mndwi_s2(
 ) -> np.ndarray:
     """``mndwi-s2``: (13,H,W) reflectance x 10000 -> (H,W) float32 water probability.
 
-    NaN marks no data (and cloud/shadow when ``mask_clouds``).
+    Logistic MNDWI around its Otsu threshold. NaN marks no data in B3 or B11 (and cloud/shadow
+    when ``mask_clouds``).
     """
-    x, bad = _prepare(s2, dn_offset)
-    m = mndwi(x)
-    valid = ~bad
-    if mask_clouds:
-        from terrawatch.ml.cloud import cloud_mask
-
-        cm = cloud_mask(x, gsd_m=gsd_m, product_level=product_level)
-        valid &= ~cm
-        bad = bad | cm
-    t, _ = otsu_threshold(m, valid)
-    return np.where(bad, np.nan, index_probability(m, t)).astype(np.float32)
+    x = _prepare(s2, dn_offset)
+    (m,) = _cloud_nan(x, [mndwi(x)], mask_clouds, gsd_m, product_level)
+    return _auto_probability(m)
 
 
 def predict_water_s2(
@@ -162,21 +174,17 @@ def predict_water_s2(
 ) -> np.ndarray:
     """``flood-s2``: (13,H,W) S2 reflectance x 10000 -> (H,W) float32 water probability in [0,1].
 
-    Mean of the MNDWI and NDWI logistic probabilities, each around its own Otsu threshold
-    computed over valid cloud-free pixels of this array. NaN marks pixels with no estimate:
-    no data and, with ``mask_clouds`` (default), cloud or cloud shadow from
-    :func:`terrawatch.ml.cloud.cloud_mask` (``gsd_m``: pixel size in metres, used to run the cloud
-    model at ~30 m; ``product_level``: "l1c" or "l2a").
+    Mean of the MNDWI and NDWI logistic probabilities, each around its own Otsu threshold over
+    this array's valid cloud-free pixels; where only one index is available (B8 or B11 missing)
+    that one is used. NaN marks pixels with no estimate: no data and, with ``mask_clouds``
+    (default), cloud or cloud shadow from :func:`terrawatch.ml.cloud.cloud_mask` (``gsd_m``: input
+    pixel size in metres, the cloud model runs at ~30 m and needs context: use whole scenes or
+    large windows, not 256 px tiles; ``product_level``: "l1c" or "l2a").
     """
-    x, bad = _prepare(s2, dn_offset)
-    if mask_clouds:
-        from terrawatch.ml.cloud import cloud_mask
-
-        bad = bad | cloud_mask(x, gsd_m=gsd_m, product_level=product_level)
-    valid = ~bad
-    probs = []
-    for index in (mndwi(x), ndwi(x)):
-        t, _ = otsu_threshold(index, valid)
-        probs.append(index_probability(index, t))
-    p = 0.5 * (probs[0] + probs[1])
-    return np.where(bad, np.nan, p).astype(np.float32)
+    x = _prepare(s2, dn_offset)
+    indices = _cloud_nan(x, [mndwi(x), ndwi(x)], mask_clouds, gsd_m, product_level)
+    probs = np.stack([_auto_probability(i) for i in indices])
+    n = np.isfinite(probs).sum(0)
+    with np.errstate(invalid="ignore"):
+        p = np.nansum(probs, axis=0) / n
+    return np.where(n > 0, p, np.nan).astype(np.float32)

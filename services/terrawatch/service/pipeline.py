@@ -83,6 +83,7 @@ class ScenePipeline:
         t0 = time.perf_counter()
         with SceneReader(scene) as reader:
             grid = reader.grid
+        log.info("scene %s: tiling %dx%d px for %s with %s", scene.id, grid.width, grid.height, hazard, version)
         likelihood, worker_s, n_tiles = self.tiler.run(
             scene, grid.height, grid.width, model, self.s.tile_size, self.s.tile_overlap,
             datetime.now(timezone.utc).isoformat())

@@ -44,15 +44,20 @@ class Postgres:
             return
         pg_root = self.data.parent
         pg_root.mkdir(parents=True, exist_ok=True)
+        if self.user:  # the postgres user must be able to traverse the state dir
+            st = self.s.state_dir.stat().st_mode
+            os.chmod(self.s.state_dir, st | 0o711)
         self.sock.mkdir(parents=True, exist_ok=True)
         self._chown(pg_root)
         self._chown(self.sock)
         if not (self.data / "PG_VERSION").exists():
-            subprocess.run(
+            res = subprocess.run(
                 [str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
                  "--no-sync"],
-                check=True, capture_output=True, user=self.user,
+                capture_output=True, text=True, user=self.user,
             )
+            if res.returncode:
+                raise RuntimeError(f"initdb failed: {res.stderr.strip()}")
         self.proc.start(
             [str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.s.pg_port),
              "-k", str(self.sock), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=on",

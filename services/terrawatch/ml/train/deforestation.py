@@ -11,10 +11,12 @@ L1C chip ``../shared/data/sen1floods11/Spain_7370579_S2Hand.tif`` (Sen1Floods11,
    of other-pool spectra; the post scene copies it, re-samples some background (crop change, not
    loss), clears 0-4 shaped events inside forest (ellipses, rotated rectangles, 1-3 px roads,
    irregular blobs) by replacing spectra with bare-soil-pool spectra (edge pixels are linear mixtures,
-   bare fraction 0.3-1; label = fraction >= 0.5), then applies a vegetation seasonal gain
+   bare fraction 0.3-1; 30 % of events clear only 50-90 % of each pixel; 30 % of events leave
+   sparse regrowth/pasture (other-pool spectra with 0.15 <= NDVI < 0.4) instead of bare soil;
+   label = cleared fraction >= 0.5), then applies a vegetation seasonal gain
    (B5-B8A x 0.85-1.15), a scene gain (x 0.92-1.08), haze (additive, 0-300 DN, strongest in blue) and
    noise (1 % + 10 DN) to the post scene and noise to the pre scene.
-3. ``real_paste_pair``: a harder, spatially real case: the whole real chip is the pre scene and in
+3. ``real_paste_pair``: a spatially real case: the whole real chip is the pre scene and in
    24x24 px windows of the test blocks, forest pixels are replaced by the pixels of a real bare window
    (also from the test blocks), then the same radiometric perturbation is applied.
 
@@ -75,7 +77,10 @@ def spectral_classes(s2: np.ndarray) -> dict[str, np.ndarray]:
 def spectral_pools(s2: np.ndarray, region: np.ndarray) -> dict[str, np.ndarray]:
     """Real spectra (n, 13) float32 per class, only from pixels where ``region`` is True."""
     s2 = np.asarray(s2, np.float32)
-    return {k: s2[:, m & region].T.copy() for k, m in spectral_classes(s2).items()}
+    pools = {k: s2[:, m & region].T.copy() for k, m in spectral_classes(s2).items()}
+    nd = defo.ndvi(pools["other"].T[:, :, None])[:, 0]
+    pools["pasture"] = pools["other"][(nd >= 0.15) & (nd < 0.4)]
+    return pools
 
 
 def _smooth(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
@@ -144,11 +149,14 @@ def synth_pair(
     n_events = int(rng.integers(1, 5)) if rng.random() < p_event else 0
     events = event_shapes(rng, size, n_events) & stands
     frac = np.zeros((size, size), np.float32)
-    frac[events] = 1.0
+    # Cleared fraction of the pixel: whole clearing, or partial (residual canopy) clearing.
+    frac[events] = 1.0 if rng.random() < 0.7 else rng.uniform(0.5, 0.9)
     edge = events & ~ndimage.binary_erosion(events)
     frac[edge] = rng.uniform(0.3, 1.0, edge.sum())
-    bare = pools["bare"][rng.integers(0, len(pools["bare"]), events.sum())].T
-    post[:, events] = frac[events] * bare + (1 - frac[events]) * post[:, events]
+    # New cover: bare soil, or sparse regrowth / pasture (low-NDVI "other" spectra).
+    cover = pools["pasture"] if rng.random() < 0.3 else pools["bare"]
+    new = cover[rng.integers(0, len(cover), events.sum())].T
+    post[:, events] = frac[events] * new + (1 - frac[events]) * post[:, events]
     post = perturb(post, rng)
     pre = add_noise(pre, rng)
     label = events & (frac >= 0.5) & defo.forest_mask(pre)
@@ -238,7 +246,7 @@ def train(
             opt.zero_grad()
             loss.backward()
             opt.step()
-            tot += float(loss) * len(idx)
+            tot += loss.item() * len(idx)
         sched.step()
         log(f"epoch {ep + 1}/{epochs} bce={tot / len(x):.4f}")
     model.eval()

@@ -189,7 +189,7 @@ def train(out: Path, etci: Path, ombria: Path, val: Path | None, steps: int = 70
         opt.step()
         sched.step()
         if step % log_every == 0 or step == steps:
-            rec = {"step": step, "loss": round(float(loss), 4), "elapsed_s": round(time.time() - t1, 1)}
+            rec = {"step": step, "loss": round(loss.item(), 4), "elapsed_s": round(time.time() - t1, 1)}
             if step % (4 * log_every) == 0 or step == steps:
                 rec.update(evaluate_sets(net, monitor))
             history.append(rec)

@@ -1,0 +1,38 @@
+# terrawatch: the two commands are `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+PY ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+VENV := .venv
+TW := $(VENV)/bin/terrawatch
+
+.PHONY: env demo test test-unit test-integration stop status check-deploy bench bench-scale clean
+
+$(UV):
+	$(PY) -m pip install --quiet --user uv || $(PY) -m pip install --quiet uv
+
+env: $(UV)  ## create .venv from uv.lock (all groups, for tests too)
+	$(UV) sync --frozen --all-groups --quiet
+
+demo: env  ## start the stack, run the sample scenes end to end, print a JSON summary as the last line
+	$(TW) demo
+
+test: env  ## unit + integration tests against the real local stack (started and stopped by pytest)
+	$(VENV)/bin/pytest -q
+
+test-unit: env
+	$(VENV)/bin/pytest -q tests/unit
+
+test-integration: env
+	$(VENV)/bin/pytest -q tests/integration
+
+status: env
+	$(TW) stack status
+
+stop: env  ## stop the demo's worker and the local stack (only processes it started)
+	$(TW) stack down
+
+check-deploy:
+	bash deploy/check.sh
+
+clean: stop
+	rm -rf .terrawatch
