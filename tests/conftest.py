@@ -17,10 +17,12 @@ from terrawatch.settings import REPO_ROOT, Settings
 
 SHARED = Path(os.environ.get("TERRAWATCH_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
+# TERRAWATCH_TEST_PORT_OFFSET (a multiple of 100, < 600) lets several test sessions run side by side.
+_OFF = int(os.environ.get("TERRAWATCH_TEST_PORT_OFFSET", "0"))
 TEST_PORTS = dict(
-    kafka_port=29092, kafka_controller_port=29093, pg_port=25432,
-    triton_http_port=28000, triton_grpc_port=28001, triton_metrics_port=28002,
-    ray_port=26379, ray_min_worker_port=27000, metrics_port=29464,
+    kafka_port=29092 + _OFF, kafka_controller_port=29093 + _OFF, pg_port=25432 + _OFF,
+    triton_http_port=28000 + _OFF, triton_grpc_port=28001 + _OFF, triton_metrics_port=28002 + _OFF,
+    ray_port=26379 + _OFF, ray_min_worker_port=30000 + _OFF * 10, metrics_port=29464 + _OFF,
 )
 
 

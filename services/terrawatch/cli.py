@@ -49,7 +49,7 @@ def stack_down() -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
+def db_upgrade(revision: str = "heads") -> None:
     """Apply migrations up to REVISION."""
     from terrawatch.store.migrate import upgrade
 
