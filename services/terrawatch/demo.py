@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import secrets
 import sys
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from terrawatch.alerting.receiver import WebhookReceiver
 from terrawatch.settings import Settings
@@ -42,6 +39,7 @@ def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
     from terrawatch.ingest import kafka_io
     from terrawatch.ingest.stac_items import item_from_geotiff
     from terrawatch.samples import SPAIN_S1, spain_sensing_time, synthetic_s1
+    from terrawatch.service import subscriptions
     from terrawatch.stack import Stack
     from terrawatch.store import tables as t
     from terrawatch.store.uow import engine_for
@@ -53,15 +51,25 @@ def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
     engine = engine_for(settings.db_url)
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
 
-    secret = "whsec_" + __import__("base64").b64encode(secrets.token_bytes(24)).decode()
-    receiver = WebhookReceiver(secret)
-    with engine.begin() as conn:
-        conn.execute(update(t.subscribers).where(t.subscribers.c.url.like("%/terrawatch-demo/%"))
-                     .values(active=False))
-        conn.execute(t.subscribers.insert().values(
-            id=uuid.uuid4(), url=receiver.url, secret=secret, hazards=["flood", "deforestation", "mining"],
-            min_confidence="low", format="geojson"))
-    log(f"webhook receiver verifying signatures at {receiver.url}")
+    # Two subscribers registered through the service layer the API uses (secret generated server-side,
+    # SSRF-checked URL): one wants GeoJSON, one CAP 1.2. Earlier demo subscribers are deactivated.
+    local = settings.model_copy(update={"webhook_allow_private": "127.0.0.1"})
+    with engine.connect() as conn:
+        old = [r[0] for r in conn.execute(select(t.subscribers.c.id).where(
+            t.subscribers.c.url.like("%/terrawatch-demo/%"), t.subscribers.c.active.is_(True)))]
+    for sid in old:
+        subscriptions.deactivate(engine, sid, "demo")
+    receivers: dict[str, WebhookReceiver] = {}
+    sub_ids = []
+    for fmt in ("geojson", "cap"):
+        rx = WebhookReceiver(None, path=f"/terrawatch-demo/{fmt}")
+        sub, secret = subscriptions.create(engine, local, subscriptions.NewSubscription(
+            url=rx.url, hazards=["flood", "deforestation", "mining"], min_confidence="low", format=fmt,
+            description=f"make demo ({fmt})"), actor="demo")
+        rx.use_secret(secret)
+        receivers[fmt] = rx
+        sub_ids.append(uuid.UUID(sub["id"]))
+        log(f"webhook receiver ({fmt}) verifying signatures at {rx.url}")
 
     samples = settings.state_dir / "samples"
     synthetic_s1(samples / "synthetic_s1.tif")
@@ -94,8 +102,7 @@ def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
                 .where(t.detections.c.scene_id.in_(ids), t.detections.c.alert_id.is_not(None)))]
             outbox = conn.execute(select(t.webhook_outbox.c.status, func.count())
                                   .where(t.webhook_outbox.c.alert_id.in_(alert_ids),
-                                         t.webhook_outbox.c.subscriber_id.in_(
-                                             select(t.subscribers.c.id).where(t.subscribers.c.url == receiver.url)))
+                                         t.webhook_outbox.c.subscriber_id.in_(sub_ids))
                                   .group_by(t.webhook_outbox.c.status)).all()
             n_det = conn.execute(select(func.count()).select_from(t.detections)
                                  .where(t.detections.c.scene_id.in_(ids))).scalar_one()
@@ -112,20 +119,27 @@ def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
                 "detections": int(n_det),
                 "alerts": len(alert_ids),
                 "webhooks_delivered": int(status.get("delivered", 0)),
-                "webhooks_verified": len(receiver.verified_ids),
+                "webhooks_verified": sum(len(rx.verified_ids) for rx in receivers.values()),
+                "webhooks_by_format": {fmt: rx.by_format[fmt] for fmt, rx in receivers.items()},
                 "dlq": int(dlq),
                 "p95_sensing_to_alert_s": round(float(np.percentile(lat, 95)), 1) if lat else None,
             }
             break
         time.sleep(2)
-    receiver.close()
+    for rx in receivers.values():
+        rx.close()
     if not summary:
         raise TimeoutError(f"demo did not finish within {timeout_s}s; see {worker.log_file}")
+    from terrawatch.api.launch import start_api  # the API stays up with the stack (issue 6)
+
+    summary.update(start_api(settings))
     d = stack.describe()
     log("done. The stack keeps running:")
     log(f"  metrics:  curl http://127.0.0.1:{settings.metrics_port}/metrics")
     log(f"  database: psql {d['postgres'].replace('+psycopg', '')} -c 'select * from alerts'")
     log(f"  triton:   {d['triton_metrics']}")
+    log(f"  api:      {summary['map_url']}  ogrinfo OAPIF:{summary['ogc_url']}  "
+        "(ops actions need a key: .venv/bin/terrawatch keys create --role operator --name me)")
     log("  status:   .venv/bin/terrawatch stack status    stop: make stop  (terrawatch stack down)")
     log("note: p95_sensing_to_alert_s includes the Spain chip, sensed in 2019 (a backfill, not live)")
     return summary

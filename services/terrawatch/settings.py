@@ -50,13 +50,10 @@ class Settings(BaseSettings):
     tile_overlap: int = 32
     max_in_flight_tiles: int = 8
     triton_batch: int = 4
-    flood_model: str = "flood_s1"
     flood_threshold: float = 0.5
 
     # Vectorize and alerting
     min_mapping_unit_ha: float = 0.2
-    simplify_tolerance_m: float = 5.0
-    alert_merge_distance_m: float = 500.0
     webhook_subscribers: str = Field(
         default="",
         description="Comma-separated url|secret pairs of static webhook subscribers (whsec_ secrets).",
@@ -64,8 +61,34 @@ class Settings(BaseSettings):
     webhook_allow_private: str = Field(
         default="", description="Comma-separated hosts/CIDRs that may receive webhooks although private."
     )
-    webhook_timeout_s: float = 10.0
+    webhook_timeout_s: float = Field(default=10.0, description="Per-attempt HTTP timeout of a webhook POST (s).")
+    alert_rules_dir: Path = Field(default=REPO_ROOT / "alerts" / "rules",
+                                  description="Alert rules (*.yaml + schema.json), validated at startup.")
+    webhook_retry_window_h: float = Field(default=24.0, description="Retry a webhook for this long (h), then fail it.")
+    webhook_retry_base_s: float = Field(default=2.0, description="Backoff base (s): attempt n waits U(0, base*2^n).")
+    webhook_retry_cap_s: float = Field(default=3600.0, description="Longest wait between two attempts (s).")
+    webhook_max_per_endpoint: int = Field(default=4, description="Concurrent webhook requests per endpoint.")
+    webhook_workers: int = Field(default=8, description="Concurrent webhook requests per dispatcher in total.")
+    webhook_breaker_failures: int = Field(default=5, description="Consecutive failures that open an endpoint's circuit.")
+    webhook_breaker_cooldown_s: float = Field(default=60.0, description="Open-circuit pause before a trial request (s).")
+    webhook_lease_s: float | None = Field(
+        default=None, description="How long a claimed delivery stays reserved (s); default 4 x timeout + 30.")
+    cap_sender: str = Field(default="terrawatch@localhost", description="CAP <sender> of CAP 1.2 webhook payloads.")
     log_level: str = "INFO"
+
+    # HTTP API (terrawatch serve)
+    api_host: str = "127.0.0.1"
+    api_port: int = 18080
+    api_cors_origins: str = Field(default="", description="Comma-separated origins allowed by CORS ('' = none).")
+    api_public_read: bool = Field(
+        default=False, description="Serve the map layers (OGC API, tiles, /map) without an API key.")
+    api_auth_failures_per_minute: int = Field(
+        default=20, description="Failed authentications per client address per minute before HTTP 429.")
+    api_backfill_roots: str = Field(
+        default="", description="Comma-separated folders a backfill may read ('' = state dir and shared data).")
+    worker_metrics_url: str | None = Field(
+        default=None, description="The worker's /metrics (default http://127.0.0.1:<metrics_port>/metrics).")
+    control_poll_s: float = Field(default=2.0, description="How often the worker reads the pause flag (s).")
 
     @property
     def bootstrap(self) -> str:

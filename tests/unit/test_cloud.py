@@ -46,7 +46,9 @@ def test_agreement_with_hand_label(scene):
 
 
 def test_13_band_wrapper_matches_classes(scene):
-    img, _, pred = scene
+    img = scene[0][:256, :256]  # one model tile keeps this fast
+    pred = cloud_shadow_classes(img, gsd_m=30.0)
+    assert 0.05 < float((pred > 0).mean()) < 0.95  # the crop has cloud/shadow and clear pixels
     s2 = np.zeros((13, *img.shape[:2]), np.float32)
     for i, band in zip((1, 2, 3, 7, 11, 12), range(6)):
         s2[i] = img[..., band] * 10000

@@ -68,3 +68,10 @@ def test_names_follow_prometheus_conventions():
 def test_triton_section_lists_nv_metrics():
     nv = documented("nv_")
     assert "nv_inference_request_success" in nv and "nv_gpu_utilization" in nv
+
+
+def test_slo_bucket_exists_for_alert_rules():
+    """alerts/prometheus/ reads the le="21600.0" (6 h) bucket of the sensing-to-alert histogram."""
+    assert 21600.0 in metrics.SENSING_TO_ALERT_SECONDS._upper_bounds
+    rules = (DOC.parents[1] / "alerts" / "prometheus" / "terrawatch-rules.yaml").read_text()
+    assert 'le="21600.0"' in rules

@@ -36,14 +36,17 @@ class TritonPythonModel:
         self.model = load_mining_cnn(HERE / "model.pt")
 
     def execute(self, requests):
-        arrays = [pb_utils.get_input_tensor_by_name(r, "PATCHES").as_numpy() for r in requests]
-        sizes = [len(a) for a in arrays]
-        x = np.ascontiguousarray(np.concatenate(arrays), dtype=np.float32)
-        with self.torch.inference_mode():
-            prob = self.model(self.torch.from_numpy(x)).numpy().astype(np.float32)
+        try:
+            arrays = [pb_utils.get_input_tensor_by_name(r, "PATCHES").as_numpy() for r in requests]
+            x = np.ascontiguousarray(np.concatenate(arrays), dtype=np.float32)
+            with self.torch.inference_mode():  # all requests of the dynamic batch in one forward pass
+                prob = self.model(self.torch.from_numpy(x)).numpy().astype(np.float32)
+        except Exception as exc:
+            return [pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(str(exc)))
+                    for _ in requests]
         out, start = [], 0
-        for n in sizes:
-            t = pb_utils.Tensor("MINE_PROB", prob[start : start + n])
+        for a in arrays:
+            t = pb_utils.Tensor("MINE_PROB", prob[start : start + len(a)])
             out.append(pb_utils.InferenceResponse(output_tensors=[t]))
-            start += n
+            start += len(a)
         return out

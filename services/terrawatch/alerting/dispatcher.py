@@ -1,107 +1,274 @@
 """Outbox dispatcher: deliver pending webhooks with Standard Webhooks signatures and retries.
 
-Rows are claimed with ``FOR UPDATE SKIP LOCKED`` so several dispatchers never
-send the same delivery at once; the ``webhook-id`` header is the outbox row id,
-stable across retries, so receivers can deduplicate.
+Claiming: due rows are locked with ``FOR UPDATE SKIP LOCKED`` (several
+dispatchers never claim the same row at once) and leased by moving their
+``next_attempt_at`` forward by ``lease_s``; the HTTP request runs after the
+claim has committed. A dispatcher that dies mid-send leaves the row pending, so
+it is attempted again when the lease ends - at least once, never lost. The
+``webhook-id`` header is the outbox row id, stable across retries and
+redeliveries, so receivers deduplicate.
+
+Per endpoint (subscriber): at most ``max_per_endpoint`` requests in flight, a
+circuit breaker (no requests while open, one trial when half-open), per-request
+timeouts. Failed attempts are retried with exponential backoff and full jitter
+until the retry window (24 h by default) has passed, then the delivery is
+``failed``: listed for operators and redeliverable through the API.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
+from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import httpx
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, insert, select, update
 from standardwebhooks.webhooks import Webhook
 
-from terrawatch.alerting.ssrf import UnsafeWebhookTarget, check_target, parse_allow_list
-from terrawatch.observability.metrics import OUTBOX_DEPTH, WEBHOOK_DELIVERIES, WEBHOOK_SECONDS
+from terrawatch.alerting.retry import CircuitBreakers, backoff_s
+from terrawatch.alerting.ssrf import UnresolvableWebhookHost, UnsafeWebhookTarget, parse_allow_list, pin
+from terrawatch.observability.metrics import (
+    OUTBOX_DEPTH, OUTBOX_FAILED, WEBHOOK_CIRCUIT_OPEN, WEBHOOK_DELIVERIES, WEBHOOK_DELIVERY_LAG_SECONDS,
+    WEBHOOK_SECONDS,
+)
 from terrawatch.settings import Settings
 from terrawatch.store import tables as t
 from terrawatch.store.uow import engine_for
 
 log = logging.getLogger(__name__)
+ob = t.webhook_outbox
+
+__all__ = ["Dispatcher", "backoff_s"]
 
 
-def backoff_s(attempt: int, base: float = 2.0, cap: float = 3600.0) -> float:
-    """Exponential backoff with full jitter, seconds before attempt ``attempt + 1``."""
-    return random.uniform(0, min(cap, base * 2 ** attempt))
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 class Dispatcher:
-    def __init__(self, settings: Settings, batch: int = 20, retry_window: timedelta = timedelta(hours=24)) -> None:
-        self.s = settings
-        self.engine = engine_for(settings.db_url)
+    def __init__(self, settings: Settings, batch: int = 50, retry_window: timedelta | None = None,
+                 retry_base_s: float | None = None, retry_cap_s: float | None = None,
+                 max_per_endpoint: int | None = None, workers: int | None = None,
+                 breaker_failures: int | None = None, breaker_cooldown_s: float | None = None,
+                 timeout_s: float | None = None, lease_s: float | None = None) -> None:
+        """Parameters default to the ``TERRAWATCH_WEBHOOK_*`` settings; tests pass short ones."""
+        s = settings
+        self.s = s
+        self.engine = engine_for(s.db_url)
         self.batch = batch
-        self.retry_window = retry_window
-        self.allow = parse_allow_list(settings.webhook_allow_private)
-        self.http = httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False)
+        self.retry_window = retry_window or timedelta(hours=s.webhook_retry_window_h)
+        self.retry_base_s = s.webhook_retry_base_s if retry_base_s is None else retry_base_s
+        self.retry_cap_s = s.webhook_retry_cap_s if retry_cap_s is None else retry_cap_s
+        self.max_per_endpoint = max(1, max_per_endpoint or s.webhook_max_per_endpoint)
+        self.workers = max(1, workers or s.webhook_workers)
+        self.timeout_s = timeout_s or s.webhook_timeout_s
+        # A claim must outlive one attempt (connect + write + read timeouts) with margin.
+        self.lease_s = lease_s or s.webhook_lease_s or (4 * self.timeout_s + 30)
+        self.allow = parse_allow_list(s.webhook_allow_private)
+        self.breakers = CircuitBreakers(
+            breaker_failures or s.webhook_breaker_failures,
+            s.webhook_breaker_cooldown_s if breaker_cooldown_s is None else breaker_cooldown_s,
+            on_change=lambda key, is_open: WEBHOOK_CIRCUIT_OPEN.labels(key).set(1 if is_open else 0))
+        self.http = httpx.Client(timeout=httpx.Timeout(self.timeout_s), follow_redirects=False,
+                                 limits=httpx.Limits(max_connections=self.workers * 2))
+        self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="webhook")
+        self._inflight: dict[str, int] = defaultdict(int)
+        self._futures: set[Future] = set()
+        self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
 
+    # loop ------------------------------------------------------------------
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
 
     def run_forever(self, idle_s: float = 0.5) -> None:
-        while not self._stop.is_set():
-            try:
-                sent = self.run_once()
-            except Exception:  # noqa: BLE001 - keep dispatching through DB hiccups
-                log.exception("dispatcher iteration failed")
-                sent = 0
-            if not sent:
-                self._stop.wait(idle_s)
+        try:
+            while not self._stop.is_set():
+                try:
+                    claimed = self.run_once()
+                except Exception:  # noqa: BLE001 - keep dispatching through DB hiccups
+                    log.exception("dispatcher iteration failed")
+                    claimed = 0
+                if not claimed:
+                    self._wake.wait(idle_s)
+                    self._wake.clear()
+        finally:
+            self.close()
 
-    def run_once(self) -> int:
-        """Claim and attempt up to ``batch`` due deliveries; return how many were attempted."""
-        now = datetime.now(timezone.utc)
-        with self.engine.begin() as conn:
-            rows = conn.execute(
-                select(t.webhook_outbox, t.subscribers.c.url, t.subscribers.c.secret)
-                .join(t.subscribers, t.subscribers.c.id == t.webhook_outbox.c.subscriber_id)
-                .where(t.webhook_outbox.c.status == "pending", t.webhook_outbox.c.next_attempt_at <= now)
-                .order_by(t.webhook_outbox.c.next_attempt_at)
-                .limit(self.batch)
-                .with_for_update(skip_locked=True, of=t.webhook_outbox)
-            ).mappings().all()
-            for row in rows:
-                conn.execute(update(t.webhook_outbox).where(t.webhook_outbox.c.id == row["id"])
-                             .values(**self._attempt(row, now)))
-            depth = conn.execute(select(func.count()).select_from(t.webhook_outbox)
-                                 .where(t.webhook_outbox.c.status == "pending")).scalar_one()
-        OUTBOX_DEPTH.set(depth)
+    def close(self) -> None:
+        """Wait for attempts in flight, then release the threads and connections."""
+        self.pool.shutdown(wait=True, cancel_futures=False)
+        self.http.close()
+
+    def run_once(self, wait: bool = False) -> int:
+        """Claim due deliveries and start sending them; return how many were claimed.
+
+        ``wait``: block until the attempts started here have finished (tests, batch use).
+        """
+        rows = self._claim()
+        futures = []
+        for row in rows:
+            f = self.pool.submit(self._deliver, row)
+            with self._lock:
+                self._futures.add(f)
+            f.add_done_callback(self._done)
+            futures.append(f)
+        if wait:
+            for f in futures:
+                f.result()
         return len(rows)
 
-    def _attempt(self, row, now: datetime) -> dict:
-        endpoint = row["url"]
-        attempts = row["attempts"] + 1
-        error: str | None = None
+    def drain(self, timeout: float = 60.0, subscribers=None, idle_s: float = 0.05) -> None:
+        """Dispatch until no delivery is pending (of ``subscribers``, if given) or in flight (tests, one-shot runs)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            n = self.run_once(wait=True)
+            with self._lock:
+                busy = bool(self._futures)
+            q = select(func.count()).select_from(ob).where(ob.c.status == "pending")
+            if subscribers is not None:
+                q = q.where(ob.c.subscriber_id.in_(list(subscribers)))
+            with self.engine.connect() as conn:
+                pending = conn.execute(q).scalar_one()
+            if not pending and not busy:
+                return
+            if not n:
+                time.sleep(idle_s)
+        raise TimeoutError(f"outbox not drained within {timeout}s")
+
+    def _done(self, f: Future) -> None:
+        with self._lock:
+            self._futures.discard(f)
+        self._wake.set()
+        if f.exception() is not None:
+            log.error("webhook attempt crashed", exc_info=f.exception())
+
+    # claim -------------------------------------------------------------------
+    def _claim(self) -> list[dict]:
+        now = _now()
+        claimed: list[dict] = []
+        with self.engine.begin() as conn:
+            due = (ob.c.status == "pending") & (ob.c.next_attempt_at <= now)
+            endpoints = [r[0] for r in conn.execute(
+                select(ob.c.subscriber_id).where(due).group_by(ob.c.subscriber_id)
+                .order_by(func.min(ob.c.next_attempt_at)).limit(self.batch))]
+            for sid in endpoints:
+                key = str(sid)
+                if self.breakers.is_open(key):
+                    self._expire_blocked(conn, sid, now)
+                    continue
+                with self._lock:
+                    room = self.max_per_endpoint - self._inflight[key]
+                if room <= 0:
+                    continue
+                rows = conn.execute(
+                    select(ob, t.subscribers.c.url, t.subscribers.c.secret, t.subscribers.c.active)
+                    .join(t.subscribers, t.subscribers.c.id == ob.c.subscriber_id)
+                    .where(due, ob.c.subscriber_id == sid)
+                    .order_by(ob.c.next_attempt_at).limit(room)
+                    .with_for_update(skip_locked=True, of=ob)).mappings().all()
+                for row in rows:
+                    if not self.breakers.acquire(key):  # half-open: only one trial
+                        break
+                    conn.execute(update(ob).where(ob.c.id == row["id"])
+                                 .values(next_attempt_at=now + timedelta(seconds=self.lease_s)))
+                    with self._lock:
+                        self._inflight[key] += 1
+                    claimed.append(dict(row))
+            pending = conn.execute(select(func.count()).select_from(ob).where(ob.c.status == "pending")).scalar_one()
+            failed = conn.execute(select(func.count()).select_from(ob).where(ob.c.status == "failed")).scalar_one()
+        OUTBOX_DEPTH.set(pending)
+        OUTBOX_FAILED.set(failed)
+        return claimed
+
+    def _expire_blocked(self, conn, sid, now: datetime) -> None:
+        """Fail the due rows of an endpoint whose circuit is open once their retry window has passed."""
+        res = conn.execute(update(ob).where(
+            ob.c.subscriber_id == sid, ob.c.status == "pending", ob.c.next_attempt_at <= now,
+            ob.c.window_start <= now - self.retry_window,
+        ).values(status="failed", failed_at=now,
+                 last_error=func.concat(func.coalesce(ob.c.last_error, ""), " (circuit open at window end)"))
+          .returning(ob.c.id, ob.c.attempts))
+        for r in res:
+            conn.execute(insert(t.webhook_attempts).values(delivery_id=r.id, attempt=r.attempts, outcome="failed",
+                                                           error="circuit open; retry window elapsed"))
+            WEBHOOK_DELIVERIES.labels(str(sid), "failed").inc()
+
+    # one attempt -------------------------------------------------------------
+    def _deliver(self, row: dict) -> None:
+        key = str(row["subscriber_id"])
         try:
-            check_target(endpoint, self.allow)
-            ts = datetime.now(timezone.utc)
-            sig = Webhook(row["secret"]).sign(row["id"], ts, row["payload"])
-            headers = {"webhook-id": row["id"], "webhook-timestamp": str(int(ts.timestamp())),
-                       "webhook-signature": sig, "content-type": row["content_type"]}
-            t0 = time.perf_counter()
+            self._attempt(row, key)
+        except Exception:
+            self.breakers.release(key)  # the lease runs out and the row is attempted again
+            raise
+        finally:
+            with self._lock:
+                self._inflight[key] -= 1
+
+    def _attempt(self, row: dict, key: str) -> None:
+        attempt = row["attempts"] + 1
+        code: int | None = None
+        error: str | None = None
+        permanent = False
+        t0 = time.perf_counter()
+        if not row["active"]:
+            error, permanent = "subscription deactivated", True
+        else:
             try:
-                resp = self.http.post(endpoint, content=row["payload"].encode(), headers=headers)
-            finally:
-                WEBHOOK_SECONDS.labels(endpoint).observe(time.perf_counter() - t0)
-            if 200 <= resp.status_code < 300:
-                WEBHOOK_DELIVERIES.labels(endpoint, "succeeded").inc()
-                return {"status": "delivered", "attempts": attempts, "delivered_at": now, "last_error": None}
-            error = f"HTTP {resp.status_code}"
-        except UnsafeWebhookTarget as exc:
-            error = f"refused: {exc}"
-            WEBHOOK_DELIVERIES.labels(endpoint, "failed").inc()
-            return {"status": "failed", "attempts": attempts, "last_error": error}
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        if now - row["created_at"] >= self.retry_window:
-            WEBHOOK_DELIVERIES.labels(endpoint, "failed").inc()
-            return {"status": "failed", "attempts": attempts, "last_error": error}
-        WEBHOOK_DELIVERIES.labels(endpoint, "retry").inc()
-        return {"status": "pending", "attempts": attempts, "last_error": error,
-                "next_attempt_at": now + timedelta(seconds=backoff_s(attempts))}
+                target = pin(row["url"], self.allow)
+                ts = _now()
+                headers = {"webhook-id": row["id"], "webhook-timestamp": str(int(ts.timestamp())),
+                           "webhook-signature": Webhook(row["secret"]).sign(row["id"], ts, row["payload"]),
+                           "content-type": row["content_type"], "host": target.host_header,
+                           "user-agent": "terrawatch-webhooks/1"}
+                ext = {"sni_hostname": target.sni_hostname} if target.sni_hostname else None
+                try:
+                    resp = self.http.post(target.url, content=row["payload"].encode(), headers=headers,
+                                          extensions=ext)
+                    code = resp.status_code
+                    if not 200 <= code < 300:
+                        error = f"HTTP {code}"
+                finally:
+                    WEBHOOK_SECONDS.labels(key).observe(time.perf_counter() - t0)
+            except UnresolvableWebhookHost as exc:  # DNS trouble may pass: retry
+                error = f"unresolvable: {exc}"
+            except UnsafeWebhookTarget as exc:
+                error, permanent = f"refused: {exc}", True
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        duration = time.perf_counter() - t0
+        now = _now()
+        if error is None:
+            self.breakers.success(key)
+            outcome = "succeeded"
+            values = {"status": "delivered", "delivered_at": now, "failed_at": None, "next_attempt_at": now}
+        else:
+            if not permanent:
+                self.breakers.failure(key)
+            if permanent or now - row["window_start"] >= self.retry_window:
+                outcome = "failed"
+                values = {"status": "failed", "failed_at": now, "next_attempt_at": now}
+            else:
+                outcome = "retry"
+                wait = backoff_s(attempt, self.retry_base_s, self.retry_cap_s)
+                values = {"next_attempt_at": now + timedelta(seconds=wait)}
+        with self.engine.begin() as conn:
+            # Only if nobody else finished this attempt meanwhile (lease ran out, redelivery).
+            res = conn.execute(update(ob).where(and_(ob.c.id == row["id"], ob.c.status == "pending",
+                                                     ob.c.attempts == row["attempts"]))
+                               .values(attempts=attempt, last_error=error, last_status_code=code, **values))
+            if res.rowcount:
+                conn.execute(insert(t.webhook_attempts).values(
+                    delivery_id=row["id"], attempt=attempt, outcome=outcome, status_code=code, error=error,
+                    duration_s=duration))
+        WEBHOOK_DELIVERIES.labels(key, outcome).inc()
+        if outcome == "succeeded":
+            WEBHOOK_DELIVERY_LAG_SECONDS.labels(key).observe((now - row["window_start"]).total_seconds())
+        elif outcome == "failed":
+            log.warning("webhook %s to subscriber %s failed after %d attempts: %s", row["id"], key, attempt, error)

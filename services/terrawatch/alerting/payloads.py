@@ -1,4 +1,8 @@
-"""Webhook payloads. GeoJSON: a Standard Webhooks envelope whose ``data`` is a GeoJSON Feature (EPSG:4326)."""
+"""Webhook payloads. GeoJSON: a Standard Webhooks envelope whose ``data`` is a GeoJSON Feature (EPSG:4326).
+
+``properties.context`` carries the alert's context unchanged (scene ids, and for
+mining the ``legality`` verdict with its rule and reference-layer feature).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,15 @@ from shapely.geometry import mapping
 
 from terrawatch.store.uow import AlertRow
 
+GEOJSON_CONTENT_TYPE = "application/json"
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.isoformat() if t else None
+
 
 def alert_feature(a: AlertRow) -> dict:
+    """The alert as a GeoJSON Feature; geometry a MultiPolygon in lon/lat (RFC 7946), area in ha."""
     return {
         "type": "Feature",
         "id": str(a.id),
@@ -27,6 +38,8 @@ def alert_feature(a: AlertRow) -> dict:
             "observations": a.observations,
             "first_sensed": a.first_sensed.isoformat(),
             "last_sensed": a.last_sensed.isoformat(),
+            "created_at": _iso(a.created_at),
+            "updated_at": _iso(a.updated_at),
             "version": a.version,
             "context": a.context,
         },
@@ -34,8 +47,9 @@ def alert_feature(a: AlertRow) -> dict:
 
 
 def geojson_event(event_type: str, a: AlertRow) -> str:
+    """Standard Webhooks envelope ``{type, timestamp, data}``; ``timestamp`` is when this alert version was written."""
     return json.dumps({
         "type": event_type,
-        "timestamp": datetime.now(timezone.utc).isoformat(),
+        "timestamp": (a.updated_at or datetime.now(timezone.utc)).isoformat(),
         "data": alert_feature(a),
-    }, separators=(",", ":"))
+    }, separators=(",", ":"), default=str)

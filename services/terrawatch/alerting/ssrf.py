@@ -1,17 +1,30 @@
-"""SSRF guard: refuse webhook targets that resolve to non-public addresses unless allow-listed."""
+"""SSRF guard: refuse webhook targets that resolve to non-public addresses unless allow-listed.
+
+Checked twice: when a subscription is registered and before every delivery
+attempt. At delivery the request is sent to the vetted IP address itself
+(:func:`pin`), with the original ``Host`` header and TLS SNI name, so a DNS
+answer that changes between the check and the connect (DNS rebinding) cannot
+redirect the request to an internal address.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from urllib.parse import urlparse
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 
 class UnsafeWebhookTarget(ValueError):
     pass
 
 
+class UnresolvableWebhookHost(UnsafeWebhookTarget):
+    """The host name does not resolve (now): refused at registration, retried at delivery."""
+
+
 def parse_allow_list(text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network | str]:
+    """``TERRAWATCH_WEBHOOK_ALLOW_PRIVATE``: comma-separated host names and IPs/CIDRs."""
     out: list = []
     for item in (x.strip() for x in text.split(",")):
         if not item:
@@ -23,22 +36,67 @@ def parse_allow_list(text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Ne
     return out
 
 
-def check_target(url: str, allow: list) -> None:
-    """Raise :class:`UnsafeWebhookTarget` unless every address ``url`` resolves to is public or allowed."""
-    u = urlparse(url)
+def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is loopback
+    return ip.is_global and not ip.is_multicast
+
+
+def vetted_addresses(url: str, allow: list) -> list[str]:
+    """Every address ``url``'s host resolves to; raise :class:`UnsafeWebhookTarget` if any is not allowed.
+
+    Loopback, link-local (incl. the 169.254.169.254 metadata service), private, reserved and
+    multicast addresses are refused unless the host name or a network containing the address
+    is on the allow-list.
+    """
+    u = urlsplit(url)
     if u.scheme not in ("http", "https") or not u.hostname:
         raise UnsafeWebhookTarget(f"webhook URL must be http(s) with a host: {url!r}")
+    if u.username or u.password:
+        raise UnsafeWebhookTarget("webhook URL must not carry credentials")
     host = u.hostname.lower()
-    if host in allow:
-        return
     try:
-        infos = socket.getaddrinfo(host, u.port or (443 if u.scheme == "https" else 80), proto=socket.IPPROTO_TCP)
+        port = u.port or (443 if u.scheme == "https" else 80)
+    except ValueError as exc:
+        raise UnsafeWebhookTarget(f"bad port in webhook URL: {exc}") from exc
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
-        raise UnsafeWebhookTarget(f"cannot resolve webhook host {host!r}: {exc}") from exc
-    for info in infos:
-        ip = ipaddress.ip_address(info[4][0])
-        if ip.is_global and not ip.is_multicast:
+        raise UnresolvableWebhookHost(f"cannot resolve webhook host {host!r}: {exc}") from exc
+    addrs = list(dict.fromkeys(info[4][0] for info in infos))
+    if host in allow:
+        return addrs
+    for a in addrs:
+        ip = ipaddress.ip_address(a.split("%", 1)[0])
+        if _public(ip):
             continue
         if any(isinstance(n, (ipaddress.IPv4Network, ipaddress.IPv6Network)) and ip in n for n in allow):
             continue
         raise UnsafeWebhookTarget(f"webhook host {host!r} resolves to non-public address {ip}")
+    return addrs
+
+
+def check_target(url: str, allow: list) -> None:
+    """Raise :class:`UnsafeWebhookTarget` unless every address ``url`` resolves to is public or allowed."""
+    vetted_addresses(url, allow)
+
+
+@dataclass(frozen=True)
+class PinnedTarget:
+    """Where to connect: ``url`` names the vetted IP; send ``host_header`` and use ``sni_hostname`` for TLS."""
+
+    url: str
+    host_header: str
+    sni_hostname: str | None
+
+
+def pin(url: str, allow: list) -> PinnedTarget:
+    """Vet ``url`` and rewrite it to connect to the first vetted address."""
+    addrs = vetted_addresses(url, allow)
+    u = urlsplit(url)
+    ip = addrs[0]
+    literal = f"[{ip}]" if ":" in ip else ip
+    netloc = literal if u.port is None else f"{literal}:{u.port}"
+    host_header = u.netloc.rsplit("@", 1)[-1]
+    sni = u.hostname if u.scheme == "https" else None
+    return PinnedTarget(urlunsplit((u.scheme, netloc, u.path or "/", u.query, "")), host_header, sni)

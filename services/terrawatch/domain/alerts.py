@@ -1,14 +1,22 @@
 """Alert policy: confidence tiers, severity and lifecycle rules (pure).
 
+Policies are declarative: one YAML file per hazard in ``alerts/rules/``,
+validated against ``alerts/rules/schema.json`` when loaded (at startup).
 Tiers follow Global Forest Watch's integrated alerts: one sensor, one
 observation = ``low``; a repeated observation or two sensors = ``high``; both
-plus a large area = ``highest``.
+plus a large area = ``highest`` (the exact criteria live in the rule files).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
+
+import jsonschema
+import yaml
 
 
 class Confidence(str, Enum):
@@ -21,6 +29,9 @@ class Confidence(str, Enum):
         return {"low": 0, "high": 1, "highest": 2}[self.value]
 
 
+CONFIDENCE_RANKS: dict[str, int] = {c.value: c.rank for c in Confidence}
+
+
 class AlertStatus(str, Enum):
     NEW = "new"
     CONFIRMED = "confirmed"
@@ -30,40 +41,85 @@ class AlertStatus(str, Enum):
 
 
 OPEN_STATUSES = (AlertStatus.NEW, AlertStatus.CONFIRMED, AlertStatus.ACKNOWLEDGED)
+CLOSED_STATUSES = (AlertStatus.RESOLVED, AlertStatus.FALSE_POSITIVE)
 
-# Allowed transitions: who may move an alert where.
+# Allowed transitions. ``confirmed`` is normally set by the pipeline (a later
+# observation agrees) but an operator may confirm by other evidence; closed
+# alerts are final (a new detection there raises a new alert).
 TRANSITIONS: dict[AlertStatus, set[AlertStatus]] = {
     AlertStatus.NEW: {AlertStatus.CONFIRMED, AlertStatus.ACKNOWLEDGED, AlertStatus.RESOLVED,
                       AlertStatus.FALSE_POSITIVE},
     AlertStatus.CONFIRMED: {AlertStatus.ACKNOWLEDGED, AlertStatus.RESOLVED, AlertStatus.FALSE_POSITIVE},
-    AlertStatus.ACKNOWLEDGED: {AlertStatus.RESOLVED, AlertStatus.FALSE_POSITIVE, AlertStatus.CONFIRMED},
+    AlertStatus.ACKNOWLEDGED: {AlertStatus.RESOLVED, AlertStatus.FALSE_POSITIVE},
     AlertStatus.RESOLVED: set(),
     AlertStatus.FALSE_POSITIVE: set(),
 }
 
 
-def can_transition(src: AlertStatus, dst: AlertStatus) -> bool:
-    return dst in TRANSITIONS[src]
+def can_transition(src: AlertStatus | str, dst: AlertStatus | str) -> bool:
+    return AlertStatus(dst) in TRANSITIONS[AlertStatus(src)]
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """Minima that must all hold (``None`` = no constraint)."""
+
+    min_observations: int | None = None
+    min_sensors: int | None = None
+    min_area_ha: float | None = None
+    min_likelihood: float | None = None
+
+    def holds(self, sensors: int, observations: int, area_ha: float, likelihood: float) -> bool:
+        return ((self.min_observations is None or observations >= self.min_observations)
+                and (self.min_sensors is None or sensors >= self.min_sensors)
+                and (self.min_area_ha is None or area_ha >= self.min_area_ha)
+                and (self.min_likelihood is None or likelihood >= self.min_likelihood))
+
+
+@dataclass(frozen=True)
+class CapMapping:
+    """CAP 1.2 ``<info>`` values for one hazard; urgency/certainty keyed by confidence tier."""
+
+    event: str = "Hazard"
+    category: str = "Other"
+    response: str = "Monitor"
+    urgency: Mapping[str, str] = field(default_factory=lambda: {"low": "Expected", "high": "Immediate",
+                                                                "highest": "Immediate"})
+    certainty: Mapping[str, str] = field(default_factory=lambda: {"low": "Possible", "high": "Likely",
+                                                                  "highest": "Observed"})
+
+
+_DEFAULT_HIGH = (Criterion(min_observations=2), Criterion(min_sensors=2))
+_DEFAULT_HIGHEST = (Criterion(min_observations=2, min_sensors=2, min_area_ha=100.0),)
 
 
 @dataclass(frozen=True)
 class HazardPolicy:
+    """One hazard's alert rule. Areas in ha, likelihood 0-100, distance in m, window in days."""
+
     hazard: str
     min_area_ha: float = 0.2
     min_likelihood: float = 50.0
-    large_area_ha: float = 100.0
+    high: tuple[Criterion, ...] = _DEFAULT_HIGH
+    highest: tuple[Criterion, ...] = _DEFAULT_HIGHEST
     merge_distance_m: float = 500.0
     merge_window_days: float = 30.0
+    # (min_area_ha, level), largest threshold first
     severity_by_area_ha: tuple[tuple[float, str], ...] = ((1000.0, "extreme"), (100.0, "severe"),
                                                         (10.0, "moderate"), (0.0, "minor"))
+    cap: CapMapping = field(default_factory=CapMapping)
+    source: str = ""
 
 
-def confidence(sensors: set[str], observations: int, area_ha: float, policy: HazardPolicy) -> Confidence:
+def confidence(policy: HazardPolicy, sensors: set[str], observations: int, area_ha: float,
+               likelihood: float = 100.0) -> Confidence:
     """Tier of an alert seen by ``sensors`` in ``observations`` distinct scenes."""
-    corroborated = observations >= 2 or len(sensors) >= 2
-    if len(sensors) >= 2 and observations >= 2 and area_ha >= policy.large_area_ha:
+    args = (len(sensors), observations, area_ha, likelihood)
+    if any(c.holds(*args) for c in policy.highest):
         return Confidence.HIGHEST
-    return Confidence.HIGH if corroborated else Confidence.LOW
+    if any(c.holds(*args) for c in policy.high):
+        return Confidence.HIGH
+    return Confidence.LOW
 
 
 def severity(area_ha: float, policy: HazardPolicy) -> str:
@@ -76,3 +132,64 @@ def severity(area_ha: float, policy: HazardPolicy) -> str:
 def admits(area_ha: float, likelihood: float, policy: HazardPolicy) -> bool:
     """Whether a detection cluster is large and likely enough to alert on."""
     return area_ha >= policy.min_area_ha and likelihood >= policy.min_likelihood
+
+
+# Rule files ------------------------------------------------------------------
+
+class InvalidAlertRules(ValueError):
+    """A rule file does not match alerts/rules/schema.json or is inconsistent."""
+
+
+def _criteria(items: list[dict]) -> tuple[Criterion, ...]:
+    return tuple(Criterion(**c) for c in items)
+
+
+def policy_from_rule(rule: dict, source: str = "") -> HazardPolicy:
+    """A validated rule document (already checked against the schema) -> :class:`HazardPolicy`."""
+    ladder = tuple(sorted(((float(s["min_area_ha"]), s["level"]) for s in rule["severity"]), reverse=True))
+    if ladder[-1][0] != 0.0:
+        raise InvalidAlertRules(f"{source}: severity needs a step with min_area_ha: 0")
+    conf = rule["confidence"]
+    cap = rule["cap"]
+    return HazardPolicy(
+        hazard=rule["hazard"], min_area_ha=float(rule["min_area_ha"]),
+        min_likelihood=float(rule["min_likelihood"]),
+        high=_criteria(conf["high"]["when"]), highest=_criteria(conf["highest"]["when"]),
+        merge_distance_m=float(rule["merge"]["distance_m"]), merge_window_days=float(rule["merge"]["window_days"]),
+        severity_by_area_ha=ladder,
+        cap=CapMapping(event=cap["event"], category=cap["category"], response=cap["response"],
+                       urgency=dict(cap["urgency"]), certainty=dict(cap["certainty"])),
+        source=source,
+    )
+
+
+def load_rules(rules_dir: Path) -> dict[str, HazardPolicy]:
+    """Load and validate every ``*.yaml`` rule in ``rules_dir`` against its ``schema.json``.
+
+    Raises :class:`InvalidAlertRules` naming the file and the JSON path of the first problem.
+    """
+    rules_dir = Path(rules_dir)
+    schema_path = rules_dir / "schema.json"
+    if not schema_path.exists():
+        raise InvalidAlertRules(f"alert rule schema not found: {schema_path}")
+    schema = json.loads(schema_path.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    out: dict[str, HazardPolicy] = {}
+    files = sorted([*rules_dir.glob("*.yaml"), *rules_dir.glob("*.yml")])
+    if not files:
+        raise InvalidAlertRules(f"no alert rules (*.yaml) in {rules_dir}")
+    for path in files:
+        try:
+            doc = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise InvalidAlertRules(f"{path}: not valid YAML: {exc}") from exc
+        errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
+        if errors:
+            e = errors[0]
+            where = "/".join(str(p) for p in e.absolute_path) or "(root)"
+            raise InvalidAlertRules(f"{path}: {where}: {e.message}")
+        policy = policy_from_rule(doc, str(path))
+        if policy.hazard in out:
+            raise InvalidAlertRules(f"{path}: hazard {policy.hazard!r} already defined in {out[policy.hazard].source}")
+        out[policy.hazard] = policy
+    return out

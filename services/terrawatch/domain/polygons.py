@@ -14,7 +14,6 @@ import shapely
 from pyproj import CRS, Geod, Transformer
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import transform as shp_transform
 
 _GEOD = Geod(ellps="WGS84")
 
@@ -61,7 +60,7 @@ def cluster(geoms: list[BaseGeometry], distance_m: float) -> list[list[int]]:
     if not geoms:
         return []
     tr = local_metric_transformer(geoms)
-    metric = [shp_transform(tr.transform, g) for g in geoms]
+    metric = [shapely.transform(g, tr.transform, interleaved=False) for g in geoms]
     tree = shapely.STRtree(metric)
     parent = np.arange(len(metric))
 

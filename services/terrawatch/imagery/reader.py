@@ -58,21 +58,19 @@ class SceneReader:
         self.scene = scene
         self._ds: dict[str, rasterio.io.DatasetReader] = {}
         try:
-            first = self._open(scene.bands[0].href)
+            for band in scene.bands:
+                ds = self._open(band.href)
+                if band.index > ds.count:
+                    raise UnreadableAsset(f"wrong band count: {band.href} has {ds.count} bands, "
+                                          f"band {band.name} expects index {band.index}")
+                if ds.crs is None:
+                    raise UnreadableAsset(f"asset {band.href} has no CRS")
         except UnreadableAsset:
             self.close()
             raise
-        self.grid = Grid(first.width, first.height, first.transform, first.crs)
-        if first.crs is None:
-            self.close()
-            raise UnreadableAsset(f"asset {scene.bands[0].href} has no CRS")
-        for band in scene.bands:
-            ds = self._open(band.href)
-            if band.index > ds.count:
-                self.close()
-                raise UnreadableAsset(
-                    f"wrong band count: {band.href} has {ds.count} bands, band {band.name} expects index {band.index}"
-                )
+        # The processing grid is the finest band's (10 m for S2, whatever S1 has).
+        ref = min(self._ds.values(), key=lambda d: abs(d.transform.a))
+        self.grid = Grid(ref.width, ref.height, ref.transform, ref.crs)
 
     def _open(self, href: str) -> rasterio.io.DatasetReader:
         if href not in self._ds:

@@ -10,8 +10,11 @@ ensemble and the ``otsu-s1`` evaluation model:
 3. threshold: Otsu (1979) over the pixels of the "split" tiles: tiles of ``tile`` px whose
    standard deviation is in the top 20 % and whose mean is below the image median, i.e. tiles likely
    to hold both water and land (the split-based idea of Martinis et al. 2015, Chini et al. 2017);
-   global Otsu when fewer than 3 tiles qualify; the result is clamped to a plausible water range
-   (``PLAUSIBLE_DB``);
+   global Otsu when fewer than 3 tiles qualify. The Otsu split is accepted only when the means of
+   its two classes differ by at least ``MIN_SEPARATION_DB`` (6 dB; water/land contrast is ~10 dB,
+   two land classes differ less) and the threshold lies in a plausible water range
+   (``PLAUSIBLE_DB``); otherwise the textbook threshold ``DEFAULT_DB`` is used (VV -18 dB; the
+   mean of VV -18 and VH -24 dB = -21 dB), as in images without enough water for bimodality;
 4. probability: ``sigmoid((threshold - signal) / slope_db)``; NaN where the input has no data.
 
 All constants were fixed a priori; nothing was fitted to a label.
@@ -24,6 +27,8 @@ from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 
 PLAUSIBLE_DB = {"vv": (-24.0, -12.0), "mean": (-27.0, -15.0)}
+DEFAULT_DB = {"vv": -18.0, "mean": -21.0}
+MIN_SEPARATION_DB = 6.0
 
 
 def _split_tiles(x: np.ndarray, valid: np.ndarray, tile: int) -> np.ndarray | None:
@@ -51,15 +56,18 @@ def otsu_threshold_db(signal: np.ndarray, valid: np.ndarray, kind: str = "mean",
     """Split-based Otsu threshold (dB) of a filtered (H,W) signal over ``valid`` pixels."""
     lo, hi = PLAUSIBLE_DB[kind]
     if valid.sum() < 16:
-        return (lo + hi) / 2
+        return DEFAULT_DB[kind]
     pix = _split_tiles(signal, valid, tile)
     if pix is None:
         pix = signal[valid]
     try:
         t = float(threshold_otsu(pix))
     except ValueError:  # constant image
-        return (lo + hi) / 2
-    return float(np.clip(t, lo, hi))
+        return DEFAULT_DB[kind]
+    below, above = pix[pix < t], pix[pix >= t]
+    if below.size == 0 or above.size == 0 or above.mean() - below.mean() < MIN_SEPARATION_DB:
+        return DEFAULT_DB[kind]
+    return t if lo <= t <= hi else DEFAULT_DB[kind]
 
 
 def water_signal_s1(s1_db: np.ndarray, smooth: int = 5) -> tuple[np.ndarray, np.ndarray, str]:

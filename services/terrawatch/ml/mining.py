@@ -39,12 +39,17 @@ DEFAULT_WEIGHTS = REPO_ROOT / "models" / "mining_s2" / "1" / "model.pt"
 DEFAULT_H5 = REPO_ROOT.parent / "shared" / "data" / "mining-detector" / "48px_v3.2_2024-01-07.h5"
 
 
-def to_model_input(s2: np.ndarray) -> np.ndarray:
-    """(13, H, W) L1C x 10000 -> (12, H, W) float32 in [0, 1], model band order; NaN -> 0."""
+def to_model_input(s2: np.ndarray, dn_offset: float = 0.0) -> np.ndarray:
+    """(13, H, W) L1C x 10000 -> (12, H, W) float32 in [0, 1], model band order; NaN -> 0.
+
+    ``dn_offset``: radiometric offset to remove first (1000 for products of processing baseline
+    04.00+, i.e. acquired from 2022-01-25, unless already harmonised; the model was trained on
+    Earth Engine's offset-free ``COPERNICUS/S2_HARMONIZED``).
+    """
     s2 = np.asarray(s2)
     if s2.ndim != 3 or s2.shape[0] != len(S2_L1C_BANDS):
         raise ValueError(f"expected (13, H, W) Sentinel-2 L1C bands, got {s2.shape}")
-    x = s2[list(MINING_BAND_INDEX)].astype(np.float32) / DN_SCALE
+    x = (s2[list(MINING_BAND_INDEX)].astype(np.float32) - np.float32(dn_offset)) / DN_SCALE
     return np.clip(np.nan_to_num(x, nan=0.0), 0.0, 1.0)
 
 
@@ -69,20 +74,22 @@ def mining_probability_map(
     batch: int = 64,
     model: MiningCNN | None = None,
     threads: int = 2,
+    dn_offset: float = 0.0,
 ) -> np.ndarray:
     """Slide the 48 px classifier over a scene: (13, H, W) L1C x 10000 -> (H, W) float32 probability.
 
     Windows are placed every ``stride`` px; each window's probability is written to its central
     ``stride x stride`` cell, so every pixel gets the score of the window centred on it (within
     stride/2 px). The scene is reflect-padded by (48 - stride) / 2 px so border pixels are centred
-    too. Cost: ceil(H/stride) * ceil(W/stride) windows. ``1 <= stride <= 48``.
+    too. Cost: ceil(H/stride) * ceil(W/stride) windows. ``1 <= stride <= 48``; ``dn_offset`` as in
+    ``to_model_input``.
     """
     if not 1 <= stride <= PATCH:
         raise ValueError(f"stride must be in [1, {PATCH}], got {stride}")
     if threads:
         torch.set_num_threads(min(threads, torch.get_num_threads()) or 1)
     model = model or load_model()
-    x = to_model_input(s2)
+    x = to_model_input(s2, dn_offset)
     _, h, w = x.shape
     ny, nx = -(-h // stride), -(-w // stride)
     before = (PATCH - stride) // 2
@@ -138,13 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--batch", type=int, default=64)
     m.add_argument("--weights", default=None)
     m.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
+    m.add_argument("--dn-offset", type=float, default=0.0, help="1000 for un-harmonised baseline >= 04.00")
     m.add_argument("--out", default=None, help="optional float32 GeoTIFF of the probability map")
     a = p.parse_args(argv)
     if a.cmd == "convert":
         print(json.dumps(convert(a.h5, a.out)))
         return 0
     s2, profile = _read_s2(a.s2)
-    prob = mining_probability_map(s2, stride=a.stride, batch=a.batch, model=load_model(a.weights))
+    prob = mining_probability_map(s2, stride=a.stride, batch=a.batch, model=load_model(a.weights),
+                                  dn_offset=a.dn_offset)
     if a.out:
         import rasterio
 

@@ -22,7 +22,8 @@ lies in ``PLAUSIBLE`` and the pixels above it look like water (mean index > 0, t
 water threshold); otherwise the literature threshold 0 is used.
 
 Probabilities: each index becomes p = sigmoid((index - threshold) / SLOPE). ``flood-s2`` is the
-mean of the MNDWI and NDWI probabilities; ``mndwi-s2`` is the MNDWI probability alone.
+mean of the MNDWI and NDWI probabilities (the available one where B8 or B11 has no data);
+``mndwi-s2`` is the MNDWI probability alone.
 SLOPE = 0.05 index units and the combination rule were fixed a priori; nothing here was fitted
 to a label (see models/flood_s2/README.md for the measured numbers and why there is no trained
 S2 network).
@@ -31,7 +32,6 @@ S2 network).
 from __future__ import annotations
 
 import numpy as np
-from skimage.filters import threshold_otsu
 
 BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
 B = {name: i for i, name in enumerate(BANDS)}
@@ -83,6 +83,27 @@ def ndwi(s2: np.ndarray) -> np.ndarray:
     return normalized_difference(s2[B["B3"]], s2[B["B8"]])
 
 
+def _otsu(v: np.ndarray, nbins: int = 256) -> float:
+    """Otsu threshold of 1-D values; on a plateau of maximal between-class variance (two
+    well separated clusters) the plateau's middle, not its first bin (as skimage returns)."""
+    hist, edges = np.histogram(v, bins=nbins)
+    centers = 0.5 * (edges[:-1] + edges[1:])
+    hist = hist.astype(np.float64)
+    w1 = np.cumsum(hist)
+    w2 = np.cumsum(hist[::-1])[::-1]
+    m1 = np.cumsum(hist * centers) / np.maximum(w1, 1e-12)
+    m2 = (np.cumsum((hist * centers)[::-1]) / np.maximum(w2[::-1], 1e-12))[::-1]
+    var = w1[:-1] * w2[1:] * (m1[:-1] - m2[1:]) ** 2
+    best = int(np.argmax(var))
+    on = var >= var[best] * (1.0 - 1e-9)
+    lo = hi = best
+    while lo > 0 and on[lo - 1]:
+        lo -= 1
+    while hi < len(on) - 1 and on[hi + 1]:
+        hi += 1
+    return float(0.5 * (centers[lo] + centers[hi]))
+
+
 def otsu_threshold(
     index: np.ndarray,
     valid: np.ndarray | None = None,
@@ -102,7 +123,7 @@ def otsu_threshold(
     v = np.clip(x[ok], -1.0, 1.0)
     if v.size < MIN_VALID_PIXELS or float(v.max() - v.min()) < 1e-6:
         return fallback, False
-    t = float(threshold_otsu(v, nbins=256))
+    t = _otsu(v)
     upper = v[v > t]
     if not (plausible[0] <= t <= plausible[1]) or upper.size == 0 or float(upper.mean()) <= 0.0:
         return fallback, False

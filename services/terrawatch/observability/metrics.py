@@ -73,6 +73,20 @@ WEBHOOK_SECONDS = Histogram(
     ["endpoint"],
     buckets=_STAGE_BUCKETS,
 )
+# Enqueue (or operator redelivery) to accepted delivery: sub-second to the 24 h retry window.
+_DELIVERY_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 15, 60, 300, 900, 3600, 6 * 3600, 24 * 3600)
+WEBHOOK_DELIVERY_LAG_SECONDS = Histogram(
+    "terrawatch_webhook_enqueue_to_delivery_seconds",
+    "Time from a webhook being enqueued (or redelivered) to the receiver accepting it.",
+    ["endpoint"],
+    buckets=_DELIVERY_BUCKETS,
+)
+WEBHOOK_CIRCUIT_OPEN = Gauge(
+    "terrawatch_webhook_circuit_open",
+    "1 while this dispatcher's circuit breaker for an endpoint is open, else 0.",
+    ["endpoint"],
+)
 OUTBOX_DEPTH = Gauge("terrawatch_outbox_depth", "Webhook deliveries waiting in the outbox.")
+OUTBOX_FAILED = Gauge("terrawatch_outbox_failed", "Webhook deliveries that gave up and wait for an operator.")
 DLQ_DEPTH = Gauge("terrawatch_dlq_depth", "Messages in the scene dead-letter topic.")
 SCENES_IN_FLIGHT = Gauge("terrawatch_scenes_in_flight", "Scenes being processed now.")

@@ -13,12 +13,12 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-import numpy as np
 import shapely
 
-from terrawatch.alerting.payloads import geojson_event
+from terrawatch.alerting.outbox import fan_out
 from terrawatch.domain.alerts import (
-    OPEN_STATUSES, AlertStatus, Confidence, HazardPolicy, admits, confidence, severity,
+    CONFIDENCE_RANKS, OPEN_STATUSES, AlertStatus, HazardPolicy, InvalidAlertRules, admits, confidence, load_rules,
+    severity,
 )
 from terrawatch.domain.errors import UnsupportedScene
 from terrawatch.domain.polygons import Detection, as_multipolygon, cluster, geodesic_area_ha
@@ -29,8 +29,8 @@ from terrawatch.observability.metrics import (
 )
 from terrawatch.settings import Settings
 from terrawatch.store.uow import AlertRow, UnitOfWork, window_start
-from terrawatch.tiling.ray_tiler import NODATA
-from terrawatch.vectorize.polygonize import polygonize
+from terrawatch.tiling.ray_tiler import HazardJob
+from terrawatch.vectorize.polygonize import to_detections
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ HAZARD_MODELS: dict[tuple[Sensor, str], str] = {
     (Sensor.S1, "flood"): "flood_s1",
     (Sensor.S2, "flood"): "flood_s2",
 }
-CONFIDENCE_RANKS = {c.value: c.rank for c in Confidence}
+__all__ = ["CONFIDENCE_RANKS", "HAZARD_MODELS", "ScenePipeline", "SceneOutcome"]
 
 
 @dataclass
@@ -61,51 +61,50 @@ class ScenePipeline:
         self.tiler = tiler
         self.engine = engine
         self.model_version = model_version
-        self.policies = {h: HazardPolicy(h, min_area_ha=settings.min_mapping_unit_ha,
-                                         merge_distance_m=settings.alert_merge_distance_m)
-                         for h in ("flood", "deforestation", "mining")}
+        # Alert rules (alerts/rules/*.yaml) are validated here, at startup; the vectorizer's minimum
+        # mapping unit stays TERRAWATCH_MIN_MAPPING_UNIT_HA, the rules' min_area_ha gates alerts.
+        self.policies: dict[str, HazardPolicy] = load_rules(settings.alert_rules_dir)
+        missing = sorted({h for (_, h) in HAZARD_MODELS} - set(self.policies))
+        if missing:
+            raise InvalidAlertRules(f"no alert rule in {settings.alert_rules_dir} for hazard(s) {missing}")
 
     def process(self, scene: Scene) -> SceneOutcome:
-        runs = [(h, HAZARD_MODELS[(scene.sensor, h)]) for h in scene.hazards if (scene.sensor, h) in HAZARD_MODELS]
-        if not runs:
+        jobs = [HazardJob(h, HAZARD_MODELS[(scene.sensor, h)], self.s.flood_threshold)
+                for h in scene.hazards if (scene.sensor, h) in HAZARD_MODELS]
+        if not jobs:
             raise UnsupportedScene(f"no model for hazards {list(scene.hazards)} on {scene.sensor.value}")
-        out = SceneOutcome(scene.id, "duplicate")
-        for hazard, model in runs:
-            version = f"{model}:{self.model_version(model)}"
-            with UnitOfWork(self.engine, "check") as uow:
-                if uow.run_exists(scene.id, hazard, version):
-                    continue
-            self._run_hazard(scene, hazard, model, version, out)
-            out.outcome = "processed"
-        return out
-
-    def _run_hazard(self, scene: Scene, hazard: str, model: str, version: str, out: SceneOutcome) -> None:
+        versions = {j.hazard: f"{j.model}:{self.model_version(j.model)}" for j in jobs}
+        with UnitOfWork(self.engine, "check") as uow:
+            jobs = [j for j in jobs if not uow.run_exists(scene.id, j.hazard, versions[j.hazard])]
+        out = SceneOutcome(scene.id, "processed" if jobs else "duplicate")
+        if not jobs:
+            return out
         t0 = time.perf_counter()
         with SceneReader(scene) as reader:
             grid = reader.grid
-        log.info("scene %s: tiling %dx%d px for %s with %s", scene.id, grid.width, grid.height, hazard, version)
-        likelihood, worker_s, n_tiles = self.tiler.run(
-            scene, grid.height, grid.width, model, self.s.tile_size, self.s.tile_overlap,
-            datetime.now(timezone.utc).isoformat())
+        log.info("scene %s: tiling %dx%d px for %s", scene.id, grid.width, grid.height,
+                 ", ".join(versions[j.hazard] for j in jobs))
+        tiled = self.tiler.run(scene, grid.height, grid.width, jobs, self.s.tile_size, self.s.tile_overlap,
+                               datetime.now(timezone.utc).isoformat())
         t1 = time.perf_counter()
-        TILES.labels(hazard).inc(n_tiles)
-        mask = (likelihood != NODATA) & (likelihood >= self.s.flood_threshold * 100)
-        dets = polygonize(mask, np.where(likelihood == NODATA, 0, likelihood), grid.transform, grid.crs,
-                          hazard, self.s.min_mapping_unit_ha)
+        dets = {j.hazard: to_detections(tiled.parts[j.hazard], grid.transform, grid.crs, j.hazard,
+                                        self.s.min_mapping_unit_ha) for j in jobs}
         t2 = time.perf_counter()
-        created, updated, enq = self._store(scene, hazard, version, dets, n_tiles)
+        for j in jobs:
+            TILES.labels(j.hazard).inc(tiled.tiles)
+            created, updated, enq = self._store(scene, j.hazard, versions[j.hazard], dets[j.hazard], tiled.tiles)
+            out.detections += len(dets[j.hazard])
+            out.alerts_created += created
+            out.alerts_updated += updated
+            out.webhooks_enqueued += enq
+            DETECTIONS.labels(j.hazard).inc(len(dets[j.hazard]))
         t3 = time.perf_counter()
-        for stage, secs in (("read", worker_s["read"]), ("infer", worker_s["infer"]),
-                            ("vectorize", t2 - t1), ("store", t3 - t2)):
-            STAGE_SECONDS.labels(stage).observe(secs)
-            out.stages[stage] = out.stages.get(stage, 0.0) + secs
-        out.stages["tiling_wall"] = out.stages.get("tiling_wall", 0.0) + (t1 - t0)
-        out.tiles += n_tiles
-        out.detections += len(dets)
-        out.alerts_created += created
-        out.alerts_updated += updated
-        out.webhooks_enqueued += enq
-        DETECTIONS.labels(hazard).inc(len(dets))
+        out.tiles = tiled.tiles
+        out.stages = {"read": tiled.read_s, "infer": tiled.infer_s, "tiling_wall": t1 - t0,
+                      "vectorize": t2 - t1, "store": t3 - t2}
+        for stage in ("read", "infer", "vectorize", "store"):
+            STAGE_SECONDS.labels(stage).observe(out.stages[stage])
+        return out
 
     def _store(self, scene: Scene, hazard: str, version: str, dets: list[Detection], n_tiles: int):
         policy = self.policies[hazard]
@@ -129,9 +128,7 @@ class ScenePipeline:
                 created += is_new
                 updated += not is_new
                 event_type = "alert.created" if is_new else "alert.updated"
-                for sub in uow.matching_subscribers(alert, CONFIDENCE_RANKS):
-                    uow.enqueue(alert, sub["id"], event_type, geojson_event(event_type, alert), "application/json")
-                    enqueued += 1
+                enqueued += len(fan_out(uow, alert, event_type, policy, self.s.cap_sender))
                 alerted.append(alert)
                 ALERTS.labels(hazard, "created" if is_new else "updated").inc()
         now = datetime.now(timezone.utc)
@@ -145,15 +142,16 @@ class ScenePipeline:
         existing = uow.mergeable_alert(hazard, geom, policy.merge_distance_m,
                                        window_start(scene.sensing_time, policy.merge_window_days),
                                        [s.value for s in OPEN_STATUSES])
+        now = datetime.now(timezone.utc)
         if existing is None:
             a = AlertRow(
                 id=uuid.uuid4(), hazard=hazard, status=AlertStatus.NEW.value,
-                confidence=confidence({sensor}, 1, area, policy).value, severity=severity(area, policy),
+                confidence=confidence(policy, {sensor}, 1, area, lk).value, severity=severity(area, policy),
                 geom=geom, area_ha=area, likelihood=lk, sensors=[sensor], observations=1,
                 first_sensed=scene.sensing_time, last_sensed=scene.sensing_time,
-                context={"scene_ids": [scene.id]}, version=1)
+                context={"scene_ids": [scene.id]}, version=1, created_at=now, updated_at=now)
             uow.insert_alert(a)
-            uow.add_alert_event(a.id, "pipeline", None, a.status, f"first detection in scene {scene.id}")
+            uow.add_alert_event(a.id, "pipeline", None, a.status, f"first detection in scene {scene.id}", a.version)
             return a, True
         a = existing
         scenes = list(dict.fromkeys([*a.context.get("scene_ids", []), scene.id]))
@@ -164,13 +162,15 @@ class ScenePipeline:
         a.observations = len(scenes)
         a.first_sensed = min(a.first_sensed, scene.sensing_time)
         a.last_sensed = max(a.last_sensed, scene.sensing_time)
-        a.confidence = confidence(set(a.sensors), a.observations, a.area_ha, policy).value
+        a.confidence = confidence(policy, set(a.sensors), a.observations, a.area_ha, a.likelihood).value
         a.severity = severity(a.area_ha, policy)
         a.context = {**a.context, "scene_ids": scenes}
         a.version += 1
+        a.updated_at = now
         src = a.status
         if src == AlertStatus.NEW.value and a.observations >= 2:
             a.status = AlertStatus.CONFIRMED.value
         uow.update_alert(a)
-        uow.add_alert_event(a.id, "pipeline", src, a.status, f"scene {scene.id} observed the alert area again")
+        uow.add_alert_event(a.id, "pipeline", src, a.status, f"scene {scene.id} observed the alert area again",
+                            a.version)
         return a, False

@@ -72,12 +72,15 @@ class Worker:
         """Consume until stopped (or idle for ``max_idle_s`` seconds, for batch runs)."""
         self.consumer.subscribe([self.s.scenes_topic])
         idle_since = time.monotonic()
-        last_lag = 0.0
+        last_lag = last_control = 0.0
         try:
             while not self._stop.is_set():
                 if time.monotonic() - last_lag > 5:
                     self._report_lag()
                     last_lag = time.monotonic()
+                if time.monotonic() - last_control > self.s.control_poll_s:
+                    self._apply_pause_flag()
+                    last_control = time.monotonic()
                 msg = self.consumer.poll(1.0)
                 if msg is None:
                     if max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
@@ -92,6 +95,31 @@ class Worker:
         finally:
             self.consumer.close()
             self.producer.flush(10)
+
+    def _apply_pause_flag(self) -> None:
+        """Honour the ``consumption_paused`` control flag (set by POST /ops/consumption/pause).
+
+        Paused partitions still poll, so the consumer keeps its group membership.
+        """
+        from terrawatch.store.control import consumption_paused
+
+        try:
+            paused = consumption_paused(self.pipeline.engine)
+        except Exception:  # noqa: BLE001 - a flag read must not stop consumption
+            log.debug("control flag read failed", exc_info=True)
+            return
+        parts = self.consumer.assignment()
+        if paused:
+            if parts:  # re-applied every check: partitions assigned by a rebalance start unpaused
+                self.consumer.pause(parts)
+            if not self.paused.is_set():
+                self.paused.set()
+                log.info("consumption paused by the control flag")
+        elif self.paused.is_set():
+            if parts:
+                self.consumer.resume(parts)
+            self.paused.clear()
+            log.info("consumption resumed")
 
     def _report_lag(self) -> None:
         try:

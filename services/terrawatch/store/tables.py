@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
-    BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Integer, MetaData, String, Table, Text,
-    UniqueConstraint, func,
+    BigInteger, Boolean, CheckConstraint, Column, DateTime, Float, ForeignKey, Integer, LargeBinary, MetaData,
+    String, Table, Text, UniqueConstraint, func,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
@@ -75,6 +75,7 @@ alert_events = Table(
     Column("from_status", String(16), nullable=True),
     Column("to_status", String(16), nullable=False),
     Column("reason", Text, nullable=False),
+    Column("alert_version", Integer, nullable=True),  # the alert version this change produced
 )
 
 subscribers = Table(
@@ -88,6 +89,8 @@ subscribers = Table(
     Column("format", String(8), nullable=False, server_default="geojson"),
     Column("active", Boolean, nullable=False, server_default="true"),
     Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("created_by", String(128), nullable=True),
 )
 
 webhook_outbox = Table(
@@ -95,7 +98,8 @@ webhook_outbox = Table(
     Column("id", String(64), primary_key=True),  # the Standard Webhooks webhook-id, stable across retries
     Column("alert_id", UUID(as_uuid=True), ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False),
     Column("alert_version", Integer, nullable=False),
-    Column("subscriber_id", UUID(as_uuid=True), ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    Column("subscriber_id", UUID(as_uuid=True), ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False,
+           index=True),
     Column("event_type", String(32), nullable=False),
     Column("payload", Text, nullable=False),
     Column("content_type", String(64), nullable=False, server_default="application/json"),
@@ -105,5 +109,70 @@ webhook_outbox = Table(
     Column("last_error", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
     Column("delivered_at", DateTime(timezone=True), nullable=True),
+    # Start of the current retry window: enqueue time, reset by an operator's redelivery.
+    Column("window_start", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Column("redeliveries", Integer, nullable=False, server_default="0"),
+    Column("failed_at", DateTime(timezone=True), nullable=True),
+    Column("last_status_code", Integer, nullable=True),
     UniqueConstraint("alert_id", "alert_version", "subscriber_id", name="uq_outbox_alert_version_sub"),
+)
+
+# One row per HTTP attempt of a delivery (and per give-up without an attempt), for operators.
+webhook_attempts = Table(
+    "webhook_attempts", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("delivery_id", String(64), ForeignKey("webhook_outbox.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("attempt", Integer, nullable=False),
+    Column("at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Column("outcome", String(12), nullable=False),  # succeeded | retry | failed
+    Column("status_code", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("duration_s", Float, nullable=True),
+)
+
+# API (migration 0003) ---------------------------------------------------------
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("id", String(32), primary_key=True),  # public key id, the part of the key before the secret
+    Column("name", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("salt", LargeBinary, nullable=False),
+    Column("key_hash", LargeBinary, nullable=False),  # sha256(salt || secret)
+    Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Column("created_by", String(160), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("role in ('viewer', 'operator', 'admin')", name="ck_api_keys_role"),
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), server_default=func.now(), nullable=False, index=True),
+    Column("actor", String(160), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("action", String(64), nullable=False, index=True),
+    Column("target", Text, nullable=True),
+    Column("details", JSONB, nullable=False, server_default="{}"),
+    Column("client", String(64), nullable=True),
+)
+
+control = Table(
+    "control", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Column("updated_by", String(160), nullable=False),
+)
+
+reference_features = Table(
+    "reference_features", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("layer", String(64), nullable=False, index=True),
+    Column("name", Text, nullable=True),
+    Column("properties", JSONB, nullable=False, server_default="{}"),
+    Column("geom", Geometry(srid=4326, spatial_index=False), nullable=False),  # GiST index made in 0003
+    Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
 )

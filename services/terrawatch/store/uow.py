@@ -17,7 +17,7 @@ from typing import Any
 
 from geoalchemy2.shape import from_shape, to_shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import Engine, create_engine, func, insert, select, text, update
+from sqlalchemy import Engine, any_, create_engine, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from terrawatch.domain.polygons import Detection, as_multipolygon
@@ -51,6 +51,8 @@ class AlertRow:
     last_sensed: datetime
     context: dict[str, Any]
     version: int
+    created_at: datetime | None = None  # set by the writer (UTC) so payloads can quote it
+    updated_at: datetime | None = None
 
 
 class UnitOfWork:
@@ -121,8 +123,9 @@ class UnitOfWork:
         row = self.conn.execute(q).mappings().first()
         return _alert(row) if row else None
 
-    def get_alert(self, alert_id: uuid.UUID) -> AlertRow | None:
-        row = self.conn.execute(select(t.alerts).where(t.alerts.c.id == alert_id)).mappings().first()
+    def get_alert(self, alert_id: uuid.UUID, for_update: bool = False) -> AlertRow | None:
+        q = select(t.alerts).where(t.alerts.c.id == alert_id)
+        row = self.conn.execute(q.with_for_update() if for_update else q).mappings().first()
         return _alert(row) if row else None
 
     def insert_alert(self, a: AlertRow) -> None:
@@ -130,21 +133,28 @@ class UnitOfWork:
             id=a.id, hazard=a.hazard, status=a.status, confidence=a.confidence, severity=a.severity,
             geom=_geom(a.geom), area_ha=a.area_ha, likelihood=a.likelihood, sensors=a.sensors,
             observations=a.observations, first_sensed=a.first_sensed, last_sensed=a.last_sensed,
-            context=a.context, version=a.version))
+            context=a.context, version=a.version,
+            **({"created_at": a.created_at, "updated_at": a.updated_at or a.created_at} if a.created_at else {})))
 
     def update_alert(self, a: AlertRow) -> None:
         self.conn.execute(update(t.alerts).where(t.alerts.c.id == a.id).values(
             status=a.status, confidence=a.confidence, severity=a.severity, geom=_geom(a.geom),
             area_ha=a.area_ha, likelihood=a.likelihood, sensors=a.sensors, observations=a.observations,
             first_sensed=a.first_sensed, last_sensed=a.last_sensed, context=a.context, version=a.version,
-            updated_at=func.now()))
+            updated_at=a.updated_at or func.now()))
 
     def link_detections(self, alert_id: uuid.UUID, detection_ids: list[int]) -> None:
         self.conn.execute(update(t.detections).where(t.detections.c.id.in_(detection_ids)).values(alert_id=alert_id))
 
-    def add_alert_event(self, alert_id: uuid.UUID, actor: str, src: str | None, dst: str, reason: str) -> None:
+    def add_alert_event(self, alert_id: uuid.UUID, actor: str, src: str | None, dst: str, reason: str,
+                        alert_version: int | None = None) -> None:
         self.conn.execute(insert(t.alert_events).values(
-            alert_id=alert_id, actor=actor, from_status=src, to_status=dst, reason=reason))
+            alert_id=alert_id, actor=actor, from_status=src, to_status=dst, reason=reason,
+            alert_version=alert_version))
+
+    def alert_events(self, alert_id: uuid.UUID) -> list[dict]:
+        q = select(t.alert_events).where(t.alert_events.c.alert_id == alert_id).order_by(t.alert_events.c.id)
+        return [dict(r) for r in self.conn.execute(q).mappings()]
 
     # subscribers and outbox ---------------------------------------------------
     def matching_subscribers(self, alert: AlertRow, confidence_ranks: dict[str, int]) -> list[dict]:
@@ -153,15 +163,21 @@ class UnitOfWork:
         allowed = [c for c, r in confidence_ranks.items() if r <= rank]
         q = select(t.subscribers).where(
             t.subscribers.c.active.is_(True),
-            t.subscribers.c.hazards.any(alert.hazard),
+            any_(t.subscribers.c.hazards) == alert.hazard,
             t.subscribers.c.min_confidence.in_(allowed),
             (t.subscribers.c.aoi.is_(None)) | func.ST_Intersects(t.subscribers.c.aoi, g),
         )
         return [dict(r) for r in self.conn.execute(q).mappings()]
 
+    def has_delivery(self, alert_id: uuid.UUID, subscriber_id: uuid.UUID) -> bool:
+        """Whether ``subscriber_id`` was already sent a message about this alert."""
+        q = select(t.webhook_outbox.c.id).where(t.webhook_outbox.c.alert_id == alert_id,
+                                                t.webhook_outbox.c.subscriber_id == subscriber_id).limit(1)
+        return self.conn.execute(q).first() is not None
+
     def enqueue(self, alert: AlertRow, subscriber_id: uuid.UUID, event_type: str, payload: str,
-                content_type: str) -> str:
-        msg_id = f"msg_{uuid.uuid4().hex}"
+                content_type: str, msg_id: str | None = None) -> str:
+        msg_id = msg_id or new_message_id()
         self.conn.execute(insert(t.webhook_outbox).values(
             id=msg_id, alert_id=alert.id, alert_version=alert.version, subscriber_id=subscriber_id,
             event_type=event_type, payload=payload, content_type=content_type))
@@ -174,7 +190,12 @@ def _alert(row) -> AlertRow:
         severity=row["severity"], geom=to_shape(row["geom"]), area_ha=row["area_ha"],
         likelihood=row["likelihood"], sensors=list(row["sensors"]), observations=row["observations"],
         first_sensed=row["first_sensed"], last_sensed=row["last_sensed"], context=dict(row["context"] or {}),
-        version=row["version"])
+        version=row["version"], created_at=row.get("created_at"), updated_at=row.get("updated_at"))
+
+
+def new_message_id() -> str:
+    """A Standard Webhooks ``webhook-id`` (also the outbox primary key)."""
+    return f"msg_{uuid.uuid4().hex}"
 
 
 def window_start(sensing: datetime, days: float) -> datetime:

@@ -1,31 +1,53 @@
-"""Run a segmentation model over a scene's tiles on Ray, with backpressure.
+"""Run hazard models over a scene's tiles on Ray, with backpressure, and merge polygons across tiles.
 
-Long-lived actors each hold a Triton client and the scene's open rasters; the
-driver keeps at most ``max_in_flight`` tiles outstanding and stitches the tile
-cores into a (H, W) uint8 likelihood raster (0-100; 255 = no data).
+Long-lived actors each hold Triton clients and the scene's open rasters. A tile
+is read once and every hazard job runs on it; each tile's core is thresholded
+and polygonized where it was inferred (pixel coordinates), so the driver only
+holds polygons: its memory does not grow with the scene's pixel count. At most
+``max_in_flight`` tiles are outstanding at any time.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import ray
 
 from terrawatch.domain.scene import Scene, scene_from_item
 from terrawatch.domain.tiles import Tile, TileGrid, crop_core
+from terrawatch.vectorize.polygonize import PixelPart, merge_parts, tile_parts
 
-NODATA = 255
+
+@dataclass(frozen=True)
+class HazardJob:
+    """One hazard model to run on every tile: Triton model name and probability threshold (0-1)."""
+
+    hazard: str
+    model: str
+    threshold: float = 0.5
 
 
 @dataclass
-class TileOutput:
+class TileResult:
     index: int
-    likelihood: np.ndarray  # (core_h, core_w) uint8, 0-100 or NODATA
+    parts: dict[str, list[PixelPart]]
+    valid_pixels: int
     read_s: float
     infer_s: float
+
+
+@dataclass
+class SceneTiles:
+    """What the driver keeps for a scene: merged pixel-space parts per hazard and timings."""
+
+    tiles: int = 0
+    valid_pixels: int = 0
+    parts: dict[str, list[PixelPart]] = field(default_factory=dict)
+    read_s: float = 0.0
+    infer_s: float = 0.0
 
 
 @ray.remote(num_cpus=0.5, max_restarts=2, max_task_retries=2)
@@ -44,6 +66,7 @@ class TileWorker:
         if self._scene_id != item["id"]:
             if self._reader is not None:
                 self._reader.close()
+            self._reader = None
             self._reader = SceneReader(scene_from_item(item, datetime.fromisoformat(now_iso)))
             self._scene_id = item["id"]
         return self._reader
@@ -55,24 +78,31 @@ class TileWorker:
             self._clients[model] = TritonSegmenter(self.triton_url, MODELS[model])
         return self._clients[model]
 
-    def run(self, item: dict, now_iso: str, model: str, tiles: list[Tile]) -> list[TileOutput]:
+    def run(self, item: dict, now_iso: str, jobs: list[HazardJob], tiles: list[Tile]) -> list[TileResult]:
         t0 = time.perf_counter()
         reader = self._reader_for(item, now_iso)
         arrays = np.stack([reader.read(t.read_row, t.read_col, t.size) for t in tiles])
+        valid = ~np.isnan(arrays).any(axis=1)  # (N, size, size)
         t1 = time.perf_counter()
-        valid = ~np.isnan(arrays).any(axis=1)
-        probs = self._client(model).infer(arrays)  # models treat NaN as no data
-        t2 = time.perf_counter()
-        outs = []
-        for tile, prob, ok in zip(tiles, probs, valid):
-            lk = np.where(ok, np.clip(np.rint(prob * 100), 0, 100), NODATA).astype(np.uint8)
-            outs.append(TileOutput(tile.index, np.ascontiguousarray(crop_core(tile, lk)),
-                                   (t1 - t0) / len(tiles), (t2 - t1) / len(tiles)))
-        return outs
+        results = [TileResult(t.index, {}, int(crop_core(t, v).sum()), 0.0, 0.0) for t, v in zip(tiles, valid)]
+        infer_s = 0.0
+        for job in jobs:
+            ti = time.perf_counter()
+            probs = self._client(job.model).infer(arrays)  # models treat NaN as no data
+            infer_s += time.perf_counter() - ti
+            for tile, prob, ok, res in zip(tiles, probs, valid, results):
+                core_ok = crop_core(tile, ok)
+                core_lk = np.clip(np.rint(crop_core(tile, prob) * 100), 0, 100).astype(np.uint8)
+                mask = core_ok & (core_lk >= job.threshold * 100)
+                res.parts[job.hazard] = tile_parts(mask, core_lk, tile.core_row, tile.core_col)
+        for res in results:
+            res.read_s = (t1 - t0) / len(tiles)
+            res.infer_s = infer_s / len(tiles)
+        return results
 
 
 class RayTiler:
-    """Driver side: owns the actor pool and stitches results."""
+    """Driver side: owns the actor pool, bounds in-flight tiles, merges parts."""
 
     def __init__(self, triton_url: str, workers: int = 2, batch: int = 4, max_in_flight: int = 8) -> None:
         self.workers = [TileWorker.remote(triton_url) for _ in range(workers)]
@@ -89,34 +119,30 @@ class RayTiler:
         if batch:
             yield batch
 
-    def run(self, scene: Scene, height: int, width: int, model: str, tile_size: int, overlap: int,
-            now_iso: str) -> tuple[np.ndarray, dict[str, float], int]:
-        """Return (likelihood (H, W) uint8, stage seconds summed over tiles, tile count)."""
+    def run(self, scene: Scene, height: int, width: int, jobs: list[HazardJob], tile_size: int, overlap: int,
+            now_iso: str) -> SceneTiles:
         grid = TileGrid(height, width, tile_size, overlap)
-        tiles = {t.index: t for t in grid}
-        out = np.full((height, width), NODATA, dtype=np.uint8)
+        out = SceneTiles(tiles=len(grid), parts={j.hazard: [] for j in jobs})
         pending: list = []
-        stages = {"read": 0.0, "infer": 0.0}
-        i = 0
-        for batch in self._batches(grid):
+        for i, batch in enumerate(self._batches(grid)):
             if len(pending) >= self.max_calls:
                 done, pending = ray.wait(pending, num_returns=1)
-                self._stitch(ray.get(done[0]), tiles, out, stages)
-            worker = self.workers[i % len(self.workers)]
-            pending.append(worker.run.remote(scene.item, now_iso, model, batch))
-            i += 1
+                self._collect(ray.get(done[0]), out)
+            pending.append(self.workers[i % len(self.workers)].run.remote(scene.item, now_iso, jobs, batch))
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
-            self._stitch(ray.get(done[0]), tiles, out, stages)
-        return out, stages, len(tiles)
+            self._collect(ray.get(done[0]), out)
+        out.parts = {h: merge_parts(p) for h, p in out.parts.items()}
+        return out
 
     @staticmethod
-    def _stitch(results: list[TileOutput], tiles: dict[int, Tile], out: np.ndarray, stages: dict) -> None:
+    def _collect(results: list[TileResult], out: SceneTiles) -> None:
         for r in results:
-            t = tiles[r.index]
-            out[t.core_row : t.core_row + t.core_h, t.core_col : t.core_col + t.core_w] = r.likelihood
-            stages["read"] += r.read_s
-            stages["infer"] += r.infer_s
+            out.valid_pixels += r.valid_pixels
+            out.read_s += r.read_s
+            out.infer_s += r.infer_s
+            for hazard, parts in r.parts.items():
+                out.parts[hazard].extend(parts)
 
     def close(self) -> None:
         for w in self.workers:

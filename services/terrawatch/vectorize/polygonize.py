@@ -1,68 +1,112 @@
-"""Turn a per-pixel hazard mask into detection polygons in EPSG:4326.
+"""Turn per-pixel hazard masks into detection polygons in EPSG:4326.
 
-Input rasters are in the scene's CRS with an affine ``transform``; output
-geometries are lon/lat (EPSG:4326) with geodesic areas in hectares.
+Tiles are polygonized where they are inferred, in *pixel coordinates of the
+scene grid* (integers, so polygons of neighbouring tiles share exact edges);
+the driver then merges parts that touch across tile borders, applies the
+minimum mapping unit and reprojects to lon/lat with geodesic areas in ha.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import rasterio.features
 import shapely
+import shapely.affinity
 from affine import Affine
 from pyproj import CRS, Transformer
 from rasterio.crs import CRS as RioCRS
+from scipy import ndimage
 from shapely.geometry import shape
-from shapely.ops import transform as shp_transform
 
 from terrawatch.domain.polygons import Detection, as_multipolygon, geodesic_area_ha
 
+_EIGHT = np.ones((3, 3), dtype=bool)
 
-def polygonize(
-    mask: np.ndarray,
-    likelihood: np.ndarray,
-    transform: Affine,
-    crs: RioCRS | str,
-    hazard: str,
-    min_area_ha: float,
-    simplify_px: float = 0.5,
-) -> list[Detection]:
-    """Connected regions (8-connectivity) of ``mask`` (H, W bool) as detections.
 
-    ``likelihood`` is (H, W) uint8 0-100; each detection carries its mean inside
-    the region. Regions smaller than ``min_area_ha`` (geodesic) are dropped.
-    Polygons are simplified by ``simplify_px`` pixels, topology preserved.
-    """
-    if mask.dtype != np.uint8:
-        mask = mask.astype(np.uint8)
+@dataclass
+class PixelPart:
+    """A connected region of one tile core, in scene pixel coordinates (x = col, y = row)."""
+
+    geom: shapely.Geometry
+    likelihood_sum: float
+    pixels: int
+    on_border: bool  # touches the core's edge, so it may continue in a neighbouring tile
+
+
+def tile_parts(mask: np.ndarray, likelihood: np.ndarray, row: int, col: int) -> list[PixelPart]:
+    """Connected regions (8-connectivity) of a core ``mask`` (h, w) whose top-left is (row, col)."""
     if not mask.any():
         return []
-    labels, n = _label(mask)
-    to_wgs84 = Transformer.from_crs(CRS.from_user_input(str(crs)), "EPSG:4326", always_xy=True)
-    tolerance = simplify_px * abs(transform.a)
+    labels, n = ndimage.label(mask, structure=_EIGHT)
+    labels = labels.astype(np.int32)
     sums = np.bincount(labels.ravel(), weights=likelihood.ravel().astype(np.float64), minlength=n + 1)
     counts = np.bincount(labels.ravel(), minlength=n + 1)
-    parts: dict[int, list] = {}
-    for geom, value in rasterio.features.shapes(labels, mask=labels > 0, transform=transform, connectivity=8):
-        parts.setdefault(int(value), []).append(shape(geom))
-    out: list[Detection] = []
-    for label, polys in sorted(parts.items()):
-        geom = shapely.union_all(polys)
-        if tolerance > 0:
-            geom = geom.simplify(tolerance, preserve_topology=True)
-        geom = as_multipolygon(shp_transform(to_wgs84.transform, geom))
+    h, w = mask.shape
+    edge = np.zeros(n + 1, dtype=bool)
+    for strip in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        edge[strip] = True
+    polys: dict[int, list] = {}
+    for geom, value in rasterio.features.shapes(labels, mask=labels > 0, transform=Affine.translation(col, row),
+                                                connectivity=8):
+        polys.setdefault(int(value), []).append(shape(geom))
+    # 8-connected regions can pinch at a vertex; make_valid splits them there without losing area.
+    return [PixelPart(shapely.make_valid(shapely.union_all(p)), float(sums[k]), int(counts[k]), bool(edge[k]))
+            for k, p in sorted(polys.items())]
+
+
+def merge_parts(parts: list[PixelPart]) -> list[PixelPart]:
+    """Union border parts that touch across tile borders (edge or corner); interior parts pass through."""
+    inner = [p for p in parts if not p.on_border]
+    border = [p for p in parts if p.on_border]
+    if not border:
+        return inner
+    tree = shapely.STRtree([p.geom for p in border])
+    left, right = tree.query([p.geom for p in border], predicate="intersects")
+    parent = list(range(len(border)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in zip(left, right):
+        ra, rb = find(int(a)), find(int(b))
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    groups: dict[int, list[PixelPart]] = {}
+    for i, p in enumerate(border):
+        groups.setdefault(find(i), []).append(p)
+    merged = [PixelPart(shapely.make_valid(shapely.union_all([p.geom for p in g])), sum(p.likelihood_sum for p in g),
+                        sum(p.pixels for p in g), True) for g in groups.values()]
+    return inner + merged
+
+
+def to_detections(parts: list[PixelPart], transform: Affine, crs: RioCRS | str, hazard: str,
+                  min_area_ha: float, simplify_px: float = 0.5) -> list[Detection]:
+    """Pixel-space parts -> EPSG:4326 detections >= ``min_area_ha`` (geodesic), simplified by ``simplify_px``."""
+    to_wgs84 = Transformer.from_crs(CRS.from_user_input(str(crs)), "EPSG:4326", always_xy=True)
+    a, b, c, d, e, f = transform.a, transform.b, transform.c, transform.d, transform.e, transform.f
+    out = []
+    for p in parts:
+        geom = p.geom.simplify(simplify_px, preserve_topology=True) if simplify_px > 0 else p.geom
+        geom = shapely.affinity.affine_transform(geom, [a, b, d, e, c, f])
+        geom = as_multipolygon(shapely.transform(geom, to_wgs84.transform, interleaved=False))
         if geom.is_empty:
             continue
         area = geodesic_area_ha(geom)
         if area < min_area_ha:
             continue
         out.append(Detection(hazard=hazard, geometry=geom, area_ha=area,
-                             likelihood=float(sums[label] / counts[label]), pixels=int(counts[label])))
+                             likelihood=p.likelihood_sum / max(p.pixels, 1), pixels=p.pixels))
+    out.sort(key=lambda det: -det.area_ha)
     return out
 
 
-def _label(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    from scipy import ndimage
-
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
-    return labels.astype(np.int32), int(n)
+def polygonize(mask: np.ndarray, likelihood: np.ndarray, transform: Affine, crs: RioCRS | str, hazard: str,
+               min_area_ha: float, simplify_px: float = 0.5) -> list[Detection]:
+    """Whole-raster convenience: ``mask`` (H, W) bool, ``likelihood`` (H, W) 0-100 -> detections."""
+    return to_detections(tile_parts(mask.astype(bool), likelihood, 0, 0), transform, crs, hazard, min_area_ha,
+                         simplify_px)

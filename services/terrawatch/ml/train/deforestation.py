@@ -241,7 +241,7 @@ def train(
         tot = 0.0
         for i in range(0, len(x), batch):
             idx = perm[i : i + batch]
-            logit = model.logits_from_features(x[idx].view(len(idx), -1, 1, 1)).view(-1)
+            logit = model.logits_flat(x[idx])
             loss = lossf(logit, y[idx])
             opt.zero_grad()
             loss.backward()
@@ -321,7 +321,23 @@ def evaluate(
     res["nochange_synthetic"] = nochange(synth_nochange())
     res["nochange_real_chip_perturbed"] = nochange((chip, perturb(chip, rng)) for _ in range(3))
     res["nochange_identical"] = nochange([(chip, chip.copy())])
+    # Out of the training ranges (gain 0.85-1.15, haze <= 300 DN): browning of all vegetation
+    # (red-edge/NIR x veg_gain, e.g. drought or leaf-off) and/or haze, no loss.
+    res["nochange_stress"] = [
+        {"veg_gain": g, "haze_dn": h, **nochange([(chip, stress(chip, veg_gain=g, haze_dn=h))])}
+        for g, h in ((0.75, 600), (1.0, 2000), (0.6, 0), (0.5, 0))
+    ]
     return res
+
+
+def stress(x: np.ndarray, veg_gain: float, haze_dn: float) -> np.ndarray:
+    """Deterministic radiometric stress beyond the training ranges (no loss added)."""
+    x = x.astype(np.float32, copy=True)
+    veg = np.nan_to_num(defo.ndvi(x), nan=0) > 0.3
+    x[B5][veg] *= 1 + (veg_gain - 1) / 2
+    for b in range(B5 + 1, B8A + 1):
+        x[b][veg] *= veg_gain
+    return x + haze_dn * HAZE_WEIGHT[:, None, None]
 
 
 def _read(path: str) -> np.ndarray:

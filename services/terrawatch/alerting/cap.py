@@ -1,0 +1,137 @@
+"""CAP 1.2 (OASIS Common Alerting Protocol) payloads for alert webhooks.
+
+Valid against ``alerts/schemas/CAP-v1.2.xsd`` (tested with lxml). Mapping
+(see docs/alerting.md):
+
+- ``msgType``: ``Alert`` for the first message a subscriber gets about an alert,
+  ``Update`` afterwards, ``Cancel`` when an operator marks it a false positive;
+  ``references`` names the alert's first message (``sender,identifier,sent``).
+- ``severity``: the rule's area ladder, minor/moderate/severe/extreme -> Minor/Moderate/Severe/Extreme.
+- ``urgency`` and ``certainty``: from the confidence tier via the rule's ``cap`` section
+  (defaults low/high/highest -> Possible/Likely/Observed); a resolved or false-positive alert
+  has urgency ``Past`` (and certainty ``Unlikely`` if false positive).
+- ``area``: one ``<polygon>`` per polygon's exterior ring, WGS 84 ``lat,lon`` pairs, first = last
+  (CAP has no holes: interior rings are left out, so the CAP area may over-cover).
+- ``parameter``: alert id, status, confidence, area, likelihood, sensors, observations, version and
+  every top-level key of ``alert.context`` as ``context:<key>`` (JSON text for non-strings).
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from datetime import datetime, timedelta, timezone
+
+from shapely.geometry import MultiPolygon, Polygon
+
+from terrawatch.domain.alerts import AlertStatus, HazardPolicy
+from terrawatch.store.uow import AlertRow
+
+CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
+CAP_CONTENT_TYPE = "application/cap+xml"
+SEVERITY = {"minor": "Minor", "moderate": "Moderate", "severe": "Severe", "extreme": "Extreme"}
+COORD_DECIMALS = 6  # ~0.1 m at the equator
+ET.register_namespace("", CAP_NS)
+
+
+def cap_time(t: datetime) -> str:
+    """CAP dateTime: ``YYYY-MM-DDThh:mm:ss+00:00`` (no fractions, no ``Z``), in UTC."""
+    return t.astimezone(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def identifier(a: AlertRow, version: int | None = None) -> str:
+    return f"terrawatch-{a.id}-v{a.version if version is None else version}"
+
+
+def cap_polygons(geom) -> list[str]:
+    """CAP ``polygon`` strings (``lat,lon lat,lon ...``, closed) of each exterior ring of ``geom``."""
+    polys = list(geom.geoms) if isinstance(geom, MultiPolygon) else [geom] if isinstance(geom, Polygon) else []
+    out = []
+    for p in polys:
+        ring = list(p.exterior.coords)
+        if len(ring) < 4:
+            continue
+        if ring[0] != ring[-1]:
+            ring.append(ring[0])
+        out.append(" ".join(f"{y:.{COORD_DECIMALS}f},{x:.{COORD_DECIMALS}f}" for x, y, *_ in ring))
+    return out
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None) -> ET.Element:
+    el = ET.SubElement(parent, f"{{{CAP_NS}}}{tag}")
+    if text is not None:
+        el.text = text
+    return el
+
+
+def _pair(parent: ET.Element, tag: str, name: str, value: str) -> None:
+    el = _sub(parent, tag)
+    _sub(el, "valueName", name)
+    _sub(el, "value", value)
+
+
+def cap_alert(a: AlertRow, event_type: str, policy: HazardPolicy, sender: str, first_message: bool,
+              reason: str | None = None) -> str:
+    """One CAP 1.2 ``<alert>`` document (UTF-8 XML text) for version ``a.version`` of an alert."""
+    status = AlertStatus(a.status)
+    sent = a.updated_at or datetime.now(timezone.utc)
+    if first_message:
+        msg_type = "Alert"
+    elif status == AlertStatus.FALSE_POSITIVE:
+        msg_type = "Cancel"
+    else:
+        msg_type = "Update"
+    closed = status in (AlertStatus.RESOLVED, AlertStatus.FALSE_POSITIVE)
+    root = ET.Element(f"{{{CAP_NS}}}alert")
+    _sub(root, "identifier", identifier(a))
+    _sub(root, "sender", sender)
+    _sub(root, "sent", cap_time(sent))
+    _sub(root, "status", "Actual")
+    _sub(root, "msgType", msg_type)
+    _sub(root, "source", "terrawatch satellite monitoring")
+    _sub(root, "scope", "Public")
+    if closed and reason:
+        _sub(root, "note", f"{status.value}: {reason}")
+    if msg_type != "Alert" and a.created_at is not None:
+        _sub(root, "references", f"{sender},{identifier(a, 1)},{cap_time(a.created_at)}")
+    _sub(root, "incidents", str(a.id))
+
+    cap = policy.cap
+    info = _sub(root, "info")
+    _sub(info, "language", "en-US")
+    _sub(info, "category", cap.category)
+    _sub(info, "event", cap.event)
+    _sub(info, "responseType", "AllClear" if status == AlertStatus.RESOLVED
+         else "None" if status == AlertStatus.FALSE_POSITIVE else cap.response)
+    _sub(info, "urgency", "Past" if closed else cap.urgency.get(a.confidence, "Unknown"))
+    _sub(info, "severity", SEVERITY.get(a.severity, "Unknown"))
+    _sub(info, "certainty", "Unlikely" if status == AlertStatus.FALSE_POSITIVE
+         else cap.certainty.get(a.confidence, "Unknown"))
+    _pair(info, "eventCode", "terrawatch:hazard", a.hazard)
+    _pair(info, "eventCode", "terrawatch:event", event_type)
+    _sub(info, "effective", cap_time(sent))
+    _sub(info, "onset", cap_time(a.first_sensed))
+    if not closed:
+        _sub(info, "expires", cap_time(a.last_sensed + timedelta(days=policy.merge_window_days)))
+    _sub(info, "senderName", "terrawatch")
+    _sub(info, "headline", f"{cap.event}: {a.area_ha:.1f} ha, {a.confidence} confidence ({status.value})")
+    legality = a.context.get("legality") if isinstance(a.context, dict) else None
+    desc = (f"{cap.event} of {a.area_ha:.2f} ha detected from satellite imagery ({', '.join(a.sensors)}) in "
+            f"{a.observations} observation(s) between {cap_time(a.first_sensed)} and {cap_time(a.last_sensed)}; "
+            f"mean model likelihood {a.likelihood:.0f}/100; status {status.value}.")
+    if isinstance(legality, dict) and legality:
+        desc += " Legality: " + json.dumps(legality, sort_keys=True, ensure_ascii=False, default=str)
+    _sub(info, "description", desc)
+    for name, value in (("alert_id", str(a.id)), ("status", status.value), ("confidence", a.confidence),
+                        ("area_ha", f"{a.area_ha:.4f}"), ("likelihood", f"{a.likelihood:.1f}"),
+                        ("sensors", ",".join(a.sensors)), ("observations", str(a.observations)),
+                        ("version", str(a.version))):
+        _pair(info, "parameter", f"terrawatch:{name}", value)
+    for key, value in sorted((a.context or {}).items()):
+        _pair(info, "parameter", f"context:{key}",
+              value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False, default=str))
+    area = _sub(info, "area")
+    _sub(area, "areaDesc", f"{cap.event} area, {a.area_ha:.2f} ha (WGS 84)")
+    for poly in cap_polygons(a.geom):
+        _sub(area, "polygon", poly)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")

@@ -1,0 +1,43 @@
+"""Transactional outbox: enqueue one webhook per matching subscriber, inside the caller's UnitOfWork.
+
+The alert change and its deliveries commit together or not at all; the
+dispatcher sends them later. Each delivery's payload is rendered now in the
+subscriber's format (``geojson`` or ``cap``) and never changes, so every retry
+sends the same bytes under the same ``webhook-id``.
+"""
+
+from __future__ import annotations
+
+from terrawatch.alerting.cap import CAP_CONTENT_TYPE, cap_alert
+from terrawatch.alerting.payloads import GEOJSON_CONTENT_TYPE, geojson_event
+from terrawatch.domain.alerts import CONFIDENCE_RANKS, HazardPolicy
+from terrawatch.store.uow import AlertRow, UnitOfWork
+
+FORMATS = ("geojson", "cap")
+
+
+def render(fmt: str, alert: AlertRow, event_type: str, policy: HazardPolicy, sender: str, first_message: bool,
+           reason: str | None = None) -> tuple[str, str]:
+    """(payload text, content type) of one delivery."""
+    if fmt == "cap":
+        return cap_alert(alert, event_type, policy, sender, first_message, reason), CAP_CONTENT_TYPE
+    if fmt == "geojson":
+        return geojson_event(event_type, alert), GEOJSON_CONTENT_TYPE
+    raise ValueError(f"unknown webhook format {fmt!r}")
+
+
+def fan_out(uow: UnitOfWork, alert: AlertRow, event_type: str, policy: HazardPolicy, sender: str,
+            only_informed: bool = False, reason: str | None = None) -> list[str]:
+    """Enqueue ``event_type`` for every active subscriber whose hazards, AOI and minimum confidence match.
+
+    ``only_informed``: only subscribers already sent a message about this alert (used for operator
+    transitions, so nobody first hears of an alert through its cancellation). Returns the webhook ids.
+    """
+    ids = []
+    for sub in uow.matching_subscribers(alert, CONFIDENCE_RANKS):
+        informed = uow.has_delivery(alert.id, sub["id"])
+        if only_informed and not informed:
+            continue
+        body, ctype = render(sub["format"], alert, event_type, policy, sender, not informed, reason)
+        ids.append(uow.enqueue(alert, sub["id"], event_type, body, ctype))
+    return ids

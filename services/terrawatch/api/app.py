@@ -1,0 +1,131 @@
+"""The terrawatch HTTP API: one FastAPI app for uvicorn (``terrawatch serve``) and Ray Serve.
+
+Mounted: ``/ogc`` (OGC API - Features, tipg), ``/tiles`` (MVT + TileJSON),
+``/map`` (MapLibre page), ``/ops`` (health, status, runbook actions, keys,
+reference layers) and, when present, the alerting routers (``/subscriptions``,
+``/alerts``). The OpenAPI document is at ``/openapi.json``; every operation
+carries ``x-required-role`` (``none``, ``viewer``, ``operator``, ``admin``),
+derived from the auth dependency it actually uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.openapi.utils import get_openapi
+
+import terrawatch
+from terrawatch.api import errors
+from terrawatch.api.deps import ApiDeps
+from terrawatch.api.routes import ogc
+from terrawatch.api.routes.keys import keys_router
+from terrawatch.api.routes.map import map_router, map_static
+from terrawatch.api.routes.ops import ops_router
+from terrawatch.api.routes.reference import reference_router
+from terrawatch.api.routes.tiles import tiles_router
+from terrawatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Routers other parts of terrawatch provide (module, factory); mounted when the module exists.
+OPTIONAL_ROUTERS = (
+    ("terrawatch.api.routes.subscriptions", "subscriptions_router"),
+    ("terrawatch.api.routes.alerts", "alerts_router"),
+)
+
+DESCRIPTION = """\
+Near-real-time hazard monitoring of Sentinel scenes (floods, deforestation, illegal mining).
+
+* **OGC API - Features** at [`/ogc`](ogc): detections, alerts, scene footprints, reference layers.
+* **Vector tiles** at `/tiles/{layer}/{z}/{x}/{y}.pbf`, TileJSON at `/tiles/{layer}.json`; map at [`/map`](map).
+* **Operations** at `/ops`: health, pipeline status and runbook actions (audited).
+
+Authenticate with `X-API-Key: tw_...` or `Authorization: Bearer tw_...` (keys from `terrawatch keys create`).
+Roles: viewer (read layers), operator (ops actions), admin (subscriptions, keys).
+"""
+
+
+def required_role(operation: dict) -> str:
+    """The role an OpenAPI operation needs: the strongest role named in its security requirements."""
+    roles = {scope for req in operation.get("security", []) for scopes in req.values() for scope in scopes}
+    for role in ("admin", "operator", "viewer"):
+        if role in roles:
+            return role
+    return "none"
+
+
+def _mount_optional(app: FastAPI, deps: ApiDeps) -> list[str]:
+    mounted = []
+    for module, factory in OPTIONAL_ROUTERS:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        app.include_router(getattr(mod, factory)(deps))
+        mounted.append(module)
+    return mounted
+
+
+def create_app(settings: Settings) -> FastAPI:
+    deps = ApiDeps(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        try:
+            await asyncio.wait_for(ogc.open_pool(app, settings), timeout=10)
+            await ogc.refresh_catalog(app)
+        except Exception as exc:  # noqa: BLE001 - the API starts anyway; /ops/readyz tells what is down
+            log.warning("OGC API not connected at startup (%s); will retry on first request", exc)
+            app.state.pool = None
+        yield
+        await ogc.close_pool(app)
+        deps.close()
+
+    app = FastAPI(title="terrawatch API", version=terrawatch.__version__ if hasattr(terrawatch, "__version__")
+                  else "0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.deps = deps
+    app.state.pool = None
+    errors.install(app)
+
+    origins = [o.strip() for o in settings.api_cors_origins.split(",") if o.strip()]
+    if origins:
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PUT", "DELETE"],
+                           allow_headers=["X-API-Key", "Authorization", "Content-Type"], allow_credentials=False)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+
+    app.include_router(ops_router(deps))
+    app.include_router(keys_router(deps))
+    app.include_router(reference_router(deps))
+    app.include_router(tiles_router(deps))
+    app.include_router(ogc.ogc_router(deps))
+    app.include_router(map_router())
+    app.mount("/map/static", map_static(), name="map-static")
+    app.state.optional_routers = _mount_optional(app, deps)
+
+    @app.get("/", tags=["landing"], summary="Links to the API's parts.")
+    def landing(request: Request) -> dict:
+        base = str(request.base_url).rstrip("/")
+        return {"title": "terrawatch API", "links": {
+            "ogc_api": f"{base}/ogc", "map": f"{base}/map", "tiles": f"{base}/tiles", "openapi": f"{base}/openapi.json",
+            "docs": f"{base}/docs", "livez": f"{base}/ops/livez", "readyz": f"{base}/ops/readyz"}}
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        for path_item in schema["paths"].values():
+            for op in path_item.values():
+                op["x-required-role"] = required_role(op)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi
+    return app

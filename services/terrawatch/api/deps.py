@@ -1,0 +1,88 @@
+"""What routers depend on, as one object handed to every router factory ``xxx_router(deps)``.
+
+Nothing here connects at construction: the database engine and the Kafka
+producer are created on first use, so the app object can be pickled for Ray
+Serve and started while a dependency is still down (``/ops/readyz`` says which).
+
+Contract for router factories (``api/routes/*.py``)::
+
+    def alerts_router(deps: ApiDeps) -> APIRouter:
+        router = APIRouter(prefix="/alerts", tags=["alerts"])
+
+        @router.post("/{alert_id}/acknowledge")
+        def acknowledge(alert_id: uuid.UUID, request: Request,
+                        who: Principal = Depends(deps.operator)) -> dict:
+            with deps.engine.begin() as conn:
+                ...
+                deps.audit(conn, who, "alert.acknowledge", str(alert_id), {...}, request)
+
+``deps.viewer`` / ``deps.operator`` / ``deps.admin`` are dependencies that
+return the calling :class:`~terrawatch.api.security.Principal` (401 without a
+valid key, 403 with a too-weak role). Raise the errors of
+:mod:`terrawatch.api.errors` (or domain errors) for 4xx responses.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from fastapi import Request
+from sqlalchemy import Engine, insert
+from sqlalchemy.engine import Connection
+
+from terrawatch.api.security import AuthFailureLimiter, Principal, Role, require
+from terrawatch.settings import Settings
+from terrawatch.store import tables as t
+
+
+class ApiDeps:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._producer = None
+        limiter = AuthFailureLimiter(settings.api_auth_failures_per_minute)
+        engine = lambda: self.engine  # noqa: E731 - resolved per request, lazily
+        self.viewer = require(Role.VIEWER, engine, limiter, public=settings.api_public_read)
+        self.operator = require(Role.OPERATOR, engine, limiter)
+        self.admin = require(Role.ADMIN, engine, limiter)
+
+    @property
+    def engine(self) -> Engine:
+        from terrawatch.store.uow import engine_for
+
+        return engine_for(self.settings.db_url)
+
+    def producer(self):
+        """A shared idempotent Kafka producer (confluent-kafka is thread-safe)."""
+        with self._lock:
+            if self._producer is None:
+                from terrawatch.ingest import kafka_io
+
+                self._producer = kafka_io.producer(self.settings)
+            return self._producer
+
+    def audit(self, conn: Connection, who: Principal, action: str, target: str | None,
+              details: dict[str, Any] | None = None, request: Request | None = None) -> None:
+        """Record one action in ``audit_log`` inside the caller's transaction (who, when, what)."""
+        client = request.client.host if request is not None and request.client else None
+        conn.execute(insert(t.audit_log).values(
+            actor=who.actor, role=who.role.value, action=action, target=target, details=details or {},
+            client=client))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._producer is not None:
+                self._producer.flush(10)
+                self._producer = None
+
+    # Ray Serve pickles the app: drop the live producer and lock, keep the settings.
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_producer"] = None
+        state.pop("_lock", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()

@@ -1,0 +1,117 @@
+"""The one place where errors become HTTP responses.
+
+Every error terrawatch raises on purpose (``TerrawatchError`` and the API's own
+subclasses below) maps to a 4xx (or 503 for an unavailable dependency) with a
+human-readable message, in the body shape tipg uses::
+
+    {"code": "not_found", "description": "scene 'x' not found"}
+
+Anything else is a bug and stays a 500 (schemathesis checks there are none).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from tipg import errors as tipg_errors
+
+from terrawatch.domain.errors import (
+    InvalidEvent, TerrawatchError, TransientError, UnreadableAsset, UnsupportedScene,
+)
+
+log = logging.getLogger(__name__)
+
+
+class NotFound(TerrawatchError):
+    code = "not_found"
+
+
+class Conflict(TerrawatchError):
+    code = "conflict"
+
+
+class InvalidInput(TerrawatchError):
+    code = "invalid_input"
+
+
+class Unauthenticated(TerrawatchError):
+    code = "unauthenticated"
+
+
+class Forbidden(TerrawatchError):
+    code = "forbidden"
+
+
+class RateLimited(TerrawatchError):
+    code = "rate_limited"
+
+    def __init__(self, reason: str, retry_after_s: int = 60) -> None:
+        super().__init__(reason)
+        self.retry_after_s = retry_after_s
+
+
+class Unavailable(TerrawatchError):
+    """A dependency (Kafka, PostGIS, Triton, Ray) cannot be reached now."""
+
+    code = "unavailable"
+
+
+STATUS: dict[type[TerrawatchError], int] = {
+    NotFound: 404,
+    Conflict: 409,
+    InvalidInput: 422,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    RateLimited: 429,
+    Unavailable: 503,
+    InvalidEvent: 422,
+    UnreadableAsset: 422,
+    UnsupportedScene: 422,
+    TransientError: 503,
+}
+
+
+# tipg's own errors (OGC API - Features). Its catch-all `Exception` entry is left out on purpose:
+# an unexpected error is a 500 from the server, not a message echoing internals.
+TIPG_STATUS: dict[type[Exception], int] = {
+    cls: code for cls, code in tipg_errors.DEFAULT_STATUS_CODES.items()
+    if isinstance(cls, type) and issubclass(cls, tipg_errors.TiPgError)
+}
+
+
+def status_for(exc: TerrawatchError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
+
+
+def _response(exc: TerrawatchError) -> JSONResponse:
+    status = status_for(exc)
+    headers: dict[str, str] = {}
+    if isinstance(exc, Unauthenticated):
+        headers["WWW-Authenticate"] = 'Bearer realm="terrawatch", ApiKey header="X-API-Key"'
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after_s)
+    return JSONResponse({"code": exc.code, "description": exc.reason}, status_code=status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers: terrawatch errors, and tipg's own (OGC API) errors."""
+
+    async def on_terrawatch_error(request: Request, exc: TerrawatchError) -> JSONResponse:
+        if status_for(exc) >= 500:
+            log.warning("%s %s: %s", request.method, request.url.path, exc.reason)
+        return _response(exc)
+
+    async def on_tipg_error(request: Request, exc: Exception) -> JSONResponse:
+        status = TIPG_STATUS[type(exc)]
+        if status >= 500:
+            log.error("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"code": type(exc).__name__, "description": str(exc)}, status_code=status)
+
+    app.add_exception_handler(TerrawatchError, on_terrawatch_error)
+    for cls in TIPG_STATUS:
+        app.add_exception_handler(cls, on_tipg_error)

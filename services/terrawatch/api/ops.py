@@ -1,0 +1,393 @@
+"""Operations: health of each dependency, pipeline status, and the runbook's actions.
+
+Functions take explicit settings/engine/producer so they run the same under
+uvicorn, Ray Serve or a test. Kafka reads use throw-away consumers that never
+join the pipeline's consumer group (``committed()`` and watermarks only).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, func, select, text
+
+from terrawatch.api.errors import InvalidInput, NotFound, Unavailable
+from terrawatch.settings import REPO_ROOT, Settings
+from terrawatch.store import tables as t
+
+log = logging.getLogger(__name__)
+
+GEOTIFF_SUFFIXES = {".tif", ".tiff"}
+MAX_BACKFILL_FILES = 500
+
+
+# health ----------------------------------------------------------------------
+
+@dataclass
+class Check:
+    ok: bool
+    ms: float
+    detail: str
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "ms": round(self.ms, 1), "detail": self.detail}
+
+
+def _timed(fn) -> Check:
+    t0 = time.perf_counter()
+    try:
+        detail = fn()
+        return Check(True, (time.perf_counter() - t0) * 1000, detail)
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready", reported with its reason
+        return Check(False, (time.perf_counter() - t0) * 1000, f"{type(exc).__name__}: {exc}"[:500])
+
+
+def _postgis(engine: Engine) -> str:
+    with engine.connect() as conn:
+        return "postgis " + conn.execute(text("select postgis_lib_version()")).scalar_one()
+
+
+def _kafka(settings: Settings) -> str:
+    from confluent_kafka.admin import AdminClient
+
+    md = AdminClient({"bootstrap.servers": settings.bootstrap}).list_topics(timeout=3)
+    if not md.brokers:
+        raise RuntimeError("no brokers")
+    missing = [tp for tp in (settings.scenes_topic, settings.dlq_topic) if tp not in md.topics]
+    if missing:
+        raise RuntimeError(f"topics missing: {', '.join(missing)}")
+    return f"{len(md.brokers)} broker(s)"
+
+
+def _triton(settings: Settings) -> str:
+    import tritonclient.grpc as grpcclient
+
+    client = grpcclient.InferenceServerClient(settings.triton)
+    try:
+        if not client.is_server_ready(client_timeout=3):
+            raise RuntimeError("server not ready")
+        return f"ready at {settings.triton}"
+    finally:
+        client.close()
+
+
+def _ray(settings: Settings) -> str:
+    import ray
+
+    if ray.is_initialized():  # inside a Ray Serve replica
+        alive = [n for n in ray.nodes() if n.get("Alive")]
+        if not alive:
+            raise RuntimeError("no live nodes")
+        return f"{len(alive)} live node(s)"
+    host, _, port = settings.ray.rpartition(":")
+    if host and port.isdigit() and "://" not in host:
+        import socket
+
+        with socket.create_connection((host, int(port)), timeout=2):
+            pass  # fail fast when the GCS port is closed (GcsClient would retry for ~30 s)
+        from ray._raylet import GcsClient  # what `ray health-check` uses, without a new process
+
+        session = GcsClient(address=settings.ray).internal_kv_get(b"session_name", namespace=b"session", timeout=3)
+        if not session:
+            raise RuntimeError("GCS answered without a session")
+        return f"gcs at {settings.ray} healthy ({session.decode()})"
+    ray_cli = str(Path(sys.executable).with_name("ray"))
+    res = subprocess.run([ray_cli, "health-check", f"--address={settings.ray}"], capture_output=True, text=True,
+                         timeout=20, env={**__import__("os").environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    if res.returncode:
+        raise RuntimeError((res.stderr or res.stdout).strip().splitlines()[-1:] or ["health-check failed"])
+    return f"gcs at {settings.ray} healthy"
+
+
+def readiness(settings: Settings, engine: Engine) -> dict[str, Check]:
+    """Check Kafka, PostGIS, Triton and Ray concurrently; each reported individually."""
+    checks = {"kafka": lambda: _kafka(settings), "postgis": lambda: _postgis(engine),
+              "triton": lambda: _triton(settings), "ray": lambda: _ray(settings)}
+    with ThreadPoolExecutor(max_workers=len(checks)) as pool:
+        futures = {name: pool.submit(_timed, fn) for name, fn in checks.items()}
+        return {name: f.result() for name, f in futures.items()}
+
+
+# status ----------------------------------------------------------------------
+
+def kafka_errors(fn):
+    """Turn Kafka client errors into 503 Unavailable; retry a transient coordinator error twice."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from confluent_kafka import KafkaError, KafkaException
+
+        for attempt in range(3):
+            try:
+                return fn(*args, **kwargs)
+            except KafkaException as exc:
+                err = exc.args[0] if exc.args else None
+                retriable = isinstance(err, KafkaError) and err.code() in (
+                    KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                    KafkaError.COORDINATOR_NOT_AVAILABLE)
+                if retriable and attempt < 2:
+                    time.sleep(1.0)
+                    continue
+                raise Unavailable(f"Kafka: {err.str() if isinstance(err, KafkaError) else exc}") from exc
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+def _probe_consumer(settings: Settings, group: str | None = None):
+    from confluent_kafka import Consumer
+
+    return Consumer({"bootstrap.servers": settings.bootstrap, "group.id": group or f"tw-api-{uuid.uuid4().hex}",
+                     "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                     "socket.timeout.ms": 5000})
+
+
+def _partitions(consumer, topic: str) -> list[int]:
+    md = consumer.list_topics(topic, timeout=5)
+    tm = md.topics.get(topic)
+    if tm is None or tm.error is not None:
+        raise Unavailable(f"topic {topic} is not available")
+    return sorted(tm.partitions)
+
+
+@kafka_errors
+def consumer_lag(settings: Settings) -> list[dict]:
+    """Per partition of the scenes topic: committed offset of the pipeline's group, high watermark, lag."""
+    from confluent_kafka import TopicPartition
+
+    c = _probe_consumer(settings, group=settings.consumer_group)  # never subscribes: does not join the group
+    try:
+        parts = _partitions(c, settings.scenes_topic)
+        committed = c.committed([TopicPartition(settings.scenes_topic, p) for p in parts], timeout=5)
+        out = []
+        for tp in committed:
+            low, high = c.get_watermark_offsets(TopicPartition(settings.scenes_topic, tp.partition), timeout=5,
+                                                cached=False)
+            pos = tp.offset if tp.offset >= 0 else low
+            out.append({"partition": tp.partition, "committed": tp.offset if tp.offset >= 0 else None,
+                        "high_watermark": high, "lag": max(0, high - pos)})
+        return out
+    finally:
+        c.close()
+
+
+@kafka_errors
+def dlq_size(settings: Settings) -> int:
+    from confluent_kafka import TopicPartition
+
+    c = _probe_consumer(settings)
+    try:
+        total = 0
+        for p in _partitions(c, settings.dlq_topic):
+            low, high = c.get_watermark_offsets(TopicPartition(settings.dlq_topic, p), timeout=5, cached=False)
+            total += high - low
+        return total
+    finally:
+        c.close()
+
+
+def worker_gauge(settings: Settings, name: str) -> float | None:
+    """A gauge from the worker's Prometheus endpoint (None when the worker is not reachable)."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    url = settings.worker_metrics_url or f"http://127.0.0.1:{settings.metrics_port}/metrics"
+    try:
+        body = httpx.get(url, timeout=2).text
+    except httpx.HTTPError:
+        return None
+    for fam in text_string_to_metric_families(body):
+        if fam.name == name:
+            return sum(s.value for s in fam.samples)
+    return None
+
+
+def last_sensed_by_platform(engine: Engine) -> list[dict]:
+    q = (select(t.scenes.c.platform, func.max(t.scenes.c.sensing_time).label("last_sensing_time"),
+                func.max(t.scene_runs.c.finished_at).label("last_finished_at"),
+                func.count(func.distinct(t.scenes.c.id)).label("scenes"))
+         .select_from(t.scenes.join(t.scene_runs, t.scene_runs.c.scene_id == t.scenes.c.id))
+         .group_by(t.scenes.c.platform).order_by(t.scenes.c.platform))
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def outbox_counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.webhook_outbox.c.status, func.count()).group_by(t.webhook_outbox.c.status))
+        return {status: n for status, n in rows}
+
+
+# actions: Kafka ----------------------------------------------------------------
+
+def publish_items(producer, settings: Settings, items: list[dict]) -> None:
+    from terrawatch.ingest import kafka_io
+
+    try:
+        for item in items:
+            kafka_io.publish_scene(producer, settings, item)
+        remaining = producer.flush(15)
+    except Exception as exc:  # noqa: BLE001 - BufferError/KafkaException: the broker is the problem
+        raise Unavailable(f"Kafka rejected the publish: {exc}") from exc
+    if remaining:
+        raise Unavailable(f"Kafka did not acknowledge {remaining} message(s) within 15 s")
+
+
+def scene_item(engine: Engine, scene_id: str) -> dict:
+    with engine.connect() as conn:
+        item = conn.execute(select(t.scenes.c.item).where(t.scenes.c.id == scene_id)).scalar_one_or_none()
+    if item is None:
+        raise NotFound(f"scene {scene_id!r} not found")
+    return item
+
+
+def parse_dlq_id(entry_id: str) -> tuple[int, int]:
+    try:
+        p, o = entry_id.split("/", 1)
+        part, off = int(p), int(o)
+    except ValueError:
+        raise InvalidInput(f"DLQ entry id {entry_id!r} is not partition/offset (e.g. 0/12)") from None
+    if part < 0 or off < 0:
+        raise InvalidInput(f"DLQ entry id {entry_id!r} must be non-negative")
+    return part, off
+
+
+def _dlq_entry(msg) -> dict:
+    try:
+        rec = json.loads(msg.value())
+        if not isinstance(rec, dict):
+            raise ValueError("not an object")
+    except ValueError:
+        rec = {"reason": "unparseable DLQ record", "payload": None}
+    return {"id": f"{msg.partition()}/{msg.offset()}", "partition": msg.partition(), "offset": msg.offset(),
+            "reason": rec.get("reason"), "error_code": rec.get("error_code"), "attempts": rec.get("attempts"),
+            "failed_at": rec.get("failed_at"), "source": rec.get("source"),
+            "payload_encoding": rec.get("payload_encoding", "utf-8"), "payload": rec.get("payload")}
+
+
+@kafka_errors
+def read_dlq(settings: Settings, ids: list[str] | None = None, limit: int = 100) -> list[dict]:
+    """DLQ entries oldest first (all, up to ``limit``), or exactly the entries named by ``ids``."""
+    from confluent_kafka import TopicPartition
+
+    c = _probe_consumer(settings)
+    try:
+        parts = _partitions(c, settings.dlq_topic)
+        wanted: dict[int, set[int]] | None = None
+        if ids is not None:
+            wanted = {}
+            for part, off in map(parse_dlq_id, ids):
+                wanted.setdefault(part, set()).add(off)
+        ranges = {}
+        for p in parts:
+            if wanted is not None and p not in wanted:
+                continue
+            low, high = c.get_watermark_offsets(TopicPartition(settings.dlq_topic, p), timeout=5, cached=False)
+            if high > low:
+                start = min(wanted[p]) if wanted else low
+                ranges[p] = (max(low, start), high)
+        out: list[dict] = []
+        for p, (start, high) in ranges.items():
+            if start >= high:
+                continue
+            c.assign([TopicPartition(settings.dlq_topic, p, start)])
+            pos, deadline = start, time.monotonic() + 20
+            while pos < high and time.monotonic() < deadline and (wanted is not None or len(out) < limit):
+                msg = c.poll(1.0)
+                if msg is None or msg.error():
+                    continue
+                pos = msg.offset() + 1
+                if wanted is None or msg.offset() in wanted[p]:
+                    out.append(_dlq_entry(msg))
+                if wanted is not None and pos > max(wanted[p]):
+                    break
+            c.unassign()
+        return out[:limit] if wanted is None else out
+    finally:
+        c.close()
+
+
+def original_payload(entry: dict) -> bytes:
+    payload = entry.get("payload")
+    if payload is None:
+        raise InvalidInput(f"DLQ entry {entry['id']} has no original payload")
+    if entry.get("payload_encoding") == "base64":
+        return base64.b64decode(payload)
+    return payload.encode()
+
+
+def redrive(producer, settings: Settings, entries: list[dict]) -> list[str]:
+    """Republish each entry's original payload to the scenes topic under its original key."""
+    messages = [(((e.get("source") or {}).get("key") or "").encode() or None, original_payload(e)) for e in entries]
+    try:
+        for key, value in messages:
+            producer.produce(settings.scenes_topic, key=key, value=value)
+        remaining = producer.flush(15)
+    except Exception as exc:  # noqa: BLE001 - BufferError/KafkaException: the broker is the problem
+        raise Unavailable(f"Kafka rejected the re-drive: {exc}") from exc
+    if remaining:
+        raise Unavailable(f"Kafka did not acknowledge {remaining} message(s) within 15 s")
+    return [e["id"] for e in entries]
+
+
+def backfill_roots(settings: Settings) -> list[Path]:
+    if settings.api_backfill_roots.strip():
+        return [Path(p.strip()).resolve() for p in settings.api_backfill_roots.split(",") if p.strip()]
+    return [settings.state_dir.resolve(), (REPO_ROOT.parent / "shared" / "data").resolve()]
+
+
+def backfill_items(settings: Settings, folder: str, recursive: bool, sensing_time: datetime | None,
+                   platform: str | None) -> tuple[list[dict], list[dict]]:
+    """STAC Items for the GeoTIFFs in ``folder`` (which must lie under an allowed root), and the skipped files."""
+    from terrawatch.ingest.stac_items import item_from_geotiff
+
+    root = Path(folder).expanduser()
+    if not root.is_absolute():
+        raise InvalidInput("folder must be an absolute path")
+    root = root.resolve()
+    roots = backfill_roots(settings)
+    if not any(root == r or root.is_relative_to(r) for r in roots):
+        raise InvalidInput(f"folder {folder!r} is outside the allowed backfill roots "
+                           "(TERRAWATCH_API_BACKFILL_ROOTS)")
+    if not root.is_dir():
+        raise NotFound(f"folder {folder!r} does not exist")
+    files = sorted(p for p in (root.rglob("*") if recursive else root.iterdir())
+                   if p.is_file() and p.suffix.lower() in GEOTIFF_SUFFIXES)
+    if len(files) > MAX_BACKFILL_FILES:
+        raise InvalidInput(f"{len(files)} GeoTIFFs found; at most {MAX_BACKFILL_FILES} per backfill")
+    items, skipped = [], []
+    for path in files:
+        try:
+            items.append(item_from_geotiff(path, sensing_time=sensing_time, platform=platform))
+        except Exception as exc:  # noqa: BLE001 - one unreadable file must not stop the others
+            skipped.append({"path": str(path), "reason": f"{type(exc).__name__}: {exc}"[:300]})
+    return items, skipped
+
+
+# Triton ------------------------------------------------------------------------
+
+def triton_models(settings: Settings) -> list[dict]:
+    """Every model version in Triton's repository index with its state (READY, UNAVAILABLE, ...)."""
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    client = grpcclient.InferenceServerClient(settings.triton)
+    try:
+        index = client.get_model_repository_index(as_json=True, client_timeout=5)
+    except InferenceServerException as exc:
+        raise Unavailable(f"Triton at {settings.triton}: {exc.message()}") from exc
+    finally:
+        client.close()
+    return [{"name": m.get("name"), "version": m.get("version"), "state": m.get("state"),
+             "reason": m.get("reason") or None} for m in index.get("models", [])]

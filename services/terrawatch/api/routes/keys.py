@@ -1,0 +1,62 @@
+"""``/ops/keys``: API key management (admin only). A new key is shown once, in the create response."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from pydantic import BaseModel, Field
+
+from terrawatch.api import security
+from terrawatch.api.deps import ApiDeps
+from terrawatch.api.errors import NotFound
+from terrawatch.api.security import Principal, Role
+
+KeyId = Annotated[str, Path(pattern=r"^[0-9a-f]{12}$", description="The key's public id.")]
+
+
+class KeyIn(BaseModel):
+    name: str = Field(min_length=1, max_length=128, description="Who or what uses the key.")
+    role: Role
+
+
+class KeyCreated(BaseModel):
+    id: str
+    name: str
+    role: Role
+    key: str = Field(description="The full key. It is not stored and cannot be shown again.")
+
+
+class KeyOut(BaseModel):
+    id: str
+    name: str
+    role: Role
+    created_at: datetime
+    created_by: str
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+def keys_router(deps: ApiDeps) -> APIRouter:
+    router = APIRouter(prefix="/ops/keys", tags=["keys"])
+
+    @router.get("", response_model=list[KeyOut], summary="All keys (never their secrets).")
+    def list_keys(_: Principal = Depends(deps.admin)) -> list[dict]:
+        return security.list_keys(deps.engine)
+
+    @router.post("", response_model=KeyCreated, status_code=201, summary="Create a key; the response shows it once.")
+    def create(body: KeyIn, request: Request, who: Principal = Depends(deps.admin)) -> dict:
+        key_id, key = security.create_key(deps.engine, body.name, body.role, created_by=who.actor)
+        with deps.engine.begin() as conn:
+            deps.audit(conn, who, "key.create", key_id, {"name": body.name, "role": body.role.value}, request)
+        return {"id": key_id, "name": body.name, "role": body.role, "key": key}
+
+    @router.delete("/{key_id}", status_code=204, summary="Revoke a key.")
+    def revoke(key_id: KeyId, request: Request, who: Principal = Depends(deps.admin)) -> None:
+        if not security.revoke_key(deps.engine, key_id):
+            raise NotFound(f"no active key {key_id!r}")
+        with deps.engine.begin() as conn:
+            deps.audit(conn, who, "key.revoke", key_id, {}, request)
+
+    return router

@@ -1,0 +1,262 @@
+"""``/ops``: health, pipeline status and the runbook's actions (each audited in ``audit_log``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from sqlalchemy import select
+
+from terrawatch.api import ops
+from terrawatch.api.deps import ApiDeps
+from terrawatch.api.errors import NotFound
+from terrawatch.api.security import Principal
+from terrawatch.store import control
+from terrawatch.store import tables as t
+
+SceneId = Annotated[str, Path(min_length=1, max_length=256, description="Scene (STAC Item) id.")]
+DLQ_ID = r"^[0-9]{1,6}/[0-9]{1,19}$"
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class CheckOut(BaseModel):
+    ok: bool
+    ms: float = Field(description="Time the check took (ms).")
+    detail: str
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, CheckOut] = Field(description="kafka, postgis, triton, ray")
+
+
+class PartitionLag(BaseModel):
+    partition: int
+    committed: int | None
+    high_watermark: int
+    lag: int = Field(description="Messages not yet committed by the pipeline's consumer group.")
+
+
+class PlatformProgress(BaseModel):
+    platform: str
+    last_sensing_time: datetime
+    last_finished_at: datetime
+    scenes: int
+
+
+class PipelineStatus(BaseModel):
+    consumer_group: str
+    topic: str
+    consumer_lag: list[PartitionLag]
+    total_lag: int
+    scenes_in_flight: float | None = Field(description="From the worker's /metrics; null if unreachable.")
+    last_processed: list[PlatformProgress]
+    dlq_size: int
+    consumption_paused: bool
+    outbox: dict[str, int] = Field(description="Webhook deliveries by status.")
+
+
+class Published(BaseModel):
+    published: list[str]
+    topic: str
+
+
+class DlqEntry(BaseModel):
+    id: str = Field(description="partition/offset in the DLQ topic.")
+    partition: int
+    offset: int
+    reason: str | None
+    error_code: str | None
+    attempts: int | None
+    failed_at: str | None
+    source: dict[str, Any] | None
+    payload_encoding: str
+    payload: str | None
+
+
+class RedriveIn(BaseModel):
+    ids: list[Annotated[str, Field(pattern=DLQ_ID)]] | None = Field(
+        default=None, max_length=1000, description="Entries to re-drive (partition/offset); omit with all=true.")
+    all: bool = False
+
+    @model_validator(mode="after")
+    def _one_of(self):
+        if self.all == (self.ids is not None):
+            raise ValueError("give either ids or all=true")
+        return self
+
+
+class Redriven(BaseModel):
+    redriven: list[str]
+    missing: list[str]
+    topic: str
+
+
+class PauseIn(BaseModel):
+    reason: str = Field(default="", max_length=500)
+
+
+class ConsumptionState(BaseModel):
+    paused: bool
+    reason: str | None = None
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+
+class BackfillIn(BaseModel):
+    folder: str = Field(min_length=1, max_length=1024, description="Absolute folder of GeoTIFFs on the API host.")
+    recursive: bool = False
+    sensing_time: AwareDatetime | None = Field(default=None, description="Sensing time for files without one.")
+    platform: str | None = Field(default=None, max_length=32)
+    dry_run: bool = False
+
+
+class Skipped(BaseModel):
+    path: str
+    reason: str
+
+
+class BackfillOut(BaseModel):
+    published: list[str]
+    skipped: list[Skipped]
+    topic: str
+    dry_run: bool
+
+
+class ModelVersion(BaseModel):
+    name: str | None
+    version: str | None
+    state: str | None
+    reason: str | None
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    role: str
+    action: str
+    target: str | None
+    details: dict[str, Any]
+    client: str | None
+
+
+def ops_router(deps: ApiDeps) -> APIRouter:
+    router = APIRouter(prefix="/ops", tags=["ops"])
+    s = deps.settings
+
+    @router.get("/livez", response_model=Health, summary="Liveness: the API process answers.")
+    def livez() -> dict:
+        return {"status": "ok"}
+
+    @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}},
+                summary="Readiness of Kafka, PostGIS, Triton and Ray, each reported individually (503 if any fails).")
+    def readyz() -> JSONResponse:
+        checks = ops.readiness(s, deps.engine)
+        ok = all(c.ok for c in checks.values())
+        body = {"status": "ready" if ok else "not_ready", "checks": {k: c.as_dict() for k, c in checks.items()}}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @router.get("/status", response_model=PipelineStatus, summary="Consumer lag, scenes in flight, progress, DLQ.")
+    def status(_: Principal = Depends(deps.viewer)) -> dict:
+        lag = ops.consumer_lag(s)
+        flag = control.get_flag(deps.engine, control.CONSUMPTION_PAUSED)
+        return {
+            "consumer_group": s.consumer_group, "topic": s.scenes_topic,
+            "consumer_lag": lag, "total_lag": sum(p["lag"] for p in lag),
+            "scenes_in_flight": ops.worker_gauge(s, "terrawatch_scenes_in_flight"),
+            "last_processed": ops.last_sensed_by_platform(deps.engine),
+            "dlq_size": ops.dlq_size(s),
+            "consumption_paused": bool(flag and flag["value"].get("paused")),
+            "outbox": ops.outbox_counts(deps.engine),
+        }
+
+    @router.post("/scenes/{scene_id}/replay", response_model=Published, status_code=202,
+                 summary="Republish the scene's stored STAC Item to the scenes topic.")
+    def replay(scene_id: SceneId, request: Request, who: Principal = Depends(deps.operator)) -> dict:
+        item = ops.scene_item(deps.engine, scene_id)
+        with deps.engine.begin() as conn:
+            deps.audit(conn, who, "scene.replay", scene_id, {"topic": s.scenes_topic}, request)
+            ops.publish_items(deps.producer(), s, [item])
+        return {"published": [scene_id], "topic": s.scenes_topic}
+
+    @router.get("/dlq", response_model=list[DlqEntry], summary="Dead-lettered events, oldest first.")
+    def dlq(limit: Annotated[int, Query(ge=1, le=1000)] = 100, _: Principal = Depends(deps.operator)) -> list[dict]:
+        return ops.read_dlq(s, limit=limit)
+
+    @router.post("/dlq/redrive", response_model=Redriven, status_code=202,
+                 summary="Republish the original payload of DLQ entries (all, or by partition/offset id).")
+    def redrive(body: RedriveIn, request: Request, who: Principal = Depends(deps.operator)) -> dict:
+        entries = ops.read_dlq(s, ids=body.ids, limit=10_000) if body.ids is not None else ops.read_dlq(s, limit=10_000)
+        found = {e["id"] for e in entries}
+        missing = [i for i in (body.ids or []) if i not in found]
+        if body.ids is not None and not entries:
+            raise NotFound(f"no DLQ entries with ids {', '.join(body.ids[:10])}")
+        with deps.engine.begin() as conn:
+            deps.audit(conn, who, "dlq.redrive", "all" if body.all else ",".join(sorted(found)),
+                       {"ids": sorted(found), "missing": missing}, request)
+            done = ops.redrive(deps.producer(), s, entries)
+        return {"redriven": done, "missing": missing, "topic": s.scenes_topic}
+
+    def _consumption() -> dict:
+        flag = control.get_flag(deps.engine, control.CONSUMPTION_PAUSED)
+        if not flag:
+            return {"paused": False}
+        return {"paused": bool(flag["value"].get("paused")), "reason": flag["value"].get("reason"),
+                "updated_at": flag["updated_at"], "updated_by": flag["updated_by"]}
+
+    @router.get("/consumption", response_model=ConsumptionState, summary="Whether the worker consumes scenes.")
+    def consumption(_: Principal = Depends(deps.viewer)) -> dict:
+        return _consumption()
+
+    def _set_paused(paused: bool, reason: str, who: Principal, request: Request) -> dict:
+        with deps.engine.begin() as conn:
+            control.set_flag(conn, control.CONSUMPTION_PAUSED, {"paused": paused, "reason": reason}, who.actor)
+            deps.audit(conn, who, "consumption.pause" if paused else "consumption.resume", s.consumer_group,
+                       {"reason": reason}, request)
+        return _consumption()
+
+    @router.post("/consumption/pause", response_model=ConsumptionState,
+                 summary="Pause the worker's consumption (it checks the flag every few seconds).")
+    def pause(body: PauseIn, request: Request, who: Principal = Depends(deps.operator)) -> dict:
+        return _set_paused(True, body.reason, who, request)
+
+    @router.post("/consumption/resume", response_model=ConsumptionState, summary="Resume consumption.")
+    def resume(body: PauseIn, request: Request, who: Principal = Depends(deps.operator)) -> dict:
+        return _set_paused(False, body.reason, who, request)
+
+    @router.post("/backfill", response_model=BackfillOut, status_code=202,
+                 summary="Publish one scene event per GeoTIFF in a folder on the API host.")
+    def backfill(body: BackfillIn, request: Request, who: Principal = Depends(deps.operator)) -> dict:
+        items, skipped = ops.backfill_items(s, body.folder, body.recursive, body.sensing_time, body.platform)
+        ids = [i["id"] for i in items]
+        if not body.dry_run:
+            with deps.engine.begin() as conn:
+                deps.audit(conn, who, "scene.backfill", body.folder,
+                           {"scenes": ids, "skipped": len(skipped), "recursive": body.recursive}, request)
+                ops.publish_items(deps.producer(), s, items)
+        return {"published": [] if body.dry_run else ids, "skipped": skipped, "topic": s.scenes_topic,
+                "dry_run": body.dry_run}
+
+    @router.get("/models", response_model=list[ModelVersion], summary="Model versions in Triton's repository.")
+    async def models(_: Principal = Depends(deps.viewer)) -> list[dict]:
+        return await run_in_threadpool(ops.triton_models, s)
+
+    @router.get("/audit", response_model=list[AuditEntry], summary="The audit log, newest first.")
+    def audit(action: Annotated[str | None, Query(max_length=64)] = None,
+              limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+              _: Principal = Depends(deps.operator)) -> list[dict]:
+        q = select(t.audit_log)
+        if action:
+            q = q.where(t.audit_log.c.action == action)
+        with deps.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q.order_by(t.audit_log.c.id.desc()).limit(limit)).mappings()]
+
+    return router

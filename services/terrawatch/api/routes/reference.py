@@ -1,0 +1,78 @@
+"""``/ops/reference-layers``: load or drop a reference layer (areas of interest, protected areas, ...).
+
+Features are stored in ``reference_features`` (EPSG:4326) and published by the
+OGC API collection ``reference_layers`` and the ``reference_layers`` tiles.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import shapely
+from fastapi import APIRouter, Depends, Path, Request
+from geoalchemy2.shape import from_shape
+from geojson_pydantic import FeatureCollection
+from pydantic import BaseModel
+from shapely.geometry import shape
+from sqlalchemy import delete, insert
+
+from terrawatch.api.deps import ApiDeps
+from terrawatch.api.errors import InvalidInput, NotFound
+from terrawatch.api.security import Principal
+from terrawatch.store import tables as t
+
+Layer = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="Layer name.")]
+MAX_FEATURES = 10_000
+
+
+class LayerLoaded(BaseModel):
+    layer: str
+    features: int
+    replaced: int
+
+
+def _geometry(feature, i: int):
+    if feature.geometry is None:
+        raise InvalidInput(f"feature {i} has no geometry")
+    g = shapely.force_2d(shape(feature.geometry.model_dump(exclude_none=True)))
+    minx, miny, maxx, maxy = g.bounds
+    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        raise InvalidInput(f"feature {i} is outside lon/lat bounds (EPSG:4326 expected)")
+    if not g.is_valid:
+        g = shapely.make_valid(g)
+    if g.is_empty:
+        raise InvalidInput(f"feature {i} has an empty geometry")
+    return g
+
+
+def reference_router(deps: ApiDeps) -> APIRouter:
+    router = APIRouter(prefix="/ops/reference-layers", tags=["reference layers"])
+
+    @router.put("/{layer}", response_model=LayerLoaded, summary="Replace a layer with a GeoJSON FeatureCollection.")
+    def put_layer(layer: Layer, body: FeatureCollection, request: Request,
+                  who: Principal = Depends(deps.operator)) -> dict:
+        if len(body.features) > MAX_FEATURES:
+            raise InvalidInput(f"at most {MAX_FEATURES} features per layer")
+        rows = []
+        for i, f in enumerate(body.features):
+            props = dict(f.properties or {})
+            name = props.get("name")
+            rows.append({"layer": layer, "name": None if name is None else str(name)[:500], "properties": props,
+                         "geom": from_shape(_geometry(f, i), srid=4326)})
+        with deps.engine.begin() as conn:
+            replaced = conn.execute(delete(t.reference_features).where(t.reference_features.c.layer == layer)).rowcount
+            if rows:
+                conn.execute(insert(t.reference_features), rows)
+            deps.audit(conn, who, "reference_layer.put", layer, {"features": len(rows), "replaced": replaced},
+                       request)
+        return {"layer": layer, "features": len(rows), "replaced": replaced}
+
+    @router.delete("/{layer}", status_code=204, summary="Drop a layer.")
+    def delete_layer(layer: Layer, request: Request, who: Principal = Depends(deps.operator)) -> None:
+        with deps.engine.begin() as conn:
+            n = conn.execute(delete(t.reference_features).where(t.reference_features.c.layer == layer)).rowcount
+            if not n:
+                raise NotFound(f"reference layer {layer!r} not found")
+            deps.audit(conn, who, "reference_layer.delete", layer, {"features": n}, request)
+
+    return router

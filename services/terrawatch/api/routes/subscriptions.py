@@ -1,0 +1,179 @@
+"""``/subscriptions`` (admin) and ``/deliveries`` (operator): webhook subscribers and their deliveries.
+
+A subscription names a webhook URL (SSRF-checked), an area of interest (GeoJSON
+Polygon/MultiPolygon, lon/lat), hazards, a minimum confidence and a payload
+format (``geojson`` or ``cap``). The signing secret is generated server-side and
+appears only in the create and rotate-secret responses.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from geojson_pydantic import MultiPolygon, Polygon
+from pydantic import BaseModel, Field
+
+from terrawatch.api.errors import Conflict, InvalidInput, NotFound
+from terrawatch.service import deliveries as dsvc
+from terrawatch.service import subscriptions as svc
+
+
+class SubscriptionIn(BaseModel):
+    url: str = Field(min_length=8, max_length=2048, description="http(s) URL receiving signed POSTs.")
+    aoi: Polygon | MultiPolygon | None = Field(
+        default=None, description="Area of interest (GeoJSON, lon/lat EPSG:4326); omitted = everywhere.")
+    hazards: list[str] = Field(min_length=1, description="Hazards to receive, e.g. flood, deforestation, mining.")
+    min_confidence: Literal["low", "high", "highest"] = "low"
+    format: Literal["geojson", "cap"] = "geojson"
+    description: str | None = Field(default=None, max_length=500)
+
+
+class SubscriptionOut(BaseModel):
+    id: uuid.UUID
+    url: str
+    aoi: dict[str, Any] | None
+    hazards: list[str]
+    min_confidence: str
+    format: str
+    active: bool
+    description: str | None = None
+    created_by: str | None = None
+    created_at: datetime | None = None
+
+
+class SubscriptionCreated(SubscriptionOut):
+    secret: str = Field(description="Standard Webhooks signing secret (whsec_...). Shown once; store it now.")
+
+
+class SecretOut(BaseModel):
+    id: uuid.UUID
+    secret: str = Field(description="The new signing secret. Shown once.")
+
+
+class DeliveryOut(BaseModel):
+    id: str
+    webhook_id: str
+    alert_id: uuid.UUID
+    alert_version: int
+    subscriber_id: uuid.UUID
+    url: str
+    event_type: str
+    content_type: str
+    status: str
+    attempts: int
+    redeliveries: int
+    last_error: str | None
+    last_status_code: int | None
+    created_at: datetime
+    window_start: datetime
+    next_attempt_at: datetime
+    delivered_at: datetime | None
+    failed_at: datetime | None
+
+
+class AttemptOut(BaseModel):
+    attempt: int
+    at: datetime
+    outcome: str
+    status_code: int | None
+    error: str | None
+    duration_s: float | None
+
+
+class DeliveryDetail(DeliveryOut):
+    payload: str
+    attempts_log: list[AttemptOut]
+
+
+def subscriptions_router(deps) -> APIRouter:
+    """``deps``: :class:`terrawatch.api.deps.ApiDeps` (engine, settings, operator/admin dependencies, audit)."""
+    router = APIRouter(tags=["webhooks"])
+
+    @router.post("/subscriptions", response_model=SubscriptionCreated, status_code=201,
+                 summary="Register a webhook subscriber; the response shows its signing secret once.")
+    def create(body: SubscriptionIn, request: Request, who=Depends(deps.admin)) -> dict:
+        req = svc.NewSubscription(url=body.url, hazards=body.hazards,
+                                  aoi=body.aoi.model_dump(exclude_none=True) if body.aoi else None,
+                                  min_confidence=body.min_confidence, format=body.format,
+                                  description=body.description)
+        try:
+            sub, secret = svc.create(deps.engine, deps.settings, req, who.actor)
+        except svc.InvalidSubscription as exc:
+            raise InvalidInput(str(exc)) from exc
+        except svc.SubscriptionConflict as exc:
+            raise Conflict(str(exc)) from exc
+        with deps.engine.begin() as conn:
+            deps.audit(conn, who, "subscription.create", sub["id"],
+                       {"url": sub["url"], "hazards": sub["hazards"], "format": sub["format"],
+                        "min_confidence": sub["min_confidence"]}, request)
+        return {**sub, "secret": secret}
+
+    @router.get("/subscriptions", response_model=list[SubscriptionOut], summary="Subscribers (never their secrets).")
+    def list_subscriptions(include_inactive: bool = False, _=Depends(deps.admin)) -> list[dict]:
+        return svc.list_all(deps.engine, include_inactive)
+
+    @router.get("/subscriptions/{subscription_id}", response_model=SubscriptionOut, summary="One subscriber.")
+    def get_subscription(subscription_id: uuid.UUID, _=Depends(deps.admin)) -> dict:
+        try:
+            return svc.get(deps.engine, subscription_id)
+        except svc.SubscriptionNotFound as exc:
+            raise NotFound(f"subscription {subscription_id} not found") from exc
+
+    @router.post("/subscriptions/{subscription_id}/rotate-secret", response_model=SecretOut,
+                 summary="Replace the signing secret; the response shows the new one once.")
+    def rotate(subscription_id: uuid.UUID, request: Request, who=Depends(deps.admin)) -> dict:
+        try:
+            secret = svc.rotate_secret(deps.engine, subscription_id)
+        except svc.SubscriptionNotFound as exc:
+            raise NotFound(f"active subscription {subscription_id} not found") from exc
+        with deps.engine.begin() as conn:
+            deps.audit(conn, who, "subscription.rotate_secret", str(subscription_id), {}, request)
+        return {"id": subscription_id, "secret": secret}
+
+    @router.delete("/subscriptions/{subscription_id}", status_code=204,
+                   summary="Deactivate a subscriber; its pending deliveries become failed (redeliverable).")
+    def delete(subscription_id: uuid.UUID, request: Request, who=Depends(deps.admin)) -> None:
+        try:
+            n = svc.deactivate(deps.engine, subscription_id, who.actor)
+        except svc.SubscriptionNotFound as exc:
+            raise NotFound(f"active subscription {subscription_id} not found") from exc
+        with deps.engine.begin() as conn:
+            deps.audit(conn, who, "subscription.deactivate", str(subscription_id), {"failed_pending": n}, request)
+
+    @router.get("/deliveries", response_model=list[DeliveryOut],
+                summary="Webhook deliveries, newest first (default: the failed ones, for operators).")
+    def list_deliveries(
+        status: Literal["pending", "delivered", "failed", "all"] = "failed",
+        subscription_id: uuid.UUID | None = None, alert_id: uuid.UUID | None = None,
+        limit: int = Query(100, ge=1, le=1000),
+        before: str | None = Query(None, max_length=64, description="A delivery id: page after it."),
+        _=Depends(deps.operator),
+    ) -> list[dict]:
+        return dsvc.list_deliveries(deps.engine, None if status == "all" else status, subscription_id, alert_id,
+                                    limit, before)
+
+    @router.get("/deliveries/{delivery_id}", response_model=DeliveryDetail,
+                summary="One delivery with its payload and every attempt.")
+    def get_delivery(delivery_id: str, _=Depends(deps.operator)) -> dict:
+        try:
+            return dsvc.get_delivery(deps.engine, delivery_id)
+        except dsvc.DeliveryNotFound as exc:
+            raise NotFound(f"delivery {delivery_id} not found") from exc
+
+    @router.post("/deliveries/{delivery_id}/redeliver", response_model=DeliveryOut, status_code=202,
+                 summary="Send a failed (or delivered) webhook again: same webhook-id, new attempt and retry window.")
+    def redeliver(delivery_id: str, request: Request, who=Depends(deps.operator)) -> dict:
+        try:
+            d = dsvc.redeliver(deps.engine, delivery_id, who.actor)
+        except dsvc.DeliveryNotFound as exc:
+            raise NotFound(f"delivery {delivery_id} not found") from exc
+        except dsvc.NotRedeliverable as exc:
+            raise Conflict(str(exc)) from exc
+        with deps.engine.begin() as conn:
+            deps.audit(conn, who, "delivery.redeliver", delivery_id, {"alert_id": d["alert_id"]}, request)
+        return d
+
+    return router

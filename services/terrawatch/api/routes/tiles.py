@@ -1,0 +1,190 @@
+"""Mapbox Vector Tiles per layer from PostGIS ``ST_AsMVT`` (XYZ, WebMercatorQuad) and TileJSON 3.0.0.
+
+Geometries are simplified by zoom before encoding: snapped to a grid and
+Douglas-Peucker simplified with a tolerance of half a 256-px screen pixel at
+that zoom (``tolerance_m``), so a z5 tile carries a few vertices per feature
+instead of every 10 m vertex. A polygon that collapses below one tile unit is
+kept as a point (``ST_PointOnSurface``), so small detections stay visible at
+low zooms. Layer SQL is fixed per layer name; z/x/y and limits are bound
+parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import text
+
+from terrawatch.api.deps import ApiDeps
+from terrawatch.api.errors import InvalidInput, NotFound
+from terrawatch.api.security import Principal
+
+MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
+EXTENT = 4096  # MVT units per tile side
+BUFFER = 64  # MVT units of buffer around the tile (avoids seams when rendering outlines)
+MAX_FEATURES_PER_TILE = 20_000
+MAX_ZOOM = 22
+WEB_MERCATOR_WIDTH_M = 2 * math.pi * 6378137.0
+
+# Per layer: the ogc view it reads, its MVT properties (SQL expressions over the view's columns) with types.
+LAYERS: dict[str, dict] = {
+    "detections": {
+        "view": "ogc.detections",
+        "description": "Hazard detection polygons per scene.",
+        "fields": {"id": ("id", "Number"), "hazard": ("hazard", "String"), "confidence": ("confidence", "String"),
+                   "status": ("status", "String"), "likelihood": ("likelihood", "Number"),
+                   "area_ha": ("area_ha", "Number"), "scene_id": ("scene_id", "String"),
+                   "t": ("extract(epoch from sensing_time)::bigint", "Number")},
+        "time": "sensing_time",
+    },
+    "alerts": {
+        "view": "ogc.alerts",
+        "description": "Alerts (clusters of detections) with status and confidence.",
+        "fields": {"id": ("id", "String"), "hazard": ("hazard", "String"), "status": ("status", "String"),
+                   "confidence": ("confidence", "String"), "severity": ("severity", "String"),
+                   "area_ha": ("area_ha", "Number"), "likelihood": ("likelihood", "Number"),
+                   "observations": ("observations", "Number"),
+                   "t": ("extract(epoch from sensing_time)::bigint", "Number"),
+                   "t0": ("extract(epoch from first_sensed)::bigint", "Number")},
+        "time": "sensing_time",
+    },
+    "scenes": {
+        "view": "ogc.scenes",
+        "description": "Footprints of processed scenes.",
+        "fields": {"id": ("id", "String"), "platform": ("platform", "String"), "sensor": ("sensor", "String"),
+                   "t": ("extract(epoch from sensing_time)::bigint", "Number")},
+        "time": "sensing_time",
+    },
+    "reference_layers": {
+        "view": "ogc.reference_layers",
+        "description": "Reference features (areas of interest, protected areas, ...).",
+        "fields": {"id": ("id", "Number"), "layer": ("layer", "String"), "name": ("name", "String")},
+        "time": None,
+    },
+}
+
+
+def tolerance_m(z: int) -> float:
+    """Simplification tolerance (EPSG:3857 metres) at zoom ``z``: half a 256-px pixel."""
+    return WEB_MERCATOR_WIDTH_M / (256 * 2 ** z) / 2
+
+
+def _tile_sql(layer: str) -> str:
+    spec = LAYERS[layer]
+    props = ", ".join(f"{expr} as {name}" for name, (expr, _) in spec["fields"].items())
+    names = ", ".join(spec["fields"])
+    # Built only from the constants above; request values are bound parameters.
+    return f"""
+        with bounds as (
+            select ST_TileEnvelope(:z, :x, :y) as env,
+                   ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), 4326) as env4326
+        ), src as (
+            select {props}, ST_Transform(v.geom, 3857) as g
+            from {spec['view']} v, bounds
+            where v.geom && bounds.env4326
+            limit :max_features
+        ), simp as (
+            select *, ST_SimplifyPreserveTopology(ST_SnapToGrid(g, :tol / 4), :tol) as gs from src
+        ), mvt as (
+            select {names},
+                   coalesce(ST_AsMVTGeom(gs, bounds.env, {EXTENT}, {BUFFER}, true),
+                            ST_AsMVTGeom(ST_PointOnSurface(g), bounds.env, {EXTENT}, {BUFFER}, true)) as geom
+            from simp, bounds
+        )
+        select ST_AsMVT(mvt.*, :layer, {EXTENT}, 'geom') from mvt where geom is not null
+    """
+
+
+TILE_SQL = {name: text(_tile_sql(name)) for name in LAYERS}
+EXTENT_SQL = {
+    name: text(f"select ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) from (select ST_Extent(geom) as e "
+               f"from {spec['view']}) s")
+    for name, spec in LAYERS.items()
+}
+TIME_SQL = {
+    name: text(f"select extract(epoch from min({spec['time']}))::bigint, "
+               f"extract(epoch from max({spec['time']}))::bigint from {spec['view']}")
+    for name, spec in LAYERS.items() if spec["time"]
+}
+
+LayerName = Annotated[str, Path(description="Layer: " + ", ".join(LAYERS), pattern=r"^[a-z_]{1,32}$")]
+
+
+class VectorLayer(BaseModel):
+    id: str
+    description: str
+    fields: dict[str, str]
+    minzoom: int
+    maxzoom: int
+
+
+class TileJSON(BaseModel):
+    tilejson: str = "3.0.0"
+    name: str
+    description: str
+    tiles: list[str]
+    minzoom: int
+    maxzoom: int
+    bounds: list[float]
+    vector_layers: list[VectorLayer]
+    time_range: list[int] | None = Field(
+        default=None, serialization_alias="terrawatch:time_range",
+        description="[min, max] sensing time of the layer's features (Unix seconds), for a time slider.")
+
+
+def render_tile(conn, layer: str, z: int, x: int, y: int) -> bytes:
+    """One MVT tile of ``layer`` (bytes, possibly empty)."""
+    if layer not in LAYERS:
+        raise NotFound(f"no layer {layer!r}; layers: {', '.join(LAYERS)}")
+    if not 0 <= z <= MAX_ZOOM:
+        raise InvalidInput(f"zoom {z} outside 0..{MAX_ZOOM}")
+    n = 2 ** z
+    if not (0 <= x < n and 0 <= y < n):
+        raise InvalidInput(f"tile {z}/{x}/{y} does not exist in WebMercatorQuad")
+    res = conn.execute(TILE_SQL[layer], {
+        "z": z, "x": x, "y": y, "margin": BUFFER / EXTENT, "tol": tolerance_m(z), "layer": layer,
+        "max_features": MAX_FEATURES_PER_TILE,
+    }).scalar_one()
+    return bytes(res) if res is not None else b""
+
+
+def tiles_router(deps: ApiDeps) -> APIRouter:
+    router = APIRouter(prefix="/tiles", tags=["vector tiles"])
+
+    @router.get("/{layer}/{z}/{x}/{y}.pbf", response_class=Response,
+                responses={200: {"content": {MVT_MEDIA_TYPE: {}}, "description": "A Mapbox Vector Tile."}},
+                summary="One vector tile (XYZ, WebMercatorQuad).")
+    def tile(layer: LayerName, z: Annotated[int, Path(ge=0, le=MAX_ZOOM)], x: Annotated[int, Path(ge=0)],
+             y: Annotated[int, Path(ge=0)], _: Principal = Depends(deps.viewer)) -> Response:
+        with deps.engine.connect() as conn:
+            body = render_tile(conn, layer, z, x, y)
+        return Response(body, media_type=MVT_MEDIA_TYPE, headers={"Cache-Control": "private, max-age=30"})
+
+    @router.get("/{layer}.json", response_model=TileJSON, response_model_by_alias=True,
+                summary="TileJSON 3.0.0 of one layer.")
+    def tilejson(layer: LayerName, request: Request, _: Principal = Depends(deps.viewer)) -> dict:
+        if layer not in LAYERS:
+            raise NotFound(f"no layer {layer!r}; layers: {', '.join(LAYERS)}")
+        spec = LAYERS[layer]
+        with deps.engine.connect() as conn:
+            ext = conn.execute(EXTENT_SQL[layer]).one()
+            times = conn.execute(TIME_SQL[layer]).one() if layer in TIME_SQL else None
+        bounds = [float(v) for v in ext] if ext[0] is not None else [-180.0, -85.0511, 180.0, 85.0511]
+        url = str(request.url_for("tile", layer=layer, z="{z}", x="{x}", y="{y}"))
+        url = url.replace("%7B", "{").replace("%7D", "}")
+        return {
+            "name": layer, "description": spec["description"], "tiles": [url], "minzoom": 0, "maxzoom": MAX_ZOOM,
+            "bounds": bounds,
+            "vector_layers": [{"id": layer, "description": spec["description"], "minzoom": 0, "maxzoom": MAX_ZOOM,
+                               "fields": {k: typ for k, (_, typ) in spec["fields"].items()}}],
+            "time_range": [int(times[0]), int(times[1])] if times and times[0] is not None else None,
+        }
+
+    @router.get("", summary="The layers that have tiles.")
+    def layers(request: Request, _: Principal = Depends(deps.viewer)) -> dict[str, str]:
+        return {name: str(request.url_for("tilejson", layer=name)) for name in LAYERS}
+
+    return router

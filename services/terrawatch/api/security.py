@@ -1,0 +1,174 @@
+"""API keys with roles, and the authentication dependency.
+
+A key looks like ``tw_<id>_<secret>``: ``id`` (12 hex) is public and names the
+row; only ``sha256(salt || secret)`` with a random 16-byte per-key salt is
+stored. The secret carries 256 random bits, so a fast hash is enough (slow
+password hashes exist for low-entropy secrets); comparison is constant-time.
+
+Roles are ordered: ``viewer`` (read layers) < ``operator`` (ops actions) <
+``admin`` (subscriptions, keys). Failed authentications are rate limited per
+client address with a moving window (``limits``); past the limit every attempt
+from that address gets HTTP 429, valid or not, until the window moves on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from enum import Enum
+
+from fastapi import Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from sqlalchemy import Engine, insert, select, text, update
+
+from terrawatch.api.errors import Forbidden, InvalidInput, RateLimited, Unauthenticated
+from terrawatch.store import tables as t
+
+
+class Role(str, Enum):
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return {"viewer": 0, "operator": 1, "admin": 2}[self.value]
+
+
+_KEY_RE = re.compile(r"^tw_([0-9a-f]{12})_([A-Za-z0-9_-]{20,128})$")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the key's id and name, and its role."""
+
+    key_id: str
+    name: str
+    role: Role
+
+    @property
+    def actor(self) -> str:
+        return f"{self.name} ({self.key_id})"
+
+    def allows(self, role: Role) -> bool:
+        return self.role.rank >= role.rank
+
+
+ANONYMOUS_VIEWER = Principal("anonymous", "anonymous", Role.VIEWER)
+
+
+def _digest(salt: bytes, secret: str) -> bytes:
+    return hashlib.sha256(salt + secret.encode()).digest()
+
+
+def create_key(engine: Engine, name: str, role: Role | str, created_by: str = "cli") -> tuple[str, str]:
+    """Store a new key and return ``(key_id, full_key)``; the full key is not recoverable later."""
+    role = Role(role)
+    if not name or len(name) > 128:
+        raise InvalidInput("key name must be 1-128 characters")
+    key_id, secret, salt = secrets.token_hex(6), secrets.token_urlsafe(32), secrets.token_bytes(16)
+    with engine.begin() as conn:
+        conn.execute(insert(t.api_keys).values(id=key_id, name=name, role=role.value, salt=salt,
+                                               key_hash=_digest(salt, secret), created_by=created_by))
+    return key_id, f"tw_{key_id}_{secret}"
+
+
+def revoke_key(engine: Engine, key_id: str) -> bool:
+    with engine.begin() as conn:
+        res = conn.execute(update(t.api_keys).where(t.api_keys.c.id == key_id, t.api_keys.c.revoked_at.is_(None))
+                           .values(revoked_at=text("now()")))
+    return res.rowcount == 1
+
+
+def list_keys(engine: Engine) -> list[dict]:
+    cols = [t.api_keys.c[n] for n in ("id", "name", "role", "created_at", "created_by", "last_used_at", "revoked_at")]
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(select(*cols).order_by(t.api_keys.c.created_at)).mappings()]
+
+
+def verify_key(engine: Engine, presented: str) -> Principal | None:
+    """The principal for a presented key, or None if it is unknown, revoked or wrong."""
+    m = _KEY_RE.match(presented.strip())
+    if not m:
+        return None
+    key_id, secret = m.groups()
+    with engine.connect() as conn:
+        row = conn.execute(select(t.api_keys).where(t.api_keys.c.id == key_id)).mappings().first()
+        if row is None or row["revoked_at"] is not None:
+            return None
+        if not hmac.compare_digest(bytes(row["key_hash"]), _digest(bytes(row["salt"]), secret)):
+            return None
+        # last_used_at at minute resolution, so reads do not become one write each.
+        conn.execute(text("update api_keys set last_used_at = now() where id = :id and "
+                          "(last_used_at is null or last_used_at < now() - interval '1 minute')"), {"id": key_id})
+        conn.commit()
+    return Principal(key_id=key_id, name=row["name"], role=Role(row["role"]))
+
+
+class AuthFailureLimiter:
+    """Counts failed authentications per client address (moving one-minute window)."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.item = RateLimitItemPerMinute(max(1, per_minute))
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def check(self, client: str) -> None:
+        if not self.limiter.test(self.item, client):
+            reset, _ = self.limiter.get_window_stats(self.item, client)
+            import time
+
+            raise RateLimited("too many failed authentications from this address; retry later",
+                              retry_after_s=max(1, int(reset - time.time())))
+
+    def failed(self, client: str) -> None:
+        self.limiter.hit(self.item, client)
+
+
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
+                              description="An API key `tw_<id>_<secret>` (terrawatch keys create).")
+bearer = HTTPBearer(auto_error=False, description="The same API key as a bearer token.")
+
+
+def require(role: Role, engine_getter, limiter: AuthFailureLimiter, public: bool = False):
+    """A FastAPI dependency: the caller must hold at least ``role``; it returns the :class:`Principal`.
+
+    The role is declared as the scope of the security requirement in the OpenAPI
+    document (OpenAPI 3.1 allows role names there), so the schema says which role
+    each operation needs. ``public`` (viewer only) lets anonymous callers read
+    (settings.api_public_read); the requirement then lists no role.
+    """
+    public = public and role is Role.VIEWER
+    scopes = [] if public else [role.value]
+
+    def dependency(
+        request: Request,
+        api_key: str | None = Security(api_key_header, scopes=scopes),
+        token: HTTPAuthorizationCredentials | None = Security(bearer, scopes=scopes),
+    ) -> Principal:
+        presented = api_key or (token.credentials if token else None)
+        if presented is None:
+            if public:
+                return ANONYMOUS_VIEWER
+            raise Unauthenticated(f"an API key with role {role.value} or higher is required "
+                                  "(header X-API-Key or Authorization: Bearer)")
+        client = request.client.host if request.client else "unknown"
+        limiter.check(client)
+        principal = verify_key(engine_getter(), presented)
+        if principal is None:
+            limiter.failed(client)
+            raise Unauthenticated("invalid or revoked API key")
+        if not principal.allows(role):
+            raise Forbidden(f"role {principal.role.value} may not do this; {role.value} or higher required")
+        request.state.principal = principal
+        return principal
+
+    dependency.__name__ = f"require_{role.value}"
+    dependency.role = role
+    dependency.public = public
+    return dependency

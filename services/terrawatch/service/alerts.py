@@ -1,0 +1,84 @@
+"""Operator actions on alerts (called by the API): lifecycle transitions and the event history.
+
+Every transition is one transaction: the alert row (new status, version + 1),
+an ``alert_events`` row (who, when, why) and the webhooks telling subscribers
+who already know the alert - all commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from terrawatch.alerting.outbox import fan_out
+from terrawatch.domain.alerts import AlertStatus, HazardPolicy, can_transition, load_rules
+from terrawatch.settings import Settings
+from terrawatch.store.uow import AlertRow, UnitOfWork
+
+
+class AlertNotFound(LookupError):
+    pass
+
+
+class IllegalTransition(ValueError):
+    pass
+
+
+class VersionConflict(ValueError):
+    """The alert changed since the caller read it (optimistic concurrency via ``expected_version``)."""
+
+
+@lru_cache(maxsize=4)
+def _rules(path: str) -> dict[str, HazardPolicy]:
+    return load_rules(Path(path))
+
+
+def policies(settings: Settings) -> dict[str, HazardPolicy]:
+    """The validated alert rules (loaded once per rules directory)."""
+    return _rules(str(settings.alert_rules_dir))
+
+
+def transition(engine: Engine, settings: Settings, alert_id: uuid.UUID, to_status: AlertStatus | str, actor: str,
+               reason: str, expected_version: int | None = None) -> tuple[AlertRow, list[str]]:
+    """Move an alert to ``to_status`` as ``actor`` because of ``reason``.
+
+    Returns the updated alert and the webhook ids enqueued (event type ``alert.<status>``).
+    Raises AlertNotFound, IllegalTransition (not allowed from the current status, or no reason),
+    VersionConflict.
+    """
+    dst = AlertStatus(to_status)
+    reason = (reason or "").strip()
+    actor = (actor or "").strip()
+    if not reason:
+        raise IllegalTransition("a reason is required")
+    if not actor:
+        raise IllegalTransition("an actor is required")
+    with UnitOfWork(engine, "alert_transition") as uow:
+        a = uow.get_alert(alert_id, for_update=True)
+        if a is None:
+            raise AlertNotFound(str(alert_id))
+        if expected_version is not None and a.version != expected_version:
+            raise VersionConflict(f"alert {alert_id} is at version {a.version}, not {expected_version}")
+        if not can_transition(a.status, dst):
+            raise IllegalTransition(f"alert {alert_id} cannot go from {a.status} to {dst.value}")
+        src = a.status
+        a.status = dst.value
+        a.version += 1
+        a.updated_at = datetime.now(timezone.utc)
+        uow.update_alert(a)
+        uow.add_alert_event(a.id, actor, src, a.status, reason, a.version)
+        policy = policies(settings)[a.hazard]
+        ids = fan_out(uow, a, f"alert.{dst.value}", policy, settings.cap_sender, only_informed=True, reason=reason)
+    return a, ids
+
+
+def events(engine: Engine, alert_id: uuid.UUID) -> list[dict]:
+    """The alert's history, oldest first: dicts of id, alert_id, at, actor, from/to_status, reason, alert_version."""
+    with UnitOfWork(engine, "read") as uow:
+        if uow.get_alert(alert_id) is None:
+            raise AlertNotFound(str(alert_id))
+        return uow.alert_events(alert_id)
