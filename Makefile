@@ -16,7 +16,7 @@ env: $(UV)  ## create .venv from uv.lock (all groups, for tests too)
 demo: env  ## start the stack, run the sample scenes end to end, print a JSON summary as the last line
 	$(TW) demo
 
-test: env  ## unit + integration tests against the real local stack (started and stopped by pytest)
+test: env check-deploy  ## deploy checks, then unit + integration tests on the real local stack (pytest starts and stops it)
 	$(VENV)/bin/pytest -q
 
 test-unit: env

@@ -98,7 +98,7 @@ def run(
 
     s = get_settings()
     configure_logging(s.log_level)
-    start_http_server(s.metrics_port, addr="127.0.0.1")
+    start_http_server(s.metrics_port, addr=s.metrics_host)
     sync_static_subscribers(s)
     worker = Worker(s)
     worker.install_signal_handlers()
@@ -121,8 +121,11 @@ def dispatch() -> None:
     from terrawatch.alerting.dispatcher import Dispatcher
     from terrawatch.observability.logging import configure_logging
 
+    from prometheus_client import start_http_server
+
     s = get_settings()
     configure_logging(s.log_level)
+    start_http_server(s.dispatcher_metrics_port, addr=s.metrics_host)
     d = Dispatcher(s)
     signal.signal(signal.SIGTERM, lambda *_: d.stop())
     d.run_forever()
@@ -200,6 +203,25 @@ def keys_revoke(key_id: str = typer.Argument(..., help="The key id (the 12 hex c
         typer.echo(f"no active key {key_id}", err=True)
         raise typer.Exit(1)
     typer.echo(json.dumps({"revoked": key_id}))
+
+
+layers_app = typer.Typer(help="Reference layers for mining legality (concessions, protected areas, territories).",
+                         no_args_is_help=True)
+app.add_typer(layers_app, name="layers")
+
+
+@layers_app.command("load")
+def layers_load(
+    path: Path = typer.Argument(..., exists=True, help="GeoJSON or GeoPackage (any CRS)."),
+    kind: str = typer.Option(..., help="mining_concession | protected_area | indigenous_territory"),
+    name_field: str = typer.Option("name", help="Attribute holding the feature's name."),
+) -> None:
+    """Replace a reference layer in PostGIS with the features of PATH (reprojected to EPSG:4326)."""
+    from terrawatch.service.layers import load_layer
+    from terrawatch.store.uow import engine_for
+
+    n = load_layer(engine_for(get_settings().db_url), path, kind, name_field)
+    typer.echo(json.dumps({"layer": kind, "features": n}))
 
 
 if __name__ == "__main__":

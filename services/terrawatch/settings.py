@@ -30,7 +30,9 @@ class Settings(BaseSettings):
     triton_metrics_port: int = 18002
     ray_port: int = 16379
     ray_min_worker_port: int = 20000
-    metrics_port: int = 19464
+    metrics_port: int = Field(default=19464, description="Port of the worker's /metrics (9464 in containers).")
+    metrics_host: str = Field(default="127.0.0.1", description="Bind address of /metrics (0.0.0.0 in containers).")
+    dispatcher_metrics_port: int = Field(default=19465, description="Port of a standalone dispatcher's /metrics.")
 
     # Connections (override to use existing services)
     kafka_bootstrap: str | None = None
@@ -50,7 +52,10 @@ class Settings(BaseSettings):
     tile_overlap: int = 32
     max_in_flight_tiles: int = 8
     triton_batch: int = 4
-    flood_threshold: float = 0.5
+    flood_threshold: float = Field(default=0.5, description="Water probability (0-1) above which a pixel is flooded.")
+    mining_threshold: float = Field(default=0.8, description="Mine probability (0-1); 0.8 as in the model's validation.")
+    mining_stride: int = Field(default=16, description="Stride (px) of the 48 px mining classifier's sliding window.")
+    deforestation_threshold: float = Field(default=0.5, description="Forest-loss probability (0-1).")
 
     # Vectorize and alerting
     min_mapping_unit_ha: float = 0.2

@@ -96,9 +96,13 @@ def test_owslib_reads_collections_filters_and_pages(api):
 
 
 def test_ogc_datetime_filter_selects_one_scene(api):
+    from datetime import timedelta
+
     t0, t1 = api.seeded.times  # the two scenes are one day apart
+    # tipg treats a closed interval as [start, end) (see docs/api.md), hence end = t1 + 1 s.
     for when, expected in [(t0.isoformat(), {api.seeded.scene_ids[0]}),
-                           (f"{t0.isoformat()}/{t1.isoformat()}", set(api.seeded.scene_ids))]:
+                           (f"{t0.isoformat()}/{(t1 + timedelta(seconds=1)).isoformat()}", set(api.seeded.scene_ids)),
+                           (f"../{(t0 + timedelta(hours=1)).isoformat()}", {api.seeded.scene_ids[0]})]:
         r = httpx.get(f"{api.base}/ogc/collections/detections/items", headers=hdr(api.keys["viewer"]),
                       params={"bbox": api.bbox, "datetime": when.replace("+00:00", "Z"), "limit": 100})
         assert r.status_code == 200, r.text

@@ -30,11 +30,9 @@ pytestmark = pytest.mark.skipif(
 def keras_model():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        tf = pytest.importorskip(
-            "tensorflow", reason="keras-check group not installed (uv sync --group keras-check)"
-        )
-    except Exception as e:  # a broken TF install must not look like a pass
-        pytest.skip(f"tensorflow import failed: {e}")
+        import tensorflow as tf
+    except ImportError as e:
+        pytest.skip(f"keras-check dependency group not installed (uv sync --group keras-check): {e}")
     tf.config.threading.set_intra_op_parallelism_threads(2)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     import keras

@@ -17,6 +17,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
+from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window, from_bounds
 
 from terrawatch.domain.errors import UnreadableAsset
@@ -54,7 +55,8 @@ class Grid:
 class SceneReader:
     """Opens a scene's band assets once and reads tile windows from them."""
 
-    def __init__(self, scene: Scene) -> None:
+    def __init__(self, scene: Scene, grid: Grid | None = None) -> None:
+        """Open ``scene``'s bands; read them on ``grid`` (e.g. another scene's) or on the finest band's."""
         self.scene = scene
         self._ds: dict[str, rasterio.io.DatasetReader] = {}
         try:
@@ -70,7 +72,7 @@ class SceneReader:
             raise
         # The processing grid is the finest band's (10 m for S2, whatever S1 has).
         ref = min(self._ds.values(), key=lambda d: abs(d.transform.a))
-        self.grid = Grid(ref.width, ref.height, ref.transform, ref.crs)
+        self.grid = grid or Grid(ref.width, ref.height, ref.transform, ref.crs)
 
     def _open(self, href: str) -> rasterio.io.DatasetReader:
         if href not in self._ds:
@@ -105,7 +107,8 @@ class SceneReader:
     def _read_band(self, band: BandRef, row: int, col: int, size: int) -> np.ndarray:
         ds = self._open(band.href)
         try:
-            if ds.transform == self.grid.transform and (ds.width, ds.height) == (self.grid.width, self.grid.height):
+            if (ds.transform == self.grid.transform and ds.crs == self.grid.crs
+                    and (ds.width, ds.height) == (self.grid.width, self.grid.height)):
                 arr = _read_same_grid(ds, band.index, row, col, size)
             else:
                 arr = self._read_resampled(ds, band.index, row, col, size)
@@ -114,6 +117,8 @@ class SceneReader:
         return _to_physical(arr, band.units, self.scene)
 
     def _read_resampled(self, ds, index: int, row: int, col: int, size: int) -> np.ndarray:
+        if ds.crs != self.grid.crs:  # e.g. a pre-event scene in a neighbouring UTM zone
+            ds = WarpedVRT(ds, crs=self.grid.crs, resampling=Resampling.bilinear)
         t = self.grid.transform
         x0, y0 = t * (col, row)
         x1, y1 = t * (col + size, row + size)

@@ -1,4 +1,4 @@
-"""Triton Inference Server client (gRPC) for the segmentation models in ``models/``."""
+"""Triton Inference Server client (gRPC) for the hazard models in ``models/``."""
 
 from __future__ import annotations
 
@@ -15,34 +15,42 @@ from terrawatch.observability.metrics import TRITON_REQUEST_SECONDS
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A Triton model's tensor names. Input (N, C, H, W) float32; output (N, 1, H, W) float32 0..1."""
+    """A Triton model's tensor names. Inputs are batched float32 (N, ...); the output (N, 1, ...)."""
 
     name: str
-    input: str
+    inputs: tuple[str, ...]
     output: str
-    channels: int
 
 
 MODELS = {
-    "flood_s1": ModelSpec("flood_s1", "S1_DB", "WATER_PROB", 2),
-    "flood_s2": ModelSpec("flood_s2", "S2_TOA", "WATER_PROB", 13),
+    # (N, 2, H, W) S1 VV, VH in dB -> (N, 1, H, W) water probability
+    "flood_s1": ModelSpec("flood_s1", ("S1_DB",), "WATER_PROB"),
+    # (N, 13, H, W) S2 L1C reflectance x 10000 -> (N, 1, H, W) water probability
+    "flood_s2": ModelSpec("flood_s2", ("S2_TOA",), "WATER_PROB"),
+    # pre and post (N, 13, H, W) S2 L1C x 10000 on one grid -> (N, 1, H, W) forest-loss probability
+    "deforestation_s2": ModelSpec("deforestation_s2", ("PRE_TOA", "POST_TOA"), "LOSS_PROB"),
+    # (N, 12, 48, 48) scaled S2 patches (terrawatch.ml.mining.to_model_input) -> (N, 1) mine probability
+    "mining_s2": ModelSpec("mining_s2", ("PATCHES",), "MINE_PROB"),
 }
 
 
-class TritonSegmenter:
-    def __init__(self, url: str, spec: ModelSpec, timeout_s: float = 60.0) -> None:
+class TritonModel:
+    def __init__(self, url: str, spec: ModelSpec, timeout_s: float = 120.0) -> None:
         self.spec = spec
         self.timeout_s = timeout_s
         self.client = grpcclient.InferenceServerClient(url=url)
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        """(N, C, H, W) float32 -> (N, H, W) float32 probabilities."""
-        inp = grpcclient.InferInput(self.spec.input, list(batch.shape), "FP32")
-        inp.set_data_from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+    def infer(self, *arrays: np.ndarray) -> np.ndarray:
+        """Batched inputs in the spec's order -> the output with its channel axis dropped: (N, ...)."""
+        inputs = []
+        for name, arr in zip(self.spec.inputs, arrays, strict=True):
+            inp = grpcclient.InferInput(name, list(arr.shape), "FP32")
+            inp.set_data_from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+            inputs.append(inp)
         out = grpcclient.InferRequestedOutput(self.spec.output)
         start = time.perf_counter()
         try:
-            res = self.client.infer(self.spec.name, [inp], outputs=[out], client_timeout=self.timeout_s)
+            res = self.client.infer(self.spec.name, inputs, outputs=[out], client_timeout=self.timeout_s)
         except InferenceServerException as exc:
             raise TransientError(f"triton inference on {self.spec.name} failed: {exc.message()}") from exc
         finally:
@@ -50,7 +58,7 @@ class TritonSegmenter:
         return res.as_numpy(self.spec.output)[:, 0]
 
     def model_version(self) -> str:
-        """The version Triton serves now (highest ready version)."""
+        """The highest version of this model Triton has READY."""
         try:
             idx = self.client.get_model_repository_index(as_json=True).get("models", [])
         except InferenceServerException as exc:

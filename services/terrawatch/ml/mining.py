@@ -75,6 +75,7 @@ def mining_probability_map(
     model: MiningCNN | None = None,
     threads: int = 2,
     dn_offset: float = 0.0,
+    predict=None,
 ) -> np.ndarray:
     """Slide the 48 px classifier over a scene: (13, H, W) L1C x 10000 -> (H, W) float32 probability.
 
@@ -82,13 +83,19 @@ def mining_probability_map(
     ``stride x stride`` cell, so every pixel gets the score of the window centred on it (within
     stride/2 px). The scene is reflect-padded by (48 - stride) / 2 px so border pixels are centred
     too. Cost: ceil(H/stride) * ceil(W/stride) windows. ``1 <= stride <= 48``; ``dn_offset`` as in
-    ``to_model_input``.
+    ``to_model_input``. ``predict`` maps (n, 12, 48, 48) patches to (n,) probabilities (default: the
+    in-process torch port; the pipeline passes its Triton client).
     """
     if not 1 <= stride <= PATCH:
         raise ValueError(f"stride must be in [1, {PATCH}], got {stride}")
-    if threads:
-        torch.set_num_threads(min(threads, torch.get_num_threads()) or 1)
-    model = model or load_model()
+    if predict is None:
+        if threads:
+            torch.set_num_threads(min(threads, torch.get_num_threads()) or 1)
+        model = model or load_model()
+
+        def predict(patches: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                return model(torch.from_numpy(patches))[:, 0].numpy()
     x = to_model_input(s2, dn_offset)
     _, h, w = x.shape
     ny, nx = -(-h // stride), -(-w // stride)
@@ -101,12 +108,10 @@ def mining_probability_map(
     win = np.lib.stride_tricks.sliding_window_view(xp, (PATCH, PATCH), axis=(1, 2))[:, ::stride, ::stride]
     win = win[:, :ny, :nx]
     cells = np.empty(ny * nx, dtype=np.float32)
-    with torch.inference_mode():
-        for i in range(0, ny * nx, batch):
-            idx = np.arange(i, min(i + batch, ny * nx))
-            chunk = win[:, idx // nx, idx % nx]  # (12, n, 48, 48) copy of just this batch
-            t = torch.from_numpy(np.ascontiguousarray(chunk.transpose(1, 0, 2, 3)))
-            cells[idx] = model(t)[:, 0].numpy()
+    for i in range(0, ny * nx, batch):
+        idx = np.arange(i, min(i + batch, ny * nx))
+        chunk = win[:, idx // nx, idx % nx]  # (12, n, 48, 48) copy of just this batch
+        cells[idx] = predict(np.ascontiguousarray(chunk.transpose(1, 0, 2, 3)))
     grid = cells.reshape(ny, nx)
     prob = np.repeat(np.repeat(grid, stride, axis=0), stride, axis=1)[:h, :w]
     return np.ascontiguousarray(prob, dtype=np.float32)

@@ -34,10 +34,12 @@ from terrawatch.vectorize.polygonize import to_detections
 
 log = logging.getLogger(__name__)
 
-# Which Triton model maps which hazard for which sensor.
-HAZARD_MODELS: dict[tuple[Sensor, str], str] = {
-    (Sensor.S1, "flood"): "flood_s1",
-    (Sensor.S2, "flood"): "flood_s2",
+# Which Triton model maps which hazard for which sensor, and how it runs over a tile.
+HAZARD_MODELS: dict[tuple[Sensor, str], tuple[str, str]] = {
+    (Sensor.S1, "flood"): ("flood_s1", "segment"),
+    (Sensor.S2, "flood"): ("flood_s2", "segment"),
+    (Sensor.S2, "mining"): ("mining_s2", "patches"),
+    (Sensor.S2, "deforestation"): ("deforestation_s2", "bitemporal"),
 }
 __all__ = ["CONFIDENCE_RANKS", "HAZARD_MODELS", "ScenePipeline", "SceneOutcome"]
 
@@ -68,13 +70,32 @@ class ScenePipeline:
         if missing:
             raise InvalidAlertRules(f"no alert rule in {settings.alert_rules_dir} for hazard(s) {missing}")
 
+    def jobs_for(self, scene: Scene, uow: UnitOfWork) -> list[HazardJob]:
+        """The hazard jobs that apply to ``scene``; deforestation needs an earlier scene of the footprint."""
+        thresholds = {"flood": self.s.flood_threshold, "mining": self.s.mining_threshold,
+                      "deforestation": self.s.deforestation_threshold}
+        jobs = []
+        for h in scene.hazards:
+            if (scene.sensor, h) not in HAZARD_MODELS:
+                continue
+            model, kind = HAZARD_MODELS[(scene.sensor, h)]
+            pre = None
+            if kind == "bitemporal":
+                pre = uow.previous_scene(scene)
+                if pre is None:
+                    log.info("scene %s: no earlier scene of this footprint, %s skipped", scene.id, h)
+                    continue
+            jobs.append(HazardJob(h, model, thresholds[h], kind, self.s.mining_stride, pre))
+        return jobs
+
     def process(self, scene: Scene) -> SceneOutcome:
-        jobs = [HazardJob(h, HAZARD_MODELS[(scene.sensor, h)], self.s.flood_threshold)
-                for h in scene.hazards if (scene.sensor, h) in HAZARD_MODELS]
-        if not jobs:
+        supported = [h for h in scene.hazards if (scene.sensor, h) in HAZARD_MODELS]
+        if not supported:
             raise UnsupportedScene(f"no model for hazards {list(scene.hazards)} on {scene.sensor.value}")
-        versions = {j.hazard: f"{j.model}:{self.model_version(j.model)}" for j in jobs}
         with UnitOfWork(self.engine, "check") as uow:
+            uow.upsert_scene(scene)  # idempotent; a later scene may need it as its pre-event reference
+            jobs = self.jobs_for(scene, uow)
+            versions = {j.hazard: f"{j.model}:{self.model_version(j.model)}" for j in jobs}
             jobs = [j for j in jobs if not uow.run_exists(scene.id, j.hazard, versions[j.hazard])]
         out = SceneOutcome(scene.id, "processed" if jobs else "duplicate")
         if not jobs:
@@ -123,7 +144,8 @@ class ScenePipeline:
                 lk = sum(dets[i].likelihood * dets[i].area_ha for i in group) / max(area, 1e-9)
                 if not admits(area, lk, policy):
                     continue
-                alert, is_new = self._merge_or_create(uow, scene, hazard, geom, area, lk, policy)
+                extra = {"legality": uow.legality(geom)} if hazard == "mining" else {}
+                alert, is_new = self._merge_or_create(uow, scene, hazard, geom, area, lk, policy, extra)
                 uow.link_detections(alert.id, [ids[i] for i in group])
                 created += is_new
                 updated += not is_new
@@ -137,7 +159,7 @@ class ScenePipeline:
         return created, updated, enqueued
 
     def _merge_or_create(self, uow: UnitOfWork, scene: Scene, hazard: str, geom, area: float, lk: float,
-                         policy: HazardPolicy) -> tuple[AlertRow, bool]:
+                         policy: HazardPolicy, extra: dict) -> tuple[AlertRow, bool]:
         sensor = scene.sensor.value
         existing = uow.mergeable_alert(hazard, geom, policy.merge_distance_m,
                                        window_start(scene.sensing_time, policy.merge_window_days),
@@ -149,7 +171,7 @@ class ScenePipeline:
                 confidence=confidence(policy, {sensor}, 1, area, lk).value, severity=severity(area, policy),
                 geom=geom, area_ha=area, likelihood=lk, sensors=[sensor], observations=1,
                 first_sensed=scene.sensing_time, last_sensed=scene.sensing_time,
-                context={"scene_ids": [scene.id]}, version=1, created_at=now, updated_at=now)
+                context={**extra, "scene_ids": [scene.id]}, version=1, created_at=now, updated_at=now)
             uow.insert_alert(a)
             uow.add_alert_event(a.id, "pipeline", None, a.status, f"first detection in scene {scene.id}", a.version)
             return a, True
@@ -164,7 +186,7 @@ class ScenePipeline:
         a.last_sensed = max(a.last_sensed, scene.sensing_time)
         a.confidence = confidence(policy, set(a.sensors), a.observations, a.area_ha, a.likelihood).value
         a.severity = severity(a.area_ha, policy)
-        a.context = {**a.context, "scene_ids": scenes}
+        a.context = {**a.context, **extra, "scene_ids": scenes}
         a.version += 1
         a.updated_at = now
         src = a.status

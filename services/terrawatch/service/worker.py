@@ -35,7 +35,7 @@ def _unwrap(exc: BaseException) -> BaseException:
 
 class Worker:
     def __init__(self, settings: Settings, max_attempts: int = 3, retry_base_s: float = 2.0) -> None:
-        from terrawatch.inference.triton import MODELS, TritonSegmenter
+        from terrawatch.inference.triton import MODELS, TritonModel
         from terrawatch.service.pipeline import ScenePipeline
         from terrawatch.tiling.ray_tiler import RayTiler
 
@@ -52,7 +52,7 @@ class Worker:
             cached = self._versions.get(name)
             if cached and time.monotonic() - cached[0] < 30:
                 return cached[1]
-            v = TritonSegmenter(settings.triton, MODELS[name]).model_version()
+            v = TritonModel(settings.triton, MODELS[name]).model_version()
             self._versions[name] = (time.monotonic(), v)
             return v
 
@@ -104,7 +104,7 @@ class Worker:
         from terrawatch.store.control import consumption_paused
 
         try:
-            paused = consumption_paused(self.pipeline.engine)
+            paused = consumption_paused(self.pipeline.engine, self.s.consumer_group)
         except Exception:  # noqa: BLE001 - a flag read must not stop consumption
             log.debug("control flag read failed", exc_info=True)
             return

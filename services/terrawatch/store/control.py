@@ -7,7 +7,9 @@ from sqlalchemy.dialects.postgresql import insert
 
 from terrawatch.store import tables as t
 
-CONSUMPTION_PAUSED = "consumption_paused"
+def paused_key(consumer_group: str) -> str:
+    """Flag key pausing one consumer group (several pipelines may share a database)."""
+    return f"consumption_paused:{consumer_group}"[:64]
 
 
 def get_flag(engine: Engine, key: str) -> dict | None:
@@ -25,6 +27,6 @@ def set_flag(conn, key: str, value: dict, actor: str) -> None:
         index_elements=["key"], set_={"value": value, "updated_by": actor, "updated_at": func.now()}))
 
 
-def consumption_paused(engine: Engine) -> bool:
-    row = get_flag(engine, CONSUMPTION_PAUSED)
+def consumption_paused(engine: Engine, consumer_group: str) -> bool:
+    row = get_flag(engine, paused_key(consumer_group))
     return bool(row and row["value"].get("paused"))

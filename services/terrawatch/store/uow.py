@@ -97,6 +97,18 @@ class UnitOfWork:
         ).on_conflict_do_nothing(index_elements=["id"])
         self.conn.execute(stmt)
 
+    def previous_scene(self, scene: Scene, min_overlap: float = 0.5) -> dict | None:
+        """STAC Item of the latest earlier scene of the same sensor covering >= ``min_overlap`` of ``scene``."""
+        fp = func.ST_GeomFromWKB(from_shape(as_multipolygon(scene.footprint), srid=4326).data, 4326)
+        q = (select(t.scenes.c.item)
+             .where(t.scenes.c.sensor == scene.sensor.value, t.scenes.c.id != scene.id,
+                    t.scenes.c.sensing_time < scene.sensing_time,
+                    func.ST_Intersects(t.scenes.c.footprint, fp),
+                    func.ST_Area(func.ST_Intersection(t.scenes.c.footprint, fp)) >= min_overlap * func.ST_Area(fp))
+             .order_by(t.scenes.c.sensing_time.desc()).limit(1))
+        row = self.conn.execute(q).first()
+        return dict(row[0]) if row else None
+
     def add_run(self, scene_id: str, hazard: str, model_version: str, tiles: int, detections: int) -> None:
         self.conn.execute(insert(t.scene_runs).values(
             scene_id=scene_id, hazard=hazard, model_version=model_version, tiles=tiles, detections=detections))
@@ -155,6 +167,18 @@ class UnitOfWork:
     def alert_events(self, alert_id: uuid.UUID) -> list[dict]:
         q = select(t.alert_events).where(t.alert_events.c.alert_id == alert_id).order_by(t.alert_events.c.id)
         return [dict(r) for r in self.conn.execute(q).mappings()]
+
+    # reference layers ---------------------------------------------------------
+    def legality(self, geom: BaseGeometry) -> dict:
+        """Mining legality of a lon/lat area against the reference layers (see domain/legality.py)."""
+        from terrawatch.domain.legality import REFERENCE_KINDS, assess
+
+        g = func.ST_GeomFromWKB(from_shape(as_multipolygon(geom), srid=4326).data, 4326)
+        rf = t.reference_features
+        rows = self.conn.execute(
+            select(rf.c.id, rf.c.layer, rf.c.name, func.ST_Covers(rf.c.geom, g).label("covers"))
+            .where(rf.c.layer.in_(REFERENCE_KINDS), func.ST_Intersects(rf.c.geom, g))).mappings().all()
+        return assess([dict(r) for r in rows])
 
     # subscribers and outbox ---------------------------------------------------
     def matching_subscribers(self, alert: AlertRow, confidence_ranks: dict[str, int]) -> list[dict]:

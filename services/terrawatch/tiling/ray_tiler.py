@@ -23,11 +23,19 @@ from terrawatch.vectorize.polygonize import PixelPart, merge_parts, tile_parts
 
 @dataclass(frozen=True)
 class HazardJob:
-    """One hazard model to run on every tile: Triton model name and probability threshold (0-1)."""
+    """One hazard model to run on every tile.
+
+    ``kind``: ``segment`` (tile in, per-pixel probability out), ``patches`` (a patch classifier slid
+    over the tile every ``stride`` px, e.g. mining) or ``bitemporal`` (the same window of the
+    ``pre_item`` scene, read on this scene's grid, and the tile in). ``threshold`` is 0-1.
+    """
 
     hazard: str
     model: str
     threshold: float = 0.5
+    kind: str = "segment"
+    stride: int = 16
+    pre_item: dict | None = None
 
 
 @dataclass
@@ -57,6 +65,7 @@ class TileWorker:
         self._clients: dict = {}
         self._reader = None
         self._scene_id: str | None = None
+        self._pre: dict[str, object] = {}
 
     def _reader_for(self, item: dict, now_iso: str):
         from datetime import datetime
@@ -69,13 +78,41 @@ class TileWorker:
             self._reader = None
             self._reader = SceneReader(scene_from_item(item, datetime.fromisoformat(now_iso)))
             self._scene_id = item["id"]
+            for r in self._pre.values():
+                r.close()
+            self._pre = {}
         return self._reader
 
+    def _pre_reader(self, pre_item: dict, now_iso: str, grid):
+        from datetime import datetime
+
+        from terrawatch.imagery.reader import SceneReader
+
+        if pre_item["id"] not in self._pre:
+            self._pre[pre_item["id"]] = SceneReader(scene_from_item(pre_item, datetime.fromisoformat(now_iso)), grid)
+        return self._pre[pre_item["id"]]
+
+    def _probabilities(self, job: HazardJob, tiles: list[Tile], arrays: np.ndarray, now_iso: str) -> np.ndarray:
+        """(N, size, size) probabilities 0-1 of ``job`` for the tiles (NaN-safe models)."""
+        client = self._client(job.model)
+        if job.kind == "segment":
+            return client.infer(arrays)
+        if job.kind == "bitemporal":
+            pre = self._pre_reader(job.pre_item, now_iso, self._reader.grid)
+            pre_arrays = np.stack([pre.read(t.read_row, t.read_col, t.size) for t in tiles])
+            return client.infer(pre_arrays, arrays)
+        if job.kind == "patches":
+            from terrawatch.ml.mining import mining_probability_map
+
+            return np.stack([mining_probability_map(a, stride=job.stride, batch=64, predict=client.infer)
+                             for a in arrays])
+        raise ValueError(f"unknown job kind {job.kind}")
+
     def _client(self, model: str):
-        from terrawatch.inference.triton import MODELS, TritonSegmenter
+        from terrawatch.inference.triton import MODELS, TritonModel
 
         if model not in self._clients:
-            self._clients[model] = TritonSegmenter(self.triton_url, MODELS[model])
+            self._clients[model] = TritonModel(self.triton_url, MODELS[model])
         return self._clients[model]
 
     def run(self, item: dict, now_iso: str, jobs: list[HazardJob], tiles: list[Tile]) -> list[TileResult]:
@@ -88,7 +125,7 @@ class TileWorker:
         infer_s = 0.0
         for job in jobs:
             ti = time.perf_counter()
-            probs = self._client(job.model).infer(arrays)  # models treat NaN as no data
+            probs = np.nan_to_num(self._probabilities(job, tiles, arrays, now_iso), nan=0.0)
             infer_s += time.perf_counter() - ti
             for tile, prob, ok, res in zip(tiles, probs, valid, results):
                 core_ok = crop_core(tile, ok)

@@ -167,7 +167,7 @@ def ops_router(deps: ApiDeps) -> APIRouter:
     @router.get("/status", response_model=PipelineStatus, summary="Consumer lag, scenes in flight, progress, DLQ.")
     def status(_: Principal = Depends(deps.viewer)) -> dict:
         lag = ops.consumer_lag(s)
-        flag = control.get_flag(deps.engine, control.CONSUMPTION_PAUSED)
+        flag = control.get_flag(deps.engine, control.paused_key(s.consumer_group))
         return {
             "consumer_group": s.consumer_group, "topic": s.scenes_topic,
             "consumer_lag": lag, "total_lag": sum(p["lag"] for p in lag),
@@ -206,7 +206,7 @@ def ops_router(deps: ApiDeps) -> APIRouter:
         return {"redriven": done, "missing": missing, "topic": s.scenes_topic}
 
     def _consumption() -> dict:
-        flag = control.get_flag(deps.engine, control.CONSUMPTION_PAUSED)
+        flag = control.get_flag(deps.engine, control.paused_key(s.consumer_group))
         if not flag:
             return {"paused": False}
         return {"paused": bool(flag["value"].get("paused")), "reason": flag["value"].get("reason"),
@@ -218,7 +218,8 @@ def ops_router(deps: ApiDeps) -> APIRouter:
 
     def _set_paused(paused: bool, reason: str, who: Principal, request: Request) -> dict:
         with deps.engine.begin() as conn:
-            control.set_flag(conn, control.CONSUMPTION_PAUSED, {"paused": paused, "reason": reason}, who.actor)
+            control.set_flag(conn, control.paused_key(s.consumer_group), {"paused": paused, "reason": reason},
+                             who.actor)
             deps.audit(conn, who, "consumption.pause" if paused else "consumption.resume", s.consumer_group,
                        {"reason": reason}, request)
         return _consumption()

@@ -1,0 +1,53 @@
+"""Load reference layers (mining concessions, protected areas, indigenous territories) into PostGIS.
+
+Input: GeoJSON or GeoPackage (any CRS; reprojected to EPSG:4326) read with pyogrio.
+A load replaces the layer's previous features in one transaction.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyogrio
+import shapely
+from geoalchemy2.shape import from_shape
+from sqlalchemy import Engine, delete, insert
+
+from terrawatch.domain.legality import REFERENCE_KINDS
+from terrawatch.store import tables as t
+
+
+def read_features(path: Path, layer: str | None = None) -> list[tuple[shapely.Geometry, dict]]:
+    """(geometry in EPSG:4326, properties) of every feature with a non-empty geometry."""
+    meta, _, geoms, fields = pyogrio.raw.read(path, layer=layer, return_fids=False)
+    crs = meta.get("crs")
+    geoms = shapely.from_wkb(geoms)
+    if crs and crs.upper() not in ("EPSG:4326", "OGC:CRS84"):
+        from pyproj import Transformer
+
+        tr = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+        geoms = [shapely.transform(g, tr.transform, interleaved=False) if g is not None else None for g in geoms]
+    names = list(meta["fields"])
+    out = []
+    for i, g in enumerate(geoms):
+        if g is None or g.is_empty:
+            continue
+        g = shapely.force_2d(g if g.is_valid else shapely.make_valid(g))
+        props = {n: (v.item() if hasattr(v, "item") else v) for n, v in zip(names, (f[i] for f in fields))}
+        out.append((g, props))
+    return out
+
+
+def load_layer(engine: Engine, path: Path, kind: str, name_field: str = "name") -> int:
+    """Replace reference layer ``kind`` with the features of ``path``; return how many were stored."""
+    if kind not in REFERENCE_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(REFERENCE_KINDS)}")
+    feats = read_features(path)
+    rows = [{"layer": kind, "name": None if p.get(name_field) is None else str(p[name_field])[:500],
+             "properties": {k: v for k, v in p.items() if isinstance(v, (str, int, float, bool)) or v is None},
+             "geom": from_shape(g, srid=4326)} for g, p in feats]
+    with engine.begin() as conn:
+        conn.execute(delete(t.reference_features).where(t.reference_features.c.layer == kind))
+        if rows:
+            conn.execute(insert(t.reference_features), rows)
+    return len(rows)
