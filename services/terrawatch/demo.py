@@ -38,7 +38,7 @@ def _dlq_high(settings: Settings) -> int:
 def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
     from terrawatch.ingest import kafka_io
     from terrawatch.ingest.stac_items import item_from_geotiff
-    from terrawatch.samples import SPAIN_S1, spain_sensing_time, synthetic_s1
+    from terrawatch.samples import SPAIN_S1, SPAIN_S2, spain_sensing_time, synthetic_s1
     from terrawatch.service import subscriptions
     from terrawatch.stack import Stack
     from terrawatch.store import tables as t
@@ -77,7 +77,9 @@ def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
                                sensing_time=datetime.now(timezone.utc) - timedelta(minutes=10))]
     if SPAIN_S1.exists():
         items.append(item_from_geotiff(SPAIN_S1, scene_id=f"sen1floods11-spain-7370579-{run_id}",
-                                       sensing_time=spain_sensing_time()))
+                                       sensing_time=spain_sensing_time("s1")))
+        items.append(item_from_geotiff(SPAIN_S2, scene_id=f"sen1floods11-spain-7370579-s2-{run_id}",
+                                       sensing_time=spain_sensing_time("s2")))
     else:
         log(f"shared data not found at {SPAIN_S1}: running on the synthetic scene only")
     dlq_before = _dlq_high(settings)
@@ -115,7 +117,8 @@ def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
         if scenes_done == len(ids) and dlq >= 1 and status.get("pending", 0) == 0:
             summary = {
                 "scenes_processed": scenes_done,
-                "tiles": int(sum(r["tiles"] for r in done)),
+                # hazards of one scene share its tiles: count each scene's tiles once
+                "tiles": int(sum({r["scene_id"]: r["tiles"] for r in done}.values())),
                 "detections": int(n_det),
                 "alerts": len(alert_ids),
                 "webhooks_delivered": int(status.get("delivered", 0)),
@@ -123,6 +126,8 @@ def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
                 "webhooks_by_format": {fmt: rx.by_format[fmt] for fmt, rx in receivers.items()},
                 "dlq": int(dlq),
                 "p95_sensing_to_alert_s": round(float(np.percentile(lat, 95)), 1) if lat else None,
+                "runs": sorted(f"{r['scene_id']}:{r['hazard']}:{r['detections']}" for r in done),
+                "products": sorted(str(p) for i in ids for p in (settings.products_dir / i).glob("*.tif")),
             }
             break
         time.sleep(2)

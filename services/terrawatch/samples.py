@@ -14,15 +14,16 @@ from terrawatch.settings import REPO_ROOT
 
 SHARED_DATA = Path(__import__("os").environ.get("TERRAWATCH_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 SPAIN_S1 = SHARED_DATA / "sen1floods11" / "Spain_7370579_S1Hand.tif"
+SPAIN_S2 = SHARED_DATA / "sen1floods11" / "Spain_7370579_S2Hand.tif"
 SPAIN_LABEL = SHARED_DATA / "sen1floods11" / "Spain_7370579_LabelHand.tif"
 
 
-def spain_sensing_time() -> datetime:
-    """S1 acquisition date of the Spain chip from the Sen1Floods11 metadata (date only, 00:00 UTC)."""
+def spain_sensing_time(sensor: str = "s1") -> datetime:
+    """Acquisition date (``s1`` or ``s2``) of the Spain chip from the Sen1Floods11 metadata (00:00 UTC)."""
     meta = json.loads((SHARED_DATA / "sen1floods11" / "Sen1Floods11_Metadata.geojson").read_text())
     for f in meta["features"]:
         if f["properties"].get("location") == "Spain":
-            return datetime.strptime(f["properties"]["s1_date"], "%Y/%m/%d").replace(tzinfo=timezone.utc)
+            return datetime.strptime(f["properties"][f"{sensor}_date"], "%Y/%m/%d").replace(tzinfo=timezone.utc)
     raise LookupError("Spain not in Sen1Floods11 metadata")
 
 

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     mining_stride: int = Field(default=16, description="Stride (px) of the 48 px mining classifier's sliding window.")
     deforestation_threshold: float = Field(default=0.5, description="Forest-loss probability (0-1).")
 
+    write_products: bool = Field(default=True, description="Write per-hazard likelihood GeoTIFFs per scene.")
+    products_root: Path | None = Field(default=None, description="Where likelihood rasters go (default <state_dir>/products).")
+
     # Vectorize and alerting
     min_mapping_unit_ha: float = 0.2
     webhook_subscribers: str = Field(
@@ -94,6 +97,10 @@ class Settings(BaseSettings):
     worker_metrics_url: str | None = Field(
         default=None, description="The worker's /metrics (default http://127.0.0.1:<metrics_port>/metrics).")
     control_poll_s: float = Field(default=2.0, description="How often the worker reads the pause flag (s).")
+
+    @property
+    def products_dir(self) -> Path:
+        return self.products_root or self.state_dir / "products"
 
     @property
     def bootstrap(self) -> str:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 
+import asyncpg
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from tipg import errors as tipg_errors
@@ -112,6 +114,14 @@ def install(app: FastAPI) -> None:
             log.error("%s %s: %s", request.method, request.url.path, exc)
         return JSONResponse({"code": type(exc).__name__, "description": str(exc)}, status_code=status)
 
+    async def on_data_error(request: Request, exc: Exception) -> JSONResponse:
+        # SQLSTATE class 22 (data exception): a value the database cannot take, e.g. a NUL byte in
+        # text or text where a number belongs. Queries bind parameters, so this is the input's fault.
+        first = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
+        return JSONResponse({"code": "invalid_value", "description": f"invalid value: {first}"}, status_code=422)
+
     app.add_exception_handler(TerrawatchError, on_terrawatch_error)
+    app.add_exception_handler(sqlalchemy.exc.DataError, on_data_error)
+    app.add_exception_handler(asyncpg.exceptions.DataError, on_data_error)
     for cls in TIPG_STATUS:
         app.add_exception_handler(cls, on_tipg_error)

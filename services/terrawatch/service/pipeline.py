@@ -88,6 +88,14 @@ class ScenePipeline:
             jobs.append(HazardJob(h, model, thresholds[h], kind, self.s.mining_stride, pre))
         return jobs
 
+    def _product_paths(self, scene: Scene, jobs: list[HazardJob]) -> dict[str, str]:
+        """Likelihood GeoTIFF per hazard under ``products_dir/<scene id>/`` (written while tiling)."""
+        if not self.s.write_products:
+            return {}
+        d = self.s.products_dir / scene.id
+        d.mkdir(parents=True, exist_ok=True)
+        return {j.hazard: str(d / f"{j.hazard}_likelihood.tif") for j in jobs}
+
     def process(self, scene: Scene) -> SceneOutcome:
         supported = [h for h in scene.hazards if (scene.sensor, h) in HAZARD_MODELS]
         if not supported:
@@ -105,8 +113,9 @@ class ScenePipeline:
             grid = reader.grid
         log.info("scene %s: tiling %dx%d px for %s", scene.id, grid.width, grid.height,
                  ", ".join(versions[j.hazard] for j in jobs))
-        tiled = self.tiler.run(scene, grid.height, grid.width, jobs, self.s.tile_size, self.s.tile_overlap,
-                               datetime.now(timezone.utc).isoformat())
+        products = self._product_paths(scene, jobs)
+        tiled = self.tiler.run(scene, grid, jobs, self.s.tile_size, self.s.tile_overlap,
+                               datetime.now(timezone.utc).isoformat(), products)
         t1 = time.perf_counter()
         dets = {j.hazard: to_detections(tiled.parts[j.hazard], grid.transform, grid.crs, j.hazard,
                                         self.s.min_mapping_unit_ha) for j in jobs}

@@ -21,6 +21,9 @@ from terrawatch.domain.tiles import Tile, TileGrid, crop_core
 from terrawatch.vectorize.polygonize import PixelPart, merge_parts, tile_parts
 
 
+NODATA = 255  # likelihood rasters: 0-100, 255 = excluded (no data in any input band)
+
+
 @dataclass(frozen=True)
 class HazardJob:
     """One hazard model to run on every tile.
@@ -42,6 +45,7 @@ class HazardJob:
 class TileResult:
     index: int
     parts: dict[str, list[PixelPart]]
+    likelihood: dict[str, np.ndarray]  # per hazard, (core_h, core_w) uint8 0-100, NODATA where no data
     valid_pixels: int
     read_s: float
     infer_s: float
@@ -121,7 +125,7 @@ class TileWorker:
         arrays = np.stack([reader.read(t.read_row, t.read_col, t.size) for t in tiles])
         valid = ~np.isnan(arrays).any(axis=1)  # (N, size, size)
         t1 = time.perf_counter()
-        results = [TileResult(t.index, {}, int(crop_core(t, v).sum()), 0.0, 0.0) for t, v in zip(tiles, valid)]
+        results = [TileResult(t.index, {}, {}, int(crop_core(t, v).sum()), 0.0, 0.0) for t, v in zip(tiles, valid)]
         infer_s = 0.0
         for job in jobs:
             ti = time.perf_counter()
@@ -132,6 +136,7 @@ class TileWorker:
                 core_lk = np.clip(np.rint(crop_core(tile, prob) * 100), 0, 100).astype(np.uint8)
                 mask = core_ok & (core_lk >= job.threshold * 100)
                 res.parts[job.hazard] = tile_parts(mask, core_lk, tile.core_row, tile.core_col)
+                res.likelihood[job.hazard] = np.where(core_ok, core_lk, NODATA).astype(np.uint8)
         for res in results:
             res.read_s = (t1 - t0) / len(tiles)
             res.infer_s = infer_s / len(tiles)
@@ -156,31 +161,58 @@ class RayTiler:
         if batch:
             yield batch
 
-    def run(self, scene: Scene, height: int, width: int, jobs: list[HazardJob], tile_size: int, overlap: int,
-            now_iso: str) -> SceneTiles:
-        grid = TileGrid(height, width, tile_size, overlap)
-        out = SceneTiles(tiles=len(grid), parts={j.hazard: [] for j in jobs})
+    def run(self, scene: Scene, grid, jobs: list[HazardJob], tile_size: int, overlap: int, now_iso: str,
+            products: dict[str, str] | None = None) -> SceneTiles:
+        """Tile ``scene`` on ``grid`` (imagery.reader.Grid); write each hazard's likelihood raster to
+        ``products[hazard]`` (a GeoTIFF path, windowed writes) when given."""
+        tiles = TileGrid(grid.height, grid.width, tile_size, overlap)
+        out = SceneTiles(tiles=len(tiles), parts={j.hazard: [] for j in jobs})
+        by_index = {t.index: t for t in tiles}
+        sinks = _open_products(products or {}, grid)
         pending: list = []
-        for i, batch in enumerate(self._batches(grid)):
-            if len(pending) >= self.max_calls:
+        try:
+            for i, batch in enumerate(self._batches(tiles)):
+                if len(pending) >= self.max_calls:
+                    done, pending = ray.wait(pending, num_returns=1)
+                    self._collect(ray.get(done[0]), out, by_index, sinks)
+                pending.append(self.workers[i % len(self.workers)].run.remote(scene.item, now_iso, jobs, batch))
+            while pending:
                 done, pending = ray.wait(pending, num_returns=1)
-                self._collect(ray.get(done[0]), out)
-            pending.append(self.workers[i % len(self.workers)].run.remote(scene.item, now_iso, jobs, batch))
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            self._collect(ray.get(done[0]), out)
+                self._collect(ray.get(done[0]), out, by_index, sinks)
+        finally:
+            for ds in sinks.values():
+                ds.close()
         out.parts = {h: merge_parts(p) for h, p in out.parts.items()}
         return out
 
     @staticmethod
-    def _collect(results: list[TileResult], out: SceneTiles) -> None:
+    def _collect(results: list[TileResult], out: SceneTiles, tiles: dict[int, Tile], sinks: dict) -> None:
+        from rasterio.windows import Window
+
         for r in results:
             out.valid_pixels += r.valid_pixels
             out.read_s += r.read_s
             out.infer_s += r.infer_s
             for hazard, parts in r.parts.items():
                 out.parts[hazard].extend(parts)
+            t = tiles[r.index]
+            for hazard, lk in r.likelihood.items():
+                if hazard in sinks:
+                    sinks[hazard].write(lk, 1, window=Window(t.core_col, t.core_row, t.core_w, t.core_h))
 
     def close(self) -> None:
         for w in self.workers:
             ray.kill(w)
+
+
+def _open_products(paths: dict[str, str], grid) -> dict:
+    import rasterio
+
+    sinks = {}
+    for hazard, path in paths.items():
+        sinks[hazard] = rasterio.open(
+            path, "w", driver="GTiff", width=grid.width, height=grid.height, count=1, dtype="uint8",
+            crs=grid.crs, transform=grid.transform, nodata=NODATA, tiled=True, blockxsize=256, blockysize=256,
+            compress="deflate")
+        sinks[hazard].set_band_description(1, f"{hazard} likelihood 0-100 (255 = excluded: no data)")
+    return sinks

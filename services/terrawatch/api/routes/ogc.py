@@ -27,7 +27,7 @@ from tipg.factory import OGCFeaturesFactory
 from tipg.settings import DatabaseSettings, PostgresSettings
 
 from terrawatch.api.deps import ApiDeps
-from terrawatch.api.errors import NotFound, Unavailable
+from terrawatch.api.errors import InvalidInput, NotFound, Unavailable
 from terrawatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,44 @@ def catalog_dependency(settings: Settings):
     return ogc_catalog
 
 
+def _check_query(params) -> None:
+    """Reject malformed OGC query parameters with 422 before tipg sees them (tipg would answer 500)."""
+    import math
+
+    from ciso8601 import parse_rfc3339
+    from cql2 import Expr
+
+    for k, v in params.multi_items():
+        if "\x00" in k or "\x00" in v:
+            raise InvalidInput("query parameters must not contain NUL bytes")
+    if params.get("bbox"):
+        try:
+            bounds = [float(v) for v in params["bbox"].split(",")]
+        except ValueError:
+            raise InvalidInput("bbox must be 4 or 6 comma-separated numbers") from None
+        if len(bounds) not in (4, 6) or not all(math.isfinite(b) for b in bounds):
+            raise InvalidInput("bbox must be 4 or 6 comma-separated finite numbers")
+    if params.get("datetime"):  # empty = no filter, as tipg reads it
+        parts = params["datetime"].split("/")
+        if len(parts) > 2 or (len(parts) == 1 and parts[0] in ("", "..")):
+            raise InvalidInput("datetime must be an RFC 3339 instant or an interval start/end ('..' = open)")
+        for part in parts:
+            if part not in ("", ".."):
+                try:
+                    parse_rfc3339(part)
+                except ValueError:
+                    raise InvalidInput(f"datetime {part!r} is not RFC 3339") from None
+    if "filter" in params:
+        try:
+            Expr(params["filter"]).to_json()
+        except Exception as exc:  # noqa: BLE001 - cql2 raises plain Exceptions for parse errors
+            raise InvalidInput(f"filter is not valid CQL2: {str(exc).splitlines()[0][:200]}") from None
+
+
+async def ogc_query_guard(request: Request) -> None:
+    _check_query(request.query_params)
+
+
 def collection_by_id(
     request: Request, collectionId: Annotated[str, Path(description="Collection identifier")],
 ) -> Collection:
@@ -107,7 +145,7 @@ def collection_by_id(
 
 def ogc_router(deps: ApiDeps) -> APIRouter:
     features = OGCFeaturesFactory(router_prefix=PREFIX, title=TITLE, collection_dependency=collection_by_id)
-    router = APIRouter(prefix=PREFIX, dependencies=[Depends(deps.viewer),
+    router = APIRouter(prefix=PREFIX, dependencies=[Depends(deps.viewer), Depends(ogc_query_guard),
                                                     Depends(catalog_dependency(deps.settings))])
     router.include_router(features.router)
     return router

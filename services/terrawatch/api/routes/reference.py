@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import shapely
+import shapely.errors
 from fastapi import APIRouter, Depends, Path, Request
 from geoalchemy2.shape import from_shape
 from geojson_pydantic import FeatureCollection
@@ -34,15 +35,18 @@ class LayerLoaded(BaseModel):
 def _geometry(feature, i: int):
     if feature.geometry is None:
         raise InvalidInput(f"feature {i} has no geometry")
-    g = shapely.force_2d(shape(feature.geometry.model_dump(exclude_none=True)))
-    minx, miny, maxx, maxy = g.bounds
-    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-        raise InvalidInput(f"feature {i} is outside lon/lat bounds (EPSG:4326 expected)")
-    if not g.is_valid:
-        g = shapely.make_valid(g)
-    if g.is_empty:
-        raise InvalidInput(f"feature {i} has an empty geometry")
-    return g
+    try:
+        g = shapely.force_2d(shape(feature.geometry.model_dump(exclude_none=True)))
+        if g.is_empty:
+            raise ValueError("empty geometry")
+        minx, miny, maxx, maxy = g.bounds
+        if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+            raise ValueError("outside lon/lat bounds (EPSG:4326 expected)")
+        if not g.is_valid:
+            g = shapely.make_valid(g)
+        return g
+    except (ValueError, TypeError, shapely.errors.ShapelyError) as exc:
+        raise InvalidInput(f"feature {i}: unusable geometry ({str(exc)[:200]})") from None
 
 
 def reference_router(deps: ApiDeps) -> APIRouter:
