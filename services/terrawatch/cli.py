@@ -205,6 +205,21 @@ def keys_revoke(key_id: str = typer.Argument(..., help="The key id (the 12 hex c
     typer.echo(json.dumps({"revoked": key_id}))
 
 
+@app.command("eval")
+def eval_cmd(
+    dataset: str = typer.Option(..., help="sen1floods11 | etci2021 | ombria-s1"),
+    root: Path = typer.Option(..., exists=True, file_okay=False, help="Dataset folder (any event/split)."),
+    model: Optional[str] = typer.Option(None, help="flood-s1 | flood-s2 | otsu-s1 | mndwi-s2 | ... (default: best for the sensor)"),
+    corrupt: Optional[str] = typer.Option(None, help="noise | haze | cloud | speckle | missing-band"),
+    split: str = typer.Option("all", help="all | train | holdout"),
+    limit: Optional[int] = typer.Option(None, help="Evaluate at most this many samples."),
+) -> None:
+    """Evaluate a water model on a labelled dataset; the last line is JSON with iou, f1, precision, recall, csi."""
+    from terrawatch.ml.eval.evaluate import evaluate
+
+    typer.echo(json.dumps(evaluate(dataset, root, model, corrupt, split=split, limit=limit)))
+
+
 layers_app = typer.Typer(help="Reference layers for mining legality (concessions, protected areas, territories).",
                          no_args_is_help=True)
 app.add_typer(layers_app, name="layers")
