@@ -5,24 +5,27 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 VENV := .venv
 TW := $(VENV)/bin/terrawatch
 
-.PHONY: env demo test test-unit test-integration stop status check-deploy bench bench-scale clean
+.PHONY: env env-test demo test test-unit test-integration stop status check-deploy bench bench-scale clean
 
 $(UV):
 	$(PY) -m pip install --quiet --user uv || $(PY) -m pip install --quiet uv
 
-env: $(UV)  ## create .venv from uv.lock (all groups, for tests too)
+env: $(UV)  ## create .venv from uv.lock (runtime dependencies)
+	$(UV) sync --frozen --quiet
+
+env-test: $(UV)  ## .venv with every dependency group (pytest, the Keras port check, API test clients)
 	$(UV) sync --frozen --all-groups --quiet
 
 demo: env  ## start the stack, run the sample scenes end to end, print a JSON summary as the last line
 	$(TW) demo
 
-test: env check-deploy  ## deploy checks, then unit + integration tests on the real local stack (pytest starts and stops it)
+test: env-test check-deploy  ## deploy checks, then unit + integration tests on the real local stack (pytest starts and stops it)
 	$(VENV)/bin/pytest -q
 
-test-unit: env
+test-unit: env-test
 	$(VENV)/bin/pytest -q tests/unit
 
-test-integration: env
+test-integration: env-test
 	$(VENV)/bin/pytest -q tests/integration
 
 status: env

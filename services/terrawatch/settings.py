@@ -84,6 +84,19 @@ class Settings(BaseSettings):
     cap_sender: str = Field(default="terrawatch@localhost", description="CAP <sender> of CAP 1.2 webhook payloads.")
     log_level: str = "INFO"
 
+    # Sentinel Hub / Copernicus Data Space (terrawatch.imagery.sentinelhub); OAuth client credentials.
+    sh_client_id: str = Field(default="", description="Sentinel Hub OAuth client id.")
+    sh_client_secret: str = Field(default="", description="Sentinel Hub OAuth client secret.")
+    sh_base_url: str = Field(default="https://sh.dataspace.copernicus.eu",
+                             description="Process/Catalog API base (https://services.sentinel-hub.com for SH).")
+    sh_token_url: str = Field(
+        default="https://identity.dataspace.copernicus.eu/auth/realms/CDSE/protocol/openid-connect/token",
+        description="OAuth token endpoint (client credentials grant).")
+    sh_max_attempts: int = Field(default=4, description="Tries per request on HTTP 429/5xx or connection errors.")
+    sh_retry_base_s: float = Field(default=5.0, description="First retry wait (s); x3 per further attempt.")
+    sh_timeout_s: float = Field(default=120.0, description="Per-request timeout (s).")
+    sh_max_px: int = Field(default=2500, description="Largest Process API output side (px); larger areas are split.")
+
     # HTTP API (terrawatch serve)
     api_host: str = "127.0.0.1"
     api_port: int = 18080

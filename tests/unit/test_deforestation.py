@@ -140,12 +140,12 @@ def test_real_paste_pair(model, chip):
 def test_training_pipeline_learns_from_scratch(chip):
     """A tiny run of the real training code must beat chance clearly on held-out pairs."""
     torch.set_num_threads(2)
-    net, info = tr.train(chip, n_scenes=40, epochs=2, seed=5, log=lambda _: None)
-    assert info["train_forest_pixels"] > 10000
+    net, info = tr.train(chip, n_scenes=30, epochs=2, seed=5, log=lambda _: None)
+    assert info["train_forest_pixels"] > 10000  # measured F1 0.949 with this seed
     pools = tr.spectral_pools(chip, tr.split_mask(512, 512, "test"))
     rng = np.random.default_rng(12)
     c = tr.Counts()
     for _ in range(15):
         pre, post, label = tr.synth_pair(pools, rng)
         c.add(defo.loss_probability(pre, post, net) >= 0.5, label)
-    assert c.metrics()["f1"] >= 0.8
+    assert c.metrics()["f1"] >= 0.85

@@ -6,7 +6,10 @@ loads the legacy Keras 2 h5) and ``../shared/data``. Install with ``uv sync --gr
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,20 +29,43 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def keras_model():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        import tensorflow as tf
-    except ImportError as e:
-        pytest.skip(f"keras-check dependency group not installed (uv sync --group keras-check): {e}")
-    tf.config.threading.set_intra_op_parallelism_threads(2)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    import keras
+# The Keras model runs in a child process: TensorFlow's native libraries loaded into the pytest
+# process make a later `import triton` (pulled in by torch._dynamo, e.g. by torch.optim) abort.
+KERAS_SCRIPT = r"""
+import os, sys
+import numpy as np
+import tensorflow as tf
+tf.config.threading.set_intra_op_parallelism_threads(2)
+tf.config.threading.set_inter_op_parallelism_threads(1)
+import keras
+h5, src, dst = sys.argv[1:4]
+model = keras.models.load_model(h5, compile=False)
+both = keras.Model(model.inputs, [model.layers[-1].output, model.get_layer("dense_2").output])
+data = np.load(src)
+out = {}
+for name in data.files:
+    prob, feat = both([np.ascontiguousarray(data[name].transpose(0, 2, 3, 1))], training=False)
+    out[name + "/prob"] = np.asarray(prob)[:, 0]
+    out[name + "/feat"] = np.asarray(feat)
+np.savez(dst, keras_version=keras.__version__, tf_version=tf.__version__, **out)
+"""
 
-    model = keras.models.load_model(str(H5), compile=False)
-    # One eager model returning (probability, 32 penultimate activations).
-    return keras.Model(model.inputs, [model.layers[-1].output, model.get_layer("dense_2").output])
+
+@pytest.fixture(scope="module")
+def keras_outputs(patch_sets, tmp_path_factory):
+    """Keras (tensorflow-cpu) probabilities and penultimate activations for every patch set."""
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("keras-check dependency group not installed (uv sync --group keras-check): no tensorflow")
+    d = tmp_path_factory.mktemp("keras")
+    np.savez(d / "in.npz", **patch_sets)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    run = subprocess.run([sys.executable, "-c", KERAS_SCRIPT, str(H5), str(d / "in.npz"), str(d / "out.npz")],
+                         env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    with np.load(d / "out.npz") as out:
+        res = {k: out[k] for k in out.files}
+    print(f"keras {res['keras_version']} / tensorflow {res['tf_version']}")
+    return res
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +94,6 @@ def patch_sets():
     return {"real": real, "real_grid": grid, "random_uniform": uniform, "random_perturbed_real": perturbed}
 
 
-def _keras_outputs(model, x_nchw):
-    prob, feat = model([np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1))], training=False)
-    return np.asarray(prob)[:, 0], np.asarray(feat)
-
-
 def _torch_outputs(model, x_nchw):
     with torch.inference_mode():
         t = torch.from_numpy(x_nchw)
@@ -81,9 +102,9 @@ def _torch_outputs(model, x_nchw):
 
 
 @pytest.mark.parametrize("name", ["real", "real_grid", "random_uniform", "random_perturbed_real"])
-def test_port_matches_keras(keras_model, torch_model, patch_sets, name):
+def test_port_matches_keras(keras_outputs, torch_model, patch_sets, name):
     x = patch_sets[name]
-    k_prob, k_feat = _keras_outputs(keras_model, x)
+    k_prob, k_feat = keras_outputs[name + "/prob"], keras_outputs[name + "/feat"]
     t_prob, t_feat = _torch_outputs(torch_model, x)
     diff = float(np.abs(k_prob - t_prob).max())
     print(f"{name}: n={len(x)} max|keras-torch| prob={diff:.3g} "
@@ -93,15 +114,14 @@ def test_port_matches_keras(keras_model, torch_model, patch_sets, name):
     np.testing.assert_allclose(t_feat, k_feat, rtol=1e-4, atol=1e-4)
 
 
-def test_real_patches_span_both_classes(keras_model, patch_sets):
+def test_real_patches_span_both_classes(keras_outputs):
     """Guards the comparison above against being vacuous (all outputs ~0)."""
-    k_prob, _ = _keras_outputs(keras_model, patch_sets["real_grid"])
+    k_prob = keras_outputs["real_grid/prob"]
     assert k_prob.max() > 0.8 and k_prob.min() < 0.2
 
 
-def test_shipped_weights_reproduce_keras(keras_model, patch_sets):
+def test_shipped_weights_reproduce_keras(keras_outputs, patch_sets):
     """models/mining_s2/1/model.pt (what Triton serves) gives the Keras output too."""
     model = mining.load_model()
-    x = patch_sets["real_grid"]
-    k_prob, _ = _keras_outputs(keras_model, x)
-    assert float(np.abs(mining.predict_patches(model, x) - k_prob).max()) < TOL
+    got = mining.predict_patches(model, patch_sets["real_grid"])
+    assert float(np.abs(got - keras_outputs["real_grid/prob"]).max()) < TOL

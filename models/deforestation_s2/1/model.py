@@ -44,6 +44,6 @@ class TritonPythonModel:
                 with self.torch.inference_mode():
                     prob = self.model(self.torch.from_numpy(pre), self.torch.from_numpy(post)).numpy()
                 responses.append(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("LOSS_PROB", prob)]))
-            except Exception as exc:  # one bad request must not fail the batch
+            except Exception as exc:  # noqa: BLE001  one bad request must not fail the batch
                 responses.append(pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(str(exc))))
         return responses

@@ -41,7 +41,7 @@ class TritonPythonModel:
             x = np.ascontiguousarray(np.concatenate(arrays), dtype=np.float32)
             with self.torch.inference_mode():  # all requests of the dynamic batch in one forward pass
                 prob = self.model(self.torch.from_numpy(x)).numpy().astype(np.float32)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  report any failure to every request of the batch
             return [pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(str(exc)))
                     for _ in requests]
         out, start = [], 0

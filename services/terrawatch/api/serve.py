@@ -20,12 +20,13 @@ APP_NAME = "terrawatch-api"
 
 def build_application(settings: Settings, num_replicas: int = 1):
     """A bound Ray Serve application serving ``create_app(settings)``."""
-    from functools import partial
-
     from ray import serve
 
+    def build_app():  # a plain function: Ray Serve calls it on each replica
+        return create_app(settings)
+
     @serve.deployment(name=APP_NAME, num_replicas=num_replicas, ray_actor_options={"num_cpus": 0})
-    @serve.ingress(partial(create_app, settings))
+    @serve.ingress(build_app)
     class TerrawatchApi:
         pass
 

@@ -70,8 +70,8 @@ def parse_event(raw: bytes | str, now: datetime | None = None) -> Scene:
     """Decode and validate one Kafka message value; raise :class:`InvalidEvent` with a reason."""
     try:
         item = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidEvent(f"malformed JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, > 4300-digit ints, deep nesting
+        raise InvalidEvent(f"malformed JSON: {type(exc).__name__}: {str(exc)[:300]}") from exc
     if not isinstance(item, dict):
         raise InvalidEvent("event is not a JSON object (expected a STAC Item)")
     return scene_from_item(item, now)
@@ -87,7 +87,10 @@ def scene_from_item(item: dict[str, Any], now: datetime | None = None) -> Scene:
     sensor = Sensor(props["constellation"])
     if not props["platform"].startswith(sensor.value):
         raise InvalidEvent(f"platform {props['platform']} does not belong to constellation {sensor.value}")
-    sensing = datetime.fromisoformat(props["datetime"].replace("Z", "+00:00"))
+    try:
+        sensing = datetime.fromisoformat(props["datetime"].replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidEvent(f"properties.datetime {props['datetime'][:64]!r} is not an RFC 3339 date-time: {exc}") from exc
     if sensing.tzinfo is None:
         sensing = sensing.replace(tzinfo=timezone.utc)
     now = now or datetime.now(timezone.utc)

@@ -30,7 +30,7 @@ import hashlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ import numpy as np
 import rasterio
 from rasterio.transform import from_origin
 from rasterio.windows import Window
+from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 from sentinelhub import (
     CRS, BBox, DataCollection, MimeType, MosaickingOrder, SentinelHubCatalog, SentinelHubDownloadClient,
     SentinelHubRequest, SHConfig,
@@ -146,7 +147,7 @@ class SentinelHub:
 
     def __init__(self, settings: Settings) -> None:
         if not (settings.sh_client_id and settings.sh_client_secret):
-            raise InvalidEvent("Sentinel Hub needs TERRAWATCH_SH_CLIENT_ID and TERRAWATCH_SH_CLIENT_SECRET")
+            raise ValueError("Sentinel Hub needs TERRAWATCH_SH_CLIENT_ID and TERRAWATCH_SH_CLIENT_SECRET")
         self.s = settings
         self.config = sh_config(settings)
 
@@ -160,7 +161,7 @@ class SentinelHub:
         try:
             return list(catalog.search(p.collection.catalog_id, bbox=BBox(bbox_wgs84, CRS.WGS84),
                                        time=(start, end), filter=flt, limit=100))
-        except (DownloadFailedException, OutOfRequestsException) as exc:
+        except (DownloadFailedException, OutOfRequestsException, OAuth2Error) as exc:
             raise _classify(exc, "Sentinel Hub Catalog search") from exc
 
     # Process ---------------------------------------------------------------------------------------------------
@@ -213,7 +214,7 @@ class SentinelHub:
                 req = self.process_request(product, sub, epsg, (int(win.width), int(win.height)), time_interval, db)
                 try:
                     data = client.download(req.download_list, decode_data=True)[0]
-                except (DownloadFailedException, OutOfRequestsException) as exc:
+                except (DownloadFailedException, OutOfRequestsException, OAuth2Error) as exc:
                     raise _classify(exc, "Sentinel Hub Process API") from exc
                 data = np.asarray(data)
                 if data.ndim == 2:
@@ -286,12 +287,12 @@ def _utm_bounds(bbox: tuple[float, float, float, float], epsg: int, res: float) 
 
 
 def _classify(exc: Exception, what: str) -> Exception:
+    if isinstance(exc, OAuth2Error):
+        return TransientError(f"{what}: OAuth token request failed ({exc.error}): check TERRAWATCH_SH_CLIENT_ID/"
+                              "_SECRET and TERRAWATCH_SH_TOKEN_URL")
     req = getattr(exc, "request_exception", None)
     status = getattr(getattr(req, "response", None), "status_code", None)
     if status is not None and 400 <= status < 500 and status != 429:
         return InvalidEvent(f"{what} rejected the request: HTTP {status}: {exc}")
     return TransientError(f"{what} failed after retries: {exc}")
 
-
-def utc(dt: datetime) -> datetime:
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)

@@ -13,18 +13,23 @@ import time
 from datetime import datetime, timezone
 
 import ray
+from confluent_kafka import KafkaException
 from ray.exceptions import RayActorError, RayTaskError
 
 from terrawatch.domain.errors import InvalidEvent, TerrawatchError, TransientError, UnreadableAsset
 from terrawatch.domain.scene import parse_event
+from terrawatch.imagery.stac import resolve_event
 from terrawatch.ingest import kafka_io
 from terrawatch.observability.metrics import (
     CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_INVALID, SCENES, SCENES_IN_FLIGHT,
 )
 from terrawatch.settings import Settings
-from terrawatch.store.uow import engine_for
+from terrawatch.store.uow import engine_for, is_db_outage, wait_for_db
 
 log = logging.getLogger(__name__)
+
+DB_OUTAGE_MAX_S = 600.0  # how long one scene waits for PostGIS to come back (s), < max.poll.interval.ms
+DB_OUTAGE_WAITS = 5  # outages one scene may wait out before they count as failed attempts
 
 
 def _unwrap(exc: BaseException) -> BaseException:
@@ -89,12 +94,36 @@ class Worker:
                 if msg.error():
                     log.warning("kafka error: %s", msg.error())
                     continue
-                self.handle(msg)
-                self.consumer.commit(message=msg, asynchronous=False)
+                try:
+                    self.handle(msg)
+                except (_Interrupted, kafka_io.DlqWriteError) as exc:
+                    log.warning("stopping before %s[%d]@%d was finished (%s); it stays uncommitted",
+                                msg.topic(), msg.partition(), msg.offset(), exc)
+                    break
+                self._commit(msg)
                 idle_since = time.monotonic()
         finally:
             self.consumer.close()
             self.producer.flush(10)
+
+    def _commit(self, msg) -> None:
+        """Commit ``msg``'s offset; retry while the broker or group coordinator is unreachable, so a
+        Kafka outage never stops the worker. Other failures (the partition moved to another member)
+        are not retried: the event is redelivered there and is a no-op (run marker)."""
+        delay = 0.5
+        while True:
+            try:
+                self.consumer.commit(message=msg, asynchronous=False)
+                return
+            except KafkaException as exc:
+                err = exc.args[0]
+                where = f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"
+                if not kafka_io.commit_retriable(err) or self._stop.is_set():
+                    log.warning("offset commit for %s failed (%s); left to redelivery", where, err)
+                    return
+                log.warning("offset commit for %s failed (%s); retrying in %.1f s", where, err, delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 10.0)
 
     def _apply_pause_flag(self) -> None:
         """Honour the ``consumption_paused`` control flag (set by POST /ops/consumption/pause).
@@ -131,13 +160,15 @@ class Worker:
     def handle(self, msg) -> str:
         """Process one message; return the outcome. Never raises for bad input."""
         EVENTS_CONSUMED.labels(msg.topic()).inc()
-        try:
-            scene = parse_event(msg.value() or b"")
-        except InvalidEvent as exc:
+        try:  # STAC references / catalogue Items are resolved to terrawatch Items first (imagery.stac)
+            scene = parse_event(resolve_event(msg.value() or b""))
+        except (InvalidEvent, TransientError) as exc:
             return self._dead_letter(msg, exc, 1, platform="unknown")
+        except Exception as exc:  # noqa: BLE001 - a poison event must never crash-loop the consumer
+            return self._dead_letter(msg, InvalidEvent(f"unparseable event: {_describe(exc)}"), 1, platform="unknown")
         SCENES_IN_FLIGHT.inc()
         try:
-            attempt = 0
+            attempt = db_waits = 0
             while True:
                 attempt += 1
                 try:
@@ -150,7 +181,18 @@ class Worker:
                     exc = _unwrap(raw)
                     if isinstance(exc, TerrawatchError) and not isinstance(exc, TransientError):
                         return self._dead_letter(msg, exc, attempt, scene.platform)
-                    if attempt >= self.max_attempts or self._stop.is_set():
+                    if is_db_outage(exc) and db_waits < DB_OUTAGE_WAITS and not self._stop.is_set():
+                        # A PostGIS outage is not the scene's fault: wait for the database, then retry
+                        # without spending an attempt (the failed transaction was rolled back).
+                        db_waits += 1
+                        log.warning("scene %s: PostGIS unavailable (%s); waiting up to %.0f s", scene.id,
+                                    _describe(exc), DB_OUTAGE_MAX_S)
+                        if wait_for_db(self.pipeline.engine, DB_OUTAGE_MAX_S, self._stop):
+                            attempt -= 1
+                            continue
+                    if self._stop.is_set():
+                        raise _Interrupted(f"scene {scene.id}: {_describe(exc)}")
+                    if attempt >= self.max_attempts:
                         wrapped = TransientError(f"gave up after {attempt} attempts: {_describe(exc)}")
                         return self._dead_letter(msg, wrapped, attempt, scene.platform)
                     log.warning("scene %s attempt %d failed: %s", scene.id, attempt, _describe(exc))
@@ -161,11 +203,15 @@ class Worker:
     def _dead_letter(self, msg, exc: BaseException, attempts: int, platform: str) -> str:
         code = getattr(exc, "code", "error")
         reason = getattr(exc, "reason", None) or _describe(exc)
-        kafka_io.send_to_dlq(self.producer, self.s, msg, reason, code, attempts)
+        kafka_io.send_to_dlq(self.producer, self.s, msg, reason, code, attempts, stop=self._stop)
         EVENTS_INVALID.labels(code).inc()
         SCENES.labels("failed", platform).inc()
         log.warning("event at %s[%d]@%d sent to DLQ: %s", msg.topic(), msg.partition(), msg.offset(), reason)
         return "dlq"
+
+
+class _Interrupted(Exception):
+    """Shutdown was requested while a scene was failing: leave it uncommitted (not in the DLQ)."""
 
 
 def _describe(exc: BaseException) -> str:

@@ -7,6 +7,7 @@ rows) commits together or not at all.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -19,6 +20,7 @@ from geoalchemy2.shape import from_shape, to_shape
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Engine, any_, create_engine, func, insert, select, text, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from terrawatch.domain.polygons import Detection, as_multipolygon
 from terrawatch.domain.scene import Scene
@@ -29,6 +31,35 @@ from terrawatch.store import tables as t
 @lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def is_db_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` means PostGIS was unreachable or dropped the connection (restart, failover,
+    network), i.e. the transaction was rolled back and can be run again once the database answers."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, (OperationalError, InterfaceError))
+
+
+def wait_for_db(engine: Engine, timeout_s: float, stop: threading.Event | None = None) -> bool:
+    """Probe PostGIS (``select 1``) with backoff (0.5 s doubling to 5 s) until it answers: True, or
+    ``timeout_s`` s pass / ``stop`` is set: False."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.5
+    while True:
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("select 1"))
+            return True
+        except DBAPIError:
+            if time.monotonic() + delay > deadline or (stop is not None and stop.is_set()):
+                return False
+        if stop is not None:
+            if stop.wait(delay):
+                return False
+        else:
+            time.sleep(delay)
+        delay = min(delay * 2, 5.0)
 
 
 def _geom(g: BaseGeometry):

@@ -113,6 +113,13 @@ def _check_query(params) -> None:
             raise InvalidInput("bbox must be 4 or 6 comma-separated numbers") from None
         if len(bounds) not in (4, 6) or not all(math.isfinite(b) for b in bounds):
             raise InvalidInput("bbox must be 4 or 6 comma-separated finite numbers")
+    if params.get("simplify"):
+        try:
+            tolerance = float(params["simplify"])
+        except ValueError:
+            raise InvalidInput("simplify must be a number (degrees)") from None
+        if not (math.isfinite(tolerance) and tolerance >= 0):
+            raise InvalidInput("simplify must be a finite number >= 0 (degrees)")
     if params.get("datetime"):  # empty = no filter, as tipg reads it
         parts = params["datetime"].split("/")
         if len(parts) > 2 or (len(parts) == 1 and parts[0] in ("", "..")):

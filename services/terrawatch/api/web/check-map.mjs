@@ -1,9 +1,9 @@
 // Drive /map in headless Debian Chromium and report what rendered, as one JSON line.
-// usage: node check-map.mjs <map-url> [screenshot.png]
+// usage: node check-map.mjs <map-url> [screenshot.png] [until-unix-seconds]
 // Exit 0 with {"state": "ready", ...} or non-zero with the error; the caller decides what passes.
 import { chromium } from "playwright-core";
 
-const [url, shot] = process.argv.slice(2);
+const [url, shot, until] = process.argv.slice(2);
 const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 const args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
   "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -47,18 +47,28 @@ try {
       await page.waitForSelector(".maplibregl-popup-content", { timeout: 10000 });
       out.popup = (await page.textContent(".maplibregl-popup-content")).slice(0, 400);
     }
-    // Time slider: move to the earliest sensing time and count the timed features again.
-    const before = out.counts["detections-fill"] || 0;
+    // Time filter: the slider's earliest position, and (if given) an exact time `until`.
+    const count = () => page.evaluate(() =>
+      window.terrawatch.map.queryRenderedFeatures({ layers: ["detections-fill"] }).length);
+    const idle = () => page.evaluate(() => new Promise((r) => {
+      window.terrawatch.map.once("idle", r);
+      window.terrawatch.map.triggerRepaint();
+    }));
+    const before = await count();
     await page.evaluate(() => {
       const s = document.getElementById("slider");
       s.value = s.min;
       s.dispatchEvent(new Event("input"));
     });
-    await page.evaluate(() => new Promise((r) => window.terrawatch.map.once("idle", r)));
-    const after = await page.evaluate(() =>
-      window.terrawatch.map.queryRenderedFeatures({ layers: ["detections-fill"] }).length);
-    out.slider = { detections_before: before, detections_at_min: after,
-                   label: await page.textContent("#time-label") };
+    await idle();
+    out.slider = { detections_before: before, detections_at_min: await count(),
+                   label_at_min: await page.textContent("#time-label") };
+    if (until) {
+      await page.evaluate((t) => window.terrawatch.showUntil(t), Number(until));
+      await idle();
+      out.slider.detections_until = await count();
+      out.slider.label_until = await page.textContent("#time-label");
+    }
     if (shot) {
       await page.evaluate(() => {
         const s = document.getElementById("slider");

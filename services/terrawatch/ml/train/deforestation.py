@@ -250,9 +250,9 @@ def train(
         sched.step()
         log(f"epoch {ep + 1}/{epochs} bce={tot / len(x):.4f}")
     model.eval()
-    info = {"train_scenes": n_scenes, "scene_px": SCENE, "train_forest_pixels": int(len(x)),
+    info = {"train_scenes": n_scenes, "scene_px": SCENE, "train_forest_pixels": len(x),
             "train_positive_fraction": float(y.mean()), "epochs": epochs, "seed": seed, "hidden": hidden,
-            "pool_sizes_train": {k: int(len(v)) for k, v in pools.items()}}
+            "pool_sizes_train": {k: len(v) for k, v in pools.items()}}
     return model, info
 
 
@@ -289,7 +289,7 @@ def evaluate(
     region = split_mask(*s2.shape[1:], "test")
     pools = spectral_pools(s2, region)
     rng = np.random.default_rng(seed)
-    res: dict = {"threshold": threshold, "pool_sizes_test": {k: int(len(v)) for k, v in pools.items()}}
+    res: dict = {"threshold": threshold, "pool_sizes_test": {k: len(v) for k, v in pools.items()}}
 
     def run(name: str, pairs) -> None:
         learned, base = Counts(), Counts()

@@ -1,5 +1,6 @@
 // The terrawatch map page: vector tiles from /tiles/<layer>, coloured by hazard and confidence,
-// a sensing-time slider and a click popup. An API key may be given once as /map#key=tw_...
+// a sensing-time slider and a click popup. Hash parameters: key=tw_... (an API key, kept for the
+// browser session and removed from the address bar) and bbox=minx,miny,maxx,maxy (lon/lat to show).
 import * as maplibregl from "maplibre-gl";
 import "maplibre-gl/dist/maplibre-gl.css";
 import "./map.css";
@@ -7,16 +8,20 @@ import "./map.css";
 const here = (path) => new URL(path, document.baseURI).href;
 const KEY_STORE = "terrawatch.key";
 
+const hash = new URLSearchParams(location.hash.slice(1));
+
 function apiKey() {
-  const m = /(?:^|[#&])key=([^&]+)/.exec(location.hash);
-  if (m) {
-    sessionStorage.setItem(KEY_STORE, decodeURIComponent(m[1]));
-    history.replaceState(null, "", location.pathname + location.search);  // keep the key out of the address bar
+  if (hash.get("key")) {
+    sessionStorage.setItem(KEY_STORE, hash.get("key"));
+    hash.delete("key");
+    const rest = hash.toString();  // keep the key out of the address bar and history
+    history.replaceState(null, "", location.pathname + location.search + (rest ? "#" + rest : ""));
   }
   return sessionStorage.getItem(KEY_STORE);
 }
 
 const key = apiKey();
+const requestedBbox = (hash.get("bbox") || "").split(",").map(Number);
 const sameOrigin = (url) => new URL(url, location.href).origin === location.origin;
 const headers = () => (key ? { "X-API-Key": key } : {});
 
@@ -120,7 +125,18 @@ function setupSlider(range) {
   slider.addEventListener("input", update);
   windowSel.addEventListener("change", update);
   update();
+  // Show features sensed up to `t` (Unix seconds) exactly; the slider moves to the nearest position.
+  showUntil = (t) => {
+    slider.value = String(Math.round(((Math.min(t, tmax) - tmin) / Math.max(1, tmax - tmin)) * STEPS));
+    windowSel.value = "0";
+    timeFilter.start = null;
+    timeFilter.end = t;
+    label.textContent = `up to ${iso(t)}`;
+    applyFilters();
+  };
 }
+
+let showUntil = () => {};
 
 function setupToggles() {
   const box = document.getElementById("layers");
@@ -172,6 +188,9 @@ const ready = (async () => {
   });
   setupToggles();
   setupSlider(range);
+  if (requestedBbox.length === 4 && requestedBbox.every(Number.isFinite)) {
+    bounds = new maplibregl.LngLatBounds(requestedBbox.slice(0, 2), requestedBbox.slice(2));
+  }
   if (bounds) map.fitBounds(bounds, { padding: 40, duration: 0, maxZoom: 14 });
   map.on("click", (e) => {
     const feats = map.queryRenderedFeatures(e.point, { layers: INTERACTIVE });
@@ -192,4 +211,4 @@ const ready = (async () => {
   throw err;
 });
 
-window.terrawatch = { map, ready, layers: LAYERS, interactive: INTERACTIVE };
+window.terrawatch = { map, ready, layers: LAYERS, interactive: INTERACTIVE, showUntil: (t) => showUntil(t) };
