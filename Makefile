@@ -11,7 +11,7 @@ $(UV):
 	$(PY) -m pip install --quiet --user uv || $(PY) -m pip install --quiet uv
 
 env: $(UV)  ## create .venv from uv.lock (runtime dependencies)
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --inexact --quiet
 
 env-test: $(UV)  ## .venv with every dependency group (pytest, the Keras port check, API test clients)
 	$(UV) sync --frozen --all-groups --quiet
