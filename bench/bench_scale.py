@@ -10,7 +10,8 @@ baseline 05.10), DEFLATE, 512 px blocks. Land with a river and lakes.
 Processing: ``RayTiler`` (the worker's code) on a local Ray runtime, with the
 ``flood_s2`` model (models/flood_s2) served by a real ``tritonserver`` started
 here through ``terrawatch.stack``; every tile reads all 13 bands onto the 10 m grid,
-runs flood_s2, polygonizes its core; the driver merges and vectorizes.
+runs flood_s2, polygonizes its core; the driver writes the likelihood GeoTIFF,
+merges the parts and vectorizes (as ``service.pipeline`` does).
 
 Memory: RSS of the driver and of each Ray TileWorker actor (and of Triton, for
 information) sampled with psutil every 0.25 s. ``scene_bytes`` is the scene
@@ -150,7 +151,7 @@ class RssSampler(threading.Thread):
         self.workers_sum = 0
         self.triton_peak = 0
         self.samples = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def _tree_rss(self, proc) -> int:
         try:
@@ -182,12 +183,12 @@ class RssSampler(threading.Thread):
         self.samples += 1
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.sample()
-            self._stop.wait(self.interval)
+            self._halt.wait(self.interval)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
         self.sample()
 
@@ -270,8 +271,9 @@ def run_bench(args, s, folder: Path, tile_size: int, overlap: int, triton_pid: i
             f"batch {s.triton_batch}, max in flight {s.max_in_flight_tiles}")
         sampler.start()
         t0 = time.perf_counter()
-        tiled = tiler.run(scene, grid.height, grid.width, jobs, tile_size, overlap,
-                          datetime.now(timezone.utc).isoformat())
+        # as the pipeline does: the likelihood raster is written (windowed) while tiling
+        tiled = tiler.run(scene, grid, jobs, tile_size, overlap, datetime.now(timezone.utc).isoformat(),
+                          {"flood": str(s.state_dir / "flood_likelihood.tif")})
         t1 = time.perf_counter()
         dets = to_detections(tiled.parts["flood"], grid.transform, grid.crs, "flood", s.min_mapping_unit_ha)
         t2 = time.perf_counter()

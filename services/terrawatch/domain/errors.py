@@ -31,6 +31,13 @@ class UnsupportedScene(TerrawatchError):
     code = "unsupported_scene"
 
 
+class NoValidPixels(TerrawatchError):
+    """Every pixel of the scene is NaN or nodata in some band: nothing was observed, which must not be
+    stored as "observed, no hazard" (retrying cannot help)."""
+
+    code = "no_valid_pixels"
+
+
 class TransientError(TerrawatchError):
     """A dependency (Triton, PostGIS, Ray) failed; the scene should be retried."""
 

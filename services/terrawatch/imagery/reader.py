@@ -8,6 +8,7 @@ converted), S2 as reflectance x 10000 (DN with the baseline offset removed).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
@@ -17,8 +18,10 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
+from rasterio.warp import transform_bounds
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window, from_bounds
+from shapely.geometry import box
 
 from terrawatch.domain.errors import UnreadableAsset
 from terrawatch.domain.scene import BandRef, Scene
@@ -67,6 +70,7 @@ class SceneReader:
                                           f"band {band.name} expects index {band.index}")
                 if ds.crs is None:
                     raise UnreadableAsset(f"asset {band.href} has no CRS")
+                _check_overlap(ds, band.href, scene.footprint)
         except UnreadableAsset:
             self.close()
             raise
@@ -126,6 +130,21 @@ class SceneReader:
         arr = ds.read(index, window=win, out_shape=(size, size), boundless=True, masked=True,
                       resampling=Resampling.bilinear).astype(np.float32)
         return np.where(np.ma.getmaskarray(arr), np.nan, arr.data).astype(np.float32)
+
+
+def _check_overlap(ds, href: str, footprint) -> None:
+    """Refuse a raster whose extent (in its CRS, taken to lon/lat) misses the event's EPSG:4326 footprint:
+    a wrong CRS tag or geotransform, which would otherwise put detections somewhere else on Earth."""
+    try:
+        w, s, e, n = transform_bounds(ds.crs, "EPSG:4326", *ds.bounds)
+    except Exception as exc:  # noqa: BLE001 - PROJ/GDAL raise several types for impossible coordinates
+        raise UnreadableAsset(f"asset {href}: extent not locatable from {ds.crs} ({exc}); wrong CRS?") from exc
+    if not all(math.isfinite(v) for v in (w, s, e, n)):
+        raise UnreadableAsset(f"asset {href}: extent not locatable from {ds.crs}; wrong CRS?")
+    if w <= e and not box(w, s, e, n).intersects(footprint.buffer(0.01)):  # w > e: crosses the antimeridian
+        raise UnreadableAsset(
+            f"asset {href} ({ds.crs.to_string()}) covers lon {w:.4g}..{e:.4g}, lat {s:.4g}..{n:.4g}, outside "
+            "the scene footprint: wrong CRS or geotransform")
 
 
 def _read_same_grid(ds, index: int, row: int, col: int, size: int) -> np.ndarray:

@@ -20,7 +20,7 @@ from terrawatch.domain.alerts import (
     CONFIDENCE_RANKS, OPEN_STATUSES, AlertStatus, HazardPolicy, InvalidAlertRules, admits, confidence, load_rules,
     severity,
 )
-from terrawatch.domain.errors import UnsupportedScene
+from terrawatch.domain.errors import NoValidPixels, UnsupportedScene
 from terrawatch.domain.polygons import Detection, as_multipolygon, cluster, geodesic_area_ha
 from terrawatch.domain.scene import Scene, Sensor
 from terrawatch.imagery.reader import SceneReader
@@ -116,6 +116,9 @@ class ScenePipeline:
         products = self._product_paths(scene, jobs)
         tiled = self.tiler.run(scene, grid, jobs, self.s.tile_size, self.s.tile_overlap,
                                datetime.now(timezone.utc).isoformat(), products)
+        if tiled.valid_pixels == 0:
+            raise NoValidPixels(f"no valid pixels: every pixel of the {grid.width}x{grid.height} px scene is "
+                                "NaN or nodata in at least one band")
         t1 = time.perf_counter()
         dets = {j.hazard: to_detections(tiled.parts[j.hazard], grid.transform, grid.crs, j.hazard,
                                         self.s.min_mapping_unit_ha) for j in jobs}

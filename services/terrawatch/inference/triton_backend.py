@@ -1,0 +1,128 @@
+"""Shared glue for the Triton Python-backend models in ``models/``.
+
+Each ``models/<name>/<version>/model.py`` only puts terrawatch on ``sys.path`` and
+names one of these classes ``TritonPythonModel``. The glue reads the inputs of
+every request in a dynamic batch, runs the model once on their concatenation
+when their shapes agree (otherwise per request), and reports a failure to the
+requests it concerns instead of failing the server. Weights are loaded from
+``model.pt`` in the version directory; ``parameters`` of config.pbtxt arrive as
+strings.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+class BatchedModel:
+    inputs: tuple[str, ...] = ()
+    output: str = ""
+
+    def load(self, version_dir: Path, params: dict[str, str]) -> None:
+        raise NotImplementedError
+
+    def predict(self, *arrays: np.ndarray) -> np.ndarray:
+        """Batched float32 inputs (N, ...) -> (N, 1, ...) float32."""
+        raise NotImplementedError
+
+    # Triton entry points ----------------------------------------------------
+    def initialize(self, args: dict) -> None:
+        cfg = json.loads(args["model_config"])
+        params = {k: v.get("string_value", "") for k, v in cfg.get("parameters", {}).items()}
+        import torch
+
+        torch.set_num_threads(int(params.get("torch_threads", "2")))
+        self.load(Path(args["model_repository"]) / args["model_version"], params)
+
+    def execute(self, requests):
+        import triton_python_backend_utils as pb_utils
+
+        def err(exc: Exception):
+            return pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(str(exc)))
+
+        def ok(arr: np.ndarray):
+            return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(self.output, arr.astype(np.float32))])
+
+        batches = []
+        for r in requests:
+            try:
+                batches.append([pb_utils.get_input_tensor_by_name(r, n).as_numpy() for n in self.inputs])
+            except Exception as exc:  # noqa: BLE001
+                batches.append(exc)
+        good = [b for b in batches if not isinstance(b, Exception)]
+        if good and len({tuple(a.shape[1:] for a in b) for b in good}) == 1:
+            try:
+                out = self.predict(*(np.concatenate([b[i] for b in good]) for i in range(len(self.inputs))))
+                split = np.split(out, np.cumsum([len(b[0]) for b in good])[:-1])
+                it = iter(split)
+                return [err(b) if isinstance(b, Exception) else ok(next(it)) for b in batches]
+            except Exception:  # noqa: BLE001 - fall back to per-request so one bad request fails alone
+                pass
+        responses = []
+        for b in batches:
+            if isinstance(b, Exception):
+                responses.append(err(b))
+                continue
+            try:
+                responses.append(ok(self.predict(*b)))
+            except Exception as exc:  # noqa: BLE001
+                responses.append(err(exc))
+        return responses
+
+
+class MiningModel(BatchedModel):
+    """PATCHES (N, 12, 48, 48) scaled S2 -> MINE_PROB (N, 1)."""
+
+    inputs, output = ("PATCHES",), "MINE_PROB"
+
+    def load(self, version_dir: Path, params: dict[str, str]) -> None:
+        from terrawatch.ml.nets.mining import load_mining_cnn
+
+        self.model = load_mining_cnn(version_dir / "model.pt")
+
+    def predict(self, patches: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return self.model(torch.from_numpy(np.ascontiguousarray(patches, dtype=np.float32))).numpy()
+
+
+class DeforestationModel(BatchedModel):
+    """PRE_TOA, POST_TOA (N, 13, H, W) L1C x 10000 on one grid -> LOSS_PROB (N, 1, H, W)."""
+
+    inputs, output = ("PRE_TOA", "POST_TOA"), "LOSS_PROB"
+
+    def load(self, version_dir: Path, params: dict[str, str]) -> None:
+        from terrawatch.ml.deforestation import load_model
+
+        self.model = load_model(version_dir / "model.pt")
+
+    def predict(self, pre: np.ndarray, post: np.ndarray) -> np.ndarray:
+        import torch
+
+        if pre.shape != post.shape:
+            raise ValueError(f"PRE_TOA {pre.shape} and POST_TOA {post.shape} differ")
+        with torch.inference_mode():
+            return self.model(torch.from_numpy(pre), torch.from_numpy(post)).numpy()
+
+
+class FloodS2Model(BatchedModel):
+    """S2_TOA (N, 13, H, W) L1C x 10000 -> WATER_PROB (N, 1, H, W); each image its own thresholds."""
+
+    inputs, output = ("S2_TOA",), "WATER_PROB"
+
+    def load(self, version_dir: Path, params: dict[str, str]) -> None:
+        self.kwargs = dict(
+            mask_clouds=params.get("mask_clouds", "true").lower() == "true",
+            gsd_m=float(params.get("gsd_m", "10")),
+            product_level=params.get("product_level", "l1c"),
+            dn_offset=float(params.get("dn_offset", "0")),
+        )
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        from terrawatch.ml.water_s2 import predict_water_s2
+
+        return np.stack([predict_water_s2(img, **self.kwargs)[None] for img in x])
