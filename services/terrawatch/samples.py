@@ -51,3 +51,32 @@ def synthetic_s1(path: Path, size: int = 512, seed: int = 0, origin=(500_000.0, 
         ds.set_band_description(1, "VV")
         ds.set_band_description(2, "VH")
     return water
+
+
+def synthetic_clearing(src: Path, dst: Path, block: int = 40, seed: int = 0) -> tuple[int, int, int]:
+    """Write a "post-event" copy of a 13-band S2 L1C scene with one block of forest cleared.
+
+    The ``block`` x ``block`` px window with the highest mean NDVI is replaced by the median spectrum
+    of the scene's own bare pixels (0.05 < NDVI < 0.2) plus 2 % multiplicative noise: a known answer
+    for forest-loss detection built from real spectra. Returns (row, col, block) of the clearing.
+    """
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    with rasterio.open(src) as ds:
+        data = ds.read().astype(np.float32)
+        profile = ds.profile
+    b4, b8 = data[3], data[7]
+    ndvi = (b8 - b4) / np.maximum(b8 + b4, 1)
+    mean = ndimage.uniform_filter(ndvi, block)
+    half = block // 2
+    inner = mean[half:-half, half:-half]
+    r, c = np.unravel_index(np.argmax(inner), inner.shape)
+    bare = data[:, (ndvi > 0.05) & (ndvi < 0.2)]
+    spectrum = np.median(bare, axis=1)
+    patch = spectrum[:, None, None] * rng.normal(1.0, 0.02, size=(data.shape[0], block, block))
+    data[:, r : r + block, c : c + block] = patch
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(dst, "w", **profile) as out:
+        out.write(np.round(data).astype(profile["dtype"]))
+    return int(r), int(c), block

@@ -12,12 +12,13 @@ from tests.integration.api_helpers import free_port, hdr, role_keys
 pytestmark = pytest.mark.integration
 
 
-def test_api_runs_under_ray_serve(stack):
+def test_api_runs_under_ray_serve(stack, monkeypatch):
     import ray
     from ray import serve
 
     from terrawatch.api.serve import APP_NAME, run_on_ray_serve
 
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # as the stack's Ray head runs (stack/ray_head.py)
     s = stack.settings
     viewer = role_keys(s, "serve")["viewer"]
     port = free_port()
@@ -41,6 +42,7 @@ def test_api_runs_under_ray_serve(stack):
         assert ready["checks"]["ray"]["ok"], ready  # inside a replica Ray is the cluster itself
         assert serve.status().applications[APP_NAME].status == "RUNNING"
     finally:
-        serve.shutdown()
-        if not was_connected:
-            ray.shutdown()
+        if ray.is_initialized():  # serve.shutdown() would otherwise start a local Ray instance
+            serve.shutdown()
+            if not was_connected:
+                ray.shutdown()
