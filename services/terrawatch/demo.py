@@ -38,7 +38,7 @@ def _dlq_high(settings: Settings) -> int:
 def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
     from terrawatch.ingest import kafka_io
     from terrawatch.ingest.stac_items import item_from_geotiff
-    from terrawatch.samples import SPAIN_S1, SPAIN_S2, spain_sensing_time, synthetic_s1
+    from terrawatch.samples import SPAIN_S1, SPAIN_S2, spain_sensing_time, synthetic_clearing, synthetic_s1
     from terrawatch.service import subscriptions
     from terrawatch.stack import Stack
     from terrawatch.store import tables as t
@@ -75,11 +75,17 @@ def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
     synthetic_s1(samples / "synthetic_s1.tif")
     items = [item_from_geotiff(samples / "synthetic_s1.tif", scene_id=f"synthetic-s1-{run_id}",
                                sensing_time=datetime.now(timezone.utc) - timedelta(minutes=10))]
+    later = None
     if SPAIN_S1.exists():
         items.append(item_from_geotiff(SPAIN_S1, scene_id=f"sen1floods11-spain-7370579-{run_id}",
                                        sensing_time=spain_sensing_time("s1")))
         items.append(item_from_geotiff(SPAIN_S2, scene_id=f"sen1floods11-spain-7370579-s2-{run_id}",
                                        sensing_time=spain_sensing_time("s2")))
+        # A later S2 scene of the same footprint with one forest block cleared (real spectra): the
+        # deforestation model compares it with the earlier scene, which must be stored first.
+        synthetic_clearing(SPAIN_S2, samples / "spain_s2_clearing.tif")
+        later = item_from_geotiff(samples / "spain_s2_clearing.tif", scene_id=f"spain-s2-clearing-{run_id}",
+                                  sensing_time=spain_sensing_time("s2") + timedelta(days=10))
     else:
         log(f"shared data not found at {SPAIN_S1}: running on the synthetic scene only")
     dlq_before = _dlq_high(settings)
@@ -112,9 +118,16 @@ def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
                 select(func.extract("epoch", t.alerts.c.created_at - t.alerts.c.last_sensed))
                 .where(t.alerts.c.id.in_(alert_ids)))]
         status = dict(outbox)
+        if later is not None and any(r["scene_id"] == items[-1]["id"] for r in done):
+            kafka_io.publish_scene(p, settings, later)
+            p.flush(30)
+            ids.append(later["id"])
+            log(f"published {later['id']} (forest cleared since {items[-1]['id']})")
+            later = None
+            continue
         dlq = _dlq_high(settings) - dlq_before
         scenes_done = len({r["scene_id"] for r in done})
-        if scenes_done == len(ids) and dlq >= 1 and status.get("pending", 0) == 0:
+        if later is None and scenes_done == len(ids) and dlq >= 1 and status.get("pending", 0) == 0:
             summary = {
                 "scenes_processed": scenes_done,
                 # hazards of one scene share its tiles: count each scene's tiles once
