@@ -68,21 +68,19 @@ def test_killed_ray_tile_workers_mid_scene(stack, tmp_path, fault_report):
     try:
         publish(s, *items)
 
-        def victims():
-            for it in items:
-                if runs_for(s, it["id"]):
-                    continue
-                procs = [p for p in ray_workers_with_open(stack, scene_path(it)) if p.pid not in killed]
-                if procs:
-                    return procs
-            return None
-
         for _ in range(3):
-            procs = wait_for(victims, 180, "a TileWorker reading an unfinished scene", interval=0.2)
-            for p in procs:
+            # Both actors (RayTiler's pool of 2) once both are reading an unfinished scene; one if only
+            # one gets there within 20 s.
+            since = time.monotonic()
+
+            def victims():
+                procs = [p for it in items if not runs_for(s, it["id"])
+                         for p in ray_workers_with_open(stack, scene_path(it)) if p.pid not in killed]
+                return procs if len(procs) >= 2 or (procs and time.monotonic() - since > 20) else None
+
+            for p in wait_for(victims, 180, "TileWorkers reading an unfinished scene", interval=0.2):
                 os.kill(p.pid, signal.SIGKILL)
                 killed.add(p.pid)
-            time.sleep(0.5)
         wait_processed(s, items, 420, "scenes after the actor kills")
         wait_webhooks(s, items, sub, 90)
         assert w.poll() is None, "the worker must survive its Ray actors dying"

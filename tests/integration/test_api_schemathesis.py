@@ -38,7 +38,7 @@ def test_schemathesis_finds_no_server_errors(stack, tmp_path):
                  "--phases", "examples,coverage,fuzzing", "--request-timeout", "30", "--no-color",
                  "--header", f"X-API-Key: {admin}", "--generation-database", "none",
                  "--report", "junit", "--report-junit-path", str(tmp_path / "schemathesis.xml")],
-                capture_output=True, text=True, timeout=600)
+                capture_output=True, text=True, timeout=600, cwd=tmp_path)  # its cache dir stays out of the repo
     finally:
         # Subscriptions the fuzzer created must not receive the other tests' alerts.
         with engine.begin() as c:

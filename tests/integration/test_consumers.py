@@ -95,7 +95,7 @@ def test_two_consumers_share_partitions_and_survive_a_kill(stack, tmp_path):
     s2 = s.model_copy(update={"metrics_port": s.metrics_port + 1})
     (tmp_path / "files").mkdir()
     log1, log2 = tmp_path / "worker1.log", tmp_path / "worker2.log"
-    with StandIn(tmp_path) as server:
+    with StandIn(tmp_path / "files") as server:
         server.serve_files()
         stac = StacApi(server)
         ref_event, ref_id = _remote_s1_reference(tmp_path, server, stac)

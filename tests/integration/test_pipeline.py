@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import base64
-import os
 import secrets
-import signal
 import time
 import urllib.request
 import uuid
@@ -137,37 +135,4 @@ def test_synthetic_scene_detects_known_water_and_delivers_signed_webhooks(stack,
     assert 'terrawatch_scenes_total{outcome="duplicate"' in metrics
 
 
-def test_killed_consumer_mid_scene_yields_exactly_one_result_set(stack, tmp_path):
-    """kill -9 the worker after tiling started and before commit; the restart processes it once."""
-    s = isolated(stack.settings, "kill", tile_size=128, tile_overlap=16, max_in_flight_tiles=2, triton_batch=1)
-    item, _ = _synthetic_item(tmp_path, "kill", origin=(200_000.0, 4_300_000.0), size=1536)
-    rx = _subscribe(s, item["geometry"])
-    log = tmp_path / "worker1.log"
-    w1 = start_worker(s, log)
-    try:
-        publish(s, item)
-        wait_for(lambda: "tiling" in log.read_text(errors="replace"), 120, "tiling to start", interval=0.2)
-        time.sleep(1.0)
-        assert not runs_for(s, item["id"]), "scene finished before the kill; make it bigger"
-        os.killpg(w1.pid, signal.SIGKILL)
-        w1.wait(30)
-        w2 = start_worker(s, tmp_path / "worker2.log")
-        try:
-            wait_for(lambda: runs_for(s, item["id"]), 300, "scene after restart")
-            n_alerts = count(s, t.alerts, t.alerts.c.context["scene_ids"].astext.contains(item["id"]))
-            wait_for(lambda: len(rx.verified_ids) >= n_alerts, 60, "webhooks after restart")
-            time.sleep(3)
-        finally:
-            w2.terminate()
-            w2.wait(60)
-    finally:
-        if w1.poll() is None:
-            w1.kill()
-        rx.close()
-    runs = runs_for(s, item["id"])
-    assert len(runs) == 1
-    n_det = count(s, t.detections, t.detections.c.scene_id == item["id"])
-    assert n_det == runs[0]["detections"] > 0
-    n_alerts = count(s, t.alerts, t.alerts.c.context["scene_ids"].astext.contains(item["id"]))
-    assert n_alerts >= 1
-    assert len(rx.verified_ids) == n_alerts, "one webhook per alert, no duplicates"
+# kill -9 of the consumer mid-scene: tests/faults/test_process_kills.py (the fault suite).

@@ -9,13 +9,17 @@ the same code the in-process API uses.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
-import numpy as np
-import triton_python_backend_utils as pb_utils
-
 HERE = Path(__file__).resolve().parent
+# The Python backend's embedded interpreter ignores PYTHONPATH: the stack launcher passes the venv
+# site-packages and services/ as TERRAWATCH_PYTHONPATH; a source checkout also works without it.
+sys.path[:0] = [p for p in os.environ.get("TERRAWATCH_PYTHONPATH", "").split(os.pathsep) if p and p not in sys.path]
+
+import numpy as np  # noqa: E402
+import triton_python_backend_utils as pb_utils  # noqa: E402
 
 
 def _import_terrawatch() -> None:

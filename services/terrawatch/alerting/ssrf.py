@@ -63,6 +63,8 @@ def vetted_addresses(url: str, allow: list) -> list[str]:
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
         raise UnresolvableWebhookHost(f"cannot resolve webhook host {host!r}: {exc}") from exc
+    except (UnicodeError, ValueError) as exc:  # e.g. labels too long for IDNA, NUL bytes
+        raise UnsafeWebhookTarget(f"invalid webhook host {host!r}: {exc}") from exc
     addrs = list(dict.fromkeys(info[4][0] for info in infos))
     if host in allow:
         return addrs

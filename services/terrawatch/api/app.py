@@ -15,7 +15,7 @@ import importlib
 import logging
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.utils import get_openapi
@@ -116,6 +116,13 @@ def create_app(settings: Settings) -> FastAPI:
         return {"title": "terrawatch API", "links": {
             "ogc_api": f"{base}/ogc", "map": f"{base}/map", "tiles": f"{base}/tiles", "openapi": f"{base}/openapi.json",
             "docs": f"{base}/docs", "livez": f"{base}/ops/livez", "readyz": f"{base}/ops/readyz"}}
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        """Prometheus exposition of this process (scraped as job terrawatch-api)."""
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     def openapi() -> dict:
         if app.openapi_schema:

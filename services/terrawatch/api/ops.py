@@ -105,7 +105,8 @@ def _ray(settings: Settings) -> str:
     res = subprocess.run([ray_cli, "health-check", f"--address={settings.ray}"], capture_output=True, text=True,
                          timeout=20, env={**__import__("os").environ, "RAY_USAGE_STATS_ENABLED": "0"})
     if res.returncode:
-        raise RuntimeError((res.stderr or res.stdout).strip().splitlines()[-1:] or ["health-check failed"])
+        lines = (res.stderr or res.stdout).strip().splitlines()
+        raise RuntimeError(lines[-1] if lines else "ray health-check failed")
     return f"gcs at {settings.ray} healthy"
 
 

@@ -1,4 +1,4 @@
-"""GDAL settings for remote rasters (``/vsicurl/`` for http(s), ``/vsis3/`` for s3), applied as env defaults.
+"""GDAL settings for raster reads (block cache) and remote ones (``/vsicurl/``, ``/vsis3/``) as env defaults.
 
 Set before any dataset is opened, in every process that reads (pipeline and Ray
 workers import ``terrawatch.imagery``). Existing environment values win, so a
@@ -19,6 +19,10 @@ REMOTE_DEFAULTS = {
     "GDAL_HTTP_TIMEOUT": "60",
     # Merge neighbouring range requests (/vsicurl/ keeps its own 16 MB block cache per process).
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+    # Block cache per process, MB. GDAL's default (5 % of RAM) lets a reader grow with the scene:
+    # bench_scale measured TileWorker peaks of 398 MB (default) vs 316 MB (16 MB cache) on a
+    # 3294 px scene. A tile needs ~20 MB of 512 px blocks across 13 bands.
+    "GDAL_CACHEMAX": "16",
 }
 
 

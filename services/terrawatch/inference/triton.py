@@ -38,7 +38,17 @@ class TritonModel:
     def __init__(self, url: str, spec: ModelSpec, timeout_s: float = 120.0) -> None:
         self.spec = spec
         self.timeout_s = timeout_s
+        self.url = url
         self.client = grpcclient.InferenceServerClient(url=url)
+
+    def _reconnect(self) -> None:
+        """A fresh gRPC channel: after Triton was unreachable, the old channel waits out its reconnect
+        backoff (up to minutes) and fails every call meanwhile, although Triton may be back."""
+        try:
+            self.client.close()
+        except Exception:  # noqa: BLE001 - the old channel is discarded either way
+            pass
+        self.client = grpcclient.InferenceServerClient(url=self.url)
 
     def infer(self, *arrays: np.ndarray) -> np.ndarray:
         """Batched inputs in the spec's order -> the output with its channel axis dropped: (N, ...)."""
@@ -52,6 +62,8 @@ class TritonModel:
         try:
             res = self.client.infer(self.spec.name, inputs, outputs=[out], client_timeout=self.timeout_s)
         except InferenceServerException as exc:
+            if "UNAVAILABLE" in str(exc.status()):
+                self._reconnect()
             raise TransientError(f"triton inference on {self.spec.name} failed: {exc.message()}") from exc
         finally:
             TRITON_REQUEST_SECONDS.labels(self.spec.name).observe(time.perf_counter() - start)

@@ -71,7 +71,7 @@ def transition(engine: Engine, settings: Settings, alert_id: uuid.UUID, to_statu
         a.updated_at = datetime.now(timezone.utc)
         uow.update_alert(a)
         uow.add_alert_event(a.id, actor, src, a.status, reason, a.version)
-        policy = policies(settings)[a.hazard]
+        policy = policies(settings).get(a.hazard) or HazardPolicy(a.hazard)
         ids = fan_out(uow, a, f"alert.{dst.value}", policy, settings.cap_sender, only_informed=True, reason=reason)
     return a, ids
 

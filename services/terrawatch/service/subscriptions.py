@@ -9,6 +9,7 @@ registration (and again at every delivery).
 from __future__ import annotations
 
 import base64
+import math
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -67,14 +68,19 @@ def _aoi(geojson: dict | None) -> MultiPolygon | None:
     if not isinstance(g, (Polygon, MultiPolygon)) or g.is_empty:
         raise InvalidSubscription("aoi must be a non-empty GeoJSON Polygon or MultiPolygon")
     minx, miny, maxx, maxy = g.bounds
-    if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
-        raise InvalidSubscription("aoi coordinates must be lon/lat (EPSG:4326)")
+    if not all(map(math.isfinite, g.bounds)) or minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
+        raise InvalidSubscription("aoi coordinates must be finite lon/lat (EPSG:4326)")
     if not g.is_valid:
         g = shapely.make_valid(g)
-    return as_multipolygon(g)
+    mp = as_multipolygon(g)
+    if mp.is_empty or mp.area == 0:
+        raise InvalidSubscription("aoi must enclose an area")
+    return mp
 
 
 def validate(req: NewSubscription, settings: Settings) -> MultiPolygon | None:
+    if "\x00" in req.url or "\x00" in (req.description or ""):
+        raise InvalidSubscription("url and description must not contain NUL characters")
     known = set(policies(settings))
     if not req.hazards or not set(req.hazards) <= known:
         raise InvalidSubscription(f"hazards must be a non-empty subset of {sorted(known)}")

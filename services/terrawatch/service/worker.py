@@ -94,6 +94,9 @@ class Worker:
                 if msg.error():
                     log.warning("kafka error: %s", msg.error())
                     continue
+                if self.paused.is_set():  # fetched before the pause took hold: rewind, handle after resume
+                    self._hold(msg)
+                    continue
                 try:
                     self.handle(msg)
                 except (_Interrupted, kafka_io.DlqWriteError) as exc:
@@ -149,6 +152,13 @@ class Worker:
                 self.consumer.resume(parts)
             self.paused.clear()
             log.info("consumption resumed")
+
+    def _hold(self, msg) -> None:
+        from confluent_kafka import TopicPartition
+
+        tp = TopicPartition(msg.topic(), msg.partition(), msg.offset())
+        self.consumer.pause([tp])
+        self.consumer.seek(tp)
 
     def _report_lag(self) -> None:
         try:

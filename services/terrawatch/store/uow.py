@@ -7,6 +7,7 @@ rows) commits together or not at all.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import uuid
@@ -157,9 +158,14 @@ class UnitOfWork:
     def mergeable_alert(self, hazard: str, geom: BaseGeometry, distance_m: float, since: datetime,
                         open_statuses: Iterable[str]) -> AlertRow | None:
         g = func.ST_GeomFromWKB(from_shape(geom, srid=4326).data, 4326)
+        # Bounding-box prefilter (index, cheap) before the geodesic test: geography ST_DWithin has no
+        # bbox short-cut, and on a many-part alert (thousands of flood polygons) it took minutes per row.
+        lat = min(max(abs(geom.bounds[1]), abs(geom.bounds[3])), 89.0)
+        margin_deg = 1.1 * distance_m / (111_320.0 * math.cos(math.radians(lat)))
         q = (select(t.alerts)
              .where(t.alerts.c.hazard == hazard, t.alerts.c.status.in_(list(open_statuses)),
                     t.alerts.c.last_sensed >= since,
+                    t.alerts.c.geom.op("&&")(func.ST_Expand(g, margin_deg)),
                     func.ST_DWithin(func.Geography(t.alerts.c.geom), func.Geography(g), distance_m))
              .order_by(func.ST_Distance(func.Geography(t.alerts.c.geom), func.Geography(g)))
              .limit(1).with_for_update())

@@ -62,7 +62,9 @@ class SceneTiles:
     infer_s: float = 0.0
 
 
-@ray.remote(num_cpus=0.5, max_restarts=2, max_task_retries=2)
+# max_restarts=-1: a TileWorker killed any number of times (OOM, a segfaulting GDAL on a hostile file) is
+# restarted; with a finite budget the pool died for good and every later scene went to the DLQ.
+@ray.remote(num_cpus=0.5, max_restarts=-1, max_task_retries=2)
 class TileWorker:
     def __init__(self, triton_url: str) -> None:
         self.triton_url = triton_url

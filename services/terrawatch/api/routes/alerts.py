@@ -27,13 +27,14 @@ Target = Literal["confirmed", "acknowledged", "resolved", "false_positive"]
 
 class TransitionIn(BaseModel):
     to: Target = Field(description="The new status.")
-    reason: str = Field(min_length=1, max_length=2000, description="Why (stored with the event).")
+    reason: str = Field(min_length=1, max_length=2000, pattern=r"^[^\x00]*$",
+                        description="Why (stored with the event).")
     expected_version: int | None = Field(
         default=None, ge=1, description="Refuse (409) if the alert's version differs (optimistic concurrency).")
 
 
 class ReasonIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: str = Field(min_length=1, max_length=2000, pattern=r"^[^\x00]*$")
     expected_version: int | None = Field(default=None, ge=1)
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from geojson_pydantic import MultiPolygon, Polygon
 from pydantic import BaseModel, Field
 
@@ -21,14 +21,20 @@ from terrawatch.service import deliveries as dsvc
 from terrawatch.service import subscriptions as svc
 
 
+# Outbox ids are Standard Webhooks message ids ``msg_<32 hex>``; anything else cannot exist.
+MSG_ID = r"^msg_[A-Za-z0-9_-]{1,60}$"
+DeliveryId = Annotated[str, Path(pattern=MSG_ID, description="The delivery's webhook-id.")]
+
+
 class SubscriptionIn(BaseModel):
-    url: str = Field(min_length=8, max_length=2048, description="http(s) URL receiving signed POSTs.")
+    url: str = Field(min_length=8, max_length=2048, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20\x7f]+$",
+                     description="http(s) URL receiving signed POSTs.")
     aoi: Polygon | MultiPolygon | None = Field(
         default=None, description="Area of interest (GeoJSON, lon/lat EPSG:4326); omitted = everywhere.")
     hazards: list[str] = Field(min_length=1, description="Hazards to receive, e.g. flood, deforestation, mining.")
     min_confidence: Literal["low", "high", "highest"] = "low"
     format: Literal["geojson", "cap"] = "geojson"
-    description: str | None = Field(default=None, max_length=500)
+    description: str | None = Field(default=None, max_length=500, pattern=r"^[^\x00]*$")
 
 
 class SubscriptionOut(BaseModel):
@@ -149,7 +155,7 @@ def subscriptions_router(deps) -> APIRouter:
         status: Literal["pending", "delivered", "failed", "all"] = "failed",
         subscription_id: uuid.UUID | None = None, alert_id: uuid.UUID | None = None,
         limit: int = Query(100, ge=1, le=1000),
-        before: str | None = Query(None, max_length=64, description="A delivery id: page after it."),
+        before: str | None = Query(None, pattern=MSG_ID, description="A delivery id: page after it."),
         _=Depends(deps.operator),
     ) -> list[dict]:
         return dsvc.list_deliveries(deps.engine, None if status == "all" else status, subscription_id, alert_id,
@@ -157,7 +163,7 @@ def subscriptions_router(deps) -> APIRouter:
 
     @router.get("/deliveries/{delivery_id}", response_model=DeliveryDetail,
                 summary="One delivery with its payload and every attempt.")
-    def get_delivery(delivery_id: str, _=Depends(deps.operator)) -> dict:
+    def get_delivery(delivery_id: DeliveryId, _=Depends(deps.operator)) -> dict:
         try:
             return dsvc.get_delivery(deps.engine, delivery_id)
         except dsvc.DeliveryNotFound as exc:
@@ -165,7 +171,7 @@ def subscriptions_router(deps) -> APIRouter:
 
     @router.post("/deliveries/{delivery_id}/redeliver", response_model=DeliveryOut, status_code=202,
                  summary="Send a failed (or delivered) webhook again: same webhook-id, new attempt and retry window.")
-    def redeliver(delivery_id: str, request: Request, who=Depends(deps.operator)) -> dict:
+    def redeliver(delivery_id: DeliveryId, request: Request, who=Depends(deps.operator)) -> dict:
         try:
             d = dsvc.redeliver(deps.engine, delivery_id, who.actor)
         except dsvc.DeliveryNotFound as exc:

@@ -3,10 +3,12 @@
 Geometries are simplified by zoom before encoding: snapped to a grid and
 Douglas-Peucker simplified with a tolerance of half a 256-px screen pixel at
 that zoom (``tolerance_m``), so a z5 tile carries a few vertices per feature
-instead of every 10 m vertex. A polygon that collapses below one tile unit is
-kept as a point (``ST_PointOnSurface``), so small detections stay visible at
-low zooms. Layer SQL is fixed per layer name; z/x/y and limits are bound
-parameters.
+instead of every 10 m vertex. A feature whose bounding box is under 2 x 2
+pixels at that zoom (``point_area_m2``), or that collapses below one tile
+unit, is sent as a point (``ST_PointOnSurface``), so small detections stay
+visible but cheap at low zooms. Likelihood (0-100) is rounded to an integer
+and area to 0.1 ha, which lets MVT's value dictionary share them. Layer SQL
+is fixed per layer name; z/x/y and limits are bound parameters.
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ LAYERS: dict[str, dict] = {
         "view": "ogc.detections",
         "description": "Hazard detection polygons per scene.",
         "fields": {"id": ("id", "Number"), "hazard": ("hazard", "String"), "confidence": ("confidence", "String"),
-                   "status": ("status", "String"), "likelihood": ("likelihood", "Number"),
-                   "area_ha": ("area_ha", "Number"), "scene_id": ("scene_id", "String"),
+                   "status": ("status", "String"), "likelihood": ("round(likelihood)::int", "Number"),
+                   "area_ha": ("round(area_ha::numeric, 1)::float8", "Number"), "scene_id": ("scene_id", "String"),
                    "t": ("extract(epoch from sensing_time)::bigint", "Number")},
         "time": "sensing_time",
     },
@@ -45,7 +47,8 @@ LAYERS: dict[str, dict] = {
         "description": "Alerts (clusters of detections) with status and confidence.",
         "fields": {"id": ("id", "String"), "hazard": ("hazard", "String"), "status": ("status", "String"),
                    "confidence": ("confidence", "String"), "severity": ("severity", "String"),
-                   "area_ha": ("area_ha", "Number"), "likelihood": ("likelihood", "Number"),
+                   "area_ha": ("round(area_ha::numeric, 1)::float8", "Number"),
+                   "likelihood": ("round(likelihood)::int", "Number"),
                    "observations": ("observations", "Number"),
                    "t": ("extract(epoch from sensing_time)::bigint", "Number"),
                    "t0": ("extract(epoch from first_sensed)::bigint", "Number")},
@@ -72,6 +75,12 @@ def tolerance_m(z: int) -> float:
     return WEB_MERCATOR_WIDTH_M / (256 * 2 ** z) / 2
 
 
+def point_area_m2(z: int) -> float:
+    """Features whose bounding box is smaller than 2 x 2 screen pixels at ``z`` are drawn as points."""
+    px = WEB_MERCATOR_WIDTH_M / (256 * 2 ** z)
+    return 4 * px * px
+
+
 def _tile_sql(layer: str) -> str:
     spec = LAYERS[layer]
     props = ", ".join(f"{expr} as {name}" for name, (expr, _) in spec["fields"].items())
@@ -87,7 +96,9 @@ def _tile_sql(layer: str) -> str:
             where v.geom && bounds.env4326
             limit :max_features
         ), simp as (
-            select *, ST_SimplifyPreserveTopology(ST_SnapToGrid(g, :tol / 4), :tol) as gs from src
+            select *, case when ST_Area(ST_Envelope(g)) < :point_area then ST_PointOnSurface(g)
+                           else ST_SimplifyPreserveTopology(ST_SnapToGrid(g, :tol / 4), :tol) end as gs
+            from src
         ), mvt as (
             select {names},
                    coalesce(ST_AsMVTGeom(gs, bounds.env, {EXTENT}, {BUFFER}, true),
@@ -146,7 +157,7 @@ def render_tile(conn, layer: str, z: int, x: int, y: int) -> bytes:
         raise InvalidInput(f"tile {z}/{x}/{y} does not exist in WebMercatorQuad")
     res = conn.execute(TILE_SQL[layer], {
         "z": z, "x": x, "y": y, "margin": BUFFER / EXTENT, "tol": tolerance_m(z), "layer": layer,
-        "max_features": MAX_FEATURES_PER_TILE,
+        "max_features": MAX_FEATURES_PER_TILE, "point_area": point_area_m2(z),
     }).scalar_one()
     return bytes(res) if res is not None else b""
 

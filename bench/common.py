@@ -1,0 +1,213 @@
+"""Shared pieces of the benchmarks: a private throw-away stack, the flood_s1 model repository,
+synthetic S1 scenes, the worker process and Prometheus scraping.
+
+Every bench starts its own stack (Kafka, PostGIS, Triton, Ray) in a temporary state dir on
+ports from ``--port-base`` (default 41000: base..base+10, Ray workers base+100..base+1099), so
+it never touches a demo or test stack, and stops it at the end unless ``--keep-stack``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from terrawatch.settings import REPO_ROOT, Settings
+from terrawatch.stack.process import port_open
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def ports(base: int) -> dict:
+    return dict(kafka_port=base, kafka_controller_port=base + 1, pg_port=base + 2, triton_http_port=base + 3,
+                triton_grpc_port=base + 4, triton_metrics_port=base + 5, ray_port=base + 6,
+                metrics_port=base + 9, api_port=base + 10, ray_min_worker_port=base + 100)
+
+
+def flood_s1_repository(root: Path) -> tuple[Path, str]:
+    """A Triton model repository holding only ``flood_s1`` (config and model.py from models/).
+
+    Weights: models/flood_s1/<latest>/model.pt when trained weights exist, else a randomly
+    initialised UNet of the same architecture (same FLOPs, so the same throughput; say so).
+    Returns (repository, weights description).
+    """
+    import torch
+
+    from terrawatch.ml import flood_s1
+    from terrawatch.ml.registry import latest_version_dir
+
+    src = REPO_ROOT / "models" / "flood_s1"
+    dst = root / "flood_s1"
+    (dst / "1").mkdir(parents=True, exist_ok=True)
+    shutil.copy(src / "config.pbtxt", dst / "config.pbtxt")
+    shutil.copy(src / "1" / "model.py", dst / "1" / "model.py")
+    try:
+        trained = latest_version_dir("flood_s1") / "model.pt"
+        shutil.copy(trained, dst / "1" / "model.pt")
+        label = f"trained ({trained.relative_to(REPO_ROOT)})"
+    except (FileNotFoundError, ValueError):
+        torch.manual_seed(0)
+        flood_s1.save_net(flood_s1.build_net(), dst / "1" / "model.pt", {"note": "random init, benchmark only"})
+        label = "random init (no trained models/flood_s1/<v>/model.pt yet; same architecture and FLOPs)"
+    return root, label
+
+
+@dataclass
+class BenchStack:
+    settings: Settings
+    weights: str
+    stack: object
+
+    def worker_env(self, **extra: str) -> dict:
+        env = dict(os.environ)
+        for key, value in self.settings.model_dump().items():
+            if value is not None:
+                env[f"TERRAWATCH_{key.upper()}"] = str(value)
+        env["TERRAWATCH_LOG_LEVEL"] = "WARNING"
+        env.update(extra)
+        return env
+
+
+@contextmanager
+def private_stack(port_base: int, keep: bool = False, **overrides):
+    """Start a throw-away stack serving flood_s1; yield a :class:`BenchStack`; stop it afterwards."""
+    from terrawatch.stack import Stack
+
+    busy = [p for p in (port_base + i for i in range(11)) if port_open(p)]
+    if busy:
+        raise SystemExit(f"ports {busy} are in use: pick another --port-base")
+    state = Path(tempfile.mkdtemp(prefix="tw-bench-"))
+    repo, weights = flood_s1_repository(state / "models")
+    s = Settings(state_dir=state, model_repository=repo, **ports(port_base), **overrides)
+    stack = Stack(s)
+    log(f"starting a private stack in {state} (ports from {port_base}); flood_s1 weights: {weights}")
+    t0 = time.monotonic()
+    try:
+        stack.up()
+        log(f"stack up in {time.monotonic() - t0:.0f} s")
+        yield BenchStack(s, weights, stack)
+    finally:
+        if keep:
+            log(f"stack kept running: TERRAWATCH_STATE_DIR={state} terrawatch stack down")
+        else:
+            stack.down()
+            shutil.rmtree(state, ignore_errors=True)
+
+
+def synthetic_items(folder: Path, n: int, size: int, tag: str, start: int = 0) -> list[dict]:
+    """``n`` synthetic S1 scenes (river + lake, VV/VH dB, 10 m) of ``size`` px at distinct places
+    (place ``start + i`` of a 30 km lattice in UTM 30N)."""
+    from terrawatch.ingest.stac_items import item_from_geotiff
+    from terrawatch.samples import synthetic_s1
+
+    folder.mkdir(parents=True, exist_ok=True)
+    items = []
+    for i in range(n):
+        k = start + i
+        path = folder / f"{tag}{i}.tif"
+        synthetic_s1(path, size=size, seed=k, origin=(200_000.0 + (k % 20) * 30_000, 5_000_000.0 + (k // 20) * 30_000))
+        items.append(item_from_geotiff(path, scene_id=f"bench-{tag}{i}-{uuid.uuid4().hex[:6]}",
+                                       sensing_time=datetime.now(timezone.utc) - timedelta(minutes=2)))
+    return items
+
+
+def start_worker(bs: BenchStack, log_path: Path) -> subprocess.Popen:
+    fh = open(log_path, "ab")
+    return subprocess.Popen([sys.executable, "-m", "terrawatch.cli", "run"], env=bs.worker_env(),
+                            stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_worker(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(30)
+
+
+def publish(settings: Settings, items: list[dict]) -> None:
+    from terrawatch.ingest import kafka_io
+
+    p = kafka_io.producer(settings)
+    for it in items:
+        kafka_io.publish_scene(p, settings, it)
+    if p.flush(30):
+        raise RuntimeError("publish not acknowledged")
+
+
+def stored_runs(settings: Settings, ids: list[str]) -> dict[str, int]:
+    """scene id -> tiles, for the scenes whose run is stored."""
+    from sqlalchemy import select
+
+    from terrawatch.store import tables as t
+    from terrawatch.store.uow import engine_for
+
+    with engine_for(settings.db_url).connect() as c:
+        return {r.scene_id: r.tiles for r in c.execute(
+            select(t.scene_runs.c.scene_id, t.scene_runs.c.tiles).where(t.scene_runs.c.scene_id.in_(ids)))}
+
+
+def wait_runs(settings: Settings, ids: list[str], timeout: float, poll: float = 0.25) -> dict[str, int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = stored_runs(settings, ids)
+        if len(done) == len(ids):
+            return done
+        time.sleep(poll)
+    raise TimeoutError(f"{len(ids) - len(stored_runs(settings, ids))} of {len(ids)} scenes not stored in {timeout} s")
+
+
+def scrape(url: str) -> dict[tuple[str, tuple], float]:
+    """Prometheus text at ``url`` -> {(sample name, sorted labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for smp in fam.samples:
+            out[(smp.name, tuple(sorted(smp.labels.items())))] = smp.value
+    return out
+
+
+def delta(after: dict, before: dict, name: str, **labels) -> float:
+    """Sum over samples called ``name`` whose labels include ``labels``, after minus before."""
+    def total(d):
+        return sum(v for (n, lab), v in d.items() if n == name and all((k, v2) in lab for k, v2 in labels.items()))
+    return total(after) - total(before)
+
+
+def wait_http(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} not up within {timeout} s")
+
+
+def machine() -> dict:
+    import platform
+
+    return {"cpus": os.cpu_count(), "load_avg_1m_at_start": round(os.getloadavg()[0], 2), "gpu": None,
+            "python": platform.python_version(), "host": platform.node()}
+
+
+def emit(result: dict) -> None:
+    """The JSON result as the last line of stdout."""
+    print(json.dumps(result), flush=True)

@@ -1,0 +1,164 @@
+"""Pipeline benchmark: bare torch forward throughput of flood_s1 vs end-to-end throughput through
+Kafka + Ray + Triton + PostGIS, same model, same machine, one run.
+
+    python bench/pipeline.py [--scenes 6] [--size 768] [--port-base 41000]
+    terrawatch bench pipeline          (the same; also `make bench`)
+
+1. bare: ``terrawatch.ml.flood_s1.predict_batch`` (the code Triton's model.py runs) in this process,
+   torch threads = Triton's ``torch_threads`` (2), batches of ``triton_batch`` (4) tiles of
+   ``tile_size`` (256) px made of real synthetic-scene windows; tiles/s.
+2. triton: the same batches through tritonclient gRPC to Triton, one request at a time; tiles/s.
+3. end-to-end: a worker (`terrawatch run`) on a private stack; after one warm-up scene, N synthetic
+   scenes are published at once and the clock stops when the last run is committed in PostGIS;
+   tiles/s = sum of the runs' tiles / wall time. ``efficiency`` = end-to-end / bare.
+Stage breakdown: the worker's terrawatch_stage_duration_seconds (sum per stage over the measured
+scenes, seconds per scene) and Triton's own request/queue/compute times and mean batch size.
+Prints the result as one JSON object on the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import (  # noqa: E402
+    delta, emit, log, machine, private_stack, publish, scrape, start_worker, stop_worker, synthetic_items,
+    wait_http, wait_runs,
+)
+
+
+def tile_batches(item: dict, tile: int, batch: int, n_batches: int):
+    """Real (batch, 2, tile, tile) dB windows of a synthetic scene, cycled."""
+    import numpy as np
+
+    from terrawatch.domain.scene import scene_from_item
+    from terrawatch.domain.tiles import TileGrid
+    from terrawatch.imagery.reader import SceneReader
+
+    with SceneReader(scene_from_item(item)) as reader:
+        tiles = [reader.read(t.read_row, t.read_col, t.size)
+                 for t in TileGrid(reader.grid.height, reader.grid.width, tile, 32)]
+    arrays = np.stack(tiles)
+    return [arrays[(np.arange(batch) + i * batch) % len(arrays)] for i in range(n_batches)]
+
+
+def bare_torch(weights: Path, batches, threads: int, min_s: float) -> dict:
+    import torch
+
+    from terrawatch.ml import flood_s1
+
+    torch.set_num_threads(threads)
+    net = flood_s1.load_net(weights)
+    flood_s1.predict_batch(net, batches[0])  # warm-up
+    n = 0
+    t0 = time.perf_counter()
+    while True:
+        for b in batches:
+            flood_s1.predict_batch(net, b)
+            n += len(b)
+        if time.perf_counter() - t0 >= min_s:
+            break
+    dt = time.perf_counter() - t0
+    return {"tiles": n, "seconds": round(dt, 2), "tiles_per_s": round(n / dt, 3)}
+
+
+def triton_only(url: str, batches, min_s: float) -> dict:
+    from terrawatch.inference.triton import MODELS, TritonModel
+
+    m = TritonModel(url, MODELS["flood_s1"])
+    m.infer(batches[0])
+    n = 0
+    t0 = time.perf_counter()
+    while True:
+        for b in batches:
+            m.infer(b)
+            n += len(b)
+        if time.perf_counter() - t0 >= min_s:
+            break
+    dt = time.perf_counter() - t0
+    return {"tiles": n, "seconds": round(dt, 2), "tiles_per_s": round(n / dt, 3)}
+
+
+def run(scenes: int = 6, size: int = 768, port_base: int = 41000, min_bare_s: float = 20.0,
+        keep_stack: bool = False, timeout_s: float = 1800) -> dict:
+    result: dict = {"bench": "pipeline", "machine": machine()}
+    work = Path(tempfile.mkdtemp(prefix="tw-bench-pipeline-"))
+    with private_stack(port_base, keep=keep_stack) as bs:
+        s = bs.settings
+        threads = 2  # models/flood_s1/config.pbtxt torch_threads
+        result.update({"model": "flood_s1", "weights": bs.weights, "tile_px": s.tile_size, "overlap_px": s.tile_overlap,
+                       "batch": s.triton_batch, "torch_threads": threads})
+        ref = synthetic_items(work, 1, 512, "bare")[0]
+        batches = tile_batches(ref, s.tile_size, s.triton_batch, 4)
+
+        log("bare torch forward ...")
+        result["bare"] = bare_torch(s.model_repository / "flood_s1" / "1" / "model.pt", batches, threads, min_bare_s)
+        log(f"bare: {result['bare']}")
+        log("Triton alone (one request at a time) ...")
+        result["triton_only"] = triton_only(s.triton, batches, min_bare_s)
+        log(f"triton only: {result['triton_only']}")
+
+        worker = start_worker(bs, work / "worker.log")
+        try:
+            metrics_url = f"http://127.0.0.1:{s.metrics_port}/metrics"
+            triton_url = f"http://127.0.0.1:{s.triton_metrics_port}/metrics"
+            wait_http(metrics_url, 120)
+            warm = synthetic_items(work, 1, size, "warm")
+            publish(s, warm)
+            wait_runs(s, [i["id"] for i in warm], 600)
+            items = synthetic_items(work, scenes, size, "e2e", start=1)
+            m0, tr0 = scrape(metrics_url), scrape(triton_url)
+            log(f"end to end: {scenes} scenes of {size}x{size} px ...")
+            t0 = time.perf_counter()
+            publish(s, items)
+            runs = wait_runs(s, [i["id"] for i in items], timeout_s)
+            wall = time.perf_counter() - t0
+            m1, tr1 = scrape(metrics_url), scrape(triton_url)
+        finally:
+            stop_worker(worker)
+        tiles = sum(runs.values())
+        result["end_to_end"] = {"scenes": scenes, "scene_px": size, "tiles": tiles, "seconds": round(wall, 2),
+                                "tiles_per_s": round(tiles / wall, 3), "scenes_per_min": round(60 * scenes / wall, 2)}
+        stages = {}
+        for stage in ("read", "infer", "vectorize", "store"):
+            total = delta(m1, m0, "terrawatch_stage_duration_seconds_sum", stage=stage)
+            stages[stage] = round(total / scenes, 3)
+        stages["wall_per_scene"] = round(wall / scenes, 3)
+        result["stage_s_per_scene"] = stages
+        result["stage_note"] = ("read/infer are summed over tiles inside the Ray actors (2 actors, overlapping); "
+                                "vectorize/store run in the worker after tiling")
+        n_inf = delta(tr1, tr0, "nv_inference_count", model="flood_s1")
+        n_exec = delta(tr1, tr0, "nv_inference_exec_count", model="flood_s1")
+        n_req = delta(tr1, tr0, "nv_inference_request_success", model="flood_s1")
+        us = lambda name: delta(tr1, tr0, name, model="flood_s1")  # noqa: E731
+        result["triton"] = {
+            "tiles": int(n_inf), "requests": int(n_req), "executions": int(n_exec),
+            "mean_batch": round(n_inf / n_exec, 2) if n_exec else None,
+            "compute_s": round(us("nv_inference_compute_infer_duration_us") / 1e6, 2),
+            "queue_s": round(us("nv_inference_queue_duration_us") / 1e6, 2),
+            "request_s": round(us("nv_inference_request_duration_us") / 1e6, 2),
+            "compute_share_of_wall": round(us("nv_inference_compute_infer_duration_us") / 1e6 / wall, 3),
+        }
+    result["efficiency"] = round(result["end_to_end"]["tiles_per_s"] / result["bare"]["tiles_per_s"], 3)
+    result["goal_efficiency"] = 0.8
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scenes", type=int, default=6)
+    ap.add_argument("--size", type=int, default=768, help="scene side in px (10 m)")
+    ap.add_argument("--port-base", type=int, default=41000)
+    ap.add_argument("--min-bare-s", type=float, default=20.0, help="seconds of bare/Triton-only timing each")
+    ap.add_argument("--keep-stack", action="store_true")
+    a = ap.parse_args(argv)
+    emit(run(a.scenes, a.size, a.port_base, a.min_bare_s, a.keep_stack))
+
+
+if __name__ == "__main__":
+    main()

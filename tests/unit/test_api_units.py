@@ -1,0 +1,102 @@
+"""Pure parts of the API: role derivation, query guards, rate limiter, DLQ ids, backfill roots, tile maths."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.datastructures import QueryParams
+
+from terrawatch.api import errors, ops
+from terrawatch.api.app import required_role
+from terrawatch.api.routes.ogc import _check_query
+from terrawatch.api.routes.tiles import LAYERS, TILE_SQL, WEB_MERCATOR_WIDTH_M, tolerance_m
+from terrawatch.api.security import AuthFailureLimiter, verify_key
+from terrawatch.domain.errors import TransientError, UnreadableAsset
+from terrawatch.settings import Settings
+
+
+def test_required_role_is_the_strongest_scope():
+    assert required_role({}) == "none"
+    assert required_role({"security": [{"APIKeyHeader": []}]}) == "none"
+    assert required_role({"security": [{"APIKeyHeader": ["viewer"]}, {"HTTPBearer": ["viewer"]}]}) == "viewer"
+    assert required_role({"security": [{"APIKeyHeader": ["operator", "admin"]}]}) == "admin"
+
+
+@pytest.mark.parametrize("query", [
+    "bbox=1,2,3", "bbox=a,b,c,d", "bbox=0,0,nan,1", "datetime=null", "datetime=2024-01-01/2024-02-01/2024-03-01",
+    "datetime=..", "filter=hazard%20%3D", "simplify=-1", "simplify=inf", "hazard=flo%00od",
+])
+def test_ogc_guard_rejects_malformed_queries(query):
+    with pytest.raises(errors.InvalidInput):
+        _check_query(QueryParams(query))
+
+
+@pytest.mark.parametrize("query", [
+    "", "bbox=-10,-5,10,5", "bbox=-10,-5,0,10,5,100", "datetime=2024-05-01T00:00:00Z",
+    "datetime=2024-05-01T00:00:00Z/..", "datetime=../2024-05-01T00:00:00Z", "datetime=",
+    "filter=hazard%20%3D%20%27flood%27", "simplify=0.001", "hazard=flood&confidence=high&status=new",
+])
+def test_ogc_guard_accepts_valid_queries(query):
+    _check_query(QueryParams(query))
+
+
+def test_auth_failure_limiter_blocks_after_the_limit_per_client():
+    lim = AuthFailureLimiter(3)
+    for _ in range(3):
+        lim.check("10.0.0.1")
+        lim.failed("10.0.0.1")
+    with pytest.raises(errors.RateLimited) as exc:
+        lim.check("10.0.0.1")
+    assert 1 <= exc.value.retry_after_s <= 60
+    lim.check("10.0.0.2")  # other clients are not affected
+
+
+@pytest.mark.parametrize("presented", ["", "tw_", "tw_XYZ_abc", "Bearer tw_0123456789ab_short", "x" * 300])
+def test_malformed_keys_are_rejected_without_a_database(presented):
+    assert verify_key(None, presented) is None
+
+
+def test_dlq_ids():
+    assert ops.parse_dlq_id("0/12") == (0, 12)
+    for bad in ("12", "a/b", "-1/3", "0/-2"):
+        with pytest.raises(errors.InvalidInput):
+            ops.parse_dlq_id(bad)
+
+
+def test_original_payload_round_trips_base64():
+    assert ops.original_payload({"id": "0/1", "payload": "aGk=", "payload_encoding": "base64"}) == b"hi"
+    assert ops.original_payload({"id": "0/1", "payload": '{"a": 1}', "payload_encoding": "utf-8"}) == b'{"a": 1}'
+    with pytest.raises(errors.InvalidInput):
+        ops.original_payload({"id": "0/1", "payload": None})
+
+
+def test_backfill_is_confined_to_allowed_roots(tmp_path):
+    from terrawatch.samples import synthetic_s1
+
+    allowed = tmp_path / "allowed"
+    (allowed / "sub").mkdir(parents=True)
+    synthetic_s1(allowed / "a.tif", size=64)
+    synthetic_s1(allowed / "sub" / "b.tif", size=64)
+    (allowed / "c.tif").write_bytes(b"not a tiff")
+    s = Settings(api_backfill_roots=str(allowed))
+    items, skipped = ops.backfill_items(s, str(allowed), recursive=False, sensing_time=None, platform=None)
+    assert [i["id"] for i in items] == ["a"] and [k["path"].endswith("c.tif") for k in skipped] == [True]
+    items, _ = ops.backfill_items(s, str(allowed), recursive=True, sensing_time=None, platform=None)
+    assert sorted(i["id"] for i in items) == ["a", "b"]
+    for outside in (str(tmp_path), "/etc", str(allowed / ".." / "allowed" / ".." ), "relative/path"):
+        with pytest.raises(errors.InvalidInput):
+            ops.backfill_items(s, outside, recursive=False, sensing_time=None, platform=None)
+
+
+def test_error_statuses():
+    assert errors.status_for(errors.NotFound("x")) == 404
+    assert errors.status_for(errors.RateLimited("x")) == 429
+    assert errors.status_for(UnreadableAsset("x")) == 422
+    assert errors.status_for(TransientError("x")) == 503
+
+
+def test_tile_tolerance_is_half_a_pixel_and_sql_is_constant():
+    assert tolerance_m(0) == pytest.approx(WEB_MERCATOR_WIDTH_M / 512)
+    assert tolerance_m(5) == pytest.approx(tolerance_m(4) / 2)
+    for name in LAYERS:
+        sql = str(TILE_SQL[name])
+        assert ":z" in sql and ":x" in sql and ":y" in sql and "{" not in sql and LAYERS[name]["view"] in sql
