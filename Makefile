@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 VENV := .venv
 TW := $(VENV)/bin/terrawatch
 
-.PHONY: env env-test web demo test test-unit test-integration stop status check-deploy bench bench-scale clean
+.PHONY: env env-test web chromium demo test test-unit test-integration stop status check-deploy bench bench-scale clean
 
 $(UV):
 	$(PY) -m pip install --quiet --user uv || $(PY) -m pip install --quiet uv
@@ -18,14 +18,16 @@ env-test: $(UV)  ## .venv with every dependency group (pytest, the Keras port ch
 
 WEB := services/terrawatch/api/web
 
-web:  ## build /map (MapLibre GL JS from npm, bundled with esbuild) and install Debian Chromium for its test
+web:  ## build /map (MapLibre GL JS from npm, bundled with esbuild)
 	cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error && npm run build
+
+chromium:  ## Debian Chromium for the /map browser test
 	bash deploy/tools/install-chromium.sh
 
 demo: env web  ## start the stack, run the sample scenes end to end, print a JSON summary as the last line
 	$(TW) demo
 
-test: env-test web check-deploy  ## deploy checks, then unit + integration tests on the real local stack (pytest starts and stops it)
+test: env-test web chromium check-deploy  ## deploy checks, then unit + integration tests on the real local stack (pytest starts and stops it)
 	$(VENV)/bin/pytest -q
 
 test-unit: env-test
