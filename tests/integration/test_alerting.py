@@ -18,6 +18,7 @@ import sys
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -177,8 +178,10 @@ def test_receiver_down_for_the_window_fails_is_listed_and_redelivered_with_the_s
 
 
 def test_dispatcher_killed_mid_send_and_restarted_loses_nothing(s, place, tmp_path):
+    metrics_port = _free_port()
     d_settings = s.model_copy(update={"webhook_timeout_s": 5.0, "webhook_lease_s": 6.0,
-                                      "webhook_max_per_endpoint": 1, "webhook_retry_base_s": 0.2})
+                                      "webhook_max_per_endpoint": 1, "webhook_retry_base_s": 0.2,
+                                      "dispatcher_metrics_port": metrics_port})
     rx = _subscribe(s, place, delays=[60])  # the first request hangs until the sender is gone
     ids = [_alert(s, place)[1][0] for _ in range(3)]
     env = settings_env(d_settings)
@@ -199,6 +202,7 @@ def test_dispatcher_killed_mid_send_and_restarted_loses_nothing(s, place, tmp_pa
         try:
             wait_for(lambda: all(r["status"] == "delivered" for r in _outbox(
                 s, t.webhook_outbox.c.subscriber_id == rx.sub_id)), 60, "all deliveries after the restart")
+            metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
         finally:
             d2.send_signal(signal.SIGTERM)
             d2.wait(30)
@@ -209,6 +213,11 @@ def test_dispatcher_killed_mid_send_and_restarted_loses_nothing(s, place, tmp_pa
     assert rx.verified_ids == set(ids), "no alert lost"
     assert rx.attempts[in_flight] == 2, "the interrupted delivery was sent again under the same webhook-id"
     assert all(rx.accepted[i] == 1 for i in ids)
+    ep = f'endpoint="{rx.sub_id}"'
+    assert f'terrawatch_webhook_deliveries_total{{{ep},outcome="succeeded"}} 3.0' in metrics
+    assert f"terrawatch_webhook_enqueue_to_delivery_seconds_count{{{ep}}} 3.0" in metrics
+    assert f"terrawatch_webhook_delivery_duration_seconds_count{{{ep}}} 3.0" in metrics
+    assert "terrawatch_outbox_depth" in metrics and "terrawatch_outbox_failed" in metrics
 
 
 def test_cap_and_geojson_payloads_are_valid_signed_and_carry_the_context(s, place):

@@ -13,6 +13,8 @@ import pytest
 import rasterio
 import rasterio.shutil
 from rasterio.transform import from_origin
+from rasterio.warp import transform_geom
+from shapely.geometry import box, mapping
 
 from terrawatch.domain.errors import InvalidEvent, TransientError
 from terrawatch.domain.scene import S2_BANDS, parse_event
@@ -57,9 +59,11 @@ def api(band_files):
         server.serve_files()
         stac = StacApi(server)
         base = f"{server.url}/files/{rel}"
+        with rasterio.open(root / rel / "B2.tif") as ds:
+            footprint = transform_geom(ds.crs, "EPSG:4326", mapping(box(*ds.bounds)))
         for k, day in enumerate(("01", "11", "21")):
             hrefs = {b: f"{base}/{b}.tif" for b in S2_BANDS}
-            stac.add(earth_search_s2(f"S2B_33TVL_202405{day}_0_L1C", hrefs,
+            stac.add(earth_search_s2(f"S2B_33TVL_202405{day}_0_L1C", hrefs, geometry=footprint,
                                      datetime=f"2024-05-{day}T10:05:59.024000Z"))
         yield server, stac
 
@@ -105,7 +109,7 @@ def test_search_reference_must_match_exactly_one_item(api):
 
 def test_search_follows_pages_and_filters_by_bbox_and_time(api):
     _, stac = api
-    found = list(search_items(stac.url, collections=["sentinel-2-l1c"], bbox=[14.01, 45.01, 14.02, 45.02],
+    found = list(search_items(stac.url, collections=["sentinel-2-l1c"], bbox=[15.01, 45.12, 15.02, 45.13],
                               datetime="2024-05-05T00:00:00Z/2024-05-31T23:59:59Z", limit=1))
     assert [f["id"] for f in found] == ["S2B_33TVL_20240511_0_L1C", "S2B_33TVL_20240521_0_L1C"]
     assert len(stac.search_bodies) == 2 and stac.search_bodies[1]["token"] == "1", "second page via the next link"
