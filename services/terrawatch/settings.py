@@ -21,37 +21,37 @@ class Settings(BaseSettings):
     # Local stack
     state_dir: Path = Field(default=REPO_ROOT / ".terrawatch", description="Data/logs/PIDs of the local stack.")
     cache_dir: Path = Field(default=Path.home() / ".cache" / "terrawatch", description="Downloads kept between runs.")
-    kafka_version: str = "4.3.1"
-    kafka_port: int = 19092
-    kafka_controller_port: int = 19093
-    pg_port: int = 15432
-    triton_http_port: int = 18000
-    triton_grpc_port: int = 18001
-    triton_metrics_port: int = 18002
-    ray_port: int = 16379
-    ray_min_worker_port: int = 20000
+    kafka_version: str = Field(default="4.3.1", description="Apache Kafka version of the local stack (Maven Central).")
+    kafka_port: int = Field(default=19092, description="Local stack: Kafka broker port.")
+    kafka_controller_port: int = Field(default=19093, description="Local stack: KRaft controller port.")
+    pg_port: int = Field(default=15432, description="Local stack: PostgreSQL port.")
+    triton_http_port: int = Field(default=18000, description="Local stack: Triton HTTP port.")
+    triton_grpc_port: int = Field(default=18001, description="Local stack: Triton gRPC port.")
+    triton_metrics_port: int = Field(default=18002, description="Local stack: Triton /metrics port.")
+    ray_port: int = Field(default=16379, description="Local stack: Ray GCS port (+1 client server, +2 agent).")
+    ray_min_worker_port: int = Field(default=20000, description="Local stack: first of 1000 Ray worker ports.")
     metrics_port: int = Field(default=19464, description="Port of the worker's /metrics (9464 in containers).")
     metrics_host: str = Field(default="127.0.0.1", description="Bind address of /metrics (0.0.0.0 in containers).")
     dispatcher_metrics_port: int = Field(default=19465, description="Port of a standalone dispatcher's /metrics.")
 
     # Connections (override to use existing services)
-    kafka_bootstrap: str | None = None
-    database_url: str | None = None
-    triton_url: str | None = None
-    ray_address: str | None = None
-    model_repository: Path = REPO_ROOT / "models"
+    kafka_bootstrap: str | None = Field(default=None, description="Kafka bootstrap servers (default: the local stack).")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL of PostGIS (default: the local stack).")
+    triton_url: str | None = Field(default=None, description="Triton gRPC host:port (default: the local stack).")
+    ray_address: str | None = Field(default=None, description="Ray cluster, host:port or ray://host:10001 (default: the local stack).")
+    model_repository: Path = Field(default=REPO_ROOT / "models", description="Triton model repository served by the local stack.")
 
     # Topics and consumer
-    scenes_topic: str = "terrawatch.scenes"
-    dlq_topic: str = "terrawatch.scenes.dlq"
-    consumer_group: str = "terrawatch-pipeline"
-    topic_partitions: int = 4
+    scenes_topic: str = Field(default="terrawatch.scenes", description="Topic of scene events (STAC Items).")
+    dlq_topic: str = Field(default="terrawatch.scenes.dlq", description="Dead-letter topic (original payload + reason).")
+    consumer_group: str = Field(default="terrawatch-pipeline", description="Consumer group of the pipeline workers.")
+    topic_partitions: int = Field(default=4, description="Partitions of the scenes topic when terrawatch creates it.")
 
     # Tiling and inference
-    tile_size: int = 256
-    tile_overlap: int = 32
-    max_in_flight_tiles: int = 8
-    triton_batch: int = 4
+    tile_size: int = Field(default=256, description="Tile window (px) read and inferred at once.")
+    tile_overlap: int = Field(default=32, description="Overlap (px) on each side; only the tile centre is kept.")
+    max_in_flight_tiles: int = Field(default=8, description="Backpressure: tiles outstanding on Ray at once.")
+    triton_batch: int = Field(default=4, description="Tiles per Ray task and Triton request.")
     flood_threshold: float = Field(default=0.5, description="Water probability (0-1) above which a pixel is flooded.")
     mining_threshold: float = Field(default=0.8, description="Mine probability (0-1); 0.8 as in the model's validation.")
     mining_stride: int = Field(default=16, description="Stride (px) of the 48 px mining classifier's sliding window.")
@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     products_root: Path | None = Field(default=None, description="Where likelihood rasters go (default <state_dir>/products).")
 
     # Vectorize and alerting
-    min_mapping_unit_ha: float = 0.2
+    min_mapping_unit_ha: float = Field(default=0.2, description="Smallest detection kept (ha, geodesic), like RADD.")
     webhook_subscribers: str = Field(
         default="",
         description="Comma-separated url|secret pairs of static webhook subscribers (whsec_ secrets).",
@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     webhook_lease_s: float | None = Field(
         default=None, description="How long a claimed delivery stays reserved (s); default 4 x timeout + 30.")
     cap_sender: str = Field(default="terrawatch@localhost", description="CAP <sender> of CAP 1.2 webhook payloads.")
-    log_level: str = "INFO"
+    log_level: str = Field(default="INFO", description="Log level of the JSON logs.")
 
     # Sentinel Hub / Copernicus Data Space (terrawatch.imagery.sentinelhub); OAuth client credentials.
     sh_client_id: str = Field(default="", description="Sentinel Hub OAuth client id.")
@@ -98,8 +98,8 @@ class Settings(BaseSettings):
     sh_max_px: int = Field(default=2500, description="Largest Process API output side (px); larger areas are split.")
 
     # HTTP API (terrawatch serve)
-    api_host: str = "127.0.0.1"
-    api_port: int = 18080
+    api_host: str = Field(default="127.0.0.1", description="Bind address of terrawatch serve.")
+    api_port: int = Field(default=18080, description="Port of terrawatch serve.")
     api_cors_origins: str = Field(default="", description="Comma-separated origins allowed by CORS ('' = none).")
     api_public_read: bool = Field(
         default=False, description="Serve the map layers (OGC API, tiles, /map) without an API key.")
@@ -135,3 +135,22 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_markdown() -> str:
+    """The settings reference (docs/settings.md), generated from this class."""
+    lines = ["# Settings", "",
+             "Environment variables read by every terrawatch process (pydantic-settings).",
+             "Generated by `python -m terrawatch.settings > docs/settings.md`; a unit test keeps it current.", "",
+             "| variable | default | meaning |", "|---|---|---|"]
+    for name, f in Settings.model_fields.items():
+        default = f.default
+        if isinstance(default, Path):
+            default = str(default).replace(str(REPO_ROOT), "<repo>").replace(str(Path.home()), "~")
+        default = "" if default is None else f"`{default}`" if default != "" else "(empty)"
+        lines.append(f"| `TERRAWATCH_{name.upper()}` | {default} | {f.description or ''} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(settings_markdown(), end="")
