@@ -186,7 +186,8 @@ def scrape(url: str) -> dict[tuple[str, tuple], float]:
 def delta(after: dict, before: dict, name: str, **labels) -> float:
     """Sum over samples called ``name`` whose labels include ``labels``, after minus before."""
     def total(d):
-        return sum(v for (n, lab), v in d.items() if n == name and all((k, v2) in lab for k, v2 in labels.items()))
+        return sum(v for (n, lab), v in d.items()
+                   if n in (name, f"{name}_total") and all((k, v2) in lab for k, v2 in labels.items()))
     return total(after) - total(before)
 
 

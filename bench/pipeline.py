@@ -96,9 +96,10 @@ def run(scenes: int = 6, size: int = 768, port_base: int = 41000, min_bare_s: fl
         ref = synthetic_items(work, 1, 512, "bare")[0]
         batches = tile_batches(ref, s.tile_size, s.triton_batch, 4)
 
+        weights = s.model_repository / "flood_s1" / "1" / "model.pt"
         log("bare torch forward ...")
-        result["bare"] = bare_torch(s.model_repository / "flood_s1" / "1" / "model.pt", batches, threads, min_bare_s)
-        log(f"bare: {result['bare']}")
+        bare = [bare_torch(weights, batches, threads, min_bare_s)]
+        log(f"bare: {bare[0]}")
         log("Triton alone (one request at a time) ...")
         result["triton_only"] = triton_only(s.triton, batches, min_bare_s)
         log(f"triton only: {result['triton_only']}")
@@ -121,6 +122,13 @@ def run(scenes: int = 6, size: int = 768, port_base: int = 41000, min_bare_s: fl
             m1, tr1 = scrape(metrics_url), scrape(triton_url)
         finally:
             stop_worker(worker)
+        # Bare again after the end-to-end run: on a shared machine the load changes; the faster of the
+        # two bare runs is the reference (the conservative choice for the efficiency).
+        log("bare torch forward again ...")
+        bare.append(bare_torch(weights, batches, threads, min_bare_s))
+        log(f"bare: {bare[1]}")
+        result["bare"] = max(bare, key=lambda b: b["tiles_per_s"])
+        result["bare_runs_tiles_per_s"] = [b["tiles_per_s"] for b in bare]
         tiles = sum(runs.values())
         result["end_to_end"] = {"scenes": scenes, "scene_px": size, "tiles": tiles, "seconds": round(wall, 2),
                                 "tiles_per_s": round(tiles / wall, 3), "scenes_per_min": round(60 * scenes / wall, 2)}
@@ -144,6 +152,7 @@ def run(scenes: int = 6, size: int = 768, port_base: int = 41000, min_bare_s: fl
             "request_s": round(us("nv_inference_request_duration_us") / 1e6, 2),
             "compute_share_of_wall": round(us("nv_inference_compute_infer_duration_us") / 1e6 / wall, 3),
         }
+    result["machine"]["load_avg_1m_at_end"] = round(__import__("os").getloadavg()[0], 2)
     result["efficiency"] = round(result["end_to_end"]["tiles_per_s"] / result["bare"]["tiles_per_s"], 3)
     result["goal_efficiency"] = 0.8
     return result

@@ -23,7 +23,7 @@ from tests.stac_shapes import S2_KEYS, earth_search_s2
 
 pytestmark = pytest.mark.integration
 
-BBOX = (-4.0, 38.0, 0.0, 42.0)  # lon/lat; the synthetic scenes (UTM 30N) lie at ~ -3, 40
+BBOX = (-6.0, 38.0, 0.0, 42.0)  # lon/lat; the synthetic scenes (UTM 30N) lie at ~ -4.2, 40.2
 START, END = "2024-05-01", "2024-05-31"
 
 
