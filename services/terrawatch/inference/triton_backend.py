@@ -126,3 +126,18 @@ class FloodS2Model(BatchedModel):
         from terrawatch.ml.water_s2 import predict_water_s2
 
         return np.stack([predict_water_s2(img, **self.kwargs)[None] for img in x])
+
+
+class FloodS1Model(BatchedModel):
+    """S1_DB (N, 2, H, W) VV, VH in dB -> WATER_PROB (N, 1, H, W); NaN where both bands are NaN."""
+
+    inputs, output = ("S1_DB",), "WATER_PROB"
+
+    def load(self, version_dir: Path, params: dict[str, str]) -> None:
+        from terrawatch.ml import flood_s1
+
+        self.flood_s1 = flood_s1
+        self.net = flood_s1.load_net(version_dir / "model.pt")
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.flood_s1.predict_batch(self.net, x.astype(np.float32, copy=False))[:, None]
