@@ -45,5 +45,8 @@ stop: env  ## stop the demo's worker and the local stack (only processes it star
 check-deploy:
 	bash deploy/check.sh
 
+bench-scale: env  ## full-size S2 tile through RayTiler + Triton: peak RSS, tiles/s (JSON last line; several minutes)
+	$(VENV)/bin/python bench/bench_scale.py
+
 clean: stop
 	rm -rf .terrawatch

@@ -7,7 +7,7 @@ On a private stack, the pipeline first stores real results: river/lake scenes an
 flood" scene of 4096 small polygons (one alert of 4096 parts). Then ``terrawatch serve`` (uvicorn,
 one process, public read) is loaded by a bounded client (asyncio + httpx, ``--concurrency``
 requests in flight, no queue) for ``--seconds`` per endpoint group:
-- tiles: /tiles/{detections,alerts}/{z}/{x}/{y}.pbf for every tile over the data at z 8, 10, 12, 14;
+- tiles: /tiles/{detections,alerts}/{z}/{x}/{y}.pbf for every tile over a scene at z 8, 10, 12, 14;
 - features: /ogc/collections/{detections,alerts}/items with bbox filters and limit=100.
 Latencies are client-side wall times per request. Prints one JSON object on the last line.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,15 +56,18 @@ def blobs_item(folder: Path, origin: tuple[float, float]) -> dict:
                              sensing_time=datetime.now(timezone.utc) - timedelta(minutes=2))
 
 
-def urls(base: str, bounds: tuple[float, float, float, float]) -> dict[str, list[str]]:
+def urls(base: str, footprints: list[tuple[float, float, float, float]]) -> dict[str, list[str]]:
+    """Tile URLs over each scene footprint (so tiles hold data) and bbox queries over all of them."""
     import morecantile
 
     tms = morecantile.tms.get("WebMercatorQuad")
     tiles = []
     for z in (8, 10, 12, 14):
         for layer in ("detections", "alerts"):
-            tiles += [f"{base}/tiles/{layer}/{t.z}/{t.x}/{t.y}.pbf" for t in tms.tiles(*bounds, zooms=[z])][:200]
-    w, s, e, n = bounds
+            keys = {(t.z, t.x, t.y) for fp in footprints for t in tms.tiles(*fp, zooms=[z])}
+            tiles += [f"{base}/tiles/{layer}/{z}/{x}/{y}.pbf" for z, x, y in sorted(keys)]
+    w, s = min(f[0] for f in footprints), min(f[1] for f in footprints)
+    e, n = max(f[2] for f in footprints), max(f[3] for f in footprints)
     boxes = [(w, s, e, n), (w, s, (w + e) / 2, (s + n) / 2), ((w + e) / 2, (s + n) / 2, e, n)]
     feats = [f"{base}/ogc/collections/{c}/items?bbox={','.join(f'{v:.5f}' for v in b)}&limit=100"
              for c in ("detections", "alerts") for b in boxes]
@@ -109,7 +113,6 @@ async def load(targets: list[str], concurrency: int, seconds: float) -> dict:
 
 def run(concurrency: int = 8, seconds: float = 30, port_base: int = 41000, scenes: int = 4,
         keep_stack: bool = False) -> dict:
-    import shapely
     from shapely.geometry import shape
 
     result: dict = {"bench": "api", "machine": machine(), "concurrency": concurrency, "seconds_per_group": seconds}
@@ -131,7 +134,7 @@ def run(concurrency: int = 8, seconds: float = 30, port_base: int = 41000, scene
         with engine_for(s.db_url).connect() as c:
             result["data"] = {"detections": c.execute(text("select count(*) from detections")).scalar_one(),
                               "alerts": c.execute(text("select count(*) from alerts")).scalar_one()}
-        bounds = shapely.union_all([shape(i["geometry"]) for i in items]).bounds
+        footprints = [shape(i["geometry"]).bounds for i in items]
         base = f"http://127.0.0.1:{s.api_port}"
         fh = open(work / "api.log", "ab")
         api = subprocess.Popen([sys.executable, "-m", "terrawatch.cli", "serve", "--port", str(s.api_port)],
@@ -139,7 +142,7 @@ def run(concurrency: int = 8, seconds: float = 30, port_base: int = 41000, scene
                                stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_http(f"{base}/ops/livez", 120)
-            targets = urls(base, bounds)
+            targets = urls(base, footprints)
             for group, tgt in targets.items():
                 asyncio.run(load(tgt[:4], 1, 3))  # warm caches and connections
                 log(f"{group}: {len(tgt)} URLs, {concurrency} in flight, {seconds:.0f} s ...")
@@ -147,6 +150,7 @@ def run(concurrency: int = 8, seconds: float = 30, port_base: int = 41000, scene
                 log(f"{group}: {result[group]}")
         finally:
             stop_worker(api)
+            shutil.rmtree(work, ignore_errors=True)
     return result
 
 

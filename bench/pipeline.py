@@ -19,6 +19,7 @@ Prints the result as one JSON object on the last line.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -122,6 +123,7 @@ def run(scenes: int = 6, size: int = 768, port_base: int = 41000, min_bare_s: fl
             m1, tr1 = scrape(metrics_url), scrape(triton_url)
         finally:
             stop_worker(worker)
+            shutil.rmtree(work, ignore_errors=True)
         # Bare again after the end-to-end run: on a shared machine the load changes; the faster of the
         # two bare runs is the reference (the conservative choice for the efficiency).
         log("bare torch forward again ...")

@@ -15,6 +15,7 @@ Prints the result as one JSON object on the last line.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -46,7 +47,8 @@ def group_lag(settings) -> int:
 
 
 def rss_mb(stack, worker_pid: int) -> dict:
-    """RSS (MB) of the worker process, the Ray worker processes of the private Ray head, and Triton."""
+    """RSS (MB) of the worker process, the Ray worker processes of the private Ray head (the TileWorker
+    actors), and Triton with its Python-backend stubs."""
     import psutil
 
     def rss(pids):
@@ -63,12 +65,17 @@ def rss_mb(stack, worker_pid: int) -> dict:
     if head:
         for p in psutil.Process(head).children(recursive=True):
             try:
-                if "default_worker.py" in " ".join(p.cmdline()):
+                cmd = " ".join(p.cmdline())
+                # Ray worker processes: "default_worker.py ..." until an actor renames itself "ray::<Class>"
+                if "default_worker.py" in cmd or (cmd.startswith("ray::") and "Agent" not in cmd):
                     ray_workers.append(p.pid)
             except psutil.Error:
                 continue
-    triton = stack.triton.proc.pid()
-    return {"worker": rss([worker_pid]), "ray_workers": rss(ray_workers), "triton": rss([triton] if triton else [])}
+    triton = []
+    if stack.triton.proc.pid():  # tritonserver and its Python-backend stub processes (the model lives there)
+        tp = psutil.Process(stack.triton.proc.pid())
+        triton = [tp.pid, *(c.pid for c in tp.children(recursive=True))]
+    return {"worker": rss([worker_pid]), "ray_workers": rss(ray_workers), "triton": rss(triton)}
 
 
 def slope_per_min(ts: list[float], ys: list[float]) -> float:
@@ -109,9 +116,10 @@ def run(rate: float = 120, minutes: float = 3, size: int = 512, port_base: int =
                     published[items[i]["id"]] = now
                     i += 1
                     next_pub += interval
-                if now >= next_sample:
+                if len(stored) < len(published):
                     for sid in stored_runs(s, list(published)):
                         stored.setdefault(sid, now)
+                if now >= next_sample:
                     sample = {"t_s": round(now - t0, 1), "published": i, "stored": len(stored),
                               "lag": group_lag(s), **rss_mb(bs.stack, worker.pid)}
                     samples.append(sample)
@@ -126,6 +134,7 @@ def run(rate: float = 120, minutes: float = 3, size: int = 512, port_base: int =
                             "lag": group_lag(s), **rss_mb(bs.stack, worker.pid)})
         finally:
             stop_worker(worker)
+            shutil.rmtree(work, ignore_errors=True)
     import numpy as np
 
     lat = [stored[k] - published[k] for k in published]

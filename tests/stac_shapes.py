@@ -76,7 +76,7 @@ def planetary_computer_s2(item_id: str, hrefs: dict[str, str]) -> dict:
 
 
 def s1_item(item_id: str, vv: str, vh: str, *, collection: str = "sentinel-1-rtc", data_type: str = "float32") -> dict:
-    """S1 IW Item: 'sentinel-1-rtc' as on Planetary Computer (linear gamma0, float32) or Earth Search GRD (uint16 DN)."""
+    """S1 IW Item: 'sentinel-1-rtc' as on Planetary Computer (linear gamma0, float32) or GRD (uint16 DN)."""
     def asset(href, pol):
         return {"href": href, "type": COG, "roles": ["data"], "sar:polarizations": [pol],
                 "raster:bands": [{"nodata": -32768 if data_type == "float32" else 0, "data_type": data_type}]}

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import rasterio
 import rasterio.shutil
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from terrawatch.ingest import kafka_io
@@ -52,9 +53,16 @@ def _publish(s, items_by_partition: list[tuple[int, dict | bytes, str]]) -> None
     assert p.flush(30) == 0
 
 
+_ADMINS: dict[str, AdminClient] = {}
+
+
 def _assignment(s) -> list[set[int]]:
-    admin = AdminClient({"bootstrap.servers": s.bootstrap})
-    desc = admin.describe_consumer_groups([s.consumer_group])[s.consumer_group].result(timeout=10)
+    """Partitions of the scenes topic per group member ([] while the group coordinator is not ready)."""
+    admin = _ADMINS.setdefault(s.bootstrap, AdminClient({"bootstrap.servers": s.bootstrap}))
+    try:
+        desc = admin.describe_consumer_groups([s.consumer_group])[s.consumer_group].result(timeout=10)
+    except KafkaException:
+        return []
     return [{tp.partition for tp in m.assignment.topic_partitions if tp.topic == s.scenes_topic}
             for m in desc.members]
 
@@ -133,7 +141,7 @@ def test_two_consumers_share_partitions_and_survive_a_kill(stack, tmp_path):
             ids23 = [it["id"] for it in second + third]
             wait_for(lambda: all(runs_for(s, i) for i in ids23), 420, "phase 2+3 scenes after the kill")
             takeover_s = time.monotonic() - killed_at
-            assert _assignment(s) == [{0, 1, 2, 3}], "the survivor owns every partition"
+            wait_for(lambda: _assignment(s) == [{0, 1, 2, 3}], 30, "the survivor owning every partition")
 
             # Replay a processed scene: it goes through Kafka again and changes nothing.
             replayed = first[0]["id"]
