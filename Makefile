@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 VENV := .venv
 TW := $(VENV)/bin/terrawatch
 
-.PHONY: env env-test web chromium demo test test-unit test-integration stop status check-deploy bench bench-scale clean
+.PHONY: env env-test web chromium demo bench bench-sustained bench-api test-faults test test-unit test-integration stop status check-deploy bench bench-scale clean
 
 $(UV):
 	$(PY) -m pip install --quiet --user uv || $(PY) -m pip install --quiet uv
@@ -44,6 +44,18 @@ stop: env  ## stop the demo's worker and the local stack (only processes it star
 
 check-deploy:
 	bash deploy/check.sh
+
+bench: env  ## bare torch vs end-to-end throughput of the pipeline (efficiency, stage breakdown; JSON last line)
+	$(TW) bench pipeline
+
+bench-sustained: env  ## N scenes/hour for M minutes: lag trend and RSS
+	$(TW) bench sustained
+
+bench-api: env  ## vector tiles and OGC features under concurrent load: p50/p95, errors
+	$(TW) bench api
+
+test-faults: env-test  ## only the fault-injection and hostile-input suites
+	$(VENV)/bin/pytest -q tests/faults tests/hostile
 
 bench-scale: env  ## full-size S2 tile through RayTiler + Triton: peak RSS, tiles/s (JSON last line; several minutes)
 	$(VENV)/bin/python bench/bench_scale.py

@@ -113,7 +113,7 @@ def resolve_event(raw: bytes | str) -> bytes | str:
     """
     try:
         obj = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # parse_event then reports it as malformed
         return raw
     if not isinstance(obj, dict):
         return raw

@@ -53,8 +53,9 @@ BAND_GAIN_DB = 0.75
 CONTRAST = (0.8, 1.2)
 # water is not always specular: wind, shallow water and emergent vegetation raise its backscatter;
 # with probability P_BRIGHT_WATER the labelled water of a crop is brightened by U(0, BRIGHT_WATER_DB)
-P_BRIGHT_WATER = 0.5
+P_BRIGHT_WATER = 0.0
 BRIGHT_WATER_DB = 5.0
+EMA_DECAY = 0.99
 
 
 def etci_label_is_plausible(s1_db: np.ndarray, flood: np.ndarray, water_body: np.ndarray) -> bool:
@@ -182,6 +183,9 @@ def train(out: Path, etci: Path, ombria: Path, val: Path | None, steps: int = 70
     monitor["etci_holdout"] = [(s["s1"], s["mask"]) for s in ETCI2021(etci, split="holdout")]
 
     net = flood_s1.build_net()
+    # the saved weights are an exponential moving average of the trained ones (BN buffers included)
+    ema = torch.optim.swa_utils.AveragedModel(
+        net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(EMA_DECAY), use_buffers=True)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     history = []
@@ -202,12 +206,14 @@ def train(out: Path, etci: Path, ombria: Path, val: Path | None, steps: int = 70
         loss.backward()
         opt.step()
         sched.step()
+        ema.update_parameters(net)
         if step % log_every == 0 or step == steps:
             rec = {"step": step, "loss": round(loss.item(), 4), "elapsed_s": round(time.time() - t1, 1)}
             if step % (4 * log_every) == 0 or step == steps:
-                rec.update(evaluate_sets(net, monitor))
+                rec.update(evaluate_sets(ema.module, monitor))
             history.append(rec)
             print(json.dumps(rec), flush=True)
+    net = ema.module
     final = evaluate_sets(net, monitor)
     meta = {"version": 1, "trained_steps": steps, "batch": batch, "crop": CROP, "seed": seed, "lr": lr,
             "train_data": {"etci2021": f"{etci} split=train ({len(ex)} tiles, {dropped} dropped)",
