@@ -220,7 +220,8 @@ def eval_cmd(
     typer.echo(json.dumps(evaluate(dataset, root, model, corrupt, split=split, limit=limit)))
 
 
-layers_app = typer.Typer(help="Reference layers for mining legality (concessions, protected areas, territories).",
+layers_app = typer.Typer(help="Reference layers: mining legality (concessions, protected areas, territories) and "
+                              "reference water (subtracted from observed water: flood).",
                          no_args_is_help=True)
 app.add_typer(layers_app, name="layers")
 
@@ -228,7 +229,7 @@ app.add_typer(layers_app, name="layers")
 @layers_app.command("load")
 def layers_load(
     path: Path = typer.Argument(..., exists=True, help="GeoJSON or GeoPackage (any CRS)."),
-    kind: str = typer.Option(..., help="mining_concession | protected_area | indigenous_territory"),
+    kind: str = typer.Option(..., help="mining_concession | protected_area | indigenous_territory | reference_water"),
     name_field: str = typer.Option("name", help="Attribute holding the feature's name."),
 ) -> None:
     """Replace a reference layer in PostGIS with the features of PATH (reprojected to EPSG:4326)."""

@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     mining_stride: int = Field(default=16, description="Stride (px) of the 48 px mining classifier's sliding window.")
     deforestation_threshold: float = Field(default=0.5, description="Forest-loss probability (0-1).")
 
-    write_products: bool = Field(default=True, description="Write per-hazard likelihood GeoTIFFs per scene.")
+    write_products: bool = Field(default=True, description="Write per-hazard GeoTIFFs per scene: band 1 likelihood 0-100, band 2 exclusion flags.")
     products_root: Path | None = Field(default=None, description="Where likelihood rasters go (default <state_dir>/products).")
 
     # Vectorize and alerting

@@ -138,3 +138,71 @@ def test_synthetic_scene_detects_known_water_and_delivers_signed_webhooks(stack,
 
 
 # kill -9 of the consumer mid-scene: tests/faults/test_process_kills.py (the fault suite).
+
+
+def test_reference_water_is_not_flood_and_exclusion_band_is_stored(stack, tmp_path):
+    """GFM: flood = observed water minus reference water (a layer in PostGIS); no-data pixels are
+    stored as excluded (band 2 of the product), not silently reported as dry."""
+    import json
+
+    import shapely
+    from pyproj import Transformer
+    from shapely.geometry import Point
+
+    from terrawatch.service.layers import load_layer
+
+    origin, size = (300_000.0, 4_300_000.0), 512
+    s = isolated(stack.settings, "refwater", products_root=tmp_path / "products")
+    path = tmp_path / "refwater.tif"
+    water = synthetic_s1(path, size=size, origin=origin)
+    with rasterio.open(path, "r+") as ds:  # a no-data strip along the western edge
+        data = ds.read()
+        data[:, :, :40] = np.nan
+        ds.write(data)
+    item = item_from_geotiff(path, scene_id=f"refwater-{uuid.uuid4().hex[:6]}",
+                             sensing_time=datetime.now(timezone.utc) - timedelta(minutes=5))
+    to_ll = Transformer.from_crs("EPSG:32630", "EPSG:4326", always_xy=True).transform
+
+    def lonlat(g):
+        return shapely.transform(g, lambda xy: np.column_stack(to_ll(xy[:, 0], xy[:, 1])))
+
+    # the lake of synthetic_s1 (centre 0.22/0.25 of the scene, radius 0.09) is the reference water
+    cx, cy = origin[0] + 10 * size * 0.22, origin[1] - 10 * size * 0.25
+    lake = Point(cx, cy).buffer(10 * size * 0.09 + 30)
+    layer = tmp_path / "reference_water.geojson"
+    layer.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": "lake"}, "geometry": lonlat(lake).__geo_interface__}]}))
+    engine = engine_for(s.db_url)
+    assert load_layer(engine, layer, "reference_water") == 1
+    worker = start_worker(s, tmp_path / "worker.log", "--max-idle-s", "20")
+    try:
+        publish(s, item)
+        wait_for(lambda: runs_for(s, item["id"]), 240, "reference-water scene run")
+    finally:
+        worker.terminate()
+        worker.wait(60)
+        load_layer(engine, _empty_layer(tmp_path), "reference_water")
+    with engine.connect() as c:
+        geoms = [to_shape(r[0]) for r in c.execute(select(t.detections.c.geom).where(
+            t.detections.c.scene_id == item["id"]))]
+    flood = shapely.union_all(geoms)
+    lake_core = lonlat(Point(cx, cy).buffer(10 * size * 0.09 - 20))
+    assert flood.intersection(lake_core).area < 0.01 * lake_core.area, "reference water reported as flood"
+    ys, xs = np.nonzero(water)
+    river_px = [(r, c) for r, c in zip(ys, xs) if c > 0.4 * size][::500]
+    with rasterio.open(path) as ds:
+        xs_m, ys_m = ds.xy([r for r, _ in river_px], [c for _, c in river_px])
+    river = lonlat(shapely.MultiPoint(np.column_stack([xs_m, ys_m])))
+    assert flood.buffer(0.0002).contains(river), "the river outside reference water was lost"
+    product = tmp_path / "products" / item["id"] / "flood_likelihood.tif"
+    with rasterio.open(product) as ds:
+        assert ds.count == 2
+        lk, excl = ds.read(1), ds.read(2)
+    assert (excl[:, :40] == 1).all() and (lk[:, :40] == 255).all()  # no data: excluded, flag 1
+    assert (excl[:, 40:] == 0).all() and (lk[:, 40:] <= 100).all()
+
+
+def _empty_layer(tmp_path):
+    p = tmp_path / "empty.geojson"
+    p.write_text('{"type": "FeatureCollection", "features": []}')
+    return p

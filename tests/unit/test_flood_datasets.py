@@ -11,7 +11,7 @@ import rasterio
 from PIL import Image
 from rasterio.transform import from_origin
 
-from terrawatch.ml.datasets import ETCI2021, ETCI_VH_DB, ETCI_VV_DB, OMBRIA_DB, OmbriaS1, Sen1Floods11, png_to_db
+from terrawatch.ml.datasets import ETCI2021, ETCI_VH_DB, ETCI_VV_DB, OmbriaS1, Sen1Floods11, ombria_png_to_db, png_to_db
 
 SHARED = Path(os.environ.get("TERRAWATCH_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 
@@ -33,7 +33,15 @@ def test_png_to_db_is_linear_over_the_stated_range():
     dn = np.array([0, 51, 255], dtype=np.uint8)
     np.testing.assert_allclose(png_to_db(dn, ETCI_VV_DB), [-25.0, -19.0, 5.0], atol=1e-5)
     np.testing.assert_allclose(png_to_db(dn, ETCI_VH_DB), [-35.0, -29.0, -5.0], atol=1e-5)
-    np.testing.assert_allclose(png_to_db(dn, OMBRIA_DB), [-30.0, -24.0, 0.0], atol=1e-5)
+
+
+
+def test_ombria_png_to_db_anchors_the_90th_percentile():
+    dn = np.tile(np.arange(0, 200, 2, dtype=np.uint8), (10, 1))  # p90 = 178.2
+    db = ombria_png_to_db(dn)
+    assert np.percentile(db, 90) == pytest.approx(-7.0, abs=1e-4)
+    assert db[0, 1] - db[0, 0] == pytest.approx(2 * 30 / 255, abs=1e-5)  # ETCI slope
+    np.testing.assert_allclose(ombria_png_to_db(dn.astype(np.int16) + 40), db, atol=1e-4)  # stretch offset removed
 
 
 def test_sen1floods11_any_ids_flat_or_nested(tmp_path):
@@ -86,7 +94,9 @@ def test_ombria_layout(tmp_path):
         (tmp_path / d).mkdir()
     for n in (1, 2, 705):
         Image.fromarray(np.full((8, 8), 255, np.uint8)).save(tmp_path / "AFTER" / f"S1_after_{n:04d}.png")
-        Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "BEFORE" / f"S1_before_{n:04d}.png")
+        before = np.zeros((8, 8), np.uint8)
+        before[4:] = 85
+        Image.fromarray(before).save(tmp_path / "BEFORE" / f"S1_before_{n:04d}.png")
         m = np.zeros((8, 8), np.uint8)
         m[:2] = 255
         Image.fromarray(m).save(tmp_path / "MASK" / f"S1_mask_{n:04d}.png")
@@ -94,8 +104,8 @@ def test_ombria_layout(tmp_path):
     assert [ds[i]["id"] for i in range(len(ds))] == ["0001", "0002", "0705"]
     assert len(OmbriaS1(tmp_path, split="holdout")) == 1
     s = ds[0]
-    assert s["s1"].shape == (2, 8, 8) and np.allclose(s["s1"][0], 0.0) and np.isnan(s["s1"][1]).all()
-    assert np.allclose(s["before"][0], -30.0)
+    assert s["s1"].shape == (2, 8, 8) and np.allclose(s["s1"][0], -7.0) and np.isnan(s["s1"][1]).all()
+    assert np.allclose(s["before"][0, 4:], -7.0) and np.allclose(s["before"][0, :4], -17.0, atol=1e-4)
     assert s["mask"][:2].all() and not s["mask"][2:].any()
 
 
@@ -124,7 +134,12 @@ def test_shared_etci_is_db_and_water_is_dark():
 def test_shared_ombria_is_db():
     ds = OmbriaS1(shared("ombria", "OmbriaS1", "train"))
     assert len(ds) == 624 and len(OmbriaS1(ds.root, split="holdout")) == 61
-    s = ds[0]
-    assert s["s1"].shape == (2, 256, 256) and s["before"].shape == (2, 256, 256)
-    assert np.nanmin(s["s1"][0]) >= -30 and np.nanmax(s["s1"][0]) <= 0 and np.isnan(s["s1"][1]).all()
-    assert set(np.unique(s["mask"])) <= {0, 1}
+    land, flooded = [], []
+    for i in range(0, len(ds), 12):
+        s = ds[i]
+        assert s["s1"].shape == (2, 256, 256) and s["before"].shape == (2, 256, 256)
+        assert np.isnan(s["s1"][1]).all() and set(np.unique(s["mask"])) <= {0, 1}
+        assert np.percentile(s["s1"][0], 90) == pytest.approx(-7.0, abs=0.01)
+        land.append(np.median(s["s1"][0][s["mask"] == 0]) if (s["mask"] == 0).any() else np.nan)
+        flooded.append(np.median(s["s1"][0][s["mask"] == 1]) if (s["mask"] == 1).any() else np.nan)
+    assert -11 < np.nanmedian(land) < -8 and -20 < np.nanmedian(flooded) < -14

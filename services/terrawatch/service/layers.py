@@ -1,4 +1,5 @@
-"""Load reference layers (mining concessions, protected areas, indigenous territories) into PostGIS.
+"""Load reference layers into PostGIS: mining concessions, protected areas, indigenous territories
+(mining legality) and reference water (subtracted from observed water to give flood).
 
 Input: GeoJSON or GeoPackage (any CRS; reprojected to EPSG:4326) read with pyogrio.
 A load replaces the layer's previous features in one transaction.
@@ -14,6 +15,9 @@ from geoalchemy2.shape import from_shape
 from sqlalchemy import Engine, delete, insert
 
 from terrawatch.domain.legality import REFERENCE_KINDS
+from terrawatch.domain.reference_water import REFERENCE_WATER
+
+LAYER_KINDS = (*REFERENCE_KINDS, REFERENCE_WATER)
 from terrawatch.store import tables as t
 
 
@@ -40,8 +44,8 @@ def read_features(path: Path, layer: str | None = None) -> list[tuple[shapely.Ge
 
 def load_layer(engine: Engine, path: Path, kind: str, name_field: str = "name") -> int:
     """Replace reference layer ``kind`` with the features of ``path``; return how many were stored."""
-    if kind not in REFERENCE_KINDS:
-        raise ValueError(f"kind must be one of {', '.join(REFERENCE_KINDS)}")
+    if kind not in LAYER_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(LAYER_KINDS)}")
     feats = read_features(path)
     rows = [{"layer": kind, "name": None if p.get(name_field) is None else str(p[name_field])[:500],
              "properties": {k: v for k, v in p.items() if isinstance(v, (str, int, float, bool)) or v is None},

@@ -22,6 +22,7 @@ from terrawatch.domain.alerts import (
 )
 from terrawatch.domain.errors import NoValidPixels, UnsupportedScene
 from terrawatch.domain.polygons import Detection, as_multipolygon, cluster, geodesic_area_ha
+from terrawatch.domain.reference_water import subtract_reference
 from terrawatch.domain.scene import Scene, Sensor
 from terrawatch.imagery.reader import SceneReader
 from terrawatch.observability.metrics import (
@@ -29,7 +30,7 @@ from terrawatch.observability.metrics import (
 )
 from terrawatch.settings import Settings
 from terrawatch.store.uow import AlertRow, UnitOfWork, window_start
-from terrawatch.tiling.ray_tiler import HazardJob
+from terrawatch.tiling.ray_tiler import EXCLUDED_CLOUD, EXCLUDED_RADAR, HazardJob
 from terrawatch.vectorize.polygonize import to_detections
 
 log = logging.getLogger(__name__)
@@ -85,11 +86,12 @@ class ScenePipeline:
                 if pre is None:
                     log.info("scene %s: no earlier scene of this footprint, %s skipped", scene.id, h)
                     continue
-            jobs.append(HazardJob(h, model, thresholds[h], kind, self.s.mining_stride, pre))
+            excluded = EXCLUDED_RADAR if scene.sensor == Sensor.S1 else EXCLUDED_CLOUD
+            jobs.append(HazardJob(h, model, thresholds[h], kind, self.s.mining_stride, pre, excluded))
         return jobs
 
     def _product_paths(self, scene: Scene, jobs: list[HazardJob]) -> dict[str, str]:
-        """Likelihood GeoTIFF per hazard under ``products_dir/<scene id>/`` (written while tiling)."""
+        """Likelihood + exclusion GeoTIFF per hazard under ``products_dir/<scene id>/`` (written while tiling)."""
         if not self.s.write_products:
             return {}
         d = self.s.products_dir / scene.id
@@ -122,6 +124,11 @@ class ScenePipeline:
         t1 = time.perf_counter()
         dets = {j.hazard: to_detections(tiled.parts[j.hazard], grid.transform, grid.crs, j.hazard,
                                         self.s.min_mapping_unit_ha) for j in jobs}
+        if dets.get("flood"):
+            # flood = observed water minus reference (permanent/seasonal) water, like GFM
+            with UnitOfWork(self.engine, "reference") as uow:
+                ref = uow.reference_water(scene.footprint)
+            dets["flood"] = subtract_reference(dets["flood"], ref, self.s.min_mapping_unit_ha)
         t2 = time.perf_counter()
         for j in jobs:
             TILES.labels(j.hazard).inc(tiled.tiles)

@@ -206,6 +206,17 @@ class UnitOfWork:
         return [dict(r) for r in self.conn.execute(q).mappings()]
 
     # reference layers ---------------------------------------------------------
+    def reference_water(self, footprint: BaseGeometry) -> list[BaseGeometry]:
+        """Reference-water features (lon/lat) intersecting ``footprint``, clipped to it."""
+        from terrawatch.domain.reference_water import REFERENCE_WATER
+
+        fp = func.ST_GeomFromWKB(from_shape(as_multipolygon(footprint), srid=4326).data, 4326)
+        rf = t.reference_features
+        rows = self.conn.execute(
+            select(func.ST_Intersection(rf.c.geom, fp))
+            .where(rf.c.layer == REFERENCE_WATER, func.ST_Intersects(rf.c.geom, fp))).all()
+        return [g for g in (to_shape(r[0]) for r in rows) if not g.is_empty]
+
     def legality(self, geom: BaseGeometry) -> dict:
         """Mining legality of a lon/lat area against the reference layers (see domain/legality.py)."""
         from terrawatch.domain.legality import REFERENCE_KINDS, assess

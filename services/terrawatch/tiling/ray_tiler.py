@@ -21,7 +21,11 @@ from terrawatch.domain.tiles import Tile, TileGrid, crop_core
 from terrawatch.vectorize.polygonize import PixelPart, merge_parts, tile_parts
 
 
-NODATA = 255  # likelihood rasters: 0-100, 255 = excluded (no data in any input band)
+NODATA = 255  # likelihood band: 0-100, 255 = excluded (see the exclusion band)
+# exclusion band bit flags (as terrawatch.ml.ensemble): the pixel was not classified because ...
+EXCLUDED_NODATA = 1  # ... an input band has no data there
+EXCLUDED_CLOUD = 2  # ... an optical (S2) model returned no estimate: cloud or cloud shadow
+EXCLUDED_RADAR = 4  # ... a SAR (S1) model returned no estimate: radar shadow or layover
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class HazardJob:
     ``kind``: ``segment`` (tile in, per-pixel probability out), ``patches`` (a patch classifier slid
     over the tile every ``stride`` px, e.g. mining) or ``bitemporal`` (the same window of the
     ``pre_item`` scene, read on this scene's grid, and the tile in). ``threshold`` is 0-1.
+    ``excluded_flag``: the exclusion bit recorded where the model returns NaN on valid input
+    (``EXCLUDED_CLOUD`` for optical models, ``EXCLUDED_RADAR`` for SAR models).
     """
 
     hazard: str
@@ -39,13 +45,15 @@ class HazardJob:
     kind: str = "segment"
     stride: int = 16
     pre_item: dict | None = None
+    excluded_flag: int = EXCLUDED_CLOUD
 
 
 @dataclass
 class TileResult:
     index: int
     parts: dict[str, list[PixelPart]]
-    likelihood: dict[str, np.ndarray]  # per hazard, (core_h, core_w) uint8 0-100, NODATA where no data
+    likelihood: dict[str, np.ndarray]  # per hazard, (core_h, core_w) uint8 0-100, NODATA where excluded
+    exclusion: dict[str, np.ndarray]  # per hazard, (core_h, core_w) uint8 EXCLUDED_* bit flags, 0 = classified
     valid_pixels: int
     read_s: float
     infer_s: float
@@ -127,18 +135,24 @@ class TileWorker:
         arrays = np.stack([reader.read(t.read_row, t.read_col, t.size) for t in tiles])
         valid = ~np.isnan(arrays).any(axis=1)  # (N, size, size)
         t1 = time.perf_counter()
-        results = [TileResult(t.index, {}, {}, int(crop_core(t, v).sum()), 0.0, 0.0) for t, v in zip(tiles, valid)]
+        results = [TileResult(t.index, {}, {}, {}, int(crop_core(t, v).sum()), 0.0, 0.0) for t, v in zip(tiles, valid)]
         infer_s = 0.0
         for job in jobs:
             ti = time.perf_counter()
-            probs = np.nan_to_num(self._probabilities(job, tiles, arrays, now_iso), nan=0.0)
+            raw = self._probabilities(job, tiles, arrays, now_iso)
             infer_s += time.perf_counter() - ti
-            for tile, prob, ok, res in zip(tiles, probs, valid, results):
+            for tile, prob, ok, res in zip(tiles, raw, valid, results):
                 core_ok = crop_core(tile, ok)
-                core_lk = np.clip(np.rint(crop_core(tile, prob) * 100), 0, 100).astype(np.uint8)
-                mask = core_ok & (core_lk >= job.threshold * 100)
+                core_p = crop_core(tile, prob)
+                # no estimate from the model on valid input: cloud (optical) or radar shadow (SAR)
+                core_x = core_ok & np.isnan(core_p)
+                core_lk = np.clip(np.rint(np.nan_to_num(core_p, nan=0.0) * 100), 0, 100).astype(np.uint8)
+                classified = core_ok & ~core_x
+                mask = classified & (core_lk >= job.threshold * 100)
                 res.parts[job.hazard] = tile_parts(mask, core_lk, tile.core_row, tile.core_col)
-                res.likelihood[job.hazard] = np.where(core_ok, core_lk, NODATA).astype(np.uint8)
+                res.likelihood[job.hazard] = np.where(classified, core_lk, NODATA).astype(np.uint8)
+                res.exclusion[job.hazard] = (np.where(core_ok, 0, EXCLUDED_NODATA)
+                                             | np.where(core_x, job.excluded_flag, 0)).astype(np.uint8)
         for res in results:
             res.read_s = (t1 - t0) / len(tiles)
             res.infer_s = infer_s / len(tiles)
@@ -165,8 +179,8 @@ class RayTiler:
 
     def run(self, scene: Scene, grid, jobs: list[HazardJob], tile_size: int, overlap: int, now_iso: str,
             products: dict[str, str] | None = None) -> SceneTiles:
-        """Tile ``scene`` on ``grid`` (imagery.reader.Grid); write each hazard's likelihood raster to
-        ``products[hazard]`` (a GeoTIFF path, windowed writes) when given."""
+        """Tile ``scene`` on ``grid`` (imagery.reader.Grid); write each hazard's likelihood and exclusion
+        raster to ``products[hazard]`` (a 2-band GeoTIFF path, windowed writes) when given."""
         tiles = TileGrid(grid.height, grid.width, tile_size, overlap)
         out = SceneTiles(tiles=len(tiles), parts={j.hazard: [] for j in jobs})
         by_index = {t.index: t for t in tiles}
@@ -198,9 +212,11 @@ class RayTiler:
             for hazard, parts in r.parts.items():
                 out.parts[hazard].extend(parts)
             t = tiles[r.index]
+            win = Window(t.core_col, t.core_row, t.core_w, t.core_h)
             for hazard, lk in r.likelihood.items():
                 if hazard in sinks:
-                    sinks[hazard].write(lk, 1, window=Window(t.core_col, t.core_row, t.core_w, t.core_h))
+                    sinks[hazard].write(lk, 1, window=win)
+                    sinks[hazard].write(r.exclusion[hazard], 2, window=win)
 
     def close(self) -> None:
         for w in self.workers:
@@ -212,9 +228,12 @@ def _open_products(paths: dict[str, str], grid) -> dict:
 
     sinks = {}
     for hazard, path in paths.items():
+        # band 1 likelihood (255 = excluded), band 2 why excluded: the exclusion mask is stored, not dropped
         sinks[hazard] = rasterio.open(
-            path, "w", driver="GTiff", width=grid.width, height=grid.height, count=1, dtype="uint8",
+            path, "w", driver="GTiff", width=grid.width, height=grid.height, count=2, dtype="uint8",
             crs=grid.crs, transform=grid.transform, nodata=NODATA, tiled=True, blockxsize=256, blockysize=256,
-            compress="deflate")
-        sinks[hazard].set_band_description(1, f"{hazard} likelihood 0-100 (255 = excluded: no data)")
+            compress="deflate", interleave="band")
+        sinks[hazard].set_band_description(1, f"{hazard} likelihood 0-100 (255 = excluded, see band 2)")
+        sinks[hazard].set_band_description(
+            2, "exclusion bit flags: 1 no data, 2 cloud/cloud shadow, 4 radar shadow/layover; 0 = classified")
     return sinks

@@ -9,9 +9,9 @@ The PNG -> dB mappings the loaders assume are in :mod:`terrawatch.ml.datasets.pn
 
 from terrawatch.ml.datasets.etci2021 import ETCI2021
 from terrawatch.ml.datasets.ombria import OmbriaS1
-from terrawatch.ml.datasets.png_db import ETCI_VH_DB, ETCI_VV_DB, OMBRIA_DB, png_to_db
+from terrawatch.ml.datasets.png_db import ETCI_VH_DB, ETCI_VV_DB, ombria_png_to_db, png_to_db
 from terrawatch.ml.datasets.sen1floods11 import Sen1Floods11
 
 DATASETS = {"sen1floods11": Sen1Floods11, "etci2021": ETCI2021, "ombria-s1": OmbriaS1}
 
-__all__ = ["DATASETS", "ETCI2021", "ETCI_VH_DB", "ETCI_VV_DB", "OMBRIA_DB", "OmbriaS1", "Sen1Floods11", "png_to_db"]
+__all__ = ["DATASETS", "ETCI2021", "ETCI_VH_DB", "ETCI_VV_DB", "OmbriaS1", "Sen1Floods11", "ombria_png_to_db", "png_to_db"]

@@ -3,7 +3,7 @@
 ``root`` is a split folder with ``BEFORE/``, ``AFTER/`` and ``MASK/`` holding 256x256 greyscale
 PNGs paired by the number in the file name (``S1_after_0001.png`` <-> ``S1_mask_0001.png``).
 Items: ``s1`` (2,H,W) float32 dB of the AFTER image (VV via
-:data:`~terrawatch.ml.datasets.png_db.OMBRIA_DB`; VH is not in the dataset -> all NaN),
+:func:`~terrawatch.ml.datasets.png_db.ombria_png_to_db`; VH is not in the dataset -> all NaN),
 ``before`` (2,H,W) the same for the BEFORE image, ``mask`` (H,W) int64 flooded (MASK 255) = 1,
 ``id``. The PNGs are per-image min-max stretched: dB values are approximate (see ``png_db``).
 
@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
-from terrawatch.ml.datasets.png_db import OMBRIA_DB, png_to_db
+from terrawatch.ml.datasets.png_db import ombria_png_to_db
 
 _NUM = re.compile(r"(\d+)\.png$")
 HOLDOUT_FROM = 700
@@ -57,7 +57,7 @@ class OmbriaS1(Dataset):
     def _s1(path: Path | None, shape: tuple[int, int]) -> np.ndarray:
         out = np.full((2, *shape), np.nan, dtype=np.float32)
         if path is not None:
-            out[0] = png_to_db(_grey(path), OMBRIA_DB)
+            out[0] = ombria_png_to_db(_grey(path))
         return out
 
     def __getitem__(self, i: int) -> dict:

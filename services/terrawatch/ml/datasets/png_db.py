@@ -14,10 +14,15 @@ ETCI 2021 (``vv``/``vh`` PNG, 3 equal channels): linear in dB, clipped at both e
 
 OMBRIA S1 (single-band greyscale PNG, assumed VV; VH is not provided): **every image is min-max
   stretched on its own** (in most files exactly one pixel is 0 and one is 255), so no fixed inverse
-  exists. Assumed: **DN 0..255 -> -30..0 dB** for every image. This puts the medians of the AFTER
-  images at -9.5 dB (not flooded) and -18.1 dB (flooded, MASK=255), matching the physical values;
-  the per-image error of this assumption (a few dB of gain and contrast) is why training applies
-  random dB gain/contrast augmentation.
+  exists: with one fixed map the median of the non-flooded pixels would wander over 13 dB between
+  images (DN 101..213, 5th..95th percentile). Assumed: the same slope as ETCI (30 dB per 255 DN) and
+  a **per-image anchor: the image's 90th DN percentile -> -7 dB**, i.e.
+  ``dB = -7 + (DN - p90(DN)) * 30 / 255``. The 90th percentile is land in almost every image (it
+  correlates 0.81 with the median of the non-flooded pixels, which lies 20 DN = 2.4 dB below it), so
+  this puts land at about -9.4 dB, the Spain chip's dry-land median; pooled over the AFTER images
+  the flooded (MASK=255) pixels then sit near -17 dB. It is label free (only the image's own
+  histogram is used). The remaining per-image error (contrast) is why training applies random dB
+  gain/contrast augmentation.
 """
 
 from __future__ import annotations
@@ -26,10 +31,17 @@ import numpy as np
 
 ETCI_VV_DB = (-25.0, 5.0)
 ETCI_VH_DB = (-35.0, -5.0)
-OMBRIA_DB = (-30.0, 0.0)
+OMBRIA_P90_DB = -7.0
+OMBRIA_DB_PER_DN = 30.0 / 255.0
 
 
 def png_to_db(dn: np.ndarray, db_range: tuple[float, float]) -> np.ndarray:
     """uint8 DN (any shape) -> float32 dB, linear: 0 -> db_range[0], 255 -> db_range[1]."""
     lo, hi = db_range
     return (lo + np.asarray(dn, dtype=np.float32) * np.float32((hi - lo) / 255.0)).astype(np.float32)
+
+
+def ombria_png_to_db(dn: np.ndarray) -> np.ndarray:
+    """One OMBRIA uint8 image (H,W) -> float32 dB with the per-image anchor described above."""
+    dn = np.asarray(dn, dtype=np.float32)
+    return (OMBRIA_P90_DB + (dn - np.percentile(dn, 90)) * np.float32(OMBRIA_DB_PER_DN)).astype(np.float32)
