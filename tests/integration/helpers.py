@@ -88,3 +88,14 @@ def runs_for(s: Settings, scene_id: str) -> list[dict]:
 def count(s: Settings, table, *where) -> int:
     with engine_for(s.db_url).connect() as c:
         return c.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
+
+
+def process_scene(s: Settings, item: dict, log: Path, timeout: float = 240) -> list:
+    """Start a worker, publish ``item``, wait until it has a run in PostGIS, stop the worker; the runs."""
+    worker = start_worker(s, log, "--max-idle-s", "20")
+    try:
+        publish(s, item)
+        return wait_for(lambda: runs_for(s, item["id"]), timeout, f"a run of scene {item['id']}")
+    finally:
+        worker.terminate()
+        worker.wait(60)

@@ -2,7 +2,7 @@
 
     python -m terrawatch.ml.train.flood_s1 --out models/flood_s1/1/model.pt \
         [--etci ../shared/data/etci2021] [--ombria ../shared/data/ombria/OmbriaS1/train] \
-        [--val ../shared/data/sen1floods11] [--steps 700] [--threads 2] [--seed 0]
+        [--val ../shared/data/sen1floods11] [--steps 800] [--threads 2] [--seed 0]
 
 Training data (all converted to dB by the loaders, see ``terrawatch.ml.datasets.png_db``):
 - ETCI 2021, split "train" (tile x index < 18; x >= 18 is the held-out test split). Target = the
@@ -157,7 +157,7 @@ def evaluate_sets(net, sets: dict[str, list[tuple[np.ndarray, np.ndarray]]]) -> 
     return out
 
 
-def train(out: Path, etci: Path, ombria: Path, val: Path | None, steps: int = 700, batch: int = 16,
+def train(out: Path, etci: Path, ombria: Path, val: Path | None, steps: int = 800, batch: int = 16,
           lr: float = 2e-3, threads: int = 2, seed: int = 0, p_etci: float = 0.4, log_every: int = 50) -> dict:
     """Train, save ``out`` (state dict) + ``out.with_suffix('.json')``; returns the training record."""
     torch.set_num_threads(threads)
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--etci", type=Path, default=DATA / "etci2021")
     ap.add_argument("--ombria", type=Path, default=DATA / "ombria" / "OmbriaS1" / "train")
     ap.add_argument("--val", type=Path, default=DATA / "sen1floods11")
-    ap.add_argument("--steps", type=int, default=700)
+    ap.add_argument("--steps", type=int, default=800)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--threads", type=int, default=2)
