@@ -139,6 +139,27 @@ def test_receiver_500_then_200_gives_one_accepted_delivery_per_alert_with_a_stab
     assert rx.failures == 0 and rx.by_format == {"geojson": 2, "cap": 0}
 
 
+def test_one_alerts_messages_arrive_in_version_order_while_other_alerts_are_not_held_back(s, place):
+    """Versions 1, 2, 3 of one alert to one subscriber, the first send stalled 2 s: the later versions
+    wait instead of overtaking it (a CAP Cancel must never arrive before the Update it cancels);
+    another alert's message goes out meanwhile."""
+    rx = _subscribe(s, place, delays=[2.0])
+    try:
+        a, _ = _alert(s, place)
+        for v in (2, 3):
+            a.version = v
+            with UnitOfWork(engine_for(s.db_url)) as uow:
+                fan_out(uow, a, "alert.updated", policies(s)["flood"], s.cap_sender)
+        b, _ = _alert(s, place)
+        Dispatcher(s, max_per_endpoint=4).drain(60, [rx.sub_id])
+    finally:
+        rx.close()
+    got = [(m["payload"]["data"]["properties"]["alert_id"], m["payload"]["data"]["properties"]["version"])
+           for m in rx.received]
+    assert [v for i, v in got if i == str(a.id)] == [1, 2, 3]
+    assert got.index((str(b.id), 1)) < got.index((str(a.id), 1)), "the other alert waited for the stalled one"
+
+
 def test_receiver_down_for_the_window_fails_is_listed_and_redelivered_with_the_same_id(s, place):
     port = _free_port()  # nothing listens here until the redelivery
     sub, secret = subs.create(engine_for(s.db_url), s, subs.NewSubscription(

@@ -8,6 +8,11 @@ it is attempted again when the lease ends - at least once, never lost. The
 ``webhook-id`` header is the outbox row id, stable across retries and
 redeliveries, so receivers deduplicate.
 
+Order: one alert's messages reach a subscriber in version order (created, updated, cancelled):
+a version is not claimed while an earlier version of the same alert for the same subscriber is
+still pending (in flight or waiting for a retry); a delivery that ``failed`` for good no longer
+holds the later ones back. Different alerts go out in parallel.
+
 Per endpoint (subscriber): at most ``max_per_endpoint`` requests in flight, a
 circuit breaker (no requests while open, one trial when half-open), per-request
 timeouts. Failed attempts are retried with exponential backoff and full jitter
@@ -25,7 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import httpx
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, exists, func, insert, select, update
 from standardwebhooks.webhooks import Webhook
 
 from terrawatch.alerting.retry import CircuitBreakers, backoff_s
@@ -40,6 +45,11 @@ from terrawatch.store.uow import engine_for
 
 log = logging.getLogger(__name__)
 ob = t.webhook_outbox
+_earlier = t.webhook_outbox.alias("earlier")
+# an earlier version of the same alert is still pending for the same subscriber: keep the order
+_waits_for_earlier = exists().where(
+    _earlier.c.subscriber_id == ob.c.subscriber_id, _earlier.c.alert_id == ob.c.alert_id,
+    _earlier.c.status == "pending", _earlier.c.alert_version < ob.c.alert_version)
 
 __all__ = ["Dispatcher", "backoff_s"]
 
@@ -169,8 +179,8 @@ class Dispatcher:
                 rows = conn.execute(
                     select(ob, t.subscribers.c.url, t.subscribers.c.secret, t.subscribers.c.active)
                     .join(t.subscribers, t.subscribers.c.id == ob.c.subscriber_id)
-                    .where(due, ob.c.subscriber_id == sid)
-                    .order_by(ob.c.next_attempt_at).limit(room)
+                    .where(due, ob.c.subscriber_id == sid, ~_waits_for_earlier)
+                    .order_by(ob.c.next_attempt_at, ob.c.alert_version).limit(room)
                     .with_for_update(skip_locked=True, of=ob)).mappings().all()
                 for row in rows:
                     if not self.breakers.acquire(key):  # half-open: only one trial
