@@ -1,13 +1,10 @@
 """Flood = observed water minus reference water (pure).
 
 Like Copernicus GFM, a flood is water observed now that is not normally water. Reference
-(permanent or seasonal) water comes from two places:
-
-- a **reference water layer** loaded into PostGIS (``terrawatch layers load <file> --kind
-  reference_water``; e.g. JRC Global Surface Water occurrence polygons, OSM water bodies),
-  subtracted from the observed-water polygons with :func:`subtract_reference`;
-- a **pre-event scene** of the same footprint and sensor, whose observed water is removed per
-  pixel while tiling (see ``terrawatch.tiling.ray_tiler.HazardJob.reference_item``).
+(permanent or seasonal) water is a layer loaded into PostGIS (``terrawatch layers load <file>
+--kind reference_water``; e.g. JRC Global Surface Water occurrence polygons, OSM water bodies),
+subtracted from the observed-water polygons with :func:`subtract_reference`. The previous scene
+is not used: during a flood lasting several passes it is already flooded (docs/alerting.md).
 
 Geometries are EPSG:4326 lon/lat; areas are geodesic hectares.
 """

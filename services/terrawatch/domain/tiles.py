@@ -11,6 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import ceil
 
+# Exclusion bit flags of a pixel that was not classified (stored with every product, GFM-style):
+EXCLUDED_NODATA = 1  # an input band has no data there
+EXCLUDED_CLOUD = 2  # optical: cloud or cloud shadow (the model gave no estimate)
+EXCLUDED_RADAR = 4  # SAR: radar shadow or layover
+
 
 @dataclass(frozen=True)
 class Tile:

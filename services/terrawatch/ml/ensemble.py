@@ -35,9 +35,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-NODATA = np.uint8(1)
-CLOUD = np.uint8(2)
-RADAR_SHADOW = np.uint8(4)
+from terrawatch.domain.tiles import EXCLUDED_CLOUD, EXCLUDED_NODATA, EXCLUDED_RADAR
+
+NODATA = np.uint8(EXCLUDED_NODATA)
+CLOUD = np.uint8(EXCLUDED_CLOUD)
+RADAR_SHADOW = np.uint8(EXCLUDED_RADAR)
 LIKELIHOOD_NODATA = np.uint8(255)
 SENSORS = ("s1", "s2")
 

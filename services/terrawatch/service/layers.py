@@ -16,9 +16,9 @@ from sqlalchemy import Engine, delete, insert
 
 from terrawatch.domain.legality import REFERENCE_KINDS
 from terrawatch.domain.reference_water import REFERENCE_WATER
+from terrawatch.store import tables as t
 
 LAYER_KINDS = (*REFERENCE_KINDS, REFERENCE_WATER)
-from terrawatch.store import tables as t
 
 
 def read_features(path: Path, layer: str | None = None) -> list[tuple[shapely.Geometry, dict]]:

@@ -24,13 +24,14 @@ from terrawatch.domain.errors import NoValidPixels, UnsupportedScene
 from terrawatch.domain.polygons import Detection, as_multipolygon, cluster, geodesic_area_ha
 from terrawatch.domain.reference_water import subtract_reference
 from terrawatch.domain.scene import Scene, Sensor
+from terrawatch.domain.tiles import EXCLUDED_CLOUD, EXCLUDED_RADAR
 from terrawatch.imagery.reader import SceneReader
 from terrawatch.observability.metrics import (
     ALERTS, DETECTIONS, SENSING_TO_ALERT_SECONDS, STAGE_SECONDS, TILES,
 )
 from terrawatch.settings import Settings
 from terrawatch.store.uow import AlertRow, UnitOfWork, window_start
-from terrawatch.tiling.ray_tiler import EXCLUDED_CLOUD, EXCLUDED_RADAR, HazardJob
+from terrawatch.tiling.ray_tiler import HazardJob
 from terrawatch.vectorize.polygonize import to_detections
 
 log = logging.getLogger(__name__)

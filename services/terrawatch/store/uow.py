@@ -67,6 +67,11 @@ def _geom(g: BaseGeometry):
     return from_shape(as_multipolygon(g), srid=4326)
 
 
+def _sql_geom(g: BaseGeometry):
+    """A lon/lat geometry as an EPSG:4326 SQL expression (bound WKB) for spatial predicates."""
+    return func.ST_GeomFromWKB(from_shape(g, srid=4326).data, 4326)
+
+
 @dataclass
 class AlertRow:
     id: uuid.UUID
@@ -131,7 +136,7 @@ class UnitOfWork:
 
     def previous_scene(self, scene: Scene, min_overlap: float = 0.5) -> dict | None:
         """STAC Item of the latest earlier scene of the same sensor covering >= ``min_overlap`` of ``scene``."""
-        fp = func.ST_GeomFromWKB(from_shape(as_multipolygon(scene.footprint), srid=4326).data, 4326)
+        fp = _sql_geom(as_multipolygon(scene.footprint))
         q = (select(t.scenes.c.item)
              .where(t.scenes.c.sensor == scene.sensor.value, t.scenes.c.id != scene.id,
                     t.scenes.c.sensing_time < scene.sensing_time,
@@ -157,7 +162,7 @@ class UnitOfWork:
     # alerts -----------------------------------------------------------------
     def mergeable_alert(self, hazard: str, geom: BaseGeometry, distance_m: float, since: datetime,
                         open_statuses: Iterable[str]) -> AlertRow | None:
-        g = func.ST_GeomFromWKB(from_shape(geom, srid=4326).data, 4326)
+        g = _sql_geom(geom)
         # Bounding-box prefilter (index, cheap) before the geodesic test: geography ST_DWithin has no
         # bbox short-cut, and on a many-part alert (thousands of flood polygons) it took minutes per row.
         lat = min(max(abs(geom.bounds[1]), abs(geom.bounds[3])), 89.0)
@@ -210,7 +215,7 @@ class UnitOfWork:
         """Reference-water features (lon/lat) intersecting ``footprint``, clipped to it."""
         from terrawatch.domain.reference_water import REFERENCE_WATER
 
-        fp = func.ST_GeomFromWKB(from_shape(as_multipolygon(footprint), srid=4326).data, 4326)
+        fp = _sql_geom(as_multipolygon(footprint))
         rf = t.reference_features
         rows = self.conn.execute(
             select(func.ST_Intersection(rf.c.geom, fp))
@@ -221,7 +226,7 @@ class UnitOfWork:
         """Mining legality of a lon/lat area against the reference layers (see domain/legality.py)."""
         from terrawatch.domain.legality import REFERENCE_KINDS, assess
 
-        g = func.ST_GeomFromWKB(from_shape(as_multipolygon(geom), srid=4326).data, 4326)
+        g = _sql_geom(as_multipolygon(geom))
         rf = t.reference_features
         rows = self.conn.execute(
             select(rf.c.id, rf.c.layer, rf.c.name, func.ST_Covers(rf.c.geom, g).label("covers"))
@@ -230,7 +235,7 @@ class UnitOfWork:
 
     # subscribers and outbox ---------------------------------------------------
     def matching_subscribers(self, alert: AlertRow, confidence_ranks: dict[str, int]) -> list[dict]:
-        g = func.ST_GeomFromWKB(from_shape(alert.geom, srid=4326).data, 4326)
+        g = _sql_geom(alert.geom)
         rank = confidence_ranks[alert.confidence]
         allowed = [c for c, r in confidence_ranks.items() if r <= rank]
         q = select(t.subscribers).where(

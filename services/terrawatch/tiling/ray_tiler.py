@@ -17,15 +17,11 @@ import numpy as np
 import ray
 
 from terrawatch.domain.scene import Scene, scene_from_item
-from terrawatch.domain.tiles import Tile, TileGrid, crop_core
+from terrawatch.domain.tiles import EXCLUDED_CLOUD, EXCLUDED_NODATA, Tile, TileGrid, crop_core
 from terrawatch.vectorize.polygonize import PixelPart, merge_parts, tile_parts
 
 
-NODATA = 255  # likelihood band: 0-100, 255 = excluded (see the exclusion band)
-# exclusion band bit flags (as terrawatch.ml.ensemble): the pixel was not classified because ...
-EXCLUDED_NODATA = 1  # ... an input band has no data there
-EXCLUDED_CLOUD = 2  # ... an optical (S2) model returned no estimate: cloud or cloud shadow
-EXCLUDED_RADAR = 4  # ... a SAR (S1) model returned no estimate: radar shadow or layover
+NODATA = 255  # likelihood band: 0-100, 255 = excluded (band 2 has the domain.tiles EXCLUDED_* flags)
 
 
 @dataclass(frozen=True)
