@@ -140,17 +140,20 @@ def test_receiver_500_then_200_gives_one_accepted_delivery_per_alert_with_a_stab
 
 
 def test_one_alerts_messages_arrive_in_version_order_while_other_alerts_are_not_held_back(s, place):
-    """Versions 1, 2, 3 of one alert to one subscriber, the first send stalled 2 s: the later versions
-    wait instead of overtaking it (a CAP Cancel must never arrive before the Update it cancels);
-    another alert's message goes out meanwhile."""
-    rx = _subscribe(s, place, delays=[2.0])
+    """Versions 1, 2, 3 of one alert to one subscriber, the first send stalled at the receiver until
+    another alert's message has been accepted: the later versions wait instead of overtaking it (a CAP
+    Cancel must never arrive before the Update it cancels), and the other alert's message goes out
+    meanwhile. The stall is tied to the message id, not to whichever request reaches the receiver
+    first (two concurrent sends arrive in either order), so the outcome does not depend on timing."""
+    rx = _subscribe(s, place)
     try:
-        a, _ = _alert(s, place)
+        a, (a1,) = _alert(s, place)
         for v in (2, 3):
             a.version = v
             with UnitOfWork(engine_for(s.db_url)) as uow:
                 fan_out(uow, a, "alert.updated", policies(s)["flood"], s.cap_sender)
-        b, _ = _alert(s, place)
+        b, (b1,) = _alert(s, place)
+        rx.hold_until(a1, b1, timeout_s=10.0)  # if b were held back behind a, a1 goes out first: fails below
         Dispatcher(s, max_per_endpoint=4).drain(60, [rx.sub_id])
     finally:
         rx.close()

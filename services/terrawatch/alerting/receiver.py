@@ -25,6 +25,8 @@ class WebhookReceiver:
 
     ``status_codes``: answers for the first requests (e.g. ``[500, 500]``), then 2xx.
     ``delays``: seconds to stall the first requests before answering (simulates a slow endpoint).
+    :meth:`hold_until`: keep one message's answer back until another message has been accepted
+    (ordering tests: deterministic, unlike a delay on whichever request happens to arrive first).
     """
 
     def __init__(self, secret: str | None, status_codes: list[int] | None = None,
@@ -40,6 +42,8 @@ class WebhookReceiver:
         self._codes = list(status_codes or [])
         self._delays = list(delays or [])
         self._lock = threading.Lock()
+        self._accepted_cv = threading.Condition(self._lock)
+        self._holds: dict[str, tuple[str, float]] = {}
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -68,6 +72,10 @@ class WebhookReceiver:
             self.attempts[msg_id] = self.attempts.get(msg_id, 0) + 1
             delay = self._delays.pop(0) if self._delays else 0.0
             code = self._codes.pop(0) if self._codes else 204
+            hold = self._holds.pop(msg_id, None)
+            if hold is not None:  # wait (bounded) until the other message has been accepted
+                other, timeout_s = hold
+                self._accepted_cv.wait_for(lambda: other in self.verified_ids, timeout_s)
         if delay:
             time.sleep(delay)
         if code >= 300:
@@ -89,7 +97,13 @@ class WebhookReceiver:
                 self.by_format[fmt] += 1
                 self.received.append({"id": msg_id, "format": fmt, "body": text,
                                       "payload": json.loads(text) if fmt == "geojson" else text})
+                self._accepted_cv.notify_all()
         return code
+
+    def hold_until(self, msg_id: str, other_id: str, timeout_s: float = 15.0) -> None:
+        """Answer ``msg_id`` only after ``other_id`` has been accepted (or after ``timeout_s`` seconds)."""
+        with self._lock:
+            self._holds[msg_id] = (other_id, timeout_s)
 
     def use_secret(self, secret: str) -> None:
         self.wh = Webhook(secret)
