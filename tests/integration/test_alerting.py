@@ -331,7 +331,8 @@ def test_subscriptions_and_transitions_through_the_api(s, place):
 
 
 def test_pipeline_uses_rules_aoi_and_min_confidence(stack, s, tmp_path):
-    """Two S1 scenes of the same area: the first raises low alerts, the second confirms them (high).
+    """Two S1 passes of the same area 3 h apart: the first raises low alerts, the second (an independent
+    acquisition) confirms them (high); the first re-published under another id changes nothing.
 
     Subscribers: GeoJSON/low over the scene (gets both), CAP/high over the scene (only the high
     versions), GeoJSON/low elsewhere (nothing)."""
@@ -340,7 +341,10 @@ def test_pipeline_uses_rules_aoi_and_min_confidence(stack, s, tmp_path):
     synthetic_s1(path, size=512, origin=(650_000.0, 4_150_000.0))
     now = datetime.now(timezone.utc)
     first = item_from_geotiff(path, scene_id=f"alerting-a-{uuid.uuid4().hex[:6]}",
-                              sensing_time=now - timedelta(minutes=30))
+                              sensing_time=now - timedelta(hours=3))
+    # the same acquisition under another id (e.g. a second catalogue): never a confirmation
+    again = item_from_geotiff(path, scene_id=f"alerting-a2-{uuid.uuid4().hex[:6]}",
+                              sensing_time=now - timedelta(hours=3))
     second = item_from_geotiff(path, scene_id=f"alerting-b-{uuid.uuid4().hex[:6]}",
                                sensing_time=now - timedelta(minutes=5))
     footprint = shape(first["geometry"])
@@ -351,6 +355,13 @@ def test_pipeline_uses_rules_aoi_and_min_confidence(stack, s, tmp_path):
     try:
         publish(ps, first)
         wait_for(lambda: runs_for(ps, first["id"]), 240, "first scene")
+        publish(ps, again)
+        wait_for(lambda: runs_for(ps, again["id"]), 240, "first scene re-published")
+        with engine_for(s.db_url).connect() as c:
+            still = [dict(r) for r in c.execute(select(t.alerts).where(
+                t.alerts.c.context["scene_ids"].astext.contains(first["id"]))).mappings()]
+        assert still and all(a["status"] == "new" and a["observations"] == 1 and a["version"] == 1
+                             and again["id"] in a["context"]["scene_ids"] for a in still)
         publish(ps, second)
         wait_for(lambda: runs_for(ps, second["id"]), 240, "second scene")
         with engine_for(s.db_url).connect() as c:

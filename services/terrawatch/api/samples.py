@@ -17,11 +17,11 @@ import numpy as np
 from shapely.geometry import MultiPolygon, Polygon, box, mapping
 from shapely.ops import unary_union
 
+from terrawatch.domain.hazards import HAZARDS
 from terrawatch.domain.polygons import Detection, geodesic_area_ha
 from terrawatch.domain.scene import Scene, Sensor
 from terrawatch.store.uow import AlertRow, UnitOfWork
 
-HAZARDS = ("flood", "deforestation", "mining")
 CONFIDENCES = ("low", "high", "highest")
 STATUSES = ("new", "acknowledged", "confirmed")
 

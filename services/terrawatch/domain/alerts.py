@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from enum import Enum
 from pathlib import Path
 
 import jsonschema
+import shapely
 import yaml
+from shapely.geometry.base import BaseGeometry
+
+from terrawatch.domain.polygons import as_multipolygon, geodesic_area_ha
 
 
 class Confidence(str, Enum):
@@ -104,6 +109,8 @@ class HazardPolicy:
     highest: tuple[Criterion, ...] = _DEFAULT_HIGHEST
     merge_distance_m: float = 500.0
     merge_window_days: float = 30.0
+    # Observations of one platform less than this far apart (minutes) are one acquisition (one pass).
+    min_separation_minutes: float = 60.0
     # (min_area_ha, level), largest threshold first
     severity_by_area_ha: tuple[tuple[float, str], ...] = ((1000.0, "extreme"), (100.0, "severe"),
                                                         (10.0, "moderate"), (0.0, "minor"))
@@ -134,6 +141,126 @@ def admits(area_ha: float, likelihood: float, policy: HazardPolicy) -> bool:
     return area_ha >= policy.min_area_ha and likelihood >= policy.min_likelihood
 
 
+# Merging a new cluster into an alert (pure) -----------------------------------
+
+@dataclass(frozen=True)
+class Acquisition:
+    """One look at the ground: a platform (e.g. ``sentinel-2a``) at a sensing time (UTC).
+
+    ``scene_ids`` are every catalogue id under which this acquisition reached the stream (its L1C and
+    L2A items, or the same item from two catalogues).
+    """
+
+    platform: str
+    sensor: str
+    sensing_time: datetime
+    scene_ids: tuple[str, ...] = ()
+
+    def same_as(self, other: Acquisition, min_separation: timedelta) -> bool:
+        """Whether ``other`` is this acquisition again: same platform and sensor, sensed at most
+        ``min_separation`` apart. A different platform/sensor or a later pass is independent."""
+        return (self.platform == other.platform and self.sensor == other.sensor
+                and abs(self.sensing_time - other.sensing_time) <= min_separation)
+
+    def to_json(self) -> dict:
+        return {"platform": self.platform, "sensor": self.sensor, "sensing_time": self.sensing_time.isoformat(),
+                "scene_ids": list(self.scene_ids)}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Acquisition:
+        return cls(d["platform"], d["sensor"], datetime.fromisoformat(d["sensing_time"]), tuple(d["scene_ids"]))
+
+
+@dataclass(frozen=True)
+class AlertState:
+    """What the merge decision needs of an alert. Geometry lon/lat (EPSG:4326), area ha, likelihood 0-100."""
+
+    status: str
+    confidence: str
+    severity: str
+    geom: BaseGeometry
+    area_ha: float
+    likelihood: float
+    sensors: tuple[str, ...]
+    acquisitions: tuple[Acquisition, ...]
+    first_sensed: datetime
+    last_sensed: datetime
+
+    @property
+    def observations(self) -> int:
+        """Independent acquisitions that saw the alert."""
+        return len(self.acquisitions)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A detection cluster of one scene (lon/lat geometry, area ha, area-weighted likelihood 0-100)."""
+
+    geom: BaseGeometry
+    area_ha: float
+    likelihood: float
+    acquisition: Acquisition  # with the one scene id it arrived under
+
+
+@dataclass(frozen=True)
+class MergeDecision:
+    """``action``: ``create`` (no mergeable alert: ``alert`` is a new one), ``update`` (an independent
+    observation: new version, maybe confirmed), ``same_acquisition`` (the alert's acquisition again under
+    another id: nothing rises, no new version; ``alert`` only records the extra scene id)."""
+
+    action: str
+    alert: AlertState
+    reason: str
+
+
+def mergeable(alert: AlertState, sensing_time: datetime, policy: HazardPolicy) -> bool:
+    """An open alert last sensed at most ``merge_window_days`` before (or any time after) ``sensing_time``."""
+    return (alert.status in {s.value for s in OPEN_STATUSES}
+            and alert.last_sensed >= sensing_time - timedelta(days=policy.merge_window_days))
+
+
+def merge_cluster(alert: AlertState | None, c: Cluster, policy: HazardPolicy) -> MergeDecision:
+    """Decide what a new cluster does to a nearby alert (``None`` = none within the merge distance).
+
+    - no alert, or one closed or outside the window: a new alert (``new``, one acquisition);
+    - the cluster's acquisition is already one of the alert's (same platform and sensor, sensing times at
+      most ``min_separation_minutes`` apart): ``same_acquisition`` - status, confidence, severity, area and
+      version stay; the scene id is recorded with that acquisition;
+    - otherwise an independent observation: geometry union, area (geodesic), max likelihood, sensors,
+      acquisitions, confidence and severity are recomputed, and a ``new`` alert becomes ``confirmed``.
+    """
+    acq = c.acquisition
+    if alert is None or not mergeable(alert, acq.sensing_time, policy):
+        geom = as_multipolygon(c.geom)
+        new = AlertState(
+            status=AlertStatus.NEW.value,
+            confidence=confidence(policy, {acq.sensor}, 1, c.area_ha, c.likelihood).value,
+            severity=severity(c.area_ha, policy), geom=geom, area_ha=c.area_ha, likelihood=c.likelihood,
+            sensors=(acq.sensor,), acquisitions=(acq,), first_sensed=acq.sensing_time, last_sensed=acq.sensing_time)
+        return MergeDecision("create", new, f"first detection in scene {', '.join(acq.scene_ids)}")
+    gap = timedelta(minutes=policy.min_separation_minutes)
+    same = next((i for i, a in enumerate(alert.acquisitions) if a.same_as(acq, gap)), None)
+    if same is not None:
+        prev = alert.acquisitions[same]
+        merged = replace(prev, scene_ids=tuple(dict.fromkeys([*prev.scene_ids, *acq.scene_ids])))
+        acqs = (*alert.acquisitions[:same], merged, *alert.acquisitions[same + 1:])
+        return MergeDecision("same_acquisition", replace(alert, acquisitions=acqs),
+                             f"scene {', '.join(acq.scene_ids)} is acquisition {prev.platform} "
+                             f"{prev.sensing_time.isoformat()} again: not an independent observation")
+    geom = as_multipolygon(shapely.union_all([alert.geom, c.geom]))
+    area = geodesic_area_ha(geom)
+    acqs = tuple(sorted((*alert.acquisitions, acq), key=lambda a: a.sensing_time))
+    sensors = tuple(sorted({*alert.sensors, acq.sensor}))
+    lk = max(alert.likelihood, c.likelihood)
+    status = AlertStatus.CONFIRMED.value if alert.status == AlertStatus.NEW.value else alert.status
+    out = replace(alert, status=status, geom=geom, area_ha=area, likelihood=lk, sensors=sensors, acquisitions=acqs,
+                  confidence=confidence(policy, set(sensors), len(acqs), area, lk).value,
+                  severity=severity(area, policy), first_sensed=min(alert.first_sensed, acq.sensing_time),
+                  last_sensed=max(alert.last_sensed, acq.sensing_time))
+    return MergeDecision("update", out, f"scene {', '.join(acq.scene_ids)} ({acq.platform} "
+                                        f"{acq.sensing_time.isoformat()}) observed the alert area independently")
+
+
 # Rule files ------------------------------------------------------------------
 
 class InvalidAlertRules(ValueError):
@@ -156,6 +283,7 @@ def policy_from_rule(rule: dict, source: str = "") -> HazardPolicy:
         min_likelihood=float(rule["min_likelihood"]),
         high=_criteria(conf["high"]["when"]), highest=_criteria(conf["highest"]["when"]),
         merge_distance_m=float(rule["merge"]["distance_m"]), merge_window_days=float(rule["merge"]["window_days"]),
+        min_separation_minutes=float(rule["merge"].get("min_separation_minutes", 60.0)),
         severity_by_area_ha=ladder,
         cap=CapMapping(event=cap["event"], category=cap["category"], response=cap["response"],
                        urgency=dict(cap["urgency"]), certainty=dict(cap["certainty"])),

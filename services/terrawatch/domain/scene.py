@@ -116,7 +116,10 @@ def scene_from_item(item: dict[str, Any], now: datetime | None = None) -> Scene:
 
 
 def default_hazards(sensor: Sensor) -> tuple[str, ...]:
-    return ("flood",) if sensor is Sensor.S1 else ("flood", "deforestation", "mining")
+    """Every hazard the hazard registry computes from this sensor."""
+    from terrawatch.domain.hazards import hazards_for  # the registry imports Sensor from here
+
+    return hazards_for(sensor)
 
 
 def _band_refs(sensor: Sensor, assets: dict[str, Any]) -> tuple[BandRef, ...]:

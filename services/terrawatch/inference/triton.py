@@ -3,35 +3,19 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from terrawatch.domain.errors import TransientError
+from terrawatch.domain.hazards import MODELS as HAZARD_MODEL_SPECS
+from terrawatch.domain.hazards import ModelSpec
 from terrawatch.observability.metrics import TRITON_REQUEST_SECONDS
 
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A Triton model's tensor names. Inputs are batched float32 (N, ...); the output (N, 1, ...)."""
-
-    name: str
-    inputs: tuple[str, ...]
-    output: str
-
-
-MODELS = {
-    # (N, 2, H, W) S1 VV, VH in dB -> (N, 1, H, W) water probability
-    "flood_s1": ModelSpec("flood_s1", ("S1_DB",), "WATER_PROB"),
-    # (N, 13, H, W) S2 L1C reflectance x 10000 -> (N, 1, H, W) water probability
-    "flood_s2": ModelSpec("flood_s2", ("S2_TOA",), "WATER_PROB"),
-    # pre and post (N, 13, H, W) S2 L1C x 10000 on one grid -> (N, 1, H, W) forest-loss probability
-    "deforestation_s2": ModelSpec("deforestation_s2", ("PRE_TOA", "POST_TOA"), "LOSS_PROB"),
-    # (N, 12, 48, 48) scaled S2 patches (terrawatch.ml.mining.to_model_input) -> (N, 1) mine probability
-    "mining_s2": ModelSpec("mining_s2", ("PATCHES",), "MINE_PROB"),
-}
+# Tensor names and shapes come from the hazard registry (terrawatch.domain.hazards.MODELS).
+MODELS = HAZARD_MODEL_SPECS
+__all__ = ["MODELS", "ModelSpec", "TritonModel"]
 
 
 class TritonModel:
@@ -53,11 +37,11 @@ class TritonModel:
     def infer(self, *arrays: np.ndarray) -> np.ndarray:
         """Batched inputs in the spec's order -> the output with its channel axis dropped: (N, ...)."""
         inputs = []
-        for name, arr in zip(self.spec.inputs, arrays, strict=True):
+        for name, arr in zip(self.spec.input_names, arrays, strict=True):
             inp = grpcclient.InferInput(name, list(arr.shape), "FP32")
             inp.set_data_from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
             inputs.append(inp)
-        out = grpcclient.InferRequestedOutput(self.spec.output)
+        out = grpcclient.InferRequestedOutput(self.spec.output_name)
         start = time.perf_counter()
         try:
             res = self.client.infer(self.spec.name, inputs, outputs=[out], client_timeout=self.timeout_s)
@@ -67,7 +51,7 @@ class TritonModel:
             raise TransientError(f"triton inference on {self.spec.name} failed: {exc.message()}") from exc
         finally:
             TRITON_REQUEST_SECONDS.labels(self.spec.name).observe(time.perf_counter() - start)
-        return res.as_numpy(self.spec.output)[:, 0]
+        return res.as_numpy(self.spec.output_name)[:, 0]
 
     def model_version(self) -> str:
         """The highest version of this model Triton has READY."""

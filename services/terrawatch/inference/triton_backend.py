@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from terrawatch.domain.hazards import MODELS
+
 
 class BatchedModel:
     inputs: tuple[str, ...] = ()
@@ -76,7 +78,7 @@ class BatchedModel:
 class MiningModel(BatchedModel):
     """PATCHES (N, 12, 48, 48) scaled S2 -> MINE_PROB (N, 1)."""
 
-    inputs, output = ("PATCHES",), "MINE_PROB"
+    inputs, output = MODELS["mining_s2"].input_names, MODELS["mining_s2"].output_name
 
     def load(self, version_dir: Path, params: dict[str, str]) -> None:
         from terrawatch.ml.nets.mining import load_mining_cnn
@@ -93,7 +95,7 @@ class MiningModel(BatchedModel):
 class DeforestationModel(BatchedModel):
     """PRE_TOA, POST_TOA (N, 13, H, W) L1C x 10000 on one grid -> LOSS_PROB (N, 1, H, W)."""
 
-    inputs, output = ("PRE_TOA", "POST_TOA"), "LOSS_PROB"
+    inputs, output = MODELS["deforestation_s2"].input_names, MODELS["deforestation_s2"].output_name
 
     def load(self, version_dir: Path, params: dict[str, str]) -> None:
         from terrawatch.ml.deforestation import load_model
@@ -112,7 +114,7 @@ class DeforestationModel(BatchedModel):
 class FloodS2Model(BatchedModel):
     """S2_TOA (N, 13, H, W) L1C x 10000 -> WATER_PROB (N, 1, H, W); each image its own thresholds."""
 
-    inputs, output = ("S2_TOA",), "WATER_PROB"
+    inputs, output = MODELS["flood_s2"].input_names, MODELS["flood_s2"].output_name
 
     def load(self, version_dir: Path, params: dict[str, str]) -> None:
         self.kwargs = dict(
@@ -131,7 +133,7 @@ class FloodS2Model(BatchedModel):
 class FloodS1Model(BatchedModel):
     """S1_DB (N, 2, H, W) VV, VH in dB -> WATER_PROB (N, 1, H, W); NaN where both bands are NaN."""
 
-    inputs, output = ("S1_DB",), "WATER_PROB"
+    inputs, output = MODELS["flood_s1"].input_names, MODELS["flood_s1"].output_name
 
     def load(self, version_dir: Path, params: dict[str, str]) -> None:
         from terrawatch.ml import flood_s1

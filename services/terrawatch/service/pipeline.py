@@ -17,14 +17,14 @@ import shapely
 
 from terrawatch.alerting.outbox import fan_out
 from terrawatch.domain.alerts import (
-    CONFIDENCE_RANKS, OPEN_STATUSES, AlertStatus, HazardPolicy, InvalidAlertRules, admits, confidence, load_rules,
-    severity,
+    CONFIDENCE_RANKS, OPEN_STATUSES, Acquisition, AlertState, Cluster, HazardPolicy, InvalidAlertRules, admits,
+    load_rules, merge_cluster,
 )
 from terrawatch.domain.errors import NoValidPixels, UnsupportedScene
-from terrawatch.domain.polygons import Detection, as_multipolygon, cluster, geodesic_area_ha
+from terrawatch.domain.polygons import Detection, as_multipolygon, cluster
 from terrawatch.domain.reference_water import subtract_reference
-from terrawatch.domain.scene import Scene, Sensor
-from terrawatch.domain.tiles import EXCLUDED_CLOUD, EXCLUDED_RADAR
+from terrawatch.domain.hazards import HAZARDS, STEP_LEGALITY, STEP_REFERENCE_WATER, model_for
+from terrawatch.domain.scene import Scene
 from terrawatch.imagery.reader import SceneReader
 from terrawatch.observability.metrics import (
     ALERTS, DETECTIONS, SENSING_TO_ALERT_SECONDS, STAGE_SECONDS, TILES,
@@ -36,14 +36,7 @@ from terrawatch.vectorize.polygonize import to_detections
 
 log = logging.getLogger(__name__)
 
-# Which Triton model maps which hazard for which sensor, and how it runs over a tile.
-HAZARD_MODELS: dict[tuple[Sensor, str], tuple[str, str]] = {
-    (Sensor.S1, "flood"): ("flood_s1", "segment"),
-    (Sensor.S2, "flood"): ("flood_s2", "segment"),
-    (Sensor.S2, "mining"): ("mining_s2", "patches"),
-    (Sensor.S2, "deforestation"): ("deforestation_s2", "bitemporal"),
-}
-__all__ = ["CONFIDENCE_RANKS", "HAZARD_MODELS", "ScenePipeline", "SceneOutcome"]
+__all__ = ["CONFIDENCE_RANKS", "ScenePipeline", "SceneOutcome"]
 
 
 @dataclass
@@ -68,27 +61,25 @@ class ScenePipeline:
         # Alert rules (alerts/rules/*.yaml) are validated here, at startup; the vectorizer's minimum
         # mapping unit stays TERRAWATCH_MIN_MAPPING_UNIT_HA, the rules' min_area_ha gates alerts.
         self.policies: dict[str, HazardPolicy] = load_rules(settings.alert_rules_dir)
-        missing = sorted({h for (_, h) in HAZARD_MODELS} - set(self.policies))
+        missing = sorted(set(HAZARDS) - set(self.policies))
         if missing:
             raise InvalidAlertRules(f"no alert rule in {settings.alert_rules_dir} for hazard(s) {missing}")
 
     def jobs_for(self, scene: Scene, uow: UnitOfWork) -> list[HazardJob]:
         """The hazard jobs that apply to ``scene``; deforestation needs an earlier scene of the footprint."""
-        thresholds = {"flood": self.s.flood_threshold, "mining": self.s.mining_threshold,
-                      "deforestation": self.s.deforestation_threshold}
         jobs = []
         for h in scene.hazards:
-            if (scene.sensor, h) not in HAZARD_MODELS:
+            hm = model_for(scene.sensor, h)
+            if hm is None:
                 continue
-            model, kind = HAZARD_MODELS[(scene.sensor, h)]
             pre = None
-            if kind == "bitemporal":
+            if hm.kind == "bitemporal":
                 pre = uow.previous_scene(scene)
                 if pre is None:
                     log.info("scene %s: no earlier scene of this footprint, %s skipped", scene.id, h)
                     continue
-            excluded = EXCLUDED_RADAR if scene.sensor == Sensor.S1 else EXCLUDED_CLOUD
-            jobs.append(HazardJob(h, model, thresholds[h], kind, self.s.mining_stride, pre, excluded))
+            jobs.append(HazardJob(h, hm.model, getattr(self.s, hm.threshold_setting), hm.kind, self.s.mining_stride,
+                                  pre, hm.excluded_flag))
         return jobs
 
     def _product_paths(self, scene: Scene, jobs: list[HazardJob]) -> dict[str, str]:
@@ -100,7 +91,7 @@ class ScenePipeline:
         return {j.hazard: str(d / f"{j.hazard}_likelihood.tif") for j in jobs}
 
     def process(self, scene: Scene) -> SceneOutcome:
-        supported = [h for h in scene.hazards if (scene.sensor, h) in HAZARD_MODELS]
+        supported = [h for h in scene.hazards if model_for(scene.sensor, h) is not None]
         if not supported:
             raise UnsupportedScene(f"no model for hazards {list(scene.hazards)} on {scene.sensor.value}")
         with UnitOfWork(self.engine, "check") as uow:
@@ -125,11 +116,12 @@ class ScenePipeline:
         t1 = time.perf_counter()
         dets = {j.hazard: to_detections(tiled.parts[j.hazard], grid.transform, grid.crs, j.hazard,
                                         self.s.min_mapping_unit_ha) for j in jobs}
-        if dets.get("flood"):
-            # flood = observed water minus reference (permanent/seasonal) water, like GFM
-            with UnitOfWork(self.engine, "reference") as uow:
-                ref = uow.reference_water(scene.footprint)
-            dets["flood"] = subtract_reference(dets["flood"], ref, self.s.min_mapping_unit_ha)
+        for j in jobs:
+            if dets[j.hazard] and STEP_REFERENCE_WATER in model_for(scene.sensor, j.hazard).steps:
+                # flood = observed water minus reference (permanent/seasonal) water, like GFM
+                with UnitOfWork(self.engine, "reference") as uow:
+                    ref = uow.reference_water(scene.footprint)
+                dets[j.hazard] = subtract_reference(dets[j.hazard], ref, self.s.min_mapping_unit_ha)
         t2 = time.perf_counter()
         for j in jobs:
             TILES.labels(j.hazard).inc(tiled.tiles)
@@ -149,6 +141,7 @@ class ScenePipeline:
 
     def _store(self, scene: Scene, hazard: str, version: str, dets: list[Detection], n_tiles: int):
         policy = self.policies[hazard]
+        steps = model_for(scene.sensor, hazard).steps
         created = updated = enqueued = 0
         with UnitOfWork(self.engine, "scene") as uow:
             uow.lock_scene(f"{scene.id}/{hazard}/{version}")
@@ -164,55 +157,70 @@ class ScenePipeline:
                 lk = sum(dets[i].likelihood * dets[i].area_ha for i in group) / max(area, 1e-9)
                 if not admits(area, lk, policy):
                     continue
-                extra = {"legality": uow.legality(geom)} if hazard == "mining" else {}
-                alert, is_new = self._merge_or_create(uow, scene, hazard, geom, area, lk, policy, extra)
+                extra = {"legality": uow.legality(geom)} if STEP_LEGALITY in steps else {}
+                alert, action = self._merge_or_create(uow, scene, hazard, geom, area, lk, policy, extra)
                 uow.link_detections(alert.id, [ids[i] for i in group])
+                if action == "same_acquisition":
+                    ALERTS.labels(hazard, action).inc()
+                    continue
+                is_new = action == "created"
                 created += is_new
                 updated += not is_new
                 event_type = "alert.created" if is_new else "alert.updated"
                 enqueued += len(fan_out(uow, alert, event_type, policy, self.s.cap_sender))
                 alerted.append(alert)
-                ALERTS.labels(hazard, "created" if is_new else "updated").inc()
+                ALERTS.labels(hazard, action).inc()
         now = datetime.now(timezone.utc)
         for _ in alerted:
             SENSING_TO_ALERT_SECONDS.labels(hazard).observe((now - scene.sensing_time).total_seconds())
         return created, updated, enqueued
 
     def _merge_or_create(self, uow: UnitOfWork, scene: Scene, hazard: str, geom, area: float, lk: float,
-                         policy: HazardPolicy, extra: dict) -> tuple[AlertRow, bool]:
-        sensor = scene.sensor.value
+                         policy: HazardPolicy, extra: dict) -> tuple[AlertRow, str]:
+        """Load the nearest open alert, let :func:`merge_cluster` decide, save. Returns (alert, action)."""
         existing = uow.mergeable_alert(hazard, geom, policy.merge_distance_m,
                                        window_start(scene.sensing_time, policy.merge_window_days),
                                        [s.value for s in OPEN_STATUSES])
+        acq = Acquisition(scene.platform, scene.sensor.value, scene.sensing_time, (scene.id,))
+        decision = merge_cluster(_state(existing) if existing else None, Cluster(geom, area, lk, acq), policy)
+        st = decision.alert
+        context = {**(existing.context if existing else {}), **extra,
+                   "acquisitions": [a.to_json() for a in st.acquisitions],
+                   "scene_ids": [i for a in st.acquisitions for i in a.scene_ids]}
         now = datetime.now(timezone.utc)
-        if existing is None:
-            a = AlertRow(
-                id=uuid.uuid4(), hazard=hazard, status=AlertStatus.NEW.value,
-                confidence=confidence(policy, {sensor}, 1, area, lk).value, severity=severity(area, policy),
-                geom=geom, area_ha=area, likelihood=lk, sensors=[sensor], observations=1,
-                first_sensed=scene.sensing_time, last_sensed=scene.sensing_time,
-                context={**extra, "scene_ids": [scene.id]}, version=1, created_at=now, updated_at=now)
+        if decision.action == "create":
+            a = AlertRow(id=uuid.uuid4(), hazard=hazard, status=st.status, confidence=st.confidence,
+                         severity=st.severity, geom=st.geom, area_ha=st.area_ha, likelihood=st.likelihood,
+                         sensors=list(st.sensors), observations=st.observations, first_sensed=st.first_sensed,
+                         last_sensed=st.last_sensed, context=context, version=1, created_at=now, updated_at=now)
             uow.insert_alert(a)
-            uow.add_alert_event(a.id, "pipeline", None, a.status, f"first detection in scene {scene.id}", a.version)
-            return a, True
+            uow.add_alert_event(a.id, "pipeline", None, a.status, decision.reason, a.version)
+            return a, "created"
         a = existing
-        scenes = list(dict.fromkeys([*a.context.get("scene_ids", []), scene.id]))
-        a.geom = as_multipolygon(shapely.union_all([a.geom, geom]))
-        a.area_ha = geodesic_area_ha(a.geom)
-        a.likelihood = max(a.likelihood, lk)
-        a.sensors = sorted({*a.sensors, sensor})
-        a.observations = len(scenes)
-        a.first_sensed = min(a.first_sensed, scene.sensing_time)
-        a.last_sensed = max(a.last_sensed, scene.sensing_time)
-        a.confidence = confidence(policy, set(a.sensors), a.observations, a.area_ha, a.likelihood).value
-        a.severity = severity(a.area_ha, policy)
-        a.context = {**a.context, **extra, "scene_ids": scenes}
+        if decision.action == "same_acquisition":
+            # nothing rises and no new version (no webhook); only the extra scene id is kept
+            uow.set_alert_context(a.id, {**a.context, "acquisitions": context["acquisitions"],
+                                         "scene_ids": context["scene_ids"]})
+            return a, "same_acquisition"
+        src = a.status
+        a.status, a.confidence, a.severity = st.status, st.confidence, st.severity
+        a.geom, a.area_ha, a.likelihood = st.geom, st.area_ha, st.likelihood
+        a.sensors, a.observations = list(st.sensors), st.observations
+        a.first_sensed, a.last_sensed = st.first_sensed, st.last_sensed
+        a.context = context
         a.version += 1
         a.updated_at = now
-        src = a.status
-        if src == AlertStatus.NEW.value and a.observations >= 2:
-            a.status = AlertStatus.CONFIRMED.value
         uow.update_alert(a)
-        uow.add_alert_event(a.id, "pipeline", src, a.status, f"scene {scene.id} observed the alert area again",
-                            a.version)
-        return a, False
+        uow.add_alert_event(a.id, "pipeline", src, a.status, decision.reason, a.version)
+        return a, "updated"
+
+
+def _state(a: AlertRow) -> AlertState:
+    """The merge decision's view of a stored alert (acquisitions from its context)."""
+    acqs = tuple(Acquisition.from_json(x) for x in a.context.get("acquisitions", []))
+    if not acqs:  # alerts stored before acquisitions were recorded: one per scene id, sensed at last_sensed
+        acqs = tuple(Acquisition("unknown", s, a.last_sensed, (i,))
+                     for i, s in zip(a.context.get("scene_ids", []), a.sensors * 100))
+    return AlertState(status=a.status, confidence=a.confidence, severity=a.severity, geom=a.geom, area_ha=a.area_ha,
+                      likelihood=a.likelihood, sensors=tuple(a.sensors), acquisitions=acqs,
+                      first_sensed=a.first_sensed, last_sensed=a.last_sensed)

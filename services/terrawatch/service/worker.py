@@ -236,6 +236,7 @@ def sync_static_subscribers(settings: Settings) -> int:
 
     from sqlalchemy.dialects.postgresql import insert
 
+    from terrawatch.domain.hazards import HAZARDS
     from terrawatch.store import tables as t
 
     pairs = [p.split("|", 1) for p in settings.webhook_subscribers.split(",") if p.strip()]
@@ -245,7 +246,7 @@ def sync_static_subscribers(settings: Settings) -> int:
         for url, secret in pairs:
             conn.execute(insert(t.subscribers).values(
                 id=uuid.uuid4(), url=url.strip(), secret=secret.strip(),
-                hazards=["flood", "deforestation", "mining"], min_confidence="low", format="geojson",
+                hazards=list(HAZARDS), min_confidence="low", format="geojson",
             ).on_conflict_do_update(index_elements=["url"], set_={"secret": secret.strip(), "active": True}))
     return len(pairs)
 

@@ -197,6 +197,10 @@ class UnitOfWork:
             first_sensed=a.first_sensed, last_sensed=a.last_sensed, context=a.context, version=a.version,
             updated_at=a.updated_at or func.now()))
 
+    def set_alert_context(self, alert_id: uuid.UUID, context: dict) -> None:
+        """Record bookkeeping in an alert's context without a new version (no change a subscriber sees)."""
+        self.conn.execute(update(t.alerts).where(t.alerts.c.id == alert_id).values(context=context))
+
     def link_detections(self, alert_id: uuid.UUID, detection_ids: list[int]) -> None:
         self.conn.execute(update(t.detections).where(t.detections.c.id.in_(detection_ids)).values(alert_id=alert_id))
 
