@@ -105,6 +105,17 @@ class Settings(BaseSettings):
         default=False, description="Serve the map layers (OGC API, tiles, /map) without an API key.")
     api_auth_failures_per_minute: int = Field(
         default=20, description="Failed authentications per client address per minute before HTTP 429.")
+    api_trusted_proxies: str = Field(
+        default="", description="Comma-separated proxy addresses/CIDRs whose X-Forwarded-For/-Proto is believed "
+        "('' = none: the TCP peer is the client).")
+    api_max_body_bytes: int = Field(default=1 << 20, description="Largest request body (bytes) before HTTP 413.")
+    api_max_upload_bytes: int = Field(
+        default=64 << 20, description="Largest body (bytes) of the routes that take uploads (reference layers).")
+    api_statement_timeout_ms: int = Field(
+        default=10_000, description="PostgreSQL statement_timeout of the API's connections (ms).")
+    api_filter_max_chars: int = Field(default=8192, description="Longest CQL2 filter (characters) before HTTP 400.")
+    api_ogc_max_limit: int = Field(
+        default=1000, description="Largest OGC items page; a larger limit is capped to it (OGC API Part 1).")
     api_backfill_roots: str = Field(
         default="", description="Comma-separated folders a backfill may read ('' = state dir and shared data).")
     worker_metrics_url: str | None = Field(

@@ -14,6 +14,10 @@ from terrawatch.domain.errors import TransientError, UnreadableAsset
 from terrawatch.settings import Settings
 
 
+COLUMNS = {"id": "integer", "hazard": "text", "confidence": "text", "status": "text", "area_ha": "double precision",
+           "sensing_time": "timestamptz", "geom": "geometry"}
+
+
 def test_required_role_is_the_strongest_scope():
     assert required_role({}) == "none"
     assert required_role({"security": [{"APIKeyHeader": []}]}) == "none"
@@ -26,8 +30,8 @@ def test_required_role_is_the_strongest_scope():
     "datetime=..", "filter=hazard%20%3D", "simplify=-1", "simplify=inf", "hazard=flo%00od",
 ])
 def test_ogc_guard_rejects_malformed_queries(query):
-    with pytest.raises(errors.InvalidInput):
-        _check_query(QueryParams(query))
+    with pytest.raises(errors.BadRequest):
+        _check_query(QueryParams(query), Settings(), COLUMNS, items=True)
 
 
 @pytest.mark.parametrize("query", [
@@ -36,7 +40,22 @@ def test_ogc_guard_rejects_malformed_queries(query):
     "filter=hazard%20%3D%20%27flood%27", "simplify=0.001", "hazard=flood&confidence=high&status=new",
 ])
 def test_ogc_guard_accepts_valid_queries(query):
-    _check_query(QueryParams(query))
+    _check_query(QueryParams(query), Settings(), COLUMNS, items=True)
+
+
+def test_ogc_guard_normalises_part1_parameters():
+    s = Settings(api_ogc_max_limit=500)
+    assert _check_query(QueryParams("limit=100000"), s, COLUMNS, items=True) == [("limit", "500")]
+    assert _check_query(QueryParams("datetime=2024-05-01"), s) == [
+        ("datetime", "2024-05-01T00:00:00Z/2024-05-02T00:00:00Z")]
+    assert _check_query(QueryParams("datetime=2024-05-01/2024-05-03"), s) == [
+        ("datetime", "2024-05-01T00:00:00Z/2024-05-04T00:00:00Z")]
+    assert _check_query(QueryParams("datetime=../2024-05-03"), s) == [("datetime", "../2024-05-03T23:59:59.999999Z")]
+    assert _check_query(QueryParams("crs=http://www.opengis.net/def/crs/OGC/1.3/CRS84"), s) == []
+    for bad in ("crs=EPSG:3857", "bbox-crs=http://www.opengis.net/def/crs/EPSG/0/4326", "nope=1", "limit=-1",
+                "area_ha=abc"):
+        with pytest.raises(errors.BadRequest):
+            _check_query(QueryParams(bad), s, COLUMNS, items=True, known={"limit", "bbox"})
 
 
 def test_auth_failure_limiter_blocks_after_the_limit_per_client():

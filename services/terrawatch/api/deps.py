@@ -43,7 +43,10 @@ class ApiDeps:
         self._producer = None
         limiter = AuthFailureLimiter(settings.api_auth_failures_per_minute)
         engine = lambda: self.engine  # noqa: E731 - resolved per request, lazily
-        self.viewer = require(Role.VIEWER, engine, limiter, public=settings.api_public_read)
+        self.limiter = limiter
+        self.viewer = require(Role.VIEWER, engine, limiter)
+        # The map layers (OGC API, tiles): anonymous when TERRAWATCH_API_PUBLIC_READ is on.
+        self.layers = require(Role.VIEWER, engine, limiter, public=settings.api_public_read)
         self.operator = require(Role.OPERATOR, engine, limiter)
         self.admin = require(Role.ADMIN, engine, limiter)
 

@@ -16,6 +16,7 @@ import logging
 import asyncpg
 import sqlalchemy.exc
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from tipg import errors as tipg_errors
 
@@ -36,6 +37,16 @@ class Conflict(TerrawatchError):
 
 class InvalidInput(TerrawatchError):
     code = "invalid_input"
+
+
+class BadRequest(TerrawatchError):
+    """A request the server will not run (HTTP 400): unknown parameters, filters outside the allow-list."""
+
+    code = "bad_request"
+
+
+class PayloadTooLarge(TerrawatchError):
+    code = "payload_too_large"
 
 
 class Unauthenticated(TerrawatchError):
@@ -64,6 +75,8 @@ STATUS: dict[type[TerrawatchError], int] = {
     NotFound: 404,
     Conflict: 409,
     InvalidInput: 422,
+    BadRequest: 400,
+    PayloadTooLarge: 413,
     Unauthenticated: 401,
     Forbidden: 403,
     RateLimited: 429,
@@ -81,6 +94,11 @@ TIPG_STATUS: dict[type[Exception], int] = {
     cls: code for cls, code in tipg_errors.DEFAULT_STATUS_CODES.items()
     if isinstance(cls, type) and issubclass(cls, tipg_errors.TiPgError)
 }
+
+
+def is_ogc(request: Request) -> bool:
+    """OGC API - Features routes answer invalid parameters with 400 (Part 1), the rest with 422."""
+    return request.url.path == "/ogc" or request.url.path.startswith("/ogc/")
 
 
 def status_for(exc: TerrawatchError) -> int:
@@ -118,10 +136,43 @@ def install(app: FastAPI) -> None:
         # SQLSTATE class 22 (data exception): a value the database cannot take, e.g. a NUL byte in
         # text or text where a number belongs. Queries bind parameters, so this is the input's fault.
         first = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
-        return JSONResponse({"code": "invalid_value", "description": f"invalid value: {first}"}, status_code=422)
+        return JSONResponse({"code": "invalid_value", "description": f"invalid value: {first}"},
+                            status_code=400 if is_ogc(request) else 422)
+
+    async def on_postgres_error(request: Request, exc: Exception) -> JSONResponse:
+        # The OGC API renders the (allow-listed, type-checked) filter into SQL: a remaining syntax or
+        # type error (class 42) is still the filter's fault. A statement timeout is 503, anything
+        # else a bug (500, logged).
+        sqlstate = getattr(exc, "sqlstate", "") or ""
+        if sqlstate == "57014":
+            return JSONResponse({"code": "timeout", "description": "the query exceeded the API's statement "
+                                 "timeout (TERRAWATCH_API_STATEMENT_TIMEOUT_MS); narrow it (bbox, datetime, limit)"},
+                                status_code=503, headers={"Retry-After": "5"})
+        if is_ogc(request) and sqlstate[:2] in ("22", "42"):
+            return JSONResponse({"code": "invalid_query", "description": "the query cannot be evaluated: "
+                                 + str(exc).splitlines()[0][:200]}, status_code=400)
+        log.error("%s %s: database error %s: %s", request.method, request.url.path, sqlstate, exc)
+        return JSONResponse({"code": "internal", "description": "internal error"}, status_code=500)
+
+    async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's default 422 echoes each invalid input whole (a 47 MB body came back whole); show
+        # where and why, and at most a short prefix of the value. OGC API Part 1 answers 400.
+        details = []
+        for err in exc.errors()[:20]:
+            item = {"loc": list(err.get("loc", ()))[:8], "msg": str(err.get("msg", ""))[:200],
+                    "type": err.get("type")}
+            value = err.get("input")
+            if isinstance(value, (str, int, float, bool)) or value is None:
+                text = str(value)
+                item["input"] = text if len(text) <= 64 else text[:64] + "..."
+            details.append(item)
+        return JSONResponse({"code": "invalid_input", "description": "invalid request", "detail": details},
+                            status_code=400 if is_ogc(request) else 422)
 
     app.add_exception_handler(TerrawatchError, on_terrawatch_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(sqlalchemy.exc.DataError, on_data_error)
     app.add_exception_handler(asyncpg.exceptions.DataError, on_data_error)
+    app.add_exception_handler(asyncpg.exceptions.PostgresError, on_postgres_error)
     for cls in TIPG_STATUS:
         app.add_exception_handler(cls, on_tipg_error)

@@ -17,17 +17,25 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
+import re
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy.engine import make_url
+from starlette.datastructures import QueryParams
+from tipg.dependencies import OutputType
+from tipg.resources.enums import MediaType
 from tipg.collections import Catalog, Collection, pg_get_collection_index
 from tipg.database import connect_to_db
 from tipg.factory import OGCFeaturesFactory
 from tipg.settings import DatabaseSettings, PostgresSettings
 
+from terrawatch.api import cql
 from terrawatch.api.deps import ApiDeps
-from terrawatch.api.errors import InvalidInput, NotFound, Unavailable
+from terrawatch.api.errors import BadRequest, NotFound, Unavailable
 from terrawatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -96,63 +104,232 @@ def catalog_dependency(settings: Settings):
     return ogc_catalog
 
 
-def _check_query(params) -> None:
-    """Reject malformed OGC query parameters with 422 before tipg sees them (tipg would answer 500)."""
-    import math
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+CRS84_NAMES = {CRS84, "[OGC:CRS84]", "OGC:CRS84", "https://www.opengis.net/def/crs/OGC/1.3/CRS84"}
+OPENAPI_31 = "application/vnd.oai.openapi+json;version=3.1"
+# Parameters this module handles itself on top of the route's own (tipg ignores them).
+CRS_PARAMS = ("crs", "bbox-crs", "filter-crs")
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _flat_query_names(route) -> set[str]:
+    """Query parameter names a FastAPI route declares, its sub-dependencies included (cached per route)."""
+    names = getattr(route, "_tw_query_names", None)
+    if names is None:
+        from fastapi.dependencies.utils import get_flat_dependant
+
+        flat = get_flat_dependant(route.dependant)
+        names = {p.alias for p in flat.query_params}
+        route._tw_query_names = names
+    return names
+
+
+def _day_bounds(day: str) -> tuple[str, str]:
+    d = dt.date.fromisoformat(day)
+    return f"{d.isoformat()}T00:00:00Z", f"{(d + dt.timedelta(days=1)).isoformat()}T00:00:00Z"
+
+
+def _datetime_param(value: str) -> str:
+    """Validate ``datetime`` (RFC 3339 instant or interval); a date-only value covers that whole day (UTC).
+
+    tipg reads a closed interval as ``[start, end)`` and ``../end`` as ``<= end``; the rewrite keeps
+    those semantics, so ``2024-05-01`` = the day, ``2024-05-01/2024-05-03`` = the three days.
+    """
+    from ciso8601 import parse_rfc3339
+
+    parts = value.split("/")
+    if len(parts) > 2 or (len(parts) == 1 and parts[0] in ("", "..")):
+        raise BadRequest("datetime must be an RFC 3339 date or timestamp or an interval start/end ('..' = open)")
+    out = []
+    for i, part in enumerate(parts):
+        if part in ("", ".."):
+            out.append(part)
+            continue
+        if _DATE_ONLY.match(part):
+            try:
+                start, end = _day_bounds(part)
+            except ValueError:
+                raise BadRequest(f"datetime {part[:40]!r} is not a valid date") from None
+            if len(parts) == 1:
+                return f"{start}/{end}"
+            if i == 0:
+                out.append(start)
+            elif parts[0] in ("", ".."):  # ../day includes `end`: stop at the day's last microsecond
+                out.append(f"{part}T23:59:59.999999Z")
+            else:  # start/day is [start, end): end at the next midnight
+                out.append(end)
+            continue
+        try:
+            parse_rfc3339(part)
+        except ValueError:
+            raise BadRequest(f"datetime {part[:40]!r} is not RFC 3339") from None
+        out.append(part)
+    return "/".join(out)
+
+
+def _check_property_value(name: str, value: str, kind: str) -> None:
+    """A property filter (``?area_ha=2``) must be a value of the column's type (else a database error)."""
+    import uuid
 
     from ciso8601 import parse_rfc3339
-    from cql2 import Expr
 
+    try:
+        if kind == "number":
+            if not math.isfinite(float(value)):
+                raise ValueError
+        elif kind == "uuid":
+            uuid.UUID(value)
+        elif kind == "time":
+            parse_rfc3339(value)
+        elif kind == "bool" and value.lower() not in ("true", "false"):
+            raise ValueError
+        elif kind in ("geometry", "other"):
+            raise BadRequest(f"property {name!r} cannot be filtered with a query parameter; use filter")
+    except ValueError:
+        raise BadRequest(f"{name}={value[:40]!r} is not a valid {kind}") from None
+
+
+def _check_query(params: QueryParams, settings: Settings, columns: dict[str, str] | None = None,
+                 items: bool = False, known: set[str] | None = None) -> list[tuple[str, str]]:
+    """Reject malformed or unknown OGC query parameters with 400 (Part 1) before tipg sees them.
+
+    ``columns`` (name -> PostgreSQL type) are the collection's, ``items`` says the route lists
+    items (property filters allowed), ``known`` the route's own parameter names (None: not checked).
+    Returns the parameters to hand on (``limit`` capped at the maximum, date-only ``datetime``
+    expanded to the day, the CRS parameters consumed).
+    """
+    column_kinds = {n: cql.kind_of_column(t) for n, t in (columns or {}).items()} if items else {}
+    if known is not None:
+        known = known | set(CRS_PARAMS) | set(column_kinds)
+    out: list[tuple[str, str]] = []
     for k, v in params.multi_items():
         if "\x00" in k or "\x00" in v:
-            raise InvalidInput("query parameters must not contain NUL bytes")
-    if params.get("bbox"):
-        try:
-            bounds = [float(v) for v in params["bbox"].split(",")]
-        except ValueError:
-            raise InvalidInput("bbox must be 4 or 6 comma-separated numbers") from None
-        if len(bounds) not in (4, 6) or not all(math.isfinite(b) for b in bounds):
-            raise InvalidInput("bbox must be 4 or 6 comma-separated finite numbers")
-    if params.get("simplify"):
-        try:
-            tolerance = float(params["simplify"])
-        except ValueError:
-            raise InvalidInput("simplify must be a number (degrees)") from None
-        if not (math.isfinite(tolerance) and tolerance >= 0):
-            raise InvalidInput("simplify must be a finite number >= 0 (degrees)")
-    if params.get("datetime"):  # empty = no filter, as tipg reads it
-        parts = params["datetime"].split("/")
-        if len(parts) > 2 or (len(parts) == 1 and parts[0] in ("", "..")):
-            raise InvalidInput("datetime must be an RFC 3339 instant or an interval start/end ('..' = open)")
-        for part in parts:
-            if part not in ("", ".."):
-                try:
-                    parse_rfc3339(part)
-                except ValueError:
-                    raise InvalidInput(f"datetime {part!r} is not RFC 3339") from None
+            raise BadRequest("query parameters must not contain NUL bytes")
+        if known is not None and k not in known:
+            raise BadRequest(f"unknown query parameter {k[:64]!r}; this resource takes: {', '.join(sorted(known))}")
+        if k in CRS_PARAMS:
+            if v not in CRS84_NAMES:
+                raise BadRequest(f"{k} {v[:80]!r} is not supported; supported: {CRS84}")
+            continue
+        if k == "limit":
+            try:
+                limit = int(v)
+            except ValueError:
+                raise BadRequest("limit must be a non-negative integer") from None
+            if limit < 0:
+                raise BadRequest("limit must be a non-negative integer")
+            v = str(min(limit, settings.api_ogc_max_limit))  # Part 1: a larger limit is capped, not refused
+        elif k == "bbox":
+            try:
+                bounds = [float(b) for b in v.split(",")]
+            except ValueError:
+                raise BadRequest("bbox must be 4 or 6 comma-separated numbers") from None
+            if len(bounds) not in (4, 6) or not all(math.isfinite(b) for b in bounds):
+                raise BadRequest("bbox must be 4 or 6 comma-separated finite numbers")
+        elif k == "simplify" and v:
+            try:
+                tolerance = float(v)
+            except ValueError:
+                raise BadRequest("simplify must be a number (degrees)") from None
+            if not (math.isfinite(tolerance) and tolerance >= 0):
+                raise BadRequest("simplify must be a finite number >= 0 (degrees)")
+        elif k == "datetime" and v:  # empty = no filter, as tipg reads it
+            v = _datetime_param(v)
+        elif k in column_kinds:
+            _check_property_value(k, v, column_kinds[k])
+        out.append((k, v))
     if "filter" in params:
-        try:
-            Expr(params["filter"]).to_json()
-        except Exception as exc:  # noqa: BLE001 - cql2 raises plain Exceptions for parse errors
-            raise InvalidInput(f"filter is not valid CQL2: {str(exc).splitlines()[0][:200]}") from None
+        tree = cql.parse(params["filter"], params.get("filter-lang"), settings.api_filter_max_chars)
+        if columns is None:
+            raise BadRequest("filter applies to a collection's items")
+        cql.check(tree, columns)
+    return out
 
 
 async def ogc_query_guard(request: Request) -> None:
-    _check_query(request.query_params)
+    settings: Settings = request.app.state.deps.settings
+    collection = None
+    collection_id = request.path_params.get("collectionId")
+    if collection_id is not None:
+        collection = collection_by_id(request, collection_id)
+    route = request.scope.get("route")
+    known = _flat_query_names(route) if route is not None else None
+    items = route is not None and route.path.endswith("/items")
+    columns = {c.name: c.type for c in collection.table_columns} if collection is not None else None
+    params = _check_query(request.query_params, settings, columns, items, known)
+    query_string = urlencode(params).encode()
+    if query_string != request.scope.get("query_string", b""):
+        # Hand the normalised parameters to tipg (and to the `next` links it builds from the URL).
+        request.scope["query_string"] = query_string
+        request._query_params = QueryParams(query_string)  # Starlette caches the parsed query here
 
 
 def collection_by_id(
-    request: Request, collectionId: Annotated[str, Path(description="Collection identifier")],
+    request: Request, collectionId: Annotated[str, Path(description="Collection identifier", max_length=128)],
 ) -> Collection:
     catalog = getattr(request.app.state, "collection_catalog", None) or {"collections": {}}
     if collectionId in catalog["collections"]:
         return catalog["collections"][collectionId]
-    raise NotFound(f"collection {collectionId!r} not found; collections: {', '.join(catalog['collections'])}")
+    raise NotFound(f"collection {collectionId[:64]!r} not found; collections: {', '.join(catalog['collections'])}")
+
+
+FEATURES_CONFORMS = [
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/landingPage",
+    "http://www.opengis.net/spec/ogcapi-common-2/1.0/conf/collections",
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/json",
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+]
+
+
+class Features(OGCFeaturesFactory):
+    """tipg's Features factory with the conformance we implement and a landing page naming OpenAPI 3.1.
+
+    The ``oas30`` classes are not claimed: ``/openapi.json`` is OpenAPI 3.1 (FastAPI).
+    """
+
+    @property
+    def conforms_to(self) -> list[str]:
+        return [*FEATURES_CONFORMS, *cql.CONFORMANCE]
+
+    def _conformance_route(self):
+        @self.router.get("/conformance", tags=["OGC Common"], summary="Conformance classes implemented.")
+        def conformance(request: Request, output_type: Annotated[MediaType | None, Depends(OutputType)] = None):
+            data = {"conformsTo": self.conforms_to}
+            if output_type == MediaType.html:
+                return self._create_html_response(request, data, template_name="conformance")
+            return JSONResponse(data)
+
+    def _landing_route(self):
+        @self.router.get("/", tags=["OGC Common"], summary="OGC API landing page.")
+        def landing(request: Request, output_type: Annotated[MediaType | None, Depends(OutputType)] = None):
+            links = [
+                {"title": "Landing Page", "href": self.url_for(request, "landing"), "type": "application/json",
+                 "rel": "self"},
+                {"title": "the API definition (JSON)", "href": str(request.url_for("openapi")),
+                 "type": OPENAPI_31, "rel": "service-desc"},
+                {"title": "the API documentation", "href": str(request.url_for("swagger_ui_html")),
+                 "type": "text/html", "rel": "service-doc"},
+                {"title": "Conformance", "href": self.url_for(request, "conformance"), "type": "application/json",
+                 "rel": "conformance"},
+                *[link.model_dump(exclude_none=True, mode="json") for link in self.links(request)],
+            ]
+            data = {"title": self.title, "links": links}
+            if output_type == MediaType.html:
+                return self._create_html_response(request, data, template_name="landing", title=self.title)
+            return JSONResponse(data)
 
 
 def ogc_router(deps: ApiDeps) -> APIRouter:
-    features = OGCFeaturesFactory(router_prefix=PREFIX, title=TITLE, collection_dependency=collection_by_id)
-    router = APIRouter(prefix=PREFIX, dependencies=[Depends(deps.viewer), Depends(ogc_query_guard),
-                                                    Depends(catalog_dependency(deps.settings))])
+    features = Features(router_prefix=PREFIX, title=TITLE, collection_dependency=collection_by_id)
+    router = APIRouter(prefix=PREFIX, dependencies=[Depends(deps.layers), Depends(catalog_dependency(deps.settings)),
+                                                    Depends(ogc_query_guard)])
     router.include_router(features.router)
     return router

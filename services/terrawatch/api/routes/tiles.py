@@ -169,14 +169,14 @@ def tiles_router(deps: ApiDeps) -> APIRouter:
                 responses={200: {"content": {MVT_MEDIA_TYPE: {}}, "description": "A Mapbox Vector Tile."}},
                 summary="One vector tile (XYZ, WebMercatorQuad).")
     def tile(layer: LayerName, z: Annotated[int, Path(ge=0, le=MAX_ZOOM)], x: Annotated[int, Path(ge=0)],
-             y: Annotated[int, Path(ge=0)], _: Principal = Depends(deps.viewer)) -> Response:
+             y: Annotated[int, Path(ge=0)], _: Principal = Depends(deps.layers)) -> Response:
         with deps.engine.connect() as conn:
             body = render_tile(conn, layer, z, x, y)
         return Response(body, media_type=MVT_MEDIA_TYPE, headers={"Cache-Control": "private, max-age=30"})
 
     @router.get("/{layer}.json", response_model=TileJSON, response_model_by_alias=True,
                 summary="TileJSON 3.0.0 of one layer.")
-    def tilejson(layer: LayerName, request: Request, _: Principal = Depends(deps.viewer)) -> dict:
+    def tilejson(layer: LayerName, request: Request, _: Principal = Depends(deps.layers)) -> dict:
         if layer not in LAYERS:
             raise NotFound(f"no layer {layer!r}; layers: {', '.join(LAYERS)}")
         spec = LAYERS[layer]
@@ -195,7 +195,7 @@ def tiles_router(deps: ApiDeps) -> APIRouter:
         }
 
     @router.get("", summary="The layers that have tiles.")
-    def layers(request: Request, _: Principal = Depends(deps.viewer)) -> dict[str, str]:
+    def layers(request: Request, _: Principal = Depends(deps.layers)) -> dict[str, str]:
         return {name: str(request.url_for("tilejson", layer=name)) for name in LAYERS}
 
     return router
