@@ -133,6 +133,24 @@ def parse(raw: str, lang: str | None, max_chars: int) -> dict | bool:
         raise _fail(f"not valid {lang_name}: {first}") from None
 
 
+def normalise(tree):
+    """The tree as tipg should get it: ``bbox`` literals as GeoJSON polygons (EPSG:4326).
+
+    cql2-rs renders a bbox as ``st_makeenvelope(...)`` without an SRID, which PostGIS refuses to
+    compare with the 4326 columns; GeoJSON literals are rendered with SRID 4326.
+    """
+    if isinstance(tree, list):
+        return [normalise(v) for v in tree]
+    if isinstance(tree, dict):
+        if set(tree) == {"bbox"}:
+            b = tree["bbox"]
+            minx, miny, maxx, maxy = (b[0], b[1], b[2], b[3]) if len(b) == 4 else (b[0], b[1], b[3], b[4])
+            return {"type": "Polygon", "coordinates": [[[minx, miny], [maxx, miny], [maxx, maxy], [minx, maxy],
+                                                        [minx, miny]]]}
+        return {k: normalise(v) for k, v in tree.items()}
+    return tree
+
+
 def check(tree, columns: dict[str, str]) -> None:
     """Walk a CQL2-JSON tree; raise :class:`BadRequest` on the first node outside the allow-list.
 

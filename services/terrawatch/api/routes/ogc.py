@@ -15,6 +15,7 @@ extents follow the data.
 from __future__ import annotations
 
 import asyncio
+import json
 import datetime as dt
 import logging
 import math
@@ -116,10 +117,11 @@ def _flat_query_names(route) -> set[str]:
     """Query parameter names a FastAPI route declares, its sub-dependencies included (cached per route)."""
     names = getattr(route, "_tw_query_names", None)
     if names is None:
-        from fastapi.dependencies.utils import get_flat_dependant
-
-        flat = get_flat_dependant(route.dependant)
-        names = {p.alias for p in flat.query_params}
+        names, todo = set(), [route.dependant]
+        while todo:
+            dependant = todo.pop()
+            names |= {p.alias for p in dependant.query_params}
+            todo.extend(dependant.dependencies)
         route._tw_query_names = names
     return names
 
@@ -243,6 +245,9 @@ def _check_query(params: QueryParams, settings: Settings, columns: dict[str, str
         if columns is None:
             raise BadRequest("filter applies to a collection's items")
         cql.check(tree, columns)
+        # tipg gets exactly the tree that was checked, as CQL2-JSON.
+        out = [(k, v) for k, v in out if k not in ("filter", "filter-lang")]
+        out += [("filter", json.dumps(cql.normalise(tree), separators=(",", ":"))), ("filter-lang", "cql2-json")]
     return out
 
 
