@@ -16,8 +16,45 @@ app = typer.Typer(help="terrawatch: near-real-time flood, deforestation and mini
 stack_app = typer.Typer(help="Start, check and stop the local stack (Kafka, PostGIS, Triton, Ray) on 127.0.0.1.",
                         no_args_is_help=True)
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+dlq_app = typer.Typer(help="Scene dead-letter queue: list, show, re-drive, purge (same code as /ops/dlq).",
+                      no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(db_app, name="db")
+app.add_typer(dlq_app, name="dlq")
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="Show the full traceback when a command fails.")) -> None:
+    """Errors are reported as one line on stderr with a non-zero exit code; --debug shows the traceback."""
+    global _DEBUG
+    _DEBUG = debug
+
+
+_DEBUG = False
+
+
+def main() -> None:
+    """Entry point. Click handles usage errors (exit 2) and typer.Exit; any other error becomes one line
+    on stderr and exit code 1, the traceback only with ``--debug``."""
+    import sys
+
+    try:
+        app()  # standalone: exits itself on success, usage errors and typer.Exit
+    except KeyboardInterrupt:
+        sys.stderr.write("terrawatch: interrupted\n")
+        raise SystemExit(130) from None
+    except Exception as exc:  # noqa: BLE001 - the one place where a failed command becomes a message
+        if _DEBUG or "--debug" in sys.argv[1:]:
+            raise
+        sys.stderr.write(f"terrawatch: error: {_one_line(exc)} (terrawatch --debug ... for the traceback)\n")
+        raise SystemExit(1) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+    text = " ".join(str(reason).split())
+    name = type(exc).__name__
+    return (text if name in text or getattr(exc, "reason", None) else f"{name}: {text}")[:500]
 
 
 @stack_app.command("up")
@@ -66,19 +103,22 @@ def publish(
 ) -> None:
     """Publish one scene event to Kafka (topic terrawatch.scenes) with a real producer."""
     from terrawatch.ingest import kafka_io
-    from terrawatch.ingest.stac_items import item_from_geotiff
+    from terrawatch.ingest.stac_items import assert_readable, item_from_geotiff
 
     s = get_settings()
     if path.suffix.lower() in (".json", ".geojson"):
-        item = json.loads(path.read_text())
+        try:
+            item = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path} is not a JSON STAC Item: {exc}") from None
     else:
+        assert_readable(path)
         st = sensing_time.replace(tzinfo=timezone.utc) if sensing_time and sensing_time.tzinfo is None else sensing_time
         item = item_from_geotiff(path, scene_id=scene_id, sensing_time=st)
     p = kafka_io.producer(s)
     kafka_io.publish_scene(p, s, item)
     if p.flush(30):
-        typer.echo("publish not acknowledged by the broker", err=True)
-        raise typer.Exit(1)
+        raise RuntimeError(f"publish not acknowledged by the Kafka broker at {s.bootstrap} within 30 s")
     typer.echo(json.dumps({"published": item.get("id"), "topic": s.scenes_topic}))
 
 
@@ -94,13 +134,16 @@ def run(
 
     from terrawatch.alerting.dispatcher import Dispatcher
     from terrawatch.observability.logging import configure_logging
+    from terrawatch.service.dlq import DepthReporter
     from terrawatch.service.worker import Worker, sync_static_subscribers
+    from terrawatch.store.uow import engine_for
 
     s = get_settings()
     configure_logging(s.log_level)
     start_http_server(s.metrics_port, addr=s.metrics_host)
     sync_static_subscribers(s)
     worker = Worker(s)
+    DepthReporter(s, engine_for(s.db_url), s.dlq_depth_interval_s).start()  # terrawatch_dlq_depth
     worker.install_signal_handlers()
     dispatcher = None
     if dispatch:
@@ -360,5 +403,105 @@ def bench_api(
     mod.emit(mod.run(concurrency, seconds, port_base, keep_stack=keep_stack))
 
 
+# dlq --------------------------------------------------------------------------------------------
+
+def _dlq_ctx():
+    from terrawatch.store.uow import engine_for
+
+    s = get_settings()
+    return s, engine_for(s.db_url)
+
+
+def _cli_actor() -> str:
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name (container): still say it came from the CLI
+        user = "unknown"
+    return f"cli:{user}@{socket.gethostname()}"[:160]
+
+
+def _cli_audit(action: str):
+    from terrawatch.store.audit import record
+
+    actor = _cli_actor()
+    return lambda conn, target, details: record(conn, actor, "cli", action, target, details)
+
+
+def _dlq_ids(ids: list[str], all_: bool) -> list[str] | None:
+    if all_ == bool(ids):
+        raise typer.BadParameter("give entry ids (partition/offset) or --all")
+    return None if all_ else ids
+
+
+@dlq_app.command("list")
+def dlq_list(
+    state: str = typer.Option("pending", help="pending, redriven, purged or all."),
+    limit: int = typer.Option(100, min=1, max=10_000, help="At most this many entries."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line instead of a table."),
+) -> None:
+    """DLQ entries (pending by default), oldest first: id, state, error code, kind, reason."""
+    from terrawatch.service import dlq
+
+    s, engine = _dlq_ctx()
+    entries = dlq.list_entries(s, engine, state, limit)
+    if as_json:
+        for e in entries:
+            typer.echo(json.dumps(e.as_dict()))
+        return
+    typer.echo(f"{'id':<12} {'state':<9} {'kind':<9} {'error_code':<20} {'failed_at':<25} reason")
+    for e in entries:
+        d = e.as_dict()
+        typer.echo(f"{d['id']:<12} {d['state']:<9} {d['kind']:<9} {d['error_code']:<20} {d['failed_at'] or '-':<25} "
+                   f"{' '.join(d['reason'].split())[:120]}")
+    counts = dlq.counts(s, engine)
+    typer.echo(f"# {s.dlq_topic}: {counts['pending']} pending, {counts['redriven']} redriven, "
+               f"{counts['purged']} purged, {counts['retained']} retained")
+
+
+@dlq_app.command("show")
+def dlq_show(entry_id: str = typer.Argument(..., help="partition/offset, e.g. 0/12")) -> None:
+    """One DLQ entry as JSON: reason, source, state (redriven when and by whom) and the original payload."""
+    from terrawatch.service import dlq
+
+    s, engine = _dlq_ctx()
+    typer.echo(json.dumps(dlq.get_entry(s, engine, entry_id).as_dict(), indent=2))
+
+
+@dlq_app.command("redrive")
+def dlq_redrive(
+    ids: list[str] = typer.Argument(None, help="Entries (partition/offset)."),
+    all_: bool = typer.Option(False, "--all", help="Every pending entry."),
+) -> None:
+    """Republish the original payload of pending entries to the scenes topic; mark them redriven."""
+    from terrawatch.ingest import kafka_io
+    from terrawatch.service import dlq
+
+    selected = _dlq_ids(ids or [], all_)
+    s, engine = _dlq_ctx()
+    out = dlq.redrive(s, engine, kafka_io.producer(s), selected, _cli_actor(), _cli_audit("dlq.redrive"))
+    typer.echo(json.dumps(out))
+    if ids and out["missing"]:
+        raise typer.Exit(1)
+
+
+@dlq_app.command("purge")
+def dlq_purge(
+    ids: list[str] = typer.Argument(None, help="Entries (partition/offset)."),
+    all_: bool = typer.Option(False, "--all", help="Every pending entry."),
+) -> None:
+    """Mark pending entries purged: no longer listed by default nor counted in terrawatch_dlq_depth."""
+    from terrawatch.service import dlq
+
+    selected = _dlq_ids(ids or [], all_)
+    s, engine = _dlq_ctx()
+    out = dlq.purge(s, engine, selected, _cli_actor(), _cli_audit("dlq.purge"))
+    typer.echo(json.dumps(out))
+    if ids and out["missing"]:
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -121,6 +121,8 @@ class Settings(BaseSettings):
     worker_metrics_url: str | None = Field(
         default=None, description="The worker's /metrics (default http://127.0.0.1:<metrics_port>/metrics).")
     control_poll_s: float = Field(default=2.0, description="How often the worker reads the pause flag (s).")
+    dlq_depth_interval_s: float = Field(
+        default=15.0, description="How often the worker measures the pending DLQ entries for terrawatch_dlq_depth (s).")
 
     @property
     def products_dir(self) -> Path:

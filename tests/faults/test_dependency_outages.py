@@ -12,8 +12,8 @@ import time
 import pytest
 from sqlalchemy import text
 
-from terrawatch.api import ops
 from terrawatch.ingest import kafka_io
+from terrawatch.service import dlq as dlq_svc
 from terrawatch.store.uow import engine_for
 from tests.faults.helpers import (
     audit, blobs_scene, river_scene, stop_worker, subscribe, wait_processed, wait_webhooks,
@@ -124,9 +124,12 @@ def test_triton_down_dlq_then_redrive(stack, tmp_path, fault_report):
         assert not any(runs_for(s, i["id"]) for i in items)
         stack.triton.start()
         stack.triton.wait()
-        entries = ops.read_dlq(s)
-        assert sorted(e["source"]["key"] for e in entries) == sorted(i["id"] for i in items)
-        ops.redrive(kafka_io.producer(s), s, entries)
+        entries = dlq_svc.list_entries(s, engine_for(s.db_url))
+        assert sorted(e.record.source.key for e in entries) == sorted(i["id"] for i in items)
+        assert {e.record.kind for e in entries} == {"transient"}
+        out = dlq_svc.redrive(s, engine_for(s.db_url), kafka_io.producer(s), [e.id for e in entries], "fault-test")
+        assert sorted(out["redriven"]) == sorted(e.id for e in entries)
+        assert dlq_svc.counts(s, engine_for(s.db_url))["pending"] == 0
         wait_processed(s, items, 300, "re-driven scenes")
         wait_webhooks(s, items, sub, 90)
         assert w.poll() is None

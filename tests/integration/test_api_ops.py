@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -13,7 +17,7 @@ from terrawatch.ingest.stac_items import item_from_geotiff
 from terrawatch.samples import synthetic_s1
 from terrawatch.store import tables as t
 from tests.integration.api_helpers import hdr, live_api, role_keys
-from tests.integration.helpers import count, isolated, publish, runs_for, start_worker, wait_for
+from tests.integration.helpers import count, isolated, publish, runs_for, settings_env, start_worker, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -25,8 +29,22 @@ def _scene(tmp_path, name: str, origin) -> dict:
                              sensing_time=datetime.now(timezone.utc) - timedelta(minutes=30))
 
 
+def _worker_gauge(s, name: str) -> float | None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    body = httpx.get(f"http://127.0.0.1:{s.metrics_port}/metrics", timeout=10).text
+    return next((fam.samples[0].value for fam in text_string_to_metric_families(body) if fam.name == name), None)
+
+
+def _cli(s, *args: str) -> subprocess.CompletedProcess:
+    """``terrawatch ARGS`` as an operator runs it (the installed entry point), against this test's settings."""
+    return subprocess.run([str(Path(sys.executable).with_name("terrawatch")), *args], env=settings_env(s),
+                          capture_output=True, text=True, timeout=120)
+
+
 def test_ops_actions_on_the_real_pipeline(stack, tmp_path):
-    s = isolated(stack.settings, "ops", api_backfill_roots=str(tmp_path), control_poll_s=1.0)
+    s = isolated(stack.settings, "ops", api_backfill_roots=str(tmp_path), control_poll_s=1.0,
+                 dlq_depth_interval_s=1.0)
     keys = role_keys(s, "ops")
     op = hdr(keys["operator"])
     worker = start_worker(s, tmp_path / "worker.log")
@@ -60,15 +78,51 @@ def test_ops_actions_on_the_real_pipeline(stack, tmp_path):
             b = _scene(tmp_path, "ops-b-src", (430_000.0, 4_490_000.0))
             b["id"] = f"ops-b-{uuid.uuid4().hex[:6]}"
             b["assets"]["data"]["href"] = late.as_uri()
-            publish(s, b)
+            publish(s, b, b'{"malformed": ')
             entries = wait_for(lambda: [e for e in httpx.get(f"{base}/ops/dlq", headers=op, timeout=60).json()
                                         if b["id"] in (e["payload"] or "")], 180, "DLQ entry")
-            assert "cannot open asset" in entries[0]["reason"]
+            assert "cannot open asset" in entries[0]["reason"] and entries[0]["state"] == "pending"
+            assert entries[0]["kind"] == "permanent" and entries[0]["error_code"] == "unreadable_asset"
+            malformed = wait_for(lambda: [e for e in httpx.get(f"{base}/ops/dlq", headers=op, timeout=60).json()
+                                          if e["error_code"] == "invalid_event"], 180, "malformed event's DLQ entry")
             late.parent.mkdir()
             synthetic_s1(late, size=256, origin=(430_000.0, 4_490_000.0))
             redriven = httpx.post(f"{base}/ops/dlq/redrive", headers=op, json={"ids": [entries[0]["id"]]}, timeout=60)
             assert redriven.status_code == 202 and redriven.json()["redriven"] == [entries[0]["id"]]
             wait_for(lambda: runs_for(s, b["id"]), 240, "re-driven scene")
+            # The entry now says it was re-driven, when and by whom, and is no longer pending.
+            shown = httpx.get(f"{base}/ops/dlq/{entries[0]['id']}", headers=op, timeout=60).json()
+            assert shown["state"] == "redriven" and shown["redriven_by"].startswith("test-ops-operator")
+            assert shown["redriven_at"] and shown["redrives"] == 1
+            again = httpx.post(f"{base}/ops/dlq/redrive", headers=op, json={"ids": [entries[0]["id"]]}, timeout=60)
+            assert again.json()["redriven"] == [] and again.json()["skipped"] == [
+                {"id": entries[0]["id"], "state": "redriven"}]
+            pending = httpx.get(f"{base}/ops/dlq", headers=op, timeout=60).json()
+            assert [e["id"] for e in pending] == [malformed[0]["id"]]
+            assert [e["id"] for e in httpx.get(f"{base}/ops/dlq", headers=op, params={"state": "redriven"},
+                                               timeout=60).json()] == [entries[0]["id"]]
+            assert httpx.get(f"{base}/ops/dlq/0/999999", headers=op, timeout=60).status_code == 404
+            # terrawatch_dlq_depth (worker /metrics) = pending entries = the ops API's dlq_size = `terrawatch dlq list`.
+            status = wait_for(lambda: (st := httpx.get(f"{base}/ops/status", headers=op, timeout=30).json())
+                              and _worker_gauge(s, "terrawatch_dlq_depth") == st["dlq_size"] and st, 60,
+                              "terrawatch_dlq_depth to equal the ops API's dlq_size")
+            assert status["dlq_size"] == 1 and status["dlq"] == {"pending": 1, "redriven": 1, "purged": 0,
+                                                                 "retained": 2}, status
+            listed = _cli(s, "dlq", "list")
+            assert listed.returncode == 0, listed.stderr
+            rows = [ln for ln in listed.stdout.splitlines() if ln.startswith(malformed[0]["id"] + " ")]
+            assert len(rows) == 1 and "pending" in rows[0] and "invalid_event" in rows[0], listed.stdout
+            assert "1 pending, 1 redriven, 0 purged" in listed.stdout
+            shown = json.loads(_cli(s, "dlq", "show", malformed[0]["id"]).stdout)
+            assert shown["payload"] == '{"malformed": ' and shown["state"] == "pending"
+            bad = _cli(s, "dlq", "show", "nope")
+            assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+            purged = _cli(s, "dlq", "purge", malformed[0]["id"])
+            assert purged.returncode == 0 and json.loads(purged.stdout)["purged"] == [malformed[0]["id"]], purged
+            assert httpx.get(f"{base}/ops/dlq", headers=op, timeout=60).json() == []
+            gone = httpx.get(f"{base}/ops/dlq/{malformed[0]['id']}", headers=op, timeout=60).json()
+            assert gone["state"] == "purged" and gone["purged_by"].startswith("cli:")
+            wait_for(lambda: _worker_gauge(s, "terrawatch_dlq_depth") == 0, 60, "terrawatch_dlq_depth 0 after purge")
 
             # Replay: the stored item goes through again; idempotent, so nothing is duplicated.
             n_det = count(s, t.detections, t.detections.c.scene_id == a["id"])
@@ -92,7 +146,7 @@ def test_ops_actions_on_the_real_pipeline(stack, tmp_path):
             assert httpx.post(f"{base}/ops/backfill", headers=op, json={"folder": "/etc"}).status_code == 422
 
             status = httpx.get(f"{base}/ops/status", headers=op, timeout=30).json()
-            assert status["dlq_size"] >= 1 and status["consumption_paused"] is False
+            assert status["dlq_size"] == 0 and status["dlq"]["retained"] == 2 and status["consumption_paused"] is False
             assert "sentinel-1a" in {p["platform"] for p in status["last_processed"]}
 
             audit = httpx.get(f"{base}/ops/audit", headers=op, params={"limit": 200}).json()

@@ -11,6 +11,7 @@ from terrawatch.api.routes.ogc import _check_query
 from terrawatch.api.routes.tiles import LAYERS, TILE_SQL, WEB_MERCATOR_WIDTH_M, tolerance_m
 from terrawatch.api.security import AuthFailureLimiter, verify_key
 from terrawatch.domain.errors import TransientError, UnreadableAsset
+from terrawatch.service import dlq as dlq_svc
 from terrawatch.settings import Settings
 
 
@@ -75,17 +76,18 @@ def test_malformed_keys_are_rejected_without_a_database(presented):
 
 
 def test_dlq_ids():
-    assert ops.parse_dlq_id("0/12") == (0, 12)
+    assert dlq_svc.parse_id("0/12") == (0, 12)
     for bad in ("12", "a/b", "-1/3", "0/-2"):
-        with pytest.raises(errors.InvalidInput):
-            ops.parse_dlq_id(bad)
+        with pytest.raises(dlq_svc.BadEntryId):
+            dlq_svc.parse_id(bad)
 
 
-def test_original_payload_round_trips_base64():
-    assert ops.original_payload({"id": "0/1", "payload": "aGk=", "payload_encoding": "base64"}) == b"hi"
-    assert ops.original_payload({"id": "0/1", "payload": '{"a": 1}', "payload_encoding": "utf-8"}) == b'{"a": 1}'
-    with pytest.raises(errors.InvalidInput):
-        ops.original_payload({"id": "0/1", "payload": None})
+def test_dlq_record_round_trips_the_original_payload():
+    from terrawatch.ingest.dlq import DlqRecord
+
+    assert DlqRecord(reason="r", error_code="x", payload="aGk=", payload_encoding="base64").original_payload() == b"hi"
+    assert DlqRecord(reason="r", error_code="x", payload='{"a": 1}').original_payload() == b'{"a": 1}'
+    assert DlqRecord(reason="r", error_code="x").original_payload() is None
 
 
 def test_backfill_is_confined_to_allowed_roots(tmp_path):

@@ -7,8 +7,6 @@ join the pipeline's consumer group (``committed()`` and watermarks only).
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import subprocess
 import sys
@@ -183,21 +181,6 @@ def consumer_lag(settings: Settings) -> list[dict]:
         c.close()
 
 
-@kafka_errors
-def dlq_size(settings: Settings) -> int:
-    from confluent_kafka import TopicPartition
-
-    c = _probe_consumer(settings)
-    try:
-        total = 0
-        for p in _partitions(c, settings.dlq_topic):
-            low, high = c.get_watermark_offsets(TopicPartition(settings.dlq_topic, p), timeout=5, cached=False)
-            total += high - low
-        return total
-    finally:
-        c.close()
-
-
 def worker_gauge(settings: Settings, name: str) -> float | None:
     """A gauge from the worker's Prometheus endpoint (None when the worker is not reachable)."""
     import httpx
@@ -251,95 +234,6 @@ def scene_item(engine: Engine, scene_id: str) -> dict:
     if item is None:
         raise NotFound(f"scene {scene_id!r} not found")
     return item
-
-
-def parse_dlq_id(entry_id: str) -> tuple[int, int]:
-    try:
-        p, o = entry_id.split("/", 1)
-        part, off = int(p), int(o)
-    except ValueError:
-        raise InvalidInput(f"DLQ entry id {entry_id!r} is not partition/offset (e.g. 0/12)") from None
-    if part < 0 or off < 0:
-        raise InvalidInput(f"DLQ entry id {entry_id!r} must be non-negative")
-    return part, off
-
-
-def _dlq_entry(msg) -> dict:
-    try:
-        rec = json.loads(msg.value())
-        if not isinstance(rec, dict):
-            raise ValueError("not an object")
-    except ValueError:
-        rec = {"reason": "unparseable DLQ record", "payload": None}
-    return {"id": f"{msg.partition()}/{msg.offset()}", "partition": msg.partition(), "offset": msg.offset(),
-            "reason": rec.get("reason"), "error_code": rec.get("error_code"), "attempts": rec.get("attempts"),
-            "failed_at": rec.get("failed_at"), "source": rec.get("source"),
-            "payload_encoding": rec.get("payload_encoding", "utf-8"), "payload": rec.get("payload")}
-
-
-@kafka_errors
-def read_dlq(settings: Settings, ids: list[str] | None = None, limit: int = 100) -> list[dict]:
-    """DLQ entries oldest first (all, up to ``limit``), or exactly the entries named by ``ids``."""
-    from confluent_kafka import TopicPartition
-
-    c = _probe_consumer(settings)
-    try:
-        parts = _partitions(c, settings.dlq_topic)
-        wanted: dict[int, set[int]] | None = None
-        if ids is not None:
-            wanted = {}
-            for part, off in map(parse_dlq_id, ids):
-                wanted.setdefault(part, set()).add(off)
-        ranges = {}
-        for p in parts:
-            if wanted is not None and p not in wanted:
-                continue
-            low, high = c.get_watermark_offsets(TopicPartition(settings.dlq_topic, p), timeout=5, cached=False)
-            if high > low:
-                start = min(wanted[p]) if wanted else low
-                ranges[p] = (max(low, start), high)
-        out: list[dict] = []
-        for p, (start, high) in ranges.items():
-            if start >= high:
-                continue
-            c.assign([TopicPartition(settings.dlq_topic, p, start)])
-            pos, deadline = start, time.monotonic() + 20
-            while pos < high and time.monotonic() < deadline and (wanted is not None or len(out) < limit):
-                msg = c.poll(1.0)
-                if msg is None or msg.error():
-                    continue
-                pos = msg.offset() + 1
-                if wanted is None or msg.offset() in wanted[p]:
-                    out.append(_dlq_entry(msg))
-                if wanted is not None and pos > max(wanted[p]):
-                    break
-            c.unassign()
-        return out[:limit] if wanted is None else out
-    finally:
-        c.close()
-
-
-def original_payload(entry: dict) -> bytes:
-    payload = entry.get("payload")
-    if payload is None:
-        raise InvalidInput(f"DLQ entry {entry['id']} has no original payload")
-    if entry.get("payload_encoding") == "base64":
-        return base64.b64decode(payload)
-    return payload.encode()
-
-
-def redrive(producer, settings: Settings, entries: list[dict]) -> list[str]:
-    """Republish each entry's original payload to the scenes topic under its original key."""
-    messages = [(((e.get("source") or {}).get("key") or "").encode() or None, original_payload(e)) for e in entries]
-    try:
-        for key, value in messages:
-            producer.produce(settings.scenes_topic, key=key, value=value)
-        remaining = producer.flush(15)
-    except Exception as exc:  # noqa: BLE001 - BufferError/KafkaException: the broker is the problem
-        raise Unavailable(f"Kafka rejected the re-drive: {exc}") from exc
-    if remaining:
-        raise Unavailable(f"Kafka did not acknowledge {remaining} message(s) within 15 s")
-    return [e["id"] for e in entries]
 
 
 def backfill_roots(settings: Settings) -> list[Path]:

@@ -1,16 +1,17 @@
-"""Kafka adapters: scene event producer, DLQ writer and lag reporting (confluent-kafka)."""
+"""Kafka adapters: scene event producer, consumer and lag reporting (confluent-kafka).
+
+The DLQ (record type, writer, reader, re-drive) is in :mod:`terrawatch.ingest.dlq`; ``send_to_dlq`` and
+``DlqWriteError`` are re-exported here for the worker.
+"""
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
-import threading
-import time
-from datetime import datetime, timezone
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
+from terrawatch.ingest.dlq import DlqWriteError, send_to_dlq  # noqa: F401 - re-exported for the worker
 from terrawatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,57 +38,6 @@ def producer(settings: Settings) -> Producer:
 def publish_scene(p: Producer, settings: Settings, item: dict) -> None:
     """Publish one STAC Item keyed by its id (same scene -> same partition)."""
     p.produce(settings.scenes_topic, key=item.get("id", "").encode(), value=json.dumps(item).encode())
-
-
-def dlq_record(msg: Message, reason: str, code: str, attempts: int = 1) -> bytes:
-    raw = msg.value() or b""
-    try:
-        payload, encoding = raw.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        payload, encoding = base64.b64encode(raw).decode(), "base64"
-    return json.dumps({
-        "reason": reason,
-        "error_code": code,
-        "attempts": attempts,
-        "failed_at": datetime.now(timezone.utc).isoformat(),
-        "source": {"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset(),
-                   "key": (msg.key() or b"").decode("utf-8", "replace")},
-        "payload_encoding": encoding,
-        "payload": payload,
-    }).encode()
-
-
-class DlqWriteError(RuntimeError):
-    """The DLQ record was not acknowledged (broker down); the source offset must not be committed."""
-
-
-def send_to_dlq(p: Producer, settings: Settings, msg: Message, reason: str, code: str, attempts: int = 1,
-                timeout_s: float = 30.0, stop: threading.Event | None = None) -> None:
-    """Write the original payload and the reason to the DLQ and wait until the broker has it.
-
-    Waits up to ``timeout_s`` s, or with ``stop`` given until ``stop`` is set: through a broker outage
-    the record stays queued in the (idempotent) producer, so waiting longer never duplicates it; a
-    record the producer gave up on (message.timeout.ms) is produced again. Raises DlqWriteError.
-    """
-    report: list = []
-    deadline = time.monotonic() + timeout_s
-    while True:
-        p.produce(settings.dlq_topic, key=msg.key(), value=dlq_record(msg, reason, code, attempts),
-                  headers=[("terrawatch-reason", reason[:1000].encode()), ("terrawatch-error-code", code.encode())],
-                  on_delivery=lambda err, _m: report.append(err))
-        while not report:
-            p.flush(1.0)
-            if stop is None and time.monotonic() > deadline:
-                raise DlqWriteError(f"DLQ write not acknowledged by the broker within {timeout_s:.0f} s")
-            if stop is not None and stop.is_set() and not report:
-                raise DlqWriteError("DLQ write not acknowledged before shutdown")
-        err = report.pop()
-        if err is None:
-            return
-        if stop is None or stop.is_set():
-            raise DlqWriteError(f"DLQ write failed: {err}")
-        log.warning("DLQ write failed (%s); producing it again", err)
-        stop.wait(1.0)
 
 
 def consumer(settings: Settings) -> Consumer:

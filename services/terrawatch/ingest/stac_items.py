@@ -7,8 +7,24 @@ from pathlib import Path
 
 import pystac
 import rasterio
+import rasterio.errors
 from rasterio.warp import transform_geom
 from shapely.geometry import box, mapping, shape
+
+
+def assert_readable(path: Path) -> None:
+    """Raise UnreadableAsset unless ``path`` opens as a raster and its last row of pixels can be read
+    (a truncated GeoTIFF often has an intact header and missing tail blocks)."""
+    from rasterio.windows import Window
+
+    from terrawatch.domain.errors import UnreadableAsset
+
+    try:
+        with rasterio.open(path) as ds:
+            ds.read(window=Window(0, ds.height - 1, ds.width, 1))
+    except rasterio.errors.RasterioError as exc:
+        detail = " ".join(str(exc.__cause__ or exc).split())[:300]
+        raise UnreadableAsset(f"{path.name} is not a readable GeoTIFF: {detail}") from exc
 
 
 def item_from_geotiff(path: Path, *, scene_id: str | None = None, sensing_time: datetime | None = None,

@@ -88,5 +88,5 @@ WEBHOOK_CIRCUIT_OPEN = Gauge(
 )
 OUTBOX_DEPTH = Gauge("terrawatch_outbox_depth", "Webhook deliveries waiting in the outbox.")
 OUTBOX_FAILED = Gauge("terrawatch_outbox_failed", "Webhook deliveries that gave up and wait for an operator.")
-DLQ_DEPTH = Gauge("terrawatch_dlq_depth", "Messages in the scene dead-letter topic.")
+DLQ_DEPTH = Gauge("terrawatch_dlq_depth", "Pending entries (not re-driven or purged) of the scene dead-letter topic.")
 SCENES_IN_FLIGHT = Gauge("terrawatch_scenes_in_flight", "Scenes being processed now.")

@@ -176,3 +176,23 @@ reference_features = Table(
     Column("geom", Geometry(srid=4326, spatial_index=False), nullable=False),  # GiST index made in 0003
     Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
 )
+
+# What operators did with a scene DLQ entry (the entry itself is the Kafka record at dlq topic/partition/offset).
+# No row = pending. Kafka records are immutable, so "purged" is recorded here; retention removes the record.
+dlq_entries = Table(
+    "dlq_entries", metadata,
+    Column("topic", String(249), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("offset", BigInteger, primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("error_code", String(64), nullable=True),
+    Column("kind", String(16), nullable=True),
+    Column("source_key", Text, nullable=True),
+    Column("redriven_at", DateTime(timezone=True), nullable=True),
+    Column("redriven_by", String(160), nullable=True),
+    Column("redrives", Integer, nullable=False, server_default="0"),
+    Column("purged_at", DateTime(timezone=True), nullable=True),
+    Column("purged_by", String(160), nullable=True),
+    Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    CheckConstraint("state in ('pending', 'redriven', 'purged')", name="ck_dlq_entries_state"),
+)

@@ -13,8 +13,9 @@ from sqlalchemy import select
 
 from terrawatch.api import ops
 from terrawatch.api.deps import ApiDeps
-from terrawatch.api.errors import NotFound
+from terrawatch.api.errors import InvalidInput, NotFound
 from terrawatch.api.security import Principal
+from terrawatch.service import dlq as dlq_svc
 from terrawatch.store import control
 from terrawatch.store import tables as t
 
@@ -58,7 +59,8 @@ class PipelineStatus(BaseModel):
     total_lag: int
     scenes_in_flight: float | None = Field(description="From the worker's /metrics; null if unreachable.")
     last_processed: list[PlatformProgress]
-    dlq_size: int
+    dlq_size: int = Field(description="Pending DLQ entries (= terrawatch_dlq_depth).")
+    dlq: dict[str, int] = Field(description="Retained DLQ records by state: pending, redriven, purged, retained.")
     consumption_paused: bool
     outbox: dict[str, int] = Field(description="Webhook deliveries by status.")
 
@@ -68,22 +70,37 @@ class Published(BaseModel):
     topic: str
 
 
+class DlqSourceOut(BaseModel):
+    topic: str
+    partition: int
+    offset: int
+    key: str
+
+
 class DlqEntry(BaseModel):
     id: str = Field(description="partition/offset in the DLQ topic.")
     partition: int
     offset: int
-    reason: str | None
-    error_code: str | None
-    attempts: int | None
+    state: Literal["pending", "redriven", "purged"]
+    reason: str
+    error_code: str
+    kind: Literal["permanent", "transient"] = Field(
+        description="permanent: the event itself is bad; transient: a dependency failed through every attempt.")
+    attempts: int
     failed_at: str | None
-    source: dict[str, Any] | None
-    payload_encoding: str
+    source: DlqSourceOut | None
+    redriven_at: str | None
+    redriven_by: str | None
+    redrives: int
+    purged_at: str | None
+    purged_by: str | None
+    payload_encoding: Literal["utf-8", "base64"]
     payload: str | None
 
 
-class RedriveIn(BaseModel):
+class DlqSelect(BaseModel):
     ids: list[Annotated[str, Field(pattern=DLQ_ID)]] | None = Field(
-        default=None, max_length=1000, description="Entries to re-drive (partition/offset); omit with all=true.")
+        default=None, max_length=1000, description="Entries (partition/offset); omit with all=true (every pending one).")
     all: bool = False
 
     @model_validator(mode="after")
@@ -93,10 +110,29 @@ class RedriveIn(BaseModel):
         return self
 
 
+RedriveIn = DlqSelect
+
+
+class SkippedEntry(BaseModel):
+    id: str
+    state: str = Field(description="Why it was skipped: its state (redriven, purged) or no_payload.")
+
+
 class Redriven(BaseModel):
     redriven: list[str]
     missing: list[str]
+    skipped: list[SkippedEntry]
     topic: str
+    at: str
+    by: str
+
+
+class Purged(BaseModel):
+    purged: list[str]
+    missing: list[str]
+    skipped: list[SkippedEntry]
+    at: str
+    by: str
 
 
 class PauseIn(BaseModel):
@@ -168,12 +204,13 @@ def ops_router(deps: ApiDeps) -> APIRouter:
     def status(_: Principal = Depends(deps.viewer)) -> dict:
         lag = ops.consumer_lag(s)
         flag = control.get_flag(deps.engine, control.paused_key(s.consumer_group))
+        dlq = dlq_svc.counts(s, deps.engine)
         return {
             "consumer_group": s.consumer_group, "topic": s.scenes_topic,
             "consumer_lag": lag, "total_lag": sum(p["lag"] for p in lag),
             "scenes_in_flight": ops.worker_gauge(s, "terrawatch_scenes_in_flight"),
             "last_processed": ops.last_sensed_by_platform(deps.engine),
-            "dlq_size": ops.dlq_size(s),
+            "dlq_size": dlq["pending"], "dlq": dlq,
             "consumption_paused": bool(flag and flag["value"].get("paused")),
             "outbox": ops.outbox_counts(deps.engine),
         }
@@ -187,23 +224,49 @@ def ops_router(deps: ApiDeps) -> APIRouter:
             ops.publish_items(deps.producer(), s, [item])
         return {"published": [scene_id], "topic": s.scenes_topic}
 
-    @router.get("/dlq", response_model=list[DlqEntry], summary="Dead-lettered events, oldest first.")
-    def dlq(limit: Annotated[int, Query(ge=1, le=1000)] = 100, _: Principal = Depends(deps.operator)) -> list[dict]:
-        return ops.read_dlq(s, limit=limit)
+    def _audit(who: Principal, request: Request, action: str):
+        return lambda conn, target, details: deps.audit(conn, who, action, target, details, request)
+
+    def _ids(body: DlqSelect) -> list[str] | None:
+        return None if body.all else body.ids
+
+    @router.get("/dlq", response_model=list[DlqEntry], summary="Dead-lettered events (pending by default).")
+    def dlq(limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+            state: Annotated[Literal["pending", "redriven", "purged", "all"], Query()] = "pending",
+            _: Principal = Depends(deps.operator)) -> list[dict]:
+        return [e.as_dict() for e in dlq_svc.list_entries(s, deps.engine, state, limit)]
+
+    @router.get("/dlq/{partition}/{offset}", response_model=DlqEntry, summary="One DLQ entry with its state.")
+    def dlq_entry(partition: Annotated[int, Path(ge=0, le=999_999)], offset: Annotated[int, Path(ge=0, le=2**63 - 1)],
+                  _: Principal = Depends(deps.operator)) -> dict:
+        try:
+            return dlq_svc.get_entry(s, deps.engine, f"{partition}/{offset}").as_dict()
+        except dlq_svc.EntryNotFound as exc:
+            raise NotFound(str(exc)) from None
 
     @router.post("/dlq/redrive", response_model=Redriven, status_code=202,
-                 summary="Republish the original payload of DLQ entries (all, or by partition/offset id).")
-    def redrive(body: RedriveIn, request: Request, who: Principal = Depends(deps.operator)) -> dict:
-        entries = ops.read_dlq(s, ids=body.ids, limit=10_000) if body.ids is not None else ops.read_dlq(s, limit=10_000)
-        found = {e["id"] for e in entries}
-        missing = [i for i in (body.ids or []) if i not in found]
-        if body.ids is not None and not entries:
+                 summary="Republish the original payload of pending DLQ entries (all, or by partition/offset id) "
+                         "and mark them redriven.")
+    def redrive(body: DlqSelect, request: Request, who: Principal = Depends(deps.operator)) -> dict:
+        try:
+            out = dlq_svc.redrive(s, deps.engine, deps.producer(), _ids(body), who.actor,
+                                  _audit(who, request, "dlq.redrive"))
+        except dlq_svc.BadEntryId as exc:
+            raise InvalidInput(str(exc)) from None
+        if body.ids is not None and len(out["missing"]) == len(body.ids):
             raise NotFound(f"no DLQ entries with ids {', '.join(body.ids[:10])}")
-        with deps.engine.begin() as conn:
-            deps.audit(conn, who, "dlq.redrive", "all" if body.all else ",".join(sorted(found)),
-                       {"ids": sorted(found), "missing": missing}, request)
-            done = ops.redrive(deps.producer(), s, entries)
-        return {"redriven": done, "missing": missing, "topic": s.scenes_topic}
+        return out
+
+    @router.post("/dlq/purge", response_model=Purged,
+                 summary="Mark pending DLQ entries purged (no longer listed by default nor counted in the depth).")
+    def purge(body: DlqSelect, request: Request, who: Principal = Depends(deps.operator)) -> dict:
+        try:
+            out = dlq_svc.purge(s, deps.engine, _ids(body), who.actor, _audit(who, request, "dlq.purge"))
+        except dlq_svc.BadEntryId as exc:
+            raise InvalidInput(str(exc)) from None
+        if body.ids is not None and len(out["missing"]) == len(body.ids):
+            raise NotFound(f"no DLQ entries with ids {', '.join(body.ids[:10])}")
+        return out
 
     def _consumption() -> dict:
         flag = control.get_flag(deps.engine, control.paused_key(s.consumer_group))

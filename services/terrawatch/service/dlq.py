@@ -1,0 +1,228 @@
+"""Operators' DLQ use cases: list, show, re-drive, purge, depth. One implementation, called by the ops API
+(``/ops/dlq...``), the CLI (``terrawatch dlq ...``), the worker's ``terrawatch_dlq_depth`` gauge and the tests.
+
+An entry is the Kafka record at ``partition/offset`` of the DLQ topic (:mod:`terrawatch.ingest.dlq`);
+its state is ``pending`` until an operator re-drives it (its original payload is republished to the
+scenes topic under its original key; ``redriven_at``/``redriven_by`` recorded) or purges it (hidden
+from the default list, no longer counted; Kafka retention removes the record). State rows live in
+PostGIS (:mod:`terrawatch.store.dlq_state`). Depth = retained DLQ records that are still ``pending``:
+the number ``terrawatch_dlq_depth`` exports and ``/ops/status`` reports as ``dlq_size``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
+
+from terrawatch.ingest import dlq as kdlq
+from terrawatch.ingest.dlq import DlqRecord
+from terrawatch.observability.metrics import DLQ_DEPTH
+from terrawatch.settings import Settings
+from terrawatch.store import dlq_state
+
+log = logging.getLogger(__name__)
+
+STATES = dlq_state.STATES
+MAX_ENTRIES = 10_000  # the most entries one list/re-drive/purge call touches
+
+Audit = Callable[[Connection, str, dict[str, Any]], None]  # (conn, target, details) inside the transaction
+
+
+class BadEntryId(ValueError):
+    pass
+
+
+class EntryNotFound(LookupError):
+    pass
+
+
+@dataclass
+class DlqEntry:
+    partition: int
+    offset: int
+    record: DlqRecord
+    state: str = "pending"
+    redriven_at: datetime | None = None
+    redriven_by: str | None = None
+    redrives: int = 0
+    purged_at: datetime | None = None
+    purged_by: str | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.partition}/{self.offset}"
+
+    def as_dict(self) -> dict:
+        r = self.record
+        return {"id": self.id, "partition": self.partition, "offset": self.offset, "state": self.state,
+                "reason": r.reason, "error_code": r.error_code, "kind": r.kind, "attempts": r.attempts,
+                "failed_at": r.failed_at.isoformat() if r.failed_at else None,
+                "source": r.source.model_dump() if r.source else None,
+                "redriven_at": self.redriven_at.isoformat() if self.redriven_at else None,
+                "redriven_by": self.redriven_by, "redrives": self.redrives,
+                "purged_at": self.purged_at.isoformat() if self.purged_at else None, "purged_by": self.purged_by,
+                "payload_encoding": r.payload_encoding, "payload": r.payload}
+
+
+def parse_id(entry_id: str) -> tuple[int, int]:
+    """``"partition/offset"`` -> (partition, offset); BadEntryId otherwise."""
+    try:
+        p, o = entry_id.split("/", 1)
+        part, off = int(p), int(o)
+    except ValueError:
+        raise BadEntryId(f"DLQ entry id {entry_id!r} is not partition/offset (e.g. 0/12)") from None
+    if part < 0 or off < 0:
+        raise BadEntryId(f"DLQ entry id {entry_id!r} must be non-negative")
+    return part, off
+
+
+def _with_state(settings: Settings, engine: Engine, found: list[tuple[int, int, DlqRecord]]) -> list[DlqEntry]:
+    rows = dlq_state.states(engine, settings.dlq_topic, [(p, o) for p, o, _ in found])
+    out = []
+    for p, o, rec in found:
+        row = rows.get((p, o)) or {}
+        out.append(DlqEntry(p, o, rec, state=row.get("state", "pending"), redriven_at=row.get("redriven_at"),
+                            redriven_by=row.get("redriven_by"), redrives=row.get("redrives") or 0,
+                            purged_at=row.get("purged_at"), purged_by=row.get("purged_by")))
+    return out
+
+
+def get_entries(settings: Settings, engine: Engine, ids: list[str]) -> tuple[list[DlqEntry], list[str]]:
+    """The entries named by ``ids`` (still retained in Kafka) and the ids not found."""
+    wanted: dict[int, set[int]] = {}
+    for part, off in map(parse_id, ids):
+        wanted.setdefault(part, set()).add(off)
+    entries = _with_state(settings, engine, kdlq.read(settings, wanted=wanted))
+    found = {e.id for e in entries}
+    return entries, [i for i in ids if f"{parse_id(i)[0]}/{parse_id(i)[1]}" not in found]
+
+
+def get_entry(settings: Settings, engine: Engine, entry_id: str) -> DlqEntry:
+    entries, missing = get_entries(settings, engine, [entry_id])
+    if missing:
+        raise EntryNotFound(f"no DLQ entry {entry_id} in {settings.dlq_topic}")
+    return entries[0]
+
+
+def list_entries(settings: Settings, engine: Engine, state: str = "pending", limit: int = 100) -> list[DlqEntry]:
+    """Entries in ``state`` (``pending``, ``redriven``, ``purged`` or ``all``), oldest first per partition."""
+    if state not in (*STATES, "all"):
+        raise BadEntryId(f"state must be one of {', '.join((*STATES, 'all'))}")
+    limit = max(1, min(limit, MAX_ENTRIES))
+    if state in ("redriven", "purged"):
+        positions = dlq_state.positions_in_state(engine, settings.dlq_topic, state, kdlq.watermarks(settings), limit)
+        wanted: dict[int, set[int]] = {}
+        for p, o in positions:
+            wanted.setdefault(p, set()).add(o)
+        return _with_state(settings, engine, kdlq.read(settings, wanted=wanted)) if wanted else []
+    skip = 0
+    if state == "pending":
+        skip = sum(dlq_state.not_pending(engine, settings.dlq_topic, kdlq.watermarks(settings)).values())
+    entries = _with_state(settings, engine, kdlq.read(settings, limit=limit + skip))
+    if state == "pending":
+        entries = [e for e in entries if e.state == "pending"]
+    return entries[:limit]
+
+
+def counts(settings: Settings, engine: Engine) -> dict[str, int]:
+    """Retained DLQ records by state: ``{"pending": n, "redriven": n, "purged": n, "retained": n}``; sets
+    ``terrawatch_dlq_depth`` (= pending) in this process."""
+    marks = kdlq.watermarks(settings)
+    retained = sum(max(0, high - low) for low, high in marks.values())
+    done = dlq_state.not_pending(engine, settings.dlq_topic, marks)
+    redriven, purged = done.get("redriven", 0), done.get("purged", 0)
+    DLQ_DEPTH.set(max(0, retained - redriven - purged))
+    return {"pending": max(0, retained - redriven - purged), "redriven": redriven, "purged": purged,
+            "retained": retained}
+
+
+def depth(settings: Settings, engine: Engine) -> int:
+    """Pending DLQ entries; also sets ``terrawatch_dlq_depth`` in this process."""
+    return counts(settings, engine)["pending"]
+
+
+def _select(settings: Settings, engine: Engine, ids: list[str] | None) -> tuple[list[DlqEntry], list[str], list[dict]]:
+    """(pending entries to act on, missing ids, skipped [{id, state}]) for ``ids`` or for every pending entry."""
+    if ids is None:
+        return list_entries(settings, engine, "pending", MAX_ENTRIES), [], []
+    entries, missing = get_entries(settings, engine, ids[:MAX_ENTRIES])
+    return ([e for e in entries if e.state == "pending"], missing,
+            [{"id": e.id, "state": e.state} for e in entries if e.state != "pending"])
+
+
+def redrive(settings: Settings, engine: Engine, producer, ids: list[str] | None, actor: str,
+            audit: Audit | None = None) -> dict:
+    """Republish the original payload of the pending entries ``ids`` (None: every pending entry) to the
+    scenes topic under their original keys and mark them ``redriven`` (time, ``actor``), in one
+    transaction with the caller's audit row: if Kafka refuses, nothing is marked. Entries without
+    an original payload and entries not pending are skipped (listed with their state)."""
+    todo, missing, skipped = _select(settings, engine, ids)
+    keep = [e for e in todo if e.record.payload is not None]
+    skipped += [{"id": e.id, "state": "no_payload"} for e in todo if e.record.payload is None]
+    now = datetime.now(timezone.utc)
+    with engine.begin() as conn:
+        for e in keep:
+            dlq_state.mark(conn, settings.dlq_topic, e.partition, e.offset, "redriven", actor, now,
+                           e.record.error_code, e.record.kind, e.record.source.key if e.record.source else None)
+        if audit is not None:
+            audit(conn, "all" if ids is None else ",".join(e.id for e in keep),
+                  {"ids": [e.id for e in keep], "missing": missing, "skipped": skipped})
+        if keep:
+            kdlq.republish(producer, settings, [e.record for e in keep])
+    _refresh_depth(settings, engine)
+    return {"redriven": [e.id for e in keep], "missing": missing, "skipped": skipped,
+            "topic": settings.scenes_topic, "at": now.isoformat(), "by": actor}
+
+
+def purge(settings: Settings, engine: Engine, ids: list[str] | None, actor: str, audit: Audit | None = None) -> dict:
+    """Mark the pending entries ``ids`` (None: every pending entry) ``purged`` (time, ``actor``): no longer
+    listed by default, no longer counted in the depth; nothing is republished."""
+    todo, missing, skipped = _select(settings, engine, ids)
+    now = datetime.now(timezone.utc)
+    with engine.begin() as conn:
+        for e in todo:
+            dlq_state.mark(conn, settings.dlq_topic, e.partition, e.offset, "purged", actor, now,
+                           e.record.error_code, e.record.kind, e.record.source.key if e.record.source else None)
+        if audit is not None:
+            audit(conn, "all" if ids is None else ",".join(e.id for e in todo),
+                  {"ids": [e.id for e in todo], "missing": missing, "skipped": skipped})
+    _refresh_depth(settings, engine)
+    return {"purged": [e.id for e in todo], "missing": missing, "skipped": skipped, "at": now.isoformat(),
+            "by": actor}
+
+
+def _refresh_depth(settings: Settings, engine: Engine) -> None:
+    try:
+        depth(settings, engine)
+    except Exception:  # noqa: BLE001 - the action succeeded; the gauge catches up on the next report
+        log.debug("DLQ depth refresh failed", exc_info=True)
+
+
+class DepthReporter:
+    """Sets ``terrawatch_dlq_depth`` every ``interval_s`` seconds (a daemon thread of the consumer process)."""
+
+    def __init__(self, settings: Settings, engine: Engine, interval_s: float) -> None:
+        self.s, self.engine, self.interval_s = settings, engine, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="dlq-depth")
+
+    def start(self) -> DepthReporter:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                depth(self.s, self.engine)
+            except Exception as exc:  # noqa: BLE001 - Kafka/PostGIS down: keep the last value, try again
+                log.debug("DLQ depth report failed: %s", exc)
+            self._stop.wait(self.interval_s)
