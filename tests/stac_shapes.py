@@ -26,6 +26,8 @@ def earth_search_s2(item_id: str, hrefs: dict[str, str], *, level: str = "L1C", 
     """A sentinel-2-l1c / -l2a Item as Earth Search v1 publishes it (common-name asset keys, eo:bands)."""
     assets: dict[str, dict] = {}
     for band, href in hrefs.items():
+        if band == "SCL":
+            continue
         key, common, centre, gsd = S2_KEYS[band]
         eo = [{"name": key, "common_name": common, "description": f"{key} ({band})",
                "center_wavelength": centre, "full_width_half_max": 0.02}]
@@ -36,6 +38,24 @@ def earth_search_s2(item_id: str, hrefs: dict[str, str], *, level: str = "L1C", 
         if jp2_twins:
             assets[f"{key}-jp2"] = {"href": href.rsplit(".", 1)[0] + ".jp2", "type": "image/jp2",
                                     "eo:bands": eo, "roles": ["data", "reflectance"]}
+    if level == "L2A":  # Earth Search v1 sentinel-2-l2a extras: aot, wvp, scl (uint8, 20 m, no eo:bands), visual
+        for key, title, dtype in (("aot", "Aerosol optical thickness (AOT)", "uint16"),
+                                  ("wvp", "Water vapour (WVP)", "uint16"), ("scl", "Scene classification map (SCL)",
+                                                                           "uint8")):
+            href = hrefs.get("SCL") if key == "scl" else f"https://example.invalid/{key.upper()}.tif"
+            if href is None:
+                continue
+            rb = {"nodata": 0, "data_type": dtype, "spatial_resolution": 20}
+            if key != "scl":
+                rb.update({"scale": 0.001})
+            assets[key] = {"href": href, "type": COG, "title": title, "raster:bands": [rb],
+                           "roles": ["data", "reflectance"]}
+            if jp2_twins:
+                assets[f"{key}-jp2"] = {"href": href.rsplit(".", 1)[0] + ".jp2", "type": "image/jp2",
+                                        "title": title, "raster:bands": [rb], "roles": ["data", "reflectance"]}
+        assets["visual"] = {"href": "https://example.invalid/TCI.tif", "type": COG, "title": "True color image",
+                            "eo:bands": [{"name": "red", "common_name": "red"}, {"name": "green", "common_name":
+                                         "green"}, {"name": "blue", "common_name": "blue"}], "roles": ["visual"]}
     assets["thumbnail"] = {"href": "https://example.invalid/preview.jpg", "type": "image/jpeg",
                            "roles": ["thumbnail"]}
     assets["granule_metadata"] = {"href": "https://example.invalid/metadata.xml", "type": "application/xml",
@@ -58,19 +78,46 @@ def earth_search_s2(item_id: str, hrefs: dict[str, str], *, level: str = "L1C", 
     }
 
 
-def planetary_computer_s2(item_id: str, hrefs: dict[str, str]) -> dict:
-    """An Item with Planetary Computer's conventions: asset keys B01..B12, platform 'Sentinel-2A'."""
+def planetary_computer_s2(item_id: str, hrefs: dict[str, str], *, level: str = "L1C",
+                          baseline: str = "04.00") -> dict:
+    """An Item with Planetary Computer's conventions: asset keys B01..B12, platform 'Sentinel-2A'.
+
+    ``level="L2A"``: PC's sentinel-2-l2a shape (AOT, WVP, SCL, visual, preview and metadata assets;
+    ``s2:*`` properties; no ``raster:bands`` and no offset flag: DN keep the +1000 BOA offset)."""
     assets = {}
     for band, href in hrefs.items():
+        if band == "SCL":
+            assets["SCL"] = {"href": href, "type": COG, "title": "Scene classfication map (SCL)", "gsd": 20.0,
+                             "proj:shape": [5490, 5490], "roles": ["data"],
+                             "proj:transform": [20.0, 0.0, 399960.0, 0.0, -20.0, 5000040.0]}
+            continue
         key = "B" + band[1:].zfill(2) if band != "B8A" else "B8A"
         _, common, centre, gsd = S2_KEYS[band]
         assets[key] = {"href": href, "type": COG, "gsd": gsd, "roles": ["data"],
                        "eo:bands": [{"name": key, "common_name": common, "center_wavelength": centre}]}
+    props = {"datetime": "2024-05-02T10:05:59Z", "platform": "Sentinel-2A", "constellation": "Sentinel 2",
+             "s2:processing_baseline": baseline, "s2:product_type": "S2MSI1C" if level == "L1C" else "S2MSI2A"}
+    if level == "L2A":
+        for key, title in (("AOT", "Aerosol optical thickness (AOT)"), ("WVP", "Water vapour (WVP)")):
+            assets[key] = {"href": f"https://example.invalid/{key}_10m.tif", "type": COG, "title": title,
+                           "gsd": 10.0, "roles": ["data"]}
+        assets["visual"] = {"href": "https://example.invalid/TCI_10m.tif", "type": COG, "title": "True color image",
+                            "gsd": 10.0, "roles": ["data"],
+                            "eo:bands": [{"name": "B04", "common_name": "red"}, {"name": "B03", "common_name":
+                                         "green"}, {"name": "B02", "common_name": "blue"}]}
+        assets["preview"] = {"href": "https://example.invalid/preview.png", "type": "image/png",
+                             "roles": ["overview"]}
+        assets["granule-metadata"] = {"href": "https://example.invalid/MTD_TL.xml", "type": "application/xml",
+                                      "roles": ["metadata"]}
+        props.update({"instruments": ["msi"], "s2:mgrs_tile": "33TVL", "eo:cloud_cover": 12.5,
+                      "proj:epsg": 32633, "sat:orbit_state": "descending", "s2:datatake_type": "INS-NOBS",
+                      "s2:water_percentage": 1.2, "s2:high_proba_clouds_percentage": 3.4,
+                      "s2:product_uri": f"{item_id}.SAFE"})
     return {
-        "type": "Feature", "stac_version": "1.0.0", "id": item_id, "collection": "sentinel-2-l1c",
-        "geometry": FOOTPRINT, "bbox": [14.0, 45.0, 14.06, 45.04],
-        "properties": {"datetime": "2024-05-02T10:05:59Z", "platform": "Sentinel-2A", "constellation": "Sentinel 2",
-                       "s2:processing_baseline": "04.00", "s2:product_type": "S2MSI1C"},
+        "type": "Feature", "stac_version": "1.0.0", "id": item_id, "collection": f"sentinel-2-{level.lower()}",
+        "geometry": FOOTPRINT, "bbox": [14.0, 45.0, 14.06, 45.04], "properties": props,
+        "stac_extensions": ["https://stac-extensions.github.io/eo/v1.0.0/schema.json",
+                            "https://stac-extensions.github.io/projection/v1.0.0/schema.json"],
         "assets": assets, "links": [],
     }
 

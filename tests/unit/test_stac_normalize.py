@@ -51,10 +51,13 @@ def test_offset_already_applied_is_not_subtracted_again():
     assert scene_from_item(out).processing_baseline is None
 
 
-def test_l2a_without_b10_is_refused_with_the_reason():
-    hrefs = {b: h for b, h in HREFS.items() if b != "B10"}
-    with pytest.raises(InvalidEvent, match="L2A has no B10"):
-        normalize_item(earth_search_s2("S2B_X_L2A", hrefs, level="L2A"))
+def test_l2a_without_b10_is_accepted_with_its_scl_mask():
+    hrefs = {b: h for b, h in HREFS.items() if b != "B10"} | {"SCL": "https://cogs.example.org/T33TVL/SCL.tif"}
+    out = normalize_item(earth_search_s2("S2B_X_L2A", hrefs, level="L2A", offset_applied=True))
+    scene = scene_from_item(out)
+    assert scene.is_l2a and "B10" not in scene.band_names() and len(scene.bands) == 12
+    assert scene.mask_band is not None and scene.mask_band.href.endswith("/SCL.tif")
+    assert out["assets"]["SCL"]["terrawatch:units"] == "class"
 
 
 def test_missing_band_is_named():

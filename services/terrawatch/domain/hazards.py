@@ -73,7 +73,9 @@ class HazardModel:
     over the tile) or ``bitemporal`` (an earlier scene of the footprint and this one).
     ``threshold_setting``: the :class:`terrawatch.settings.Settings` field with the 0-1 threshold.
     ``excluded_flag``: the ``domain.tiles`` exclusion bit where the model gives no estimate on valid input.
-    ``levels``: processing levels the model was trained on (e.g. ``L1C``).
+    ``levels``: processing levels the model takes (``Scene.level``); other levels are skipped with the
+    reason recorded. flood_s2 and deforestation_s2 were built on L1C and also take L2A surface
+    reflectance (per-image index thresholds; 12 bands, B10 unused); mining_s2 takes L1C only.
     ``aoa``: area-of-applicability GeoJSON, relative to the model repository.
     """
 
@@ -96,12 +98,12 @@ class HazardModel:
 
 
 REGISTRY: tuple[HazardModel, ...] = (
-    HazardModel("flood", Sensor.S1, "flood_s1", "segment", "flood_threshold", EXCLUDED_RADAR, ("GRD",),
+    HazardModel("flood", Sensor.S1, "flood_s1", "segment", "flood_threshold", EXCLUDED_RADAR, ("GRD", "RTC"),
                 (STEP_REFERENCE_WATER,)),
-    HazardModel("flood", Sensor.S2, "flood_s2", "segment", "flood_threshold", EXCLUDED_CLOUD, ("L1C",),
+    HazardModel("flood", Sensor.S2, "flood_s2", "segment", "flood_threshold", EXCLUDED_CLOUD, ("L1C", "L2A"),
                 (STEP_REFERENCE_WATER,)),
     HazardModel("deforestation", Sensor.S2, "deforestation_s2", "bitemporal", "deforestation_threshold",
-                EXCLUDED_CLOUD, ("L1C",)),
+                EXCLUDED_CLOUD, ("L1C", "L2A")),
     HazardModel("mining", Sensor.S2, "mining_s2", "patches", "mining_threshold", EXCLUDED_CLOUD, ("L1C",),
                 (STEP_LEGALITY,)),
 )

@@ -25,6 +25,13 @@ MAX_FUTURE = timedelta(hours=6)
 
 S1_BANDS = ("VV", "VH")
 S2_BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
+S2_L2A_BANDS = tuple(b for b in S2_BANDS if b != "B10")  # L2A drops B10 (cirrus): 12 bands
+SCL = "SCL"  # L2A scene classification layer (Sen2Cor classes), used as the cloud/shadow mask
+# SCL classes (Sen2Cor): 0 no data, 1 saturated/defective -> no data; 3 cloud shadow, 8/9 cloud medium/high
+# probability, 10 thin cirrus -> cloud; the rest (2 dark/topographic shadow, 4 vegetation, 5 bare, 6 water,
+# 7 unclassified, 11 snow) are classified.
+SCL_NODATA = (0, 1)
+SCL_CLOUD = (3, 8, 9, 10)
 
 
 class Sensor(str, Enum):
@@ -53,10 +60,28 @@ class Scene:
     hazards: tuple[str, ...]
     processing_level: str | None = None
     processing_baseline: str | None = None
+    mask_bands: tuple[BandRef, ...] = ()  # bands that are masks, not model input (L2A: SCL)
     item: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def band_names(self) -> tuple[str, ...]:
         return tuple(b.name for b in self.bands)
+
+    @property
+    def is_l2a(self) -> bool:
+        """Sentinel-2 Level-2A (surface reflectance, 12 bands, optional SCL)."""
+        return self.sensor is Sensor.S2 and self.processing_level == "L2A"
+
+    @property
+    def level(self) -> str:
+        """Processing level used to pick models: L2A, L1C (S2 default) or the S1 level (GRD/RTC, default GRD)."""
+        if self.sensor is Sensor.S1:
+            return self.processing_level or "GRD"
+        return "L2A" if self.processing_level == "L2A" else "L1C"
+
+    @property
+    def mask_band(self) -> BandRef | None:
+        """The L2A ``SCL`` band when the Item has one (used as the cloud/shadow mask), else None."""
+        return next((b for b in self.mask_bands if b.name == SCL), None)
 
 
 @lru_cache
@@ -105,13 +130,15 @@ def scene_from_item(item: dict[str, Any], now: datetime | None = None) -> Scene:
     minx, miny, maxx, maxy = footprint.bounds
     if minx < -180 or maxx > 180 or miny < -90 or maxy > 90:
         raise InvalidEvent("footprint is outside lon/lat bounds (geometry must be EPSG:4326)")
-    bands = _band_refs(sensor, item["assets"])
+    level = props.get("processing:level")
+    bands = _band_refs(sensor, item["assets"], level)
+    masks = _mask_refs(item["assets"]) if sensor is Sensor.S2 and level == "L2A" else ()
     hazards = tuple(props.get("terrawatch:hazards") or default_hazards(sensor))
     return Scene(
         id=item["id"], sensor=sensor, platform=props["platform"], sensing_time=sensing,
         footprint=footprint, bands=bands, hazards=hazards,
         processing_level=props.get("processing:level"),
-        processing_baseline=props.get("s2:processing_baseline"), item=item,
+        processing_baseline=props.get("s2:processing_baseline"), mask_bands=masks, item=item,
     )
 
 
@@ -122,9 +149,26 @@ def default_hazards(sensor: Sensor) -> tuple[str, ...]:
     return hazards_for(sensor)
 
 
-def _band_refs(sensor: Sensor, assets: dict[str, Any]) -> tuple[BandRef, ...]:
-    """Map the sensor's bands to (href, band index): per-band assets or one multi-band asset."""
-    wanted = S1_BANDS if sensor is Sensor.S1 else S2_BANDS
+def _mask_refs(assets: dict[str, Any]) -> tuple[BandRef, ...]:
+    """The ``SCL`` band of an L2A Item: an asset keyed SCL or a multi-band asset listing it."""
+    for key, asset in assets.items():
+        if key.upper() == SCL:
+            return (BandRef(SCL, asset["href"], 1, "class"),)
+    for asset in assets.values():
+        names = [str(n).upper() for n in asset.get("terrawatch:bands", [])]
+        if SCL in names:
+            return (BandRef(SCL, asset["href"], names.index(SCL) + 1, "class"),)
+    return ()
+
+
+def _band_refs(sensor: Sensor, assets: dict[str, Any], level: str | None = None) -> tuple[BandRef, ...]:
+    """Map the sensor's bands to (href, band index): per-band assets or one multi-band asset.
+
+    S2 L1C needs the 13 L1C bands; S2 L2A the 12 L2A bands (no B10)."""
+    if sensor is Sensor.S1:
+        wanted = S1_BANDS
+    else:
+        wanted = S2_L2A_BANDS if level == "L2A" else S2_BANDS
     default_units = "dB" if sensor is Sensor.S1 else "reflectance_x10000"
     by_key = {k.upper(): v for k, v in assets.items()}
     if all(b in by_key for b in wanted):
@@ -136,7 +180,7 @@ def _band_refs(sensor: Sensor, assets: dict[str, Any]) -> tuple[BandRef, ...]:
         if names and all(b in names for b in wanted):
             units = asset.get("terrawatch:units", default_units)
             return tuple(BandRef(b, asset["href"], names.index(b) + 1, units) for b in wanted)
-    data = [a for a in assets.values() if "data" in a.get("roles", [])]
+    data = [a for k, a in assets.items() if "data" in a.get("roles", []) and k.upper() != SCL]
     if len(data) == 1 and "terrawatch:bands" not in data[0]:
         units = data[0].get("terrawatch:units", default_units)
         return tuple(BandRef(b, data[0]["href"], i + 1, units) for i, b in enumerate(wanted))

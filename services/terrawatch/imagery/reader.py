@@ -1,9 +1,12 @@
 """Windowed raster reading for scene bands (GeoTIFF/COG via rasterio).
 
 Only windows are read, never whole rasters. Output arrays are float32
-(bands, size, size) on the grid of the scene's first band; pixels outside the
+(bands, size, size) on the grid of the scene's finest band; pixels outside the
 raster or equal to its nodata are NaN. S1 is returned in dB (linear sigma0 is
-converted), S2 as reflectance x 10000 (DN with the baseline offset removed).
+converted), S2 as reflectance x 10000 (DN with the baseline offset removed),
+always in the 13-band L1C order: an L2A scene has no B10, which stays NaN
+(``SceneReader.present`` says which bands exist). An L2A ``SCL`` band is read
+with nearest-neighbour resampling as a mask (``SceneReader.read_mask``).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from rasterio.windows import Window, from_bounds
 from shapely.geometry import box
 
 from terrawatch.domain.errors import UnreadableAsset
-from terrawatch.domain.scene import BandRef, Scene
+from terrawatch.domain.scene import S1_BANDS, S2_BANDS, SCL_CLOUD, SCL_NODATA, BandRef, Scene, Sensor
+from terrawatch.domain.tiles import EXCLUDED_CLOUD, EXCLUDED_NODATA
 
 MAX_PIXELS = 60_000 * 60_000  # larger headers are refused as hostile or corrupt
 
@@ -63,7 +67,7 @@ class SceneReader:
         self.scene = scene
         self._ds: dict[str, rasterio.io.DatasetReader] = {}
         try:
-            for band in scene.bands:
+            for band in (*scene.bands, *scene.mask_bands):
                 ds = self._open(band.href)
                 if band.index > ds.count:
                     raise UnreadableAsset(f"wrong band count: {band.href} has {ds.count} bands, "
@@ -77,6 +81,11 @@ class SceneReader:
         # The processing grid is the finest band's (10 m for S2, whatever S1 has).
         ref = min(self._ds.values(), key=lambda d: abs(d.transform.a))
         self.grid = grid or Grid(ref.width, ref.height, ref.transform, ref.crs)
+        names = S1_BANDS if scene.sensor is Sensor.S1 else S2_BANDS
+        by_name = {b.name: b for b in scene.bands}
+        self._order: tuple[BandRef | None, ...] = tuple(by_name.get(n) for n in names)
+        self.present = np.array([b is not None for b in self._order])  # (bands,) bool: band exists in the scene
+        self.mask_band = scene.mask_band
 
     def _open(self, href: str) -> rasterio.io.DatasetReader:
         if href not in self._ds:
@@ -102,36 +111,52 @@ class SceneReader:
         self.close()
 
     def read(self, row: int, col: int, size: int) -> np.ndarray:
-        """Bands (B, size, size) float32 for the window at (row, col) of the scene grid."""
-        out = np.full((len(self.scene.bands), size, size), np.nan, dtype=np.float32)
-        for i, band in enumerate(self.scene.bands):
-            out[i] = self._read_band(band, row, col, size)
+        """Bands (B, size, size) float32 for the window at (row, col) of the scene grid.
+
+        B = 2 (VV, VH) for S1, 13 (L1C order) for S2; bands the scene lacks (L2A: B10) are NaN."""
+        out = np.full((len(self._order), size, size), np.nan, dtype=np.float32)
+        for i, band in enumerate(self._order):
+            if band is not None:
+                out[i] = _to_physical(self._read_band(band, row, col, size), band.units, self.scene)
         return out
 
-    def _read_band(self, band: BandRef, row: int, col: int, size: int) -> np.ndarray:
+    def read_mask(self, row: int, col: int, size: int) -> np.ndarray | None:
+        """(size, size) uint8 exclusion flags from the L2A ``SCL`` band (domain.tiles EXCLUDED_NODATA for SCL
+        0/1, EXCLUDED_CLOUD for cloud shadow, medium/high-probability cloud, thin cirrus), or None without SCL.
+        Outside the SCL raster: EXCLUDED_NODATA."""
+        if self.mask_band is None:
+            return None
+        scl = self._read_band(self.mask_band, row, col, size, Resampling.nearest)
+        out = np.zeros((size, size), dtype=np.uint8)
+        out[np.isnan(scl) | np.isin(scl, SCL_NODATA)] = EXCLUDED_NODATA
+        out[np.isin(scl, SCL_CLOUD)] = EXCLUDED_CLOUD
+        return out
+
+    def _read_band(self, band: BandRef, row: int, col: int, size: int,
+                   resampling: Resampling = Resampling.bilinear) -> np.ndarray:
         ds = self._open(band.href)
         try:
             if (ds.transform == self.grid.transform and ds.crs == self.grid.crs
                     and (ds.width, ds.height) == (self.grid.width, self.grid.height)):
-                arr = _read_same_grid(ds, band.index, row, col, size)
-            else:
-                arr = self._read_resampled(ds, band.index, row, col, size)
+                return _read_same_grid(ds, band.index, row, col, size)
+            return self._read_resampled(ds, band.index, row, col, size, resampling)
         except RasterioError as exc:
             raise UnreadableAsset(f"cannot read {band.name} from {band.href}: {exc}") from exc
-        return _to_physical(arr, band.units, self.scene)
 
-    def _read_resampled(self, ds, index: int, row: int, col: int, size: int) -> np.ndarray:
+    def _read_resampled(self, ds, index: int, row: int, col: int, size: int,
+                        resampling: Resampling = Resampling.bilinear) -> np.ndarray:
         if ds.crs != self.grid.crs:  # e.g. a pre-event scene in a neighbouring UTM zone
-            ds = WarpedVRT(ds, crs=self.grid.crs, resampling=Resampling.bilinear)
+            ds = WarpedVRT(ds, crs=self.grid.crs, resampling=resampling)
         t = self.grid.transform
         x0, y0 = t * (col, row)
         x1, y1 = t * (col + size, row + size)
         win = from_bounds(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1), ds.transform)
-        return _read_resampled_window(ds, index, win, size)
+        return _read_resampled_window(ds, index, win, size, resampling)
 
 
-def _read_resampled_window(ds, index: int, win: Window, size: int) -> np.ndarray:
-    """(size, size) float32 from the fractional source window ``win``, bilinear; NaN outside the raster/nodata.
+def _read_resampled_window(ds, index: int, win: Window, size: int,
+                           resampling: Resampling = Resampling.bilinear) -> np.ndarray:
+    """(size, size) float32 from the fractional source window ``win`` (bilinear, nearest for masks); NaN outside.
 
     Only the part of the output whose footprint lies inside the raster is read, with a bounded
     read: rasterio's ``boundless=True`` builds a VRT per call, and a reader's RSS grew ~3 MB per
@@ -146,7 +171,7 @@ def _read_resampled_window(ds, index: int, win: Window, size: int) -> np.ndarray
     if c1 <= c0 or r1 <= r0:
         return out
     sub = Window(win.col_off + c0 * sx, win.row_off + r0 * sy, (c1 - c0) * sx, (r1 - r0) * sy)
-    arr = ds.read(index, window=sub, out_shape=(r1 - r0, c1 - c0), masked=True, resampling=Resampling.bilinear)
+    arr = ds.read(index, window=sub, out_shape=(r1 - r0, c1 - c0), masked=True, resampling=resampling)
     out[r0:r1, c0:c1] = np.where(np.ma.getmaskarray(arr), np.nan, arr.data)
     return out
 

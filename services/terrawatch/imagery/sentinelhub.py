@@ -15,7 +15,7 @@ Units and bands:
 - S2 L1C: 13 bands B01..B12 incl. B8A and B10, ``DN`` as UINT16 = reflectance x 10000
   with ``harmonizeValues`` on (Sentinel Hub removes the baseline >= 04.00 offset,
   so the Item carries no ``s2:processing_baseline``); 0 = no data (``dataMask``).
-- S2 L2A: 12 bands (no B10) - fetchable, but terrawatch's S2 models need 13 L1C bands.
+- S2 L2A: 12 bands (no B10): flood and deforestation run on it, mining (L1C-only) is skipped.
 - S1 GRD IW: VV, VH sigma0 (ellipsoid, orthorectified) as FLOAT32 in dB
   (``10 log10``) or linear power; NaN = no data (swath edges).
 

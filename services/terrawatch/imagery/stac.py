@@ -34,7 +34,7 @@ from pystac_client.stac_api_io import StacApiIO
 from urllib3 import Retry
 
 from terrawatch.domain.errors import InvalidEvent, TransientError
-from terrawatch.domain.scene import S1_BANDS, S2_BANDS, scene_from_item
+from terrawatch.domain.scene import S1_BANDS, S2_BANDS, S2_L2A_BANDS, SCL, scene_from_item
 
 RESOLVE_KEY = "terrawatch:resolve"
 RETRY_STATUS = (429, 500, 502, 503, 504)
@@ -185,6 +185,9 @@ def normalize_item(item: dict[str, Any]) -> dict[str, Any]:
     offset unless the catalogue says it was removed (``earthsearch:boa_offset_applied``
     or ``raster:bands`` offset 0); then ``s2:processing_baseline`` is dropped so the
     reader does not subtract it twice (kept as ``terrawatch:source_processing_baseline``).
+    Sentinel-2 L2A (``processing:level``, ``s2:product_type`` S2MSI2A or an ``*l2a*`` collection):
+    the 12 L2A bands (no B10) and, when the Item has it, the ``SCL`` asset (scene classification,
+    used as the cloud/shadow mask); the same BOA offset rule applies.
     """
     props = dict(item.get("properties") or {})
     assets = item.get("assets") or {}
@@ -192,11 +195,9 @@ def normalize_item(item: dict[str, Any]) -> dict[str, Any]:
         raise InvalidEvent("Item has no assets")
     platform = _platform(props, item.get("id", ""))
     constellation = "sentinel-1" if platform.startswith("sentinel-1") else "sentinel-2"
-    wanted = S1_BANDS if constellation == "sentinel-1" else S2_BANDS
     level = _level(props, item.get("collection"), constellation)
-    if constellation == "sentinel-2" and level == "L2A" and not _has_band(assets, "B10", constellation):
-        raise InvalidEvent("Sentinel-2 L2A has no B10 (cirrus); terrawatch's S2 models take the 13 L1C bands "
-                           "(use a sentinel-2-l1c Item)")
+    l2a = constellation == "sentinel-2" and level == "L2A"
+    wanted = S1_BANDS if constellation == "sentinel-1" else S2_L2A_BANDS if l2a else S2_BANDS
     chosen: dict[str, _Candidate] = {}
     for key, asset in assets.items():
         if not isinstance(asset, dict) or not isinstance(asset.get("href"), str):
@@ -213,6 +214,10 @@ def normalize_item(item: dict[str, Any]) -> dict[str, Any]:
         raise InvalidEvent(f"Item {item.get('id')}: no asset for band(s) {', '.join(missing)} "
                            f"(found {', '.join(sorted(chosen)) or 'none'})")
     out_assets = _assets(assets, [chosen[b] for b in wanted], constellation, props)
+    if l2a and SCL in chosen and chosen[SCL].key not in {chosen[b].key for b in wanted}:
+        scl = assets[chosen[SCL].key]  # the scene classification layer: the cloud/shadow mask
+        out_assets[SCL] = {"href": scl["href"], "type": scl.get("type", pystac.MediaType.COG),
+                           "roles": ["data"], "terrawatch:units": "class"}
     out_props: dict[str, Any] = {
         "datetime": props.get("datetime") or props.get("start_datetime"),
         "platform": platform, "constellation": constellation,
@@ -262,11 +267,6 @@ def _level(props: dict, collection: str | None, constellation: str) -> str | Non
     return None
 
 
-def _has_band(assets: dict, band: str, constellation: str) -> bool:
-    return any(c.band == band for k, a in assets.items() if isinstance(a, dict)
-               for c in _candidates(k, a, constellation))
-
-
 def _asset_bands(asset: dict) -> list[dict]:
     bands = asset.get("eo:bands") or asset.get("bands") or []
     return [b for b in bands if isinstance(b, dict)]
@@ -282,6 +282,10 @@ def _candidates(key: str, asset: dict, constellation: str) -> list[_Candidate]:
         name = key.upper() if key.upper() in S1_BANDS else (pols[0].upper() if len(pols) == 1 else None)
         return [_Candidate(name, key, 1, tiff)] if name in S1_BANDS else []
     bands = _asset_bands(asset)
+    if key.split("-")[0].upper() == SCL or (len(bands) == 1 and str(bands[0].get("name", "")).upper() == SCL):
+        if key.lower().endswith("-jp2") or "jp2" in str(asset.get("type", "")).lower():
+            tiff = False
+        return [_Candidate(SCL, key, 1, tiff)]
     if len(bands) > 1:
         out = []
         for i, b in enumerate(bands):

@@ -28,8 +28,11 @@ def assert_readable(path: Path) -> None:
 
 
 def item_from_geotiff(path: Path, *, scene_id: str | None = None, sensing_time: datetime | None = None,
-                      platform: str | None = None, units: str | None = None) -> dict:
-    """A STAC Item for one multi-band GeoTIFF: 2 bands = S1 (VV, VH dB), 13 bands = S2 L1C (x10000).
+                      platform: str | None = None, units: str | None = None, scl: Path | None = None,
+                      processing_baseline: str | None = None) -> dict:
+    """A STAC Item for one multi-band GeoTIFF: 2 bands = S1 (VV, VH dB), 13 bands = S2 L1C (x10000),
+    12 bands = S2 L2A (x10000, no B10; ``scl``: an optional 1-band scene classification GeoTIFF, the
+    cloud/shadow mask). ``processing_baseline`` (e.g. "05.10"): the DN carry the +1000 offset.
 
     The footprint is the raster's bounds reprojected to EPSG:4326.
     """
@@ -49,8 +52,15 @@ def item_from_geotiff(path: Path, *, scene_id: str | None = None, sensing_time: 
         bands = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12"]
         units = units or "reflectance_x10000"
         extra = {"processing:level": "L1C"}
+    elif count == 12:
+        constellation, platform = "sentinel-2", platform or "sentinel-2a"
+        bands = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B11", "B12"]
+        units = units or "reflectance_x10000"
+        extra = {"processing:level": "L2A"}
     else:
-        raise ValueError(f"{path} has {count} bands: expected 2 (S1 VV,VH) or 13 (S2 L1C)")
+        raise ValueError(f"{path} has {count} bands: expected 2 (S1 VV,VH), 13 (S2 L1C) or 12 (S2 L2A)")
+    if processing_baseline and constellation == "sentinel-2":
+        extra["s2:processing_baseline"] = processing_baseline
     if sensing_time is None:
         sensing_time = (datetime.strptime(tag_time, "%Y:%m:%d %H:%M:%S").replace(tzinfo=timezone.utc)
                         if tag_time else datetime.now(timezone.utc))
@@ -62,6 +72,10 @@ def item_from_geotiff(path: Path, *, scene_id: str | None = None, sensing_time: 
         href=path.as_uri(), media_type=pystac.MediaType.GEOTIFF, roles=["data"],
         extra_fields={"terrawatch:bands": bands, "terrawatch:units": units},
     ))
+    if scl is not None and count == 12:
+        item.add_asset("SCL", pystac.Asset(
+            href=Path(scl).resolve().as_uri(), media_type=pystac.MediaType.GEOTIFF, roles=["data"],
+            title="Scene classification map (SCL)", extra_fields={"terrawatch:units": "class"}))
     d = item.to_dict(include_self_link=False)
     d.pop("links", None)
     return d

@@ -66,7 +66,8 @@ def nbr(s2: np.ndarray) -> np.ndarray:
 
 
 def valid_mask(s2: np.ndarray) -> np.ndarray:
-    """(13, H, W) -> (H, W) bool: no NaN band and not all bands <= 0."""
+    """(13, H, W) -> (H, W) bool: no NaN band (B10 ignored: L2A has none) and not all bands <= 0."""
+    s2 = s2[[i for i in range(s2.shape[0]) if i != 10]]
     return ~np.isnan(s2).any(0) & (np.nan_to_num(s2, nan=0.0) > 0).any(0)
 
 

@@ -36,7 +36,18 @@ from terrawatch.vectorize.polygonize import to_detections
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CONFIDENCE_RANKS", "ScenePipeline", "SceneOutcome"]
+__all__ = ["CONFIDENCE_RANKS", "ScenePipeline", "SceneOutcome", "unsupported_reason"]
+
+
+def unsupported_reason(scene: Scene, hazard: str) -> str | None:
+    """Why ``hazard`` cannot run on ``scene``: no registry model for its sensor, or not for its processing
+    level (e.g. mining_s2, trained on the 13 L1C top-of-atmosphere bands, on an L2A scene). None = it can."""
+    hm = model_for(scene.sensor, hazard)
+    if hm is None:
+        return f"no {hazard} model for {scene.sensor.value}"
+    if scene.level not in hm.levels:
+        return f"{hm.model} takes {scene.sensor.value} {'/'.join(hm.levels)} only; this scene is {scene.level}"
+    return None
 
 
 @dataclass
@@ -70,13 +81,19 @@ class ScenePipeline:
         jobs = []
         for h in scene.hazards:
             hm = model_for(scene.sensor, h)
-            if hm is None:
+            reason = unsupported_reason(scene, h)
+            if hm is None or reason is not None:
+                if hm is not None:  # a model exists, not for this scene's level: record why
+                    log.info("scene %s: %s skipped: %s", scene.id, h, reason)
+                    uow.record_skip(scene.id, h, reason)
                 continue
             pre = None
             if hm.kind == "bitemporal":
                 pre = uow.previous_scene(scene)
                 if pre is None:
-                    log.info("scene %s: no earlier scene of this footprint, %s skipped", scene.id, h)
+                    reason = f"no earlier {scene.level} scene of this footprint to compare with"
+                    log.info("scene %s: %s skipped: %s", scene.id, h, reason)
+                    uow.record_skip(scene.id, h, reason)
                     continue
             jobs.append(HazardJob(h, hm.model, getattr(self.s, hm.threshold_setting), hm.kind, self.s.mining_stride,
                                   pre, hm.excluded_flag))
@@ -91,9 +108,9 @@ class ScenePipeline:
         return {j.hazard: str(d / f"{j.hazard}_likelihood.tif") for j in jobs}
 
     def process(self, scene: Scene) -> SceneOutcome:
-        supported = [h for h in scene.hazards if model_for(scene.sensor, h) is not None]
-        if not supported:
-            raise UnsupportedScene(f"no model for hazards {list(scene.hazards)} on {scene.sensor.value}")
+        reasons = {h: unsupported_reason(scene, h) for h in scene.hazards}
+        if all(reasons.values()):
+            raise UnsupportedScene("; ".join(f"{h}: {r}" for h, r in reasons.items()))
         with UnitOfWork(self.engine, "check") as uow:
             uow.upsert_scene(scene)  # idempotent; a later scene may need it as its pre-event reference
             jobs = self.jobs_for(scene, uow)

@@ -32,6 +32,14 @@ scene_runs = Table(
     Column("finished_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
 )
 
+scene_hazard_skips = Table(  # hazards asked for but not run on a scene, and why (e.g. mining on S2 L2A)
+    "scene_hazard_skips", metadata,
+    Column("scene_id", String(256), ForeignKey("scenes.id", ondelete="CASCADE"), primary_key=True),
+    Column("hazard", String(32), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+)
+
 detections = Table(
     "detections", metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=True),

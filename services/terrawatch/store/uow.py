@@ -134,11 +134,28 @@ class UnitOfWork:
         ).on_conflict_do_nothing(index_elements=["id"])
         self.conn.execute(stmt)
 
+    def record_skip(self, scene_id: str, hazard: str, reason: str) -> None:
+        """Record that ``hazard`` was not run on the scene and why (idempotent; the latest reason wins)."""
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        self.conn.execute(pg_insert(t.scene_hazard_skips).values(scene_id=scene_id, hazard=hazard, reason=reason)
+                          .on_conflict_do_update(index_elements=["scene_id", "hazard"],
+                                                 set_={"reason": reason, "at": func.now()}))
+
+    def skips(self, scene_id: str) -> dict[str, str]:
+        """hazard -> reason for the hazards a scene was not run for."""
+        q = select(t.scene_hazard_skips.c.hazard, t.scene_hazard_skips.c.reason).where(
+            t.scene_hazard_skips.c.scene_id == scene_id)
+        return {h: r for h, r in self.conn.execute(q)}
+
     def previous_scene(self, scene: Scene, min_overlap: float = 0.5) -> dict | None:
-        """STAC Item of the latest earlier scene of the same sensor covering >= ``min_overlap`` of ``scene``."""
+        """STAC Item of the latest earlier scene of the same sensor and level (S2 L1C TOA and L2A surface
+        reflectance are not compared) covering >= ``min_overlap`` of ``scene``."""
         fp = _sql_geom(as_multipolygon(scene.footprint))
+        level = func.coalesce(t.scenes.c.item["properties"]["processing:level"].astext, "L1C")
+        same_level = (level == "L2A") if scene.is_l2a else (level != "L2A")
         q = (select(t.scenes.c.item)
-             .where(t.scenes.c.sensor == scene.sensor.value, t.scenes.c.id != scene.id,
+             .where(t.scenes.c.sensor == scene.sensor.value, t.scenes.c.id != scene.id, same_level,
                     t.scenes.c.sensing_time < scene.sensing_time,
                     func.ST_Intersects(t.scenes.c.footprint, fp),
                     func.ST_Area(func.ST_Intersection(t.scenes.c.footprint, fp)) >= min_overlap * func.ST_Area(fp))

@@ -110,7 +110,12 @@ class TileWorker:
         if job.kind == "bitemporal":
             pre = self._pre_reader(job.pre_item, now_iso, self._reader.grid)
             pre_arrays = np.stack([pre.read(t.read_row, t.read_col, t.size) for t in tiles])
-            return client.infer(pre_arrays, arrays)
+            pre_masks = [pre.read_mask(t.read_row, t.read_col, t.size) for t in tiles]
+            # pre-scene cloud (SCL) and no data: no estimate there (NaN in, NaN out)
+            hidden = np.stack([m != 0 if m is not None else np.zeros(pre_arrays.shape[2:], bool) for m in pre_masks])
+            pre_arrays[np.broadcast_to(hidden[:, None], pre_arrays.shape)] = np.nan
+            prob = client.infer(pre_arrays, arrays)
+            return np.where(hidden, np.nan, prob)  # (N, size, size)
         if job.kind == "patches":
             from terrawatch.ml.mining import mining_probability_map
 
@@ -129,13 +134,22 @@ class TileWorker:
         t0 = time.perf_counter()
         reader = self._reader_for(item, now_iso)
         arrays = np.stack([reader.read(t.read_row, t.read_col, t.size) for t in tiles])
-        valid = ~np.isnan(arrays).any(axis=1)  # (N, size, size)
+        valid = ~np.isnan(arrays[:, reader.present]).any(axis=1)  # (N, size, size); L2A has no B10
+        masks = [reader.read_mask(t.read_row, t.read_col, t.size) for t in tiles]  # L2A SCL flags or None
+        cloud = np.zeros(valid.shape, dtype=bool)
+        for i, m in enumerate(masks):
+            if m is not None:
+                valid[i] &= (m & EXCLUDED_NODATA) == 0
+                cloud[i] = (m & EXCLUDED_CLOUD) != 0
+        # cloud/shadow per SCL: the models see no data there, so they give no estimate (flagged as cloud)
+        arrays[np.broadcast_to(cloud[:, None], arrays.shape)] = np.nan
         t1 = time.perf_counter()
         results = [TileResult(t.index, {}, {}, {}, int(crop_core(t, v).sum()), 0.0, 0.0) for t, v in zip(tiles, valid)]
         infer_s = 0.0
         for job in jobs:
             ti = time.perf_counter()
             raw = self._probabilities(job, tiles, arrays, now_iso)
+            raw = np.where(cloud, np.nan, raw)  # (N, size, size)
             infer_s += time.perf_counter() - ti
             for tile, prob, ok, res in zip(tiles, raw, valid, results):
                 core_ok = crop_core(tile, ok)

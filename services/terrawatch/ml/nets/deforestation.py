@@ -38,7 +38,9 @@ def indices(x: torch.Tensor) -> torch.Tensor:
 
 
 def valid_pixels(x: torch.Tensor) -> torch.Tensor:
-    """(N, 13, H, W) -> (N, H, W) bool: no NaN and not all bands <= 0 (L1C no-data is 0)."""
+    """(N, 13, H, W) -> (N, H, W) bool: no NaN in the 12 bands used (B10 is not: L2A has none) and not all
+    bands <= 0 (L1C no-data is 0)."""
+    x = x[:, list(FEATURE_BANDS)]
     return ~torch.isnan(x).any(1) & (torch.nan_to_num(x, nan=0.0) > 0).any(1)
 
 
