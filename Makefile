@@ -27,11 +27,11 @@ chromium:  ## Debian Chromium for the /map browser test
 demo: env web  ## start the stack, run the sample scenes end to end, print a JSON summary as the last line
 	$(TW) demo
 
-test: env-test web chromium check-deploy  ## deploy checks, then unit + integration tests on the real local stack (pytest starts and stops it)
-	$(VENV)/bin/pytest -q
+test: env-test web chromium check-deploy  ## deploy checks, then unit + integration tests on the real local stack (pytest starts and stops it); missing ../shared/data fails
+	$(VENV)/bin/pytest -q --require-data
 
-test-unit: env-test
-	$(VENV)/bin/pytest -q tests/unit
+test-unit: env-test  ## tests that need no stack
+	$(VENV)/bin/pytest -q -m 'not stack'
 
 test-integration: env-test
 	$(VENV)/bin/pytest -q tests/integration

@@ -26,11 +26,46 @@ TEST_PORTS = dict(
 )
 
 
+_REQUIRE_DATA = False
+
+
+def pytest_addoption(parser):
+    parser.addoption("--require-data", action="store_true",
+                     help="a missing ../shared/data file fails the test instead of skipping it (make test uses it)")
+
+
+def pytest_configure(config):
+    global _REQUIRE_DATA
+    _REQUIRE_DATA = config.getoption("--require-data")
+
+
 def shared_path(*parts: str) -> Path:
+    """Path of a file under the shared real data; skip (or, with --require-data, fail) where it is absent."""
     p = SHARED.joinpath(*parts)
     if not p.exists():
-        pytest.skip(f"shared data not available: {p}")
+        msg = f"shared data not available: {p} (TERRAWATCH_SHARED_DATA overrides {SHARED})"
+        if _REQUIRE_DATA:
+            pytest.fail(msg, pytrace=False)
+        pytest.skip(msg)
     return p
+
+
+def needs_shared(*paths: str) -> pytest.MarkDecorator:
+    """Mark a test (or a module via ``pytestmark``) as needing these files under the shared data."""
+    return pytest.mark.shared_data(*paths)
+
+
+def pytest_collection_modifyitems(config, items):
+    # Tests are marked by what they need: `stack` wherever the real local stack is a fixture.
+    for item in items:
+        if "stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.stack)
+
+
+def pytest_runtest_setup(item):
+    for mark in item.iter_markers("shared_data"):
+        for rel in mark.args:
+            shared_path(*Path(rel).parts)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from terrawatch.imagery.reader import SceneReader
 from terrawatch.ingest.stac_items import item_from_geotiff
 from tests.integration.standins import StandIn
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localhttp  # no stack: stand-in servers on 127.0.0.1
 
 SIZE = 3072  # px; 2 float32 bands -> ~75 MB of pixels
 

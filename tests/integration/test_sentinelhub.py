@@ -20,7 +20,7 @@ from terrawatch.imagery.sentinelhub import PRODUCTS, SentinelHub, evalscript_s1,
 from terrawatch.settings import Settings
 from tests.integration.standins import Response, SentinelHubApi, StandIn, sh_pixel_value
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localhttp  # no stack: stand-in servers on 127.0.0.1
 
 BBOX = (14.001, 45.001, 14.031, 45.016)  # lon/lat, ~2.4 x 1.7 km
 

@@ -23,7 +23,7 @@ from terrawatch.imagery.stac import resolve_event, search_items, stac_io
 from tests.integration.standins import Response, StacApi, StandIn
 from tests.stac_shapes import S2_KEYS, earth_search_s2
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localhttp  # no stack: stand-in servers on 127.0.0.1
 
 PX10 = 480  # 10 m pixels a side (4.8 km)
 GSD = {b: v[3] for b, v in S2_KEYS.items()}

@@ -11,7 +11,8 @@ pytest.importorskip("ukis_csmask", reason="ukis-csmask[cpu] not installed (uv sy
 
 from terrawatch.ml.cloud import CLOUD, SHADOW, cloud_mask, cloud_shadow_classes  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from tests.conftest import SHARED as DATA, needs_shared, shared_path  # noqa: E402
+
 NPZ = DATA / "cloud" / "ukis_sentinel2.npz"
 SPAIN = DATA / "sen1floods11" / "Spain_7370579_S2Hand.tif"
 
@@ -22,8 +23,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def scene():
-    if not NPZ.exists():
-        pytest.skip(f"shared data not found: {NPZ}")
+    shared_path("cloud", NPZ.name)
     d = np.load(NPZ)
     img, msk = d["img"].astype(np.float32), d["msk"][..., 0]
     truth = np.where(msk == 4, CLOUD, np.where(msk == 0, SHADOW, 0)).astype(np.uint8)  # 0 shadow, 4 cloud
@@ -63,7 +63,7 @@ def test_13_band_wrapper_matches_classes(scene):
     assert only_cloud.sum() < m.sum() and not (only_cloud & ~m).any()
 
 
-@pytest.mark.skipif(not SPAIN.exists(), reason=f"shared data not found: {SPAIN}")
+@needs_shared("sen1floods11/Spain_7370579_S2Hand.tif")
 def test_clear_10m_chip_is_mostly_clear():
     """The Spain chip is visually cloud-free; at 10 m input the model is run at ~30 m
     (measured 1.7 % flagged; run at 10 m it flags 28 %, mostly dark water as shadow)."""

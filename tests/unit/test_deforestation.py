@@ -15,7 +15,8 @@ import torch
 from terrawatch.ml import deforestation as defo
 from terrawatch.ml.train import deforestation as tr
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from tests.conftest import SHARED as DATA, shared_path
+
 S2 = DATA / "sen1floods11" / "Spain_7370579_S2Hand.tif"
 
 # Hand-made TOA spectra x 10000, bands B1..B12 incl. B10 (typical values, not from a dataset).
@@ -35,8 +36,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def chip() -> np.ndarray:
-    if not S2.exists():
-        pytest.skip(f"shared data not found: {S2}")
+    shared_path("sen1floods11", S2.name)
     import rasterio
 
     with rasterio.open(S2) as ds:

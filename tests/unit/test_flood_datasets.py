@@ -13,14 +13,7 @@ from rasterio.transform import from_origin
 
 from terrawatch.ml.datasets import ETCI2021, ETCI_VH_DB, ETCI_VV_DB, OmbriaS1, Sen1Floods11, ombria_png_to_db, png_to_db
 
-SHARED = Path(os.environ.get("TERRAWATCH_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
-
-
-def shared(*parts: str) -> Path:
-    p = SHARED.joinpath(*parts)
-    if not p.exists():
-        pytest.skip(f"shared data not available: {p}")
-    return p
+from tests.conftest import shared_path as shared
 
 
 def _tif(path: Path, arr: np.ndarray, nodata=None) -> None:

@@ -11,10 +11,11 @@ import torch
 from terrawatch.ml import mining
 from terrawatch.ml.nets.mining import PATCH, MiningCNN, state_dict_from_keras_h5
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from tests.conftest import SHARED as DATA, needs_shared, shared_path
+
 H5 = DATA / "mining-detector" / "48px_v3.2_2024-01-07.h5"
 S2 = DATA / "sen1floods11" / "Spain_7370579_S2Hand.tif"
-needs_data = pytest.mark.skipif(not (H5.exists() and S2.exists()), reason=f"shared data not found under {DATA}")
+needs_data = needs_shared("mining-detector/48px_v3.2_2024-01-07.h5", "sen1floods11/Spain_7370579_S2Hand.tif")
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +26,7 @@ def model() -> MiningCNN:
 
 @pytest.fixture(scope="module")
 def spain() -> np.ndarray:
-    if not S2.exists():
-        pytest.skip(f"shared data not found: {S2}")
+    shared_path("sen1floods11", S2.name)
     import rasterio
 
     with rasterio.open(S2) as ds:

@@ -19,14 +19,13 @@ import torch
 from terrawatch.ml import mining
 from terrawatch.ml.nets.mining import PATCH, load_mining_cnn
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from tests.conftest import SHARED as DATA, needs_shared
+
 H5 = DATA / "mining-detector" / "48px_v3.2_2024-01-07.h5"
 S2 = DATA / "sen1floods11" / "Spain_7370579_S2Hand.tif"
 TOL = 1e-5
 
-pytestmark = pytest.mark.skipif(
-    not (H5.exists() and S2.exists()), reason=f"shared data not found under {DATA} (mining h5 / Spain S2 chip)"
-)
+pytestmark = needs_shared("mining-detector/48px_v3.2_2024-01-07.h5", "sen1floods11/Spain_7370579_S2Hand.tif")
 
 
 # The Keras model runs in a child process: TensorFlow's native libraries loaded into the pytest

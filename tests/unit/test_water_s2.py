@@ -19,7 +19,9 @@ from terrawatch.ml.water_s2 import (
     to_reflectance,
 )
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sen1floods11"
+from tests.conftest import SHARED, needs_shared
+
+DATA = SHARED / "sen1floods11"
 CHIP = "Spain_7370579"
 
 # typical TOA reflectance x 10000 of clear water and of vegetated land (B1..B12)
@@ -116,7 +118,7 @@ def _iou(prob: np.ndarray, label: np.ndarray) -> float:
     return float((pred & t & v).sum() / ((pred | t) & v).sum())
 
 
-@pytest.mark.skipif(not (DATA / f"{CHIP}_S2Hand.tif").exists(), reason=f"shared data not found: {DATA}")
+@needs_shared(f"sen1floods11/{CHIP}_S2Hand.tif", f"sen1floods11/{CHIP}_LabelHand.tif")
 def test_spain_chip_regression():
     """Held-out Sen1Floods11 Spain chip. Measured: flood-s2 0.7386 (cloud mask on), 0.7666 (off);
     mndwi-s2 0.7186 (off). Floors are measured values minus 0.01; nothing was fitted to this label."""
