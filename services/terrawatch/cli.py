@@ -274,13 +274,17 @@ def layers_load(
     path: Path = typer.Argument(..., exists=True, help="GeoJSON or GeoPackage (any CRS)."),
     kind: str = typer.Option(..., help="mining_concession | protected_area | indigenous_territory | reference_water"),
     name_field: str = typer.Option("name", help="Attribute holding the feature's name."),
+    coverage: Path | None = typer.Option(
+        None, exists=True, help="GeoJSON/GeoPackage polygons where the layer is complete (e.g. the country of a "
+        "concession register). Default: the layer's extent (bounding box of its features)."),
 ) -> None:
-    """Replace a reference layer in PostGIS with the features of PATH (reprojected to EPSG:4326)."""
+    """Replace a reference layer in PostGIS with the features of PATH (reprojected to EPSG:4326) and record
+    its coverage: mining is called illegal for lying outside every concession only inside that coverage."""
     from terrawatch.service.layers import load_layer
     from terrawatch.store.uow import engine_for
 
-    n = load_layer(engine_for(get_settings().db_url), path, kind, name_field)
-    typer.echo(json.dumps({"layer": kind, "features": n}))
+    n = load_layer(engine_for(get_settings().db_url), path, kind, name_field, coverage)
+    typer.echo(json.dumps({"layer": kind, "features": n, "coverage": str(coverage) if coverage else "layer extent"}))
 
 
 # --- stream operations (issue 4): `terrawatch replay` and `terrawatch backfill` -------------------------------

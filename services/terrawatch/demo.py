@@ -6,6 +6,7 @@ import sys
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import numpy as np
 from sqlalchemy import func, select
@@ -35,10 +36,94 @@ def _dlq_high(settings: Settings) -> int:
         c.close()
 
 
-def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
-    from terrawatch.ingest import kafka_io
+NO_MINING_IMAGERY = ("no real Sentinel-2 imagery inside the mining model's area of applicability (Amazon basin, "
+                     "models/mining_s2/aoa.geojson) is available offline: mining was not inferred on any demo "
+                     "scene, so the demo shows no mining alert rather than an invented one")
+
+
+def demo_items(samples: Path, run_id: str) -> tuple[list[dict], list[dict]]:
+    """The demo's scenes: (published first, published once the real S2 chip is stored).
+
+    First: a synthetic S1 scene (sensed 10 min ago) and the real Sen1Floods11 Spain chips, S1 and S2 -
+    two sensors, two acquisitions days apart, so a flood alert they share is confirmed by an independent
+    observation. Then two **derived** copies of the S2 chip for the deforestation model only (their
+    mining/flood results would merely repeat the S2 chip's pixels, and a re-dated copy is no independent
+    observation): the chip unchanged 5 days later (a no-change check: no forest-loss alert) and the chip
+    with one forest block cleared 10 days later (real spectra, a known answer).
+    """
     from terrawatch.ingest.stac_items import item_from_geotiff
     from terrawatch.samples import SPAIN_S1, SPAIN_S2, spain_sensing_time, synthetic_clearing, synthetic_s1
+
+    synthetic_s1(samples / "synthetic_s1.tif")
+    first = [item_from_geotiff(samples / "synthetic_s1.tif", scene_id=f"synthetic-s1-{run_id}",
+                               sensing_time=datetime.now(timezone.utc) - timedelta(minutes=10))]
+    if not SPAIN_S1.exists():
+        return first, []
+    first.append(item_from_geotiff(SPAIN_S1, scene_id=f"sen1floods11-spain-7370579-{run_id}",
+                                   sensing_time=spain_sensing_time("s1")))
+    first.append(item_from_geotiff(SPAIN_S2, scene_id=f"sen1floods11-spain-7370579-s2-{run_id}",
+                                   sensing_time=spain_sensing_time("s2")))
+    synthetic_clearing(SPAIN_S2, samples / "spain_s2_clearing.tif")
+    later = []
+    for name, path, days, what in (
+            ("spain-s2-unchanged", SPAIN_S2, 5, "the Spain S2 chip unchanged, re-dated: no forest loss"),
+            ("spain-s2-clearing", samples / "spain_s2_clearing.tif", 10,
+             "the Spain S2 chip with one forest block cleared (real spectra), re-dated")):
+        item = item_from_geotiff(path, scene_id=f"{name}-{run_id}", sensing_time=spain_sensing_time("s2") + timedelta(days=days))
+        item["properties"]["terrawatch:hazards"] = ["deforestation"]
+        item["properties"]["description"] = f"derived demo scene: {what}"
+        later.append(item)
+    return first, later
+
+
+def truth_report(engine, settings: Settings, ids: list[str]) -> dict:
+    """What a user would check in the demo's database: per hazard, scenes/pixels outside the model's AoA;
+    mining alerts outside the mining AoA; ``illegal`` without a named feature or coverage; ``confirmed``
+    without two independent acquisitions; scenes by status."""
+    from terrawatch.domain.aoa import load_aoa
+    from terrawatch.domain.hazards import REGISTRY
+    from terrawatch.domain.legality import has_evidence
+    from terrawatch.store import tables as t
+    from terrawatch.store.uow import _alert
+
+    with engine.connect() as conn:
+        scenes = conn.execute(select(t.scenes.c.id, t.scenes.c.status, t.scenes.c.hazard_status)
+                              .where(t.scenes.c.id.in_(ids))).mappings().all()
+        alert_ids = select(t.detections.c.alert_id).where(t.detections.c.scene_id.in_(ids),
+                                                          t.detections.c.alert_id.is_not(None))
+        alerts = [_alert(r) for r in conn.execute(select(t.alerts).where(t.alerts.c.id.in_(alert_ids))).mappings()]
+    outside: dict[str, dict] = {}
+    inferred: dict[str, int] = {}
+    for sc in scenes:
+        for hazard, st in (sc["hazard_status"] or {}).items():
+            o = outside.setdefault(hazard, {"scenes": 0, "pixels": 0})
+            o["scenes"] += st.get("status") == "outside_aoa"
+            o["pixels"] += int(st.get("pixels_outside_aoa", 0))
+            inferred[hazard] = inferred.get(hazard, 0) + (st.get("status") == "processed")
+    mining_aoa = load_aoa(settings.aoa_overrides.get("mining_s2", settings.model_repository / next(
+        h.aoa for h in REGISTRY if h.hazard == "mining")))
+    confirmed = [a for a in alerts if a.status == "confirmed"]
+    report = {
+        "scenes_by_status": {s: sum(1 for x in scenes if x["status"] == s) for s in sorted({x["status"] for x in scenes})},
+        "outside_aoa": outside,
+        "scenes_inferred": inferred,
+        "alerts_by_hazard": {h: sum(1 for a in alerts if a.hazard == h) for h in sorted({a.hazard for a in alerts})},
+        "mining_alerts_outside_aoa": sum(1 for a in alerts if a.hazard == "mining" and not mining_aoa.covers(a.geom)),
+        "illegal_without_evidence": sum(1 for a in alerts if not has_evidence(a.context.get("legality") or {})),
+        "confirmed": [{"id": str(a.id), "hazard": a.hazard, "acquisitions": [
+            f"{x['platform']} {x['sensing_time']}" for x in a.context.get("acquisitions", [])]} for a in confirmed],
+        "confirmed_without_independent_acquisition": sum(
+            1 for a in confirmed if len(a.context.get("acquisitions", [])) < 2),
+        "notes": [],
+    }
+    if not inferred.get("mining"):
+        report["notes"].append(NO_MINING_IMAGERY)
+    return report
+
+
+def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
+    from terrawatch.ingest import kafka_io
+    from terrawatch.samples import SPAIN_S1
     from terrawatch.service import subscriptions
     from terrawatch.stack import Stack
     from terrawatch.store import tables as t
@@ -71,22 +156,8 @@ def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
         sub_ids.append(uuid.UUID(sub["id"]))
         log(f"webhook receiver ({fmt}) verifying signatures at {rx.url}")
 
-    samples = settings.state_dir / "samples"
-    synthetic_s1(samples / "synthetic_s1.tif")
-    items = [item_from_geotiff(samples / "synthetic_s1.tif", scene_id=f"synthetic-s1-{run_id}",
-                               sensing_time=datetime.now(timezone.utc) - timedelta(minutes=10))]
-    later = None
-    if SPAIN_S1.exists():
-        items.append(item_from_geotiff(SPAIN_S1, scene_id=f"sen1floods11-spain-7370579-{run_id}",
-                                       sensing_time=spain_sensing_time("s1")))
-        items.append(item_from_geotiff(SPAIN_S2, scene_id=f"sen1floods11-spain-7370579-s2-{run_id}",
-                                       sensing_time=spain_sensing_time("s2")))
-        # A later S2 scene of the same footprint with one forest block cleared (real spectra): the
-        # deforestation model compares it with the earlier scene, which must be stored first.
-        synthetic_clearing(SPAIN_S2, samples / "spain_s2_clearing.tif")
-        later = item_from_geotiff(samples / "spain_s2_clearing.tif", scene_id=f"spain-s2-clearing-{run_id}",
-                                  sensing_time=spain_sensing_time("s2") + timedelta(days=10))
-    else:
+    items, later = demo_items(settings.state_dir / "samples", run_id)
+    if not later:
         log(f"shared data not found at {SPAIN_S1}: running on the synthetic scene only")
     dlq_before = _dlq_high(settings)
     worker = start_worker(settings, {"TERRAWATCH_WEBHOOK_ALLOW_PRIVATE": "127.0.0.1"})
@@ -100,10 +171,12 @@ def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
     log(f"published {len(items)} scenes and 1 malformed event to {settings.scenes_topic}")
 
     ids = [i["id"] for i in items]
+    finished = ("processed", "outside_aoa", "failed")
     deadline = time.monotonic() + timeout_s
     summary: dict = {}
     while time.monotonic() < deadline:
         with engine.connect() as conn:
+            status = dict(conn.execute(select(t.scenes.c.id, t.scenes.c.status).where(t.scenes.c.id.in_(ids))).all())
             done = conn.execute(select(t.scene_runs).where(t.scene_runs.c.scene_id.in_(ids))).mappings().all()
             alert_ids = [r[0] for r in conn.execute(
                 select(t.detections.c.alert_id).distinct()
@@ -117,30 +190,32 @@ def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
             lat = [float(r[0]) for r in conn.execute(
                 select(func.extract("epoch", t.alerts.c.created_at - t.alerts.c.last_sensed))
                 .where(t.alerts.c.id.in_(alert_ids)))]
-        status = dict(outbox)
-        if later is not None and any(r["scene_id"] == items[-1]["id"] for r in done):
-            kafka_io.publish_scene(p, settings, later)
+        deliveries = dict(outbox)
+        if later and status.get(items[-1]["id"]) in finished:
+            for item in later:  # the deforestation model compares them with the stored S2 chip
+                kafka_io.publish_scene(p, settings, item)
+                ids.append(item["id"])
+                log(f"published {item['id']} ({item['properties']['description']})")
             p.flush(30)
-            ids.append(later["id"])
-            log(f"published {later['id']} (forest cleared since {items[-1]['id']})")
-            later = None
+            later = []
             continue
         dlq = _dlq_high(settings) - dlq_before
-        scenes_done = len({r["scene_id"] for r in done})
-        if later is None and scenes_done == len(ids) and dlq >= 1 and status.get("pending", 0) == 0:
+        scenes_done = sum(1 for i in ids if status.get(i) in finished)
+        if not later and scenes_done == len(ids) and dlq >= 1 and deliveries.get("pending", 0) == 0:
             summary = {
                 "scenes_processed": scenes_done,
                 # hazards of one scene share its tiles: count each scene's tiles once
                 "tiles": int(sum({r["scene_id"]: r["tiles"] for r in done}.values())),
                 "detections": int(n_det),
                 "alerts": len(alert_ids),
-                "webhooks_delivered": int(status.get("delivered", 0)),
+                "webhooks_delivered": int(deliveries.get("delivered", 0)),
                 "webhooks_verified": sum(len(rx.verified_ids) for rx in receivers.values()),
                 "webhooks_by_format": {fmt: rx.by_format[fmt] for fmt, rx in receivers.items()},
                 "dlq": int(dlq),
                 "p95_sensing_to_alert_s": round(float(np.percentile(lat, 95)), 1) if lat else None,
                 "runs": sorted(f"{r['scene_id']}:{r['hazard']}:{r['detections']}" for r in done),
                 "products": sorted(str(p) for i in ids for p in (settings.products_dir / i).glob("*.tif")),
+                **truth_report(engine, settings, ids),
             }
             break
         time.sleep(2)
@@ -160,4 +235,6 @@ def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
         "(ops actions need a key: .venv/bin/terrawatch keys create --role operator --name me)")
     log("  status:   .venv/bin/terrawatch stack status    stop: make stop  (terrawatch stack down)")
     log("note: p95_sensing_to_alert_s includes the Spain chip, sensed in 2019 (a backfill, not live)")
+    for note in summary.get("notes", []):
+        log(f"note: {note}")
     return summary

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     mining_threshold: float = Field(default=0.8, description="Mine probability (0-1); 0.8 as in the model's validation.")
     mining_stride: int = Field(default=16, description="Stride (px) of the 48 px mining classifier's sliding window.")
     deforestation_threshold: float = Field(default=0.5, description="Forest-loss probability (0-1).")
+    aoa_overrides: dict[str, Path] = Field(
+        default={}, description="Areas of applicability replacing models/<model>/aoa.geojson, as JSON "
+        "{\"<model>\": \"<GeoJSON path>\"} (e.g. after retraining a model on a wider region).")
 
     write_products: bool = Field(default=True, description="Write per-hazard GeoTIFFs per scene: band 1 likelihood 0-100, band 2 exclusion flags.")
     products_root: Path | None = Field(default=None, description="Where likelihood rasters go (default <state_dir>/products).")

@@ -34,7 +34,9 @@ def isolated(settings: Settings, name: str, **extra) -> Settings:
 def settings_env(s: Settings) -> dict[str, str]:
     env = dict(os.environ)
     for key, value in s.model_dump().items():
-        if value is not None:
+        if isinstance(value, dict):
+            env[f"TERRAWATCH_{key.upper()}"] = json.dumps({k: str(v) for k, v in value.items()})
+        elif value is not None:
             env[f"TERRAWATCH_{key.upper()}"] = str(value)
     env["TERRAWATCH_WEBHOOK_ALLOW_PRIVATE"] = "127.0.0.1"
     return env

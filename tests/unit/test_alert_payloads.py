@@ -21,8 +21,10 @@ from terrawatch.store.uow import AlertRow
 XSD = etree.XMLSchema(etree.parse(str(REPO_ROOT / "alerts" / "schemas" / "CAP-v1.2.xsd")))
 NS = {"cap": CAP_NS}
 POLICIES = load_rules(REPO_ROOT / "alerts" / "rules")
-LEGALITY = {"verdict": "likely_illegal", "rule": "mining inside a protected area",
-            "layer": "wdpa", "feature": {"id": 555, "name": "Parque Nacional Doñana"}}
+LEGALITY = {"status": "illegal", "rule": "inside_protected_area", "coverage": None,
+            "feature": {"layer": "protected_area", "feature_id": 555, "feature_name": "Parque Nacional Doñana"},
+            "rules": [{"rule": "inside_protected_area", "layer": "protected_area", "feature_id": 555,
+                       "feature_name": "Parque Nacional Doñana"}]}
 
 
 def _alert(status="new", confidence="low", severity="minor", version=1, hazard="mining") -> AlertRow:
@@ -63,6 +65,8 @@ def test_cap_fields_mapping_and_context():
     params = {p.findtext("cap:valueName", namespaces=NS): p.findtext("cap:value", namespaces=NS)
               for p in doc.findall("cap:info/cap:parameter", NS)}
     assert json.loads(params["context:legality"]) == LEGALITY
+    assert (params["terrawatch:legality"], params["terrawatch:legality_rule"],
+            params["terrawatch:legality_evidence"]) == ("illegal", "inside_protected_area", "Parque Nacional Doñana")
     assert params["terrawatch:confidence"] == "highest" and params["terrawatch:alert_id"] == str(a.id)
 
 
@@ -103,4 +107,7 @@ def test_geojson_payload_is_a_valid_feature_with_context():
     feature = Feature.model_validate(env["data"])
     assert feature.geometry.type == "MultiPolygon"
     assert env["data"]["properties"]["context"]["legality"] == LEGALITY
+    props = env["data"]["properties"]
+    assert (props["legality"], props["legality_rule"], props["legality_feature"]) == (
+        "illegal", "inside_protected_area", "Parque Nacional Doñana")
     assert env["data"]["properties"]["confidence"] == "low"

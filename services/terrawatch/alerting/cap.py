@@ -120,13 +120,20 @@ def cap_alert(a: AlertRow, event_type: str, policy: HazardPolicy, sender: str, f
             f"{a.observations} observation(s) between {cap_time(a.first_sensed)} and {cap_time(a.last_sensed)}; "
             f"mean model likelihood {a.likelihood:.0f}/100; status {status.value}.")
     if isinstance(legality, dict) and legality:
-        desc += " Legality: " + json.dumps(legality, sort_keys=True, ensure_ascii=False, default=str)
+        desc += f" Legality: {legality.get('status')} ({legality.get('rule')}). Verdict: " + json.dumps(legality, sort_keys=True, ensure_ascii=False, default=str)
     _sub(info, "description", desc)
     for name, value in (("alert_id", str(a.id)), ("status", status.value), ("confidence", a.confidence),
                         ("area_ha", f"{a.area_ha:.4f}"), ("likelihood", f"{a.likelihood:.1f}"),
                         ("sensors", ",".join(a.sensors)), ("observations", str(a.observations)),
                         ("version", str(a.version))):
         _pair(info, "parameter", f"terrawatch:{name}", value)
+    if isinstance(legality, dict) and legality.get("status"):
+        feature = legality.get("feature") or {}
+        evidence = feature.get("feature_name") or feature.get("feature_id") or (legality.get("coverage") or {}).get(
+            "source") or "none"
+        _pair(info, "parameter", "terrawatch:legality", str(legality["status"]))
+        _pair(info, "parameter", "terrawatch:legality_rule", str(legality.get("rule")))
+        _pair(info, "parameter", "terrawatch:legality_evidence", str(evidence))
     for key, value in sorted((a.context or {}).items()):
         _pair(info, "parameter", f"context:{key}",
               value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False, default=str))

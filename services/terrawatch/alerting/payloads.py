@@ -20,6 +20,17 @@ def _iso(t: datetime | None) -> str | None:
     return t.isoformat() if t else None
 
 
+def _legality(a: AlertRow) -> dict:
+    v = (a.context or {}).get("legality") if isinstance(a.context, dict) else None
+    if not isinstance(v, dict):
+        return {"legality": None}
+    feature = v.get("feature") or {}
+    coverage = v.get("coverage") or {}
+    return {"legality": v.get("status"), "legality_rule": v.get("rule"),
+            "legality_feature": feature.get("feature_name") or feature.get("feature_id"),
+            "legality_coverage": coverage.get("source")}
+
+
 def alert_feature(a: AlertRow) -> dict:
     """The alert as a GeoJSON Feature; geometry a MultiPolygon in lon/lat (RFC 7946), area in ha."""
     return {
@@ -41,6 +52,9 @@ def alert_feature(a: AlertRow) -> dict:
             "created_at": _iso(a.created_at),
             "updated_at": _iso(a.updated_at),
             "version": a.version,
+            # mining: illegal / licensed / unknown with its rule and the feature or coverage used (full verdict
+            # in context.legality); null for hazards without a legality step
+            **_legality(a),
             "context": a.context,
         },
     }

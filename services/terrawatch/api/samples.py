@@ -84,6 +84,7 @@ def seed_layers(engine, *, center: tuple[float, float] = (-3.0, 40.0), spread_de
             ids = uow.add_detections(scene, "seed-1", dets)
             for h in HAZARDS:
                 uow.add_run(sid, h, "seed-1", tiles=1, detections=sum(d.hazard == h for d in dets))
+            uow.finish_scene(sid, "processed", {h: {"status": "processed", "model": "seed-1"} for h in HAZARDS})
             for a0 in range(0, len(dets), per_alert):
                 group = [(i, d) for i, d in zip(ids[a0:a0 + per_alert], dets[a0:a0 + per_alert])]
                 hazard = group[0][1].hazard

@@ -15,6 +15,7 @@ from math import ceil
 EXCLUDED_NODATA = 1  # an input band has no data there
 EXCLUDED_CLOUD = 2  # optical: cloud or cloud shadow (the model gave no estimate)
 EXCLUDED_RADAR = 4  # SAR: radar shadow or layover
+EXCLUDED_AOA = 8  # outside the model's area of applicability (not inferred; domain/aoa.py)
 
 
 @dataclass(frozen=True)

@@ -115,12 +115,13 @@ class KafkaUnavailable(TransientError):
 
 
 def send_to_dlq(p: Producer, settings: Settings, msg: Message, reason: str, code: str, attempts: int = 1,
-                timeout_s: float = 30.0, stop: threading.Event | None = None, kind: Kind | None = None) -> None:
+                timeout_s: float = 30.0, stop: threading.Event | None = None, kind: Kind | None = None) -> str:
     """Write the original payload and the reason to the DLQ and wait until the broker has it.
 
     Waits up to ``timeout_s`` s, or with ``stop`` given until ``stop`` is set: through a broker outage
     the record stays queued in the (idempotent) producer, so waiting longer never duplicates it; a
     record the producer gave up on (message.timeout.ms) is produced again. Raises DlqWriteError.
+    Returns the DLQ record's reference ``topic[partition]@offset`` (kept with a failed scene's status).
     """
     record = DlqRecord.from_message(msg, reason, code, attempts, kind)
     report: list = []
@@ -129,16 +130,16 @@ def send_to_dlq(p: Producer, settings: Settings, msg: Message, reason: str, code
         p.produce(settings.dlq_topic, key=msg.key(), value=record.to_bytes(),
                   headers=[("terrawatch-reason", reason[:1000].encode()), ("terrawatch-error-code", code.encode()),
                            ("terrawatch-kind", record.kind.encode())],
-                  on_delivery=lambda err, _m: report.append(err))
+                  on_delivery=lambda err, m: report.append((err, m)))
         while not report:
             p.flush(1.0)
             if stop is None and time.monotonic() > deadline:
                 raise DlqWriteError(f"DLQ write not acknowledged by the broker within {timeout_s:.0f} s")
             if stop is not None and stop.is_set() and not report:
                 raise DlqWriteError("DLQ write not acknowledged before shutdown")
-        err = report.pop()
+        err, delivered = report.pop()
         if err is None:
-            return
+            return f"{delivered.topic()}[{delivered.partition()}]@{delivered.offset()}"
         if stop is None or stop.is_set():
             raise DlqWriteError(f"DLQ write failed: {err}")
         log.warning("DLQ write failed (%s); producing it again", err)

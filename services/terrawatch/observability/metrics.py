@@ -61,6 +61,16 @@ CONSUMER_LAG = Gauge(
     ["topic", "partition"],
 )
 DETECTIONS = Counter("terrawatch_detections_total", "Detection polygons stored.", ["hazard"])
+SCENES_OUTSIDE_AOA = Counter(
+    "terrawatch_scenes_outside_aoa_total",
+    "Scenes a hazard was not inferred on: the scene lies entirely outside its model's area of applicability.",
+    ["hazard"],
+)
+PIXELS_OUTSIDE_AOA = Counter(
+    "terrawatch_pixels_outside_aoa_total",
+    "Scene pixels not inferred for a hazard because they lie outside its model's area of applicability.",
+    ["hazard"],
+)
 ALERTS = Counter("terrawatch_alerts_total", "Alerts created or updated.", ["hazard", "action"])
 WEBHOOK_DELIVERIES = Counter(
     "terrawatch_webhook_deliveries_total",

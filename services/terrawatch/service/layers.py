@@ -12,11 +12,11 @@ from pathlib import Path
 import pyogrio
 import shapely
 from geoalchemy2.shape import from_shape
-from sqlalchemy import Engine, delete, insert
+from sqlalchemy import Engine
 
 from terrawatch.domain.legality import REFERENCE_KINDS
 from terrawatch.domain.reference_water import REFERENCE_WATER
-from terrawatch.store import tables as t
+from terrawatch.store.uow import replace_reference_layer
 
 LAYER_KINDS = (*REFERENCE_KINDS, REFERENCE_WATER)
 
@@ -42,16 +42,27 @@ def read_features(path: Path, layer: str | None = None) -> list[tuple[shapely.Ge
     return out
 
 
-def load_layer(engine: Engine, path: Path, kind: str, name_field: str = "name") -> int:
-    """Replace reference layer ``kind`` with the features of ``path``; return how many were stored."""
+def load_layer(engine: Engine, path: Path, kind: str, name_field: str = "name",
+               coverage: Path | None = None) -> int:
+    """Replace reference layer ``kind`` with the features of ``path``; return how many were stored.
+
+    ``coverage``: a GeoJSON/GeoPackage whose (multi)polygons outline where the layer is complete (e.g. the
+    country or state whose concession register was loaded). Without it the layer's extent (bounding box
+    of its features) is recorded as its coverage. Mining legality says ``illegal`` by
+    ``outside_licensed_concession`` only inside the concession layer's coverage.
+    """
     if kind not in LAYER_KINDS:
         raise ValueError(f"kind must be one of {', '.join(LAYER_KINDS)}")
     feats = read_features(path)
     rows = [{"layer": kind, "name": None if p.get(name_field) is None else str(p[name_field])[:500],
              "properties": {k: v for k, v in p.items() if isinstance(v, (str, int, float, bool)) or v is None},
              "geom": from_shape(g, srid=4326)} for g, p in feats]
+    cov = None
+    if coverage is not None:
+        polys = [g for g, _ in read_features(coverage) if g.geom_type in ("Polygon", "MultiPolygon")]
+        if not polys:
+            raise ValueError(f"coverage {coverage} has no polygon features")
+        cov = shapely.union_all(polys)
     with engine.begin() as conn:
-        conn.execute(delete(t.reference_features).where(t.reference_features.c.layer == kind))
-        if rows:
-            conn.execute(insert(t.reference_features), rows)
+        replace_reference_layer(conn, kind, rows, cov, f"declared: {Path(coverage).name}" if coverage else None)
     return len(rows)

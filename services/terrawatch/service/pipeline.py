@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 import shapely
@@ -23,11 +23,12 @@ from terrawatch.domain.alerts import (
 from terrawatch.domain.errors import NoValidPixels, UnsupportedScene
 from terrawatch.domain.polygons import Detection, as_multipolygon, cluster
 from terrawatch.domain.reference_water import subtract_reference
-from terrawatch.domain.hazards import HAZARDS, STEP_LEGALITY, STEP_REFERENCE_WATER, model_for
+from terrawatch.domain.aoa import OUTSIDE, PARTIAL, load_aoa, relate
+from terrawatch.domain.hazards import HAZARDS, REGISTRY, STEP_LEGALITY, STEP_REFERENCE_WATER, model_for
 from terrawatch.domain.scene import Scene
 from terrawatch.imagery.reader import SceneReader
 from terrawatch.observability.metrics import (
-    ALERTS, DETECTIONS, SENSING_TO_ALERT_SECONDS, STAGE_SECONDS, TILES,
+    ALERTS, DETECTIONS, PIXELS_OUTSIDE_AOA, SCENES_OUTSIDE_AOA, SENSING_TO_ALERT_SECONDS, STAGE_SECONDS, TILES,
 )
 from terrawatch.settings import Settings
 from terrawatch.store.uow import AlertRow, UnitOfWork, window_start
@@ -53,13 +54,14 @@ def unsupported_reason(scene: Scene, hazard: str) -> str | None:
 @dataclass
 class SceneOutcome:
     scene_id: str
-    outcome: str  # processed | duplicate
+    outcome: str  # processed | duplicate | outside_aoa (every hazard asked for is outside its model's AoA)
     tiles: int = 0
     detections: int = 0
     alerts_created: int = 0
     alerts_updated: int = 0
     webhooks_enqueued: int = 0
     stages: dict[str, float] = field(default_factory=dict)
+    hazard_status: dict[str, dict] = field(default_factory=dict)  # per hazard, as stored in scenes.hazard_status
 
 
 class ScenePipeline:
@@ -75,9 +77,13 @@ class ScenePipeline:
         missing = sorted(set(HAZARDS) - set(self.policies))
         if missing:
             raise InvalidAlertRules(f"no alert rule in {settings.alert_rules_dir} for hazard(s) {missing}")
+        # Areas of applicability, one per model (models/<model>/aoa.geojson or TERRAWATCH_AOA_OVERRIDES)
+        self.aoa = {hm.model: load_aoa(settings.aoa_overrides.get(hm.model, settings.model_repository / hm.aoa))
+                    for hm in REGISTRY}
 
-    def jobs_for(self, scene: Scene, uow: UnitOfWork) -> list[HazardJob]:
-        """The hazard jobs that apply to ``scene``; deforestation needs an earlier scene of the footprint."""
+    def jobs_for(self, scene: Scene, uow: UnitOfWork, skipped: dict | None = None) -> list[HazardJob]:
+        """The hazard jobs that apply to ``scene``; deforestation needs an earlier scene of the footprint
+        (hazards skipped for want of one are added to ``skipped``)."""
         jobs = []
         for h in scene.hazards:
             hm = model_for(scene.sensor, h)
@@ -86,6 +92,8 @@ class ScenePipeline:
                 if hm is not None:  # a model exists, not for this scene's level: record why
                     log.info("scene %s: %s skipped: %s", scene.id, h, reason)
                     uow.record_skip(scene.id, h, reason)
+                    if skipped is not None:
+                        skipped[h] = {"status": "skipped", "model": hm.model, "reason": reason}
                 continue
             pre = None
             if hm.kind == "bitemporal":
@@ -94,6 +102,8 @@ class ScenePipeline:
                     reason = f"no earlier {scene.level} scene of this footprint to compare with"
                     log.info("scene %s: %s skipped: %s", scene.id, h, reason)
                     uow.record_skip(scene.id, h, reason)
+                    if skipped is not None:
+                        skipped[h] = {"status": "no_earlier_scene", "model": hm.model, "reason": reason}
                     continue
             jobs.append(HazardJob(h, hm.model, getattr(self.s, hm.threshold_setting), hm.kind, self.s.mining_stride,
                                   pre, hm.excluded_flag))
@@ -111,17 +121,31 @@ class ScenePipeline:
         reasons = {h: unsupported_reason(scene, h) for h in scene.hazards}
         if all(reasons.values()):
             raise UnsupportedScene("; ".join(f"{h}: {r}" for h, r in reasons.items()))
+        skipped: dict[str, dict] = {}
         with UnitOfWork(self.engine, "check") as uow:
             uow.upsert_scene(scene)  # idempotent; a later scene may need it as its pre-event reference
-            jobs = self.jobs_for(scene, uow)
+            jobs = self.jobs_for(scene, uow, skipped)
             versions = {j.hazard: f"{j.model}:{self.model_version(j.model)}" for j in jobs}
-            jobs = [j for j in jobs if not uow.run_exists(scene.id, j.hazard, versions[j.hazard])]
-        out = SceneOutcome(scene.id, "processed" if jobs else "duplicate")
+            todo = [j for j in jobs if not uow.run_exists(scene.id, j.hazard, versions[j.hazard])]
+            if todo or not jobs:
+                uow.set_scene_status(scene.id, "processing", hazards=skipped)
+        jobs, out = todo, SceneOutcome(scene.id, "processed" if todo else "duplicate", hazard_status=skipped)
         if not jobs:
+            if skipped and out.outcome == "duplicate" and not versions:  # nothing could run: say why
+                with UnitOfWork(self.engine, "status") as uow:
+                    uow.set_scene_status(scene.id, "processed", reason="; ".join(
+                        f"{h}: {v['status']}" for h, v in skipped.items()))
+                out.outcome = "processed"
             return out
         t0 = time.perf_counter()
         with SceneReader(scene) as reader:
             grid = reader.grid
+        jobs = self._clip_to_aoa(scene, jobs, grid, out)
+        if not jobs:  # every hazard asked for lies outside its model's area of applicability
+            with UnitOfWork(self.engine, "status") as uow:
+                uow.finish_scene(scene.id, "outside_aoa", out.hazard_status)
+            out.outcome = "outside_aoa"
+            return out
         log.info("scene %s: tiling %dx%d px for %s", scene.id, grid.width, grid.height,
                  ", ".join(versions[j.hazard] for j in jobs))
         products = self._product_paths(scene, jobs)
@@ -148,6 +172,14 @@ class ScenePipeline:
             out.alerts_updated += updated
             out.webhooks_enqueued += enq
             DETECTIONS.labels(j.hazard).inc(len(dets[j.hazard]))
+        for j in jobs:
+            out.hazard_status[j.hazard] = {"status": "processed", "model": versions[j.hazard],
+                                           "detections": len(dets[j.hazard]),
+                                           "pixels_outside_aoa": tiled.outside_aoa.get(j.hazard, 0)}
+            if tiled.outside_aoa.get(j.hazard):
+                PIXELS_OUTSIDE_AOA.labels(j.hazard).inc(tiled.outside_aoa[j.hazard])
+        with UnitOfWork(self.engine, "status") as uow:
+            uow.finish_scene(scene.id, "processed", out.hazard_status)
         t3 = time.perf_counter()
         out.tiles = tiled.tiles
         out.stages = {"read": tiled.read_s, "infer": tiled.infer_s, "tiling_wall": t1 - t0,
@@ -155,6 +187,28 @@ class ScenePipeline:
         for stage in ("read", "infer", "vectorize", "store"):
             STAGE_SECONDS.labels(stage).observe(out.stages[stage])
         return out
+
+    def _clip_to_aoa(self, scene: Scene, jobs: list[HazardJob], grid, out: SceneOutcome) -> list[HazardJob]:
+        """Drop jobs whose model's AoA misses the scene (recorded in ``out.hazard_status``, counted in
+        terrawatch_scenes_outside_aoa_total); give partly covered jobs the AoA in the grid's CRS."""
+        from rasterio.warp import transform_geom
+        from shapely.geometry import mapping
+
+        kept = []
+        for j in jobs:
+            where, part = relate(scene.footprint, self.aoa[j.model])
+            if where == OUTSIDE:
+                out.hazard_status[j.hazard] = {"status": "outside_aoa", "model": j.model,
+                                               "pixels_outside_aoa": grid.width * grid.height}
+                SCENES_OUTSIDE_AOA.labels(j.hazard).inc()
+                PIXELS_OUTSIDE_AOA.labels(j.hazard).inc(grid.width * grid.height)
+                log.info("scene %s: outside the area of applicability of %s, %s not inferred", scene.id, j.model,
+                         j.hazard)
+                continue
+            if where == PARTIAL:
+                j = replace(j, aoa=transform_geom("EPSG:4326", grid.crs, mapping(part)))
+            kept.append(j)
+        return kept
 
     def _store(self, scene: Scene, hazard: str, version: str, dets: list[Detection], n_tiles: int):
         policy = self.policies[hazard]

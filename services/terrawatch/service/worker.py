@@ -24,7 +24,7 @@ from terrawatch.observability.metrics import (
     CONSUMER_LAG, EVENTS_CONSUMED, EVENTS_INVALID, SCENES, SCENES_IN_FLIGHT,
 )
 from terrawatch.settings import Settings
-from terrawatch.store.uow import engine_for, is_db_outage, wait_for_db
+from terrawatch.store.uow import engine_for, is_db_outage, mark_scene_failed, wait_for_db
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ class Worker:
                 except Exception as raw:  # noqa: BLE001 - classified below
                     exc = _unwrap(raw)
                     if isinstance(exc, TerrawatchError) and not isinstance(exc, TransientError):
-                        return self._dead_letter(msg, exc, attempt, scene.platform)
+                        return self._dead_letter(msg, exc, attempt, scene.platform, scene)
                     if is_db_outage(exc) and db_waits < DB_OUTAGE_WAITS and not self._stop.is_set():
                         # A PostGIS outage is not the scene's fault: wait for the database, then retry
                         # without spending an attempt (the failed transaction was rolled back).
@@ -204,16 +204,21 @@ class Worker:
                         raise _Interrupted(f"scene {scene.id}: {_describe(exc)}")
                     if attempt >= self.max_attempts:
                         wrapped = TransientError(f"gave up after {attempt} attempts: {_describe(exc)}")
-                        return self._dead_letter(msg, wrapped, attempt, scene.platform)
+                        return self._dead_letter(msg, wrapped, attempt, scene.platform, scene)
                     log.warning("scene %s attempt %d failed: %s", scene.id, attempt, _describe(exc))
                     self._stop.wait(self.retry_base_s * 2 ** (attempt - 1))
         finally:
             SCENES_IN_FLIGHT.dec()
 
-    def _dead_letter(self, msg, exc: BaseException, attempts: int, platform: str) -> str:
+    def _dead_letter(self, msg, exc: BaseException, attempts: int, platform: str, scene=None) -> str:
         code = getattr(exc, "code", "error")
         reason = getattr(exc, "reason", None) or _describe(exc)
-        kafka_io.send_to_dlq(self.producer, self.s, msg, reason, code, attempts, stop=self._stop)
+        ref = kafka_io.send_to_dlq(self.producer, self.s, msg, reason, code, attempts, stop=self._stop)
+        if scene is not None:  # a valid event whose scene failed: its footprint is shown as failed
+            try:
+                mark_scene_failed(self.pipeline.engine, scene, f"{code}: {reason}", ref)
+            except Exception:  # noqa: BLE001 - the DLQ has the event; a status write must not stop the worker
+                log.warning("could not record scene %s as failed", scene.id, exc_info=True)
         EVENTS_INVALID.labels(code).inc()
         SCENES.labels("failed", platform).inc()
         log.warning("event at %s[%d]@%d sent to DLQ: %s", msg.topic(), msg.partition(), msg.offset(), reason)

@@ -20,6 +20,15 @@ scenes = Table(
     Column("footprint", Geometry("MULTIPOLYGON", srid=4326, spatial_index=True), nullable=False),
     Column("item", JSONB, nullable=False),
     Column("received_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    # processing | processed | failed (status_reason, dlq_ref = DLQ record "topic[partition]@offset") |
+    # outside_aoa (every hazard asked for lies outside its model's area of applicability); migration 13a
+    Column("status", String(16), nullable=False, server_default="processing", index=True),
+    Column("status_reason", Text, nullable=True),
+    Column("dlq_ref", Text, nullable=True),
+    # per hazard: {"status": processed|outside_aoa|no_earlier_scene, "pixels_outside_aoa": n, ...}
+    Column("hazard_status", JSONB, nullable=False, server_default="{}"),
+    Column("status_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    CheckConstraint("status in ('processing', 'processed', 'failed', 'outside_aoa')", name="ck_scenes_status"),
 )
 
 scene_runs = Table(
@@ -203,4 +212,15 @@ dlq_entries = Table(
     Column("purged_by", String(160), nullable=True),
     Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
     CheckConstraint("state in ('pending', 'redriven', 'purged')", name="ck_dlq_entries_state"),
+)
+
+# What each reference layer claims to cover (migration 13a): "outside every concession" is evidence of
+# illegality only inside the concession layer's coverage (declared with --coverage, else its extent).
+reference_layer_coverage = Table(
+    "reference_layer_coverage", metadata,
+    Column("layer", String(64), primary_key=True),
+    Column("coverage", Geometry("MULTIPOLYGON", srid=4326, spatial_index=False), nullable=True),
+    Column("coverage_source", Text, nullable=False),
+    Column("features", Integer, nullable=False),
+    Column("loaded_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
 )

@@ -19,7 +19,8 @@ from typing import Any
 
 from geoalchemy2.shape import from_shape, to_shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import Engine, any_, create_engine, func, insert, select, text, update
+from sqlalchemy import Engine, any_, create_engine, delete, func, insert, literal, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -148,6 +149,28 @@ class UnitOfWork:
             t.scene_hazard_skips.c.scene_id == scene_id)
         return {h: r for h, r in self.conn.execute(q)}
 
+    def set_scene_status(self, scene_id: str, status: str, reason: str | None = None,
+                         hazards: dict | None = None, dlq_ref: str | None = None) -> None:
+        """Set a scene's status (processing | processed | failed | outside_aoa) with its reason and DLQ
+        reference; ``hazards`` is merged into its per-hazard status."""
+        values: dict[str, Any] = {"status": status, "status_reason": reason, "dlq_ref": dlq_ref,
+                                  "status_at": func.now()}
+        if hazards:
+            values["hazard_status"] = t.scenes.c.hazard_status.op("||")(literal(hazards, type_=JSONB))
+        self.conn.execute(update(t.scenes).where(t.scenes.c.id == scene_id).values(**values))
+
+    def finish_scene(self, scene_id: str, status: str, hazards: dict) -> str:
+        """Merge ``hazards`` into the scene's per-hazard status; the scene is ``processed`` if any hazard
+        was processed (now or by an earlier run), else ``status``. Returns the status set."""
+        row = self.conn.execute(select(t.scenes.c.hazard_status).where(t.scenes.c.id == scene_id)
+                                .with_for_update()).first()
+        merged = {**(dict(row[0]) if row else {}), **hazards}
+        if any(isinstance(v, dict) and v.get("status") == "processed" for v in merged.values()):
+            status = "processed"
+        self.conn.execute(update(t.scenes).where(t.scenes.c.id == scene_id).values(
+            status=status, status_reason=None, dlq_ref=None, hazard_status=merged, status_at=func.now()))
+        return status
+
     def previous_scene(self, scene: Scene, min_overlap: float = 0.5) -> dict | None:
         """STAC Item of the latest earlier scene of the same sensor and level (S2 L1C TOA and L2A surface
         reflectance are not compared) covering >= ``min_overlap`` of ``scene``."""
@@ -156,7 +179,7 @@ class UnitOfWork:
         same_level = (level == "L2A") if scene.is_l2a else (level != "L2A")
         q = (select(t.scenes.c.item)
              .where(t.scenes.c.sensor == scene.sensor.value, t.scenes.c.id != scene.id, same_level,
-                    t.scenes.c.sensing_time < scene.sensing_time,
+                    t.scenes.c.sensing_time < scene.sensing_time, t.scenes.c.status != "failed",
                     func.ST_Intersects(t.scenes.c.footprint, fp),
                     func.ST_Area(func.ST_Intersection(t.scenes.c.footprint, fp)) >= min_overlap * func.ST_Area(fp))
              .order_by(t.scenes.c.sensing_time.desc()).limit(1))
@@ -244,15 +267,23 @@ class UnitOfWork:
         return [g for g in (to_shape(r[0]) for r in rows) if not g.is_empty]
 
     def legality(self, geom: BaseGeometry) -> dict:
-        """Mining legality of a lon/lat area against the reference layers (see domain/legality.py)."""
-        from terrawatch.domain.legality import REFERENCE_KINDS, assess
+        """Mining legality of a lon/lat area against the reference layers and the concession layer's
+        coverage (see domain/legality.py)."""
+        from terrawatch.domain.legality import CONCESSION, REFERENCE_KINDS, assess
 
         g = _sql_geom(as_multipolygon(geom))
         rf = t.reference_features
         rows = self.conn.execute(
             select(rf.c.id, rf.c.layer, rf.c.name, func.ST_Covers(rf.c.geom, g).label("covers"))
-            .where(rf.c.layer.in_(REFERENCE_KINDS), func.ST_Intersects(rf.c.geom, g))).mappings().all()
-        return assess([dict(r) for r in rows])
+            .where(rf.c.layer.in_(REFERENCE_KINDS), func.ST_Intersects(rf.c.geom, g))
+            .order_by(rf.c.layer, rf.c.id)).mappings().all()
+        rc = t.reference_layer_coverage
+        cov = self.conn.execute(
+            select(rc.c.coverage_source.label("source"), rc.c.loaded_at, rc.c.features,
+                   func.coalesce(func.ST_Covers(rc.c.coverage, g), False).label("covers"))
+            .where(rc.c.layer == CONCESSION)).mappings().first()
+        coverage = None if cov is None else {**cov, "loaded_at": cov["loaded_at"].isoformat()}
+        return assess([dict(r) for r in rows], coverage)
 
     # subscribers and outbox ---------------------------------------------------
     def matching_subscribers(self, alert: AlertRow, confidence_ranks: dict[str, int]) -> list[dict]:
@@ -280,6 +311,43 @@ class UnitOfWork:
             id=msg_id, alert_id=alert.id, alert_version=alert.version, subscriber_id=subscriber_id,
             event_type=event_type, payload=payload, content_type=content_type))
         return msg_id
+
+
+def mark_scene_failed(engine: Engine, scene: Scene, reason: str, dlq_ref: str | None) -> None:
+    """Record that ``scene`` went to the DLQ: status ``failed`` with the reason and the DLQ record
+    (``topic[partition]@offset``), so maps and the OGC ``scenes`` collection show it as failed, never as
+    a footprint where nothing was found."""
+    with UnitOfWork(engine, "status") as uow:
+        uow.upsert_scene(scene)
+        uow.set_scene_status(scene.id, "failed", reason=reason[:2000], dlq_ref=dlq_ref)
+
+
+def replace_reference_layer(conn: Connection, layer: str, rows: list[dict],
+                            coverage: BaseGeometry | None = None, coverage_source: str | None = None) -> int:
+    """Replace ``layer``'s features with ``rows`` (reference_features values) and record what the layer
+    covers: ``coverage`` (lon/lat) as declared by the loader, else the extent (bounding box) of its
+    features. Returns how many features were replaced."""
+    rf, rc = t.reference_features, t.reference_layer_coverage
+    replaced = conn.execute(delete(rf).where(rf.c.layer == layer)).rowcount
+    if rows:
+        conn.execute(insert(rf), rows)
+    conn.execute(delete(rc).where(rc.c.layer == layer))
+    if coverage is not None:
+        cov = func.ST_Multi(_sql_geom(coverage))
+        source = coverage_source or "declared coverage"
+    else:
+        cov = (select(func.ST_Multi(func.ST_SetSRID(func.ST_Envelope(func.ST_Extent(rf.c.geom)), 4326)))
+               .where(rf.c.layer == layer).scalar_subquery())
+        source = "layer extent (bounding box of its features)"
+    conn.execute(insert(rc).values(layer=layer, coverage=cov, coverage_source=source, features=len(rows)))
+    return replaced
+
+
+def drop_reference_layer(conn: Connection, layer: str) -> int:
+    """Delete ``layer``'s features and coverage; returns how many features were deleted."""
+    rc = t.reference_layer_coverage
+    conn.execute(delete(rc).where(rc.c.layer == layer))
+    return conn.execute(delete(t.reference_features).where(t.reference_features.c.layer == layer)).rowcount
 
 
 def _alert(row) -> AlertRow:

@@ -17,7 +17,7 @@ import numpy as np
 import ray
 
 from terrawatch.domain.scene import Scene, scene_from_item
-from terrawatch.domain.tiles import EXCLUDED_CLOUD, EXCLUDED_NODATA, Tile, TileGrid, crop_core
+from terrawatch.domain.tiles import EXCLUDED_AOA, EXCLUDED_CLOUD, EXCLUDED_NODATA, Tile, TileGrid, crop_core
 from terrawatch.vectorize.polygonize import PixelPart, merge_parts, tile_parts
 
 
@@ -33,6 +33,9 @@ class HazardJob:
     ``pre_item`` scene, read on this scene's grid, and the tile in). ``threshold`` is 0-1.
     ``excluded_flag``: the exclusion bit recorded where the model returns NaN on valid input
     (``EXCLUDED_CLOUD`` for optical models, ``EXCLUDED_RADAR`` for SAR models).
+    ``aoa``: the model's area of applicability clipped to the scene, a GeoJSON geometry **in the scene
+    grid's CRS**; None = the whole scene is inside. Tiles with no pixel inside are not inferred; pixels
+    outside are flagged ``EXCLUDED_AOA`` and never detected.
     """
 
     hazard: str
@@ -42,6 +45,16 @@ class HazardJob:
     stride: int = 16
     pre_item: dict | None = None
     excluded_flag: int = EXCLUDED_CLOUD
+    aoa: dict | None = None
+
+
+def aoa_mask(aoa: dict, transform, read_row: int, read_col: int, size: int) -> np.ndarray:
+    """(size, size) bool, True where a pixel centre of the tile window lies inside ``aoa`` (grid CRS)."""
+    from affine import Affine
+    from rasterio.features import geometry_mask
+
+    return geometry_mask([aoa], out_shape=(size, size), invert=True,
+                         transform=transform @ Affine.translation(read_col, read_row))
 
 
 @dataclass
@@ -53,6 +66,7 @@ class TileResult:
     valid_pixels: int
     read_s: float
     infer_s: float
+    outside_aoa: dict[str, int] = field(default_factory=dict)  # per hazard, core pixels not inferred (AoA)
 
 
 @dataclass
@@ -62,6 +76,7 @@ class SceneTiles:
     tiles: int = 0
     valid_pixels: int = 0
     parts: dict[str, list[PixelPart]] = field(default_factory=dict)
+    outside_aoa: dict[str, int] = field(default_factory=dict)  # per hazard, pixels outside its AoA
     read_s: float = 0.0
     infer_s: float = 0.0
 
@@ -144,29 +159,63 @@ class TileWorker:
         # cloud/shadow per SCL: the models see no data there, so they give no estimate (flagged as cloud)
         arrays[np.broadcast_to(cloud[:, None], arrays.shape)] = np.nan
         t1 = time.perf_counter()
-        results = [TileResult(t.index, {}, {}, {}, int(crop_core(t, v).sum()), 0.0, 0.0) for t, v in zip(tiles, valid)]
-        infer_s = 0.0
-        for job in jobs:
-            ti = time.perf_counter()
-            raw = self._probabilities(job, tiles, arrays, now_iso)
-            raw = np.where(cloud, np.nan, raw)  # (N, size, size)
-            infer_s += time.perf_counter() - ti
-            for tile, prob, ok, res in zip(tiles, raw, valid, results):
-                core_ok = crop_core(tile, ok)
-                core_p = crop_core(tile, prob)
-                # no estimate from the model on valid input: cloud (optical) or radar shadow (SAR)
-                core_x = core_ok & np.isnan(core_p)
-                core_lk = np.clip(np.rint(np.nan_to_num(core_p, nan=0.0) * 100), 0, 100).astype(np.uint8)
-                classified = core_ok & ~core_x
-                mask = classified & (core_lk >= job.threshold * 100)
-                res.parts[job.hazard] = tile_parts(mask, core_lk, tile.core_row, tile.core_col)
-                res.likelihood[job.hazard] = np.where(classified, core_lk, NODATA).astype(np.uint8)
-                res.exclusion[job.hazard] = (np.where(core_ok, 0, EXCLUDED_NODATA)
-                                             | np.where(core_x, job.excluded_flag, 0)).astype(np.uint8)
+        results, infer_s = classify_tiles(
+            tiles, arrays, jobs, reader.grid.transform,
+            lambda job, ts, arr: self._probabilities(job, ts, arr, now_iso), valid=valid, cloud=cloud)
         for res in results:
             res.read_s = (t1 - t0) / len(tiles)
             res.infer_s = infer_s / len(tiles)
         return results
+
+
+def classify_tiles(tiles: list[Tile], arrays: np.ndarray, jobs: list[HazardJob], transform,
+                   probabilities, valid: np.ndarray | None = None,
+                   cloud: np.ndarray | None = None) -> tuple[list[TileResult], float]:
+    """Run every job on a batch of tiles and keep each tile's core: parts, likelihood, exclusion flags.
+
+    ``arrays``: (N, bands, size, size) float32, NaN = no data; ``transform``: the scene grid's affine;
+    ``probabilities(job, tiles, arrays)`` -> (n, size, size) 0-1 (NaN = no estimate) for the tiles
+    given. A job's tiles without a pixel in its AoA are not passed to ``probabilities``; its pixels
+    outside the AoA are flagged ``EXCLUDED_AOA`` and never classified. ``valid`` (N, size, size): pixels
+    with data (default: no NaN band); ``cloud``: pixels masked as cloud/shadow (no estimate there).
+    Returns (results, inference s).
+    """
+    if valid is None:
+        valid = ~np.isnan(arrays).any(axis=1)  # (N, size, size)
+    results = [TileResult(t.index, {}, {}, {}, int(crop_core(t, v).sum()), 0.0, 0.0) for t, v in zip(tiles, valid)]
+    infer_s = 0.0
+    for job in jobs:
+        inside = ([aoa_mask(job.aoa, transform, t.read_row, t.read_col, t.size) for t in tiles]
+                  if job.aoa is not None else None)
+        todo = [i for i, t in enumerate(tiles) if inside is None or crop_core(t, inside[i]).any()]
+        ti = time.perf_counter()
+        raw = np.full(arrays.shape[:1] + arrays.shape[2:], np.nan, dtype=np.float32)
+        if todo:  # tiles without an AoA pixel are not inferred at all
+            sel = todo if len(todo) < len(tiles) else slice(None)
+            raw[sel] = probabilities(job, [tiles[i] for i in todo], arrays[sel])
+        if cloud is not None:
+            raw = np.where(cloud, np.nan, raw)  # (N, size, size)
+        infer_s += time.perf_counter() - ti
+        for i, (tile, prob, ok, res) in enumerate(zip(tiles, raw, valid, results)):
+            core_ok = crop_core(tile, ok)
+            core_p = crop_core(tile, prob)
+            core_out = None
+            if inside is not None:
+                core_out = ~crop_core(tile, inside[i])
+                res.outside_aoa[job.hazard] = int((core_out & core_ok).sum())
+                core_ok = core_ok & ~core_out  # outside the AoA: excluded, never classified
+            # no estimate from the model on valid input: cloud (optical) or radar shadow (SAR)
+            core_x = core_ok & np.isnan(core_p)
+            core_lk = np.clip(np.rint(np.nan_to_num(core_p, nan=0.0) * 100), 0, 100).astype(np.uint8)
+            classified = core_ok & ~core_x
+            mask = classified & (core_lk >= job.threshold * 100)
+            res.parts[job.hazard] = tile_parts(mask, core_lk, tile.core_row, tile.core_col)
+            res.likelihood[job.hazard] = np.where(classified, core_lk, NODATA).astype(np.uint8)
+            flags = np.where(core_ok, 0, EXCLUDED_NODATA) | np.where(core_x, job.excluded_flag, 0)
+            if core_out is not None:
+                flags = np.where(core_out, EXCLUDED_AOA, flags)
+            res.exclusion[job.hazard] = flags.astype(np.uint8)
+    return results, infer_s
 
 
 class RayTiler:
@@ -221,6 +270,8 @@ class RayTiler:
             out.infer_s += r.infer_s
             for hazard, parts in r.parts.items():
                 out.parts[hazard].extend(parts)
+            for hazard, n in r.outside_aoa.items():
+                out.outside_aoa[hazard] = out.outside_aoa.get(hazard, 0) + n
             t = tiles[r.index]
             win = Window(t.core_col, t.core_row, t.core_w, t.core_h)
             for hazard, lk in r.likelihood.items():
@@ -245,5 +296,6 @@ def _open_products(paths: dict[str, str], grid) -> dict:
             compress="deflate", interleave="band")
         sinks[hazard].set_band_description(1, f"{hazard} likelihood 0-100 (255 = excluded, see band 2)")
         sinks[hazard].set_band_description(
-            2, "exclusion bit flags: 1 no data, 2 cloud/cloud shadow, 4 radar shadow/layover; 0 = classified")
+            2, "exclusion bit flags: 1 no data, 2 cloud/cloud shadow, 4 radar shadow/layover, 8 outside the model's "
+               "area of applicability; 0 = classified")
     return sinks

@@ -15,12 +15,11 @@ from geoalchemy2.shape import from_shape
 from geojson_pydantic import FeatureCollection
 from pydantic import BaseModel
 from shapely.geometry import shape
-from sqlalchemy import delete, insert
 
 from terrawatch.api.deps import ApiDeps
 from terrawatch.api.errors import InvalidInput, NotFound
 from terrawatch.api.security import Principal
-from terrawatch.store import tables as t
+from terrawatch.store.uow import drop_reference_layer, replace_reference_layer
 
 Layer = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="Layer name.")]
 MAX_FEATURES = 10_000
@@ -64,9 +63,7 @@ def reference_router(deps: ApiDeps) -> APIRouter:
             rows.append({"layer": layer, "name": None if name is None else str(name)[:500], "properties": props,
                          "geom": from_shape(_geometry(f, i), srid=4326)})
         with deps.engine.begin() as conn:
-            replaced = conn.execute(delete(t.reference_features).where(t.reference_features.c.layer == layer)).rowcount
-            if rows:
-                conn.execute(insert(t.reference_features), rows)
+            replaced = replace_reference_layer(conn, layer, rows)  # coverage: the layer's extent
             deps.audit(conn, who, "reference_layer.put", layer, {"features": len(rows), "replaced": replaced},
                        request)
         return {"layer": layer, "features": len(rows), "replaced": replaced}
@@ -74,7 +71,7 @@ def reference_router(deps: ApiDeps) -> APIRouter:
     @router.delete("/{layer}", status_code=204, summary="Drop a layer.")
     def delete_layer(layer: Layer, request: Request, who: Principal = Depends(deps.operator)) -> None:
         with deps.engine.begin() as conn:
-            n = conn.execute(delete(t.reference_features).where(t.reference_features.c.layer == layer)).rowcount
+            n = drop_reference_layer(conn, layer)
             if not n:
                 raise NotFound(f"reference layer {layer!r} not found")
             deps.audit(conn, who, "reference_layer.delete", layer, {"features": n}, request)

@@ -51,14 +51,21 @@ LAYERS: dict[str, dict] = {
                    "likelihood": ("round(likelihood)::int", "Number"),
                    "observations": ("observations", "Number"),
                    "t": ("extract(epoch from sensing_time)::bigint", "Number"),
-                   "t0": ("extract(epoch from first_sensed)::bigint", "Number")},
+                   "t0": ("extract(epoch from first_sensed)::bigint", "Number"),
+                   # mining: illegal / licensed / unknown, the rule and the feature or coverage it used
+                   "legality": ("legality", "String"), "legality_rule": ("legality_rule", "String"),
+                   "legality_feature": ("legality_feature", "String"),
+                   "legality_coverage": ("legality_coverage", "String")},
         "time": "sensing_time",
     },
     "scenes": {
         "view": "ogc.scenes",
-        "description": "Footprints of processed scenes.",
+        "description": "Footprints of received scenes with their status: processing, processed, failed (with the "
+                       "reason and DLQ record), outside_aoa.",
         "fields": {"id": ("id", "String"), "platform": ("platform", "String"), "sensor": ("sensor", "String"),
-                   "t": ("extract(epoch from sensing_time)::bigint", "Number")},
+                   "t": ("extract(epoch from sensing_time)::bigint", "Number"),
+                   "status": ("status", "String"), "status_reason": ("left(status_reason, 300)", "String"),
+                   "dlq_ref": ("dlq_ref", "String"), "hazard_status": ("hazard_status", "String")},
         "time": "sensing_time",
     },
     "reference_layers": {

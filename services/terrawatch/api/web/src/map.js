@@ -34,8 +34,17 @@ const IS_POINT = ["==", ["geometry-type"], "Point"];
 
 // Bottom to top. `timed` layers carry t (Unix seconds of sensing) and follow the slider.
 const LAYERS = [
+  // Failed scenes (DLQ) are drawn apart - red, hatched by a fill - so a footprint never reads as
+  // "processed, nothing found"; scenes outside every model's area of applicability are pale.
   { id: "scenes", label: "scene footprints", timed: true, visible: true, styles: [
-    { id: "scenes-line", type: "line", paint: { "line-color": "#555", "line-width": 1, "line-dasharray": [3, 2] } },
+    { id: "scenes-line", type: "line", filter: ["!", ["in", ["get", "status"], ["literal", ["failed", "outside_aoa"]]]],
+      paint: { "line-color": "#555", "line-width": 1, "line-dasharray": [3, 2] } },
+    { id: "scenes-outside-aoa", type: "line", filter: ["==", ["get", "status"], "outside_aoa"],
+      paint: { "line-color": "#aaa", "line-width": 1, "line-dasharray": [1, 2] } },
+    { id: "scenes-failed-fill", type: "fill", filter: ["==", ["get", "status"], "failed"],
+      paint: { "fill-color": "#d62728", "fill-opacity": 0.12 } },
+    { id: "scenes-failed", type: "line", filter: ["==", ["get", "status"], "failed"],
+      paint: { "line-color": "#d62728", "line-width": 2 } },
   ] },
   { id: "reference_layers", label: "reference layers", timed: false, visible: true, styles: [
     { id: "reference-fill", type: "fill", paint: { "fill-color": "#6a3d9a", "fill-opacity": 0.08 } },
