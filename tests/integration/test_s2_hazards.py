@@ -3,6 +3,8 @@ same tiles, and deforestation (deforestation_s2) against the previous scene foun
 
 from __future__ import annotations
 
+import json
+
 import uuid
 from datetime import timedelta
 
@@ -23,9 +25,20 @@ from tests.integration.helpers import isolated, publish, runs_for, start_worker,
 pytestmark = pytest.mark.integration
 
 
+def _global_aoa(tmp_path):
+    """An operator's widened area of applicability (TERRAWATCH_AOA_OVERRIDES): the whole globe."""
+    path = tmp_path / "global_aoa.geojson"
+    path.write_text(json.dumps({"type": "Polygon", "coordinates": [[[-180, -90], [180, -90], [180, 90], [-180, 90],
+                                                                     [-180, -90]]]}))
+    return path
+
+
 def test_s2_flood_mining_and_deforestation(stack, tmp_path):
+    """The mining model's AoA is the Amazon basin: to exercise its sliding window on the Spain chip the
+    AoA is widened by configuration, as an operator would after retraining."""
     s2 = shared_path("sen1floods11", "Spain_7370579_S2Hand.tif")
-    s = isolated(stack.settings, "s2", products_root=tmp_path / "products")
+    s = isolated(stack.settings, "s2", products_root=tmp_path / "products",
+                 aoa_overrides={"mining_s2": _global_aoa(tmp_path)})
     tag = uuid.uuid4().hex[:6]
     pre = item_from_geotiff(s2, scene_id=f"s2-pre-{tag}", sensing_time=spain_sensing_time("s2"))
     row, col, block = synthetic_clearing(s2, tmp_path / "post.tif")
