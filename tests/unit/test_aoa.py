@@ -30,14 +30,19 @@ def test_mining_aoa_is_the_amazon_not_spain():
     mining = load_aoa(REPO_ROOT / "models" / "mining_s2" / "aoa.geojson")
     assert relate(SPAIN, mining)[0] == OUTSIDE
     assert relate(MADRE_DE_DIOS, mining)[0] == INSIDE
-    peru = json.loads((REPO_ROOT.parent / "shared" / "data" / "mining-detector" /
-                       "BD_MineriaAurifera_Peru-curated2026-04-06.geojson").read_text()) if (
-        REPO_ROOT.parent / "shared" / "data" / "mining-detector").exists() else None
-    if peru:  # every curated Peruvian gold-mining point lies inside the mining AoA
-        from shapely.geometry import shape
-        assert all(mining.covers(shape(f["geometry"]).centroid) for f in peru["features"])
     flood = load_aoa(REPO_ROOT / "models" / "flood_s1" / "aoa.geojson")
     assert relate(SPAIN, flood)[0] == INSIDE
+
+
+def test_curated_peru_mining_points_lie_inside_the_mining_aoa():
+    from shapely.geometry import shape
+
+    from tests.conftest import shared_path
+
+    peru = json.loads(shared_path("mining-detector", "BD_MineriaAurifera_Peru-curated2026-04-06.geojson").read_text())
+    mining = load_aoa(REPO_ROOT / "models" / "mining_s2" / "aoa.geojson")
+    assert len(peru["features"]) == 1024
+    assert all(mining.covers(shape(f["geometry"]).centroid) for f in peru["features"])
 
 
 def test_relate_partial_and_bad_files(tmp_path):
