@@ -29,6 +29,10 @@ def test_map_page_renders_seeded_layers_in_chromium(stack, tmp_path):
     engine = engine_for(s.db_url)
     seeded = seed_layers(engine, center=(-60.0, -10.0), spread_deg=0.3, scenes=2, detections_per_scene=10,
                          tag=f"map-{uuid.uuid4().hex[:6]}")
+    from terrawatch.store.uow import UnitOfWork
+
+    with UnitOfWork(engine, "test") as uow:  # the second scene went to the DLQ: drawn apart, in red
+        uow.set_scene_status(seeded.scene_ids[1], "failed", reason="unreadable_asset: test", dlq_ref="dlq[0]@1")
     viewer = role_keys(s, "map")["viewer"]
     bbox = ",".join(str(v) for v in seeded.bounds)
     try:
@@ -45,7 +49,8 @@ def test_map_page_renders_seeded_layers_in_chromium(stack, tmp_path):
     assert out["state"] == "ready", out
     assert out["console_errors"] == []
     assert out["counts"].get("detections-fill", 0) > 0 and out["counts"].get("alerts-line", 0) > 0, out["counts"]
-    assert out["counts"].get("scenes-line", 0) > 0
+    assert out["counts"].get("scenes-line", 0) > 0  # the processed scene
+    assert out["counts"].get("scenes-failed", 0) > 0 and out["counts"].get("scenes-failed-fill", 0) > 0
     assert out["click"] and "hazard" in out["popup"] and "likelihood" in out["popup"]
     # Up to half a day after the first scene, only the first scene's detections show.
     slider = out["slider"]
