@@ -26,6 +26,13 @@ def start_worker(settings: Settings, extra_env: dict[str, str]) -> ManagedProces
     return proc
 
 
+def local_env(settings: Settings) -> dict[str, str]:
+    """Environment shared by the local stack's worker and API: both may reach webhook receivers on this
+    host (the SSRF guard refuses private targets otherwise; subscribing goes through the API's check,
+    delivering through the worker's)."""
+    return {"TERRAWATCH_WEBHOOK_ALLOW_PRIVATE": settings.webhook_allow_private or "127.0.0.1"}
+
+
 def _dlq_high(settings: Settings) -> int:
     from confluent_kafka import Consumer, TopicPartition
 
@@ -160,7 +167,7 @@ def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
     if not later:
         log(f"shared data not found at {SPAIN_S1}: running on the synthetic scene only")
     dlq_before = _dlq_high(settings)
-    worker = start_worker(settings, {"TERRAWATCH_WEBHOOK_ALLOW_PRIVATE": "127.0.0.1"})
+    worker = start_worker(settings, local_env(settings))
     log(f"pipeline worker running (pid {worker.pid()}, log {worker.log_file})")
 
     p = kafka_io.producer(settings)
@@ -221,11 +228,18 @@ def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
         time.sleep(2)
     for rx in receivers.values():
         rx.close()
+    # The receivers are gone: the demo's subscriptions must not queue deliveries to closed ports.
+    for sid in sub_ids:
+        subscriptions.deactivate(engine, sid, "demo")
+    log(f"demo receivers stopped; their {len(sub_ids)} subscriptions deactivated")
     if not summary:
         raise TimeoutError(f"demo did not finish within {timeout_s}s; see {worker.log_file}")
     from terrawatch.api.launch import start_api  # the API stays up with the stack (issue 6)
 
-    summary.update(start_api(settings))
+    from terrawatch.service import dlq as dlq_svc
+
+    summary["dlq_pending"] = dlq_svc.depth(settings, engine)  # = terrawatch_dlq_depth = /ops/status dlq_size
+    summary.update(start_api(settings, extra_env=local_env(settings)))
     d = stack.describe()
     log("done. The stack keeps running:")
     log(f"  metrics:  curl http://127.0.0.1:{settings.metrics_port}/metrics")

@@ -273,6 +273,42 @@ def test_cap_and_geojson_payloads_are_valid_signed_and_carry_the_context(s, plac
     assert shape(geo_msg["payload"]["data"]["geometry"]).equals_exact(a.geom, 1e-9)
 
 
+def test_cap_references_only_messages_this_subscriber_was_sent(s, place):
+    """Subscriber A hears of the alert from version 1, subscriber B only from version 2: B's version 2 is a
+    fresh Alert (no references), B's version 3 Update references B's version 2 only, A's references A's
+    versions 1 and 2 (identifier and sent exactly as delivered). All valid against the CAP 1.2 XSD."""
+    rx_a = _subscribe(s, place, fmt="cap")
+    rx_b = None
+    try:
+        a, _ = _alert(s, place)
+        rx_b = _subscribe(s, place, fmt="cap")  # subscribes after version 1 was sent
+        for v in (2, 3):
+            a.version, a.updated_at = v, a.updated_at + timedelta(minutes=v)
+            with UnitOfWork(engine_for(s.db_url)) as uow:
+                fan_out(uow, a, "alert.updated", policies(s)["flood"], s.cap_sender)
+        Dispatcher(s).drain(60, [rx_a.sub_id, rx_b.sub_id])
+    finally:
+        rx_a.close()
+        if rx_b is not None:
+            rx_b.close()
+
+    def messages(rx):
+        out = []
+        for m in rx.received:
+            doc = etree.fromstring(m["body"].encode())
+            XSD.assertValid(doc)
+            f = lambda tag: doc.findtext(f"cap:{tag}", namespaces=NS)  # noqa: E731
+            out.append({"id": (f("sender"), f("identifier"), f("sent")), "type": f("msgType"),
+                        "refs": (f("references") or "").split()})
+        return out
+
+    got_a, got_b = messages(rx_a), messages(rx_b)
+    assert [m["type"] for m in got_a] == ["Alert", "Update", "Update"]
+    assert got_a[2]["refs"] == [",".join(got_a[0]["id"]), ",".join(got_a[1]["id"])]
+    assert [m["type"] for m in got_b] == ["Alert", "Update"] and got_b[0]["refs"] == []
+    assert got_b[0]["id"][1].endswith("-v2") and got_b[1]["refs"] == [",".join(got_b[0]["id"])]
+
+
 def test_subscriptions_and_transitions_through_the_api(s, place):
     client, keys = _api(s)
     body = {"url": "http://169.254.169.254/latest/meta-data", "aoi": mapping(place), "hazards": ["flood"]}

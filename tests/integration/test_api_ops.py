@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -13,9 +16,15 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
+from geoalchemy2.shape import from_shape
+from shapely.geometry import shape
+
+from terrawatch.alerting.receiver import WebhookReceiver
+from terrawatch.domain.polygons import as_multipolygon
 from terrawatch.ingest.stac_items import item_from_geotiff
 from terrawatch.samples import synthetic_s1
 from terrawatch.store import tables as t
+from terrawatch.store.uow import engine_for
 from tests.integration.api_helpers import hdr, live_api, role_keys
 from tests.integration.helpers import count, isolated, publish, runs_for, settings_env, start_worker, wait_for
 
@@ -42,11 +51,66 @@ def _cli(s, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
+def _free_port() -> int:
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        return so.getsockname()[1]
+
+
+def _subscribe(s, footprint: dict, **rx_kw) -> WebhookReceiver:
+    """A flood subscription over ``footprint`` (GeoJSON, EPSG:4326) to a local receiver."""
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    rx = WebhookReceiver(secret, path=f"/hook/{uuid.uuid4().hex[:8]}", **rx_kw)
+    rx.sub_id = uuid.uuid4()
+    with engine_for(s.db_url).begin() as c:
+        c.execute(t.subscribers.insert().values(
+            id=rx.sub_id, url=rx.url, secret=secret, hazards=["flood"], min_confidence="low", format="geojson",
+            aoi=from_shape(as_multipolygon(shape(footprint)), srid=4326)))
+    return rx
+
+
+def _metric_contract(s, base: str, rx: WebhookReceiver, tmp_path) -> None:
+    from tests.integration import metric_contract as mc
+
+    wait_for(lambda: rx.accepted and max(rx.attempts.values()) >= 2, 120, "a webhook retried, then accepted")
+    dispatcher = subprocess.Popen([sys.executable, "-m", "terrawatch.cli", "dispatch"], env=settings_env(s),
+                                  stdout=open(tmp_path / "dispatcher.log", "ab"), stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    try:
+        d_url = f"http://127.0.0.1:{s.dispatcher_metrics_port}/metrics"
+        d_body = wait_for(lambda: _get(d_url), 60, "the standalone dispatcher's /metrics")
+    finally:
+        dispatcher.terminate()
+        dispatcher.wait(30)
+    httpx.get(f"{base}/ops/status", headers={"X-API-Key": "tw_nope"}, timeout=30)  # one more API request
+    scrapes = {"terrawatch-consumer": _get(f"http://127.0.0.1:{s.metrics_port}/metrics"),
+               "terrawatch-dispatcher": d_body, "terrawatch-api": _get(f"{base}/metrics"),
+               "triton": _get(f"http://127.0.0.1:{s.triton_metrics_port}/metrics")}
+    for job, body in scrapes.items():
+        (tmp_path / f"{job}.prom").write_text(body)
+    assert mc.check_catalogue(scrapes) == []
+    assert mc.check_used_metrics() == []
+    res = mc.promtool_on_real_series(scrapes, tmp_path)
+    assert res.returncode == 0, f"a rule's selector matches no real series:\n{res.stdout[-3000:]}{res.stderr[-2000:]}"
+
+
+def _get(url: str) -> str | None:
+    try:
+        r = httpx.get(url, timeout=10)
+    except httpx.HTTPError:
+        return None
+    return r.text if r.status_code == 200 else None
+
+
 def test_ops_actions_on_the_real_pipeline(stack, tmp_path):
+    """Also the metric contract (tests/integration/metric_contract.py): this run dead-letters events,
+    retries a webhook (the receiver answers 500 first), processes scenes and serves API requests; then
+    the worker (consumer + dispatcher), a standalone dispatcher, the API and Triton are scraped."""
     s = isolated(stack.settings, "ops", api_backfill_roots=str(tmp_path), control_poll_s=1.0,
-                 dlq_depth_interval_s=1.0)
+                 dlq_depth_interval_s=1.0, webhook_retry_base_s=0.2, dispatcher_metrics_port=_free_port())
     keys = role_keys(s, "ops")
     op = hdr(keys["operator"])
+    rx = None
     worker = start_worker(s, tmp_path / "worker.log")
     try:
         with live_api(s) as base:
@@ -64,6 +128,7 @@ def test_ops_actions_on_the_real_pipeline(stack, tmp_path):
             wait_for(lambda: "consumption paused" in (tmp_path / "worker.log").read_text(errors="replace"),
                      180, "worker to honour the pause flag")
             a = _scene(tmp_path, "ops-a", (420_000.0, 4_480_000.0))
+            rx = _subscribe(s, a["geometry"], status_codes=[500])  # scene a's alerts; the first attempt fails
             publish(s, a)
             time.sleep(12)
             assert runs_for(s, a["id"]) == []
@@ -139,6 +204,10 @@ def test_ops_actions_on_the_real_pipeline(stack, tmp_path):
             synthetic_s1(folder / f"{stem}.tif", size=256, origin=(440_000.0, 4_500_000.0))
             (folder / "notes.txt").write_text("not a raster")
             when = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
+            dry = httpx.post(f"{base}/ops/backfill", headers=op, timeout=60,
+                             json={"folder": str(folder), "sensing_time": when, "dry_run": True})
+            assert dry.status_code == 202 and dry.json()["published"] == [stem] and dry.json()["dry_run"] is True
+            assert [k["path"] for k in dry.json()["skipped"]] == [] and runs_for(s, stem) == []
             bf = httpx.post(f"{base}/ops/backfill", headers=op, json={"folder": str(folder), "sensing_time": when},
                             timeout=60)
             assert bf.status_code == 202 and bf.json()["published"] == [stem], bf.text
@@ -148,6 +217,8 @@ def test_ops_actions_on_the_real_pipeline(stack, tmp_path):
             status = httpx.get(f"{base}/ops/status", headers=op, timeout=30).json()
             assert status["dlq_size"] == 0 and status["dlq"]["retained"] == 2 and status["consumption_paused"] is False
             assert "sentinel-1a" in {p["platform"] for p in status["last_processed"]}
+
+            _metric_contract(s, base, rx, tmp_path)
 
             audit = httpx.get(f"{base}/ops/audit", headers=op, params={"limit": 200}).json()
             actor = next(e["actor"] for e in audit if e["action"] == "consumption.pause")
@@ -159,3 +230,7 @@ def test_ops_actions_on_the_real_pipeline(stack, tmp_path):
     finally:
         worker.terminate()
         worker.wait(60)
+        if rx is not None:
+            rx.close()
+            with engine_for(s.db_url).begin() as c:  # leave no subscription pointing at a closed port
+                c.execute(t.subscribers.update().where(t.subscribers.c.id == rx.sub_id).values(active=False))

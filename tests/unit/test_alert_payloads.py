@@ -111,3 +111,13 @@ def test_geojson_payload_is_a_valid_feature_with_context():
     assert (props["legality"], props["legality_rule"], props["legality_feature"]) == (
         "illegal", "inside_protected_area", "Parque Nacional Doñana")
     assert env["data"]["properties"]["confidence"] == "low"
+
+
+def test_cap_references_are_the_recipients_own_messages():
+    a = _alert(version=3)
+    sent = [("tw", f"terrawatch-{a.id}-v2", "2026-11-21T00:00:00+00:00")]
+    doc = _parse(cap_alert(a, "alert.updated", POLICIES["flood"], "tw", first_message=False, references=sent))
+    assert doc.findtext("cap:msgType", namespaces=NS) == "Update"
+    assert doc.findtext("cap:references", namespaces=NS) == f"tw,terrawatch-{a.id}-v2,2026-11-21T00:00:00+00:00"
+    fresh = _parse(cap_alert(a, "alert.updated", POLICIES["flood"], "tw", first_message=False, references=[]))
+    assert fresh.findtext("cap:msgType", namespaces=NS) == "Alert" and fresh.find("cap:references", NS) is None

@@ -5,7 +5,9 @@ Valid against ``alerts/schemas/CAP-v1.2.xsd`` (tested with lxml). Mapping
 
 - ``msgType``: ``Alert`` for the first message a subscriber gets about an alert,
   ``Update`` afterwards, ``Cancel`` when an operator marks it a false positive;
-  ``references`` names the alert's first message (``sender,identifier,sent``).
+  ``references`` names the earlier messages about this alert that *this subscriber* was sent
+  (``sender,identifier,sent`` each, space-separated); a subscriber that was sent none gets a fresh
+  ``Alert`` even for a later version.
 - ``severity``: the rule's area ladder, minor/moderate/severe/extreme -> Minor/Moderate/Severe/Extreme.
 - ``urgency`` and ``certainty``: from the confidence tier via the rule's ``cap`` section
   (defaults low/high/highest -> Possible/Likely/Observed); a resolved or false-positive alert
@@ -70,11 +72,28 @@ def _pair(parent: ET.Element, tag: str, name: str, value: str) -> None:
     _sub(el, "value", value)
 
 
+def sent_message(payload: str) -> tuple[str, str, str] | None:
+    """(sender, identifier, sent) of a CAP document this module rendered (None if it is not one)."""
+    try:
+        root = ET.fromstring(payload.encode())
+    except ET.ParseError:
+        return None
+    fields = [root.findtext(f"{{{CAP_NS}}}{tag}") for tag in ("sender", "identifier", "sent")]
+    return tuple(fields) if all(fields) else None  # type: ignore[return-value]
+
+
 def cap_alert(a: AlertRow, event_type: str, policy: HazardPolicy, sender: str, first_message: bool,
-              reason: str | None = None) -> str:
-    """One CAP 1.2 ``<alert>`` document (UTF-8 XML text) for version ``a.version`` of an alert."""
+              reason: str | None = None, references: list[tuple[str, str, str]] | None = None) -> str:
+    """One CAP 1.2 ``<alert>`` document (UTF-8 XML text) for version ``a.version`` of an alert.
+
+    ``references``: (sender, identifier, sent) of the messages about this alert the recipient was sent
+    before; an empty list makes this a fresh ``Alert``. None (no recipient history known) references
+    version 1.
+    """
     status = AlertStatus(a.status)
     sent = a.updated_at or datetime.now(timezone.utc)
+    if references is not None and not references:
+        first_message = True
     if first_message:
         msg_type = "Alert"
     elif status == AlertStatus.FALSE_POSITIVE:
@@ -92,7 +111,9 @@ def cap_alert(a: AlertRow, event_type: str, policy: HazardPolicy, sender: str, f
     _sub(root, "scope", "Public")
     if closed and reason:
         _sub(root, "note", f"{status.value}: {reason}")
-    if msg_type != "Alert" and a.created_at is not None:
+    if msg_type != "Alert" and references:
+        _sub(root, "references", " ".join(",".join(r) for r in references))
+    elif msg_type != "Alert" and a.created_at is not None:
         _sub(root, "references", f"{sender},{identifier(a, 1)},{cap_time(a.created_at)}")
     _sub(root, "incidents", str(a.id))
 

@@ -169,6 +169,7 @@ class Dispatcher:
                 .order_by(func.min(ob.c.next_attempt_at)).limit(self.batch))]
             for sid in endpoints:
                 key = str(sid)
+                WEBHOOK_CIRCUIT_OPEN.labels(key)  # exported (0 = closed) from the first claim, not only once opened
                 if self.breakers.is_open(key):
                     self._expire_blocked(conn, sid, now)
                     continue

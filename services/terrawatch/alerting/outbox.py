@@ -8,7 +8,7 @@ sends the same bytes under the same ``webhook-id``.
 
 from __future__ import annotations
 
-from terrawatch.alerting.cap import CAP_CONTENT_TYPE, cap_alert
+from terrawatch.alerting.cap import CAP_CONTENT_TYPE, cap_alert, sent_message
 from terrawatch.alerting.payloads import GEOJSON_CONTENT_TYPE, geojson_event
 from terrawatch.domain.alerts import CONFIDENCE_RANKS, HazardPolicy
 from terrawatch.store.uow import AlertRow, UnitOfWork
@@ -17,10 +17,10 @@ FORMATS = ("geojson", "cap")
 
 
 def render(fmt: str, alert: AlertRow, event_type: str, policy: HazardPolicy, sender: str, first_message: bool,
-           reason: str | None = None) -> tuple[str, str]:
-    """(payload text, content type) of one delivery."""
+           reason: str | None = None, references: list[tuple[str, str, str]] | None = None) -> tuple[str, str]:
+    """(payload text, content type) of one delivery. ``references``: CAP messages this subscriber was sent."""
     if fmt == "cap":
-        return cap_alert(alert, event_type, policy, sender, first_message, reason), CAP_CONTENT_TYPE
+        return cap_alert(alert, event_type, policy, sender, first_message, reason, references), CAP_CONTENT_TYPE
     if fmt == "geojson":
         return geojson_event(event_type, alert), GEOJSON_CONTENT_TYPE
     raise ValueError(f"unknown webhook format {fmt!r}")
@@ -38,6 +38,9 @@ def fan_out(uow: UnitOfWork, alert: AlertRow, event_type: str, policy: HazardPol
         informed = uow.has_delivery(alert.id, sub["id"])
         if only_informed and not informed:
             continue
-        body, ctype = render(sub["format"], alert, event_type, policy, sender, not informed, reason)
+        refs = None
+        if sub["format"] == "cap":  # only what this subscriber was (or is being) sent, in CAP
+            refs = [m for m in map(sent_message, uow.sent_payloads(alert.id, sub["id"], CAP_CONTENT_TYPE)) if m]
+        body, ctype = render(sub["format"], alert, event_type, policy, sender, not informed, reason, refs)
         ids.append(uow.enqueue(alert, sub["id"], event_type, body, ctype))
     return ids

@@ -17,7 +17,8 @@ def api_urls(settings: Settings) -> dict[str, str]:
     return {"api_url": base, "ogc_url": f"{base}/ogc", "map_url": f"{base}/map"}
 
 
-def start_api(settings: Settings, public_read: bool = True, timeout_s: float = 60) -> dict[str, str]:
+def start_api(settings: Settings, public_read: bool = True, timeout_s: float = 60,
+              extra_env: dict[str, str] | None = None) -> dict[str, str]:
     """Start ``terrawatch serve`` as ManagedProcess("api") unless running; wait for /ops/livez; return its URLs.
 
     ``public_read`` serves the map layers without a key, so ``ogrinfo OAPIF:<ogc_url>`` and the map
@@ -27,7 +28,7 @@ def start_api(settings: Settings, public_read: bool = True, timeout_s: float = 6
     urls = api_urls(settings)
     if proc.pid() is None:
         env = {**os.environ, "TERRAWATCH_API_PUBLIC_READ": "true" if public_read else "false",
-               "TERRAWATCH_STATE_DIR": str(settings.state_dir)}
+               "TERRAWATCH_STATE_DIR": str(settings.state_dir), **(extra_env or {})}
         proc.start([sys.executable, "-m", "terrawatch.cli", "serve", "--host", settings.api_host,
                     "--port", str(settings.api_port)], env=env)
     deadline = time.monotonic() + timeout_s

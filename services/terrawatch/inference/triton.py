@@ -19,7 +19,11 @@ __all__ = ["MODELS", "ModelSpec", "TritonModel"]
 
 
 class TritonModel:
-    def __init__(self, url: str, spec: ModelSpec, timeout_s: float = 120.0) -> None:
+    def __init__(self, url: str, spec: ModelSpec, timeout_s: float = 120.0, observe: bool = True) -> None:
+        """``observe=False`` (Ray actors, whose metrics no one scrapes): request durations are kept in
+        ``request_seconds`` for the caller to hand to the process that exports them."""
+        self.observe = observe
+        self.request_seconds: list[float] = []
         self.spec = spec
         self.timeout_s = timeout_s
         self.url = url
@@ -50,7 +54,10 @@ class TritonModel:
                 self._reconnect()
             raise TransientError(f"triton inference on {self.spec.name} failed: {exc.message()}") from exc
         finally:
-            TRITON_REQUEST_SECONDS.labels(self.spec.name).observe(time.perf_counter() - start)
+            if self.observe:
+                TRITON_REQUEST_SECONDS.labels(self.spec.name).observe(time.perf_counter() - start)
+            else:
+                self.request_seconds.append(time.perf_counter() - start)
         return res.as_numpy(self.spec.output_name)[:, 0]
 
     def model_version(self) -> str:

@@ -304,6 +304,15 @@ class UnitOfWork:
                                                 t.webhook_outbox.c.subscriber_id == subscriber_id).limit(1)
         return self.conn.execute(q).first() is not None
 
+    def sent_payloads(self, alert_id: uuid.UUID, subscriber_id: uuid.UUID, content_type: str) -> list[str]:
+        """Payloads of ``content_type`` about this alert delivered or still to be delivered to this subscriber
+        (not the ones that failed for good), oldest version first."""
+        ob = t.webhook_outbox
+        q = (select(ob.c.payload).where(ob.c.alert_id == alert_id, ob.c.subscriber_id == subscriber_id,
+                                        ob.c.content_type == content_type, ob.c.status.in_(("pending", "delivered")))
+             .order_by(ob.c.alert_version, ob.c.created_at))
+        return [r[0] for r in self.conn.execute(q)]
+
     def enqueue(self, alert: AlertRow, subscriber_id: uuid.UUID, event_type: str, payload: str,
                 content_type: str, msg_id: str | None = None) -> str:
         msg_id = msg_id or new_message_id()

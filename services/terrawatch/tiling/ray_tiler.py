@@ -18,6 +18,7 @@ import ray
 
 from terrawatch.domain.scene import Scene, scene_from_item
 from terrawatch.domain.tiles import EXCLUDED_AOA, EXCLUDED_CLOUD, EXCLUDED_NODATA, Tile, TileGrid, crop_core
+from terrawatch.observability.metrics import TRITON_REQUEST_SECONDS
 from terrawatch.vectorize.polygonize import PixelPart, merge_parts, tile_parts
 
 
@@ -67,6 +68,9 @@ class TileResult:
     read_s: float
     infer_s: float
     outside_aoa: dict[str, int] = field(default_factory=dict)  # per hazard, core pixels not inferred (AoA)
+    # (model, seconds) of each Triton request made for these tiles: observed into
+    # terrawatch_triton_request_duration_seconds by the driver (the process whose /metrics is scraped)
+    triton_requests: list[tuple[str, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -142,7 +146,7 @@ class TileWorker:
         from terrawatch.inference.triton import MODELS, TritonModel
 
         if model not in self._clients:
-            self._clients[model] = TritonModel(self.triton_url, MODELS[model])
+            self._clients[model] = TritonModel(self.triton_url, MODELS[model], observe=False)
         return self._clients[model]
 
     def run(self, item: dict, now_iso: str, jobs: list[HazardJob], tiles: list[Tile]) -> list[TileResult]:
@@ -165,6 +169,10 @@ class TileWorker:
         for res in results:
             res.read_s = (t1 - t0) / len(tiles)
             res.infer_s = infer_s / len(tiles)
+        if results:
+            for name, client in self._clients.items():
+                results[0].triton_requests.extend((client.spec.name, dt) for dt in client.request_seconds)
+                client.request_seconds.clear()
         return results
 
 
@@ -265,6 +273,8 @@ class RayTiler:
         from rasterio.windows import Window
 
         for r in results:
+            for model, seconds in r.triton_requests:
+                TRITON_REQUEST_SECONDS.labels(model).observe(seconds)
             out.valid_pixels += r.valid_pixels
             out.read_s += r.read_s
             out.infer_s += r.infer_s

@@ -160,7 +160,7 @@ class Skipped(BaseModel):
 
 
 class BackfillOut(BaseModel):
-    published: list[str]
+    published: list[str] = Field(description="Scene ids published (with dry_run: the ids it would publish).")
     skipped: list[Skipped]
     topic: str
     dry_run: bool
@@ -306,8 +306,7 @@ def ops_router(deps: ApiDeps) -> APIRouter:
                 deps.audit(conn, who, "scene.backfill", body.folder,
                            {"scenes": ids, "skipped": len(skipped), "recursive": body.recursive}, request)
                 ops.publish_items(deps.producer(), s, items)
-        return {"published": [] if body.dry_run else ids, "skipped": skipped, "topic": s.scenes_topic,
-                "dry_run": body.dry_run}
+        return {"published": ids, "skipped": skipped, "topic": s.scenes_topic, "dry_run": body.dry_run}
 
     @router.get("/models", response_model=list[ModelVersion], summary="Model versions in Triton's repository.")
     async def models(_: Principal = Depends(deps.viewer)) -> list[dict]:
