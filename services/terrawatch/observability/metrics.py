@@ -100,3 +100,16 @@ OUTBOX_DEPTH = Gauge("terrawatch_outbox_depth", "Webhook deliveries waiting in t
 OUTBOX_FAILED = Gauge("terrawatch_outbox_failed", "Webhook deliveries that gave up and wait for an operator.")
 DLQ_DEPTH = Gauge("terrawatch_dlq_depth", "Pending entries (not re-driven or purged) of the scene dead-letter topic.")
 SCENES_IN_FLIGHT = Gauge("terrawatch_scenes_in_flight", "Scenes being processed now.")
+
+
+def _zero_per_hazard() -> None:
+    """Export the per-hazard AoA counters at 0 for every registered hazard from the start, so they exist
+    (and ``rate()``/``increase()`` work) before the first scene outside an area of applicability."""
+    from terrawatch.domain.hazards import HAZARDS
+
+    for hazard in HAZARDS:
+        SCENES_OUTSIDE_AOA.labels(hazard)
+        PIXELS_OUTSIDE_AOA.labels(hazard)
+
+
+_zero_per_hazard()
