@@ -33,6 +33,18 @@ _LOG4J = """Configuration:
 """
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding.
+
+    Like Kafka's own ``Uuid.randomUuid`` it never starts with '-': StorageTool's argument parser
+    would read ``-t -abc...`` as an unknown option and the format would fail (1 start in 64).
+    """
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
 class Kafka:
     name = "kafka"
 
@@ -88,7 +100,7 @@ class Kafka:
         ]))
         (self.data / "log4j2.yaml").write_text(_LOG4J)
         if not (self.data / "logs" / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = new_cluster_id()
             subprocess.run(
                 self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)),
                 check=True, capture_output=True,
