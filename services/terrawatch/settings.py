@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     api_cors_origins: str = Field(default="", description="Comma-separated origins allowed by CORS ('' = none).")
     api_public_read: bool = Field(
         default=False, description="Serve the map layers (OGC API, tiles, /map) without an API key.")
+    map_style_url: str = Field(
+        default="", description="MapLibre style URL for /map's basemap (e.g. a deployment's vector tile style); "
+        "'' = the offline basemap bundled by make web (Natural Earth land, coastlines, borders).")
     api_auth_failures_per_minute: int = Field(
         default=20, description="Failed authentications per client address per minute before HTTP 429.")
     api_trusted_proxies: str = Field(

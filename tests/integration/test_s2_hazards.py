@@ -16,6 +16,7 @@ from shapely.geometry import box
 from sqlalchemy import select
 
 from terrawatch.ingest.stac_items import item_from_geotiff
+from terrawatch.products.cog import is_cog
 from terrawatch.samples import spain_sensing_time, synthetic_clearing
 from terrawatch.store import tables as t
 from terrawatch.store.uow import engine_for
@@ -131,6 +132,9 @@ def test_s2_l2a_flood_and_deforestation_run_mining_skipped_with_reason(stack, tm
     assert "no earlier L2A scene" in skips[(pre["id"], "deforestation")]
     products = tmp_path / "products" / post["id"]
     assert not (products / "mining_likelihood.tif").exists()
+    assert is_cog(products / "flood_likelihood.tif") and is_cog(products / "quicklook.tif")
+    with rasterio.open(products / "quicklook.tif") as ds:
+        assert ds.count == 4 and (ds.read(1) > 0).any()  # B4, B3, B2, B8 display bands
     for hazard in ("flood", "deforestation"):
         with rasterio.open(products / f"{hazard}_likelihood.tif") as ds:
             lk, excl = ds.read(1), ds.read(2)

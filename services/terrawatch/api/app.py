@@ -27,6 +27,8 @@ from terrawatch.api.routes import ogc
 from terrawatch.api.routes.keys import keys_router
 from terrawatch.api.routes.map import map_router, map_static
 from terrawatch.api.routes.ops import ops_router
+from terrawatch.api.routes.raster import raster_router
+from terrawatch.api.routes.stac import stac_router
 from terrawatch.api.routes.reference import reference_router
 from terrawatch.api.routes.tiles import tiles_router
 from terrawatch.settings import Settings
@@ -44,6 +46,9 @@ Near-real-time hazard monitoring of Sentinel scenes (floods, deforestation, ille
 
 * **OGC API - Features** at [`/ogc`](ogc): detections, alerts, scene footprints, reference layers.
 * **Vector tiles** at `/tiles/{layer}/{z}/{x}/{y}.pbf`, TileJSON at `/tiles/{layer}.json`; map at [`/map`](map).
+* **Raster tiles** of each scene's products at `/raster/scenes/{scene_id}/{product}/{z}/{x}/{y}.png`,
+  TileJSON at `/raster/scenes/{scene_id}/{product}.json` (product: a hazard's likelihood or `quicklook`).
+* **STAC API** at [`/stac`](stac): the `terrawatch-products` collection (likelihood COGs, quicklooks), item search.
 * **Operations** at `/ops`: health, pipeline status and runbook actions (audited).
 
 Authenticate with `X-API-Key: tw_...` or `Authorization: Bearer tw_...` (keys from `terrawatch keys create`).
@@ -105,8 +110,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(keys_router(deps))
     app.include_router(reference_router(deps))
     app.include_router(tiles_router(deps))
+    app.include_router(raster_router(deps))
+    app.include_router(stac_router(deps))
     app.include_router(ogc.ogc_router(deps))
-    app.include_router(map_router())
+    app.include_router(map_router(settings.map_style_url))
     app.mount("/map/static", map_static(), name="map-static")
     app.state.optional_routers = _mount_optional(app, deps)
 
@@ -114,7 +121,7 @@ def create_app(settings: Settings) -> FastAPI:
     def landing(request: Request) -> dict:
         base = str(request.base_url).rstrip("/")
         return {"title": "terrawatch API", "links": {
-            "ogc_api": f"{base}/ogc", "map": f"{base}/map", "tiles": f"{base}/tiles", "openapi": f"{base}/openapi.json",
+            "ogc_api": f"{base}/ogc", "stac": f"{base}/stac", "map": f"{base}/map", "tiles": f"{base}/tiles", "openapi": f"{base}/openapi.json",
             "docs": f"{base}/docs", "livez": f"{base}/ops/livez", "readyz": f"{base}/ops/readyz"}}
 
     @app.get("/metrics", include_in_schema=False)

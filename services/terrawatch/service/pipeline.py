@@ -117,6 +117,21 @@ class ScenePipeline:
         d.mkdir(parents=True, exist_ok=True)
         return {j.hazard: str(d / f"{j.hazard}_likelihood.tif") for j in jobs}
 
+    def _finish_products(self, scene: Scene, grid, products: dict[str, str]) -> None:
+        """Likelihood GeoTIFFs -> COGs with overviews; the scene's quicklook COG beside them (served as raster
+        tiles, listed in the STAC products collection). A product failure is logged, never fails the scene."""
+        if not products:
+            return
+        from terrawatch.products.cog import to_cog
+        from terrawatch.products.quicklook import write_quicklook
+
+        for path in products.values():
+            to_cog(path, resampling="NEAREST")
+        try:
+            write_quicklook(scene, grid, self.s.products_dir / scene.id / "quicklook.tif")
+        except Exception:  # noqa: BLE001 - the quicklook is for display; detections must still be stored
+            log.warning("scene %s: quicklook not written", scene.id, exc_info=True)
+
     def process(self, scene: Scene) -> SceneOutcome:
         reasons = {h: unsupported_reason(scene, h) for h in scene.hazards}
         if all(reasons.values()):
@@ -154,6 +169,7 @@ class ScenePipeline:
         if tiled.valid_pixels == 0:
             raise NoValidPixels(f"no valid pixels: every pixel of the {grid.width}x{grid.height} px scene is "
                                 "NaN or nodata in at least one band")
+        self._finish_products(scene, grid, products)
         t1 = time.perf_counter()
         dets = {j.hazard: to_detections(tiled.parts[j.hazard], grid.transform, grid.crs, j.hazard,
                                         self.s.min_mapping_unit_ha) for j in jobs}

@@ -13,8 +13,13 @@ from terrawatch.api.errors import Unavailable
 WEB_DIST = Path(__file__).resolve().parents[1] / "web" / "dist"
 
 
-def map_router() -> APIRouter:
+def map_router(style_url: str = "") -> APIRouter:
     router = APIRouter(tags=["map"])
+
+    @router.get("/map/config.json", summary="The map page's configuration (basemap style URL).")
+    def map_config() -> dict:
+        """``style_url``: TERRAWATCH_MAP_STYLE_URL, or null for the bundled offline basemap."""
+        return {"style_url": style_url or None, "basemap": "static/basemap/"}
 
     @router.get("/map", response_class=HTMLResponse, summary="Map of detections, alerts, scenes, reference layers.")
     def map_page() -> HTMLResponse:

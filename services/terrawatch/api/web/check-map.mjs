@@ -28,6 +28,16 @@ try {
       }
       return c;
     });
+    out.rasters = await page.evaluate(() => ({ likelihood: window.terrawatch.rasters.likelihood.length,
+                                               quicklook: window.terrawatch.rasters.quicklook.length }));
+    out.distinct_features = await page.evaluate(() => window.terrawatch.distinct());
+    // The initial view must contain the alerts' extent (the alerts TileJSON bounds).
+    out.initial_view = await page.evaluate(() => {
+      const v = window.terrawatch.map.getBounds();
+      const a = window.terrawatch.extents.alerts;
+      const contains = a ? v.contains(a.getSouthWest()) && v.contains(a.getNorthEast()) : null;
+      return { view: v.toArray(), alerts: a ? a.toArray() : null, contains_alerts: contains };
+    });
     // Click popup: find a canvas point over an alert or detection, click it, read the popup.
     const hit = await page.evaluate(() => {
       const map = window.terrawatch.map;
@@ -45,7 +55,12 @@ try {
       const box = await page.locator("#map canvas").boundingBox();
       await page.mouse.click(box.x + hit.x, box.y + hit.y);
       await page.waitForSelector(".maplibregl-popup-content", { timeout: 10000 });
-      out.popup = (await page.textContent(".maplibregl-popup-content")).slice(0, 400);
+      await page.waitForFunction(() => document.querySelector(".maplibregl-popup-content").textContent !== "…",
+                                 null, { timeout: 10000 });
+      out.popup = (await page.textContent(".maplibregl-popup-content")).slice(0, 600);
+      out.popup_links = await page.evaluate(() =>
+        [...document.querySelectorAll(".maplibregl-popup-content a")].map((a) => a.getAttribute("href")));
+      await page.evaluate(() => document.querySelectorAll(".maplibregl-popup").forEach((p) => p.remove()));
     }
     // Time filter: the slider's earliest position, and (if given) an exact time `until`.
     const count = () => page.evaluate(() =>
@@ -68,6 +83,76 @@ try {
       await idle();
       out.slider.detections_until = await count();
       out.slider.label_until = await page.textContent("#time-label");
+    }
+    if (process.env.CHECK_RASTER_BBOX) {
+      // Likelihood raster under the flood polygons: pixels at flood detections with the rasters shown vs hidden
+      // (vector layers hidden both times); then the basemap: a land and a sea pixel at world view.
+      const bbox = process.env.CHECK_RASTER_BBOX.split(",").map(Number);
+      await page.evaluate(() => { document.getElementById("panel").style.display = "none"; });
+      const pixels = async (points) => {
+        const png = (await page.screenshot()).toString("base64");
+        return page.evaluate(async ({ png, points }) => {
+          const img = new Image();
+          img.src = `data:image/png;base64,${png}`;
+          await img.decode();
+          const c = document.createElement("canvas");
+          c.width = img.width;
+          c.height = img.height;
+          const ctx = c.getContext("2d");
+          ctx.drawImage(img, 0, 0);
+          return points.map(([x, y]) => Array.from(ctx.getImageData(Math.round(x), Math.round(y), 1, 1).data));
+        }, { png, points });
+      };
+      const idleNow = () => page.evaluate(() => new Promise((r) => {
+        window.terrawatch.map.once("idle", r);
+        window.terrawatch.map.triggerRepaint();
+      }));
+      await page.evaluate((b) => window.terrawatch.map.fitBounds([[b[0], b[1]], [b[2], b[3]]],
+                                                                 { duration: 0, padding: 20 }), bbox);
+      await idleNow();
+      const flood = await page.evaluate(() => {
+        const map = window.terrawatch.map;
+        const rect = map.getCanvas().getBoundingClientRect();
+        const pts = [];
+        for (let y = 5; y < rect.height && pts.length < 400; y += 6) {
+          for (let x = 5; x < rect.width && pts.length < 400; x += 6) {
+            const f = map.queryRenderedFeatures([x, y], { layers: ["detections-fill"] });
+            if (f.some((g) => g.properties.hazard === "flood")) pts.push([x + rect.left, y + rect.top]);
+          }
+        }
+        return pts;
+      });
+      const setVis = (ids, on) => page.evaluate(({ ids, on }) => {
+        for (const id of ids) window.terrawatch.map.setLayoutProperty(id, "visibility", on ? "visible" : "none");
+      }, { ids, on });
+      const interactive = await page.evaluate(() => window.terrawatch.interactive);
+      const likelihood = await page.evaluate(() => window.terrawatch.rasters.likelihood);
+      await setVis(interactive, false);
+      await idleNow();
+      const withRaster = await pixels(flood);
+      await setVis(likelihood, false);
+      await idleNow();
+      const without = await pixels(flood);
+      const differ = withRaster.filter((p, i) => p.slice(0, 3).some((v, k) => Math.abs(v - without[i][k]) > 8)).length;
+      out.raster_under_flood = { points: flood.length, differing: differ };
+      if (shot) await page.screenshot({ path: shot.replace(/\.png$/, "-raster.png") });
+      await setVis(likelihood, true);
+      await page.evaluate(() => window.terrawatch.map.jumpTo({ center: [0, 20], zoom: 1.5 }));
+      await idleNow();
+      const pts = await page.evaluate(() => {
+        const map = window.terrawatch.map;
+        const rect = map.getCanvas().getBoundingClientRect();
+        const at = (ll) => { const p = map.project(ll); return [p.x + rect.left, p.y + rect.top]; };
+        return [at([20, 12]), at([-35, 25])];  // Chad (land), the central Atlantic (sea)
+      });
+      const [land, sea] = await pixels(pts);
+      out.basemap = { land, sea, differ: land.slice(0, 3).some((v, k) => Math.abs(v - sea[k]) > 20) };
+      if (shot) await page.screenshot({ path: shot.replace(/\.png$/, "-world.png") });
+      await setVis(interactive, true);
+      await page.evaluate(() => { document.getElementById("panel").style.display = ""; });
+      await page.evaluate((b) => window.terrawatch.map.fitBounds([[b[0], b[1]], [b[2], b[3]]],
+                                                                 { duration: 0, padding: 20 }), bbox);
+      await idleNow();
     }
     if (shot) {
       await page.evaluate(() => {

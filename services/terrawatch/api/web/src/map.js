@@ -1,6 +1,8 @@
 // The terrawatch map page: vector tiles from /tiles/<layer>, coloured by hazard and confidence,
-// a sensing-time slider and a click popup. Hash parameters: key=tw_... (an API key, kept for the
-// browser session and removed from the address bar) and bbox=minx,miny,maxx,maxy (lon/lat to show).
+// a sensing-time slider and a click popup, over an offline basemap (or TERRAWATCH_MAP_STYLE_URL) with the
+// scenes' likelihood rasters and quicklooks (found through the STAC API). Hash parameters: key=tw_... (an API
+// key, kept for the browser session and removed from the address bar) and bbox=minx,miny,maxx,maxy (lon/lat
+// to show; default: the alerts' extent).
 import * as maplibregl from "maplibre-gl";
 import "maplibre-gl/dist/maplibre-gl.css";
 import "./map.css";
@@ -77,10 +79,31 @@ function setStatus(text) {
 
 maplibregl.setWorkerUrl(here("map/static/maplibre-gl-worker.js"));
 
+// Basemap: TERRAWATCH_MAP_STYLE_URL when the deployment has a style, else the offline one bundled by
+// `make web` from the world-atlas package (Natural Earth 1:50m land and country borders; sea = background).
+const config = await fetch(here("map/config.json")).then((r) => (r.ok ? r.json() : {})).catch(() => ({}));
+const SEA = "#b9d3e6";
+const LAND = "#f1eee4";
+const offlineStyle = {
+  version: 8,
+  sources: {
+    "basemap-land": { type: "geojson", data: here("map/static/basemap/land.geojson"),
+                      attribution: "Natural Earth (public domain) via world-atlas" },
+    "basemap-borders": { type: "geojson", data: here("map/static/basemap/borders.geojson") },
+  },
+  layers: [
+    { id: "basemap-sea", type: "background", paint: { "background-color": SEA } },
+    { id: "basemap-land", type: "fill", source: "basemap-land", paint: { "fill-color": LAND } },
+    { id: "basemap-coastline", type: "line", source: "basemap-land",
+      paint: { "line-color": "#6f93ad", "line-width": 0.8 } },
+    { id: "basemap-borders", type: "line", source: "basemap-borders",
+      paint: { "line-color": "#8c8c8c", "line-width": 0.7, "line-dasharray": [3, 2] } },
+  ],
+};
+
 const map = new maplibregl.Map({
   container: "map",
-  style: { version: 8, sources: {}, layers: [{ id: "background", type: "background",
-                                                paint: { "background-color": "#eef2f3" } }] },
+  style: config.style_url || offlineStyle,
   center: [0, 20],
   zoom: 1,
   attributionControl: { compact: true, customAttribution: "terrawatch (Copernicus Sentinel data)" },
@@ -164,16 +187,101 @@ function setupToggles() {
   }
 }
 
+// Raster layers of the scenes' products (STAC terrawatch-products): likelihood per hazard, quicklook.
+const RASTERS = { likelihood: [], quicklook: [] };
+const EXTENTS = {};  // layer id -> LngLatBounds of its features (TileJSON bounds)
+
+async function addProductRasters(bounds) {
+  const bbox = bounds ? bounds.toArray().flat().map((v) => v.toFixed(6)).join(",") : null;
+  const res = await fetch(here(`stac/search?limit=100${bbox ? `&bbox=${bbox}` : ""}`), { headers: headers() });
+  if (!res.ok) return 0;
+  const items = (await res.json()).features || [];
+  const below = INTERACTIVE[0];
+  for (const item of items.slice().reverse()) {  // newest on top
+    for (const [name, asset] of Object.entries(item.assets || {})) {
+      const tj = asset["terrawatch:tilejson"];
+      if (!tj || !sameOrigin(tj)) continue;
+      const kind = name === "quicklook" ? "quicklook" : "likelihood";
+      const id = `raster-${item.id}-${name}`;
+      map.addSource(id, { type: "raster", url: tj, tileSize: 256 });
+      map.addLayer({ id, type: "raster", source: id, paint: { "raster-opacity": kind === "quicklook" ? 1 : 0.85 },
+                     layout: { visibility: kind === "quicklook" ? "none" : "visible" } },
+                   kind === "quicklook" && RASTERS.likelihood.length ? RASTERS.likelihood[0] : below);
+      RASTERS[kind].push(id);
+    }
+  }
+  return items.length;
+}
+
+function setupRasterToggles() {
+  const box = document.getElementById("layers");
+  for (const [kind, label, on] of [["likelihood", "likelihood rasters", true], ["quicklook", "scene quicklooks", false]]) {
+    const row = document.createElement("label");
+    row.style.display = "block";
+    const cb = document.createElement("input");
+    cb.type = "checkbox";
+    cb.checked = on;
+    cb.dataset.layer = `raster-${kind}`;
+    cb.addEventListener("change", () => {
+      for (const id of RASTERS[kind]) map.setLayoutProperty(id, "visibility", cb.checked ? "visible" : "none");
+    });
+    row.append(cb, ` ${label} (${RASTERS[kind].length})`);
+    box.prepend(row);
+  }
+}
+
+// Features drawn by several styles, or cut into several tiles, are one feature: count distinct ids.
+function distinctFeatures(feats) {
+  return new Set(feats.map((f) => `${f.source}:${f.properties.id ?? f.id}`)).size;
+}
+
 function escapeHtml(v) {
   return String(v).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 }
 
-function popupHtml(f) {
-  const rows = Object.entries(f.properties).map(([k, v]) => {
-    const shown = k === "t" || k === "t0" ? new Date(Number(v) * 1000).toISOString() : v;
-    return `<tr><td>${escapeHtml(k)}</td><td>${escapeHtml(shown)}</td></tr>`;
-  });
-  return `<strong>${escapeHtml(f.source)}</strong><table>${rows.join("")}</table>`;
+const isoTime = (t) => new Date(Number(t) * 1000).toISOString().slice(0, 19) + "Z";
+const link = (href, text) => `<a href="${escapeHtml(here(href))}" target="_blank" rel="noopener">${escapeHtml(text)}</a>`;
+
+function table(rows) {
+  return `<table>${rows.filter(([, v]) => v !== undefined && v !== null && v !== "")
+    .map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td>${v}</td></tr>`).join("")}</table>`;
+}
+
+function productLinks(sceneIds) {
+  return sceneIds.map((sid) => link(`stac/collections/terrawatch-products/items/${encodeURIComponent(sid)}`, sid))
+    .join("<br>");
+}
+
+async function alertPopup(p) {
+  // The alert itself (legality, scenes) needs a viewer key; without one the tile attributes are shown.
+  let a = null;
+  try {
+    const res = await fetch(here(`alerts/${encodeURIComponent(p.id)}`), { headers: headers() });
+    if (res.ok) a = (await res.json()).properties;
+  } catch { /* keep the tile attributes */ }
+  const scenes = (a && a.context && a.context.scene_ids) || [];
+  const legality = a && a.context ? a.context.legality : undefined;
+  return `<strong>alert</strong>` + table([
+    ["hazard", escapeHtml(p.hazard)],
+    ["confidence", escapeHtml(p.confidence)],
+    ["status", escapeHtml(p.status)],
+    ["legality", escapeHtml(legality ?? (p.hazard === "mining" ? "unknown" : "n/a"))],
+    ["area", `${escapeHtml(p.area_ha)} ha`],
+    ["likelihood", escapeHtml(p.likelihood)],
+    ["first sensed", escapeHtml(a ? a.first_sensed : isoTime(p.t0))],
+    ["last sensed", escapeHtml(a ? a.last_sensed : isoTime(p.t))],
+    ["events", link(`alerts/${encodeURIComponent(p.id)}/events`, "lifecycle events")],
+    ["products", scenes.length ? productLinks(scenes) : undefined],
+  ]);
+}
+
+async function popupHtml(f) {
+  const p = f.properties;
+  if (f.source === "alerts") return alertPopup(p);
+  const rows = Object.entries(p).map(([k, v]) => [k, escapeHtml(k === "t" || k === "t0" ? isoTime(v) : v)]);
+  if (f.source === "detections" && p.scene_id) rows.push(["products", productLinks([p.scene_id])]);
+  if (f.source === "scenes" && p.id) rows.push(["products", productLinks([p.id])]);
+  return `<strong>${escapeHtml(f.source)}</strong>${table(rows)}`;
 }
 
 const ready = (async () => {
@@ -181,6 +289,7 @@ const ready = (async () => {
   const specs = await Promise.all(LAYERS.map((l) => tilejson(l.id)));
   let bounds = null;
   let range = null;
+  const extents = EXTENTS;
   LAYERS.forEach((layer, i) => {
     const tj = specs[i];
     map.addSource(layer.id, { type: "vector", tiles: tj.tiles, minzoom: tj.minzoom, maxzoom: 16 });
@@ -191,27 +300,34 @@ const ready = (async () => {
     const tr = tj["terrawatch:time_range"];
     if (tr) range = range ? [Math.min(range[0], tr[0]), Math.max(range[1], tr[1])] : tr;
     if (layer.id !== "reference_layers" && tj.bounds && tj.bounds[0] > -180) {
-      const b = new maplibregl.LngLatBounds([tj.bounds[0], tj.bounds[1]], [tj.bounds[2], tj.bounds[3]]);
-      bounds = bounds ? bounds.extend(b) : b;
+      extents[layer.id] = new maplibregl.LngLatBounds([tj.bounds[0], tj.bounds[1]], [tj.bounds[2], tj.bounds[3]]);
     }
   });
-  setupToggles();
-  setupSlider(range);
+  // The initial view: #bbox= if given, else the alerts' extent (else detections', else scenes').
+  bounds = extents.alerts || extents.detections || extents.scenes || null;
   if (requestedBbox.length === 4 && requestedBbox.every(Number.isFinite)) {
     bounds = new maplibregl.LngLatBounds(requestedBbox.slice(0, 2), requestedBbox.slice(2));
   }
   if (bounds) map.fitBounds(bounds, { padding: 40, duration: 0, maxZoom: 14 });
-  map.on("click", (e) => {
+  await addProductRasters(map.getBounds()).catch(() => 0);
+  setupToggles();
+  setupRasterToggles();
+  setupSlider(range);
+  map.on("click", async (e) => {
     const feats = map.queryRenderedFeatures(e.point, { layers: INTERACTIVE });
     if (!feats.length) return;
-    new maplibregl.Popup({ maxWidth: "320px" }).setLngLat(e.lngLat).setHTML(popupHtml(feats[0])).addTo(map);
+    const top = feats.find((f) => f.source === "alerts") || feats[0];
+    const popup = new maplibregl.Popup({ maxWidth: "340px" }).setLngLat(e.lngLat).setHTML("…").addTo(map);
+    popup.setHTML(await popupHtml(top));
   });
   map.on("mousemove", (e) => {
     map.getCanvas().style.cursor = map.queryRenderedFeatures(e.point, { layers: INTERACTIVE }).length ? "pointer" : "";
   });
   await map.once("idle");
-  const n = map.queryRenderedFeatures({ layers: INTERACTIVE }).length;
+  const n = distinctFeatures(map.queryRenderedFeatures({ layers: INTERACTIVE }));
   setStatus(`${n} features on screen`);
+  const recount = () => setStatus(`${distinctFeatures(map.queryRenderedFeatures({ layers: INTERACTIVE }))} features on screen`);
+  map.on("moveend", () => map.once("idle", recount));
   document.body.dataset.state = "ready";
   return n;
 })().catch((err) => {
@@ -220,4 +336,6 @@ const ready = (async () => {
   throw err;
 });
 
-window.terrawatch = { map, ready, layers: LAYERS, interactive: INTERACTIVE, showUntil: (t) => showUntil(t) };
+window.terrawatch = { map, ready, layers: LAYERS, interactive: INTERACTIVE, rasters: RASTERS, extents: EXTENTS,
+                      distinct: () => distinctFeatures(map.queryRenderedFeatures({ layers: INTERACTIVE })),
+                      showUntil: (t) => showUntil(t) };

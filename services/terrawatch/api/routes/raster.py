@@ -1,0 +1,86 @@
+"""XYZ raster tiles and TileJSON of each scene's products (per-hazard likelihood, quicklook), rio-tiler.
+
+``/raster/scenes/{scene_id}/{product}/{z}/{x}/{y}.png`` (or ``.webp``) and
+``/raster/scenes/{scene_id}/{product}.json`` (TileJSON 3.0.0). ``product``: a hazard (``flood``,
+``deforestation``, ``mining``: band 1 likelihood 0-100 through a colour ramp, excluded pixels transparent)
+or ``quicklook`` (``composite=truecolor|falsecolor`` for S2, ``vvvh`` for S1). Products are files under
+``TERRAWATCH_PRODUCTS_ROOT``; the scene id is checked against the scene-event id pattern and the
+resolved path must stay inside that folder. Unknown scene/product and tiles outside the product or the
+tile matrix are 404; bad parameters 422.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from terrawatch.api.deps import ApiDeps
+from terrawatch.api.errors import NotFound
+from terrawatch.api.security import Principal
+from terrawatch.products import tiles as pt
+
+SceneId = Annotated[str, Path(description="Scene id (scene-event id pattern).", pattern=r"^[A-Za-z0-9._:-]{1,256}$")]
+Product = Annotated[str, Path(description="A hazard (" + ", ".join(pt.PRODUCTS[:-1]) + ") or quicklook.",
+                              pattern=r"^[a-z_]{1,32}$")]
+Composite = Annotated[Literal["truecolor", "falsecolor", "vvvh"] | None,
+                      Query(description="Quicklook bands: truecolor/falsecolor (S2), vvvh (S1).")]
+MEDIA = {"png": "image/png", "webp": "image/webp"}
+
+
+class RasterTileJSON(BaseModel):
+    tilejson: str = "3.0.0"
+    name: str
+    description: str
+    tiles: list[str]
+    minzoom: int
+    maxzoom: int
+    bounds: list[float]
+    scheme: str = "xyz"
+    attribution: str | None = Field(default=None)
+
+
+def raster_router(deps: ApiDeps) -> APIRouter:
+    router = APIRouter(prefix="/raster", tags=["raster tiles"])
+    root = deps.settings.products_dir
+
+    def _file(scene_id: str, product: str):
+        try:
+            return pt.product_file(root, scene_id, product)
+        except pt.ProductNotFound as exc:
+            raise NotFound(str(exc)) from exc
+
+    @router.get("/scenes/{scene_id}/{product}/{z}/{x}/{y}.{fmt}", response_class=Response,
+                responses={200: {"content": {"image/png": {}, "image/webp": {}},
+                                 "description": f"A {pt.TILE_SIZE} px raster tile."}},
+                summary="One raster tile of a scene product (XYZ, WebMercatorQuad).")
+    def raster_tile(scene_id: SceneId, product: Product, z: Annotated[int, Path(ge=0, le=pt.MAX_ZOOM)],
+                    x: Annotated[int, Path(ge=0, le=2 ** pt.MAX_ZOOM)],
+                    y: Annotated[int, Path(ge=0, le=2 ** pt.MAX_ZOOM)], fmt: Literal["png", "webp"],
+                    composite: Composite = None, _: Principal = Depends(deps.layers)) -> Response:
+        path = _file(scene_id, product)
+        try:
+            body = pt.render(path, product, z, x, y, composite, img_format=fmt.upper())
+        except pt.TileNotFound as exc:
+            raise NotFound(str(exc)) from exc
+        return Response(body, media_type=MEDIA[fmt], headers={"Cache-Control": "private, max-age=300"})
+
+    @router.get("/scenes/{scene_id}/{product}.json", response_model=RasterTileJSON,
+                summary="TileJSON 3.0.0 of one scene product.")
+    def raster_tilejson(scene_id: SceneId, product: Product, request: Request, composite: Composite = None,
+                        _: Principal = Depends(deps.layers)) -> dict:
+        path = _file(scene_id, product)
+        info = pt.info(path)
+        url = str(request.url_for("raster_tile", scene_id=scene_id, product=product, z="{z}", x="{x}", y="{y}",
+                                  fmt="png")).replace("%7B", "{").replace("%7D", "}")
+        if product == pt.QUICKLOOK and composite:
+            url += f"?composite={composite}"
+        # minzoom 0: a low-zoom tile reads the COG's smallest overview (bounded), so the layer shows at any zoom
+        desc = (f"Quicklook of scene {scene_id}" if product == pt.QUICKLOOK
+                else f"{product} likelihood 0-100 of scene {scene_id} (excluded pixels transparent)")
+        return {"name": f"{scene_id} {product}", "description": desc, "tiles": [url],
+                "minzoom": 0, "maxzoom": info.maxzoom, "bounds": list(info.bounds),
+                "attribution": "Contains modified Copernicus Sentinel data"}
+
+    return router

@@ -1,0 +1,243 @@
+"""A minimal STAC API (core, collections, features, item-search with GET) for the scene products.
+
+``/stac`` landing page, ``/stac/conformance``, ``/stac/collections``, ``/stac/collections/terrawatch-products``,
+``.../items`` and ``/stac/search`` (GET and POST; ``bbox``, ``datetime``, ``ids``, ``collections``, ``limit``, ``offset``;
+newest scene first; ``next`` links), ``.../items/{id}`` and the asset files at ``/stac/assets/{id}/{product}``
+(COG bytes with HTTP Range support, so GDAL/QGIS read them remotely). Read access = the map layers'.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from terrawatch.api.deps import ApiDeps
+from terrawatch.api.errors import InvalidInput, NotFound
+from terrawatch.api.security import Principal
+from terrawatch.products import stac as ps
+from terrawatch.products import tiles as pt
+from terrawatch.store.product_scenes import scenes
+
+CONFORMS = [
+    "https://api.stacspec.org/v1.0.0/core",
+    "https://api.stacspec.org/v1.0.0/collections",
+    "https://api.stacspec.org/v1.0.0/ogcapi-features",
+    "https://api.stacspec.org/v1.0.0/item-search",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+]
+GEOJSON = "application/geo+json"
+MAX_LIMIT = 500
+SceneId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:-]{1,256}$")]
+
+
+Bbox = Annotated[str | None, Query(max_length=200, description="minlon,minlat,maxlon,maxlat (EPSG:4326)")]
+Datetime = Annotated[str | None, Query(alias="datetime", max_length=100,
+                                       description="RFC 3339 instant or interval a/b (.. = open)")]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+
+
+class SearchBody(BaseModel):
+    """STAC item search (POST). Unknown members are refused (422)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    bbox: list[float] | None = Field(default=None, min_length=4, max_length=6)
+    datetime_: str | None = Field(default=None, alias="datetime", max_length=100)
+    ids: list[Annotated[str, Field(max_length=256)]] | None = Field(default=None, max_length=MAX_LIMIT)
+    collections: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=20)
+    limit: int = Field(default=100, ge=1, le=MAX_LIMIT)
+    offset: int = Field(default=0, ge=0, le=10_000_000)
+
+
+def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
+    if text is None:
+        return None
+    try:
+        v = [float(x) for x in text.split(",")]
+    except ValueError:
+        raise InvalidInput("bbox must be 4 numbers: minlon,minlat,maxlon,maxlat") from None
+    if len(v) == 6:  # 3D bbox: drop the heights
+        v = [v[0], v[1], v[3], v[4]]
+    if (len(v) != 4 or not all(math.isfinite(x) for x in v) or not (-180 <= v[0] <= 180 and -180 <= v[2] <= 180
+                                                                    and -90 <= v[1] <= v[3] <= 90)):
+        raise InvalidInput("bbox must be minlon,minlat,maxlon,maxlat in EPSG:4326 with minlat <= maxlat")
+    if v[0] > v[2]:
+        raise InvalidInput("bbox crossing the antimeridian is not supported; split it in two")
+    return v[0], v[1], v[2], v[3]
+
+
+def _time(text: str) -> datetime | None:
+    if text in ("", ".."):
+        return None
+    try:
+        d = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput("datetime must be RFC 3339 (e.g. 2024-05-01T00:00:00Z) or an interval a/b with .. "
+                           "for an open end") from None
+    return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
+
+
+def _interval(text: str | None) -> tuple[datetime | None, datetime | None]:
+    if text is None:
+        return None, None
+    if len(text) > 100:
+        raise InvalidInput("datetime too long")
+    if "/" in text:
+        a, _, b = text.partition("/")
+        start, end = _time(a), _time(b)
+        if start and end and start > end:
+            raise InvalidInput("datetime interval start is after its end")
+        return start, end
+    d = _time(text)
+    if d is None:
+        raise InvalidInput("datetime '..' needs an interval")
+    return d, d
+
+
+def stac_router(deps: ApiDeps) -> APIRouter:
+    router = APIRouter(prefix="/stac", tags=["STAC products"])
+    root = deps.settings.products_dir
+
+    def base(request: Request) -> str:
+        return str(request.url_for("stac_landing")).rstrip("/")
+
+    def api_root(request: Request) -> str:
+        return str(request.base_url).rstrip("/")
+
+    @router.get("", summary="STAC API landing page (catalog).")
+    def stac_landing(request: Request, _: Principal = Depends(deps.layers)) -> dict:
+        b = base(request)
+        return {"type": "Catalog", "stac_version": "1.0.0", "id": "terrawatch",
+                "title": "terrawatch products", "description": "Scene products of terrawatch as STAC.",
+                "conformsTo": CONFORMS, "links": [
+                    {"rel": "self", "href": b, "type": "application/json"},
+                    {"rel": "root", "href": b, "type": "application/json"},
+                    {"rel": "conformance", "href": f"{b}/conformance", "type": "application/json"},
+                    {"rel": "data", "href": f"{b}/collections", "type": "application/json"},
+                    {"rel": "child", "href": f"{b}/collections/{ps.COLLECTION_ID}", "type": "application/json"},
+                    {"rel": "search", "href": f"{b}/search", "type": GEOJSON, "method": "GET"},
+                    {"rel": "search", "href": f"{b}/search", "type": GEOJSON, "method": "POST"},
+                    {"rel": "service-desc", "href": f"{api_root(request)}/openapi.json",
+                     "type": "application/vnd.oai.openapi+json;version=3.0"}]}
+
+    @router.get("/conformance", summary="STAC API conformance classes.")
+    def stac_conformance(_: Principal = Depends(deps.layers)) -> dict:
+        return {"conformsTo": CONFORMS}
+
+    def _collection(request: Request) -> dict:
+        from sqlalchemy import func, select
+
+        from terrawatch.store import tables as t
+
+        with deps.engine.connect() as conn:
+            ext = conn.execute(select(func.ST_XMin(func.ST_Extent(t.scenes.c.footprint)),
+                                      func.ST_YMin(func.ST_Extent(t.scenes.c.footprint)),
+                                      func.ST_XMax(func.ST_Extent(t.scenes.c.footprint)),
+                                      func.ST_YMax(func.ST_Extent(t.scenes.c.footprint)),
+                                      func.min(t.scenes.c.sensing_time), func.max(t.scenes.c.sensing_time))).one()
+        bbox = [float(v) for v in ext[:4]] if ext[0] is not None else None
+        interval = [ext[4], ext[5]] if ext[4] is not None else [None, None]
+        return ps.collection(base(request), bbox, interval)
+
+    @router.get("/collections", summary="The STAC collections (terrawatch-products).")
+    def stac_collections(request: Request, _: Principal = Depends(deps.layers)) -> dict:
+        b = base(request)
+        return {"collections": [_collection(request)],
+                "links": [{"rel": "self", "href": f"{b}/collections", "type": "application/json"},
+                          {"rel": "root", "href": b, "type": "application/json"}]}
+
+    @router.get("/collections/{collection_id}", summary="One STAC collection.")
+    def stac_collection(collection_id: Annotated[str, Path(max_length=64)], request: Request,
+                        _: Principal = Depends(deps.layers)) -> dict:
+        if collection_id != ps.COLLECTION_ID:
+            raise NotFound(f"no collection {collection_id[:64]!r}; collections: {ps.COLLECTION_ID}")
+        return _collection(request)
+
+    def _search(request: Request, bbox, datetime_, ids, limit, offset, body: dict | None = None) -> JSONResponse:
+        start, end = _interval(datetime_)
+        box = _bbox(bbox)
+        id_list = ids if isinstance(ids, list) else [i for i in (ids or "").split(",") if i] or None
+        if id_list and (len(id_list) > MAX_LIMIT or not all(pt.SCENE_ID.match(i) for i in id_list)):
+            raise InvalidInput(f"ids: at most {MAX_LIMIT} scene ids matching {pt.SCENE_ID.pattern}")
+        with deps.engine.connect() as conn:
+            rows, total = scenes(conn, bbox=box, start=start, end=end, ids=id_list, limit=limit, offset=offset)
+        b, a = base(request), api_root(request)
+        feats = [f for r in rows if (f := ps.item(r, root / r.id, b, a)) is not None]
+        links = [{"rel": "self", "href": str(request.url), "type": GEOJSON},
+                 {"rel": "root", "href": b, "type": "application/json"}]
+        if offset + limit < total and body is not None:
+            links.append({"rel": "next", "href": str(request.url), "type": GEOJSON, "method": "POST",
+                          "body": {**body, "offset": offset + limit, "limit": limit}})
+        elif offset + limit < total:
+            params = dict(request.query_params)
+            params.update({"offset": str(offset + limit), "limit": str(limit)})
+            links.append({"rel": "next", "href": f"{str(request.url).split('?')[0]}?{urlencode(params)}",
+                          "type": GEOJSON, "method": "GET"})
+        return JSONResponse({"type": "FeatureCollection", "features": feats, "links": links,
+                             "numberMatched": total, "numberReturned": len(feats)}, media_type=GEOJSON)
+
+
+    @router.get("/collections/{collection_id}/items", summary="Items of the products collection.",
+                response_class=JSONResponse)
+    def stac_items(collection_id: Annotated[str, Path(max_length=64)], request: Request, bbox: Bbox = None,
+                   datetime_: Datetime = None, limit: Limit = 100, offset: Offset = 0,
+                   _: Principal = Depends(deps.layers)) -> JSONResponse:
+        if collection_id != ps.COLLECTION_ID:
+            raise NotFound(f"no collection {collection_id[:64]!r}")
+        return _search(request, bbox, datetime_, None, limit, offset)
+
+    @router.get("/search", summary="STAC item search (GET): bbox, datetime, ids, collections.",
+                response_class=JSONResponse)
+    def stac_search(request: Request, bbox: Bbox = None, datetime_: Datetime = None,
+                    ids: Annotated[str | None, Query(max_length=20_000)] = None,
+                    collections: Annotated[str | None, Query(max_length=1000)] = None,
+                    limit: Limit = 100, offset: Offset = 0, _: Principal = Depends(deps.layers)) -> JSONResponse:
+        if collections and ps.COLLECTION_ID not in collections.split(","):
+            return JSONResponse({"type": "FeatureCollection", "features": [], "numberMatched": 0,
+                                 "numberReturned": 0, "links": []}, media_type=GEOJSON)
+        return _search(request, bbox, datetime_, ids, limit, offset)
+
+    @router.post("/search", summary="STAC item search (POST, JSON body): bbox, datetime, ids, collections.",
+                 response_class=JSONResponse)
+    def stac_search_post(body: SearchBody, request: Request,
+                         _: Principal = Depends(deps.layers)) -> JSONResponse:
+        if body.collections is not None and ps.COLLECTION_ID not in body.collections:
+            return JSONResponse({"type": "FeatureCollection", "features": [], "numberMatched": 0,
+                                 "numberReturned": 0, "links": []}, media_type=GEOJSON)
+        bbox = ",".join(repr(float(v)) for v in body.bbox) if body.bbox is not None else None
+        return _search(request, bbox, body.datetime_, body.ids, body.limit, body.offset,
+                       body=body.model_dump(by_alias=True, exclude_none=True))
+
+    @router.get("/collections/{collection_id}/items/{item_id}", summary="One products Item.",
+                response_class=JSONResponse)
+    def stac_item(collection_id: Annotated[str, Path(max_length=64)], item_id: SceneId, request: Request,
+                  _: Principal = Depends(deps.layers)) -> JSONResponse:
+        if collection_id != ps.COLLECTION_ID:
+            raise NotFound(f"no collection {collection_id[:64]!r}")
+        if set(item_id) <= {"."}:  # "." and ".." are never scene ids (and never path parts)
+            raise NotFound(f"no products item {item_id}")
+        with deps.engine.connect() as conn:
+            rows, _n = scenes(conn, ids=[item_id], limit=1)
+        it = ps.item(rows[0], root / rows[0].id, base(request), api_root(request)) if rows else None
+        if it is None:
+            raise NotFound(f"no products item {item_id}")
+        return JSONResponse(it, media_type=GEOJSON)
+
+    @router.get("/assets/{scene_id}/{product}", summary="A product COG (HTTP Range supported).",
+                response_class=FileResponse)
+    def stac_asset(scene_id: SceneId, product: Annotated[str, Path(pattern=r"^[a-z_]{1,32}$")],
+                   _: Principal = Depends(deps.layers)) -> FileResponse:
+        try:
+            path = pt.product_file(root, scene_id, product)
+        except pt.ProductNotFound as exc:
+            raise NotFound(str(exc)) from exc
+        return FileResponse(path, media_type=ps.COG, filename=f"{scene_id}_{path.name}")
+
+    return router
