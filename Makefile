@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 VENV := .venv
 TW := $(VENV)/bin/terrawatch
 
-.PHONY: env env-test web chromium demo bench bench-sustained bench-api test-faults test test-unit test-integration stop status check-deploy bench bench-scale clean
+.PHONY: env env-test web chromium demo bench bench-sustained bench-api test-faults test test-unit test-integration stop status check-deploy bench bench-scale bench-raster clean
 
 $(UV):
 	$(PY) -m pip install --quiet --user uv || $(PY) -m pip install --quiet uv
@@ -53,6 +53,9 @@ bench-sustained: env  ## N scenes/hour for M minutes: lag trend and RSS
 
 bench-api: env  ## vector tiles and OGC features under concurrent load: p50/p95, errors
 	$(TW) bench api
+
+bench-raster: env  ## raster tile reads of scene products: peak memory, small vs full-size S2 scene (ratio)
+	$(VENV)/bin/python bench/bench_raster_tiles.py
 
 test-faults: env-test  ## only the fault-injection and hostile-input suites
 	$(VENV)/bin/pytest -q tests/faults tests/hostile
