@@ -163,3 +163,29 @@ def test_raster_routes(client, products):
     assert client.get("/raster/scenes/S1/flood/3/9/0.png").status_code == 404  # outside the tile matrix
     assert client.get("/raster/scenes/S1/mining.json").status_code == 404
     assert client.get("/raster/scenes/nope/flood.json").status_code == 404
+
+
+def test_stac_item_of_a_scenes_products(products):
+    import pystac
+    from shapely.geometry import box
+
+    from terrawatch.products.stac import COLLECTION_ID, collection, item
+    from terrawatch.store.product_scenes import SceneRow
+
+    row = SceneRow("S1", "sentinel-2", "sentinel-2b", datetime(2024, 5, 1, 10, tzinfo=timezone.utc),
+                   box(-3.0, 41.8, -2.7, 42.0), "L2A", {"mining": "mining_s2 takes sentinel-2 L1C only"})
+    d = item(row, products / "S1", "http://api/stac", "http://api")
+    it = pystac.Item.from_dict(d)
+    assert it.collection_id == COLLECTION_ID and set(it.assets) == {"flood_likelihood"}
+    a = d["assets"]["flood_likelihood"]
+    assert a["proj:code"] == "EPSG:32630" and a["proj:shape"] == [N, N] and len(a["proj:transform"]) == 6
+    assert a["raster:bands"][0]["nodata"] == 255 and a["raster:bands"][0]["data_type"] == "uint8"
+    assert a["file:size"] == (products / "S1" / "flood_likelihood.tif").stat().st_size
+    assert a["href"] == "http://api/stac/assets/S1/flood" and a["terrawatch:tilejson"].endswith("/S1/flood.json")
+    exts = " ".join(d["stac_extensions"])
+    assert "projection" in exts and "raster" in exts and "file" in exts
+    assert d["properties"]["terrawatch:skipped"]["mining"].startswith("mining_s2")
+    assert item(row._replace(id="none") if hasattr(row, "_replace") else SceneRow(
+        "none", *list(row.__dict__.values())[1:]), products / "none", "http://api/stac", "http://api") is None
+    c = pystac.Collection.from_dict(collection("http://api/stac", [-3, 41, -2, 42], [row.sensing_time, None]))
+    assert c.id == COLLECTION_ID

@@ -48,7 +48,7 @@ def collection(base: str, extent_bbox: list[float] | None, interval: list) -> di
     return d
 
 
-def _asset(path: Path, product: str, href: str, tilejson: str) -> pystac.Asset:
+def _asset(item: pystac.Item, key: str, path: Path, product: str, href: str, tilejson: str) -> pystac.Asset:
     with rasterio.open(path) as ds:
         crs, shape, transform, bounds = ds.crs, [ds.height, ds.width], list(ds.transform)[:6], list(ds.bounds)
         dtypes, nodata, res = ds.dtypes, ds.nodata, abs(ds.transform.a)
@@ -59,6 +59,7 @@ def _asset(path: Path, product: str, href: str, tilejson: str) -> pystac.Asset:
         a = pystac.Asset(href, title=f"{product} likelihood", media_type=COG, roles=["data"],
                          description="band 1: likelihood 0-100 (255 = excluded); band 2: exclusion bit flags")
     a.extra_fields["terrawatch:tilejson"] = tilejson
+    item.add_asset(key, a)  # the extensions are declared on the owning Item
     proj = ProjectionExtension.ext(a, add_if_missing=True)
     epsg = crs.to_epsg() if crs else None
     if epsg:
@@ -93,8 +94,8 @@ def item(row: SceneRow, folder: Path, base: str, api_root: str) -> dict | None:
         it.properties["terrawatch:skipped"] = row.skipped
     for product, path in present.items():
         key = QUICKLOOK if product == QUICKLOOK else f"{product}_likelihood"
-        it.add_asset(key, _asset(path, product, f"{base}/assets/{row.id}/{product}",
-                                 f"{api_root}/raster/scenes/{row.id}/{product}.json"))
+        _asset(it, key, path, product, f"{base}/assets/{row.id}/{product}",
+               f"{api_root}/raster/scenes/{row.id}/{product}.json")
     d = it.to_dict(include_self_link=False, transform_hrefs=False)
     d["links"] = [
         {"rel": "self", "href": f"{base}/collections/{COLLECTION_ID}/items/{row.id}", "type": "application/geo+json"},
