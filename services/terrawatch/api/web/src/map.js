@@ -260,7 +260,10 @@ async function alertPopup(p) {
     if (res.ok) a = (await res.json()).properties;
   } catch { /* keep the tile attributes */ }
   const scenes = (a && a.context && a.context.scene_ids) || [];
-  const legality = a && a.context ? a.context.legality : undefined;
+  // mining: {status: licensed|illegal|unknown, rule, ...} in the alert's context (tiles carry status and rule)
+  const ctx = a && a.context ? a.context.legality : undefined;
+  const legality = ctx && typeof ctx === "object" ? `${ctx.status}${ctx.rule ? ` (${ctx.rule})` : ""}`
+    : p.legality ? `${p.legality}${p.legality_rule ? ` (${p.legality_rule})` : ""}` : ctx;
   return `<strong>alert</strong>` + table([
     ["hazard", escapeHtml(p.hazard)],
     ["confidence", escapeHtml(p.confidence)],
