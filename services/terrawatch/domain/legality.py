@@ -49,9 +49,9 @@ def assess(features: list[dict], coverage: dict | None = None) -> dict:
     if licence is not None:
         out["concession"] = {"feature_id": licence["id"], "feature_name": licence.get("name")}
     if rules:
-        return {"status": "illegal", "rule": rules[0]["rule"], "feature": {k: v for k, v in rules[0].items()
-                                                                           if k != "rule"},
-                "coverage": None, "rules": rules, **out}
+        first = next(f for f in features if f["layer"] in (PROTECTED, INDIGENOUS))
+        return {"status": "illegal", "rule": rules[0]["rule"], "feature": _feature(first), "coverage": None,
+                "rules": rules, **out}
     if licence is not None:
         ev = {"rule": "inside_licensed_concession", **_feature(licence)}
         return {"status": "licensed", "rule": ev["rule"], "feature": _feature(licence), "coverage": cov,
@@ -74,4 +74,6 @@ def has_evidence(verdict: dict) -> bool:
     """An ``illegal`` verdict must name a feature or a coverage (checked by tests and the demo)."""
     if verdict.get("status") != "illegal":
         return True
-    return bool((verdict.get("feature") or {}).get("feature_id") is not None or (verdict.get("coverage") or {}).get("source"))
+    named_feature = (verdict.get("feature") or {}).get("feature_id") is not None
+    named_coverage = bool((verdict.get("coverage") or {}).get("source"))
+    return named_feature or named_coverage

@@ -182,20 +182,20 @@ class ScenePipeline:
         t2 = time.perf_counter()
         for j in jobs:
             TILES.labels(j.hazard).inc(tiled.tiles)
-            created, updated, enq = self._store(scene, j.hazard, versions[j.hazard], dets[j.hazard], tiled.tiles)
+            # the scene's status for this hazard commits with its run marker (and the hazards not run)
+            out.hazard_status[j.hazard] = {"status": "processed", "model": versions[j.hazard],
+                                           "detections": len(dets[j.hazard]),
+                                           "pixels_outside_aoa": tiled.outside_aoa.get(j.hazard, 0)}
+            status = {h: v for h, v in out.hazard_status.items() if h == j.hazard or v["status"] != "processed"}
+            created, updated, enq = self._store(scene, j.hazard, versions[j.hazard], dets[j.hazard], tiled.tiles,
+                                                status)
             out.detections += len(dets[j.hazard])
             out.alerts_created += created
             out.alerts_updated += updated
             out.webhooks_enqueued += enq
             DETECTIONS.labels(j.hazard).inc(len(dets[j.hazard]))
-        for j in jobs:
-            out.hazard_status[j.hazard] = {"status": "processed", "model": versions[j.hazard],
-                                           "detections": len(dets[j.hazard]),
-                                           "pixels_outside_aoa": tiled.outside_aoa.get(j.hazard, 0)}
             if tiled.outside_aoa.get(j.hazard):
                 PIXELS_OUTSIDE_AOA.labels(j.hazard).inc(tiled.outside_aoa[j.hazard])
-        with UnitOfWork(self.engine, "status") as uow:
-            uow.finish_scene(scene.id, "processed", out.hazard_status)
         t3 = time.perf_counter()
         out.tiles = tiled.tiles
         out.stages = {"read": tiled.read_s, "infer": tiled.infer_s, "tiling_wall": t1 - t0,
@@ -226,7 +226,8 @@ class ScenePipeline:
             kept.append(j)
         return kept
 
-    def _store(self, scene: Scene, hazard: str, version: str, dets: list[Detection], n_tiles: int):
+    def _store(self, scene: Scene, hazard: str, version: str, dets: list[Detection], n_tiles: int,
+               hazard_status: dict[str, dict]):
         policy = self.policies[hazard]
         steps = model_for(scene.sensor, hazard).steps
         created = updated = enqueued = 0
@@ -237,6 +238,7 @@ class ScenePipeline:
             uow.upsert_scene(scene)
             ids = uow.add_detections(scene, version, dets)
             uow.add_run(scene.id, hazard, version, n_tiles, len(dets))
+            uow.finish_scene(scene.id, "processed", hazard_status)
             alerted: list[AlertRow] = []
             for group in cluster([d.geometry for d in dets], policy.merge_distance_m):
                 geom = as_multipolygon(shapely.union_all([dets[i].geometry for i in group]))
@@ -305,9 +307,10 @@ class ScenePipeline:
 def _state(a: AlertRow) -> AlertState:
     """The merge decision's view of a stored alert (acquisitions from its context)."""
     acqs = tuple(Acquisition.from_json(x) for x in a.context.get("acquisitions", []))
-    if not acqs:  # alerts stored before acquisitions were recorded: one per scene id, sensed at last_sensed
-        acqs = tuple(Acquisition("unknown", s, a.last_sensed, (i,))
-                     for i, s in zip(a.context.get("scene_ids", []), a.sensors * 100))
+    if not acqs:  # alerts stored before acquisitions were recorded: each scene id counted as one acquisition
+        sensor = a.sensors[0] if a.sensors else "unknown"
+        acqs = tuple(Acquisition(f"unknown-{i}", sensor, a.last_sensed, (sid,))
+                     for i, sid in enumerate(a.context.get("scene_ids", [])))
     return AlertState(status=a.status, confidence=a.confidence, severity=a.severity, geom=a.geom, area_ha=a.area_ha,
                       likelihood=a.likelihood, sensors=tuple(a.sensors), acquisitions=acqs,
                       first_sensed=a.first_sensed, last_sensed=a.last_sensed)
