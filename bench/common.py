@@ -40,7 +40,7 @@ def flood_s1_repository(root: Path) -> tuple[Path, str]:
     """A Triton model repository holding only ``flood_s1`` (config and model.py from models/).
 
     Weights: models/flood_s1/<latest>/model.pt when trained weights exist, else a randomly
-    initialised UNet of the same architecture (same FLOPs, so the same throughput; say so).
+    initialised net of the same architecture (same FLOPs, so the same throughput; say so).
     Returns (repository, weights description).
     """
     import torch
@@ -56,6 +56,8 @@ def flood_s1_repository(root: Path) -> tuple[Path, str]:
     try:
         trained = latest_version_dir("flood_s1") / "model.pt"
         shutil.copy(trained, dst / "1" / "model.pt")
+        if trained.with_suffix(".json").is_file():
+            shutil.copy(trained.with_suffix(".json"), dst / "1" / "model.json")
         label = f"trained ({trained.relative_to(REPO_ROOT)})"
     except (FileNotFoundError, ValueError):
         torch.manual_seed(0)

@@ -263,6 +263,25 @@ def eval_cmd(
     typer.echo(json.dumps(evaluate(dataset, root, model, corrupt, split=split, limit=limit)))
 
 
+@app.command("cv")
+def cv_cmd(
+    models: str = typer.Option("otsu-s1,adaptive-s1,unet-raw,flood-s1",
+                               help="Comma-separated candidates (terrawatch.ml.eval.cv.CANDIDATES; a+b = majority ensemble)."),
+    data: Optional[Path] = typer.Option(None, help="Real-dB chips (default: <shared data>/sen1floods11-extra)."),
+    threads: int = typer.Option(2, help="Torch threads for training folds (fixed for reproducibility)."),
+    steps: Optional[int] = typer.Option(None, help="Override the training steps of trained candidates."),
+    holdouts: bool = typer.Option(True, help="Also score the ETCI and OMBRIA holdouts (separate columns)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full result (counts per fold) here."),
+) -> None:
+    """Leave-one-event-out cross-validation of S1 water models on real-dB Sen1Floods11 chips: per-fold table, pooled IoU."""
+    from terrawatch.ml.eval.cv import cross_validate, format_table
+
+    res = cross_validate(models.split(","), data, threads=threads, steps=steps, holdouts=holdouts)
+    typer.echo(format_table(res))
+    if json_out:
+        json_out.write_text(json.dumps(res, indent=1))
+
+
 layers_app = typer.Typer(help="Reference layers: mining legality (concessions, protected areas, territories) and "
                               "reference water (subtracted from observed water: flood).",
                          no_args_is_help=True)

@@ -49,6 +49,8 @@ class EvalModel:
 EVAL_MODELS: dict[str, EvalModel] = {
     "flood-s1": EvalModel("s1", "terrawatch.inference.local:predict_water_s1", "S1 U-Net (models/flood_s1)"),
     "otsu-s1": EvalModel("s1", "terrawatch.ml.baselines:otsu_water_s1", "split-based Otsu on S1 dB"),
+    "adaptive-s1": EvalModel("s1", "terrawatch.ml.adaptive_s1:adaptive_water_s1",
+                             "GFM-style bimodality test + threshold + region growing on S1 dB"),
     "flood-s2": EvalModel("s2", "terrawatch.ml.water_s2:predict_water_s2", "S2 MNDWI+NDWI, cloud-masked"),
     "mndwi-s2": EvalModel("s2", "terrawatch.ml.water_s2:predict_mndwi_s2", "S2 MNDWI + Otsu"),
 }
