@@ -80,10 +80,11 @@ def test_spain_chip_through_the_pipeline_reaches_iou(stack, tmp_path):
     assert iou >= SPAIN_PIPELINE_MIN_IOU  # models/flood_s1/README.md has the measured value
 
 
-def test_dry_chip_through_the_pipeline_raises_no_flood_alert(stack, tmp_path):
-    """A real dry Sen1Floods11 chip (Ghana_53713, no labelled water) end to end: flooded area below
-    0.5 % of the chip and no flood alert for a subscriber whose AOI covers it."""
-    s1 = shared_path("sen1floods11-extra", "Ghana_53713_S1Hand.tif")
+@pytest.mark.parametrize("chip", ["Ghana_53713", "Ghana_97059"])
+def test_dry_chip_through_the_pipeline_raises_no_flood_alert(stack, tmp_path, chip):
+    """Real dry Sen1Floods11 chips (no labelled water) end to end: flooded area below 0.5 % of the
+    chip and no flood alert for a subscriber whose AOI covers it."""
+    s1 = shared_path("sen1floods11-extra", f"{chip}_S1Hand.tif")
     s = isolated(stack.settings, "dry")
     item = item_from_geotiff(s1, scene_id=f"dry-{uuid.uuid4().hex[:6]}")
     rx = _subscribe(s, item["geometry"])
