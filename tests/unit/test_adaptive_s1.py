@@ -3,9 +3,6 @@ and the cross-validation table: pure code, synthetic scenes plus the real dry ch
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -14,7 +11,7 @@ from terrawatch.ml.eval.cv import format_table
 from terrawatch.ml.eval.metrics import label_scores
 from terrawatch.ml.s1_features import N_FEATURES, s1_features
 
-SHARED = Path(os.environ.get("TERRAWATCH_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+from tests.conftest import shared_path
 
 
 def _scene(water_fraction: float, seed: int = 0, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
@@ -62,9 +59,7 @@ def test_features_shape_missing_vh_and_nodata():
 def test_real_dry_chips_stay_dry(chip):
     from terrawatch.ml.datasets import Sen1Floods11
 
-    root = SHARED / "sen1floods11-extra"
-    if not (root / f"{chip}_S1Hand.tif").exists():
-        pytest.skip(f"shared data not available: {root}")
+    root = shared_path("sen1floods11-extra", f"{chip}_S1Hand.tif").parent
     s = next(s for s in Sen1Floods11(root) if s["id"] == chip)
     valid = np.isfinite(s["s1"]).any(0)
     share = (np.nan_to_num(adaptive_water_s1(s["s1"])) >= 0.5)[valid].mean()
