@@ -53,6 +53,17 @@ def _served(grow: bool) -> Callable[[np.ndarray], np.ndarray]:
     return predict
 
 
+def _gated(x):
+    """flood-s1 gated by the per-scene bimodality test: a non-bimodal scene keeps only water whose
+    filtered VV/VH mean is below the adaptive estimate's fallback (-23 dB)."""
+    from terrawatch.ml.adaptive_s1 import FALLBACK_DB, bimodal_threshold
+    from terrawatch.ml.baselines import water_signal_s1
+    p = _served(True)(x)
+    sig, valid, kind = water_signal_s1(x, 5)
+    t, _ = bimodal_threshold(sig, valid, kind)
+    return p if t is not None else np.where(sig < FALLBACK_DB[kind], p, np.minimum(p, 0.49))
+
+
 _NETS: dict = {}
 DEFAULT_MODELS = "otsu-s1,adaptive-s1,unet-raw,flood-s1"
 
@@ -62,6 +73,7 @@ CANDIDATES: dict[str, tuple[str, object]] = {
     # the shipped U-Net (trained on 8-bit ETCI/OMBRIA renderings, never on these chips): raw, and as served
     "unet-raw": ("fixed", _served(False)),
     "flood-s1": ("fixed", _served(True)),  # + hysteresis region growing (terrawatch.ml.flood_s1.grow_water)
+    "flood-s1-gated": ("fixed", _gated),
     # trained per fold on the other events' real-dB chips (terrawatch.ml.train.flood_s1_featnet)
     "featnet": ("trained", {}),
     "featnet-pix": ("trained", {"arch": "pix"}),
