@@ -28,8 +28,9 @@ from tests.integration.helpers import (
 )
 
 pytestmark = pytest.mark.integration
-# models/flood_s1 v2 measures SPAIN_PIPELINE_IOU through the pipeline (README); the guard sits 0.01 below.
-SPAIN_PIPELINE_MIN_IOU = 0.60
+# models/flood_s1 (U-Net + hysteresis growing) measures 0.6312 through the pipeline, the raw network 0.6004
+# (README); the guard sits between them, so losing the growing step in the served path fails it.
+SPAIN_PIPELINE_MIN_IOU = 0.62
 
 
 def _subscribe(s, footprint_geojson: dict, receiver_secret: str | None = None) -> WebhookReceiver:
