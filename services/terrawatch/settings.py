@@ -36,7 +36,18 @@ class Settings(BaseSettings):
 
     # Connections (override to use existing services)
     kafka_bootstrap: str | None = Field(default=None, description="Kafka bootstrap servers (default: the local stack).")
-    database_url: str | None = Field(default=None, description="SQLAlchemy URL of PostGIS (default: the local stack).")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of PostGIS as the schema owner: migrations, grants, admin CLI "
+        "(default: the local stack, role terrawatch).")
+    worker_database_url: str | None = Field(
+        default=None, description="PostGIS URL of the pipeline worker and dispatcher (role terrawatch_worker; "
+        "default: the local stack, or TERRAWATCH_DATABASE_URL when only that is set).")
+    api_read_database_url: str | None = Field(
+        default=None, description="PostGIS URL of the API's read role (OGC API, tiles, reads; role "
+        "terrawatch_api_read: SELECT on published views only; default as for the worker).")
+    api_write_database_url: str | None = Field(
+        default=None, description="PostGIS URL of the API's write role (auth, audit, ops/admin actions; role "
+        "terrawatch_api_write; default as for the worker).")
     triton_url: str | None = Field(default=None, description="Triton gRPC host:port (default: the local stack).")
     ray_address: str | None = Field(default=None, description="Ray cluster, host:port or ray://host:10001 (default: the local stack).")
     model_repository: Path = Field(default=REPO_ROOT / "models", description="Triton model repository served by the local stack.")
@@ -141,6 +152,25 @@ class Settings(BaseSettings):
     @property
     def db_url(self) -> str:
         return self.database_url or f"postgresql+psycopg://terrawatch@127.0.0.1:{self.pg_port}/terrawatch"
+
+    def _role_url(self, explicit: str | None, role: str) -> str:
+        if explicit:
+            return explicit
+        if self.database_url:  # only the owner URL given: every process uses it (see docs/security.md)
+            return self.database_url
+        return f"postgresql+psycopg://{role}@127.0.0.1:{self.pg_port}/terrawatch"
+
+    @property
+    def worker_db_url(self) -> str:
+        return self._role_url(self.worker_database_url, "terrawatch_worker")
+
+    @property
+    def api_read_db_url(self) -> str:
+        return self._role_url(self.api_read_database_url, "terrawatch_api_read")
+
+    @property
+    def api_write_db_url(self) -> str:
+        return self._role_url(self.api_write_database_url, "terrawatch_api_write")
 
     @property
     def triton(self) -> str:

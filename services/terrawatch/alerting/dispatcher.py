@@ -67,7 +67,7 @@ class Dispatcher:
         """Parameters default to the ``TERRAWATCH_WEBHOOK_*`` settings; tests pass short ones."""
         s = settings
         self.s = s
-        self.engine = engine_for(s.db_url)
+        self.engine = engine_for(s.worker_db_url)
         self.batch = batch
         self.retry_window = retry_window or timedelta(hours=s.webhook_retry_window_h)
         self.retry_base_s = s.webhook_retry_base_s if retry_base_s is None else retry_base_s

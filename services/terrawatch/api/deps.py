@@ -52,9 +52,17 @@ class ApiDeps:
 
     @property
     def engine(self) -> Engine:
+        """The API's write role (auth, audit, ops/admin actions): ``TERRAWATCH_API_WRITE_DATABASE_URL``."""
         from terrawatch.store.uow import engine_for
 
-        return engine_for(self.settings.db_url)
+        return engine_for(self.settings.api_write_db_url, self.settings.api_statement_timeout_ms)
+
+    @property
+    def read_engine(self) -> Engine:
+        """The API's read role (SELECT on published views and read-route columns only)."""
+        from terrawatch.store.uow import engine_for
+
+        return engine_for(self.settings.api_read_db_url, self.settings.api_statement_timeout_ms)
 
     def producer(self):
         """A shared idempotent Kafka producer (confluent-kafka is thread-safe)."""

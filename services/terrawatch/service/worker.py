@@ -61,7 +61,7 @@ class Worker:
             self._versions[name] = (time.monotonic(), v)
             return v
 
-        self.pipeline = ScenePipeline(settings, self.tiler, engine_for(settings.db_url), model_version)
+        self.pipeline = ScenePipeline(settings, self.tiler, engine_for(settings.worker_db_url), model_version)
         self.producer = kafka_io.producer(settings)
         self.consumer = kafka_io.consumer(settings)
         self.paused = threading.Event()
@@ -247,7 +247,7 @@ def sync_static_subscribers(settings: Settings) -> int:
     pairs = [p.split("|", 1) for p in settings.webhook_subscribers.split(",") if p.strip()]
     if not pairs:
         return 0
-    with engine_for(settings.db_url).begin() as conn:
+    with engine_for(settings.worker_db_url).begin() as conn:
         for url, secret in pairs:
             conn.execute(insert(t.subscribers).values(
                 id=uuid.uuid4(), url=url.strip(), secret=secret.strip(),

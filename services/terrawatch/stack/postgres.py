@@ -12,6 +12,7 @@ from terrawatch.settings import Settings
 from terrawatch.stack.process import ManagedProcess, wait_until
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+SERVICE_ROLES = ("terrawatch", "terrawatch_worker", "terrawatch_api_read", "terrawatch_api_write")
 POSTGIS_CONTROL = Path("/usr/share/postgresql/15/extension/postgis.control")
 
 
@@ -74,8 +75,13 @@ class Postgres:
 
     def wait(self, timeout: float = 60) -> None:
         wait_until(lambda: self._psql("select 1").returncode == 0, timeout, "postgres", self.proc.log_file)
-        if "1" not in self._psql("select 1 from pg_roles where rolname='terrawatch'").stdout:
-            self._psql("create role terrawatch login superuser").check_returncode()
+        # Least privilege: the schema owner and the service roles log in without superuser rights
+        # (terrawatch.store.grants); the superuser only creates them and the postgis extension.
+        for role in SERVICE_ROLES:
+            if "1" not in self._psql(f"select 1 from pg_roles where rolname='{role}'").stdout:
+                self._psql(f"create role {role} login nosuperuser nocreatedb nocreaterole").check_returncode()
+            else:  # clusters made before the roles were split had terrawatch as a superuser
+                self._psql(f"alter role {role} nosuperuser nocreatedb nocreaterole").check_returncode()
         if "1" not in self._psql("select 1 from pg_database where datname='terrawatch'").stdout:
             self._psql("create database terrawatch owner terrawatch").check_returncode()
         self._psql("create extension if not exists postgis", db="terrawatch").check_returncode()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.pool import NullPool
 
 from terrawatch.settings import Settings
 
@@ -20,4 +21,19 @@ def alembic_config(settings: Settings) -> Config:
 
 
 def upgrade(settings: Settings, revision: str = "heads") -> None:
+    """Migrate to ``revision`` as the owner, then apply the role grants (``store/grants.py``)."""
     command.upgrade(alembic_config(settings), revision)
+    apply_grants(settings)
+
+
+def apply_grants(settings: Settings) -> list[str]:
+    from sqlalchemy import create_engine
+
+    from terrawatch.store import grants
+
+    engine = create_engine(settings.db_url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            return grants.apply(conn, grants.role_names(settings))
+    finally:
+        engine.dispose()

@@ -30,9 +30,11 @@ from terrawatch.observability.metrics import DB_WRITE_SECONDS
 from terrawatch.store import tables as t
 
 
-@lru_cache(maxsize=8)
-def engine_for(url: str) -> Engine:
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+@lru_cache(maxsize=16)
+def engine_for(url: str, statement_timeout_ms: int | None = None) -> Engine:
+    """One pooled engine per URL (and statement timeout, ms, set on every connection when given)."""
+    connect_args = {"options": f"-c statement_timeout={int(statement_timeout_ms)}"} if statement_timeout_ms else {}
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args)
 
 
 def is_db_outage(exc: BaseException) -> bool:

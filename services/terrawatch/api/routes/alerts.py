@@ -73,7 +73,7 @@ def alerts_router(deps) -> APIRouter:
 
     @router.get("/{alert_id}", summary="One alert as a GeoJSON Feature (status, confidence, version, context).")
     def get_alert(alert_id: uuid.UUID, _=Depends(deps.viewer)) -> dict:
-        with UnitOfWork(deps.engine, "read") as uow:
+        with UnitOfWork(deps.read_engine, "read") as uow:
             a = uow.get_alert(alert_id)
         if a is None:
             raise NotFound(f"alert {alert_id} not found")
@@ -83,7 +83,7 @@ def alerts_router(deps) -> APIRouter:
                 summary="The alert's lifecycle history, oldest first (who, when, why).")
     def events(alert_id: uuid.UUID, _=Depends(deps.viewer)) -> list[dict]:
         try:
-            return svc.events(deps.engine, alert_id)
+            return svc.events(deps.read_engine, alert_id)
         except svc.AlertNotFound as exc:
             raise NotFound(f"alert {alert_id} not found") from exc
 

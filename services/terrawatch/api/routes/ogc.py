@@ -48,13 +48,15 @@ TITLE = "terrawatch: hazard detections, alerts, scene footprints and reference l
 
 
 def asyncpg_dsn(settings: Settings) -> str:
-    return make_url(settings.db_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    """tipg's pool logs in as the API's read role (SELECT on the ``ogc`` views only)."""
+    return make_url(settings.api_read_db_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 async def open_pool(app: FastAPI, settings: Settings) -> None:
     await connect_to_db(app, schemas=[SCHEMA], tipg_schema="pg_temp",
                         settings=PostgresSettings(database_url=asyncpg_dsn(settings), db_min_conn_size=1,
-                                                  db_max_conn_size=5), timeout=5)
+                                                  db_max_conn_size=5), timeout=5,
+                        server_settings={"statement_timeout": str(settings.api_statement_timeout_ms)})
 
 
 async def refresh_catalog(app: FastAPI) -> None:

@@ -195,7 +195,7 @@ def ops_router(deps: ApiDeps) -> APIRouter:
     @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}},
                 summary="Readiness of Kafka, PostGIS, Triton and Ray, each reported individually (503 if any fails).")
     def readyz() -> JSONResponse:
-        checks = ops.readiness(s, deps.engine)
+        checks = ops.readiness(s, deps.read_engine)
         ok = all(c.ok for c in checks.values())
         body = {"status": "ready" if ok else "not_ready", "checks": {k: c.as_dict() for k, c in checks.items()}}
         return JSONResponse(body, status_code=200 if ok else 503)
@@ -203,16 +203,16 @@ def ops_router(deps: ApiDeps) -> APIRouter:
     @router.get("/status", response_model=PipelineStatus, summary="Consumer lag, scenes in flight, progress, DLQ.")
     def status(_: Principal = Depends(deps.viewer)) -> dict:
         lag = ops.consumer_lag(s)
-        flag = control.get_flag(deps.engine, control.paused_key(s.consumer_group))
-        dlq = dlq_svc.counts(s, deps.engine)
+        flag = control.get_flag(deps.read_engine, control.paused_key(s.consumer_group))
+        dlq = dlq_svc.counts(s, deps.read_engine)
         return {
             "consumer_group": s.consumer_group, "topic": s.scenes_topic,
             "consumer_lag": lag, "total_lag": sum(p["lag"] for p in lag),
             "scenes_in_flight": ops.worker_gauge(s, "terrawatch_scenes_in_flight"),
-            "last_processed": ops.last_sensed_by_platform(deps.engine),
+            "last_processed": ops.last_sensed_by_platform(deps.read_engine),
             "dlq_size": dlq["pending"], "dlq": dlq,
             "consumption_paused": bool(flag and flag["value"].get("paused")),
-            "outbox": ops.outbox_counts(deps.engine),
+            "outbox": ops.outbox_counts(deps.read_engine),
         }
 
     @router.post("/scenes/{scene_id}/replay", response_model=Published, status_code=202,
@@ -268,8 +268,8 @@ def ops_router(deps: ApiDeps) -> APIRouter:
             raise NotFound(f"no DLQ entries with ids {', '.join(body.ids[:10])}")
         return out
 
-    def _consumption() -> dict:
-        flag = control.get_flag(deps.engine, control.paused_key(s.consumer_group))
+    def _consumption(engine=None) -> dict:
+        flag = control.get_flag(engine or deps.engine, control.paused_key(s.consumer_group))
         if not flag:
             return {"paused": False}
         return {"paused": bool(flag["value"].get("paused")), "reason": flag["value"].get("reason"),
@@ -277,7 +277,7 @@ def ops_router(deps: ApiDeps) -> APIRouter:
 
     @router.get("/consumption", response_model=ConsumptionState, summary="Whether the worker consumes scenes.")
     def consumption(_: Principal = Depends(deps.viewer)) -> dict:
-        return _consumption()
+        return _consumption(deps.read_engine)
 
     def _set_paused(paused: bool, reason: str, who: Principal, request: Request) -> dict:
         with deps.engine.begin() as conn:

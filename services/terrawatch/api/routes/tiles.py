@@ -177,7 +177,7 @@ def tiles_router(deps: ApiDeps) -> APIRouter:
                 summary="One vector tile (XYZ, WebMercatorQuad).")
     def tile(layer: LayerName, z: Annotated[int, Path(ge=0, le=MAX_ZOOM)], x: Annotated[int, Path(ge=0)],
              y: Annotated[int, Path(ge=0)], _: Principal = Depends(deps.layers)) -> Response:
-        with deps.engine.connect() as conn:
+        with deps.read_engine.connect() as conn:
             body = render_tile(conn, layer, z, x, y)
         return Response(body, media_type=MVT_MEDIA_TYPE, headers={"Cache-Control": "private, max-age=30"})
 
@@ -187,7 +187,7 @@ def tiles_router(deps: ApiDeps) -> APIRouter:
         if layer not in LAYERS:
             raise NotFound(f"no layer {layer!r}; layers: {', '.join(LAYERS)}")
         spec = LAYERS[layer]
-        with deps.engine.connect() as conn:
+        with deps.read_engine.connect() as conn:
             ext = conn.execute(EXTENT_SQL[layer]).one()
             times = conn.execute(TIME_SQL[layer]).one() if layer in TIME_SQL else None
         bounds = [float(v) for v in ext] if ext[0] is not None else [-180.0, -85.0511, 180.0, 85.0511]
