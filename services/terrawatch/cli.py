@@ -208,7 +208,8 @@ def serve(
     from terrawatch.observability.logging import configure_logging
 
     configure_logging(s.log_level)
-    uvicorn.run(create_app(s), host=host, port=port, log_level=s.log_level.lower(), proxy_headers=True)
+    # Forwarding headers are believed only from TERRAWATCH_API_TRUSTED_PROXIES (middleware in create_app).
+    uvicorn.run(create_app(s), host=host, port=port, log_level=s.log_level.lower(), proxy_headers=False)
 
 
 @keys_app.command("create")

@@ -170,3 +170,93 @@ def test_api_is_healthy_after(hapi):
     assert httpx.get(hapi.base + "/ops/livez").status_code == 200
     r = _get(hapi, hdr(hapi.keys["viewer"]), bbox=hapi.bbox, limit=100)
     assert r.status_code == 200 and r.json()["numberMatched"] == 40
+
+
+def _raw(hapi, head: str, body: bytes = b"", read_timeout: float = 10.0) -> tuple[int, bytes]:
+    """Send raw HTTP/1.1 (headers, then ``body``) and return (status, response bytes)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    u = urlsplit(hapi.base)
+    with socket.create_connection((u.hostname, u.port), timeout=read_timeout) as sock:
+        sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        head_part, _, rest = data.partition(b"\r\n\r\n")
+        length = next((int(line.split(b":")[1]) for line in head_part.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), 0)
+        while len(rest) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+    return int(head_part.split(b" ")[1]), head_part + b"\r\n\r\n" + rest
+
+
+def test_bodies_are_bounded_and_checked_after_the_key(hapi):
+    keys = hapi.keys
+    # Declared 50 MB: refused from the headers alone, anonymous or not.
+    for who in (None, "viewer", "operator"):
+        extra = f"X-API-Key: {keys[who]}\n" if who else ""
+        status, resp = _raw(hapi, f"POST /ops/consumption/pause HTTP/1.1\nHost: x\n{extra}"
+                                  "Content-Type: application/json\nContent-Length: 50000000\n")
+        assert status == 413, (who, resp[:300])
+    # Authentication before the body is read: the server answers 401/403 to the headers of a 500 kB
+    # body that never arrives (the route would wait for it).
+    for who, expected in ((None, 401), ("viewer", 403)):
+        extra = f"X-API-Key: {keys[who]}\n" if who else ""
+        status, resp = _raw(hapi, f"POST /ops/consumption/pause HTTP/1.1\nHost: x\n{extra}"
+                                  "Content-Type: application/json\nContent-Length: 500000\n", read_timeout=10)
+        assert status == expected, (who, resp[:300])
+    op = hdr(keys["operator"])
+    # A chunked body over the limit (no Content-Length) is cut off with 413.
+    def chunks():
+        for _ in range(40):
+            yield b"x" * 65536
+    r = httpx.post(hapi.base + "/ops/consumption/pause", headers={**op, "Content-Type": "application/json"},
+                   content=chunks(), timeout=60)
+    assert r.status_code == 413, r.text[:300]
+    # A large invalid body under the limit: 422, and the answer does not echo it.
+    r = httpx.post(hapi.base + "/ops/consumption/pause", headers=op, json={"reason": "x" * 900_000})
+    assert r.status_code == 422 and len(r.content) < 4096, (r.status_code, len(r.content))
+    r = httpx.post(hapi.base + "/ops/dlq/redrive", headers=op, json={"ids": ["y" * 100_000]})
+    assert r.status_code == 422 and len(r.content) < 4096, (r.status_code, len(r.content))
+    # Reference layers take larger bodies (TERRAWATCH_API_MAX_UPLOAD_BYTES): 2 MB is not a 413 there.
+    fc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": "n" * 200, "i": i},
+         "geometry": {"type": "Point", "coordinates": [-60.5, -10.5]}} for i in range(7000)]}
+    body = json.dumps(fc)
+    assert len(body) > hapi.s.api_max_body_bytes
+    layer = f"big-{uuid.uuid4().hex[:6]}"
+    r = httpx.put(f"{hapi.base}/ops/reference-layers/{layer}", headers={**op, "Content-Type": "application/json"},
+                  content=body, timeout=120)
+    assert r.status_code == 200, r.text[:300]
+    httpx.delete(f"{hapi.base}/ops/reference-layers/{layer}", headers=op)
+    r = httpx.post(hapi.base + "/ops/consumption/resume", headers=op, json={})
+    assert r.status_code == 200
+
+
+def test_spoofed_forwarding_headers_neither_bypass_nor_redirect_the_throttle(hapi):
+    """No trusted proxies are configured: X-Forwarded-For is ignored for the throttle and the audit log."""
+    from sqlalchemy import select
+
+    from terrawatch.store import tables as t
+
+    bad = "tw_0123456789ab_" + "x" * 43
+    statuses = [httpx.get(hapi.base + "/ops/status", headers={"X-API-Key": bad, "X-Forwarded-For": f"10.9.{i}.1",
+                                                               "Forwarded": f"for=10.8.{i}.1"}).status_code
+                for i in range(hapi.s.api_auth_failures_per_minute + 5)]
+    assert statuses[:hapi.s.api_auth_failures_per_minute] == [401] * hapi.s.api_auth_failures_per_minute
+    assert set(statuses[hapi.s.api_auth_failures_per_minute:]) == {429}, statuses  # rotating the header: no bypass
+    # Valid keys from the same address keep working while the failures are throttled.
+    assert httpx.get(hapi.base + "/ops/status", headers=hdr(hapi.keys["viewer"])).status_code in (200, 503)
+    op = {**hdr(hapi.keys["operator"]), "X-Forwarded-For": "203.0.113.66", "X-Real-IP": "203.0.113.66"}
+    assert httpx.post(hapi.base + "/ops/consumption/resume", headers=op, json={"reason": "spoof"}).status_code == 200
+    with hapi.engine.connect() as c:
+        client = c.execute(select(t.audit_log.c.client).where(t.audit_log.c.action.like("consumption.%"))
+                           .order_by(t.audit_log.c.at.desc()).limit(1)).scalar_one()
+    assert str(client) == "127.0.0.1", client

@@ -26,8 +26,10 @@ def free_port() -> int:
 def live_api(settings: Settings):
     """Serve ``create_app(settings)`` on a free 127.0.0.1 port; yield its base URL."""
     port = free_port()
+    # As `terrawatch serve`: uvicorn's own proxy_headers would believe X-Forwarded-For from 127.0.0.1;
+    # forwarding headers are the app's business (TERRAWATCH_API_TRUSTED_PROXIES).
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on"))
+                                           lifespan="on", proxy_headers=False))
     thread = threading.Thread(target=server.run, daemon=True, name=f"api-{port}")
     thread.start()
     base = f"http://127.0.0.1:{port}"

@@ -221,8 +221,10 @@ def test_auth_failures_are_rate_limited_and_cors_is_configurable(stack):
         assert client.get("/tiles", headers=hdr(good)).status_code == 200
         bad = "tw_0123456789ab_" + "x" * 43
         assert [client.get("/tiles", headers=hdr(bad)).status_code for _ in range(5)] == [401] * 5
-        limited = client.get("/tiles", headers=hdr(good))
+        limited = client.get("/tiles", headers=hdr(bad))
         assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+        # Failures are throttled, not the address: a valid key from the same client keeps working.
+        assert client.get("/tiles", headers=hdr(good)).status_code == 200
         pre = client.options("/tiles", headers={"Origin": "https://maps.example.org",
                                                 "Access-Control-Request-Method": "GET"})
         assert pre.headers.get("access-control-allow-origin") == "https://maps.example.org"

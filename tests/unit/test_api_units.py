@@ -121,3 +121,21 @@ def test_tile_tolerance_is_half_a_pixel_and_sql_is_constant():
     for name in LAYERS:
         sql = str(TILE_SQL[name])
         assert ":z" in sql and ":x" in sql and ":y" in sql and "{" not in sql and LAYERS[name]["view"] in sql
+
+
+def test_forwarding_headers_are_believed_only_from_trusted_proxies():
+    """The auth-failure throttle keys on the peer; X-Forwarded-For counts only from a trusted proxy.
+    Malformed keys are refused without a database, so this runs without one."""
+    from fastapi.testclient import TestClient
+
+    from terrawatch.api import create_app
+
+    def statuses(settings) -> list[int]:
+        with TestClient(create_app(settings)) as client:  # TestClient's peer is "testclient"
+            return [client.get("/ops/status", headers={"X-API-Key": "tw_bad", "X-Forwarded-For": f"10.0.0.{i}"})
+                    .status_code for i in range(5)]
+
+    base = Settings(api_auth_failures_per_minute=3, pg_port=1)
+    assert statuses(base) == [401, 401, 401, 429, 429]  # rotating the header does not help
+    trusted = base.model_copy(update={"api_trusted_proxies": "testclient"})
+    assert statuses(trusted) == [401] * 5  # behind a trusted proxy each forwarded client counts alone

@@ -62,13 +62,20 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end -}}
 {{- end -}}
 
-{{/* Environment shared by every terrawatch container. */}}
+{{/* Environment shared by every terrawatch container: (list . "role" ...) with the database roles
+     the container logs in as (owner: migrations; worker: consumer, dispatcher; apiRead/apiWrite: API). */}}
 {{- define "terrawatch.env" -}}
-- name: TERRAWATCH_DATABASE_URL
+{{- $ := index . 0 -}}
+{{- $vars := dict "owner" "TERRAWATCH_DATABASE_URL" "worker" "TERRAWATCH_WORKER_DATABASE_URL" "apiRead" "TERRAWATCH_API_READ_DATABASE_URL" "apiWrite" "TERRAWATCH_API_WRITE_DATABASE_URL" -}}
+{{- $keys := dict "owner" $.Values.postgis.existingSecretKey "worker" $.Values.postgis.workerSecretKey "apiRead" $.Values.postgis.apiReadSecretKey "apiWrite" $.Values.postgis.apiWriteSecretKey -}}
+{{- range $role := rest . }}
+- name: {{ get $vars $role }}
   valueFrom:
     secretKeyRef:
-      name: {{ default (include "terrawatch.secretName" .) .Values.postgis.existingSecret }}
-      key: {{ .Values.postgis.existingSecretKey }}
+      name: {{ default (include "terrawatch.secretName" $) $.Values.postgis.existingSecret }}
+      key: {{ get $keys $role }}
+{{- end }}
+{{- with $ }}
 - name: TERRAWATCH_WEBHOOK_SUBSCRIBERS
   valueFrom:
     secretKeyRef:
@@ -78,6 +85,7 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- range $name, $value := .Values.extraEnv }}
 - name: {{ $name }}
   value: {{ $value | quote }}
+{{- end }}
 {{- end }}
 {{- end -}}
 

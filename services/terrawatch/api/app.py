@@ -19,10 +19,13 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.utils import get_openapi
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import terrawatch
 from terrawatch.api import errors
+from terrawatch.api import roles
 from terrawatch.api.deps import ApiDeps
+from terrawatch.api.guard import AccessGuard
 from terrawatch.api.routes import ogc
 from terrawatch.api.routes.keys import keys_router
 from terrawatch.api.routes.map import map_router, map_static
@@ -101,10 +104,15 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
 
     origins = [o.strip() for o in settings.api_cors_origins.split(",") if o.strip()]
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    # Role check and body limit before any route reads the body (api/guard.py, api/roles.py).
+    app.add_middleware(AccessGuard, deps=deps)
     if origins:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=["X-API-Key", "Authorization", "Content-Type"], allow_credentials=False)
-    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    proxies = [p.strip() for p in settings.api_trusted_proxies.split(",") if p.strip()]
+    if proxies:  # X-Forwarded-For/-Proto believed only from these peers (outermost middleware)
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
 
     app.include_router(ops_router(deps))
     app.include_router(keys_router(deps))
@@ -135,9 +143,21 @@ def create_app(settings: Settings) -> FastAPI:
         if app.openapi_schema:
             return app.openapi_schema
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        for path_item in schema["paths"].values():
-            for op in path_item.values():
-                op["x-required-role"] = required_role(op)
+        for path, path_item in schema["paths"].items():
+            for method, op in path_item.items():
+                # The table in api/roles.py is the one place; a route it does not list shows the role
+                # its own dependency declares (and tests/integration/test_route_roles.py fails).
+                role = roles.role_for_operation(method, path)
+                if role is None:
+                    op["x-required-role"] = required_role(op)
+                    op["x-role-unclassified"] = True
+                    continue
+                role = roles.effective(role, settings.api_public_read)
+                op["x-required-role"] = role
+                if role == roles.NONE:
+                    op.pop("security", None)
+                else:
+                    op["security"] = [{"APIKeyHeader": [role]}, {"HTTPBearer": [role]}]
         app.openapi_schema = schema
         return schema
 

@@ -7,8 +7,10 @@ password hashes exist for low-entropy secrets); comparison is constant-time.
 
 Roles are ordered: ``viewer`` (read layers) < ``operator`` (ops actions) <
 ``admin`` (subscriptions, keys). Failed authentications are rate limited per
-client address with a moving window (``limits``); past the limit every attempt
-from that address gets HTTP 429, valid or not, until the window moves on.
+client address with a moving window (``limits``); past the limit further
+*failing* attempts from that address get HTTP 429 until the window moves on,
+while valid keys keep working. The address is the TCP peer unless a trusted
+proxy (``TERRAWATCH_API_TRUSTED_PROXIES``) forwarded the request.
 """
 
 from __future__ import annotations
@@ -111,6 +113,31 @@ def verify_key(engine: Engine, presented: str) -> Principal | None:
     return Principal(key_id=key_id, name=row["name"], role=Role(row["role"]))
 
 
+def presented_key(x_api_key: str | None, authorization: str | None) -> str | None:
+    """The key a request presents: ``X-API-Key``, else ``Authorization: Bearer <key>``."""
+    if x_api_key:
+        return x_api_key
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    return None
+
+
+def authenticate(engine: Engine, limiter: "AuthFailureLimiter", presented: str, client: str) -> Principal:
+    """The principal of a presented key; 401 if it is not valid, 429 once ``client`` failed too often.
+
+    A valid key is never throttled: only failures count, and only failing requests are refused past
+    the limit, so bad keys sent from a shared address do not lock its real users out.
+    """
+    principal = verify_key(engine, presented)
+    if principal is None:
+        limiter.check(client)
+        limiter.failed(client)
+        raise Unauthenticated("invalid or revoked API key")
+    return principal
+
+
 class AuthFailureLimiter:
     """Counts failed authentications per client address (moving one-minute window)."""
 
@@ -151,18 +178,17 @@ def require(role: Role, engine_getter, limiter: AuthFailureLimiter, public: bool
         api_key: str | None = Security(api_key_header, scopes=scopes),
         token: HTTPAuthorizationCredentials | None = Security(bearer, scopes=scopes),
     ) -> Principal:
+        # AccessGuard (api/guard.py) has usually authenticated the request before its body was read.
+        principal = getattr(request.state, "principal", None)
         presented = api_key or (token.credentials if token else None)
-        if presented is None:
-            if public:
-                return ANONYMOUS_VIEWER
-            raise Unauthenticated(f"an API key with role {role.value} or higher is required "
-                                  "(header X-API-Key or Authorization: Bearer)")
-        client = request.client.host if request.client else "unknown"
-        limiter.check(client)
-        principal = verify_key(engine_getter(), presented)
         if principal is None:
-            limiter.failed(client)
-            raise Unauthenticated("invalid or revoked API key")
+            if presented is None:
+                if public:
+                    return ANONYMOUS_VIEWER
+                raise Unauthenticated(f"an API key with role {role.value} or higher is required "
+                                      "(header X-API-Key or Authorization: Bearer)")
+            client = request.client.host if request.client else "unknown"
+            principal = authenticate(engine_getter(), limiter, presented, client)
         if not principal.allows(role):
             raise Forbidden(f"role {principal.role.value} may not do this; {role.value} or higher required")
         request.state.principal = principal

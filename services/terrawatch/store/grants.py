@@ -73,12 +73,21 @@ WORKER_DENIED = ("api_keys", "audit_log", "alembic_version")
 ROLES = ("worker", "api_read", "api_write")
 
 
+DEFAULT_NAMES = {"worker": "terrawatch_worker", "api_read": "terrawatch_api_read", "api_write": "terrawatch_api_write"}
+
+
 def role_names(settings) -> dict[str, str]:
-    """The login role of each service URL: {"owner": ..., "worker": ..., "api_read": ..., "api_write": ...}."""
-    return {"owner": make_url(settings.db_url).username,
-            "worker": make_url(settings.worker_db_url).username,
-            "api_read": make_url(settings.api_read_db_url).username,
-            "api_write": make_url(settings.api_write_db_url).username}
+    """The login role of each service: {"owner": ..., "worker": ..., "api_read": ..., "api_write": ...}.
+
+    A role's name is the user of its URL setting when that is set, else the default name, so the
+    migrations (run with the owner URL alone) still grant the roles the services log in as.
+    """
+    explicit = {"worker": settings.worker_database_url, "api_read": settings.api_read_database_url,
+                "api_write": settings.api_write_database_url}
+    names = {"owner": make_url(settings.db_url).username}
+    for role, url in explicit.items():
+        names[role] = (make_url(url).username if url else None) or DEFAULT_NAMES[role]
+    return names
 
 
 def owned_tables(conn: Connection) -> list[str]:
