@@ -143,7 +143,7 @@ def run(
     start_http_server(s.metrics_port, addr=s.metrics_host)
     sync_static_subscribers(s)
     worker = Worker(s)
-    DepthReporter(s, engine_for(s.db_url), s.dlq_depth_interval_s).start()  # terrawatch_dlq_depth
+    DepthReporter(s, engine_for(s.worker_db_url), s.dlq_depth_interval_s).start()  # terrawatch_dlq_depth
     worker.install_signal_handlers()
     dispatcher = None
     if dispatch:

@@ -23,7 +23,7 @@ def _fill(path: str) -> str:
             .replace("{key_id}", "0123456789ab").replace("{layer}", "probe-roles").replace("{scene_id}", "probe")
             .replace("{delivery_id}", "msg_probe").replace("{collectionId}", "alerts").replace("{itemId}", "1")
             .replace("{tileMatrixSetId}", "WebMercatorQuad")
-            .replace("{z}", "0").replace("{x}", "0").replace("{y}", "0"))
+            .replace("{partition}", "0").replace("{offset}", "0").replace("{z}", "0").replace("{x}", "0").replace("{y}", "0"))
 
 
 def _walk(base: str, keys: dict[str, str], public_read: bool) -> int:

@@ -46,6 +46,8 @@ ROUTE_ROLES: dict[tuple[str, str], str] = {
     # Runbook actions and what reveals pipeline internals.
     ("GET", "/ops/dlq"): OPERATOR,
     ("POST", "/ops/dlq/redrive"): OPERATOR,
+    ("GET", "/ops/dlq/{partition}/{offset}"): OPERATOR,
+    ("POST", "/ops/dlq/purge"): OPERATOR,
     ("GET", "/ops/audit"): OPERATOR,
     ("POST", "/ops/scenes/{scene_id}/replay"): OPERATOR,
     ("POST", "/ops/consumption/pause"): OPERATOR,

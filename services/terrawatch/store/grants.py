@@ -43,6 +43,9 @@ API_READ: dict[str, str | tuple[str, ...]] = {
     "webhook_outbox": ("id", "status"),  # /ops/status counts deliveries by status
     "control": ALL,  # /ops/consumption: the pause flag
     "reference_features": ALL,
+    "reference_layer_coverage": ALL,
+    "scene_hazard_skips": ALL,
+    "dlq_entries": ("topic", "partition", "offset", "state"),  # /ops/status counts entries by state
     "subscribers": NONE,  # webhook signing secrets
     "webhook_attempts": NONE,
     "api_keys": NONE,
@@ -56,6 +59,8 @@ API_WRITE: dict[str, str] = {
     "audit_log": "SELECT, INSERT",  # every action; GET /ops/audit
     "control": "SELECT, INSERT, UPDATE",  # pause / resume
     "reference_features": "SELECT, INSERT, DELETE",  # PUT / DELETE /ops/reference-layers
+    "reference_layer_coverage": "SELECT, INSERT, UPDATE, DELETE",  # the layer's declared coverage
+    "dlq_entries": "SELECT, INSERT, UPDATE",  # /ops/dlq redrive / purge marks
     "alerts": "SELECT, UPDATE",  # lifecycle transitions
     "alert_events": "SELECT, INSERT",
     "webhook_outbox": "SELECT, INSERT, UPDATE",  # transition webhooks, redeliver
@@ -64,6 +69,7 @@ API_WRITE: dict[str, str] = {
     "scenes": "SELECT",  # replay republishes the stored STAC Item
     "scene_runs": "SELECT",
     "detections": "SELECT",
+    "scene_hazard_skips": "SELECT",
     "alembic_version": "",
 }
 
