@@ -71,7 +71,10 @@ def pytest_runtest_setup(item):
 @pytest.fixture(scope="session")
 def stack_settings() -> Settings:
     state = Path(os.environ.get("TERRAWATCH_TEST_STATE_DIR") or tempfile.mkdtemp(prefix="tw-test-"))
-    return Settings(state_dir=state, **TEST_PORTS)
+    # Test scenes are written under the temp dir and read from the shared data; stand-in HTTP
+    # servers (remote COG, STAC, Sentinel Hub) listen on loopback, which assets may not reach by default.
+    return Settings(state_dir=state, asset_file_roots=f"{state},{tempfile.gettempdir()},{SHARED}",
+                    asset_allow_hosts="127.0.0.1,::1,localhost", **TEST_PORTS)
 
 
 @pytest.fixture(scope="session")

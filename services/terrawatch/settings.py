@@ -71,6 +71,14 @@ class Settings(BaseSettings):
         default={}, description="Areas of applicability replacing models/<model>/aoa.geojson, as JSON "
         "{\"<model>\": \"<GeoJSON path>\"} (e.g. after retraining a model on a wider region).")
 
+    asset_schemes: str = Field(default="file,http,https,s3",
+                               description="URL schemes a scene asset or STAC reference may use.")
+    asset_allow_hosts: str = Field(
+        default="", description="Comma-separated hosts/CIDRs that asset and STAC URLs may reach although they "
+        "resolve to loopback, private or link-local addresses.")
+    asset_file_roots: str = Field(
+        default="", description="Comma-separated folders file:// asset hrefs must lie under ('' = the state dir "
+        "and the shared data dir).")
     write_products: bool = Field(default=True, description="Write per-hazard GeoTIFFs per scene: band 1 likelihood 0-100, band 2 exclusion flags.")
     products_root: Path | None = Field(default=None, description="Where likelihood rasters go (default <state_dir>/products).")
 

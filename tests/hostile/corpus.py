@@ -112,6 +112,13 @@ def build(folder: Path, http_base: str, origin: tuple[float, float]) -> tuple[li
              "unreadable_asset", ("cannot open asset",)),
         Case("asset-http-404", _json(_with(base, href=f"{http_base}/missing.tif")), "unreadable_asset",
              ("cannot open asset", "/missing.tif", "404")),
+        # Outside the file roots: one reason whether the file exists or not (no existence oracle).
+        Case("asset-outside-roots-existing", _json(_with(base, href="file:///etc/hostname")), "unreadable_asset",
+             ("outside the allowed file roots",)),
+        Case("asset-outside-roots-missing", _json(_with(base, href="file:///etc/terrawatch-no-such-file.tif")),
+             "unreadable_asset", ("outside the allowed file roots",)),
+        Case("asset-metadata-service", _json(_with(base, href="http://169.254.169.254/latest/meta-data/a.tif")),
+             "unreadable_asset", ("non-public address", "169.254.169.254")),
         Case("zero-area-footprint", _json(_with(base, geometry={
             "type": "Polygon", "coordinates": [[[-3.0, 42.0], [-2.9, 42.1], [-2.8, 42.2], [-3.0, 42.0]]]})),
              "invalid_event", ("zero area",)),

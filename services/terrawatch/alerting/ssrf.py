@@ -1,4 +1,5 @@
-"""SSRF guard: refuse webhook targets that resolve to non-public addresses unless allow-listed.
+"""SSRF guard: refuse webhook targets (and, through :func:`vet_host`, scene asset and STAC URLs,
+``imagery/asset_policy.py``) that resolve to non-public addresses unless allow-listed.
 
 Checked twice: when a subscription is registered and before every delivery
 attempt. At delivery the request is sent to the vetted IP address itself
@@ -15,11 +16,19 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 
-class UnsafeWebhookTarget(ValueError):
+class UnsafeTarget(ValueError):
+    """A URL whose host is not allowed (non-public address, not allow-listed)."""
+
+
+class UnresolvableHost(UnsafeTarget):
     pass
 
 
-class UnresolvableWebhookHost(UnsafeWebhookTarget):
+class UnsafeWebhookTarget(UnsafeTarget):
+    pass
+
+
+class UnresolvableWebhookHost(UnsafeWebhookTarget, UnresolvableHost):
     """The host name does not resolve (now): refused at registration, retried at delivery."""
 
 
@@ -59,12 +68,19 @@ def vetted_addresses(url: str, allow: list) -> list[str]:
         port = u.port or (443 if u.scheme == "https" else 80)
     except ValueError as exc:
         raise UnsafeWebhookTarget(f"bad port in webhook URL: {exc}") from exc
+    return vet_host(host, port, allow, "webhook host", UnsafeWebhookTarget, UnresolvableWebhookHost)
+
+
+def vet_host(host: str, port: int, allow: list, what: str = "host", unsafe: type[UnsafeTarget] = UnsafeTarget,
+             unresolvable: type[UnsafeTarget] = UnresolvableHost) -> list[str]:
+    """Every address ``host`` resolves to; raise ``unsafe`` if any is non-public and not allow-listed."""
+    host = host.lower()
     try:
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
-        raise UnresolvableWebhookHost(f"cannot resolve webhook host {host!r}: {exc}") from exc
+        raise unresolvable(f"cannot resolve {what} {host!r}: {exc}") from exc
     except (UnicodeError, ValueError) as exc:  # e.g. labels too long for IDNA, NUL bytes
-        raise UnsafeWebhookTarget(f"invalid webhook host {host!r}: {exc}") from exc
+        raise unsafe(f"invalid {what} {host!r}: {exc}") from exc
     addrs = list(dict.fromkeys(info[4][0] for info in infos))
     if host in allow:
         return addrs
@@ -74,7 +90,7 @@ def vetted_addresses(url: str, allow: list) -> list[str]:
             continue
         if any(isinstance(n, (ipaddress.IPv4Network, ipaddress.IPv6Network)) and ip in n for n in allow):
             continue
-        raise UnsafeWebhookTarget(f"webhook host {host!r} resolves to non-public address {ip}")
+        raise unsafe(f"{what} {host!r} resolves to non-public address {ip}")
     return addrs
 
 

@@ -104,7 +104,7 @@ def _absolute(item: pystac.Item) -> dict[str, Any]:
 
 # --- events --------------------------------------------------------------------------------------------------
 
-def resolve_event(raw: bytes | str) -> bytes | str:
+def resolve_event(raw: bytes | str, check_url=None) -> bytes | str:
     """Turn a reference event or a foreign STAC Item into a terrawatch scene event; pass others on unchanged.
 
     Undecodable input is returned as is, so ``parse_event`` reports it. Raises
@@ -118,7 +118,7 @@ def resolve_event(raw: bytes | str) -> bytes | str:
     if not isinstance(obj, dict):
         return raw
     if RESOLVE_KEY in obj:
-        item = resolve_reference(obj[RESOLVE_KEY])
+        item = resolve_reference(obj[RESOLVE_KEY], check_url)
         if obj.get("terrawatch:hazards"):
             item.setdefault("properties", {})["terrawatch:hazards"] = obj["terrawatch:hazards"]
         return json.dumps(normalize_item(item))
@@ -137,10 +137,17 @@ def resolve_event(raw: bytes | str) -> bytes | str:
         raise InvalidEvent(f"{reason}; read as a catalogue STAC Item: {exc.reason}") from exc
 
 
-def resolve_reference(ref: Any) -> dict[str, Any]:
-    """Fetch the Item a ``terrawatch:resolve`` object names (``item`` URL or a ``search`` matching one Item)."""
+def resolve_reference(ref: Any, check_url=None) -> dict[str, Any]:
+    """Fetch the Item a ``terrawatch:resolve`` object names (``item`` URL or a ``search`` matching one Item).
+
+    ``check_url(url)`` (the worker's :class:`~terrawatch.imagery.asset_policy.AssetPolicy`) vets each
+    URL before it is fetched and raises :class:`InvalidEvent` for a refused one.
+    """
     if not isinstance(ref, dict):
         raise InvalidEvent(f"{RESOLVE_KEY} must be an object with 'item' or 'search'")
+    for key in ("item", "search"):
+        if isinstance(ref.get(key), str) and check_url is not None:
+            check_url(_http_url(ref[key]))
     if isinstance(ref.get("item"), str):
         return fetch_item(_http_url(ref["item"]))
     if isinstance(ref.get("search"), str):

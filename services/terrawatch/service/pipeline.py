@@ -26,6 +26,7 @@ from terrawatch.domain.reference_water import subtract_reference
 from terrawatch.domain.aoa import OUTSIDE, PARTIAL, load_aoa, relate
 from terrawatch.domain.hazards import HAZARDS, REGISTRY, STEP_LEGALITY, STEP_REFERENCE_WATER, model_for
 from terrawatch.domain.scene import Scene
+from terrawatch.imagery.asset_policy import AssetPolicy
 from terrawatch.imagery.reader import SceneReader
 from terrawatch.observability.metrics import (
     ALERTS, DETECTIONS, PIXELS_OUTSIDE_AOA, SCENES_OUTSIDE_AOA, SENSING_TO_ALERT_SECONDS, STAGE_SECONDS, TILES,
@@ -68,6 +69,7 @@ class ScenePipeline:
     def __init__(self, settings: Settings, tiler, engine, model_version) -> None:
         """``tiler`` runs a model over a scene (RayTiler); ``model_version(name)`` asks Triton."""
         self.s = settings
+        self.assets = AssetPolicy.from_settings(settings)  # which hrefs an event may make us open
         self.tiler = tiler
         self.engine = engine
         self.model_version = model_version
@@ -153,6 +155,7 @@ class ScenePipeline:
                 out.outcome = "processed"
             return out
         t0 = time.perf_counter()
+        self.assets.check_scene(scene)
         with SceneReader(scene) as reader:
             grid = reader.grid
         jobs = self._clip_to_aoa(scene, jobs, grid, out)

@@ -171,7 +171,7 @@ class Worker:
         """Process one message; return the outcome. Never raises for bad input."""
         EVENTS_CONSUMED.labels(msg.topic()).inc()
         try:  # STAC references / catalogue Items are resolved to terrawatch Items first (imagery.stac)
-            scene = parse_event(resolve_event(msg.value() or b""))
+            scene = parse_event(resolve_event(msg.value() or b"", self.pipeline.assets.check_url))
         except (InvalidEvent, TransientError) as exc:
             return self._dead_letter(msg, exc, 1, platform="unknown")
         except Exception as exc:  # noqa: BLE001 - a poison event must never crash-loop the consumer
