@@ -228,7 +228,8 @@ def test_bodies_are_bounded_and_checked_after_the_key(hapi):
     # Reference layers take larger bodies (TERRAWATCH_API_MAX_UPLOAD_BYTES): 2 MB is not a 413 there.
     fc = {"type": "FeatureCollection", "features": [
         {"type": "Feature", "properties": {"name": "n" * 200, "i": i},
-         "geometry": {"type": "Point", "coordinates": [-60.5, -10.5]}} for i in range(7000)]}
+         "geometry": {"type": "Polygon", "coordinates": [[[-60.5, -10.5], [-60.49, -10.5], [-60.49, -10.49],
+                                                          [-60.5, -10.5]]]}} for i in range(5000)]}
     body = json.dumps(fc)
     assert len(body) > hapi.s.api_max_body_bytes
     layer = f"big-{uuid.uuid4().hex[:6]}"

@@ -115,7 +115,9 @@ def test_bad_events_go_to_dlq_and_valid_scene_still_processed(stack, tmp_path):
     s = isolated(stack.settings, "dlq")
     good, _ = _synthetic_item(tmp_path, "good", origin=(400_000.0, 4_500_000.0))
     missing = dict(good, id=f"missing-{uuid.uuid4().hex[:6]}")
-    missing["assets"] = {"data": dict(good["assets"]["data"], href="file:///nonexistent/scene.tif")}
+    # Missing, but under the allowed file roots (outside them the asset policy refuses it unopened).
+    gone = (tmp_path / "nonexistent" / "scene.tif").as_uri()
+    missing["assets"] = {"data": dict(good["assets"]["data"], href=gone)}
     worker = start_worker(s, tmp_path / "worker.log")
     try:
         publish(s, b'{"type": "Feature", "id": ', missing, good)
@@ -128,7 +130,7 @@ def test_bad_events_go_to_dlq_and_valid_scene_still_processed(stack, tmp_path):
     reasons = {d["error_code"]: d for d in dlq}
     assert "malformed JSON" in reasons["invalid_event"]["reason"]
     assert reasons["invalid_event"]["payload"] == '{"type": "Feature", "id": '
-    assert "cannot open asset file:///nonexistent/scene.tif" in reasons["unreadable_asset"]["reason"]
+    assert f"cannot open asset {gone}" in reasons["unreadable_asset"]["reason"]
     assert reasons["unreadable_asset"]["source"]["topic"] == s.scenes_topic
 
 
