@@ -29,6 +29,7 @@ ROUTE_ROLES: dict[tuple[str, str], str] = {
     ("GET", "/metrics"): NONE,
     ("GET", "/map"): NONE,  # the page asks the API with the key it is given
     ("GET", "/map/static/{path:path}"): NONE,
+    ("GET", "/map/config.json"): NONE,  # basemap configuration of the map page
     ("GET", "/ops/livez"): NONE,
     ("GET", "/ops/readyz"): NONE,
     # OGC API - Features (tipg) and vector tiles: the map layers.
@@ -37,6 +38,18 @@ ROUTE_ROLES: dict[tuple[str, str], str] = {
     ("GET", "/tiles"): LAYERS,
     ("GET", "/tiles/{layer}.json"): LAYERS,
     ("GET", "/tiles/{layer}/{z}/{x}/{y}.pbf"): LAYERS,
+    # Scene products: raster tiles and the STAC API of the likelihood products (issue 18).
+    ("GET", "/raster/scenes/{scene_id}/{product}/{z}/{x}/{y}.{fmt}"): LAYERS,
+    ("GET", "/raster/scenes/{scene_id}/{product}.json"): LAYERS,
+    ("GET", "/stac"): LAYERS,
+    ("GET", "/stac/conformance"): LAYERS,
+    ("GET", "/stac/collections"): LAYERS,
+    ("GET", "/stac/collections/{collection_id}"): LAYERS,
+    ("GET", "/stac/collections/{collection_id}/items"): LAYERS,
+    ("GET", "/stac/collections/{collection_id}/items/{item_id}"): LAYERS,
+    ("GET", "/stac/search"): LAYERS,
+    ("POST", "/stac/search"): LAYERS,
+    ("GET", "/stac/assets/{scene_id}/{product}"): LAYERS,
     # Pipeline state: a key is needed (docs/api.md), even with public layers.
     ("GET", "/ops/status"): VIEWER,
     ("GET", "/ops/consumption"): VIEWER,
@@ -74,6 +87,9 @@ ROUTE_ROLES: dict[tuple[str, str], str] = {
     ("POST", "/subscriptions/{subscription_id}/rotate-secret"): ADMIN,
     ("DELETE", "/subscriptions/{subscription_id}"): ADMIN,
 }
+
+# Non-GET operations that change nothing (a query in a body, as STAC API search); all others need operator+.
+READ_ONLY = {("POST", "/stac/search")}
 
 # Routes whose bodies may be larger than TERRAWATCH_API_MAX_BODY_BYTES (up to ..._MAX_UPLOAD_BYTES).
 UPLOAD_ROUTES = {("PUT", "/ops/reference-layers/{layer}")}
