@@ -97,7 +97,7 @@ def db_upgrade(revision: str = "heads") -> None:
 
 @app.command("publish")
 def publish(
-    path: Path = typer.Argument(..., exists=True, help="A STAC Item JSON file or a GeoTIFF (2 bands S1 dB, 13 bands S2 L1C)."),
+    path: Path = typer.Argument(..., exists=True, help="A STAC Item JSON file or a GeoTIFF (2 bands S1 dB, 13 bands S2 L1C, 12 bands S2 L2A)."),
     scene_id: Optional[str] = typer.Option(None, help="Scene id for a GeoTIFF (default: file stem)."),
     sensing_time: Optional[datetime] = typer.Option(None, help="Sensing time (UTC) for a GeoTIFF."),
 ) -> None:

@@ -66,7 +66,7 @@ def time_from_name(name: str) -> datetime | None:
 
 
 class FolderSource:
-    """GeoTIFFs (2 bands S1 dB / 13 bands S2 L1C) and STAC Item JSON files under a folder, recursively."""
+    """GeoTIFFs (2 bands S1 dB / 13 bands S2 L1C / 12 bands S2 L2A) and STAC Item JSON files under a folder, recursively."""
 
     def __init__(self, folder: Path, default_time: datetime | None = None) -> None:
         """``default_time``: sensing time of GeoTIFFs that carry none (tag or date in the name)."""
