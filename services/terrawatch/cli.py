@@ -277,7 +277,10 @@ def cv_cmd(
     """Leave-one-event-out cross-validation of S1 water models on real-dB Sen1Floods11 chips: per-fold table, pooled IoU."""
     from terrawatch.ml.eval.cv import cross_validate, format_table
 
-    res = cross_validate(models.split(","), data, threads=threads, steps=steps, holdouts=holdouts)
+    try:
+        res = cross_validate(models.split(","), data, threads=threads, steps=steps, holdouts=holdouts)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--models") from None
     typer.echo(format_table(res))
     if json_out:
         json_out.write_text(json.dumps(res, indent=1))

@@ -78,3 +78,10 @@ def test_cv_table_reports_folds_pooled_and_worst_fold():
     out = format_table(res)
     assert "[0.30%]" in out and "[0.00%]" in out  # dry fold: predicted water share
     assert "m: pooled +0.300 vs otsu-s1; wins 1/1 wet folds; worst fold A +0.300" in out
+
+
+def test_cv_rejects_unknown_candidates():
+    from terrawatch.ml.eval.cv import cross_validate
+
+    with pytest.raises(ValueError, match="unknown candidate"):
+        cross_validate(["otsu-s1+nope"], data=None)

@@ -161,6 +161,9 @@ def cross_validate(candidates: list[str], data: Path | None = None, *, threads: 
     """LOEO over the real-dB chips for each candidate; returns {candidates: {name: {folds, pooled...}}}."""
     from terrawatch.ml.datasets import Sen1Floods11
     from terrawatch.ml.train.flood_s1_featnet import load_chips
+    unknown = sorted({m for c in candidates for m in c.split("+")} - set(CANDIDATES))
+    if unknown:
+        raise ValueError(f"unknown candidate(s) {', '.join(unknown)}; choose from {', '.join(CANDIDATES)} (a+b = ensemble)")
     data = Path(data or DATA / "sen1floods11-extra")
     chips = load_chips(data, exclude_events=())
     events = sorted({c["event"] for c in chips})
