@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
@@ -145,15 +146,29 @@ def run(
     worker = Worker(s)
     DepthReporter(s, engine_for(s.worker_db_url), s.dlq_depth_interval_s).start()  # terrawatch_dlq_depth
     worker.install_signal_handlers()
-    dispatcher = None
+    dispatcher = thread = None
     if dispatch:
         dispatcher = Dispatcher(s)
-        threading.Thread(target=dispatcher.run_forever, daemon=True, name="dispatcher").start()
+        thread = threading.Thread(target=dispatcher.run_forever, daemon=True, name="dispatcher")
+        thread.start()
     try:
         worker.run(max_idle_s=max_idle_s)
     finally:
         if dispatcher:
             dispatcher.stop()
+    if worker.restart_requested:
+        # The Ray head was replaced; a Ray driver cannot join the new one in-process. Let the webhook
+        # attempts in flight finish, then start afresh in this process (same pid and static group
+        # membership id, so the partitions come straight back).
+        import os
+        import sys
+
+        if thread is not None:
+            thread.join(timeout=60)
+        logging.getLogger(__name__).warning("re-executing the worker to join the new Ray head")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "terrawatch.cli", *sys.argv[1:]])
 
 
 @app.command("dispatch")

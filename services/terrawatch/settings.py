@@ -57,6 +57,28 @@ class Settings(BaseSettings):
     dlq_topic: str = Field(default="terrawatch.scenes.dlq", description="Dead-letter topic (original payload + reason).")
     consumer_group: str = Field(default="terrawatch-pipeline", description="Consumer group of the pipeline workers.")
     topic_partitions: int = Field(default=4, description="Partitions of the scenes topic when terrawatch creates it.")
+    consumer_instance_id: str | None = Field(
+        default=None,
+        description="Static group membership (Kafka group.instance.id) of this worker: a restarted worker takes "
+                    "its partitions back at once. Default <hostname>-<metrics port>; '' = dynamic membership. "
+                    "Must be unique per running worker of a group (see docs/scaling.md).")
+    consumer_session_timeout_s: float = Field(
+        default=30.0, description="Kafka session timeout (s): how long a dead worker's partitions wait before "
+                                  "they move to another worker.")
+
+    # Dependency outages (Triton, Ray, PostGIS): pause consumption instead of dead-lettering
+    outage_window_s: float = Field(
+        default=900.0, description="How long (s) a scene waits out a dependency outage (consumption paused) "
+                                   "before it is dead-lettered as transient.")
+    outage_probe_max_s: float = Field(
+        default=10.0, description="Longest wait (s) between readiness probes of a dependency that is down.")
+    dlq_auto_redrive: bool = Field(
+        default=True, description="Re-drive transient DLQ entries automatically once every dependency is ready.")
+    dlq_auto_redrive_max: int = Field(
+        default=3, description="Automatic re-drives per event; an event dead-lettered again after that many "
+                               "waits for an operator.")
+    dlq_auto_redrive_interval_s: float = Field(
+        default=30.0, description="How often (s) the worker looks for new transient DLQ entries to re-drive.")
 
     # Tiling and inference
     tile_size: int = Field(default=256, description="Tile window (px) read and inferred at once.")

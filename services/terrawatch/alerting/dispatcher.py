@@ -8,6 +8,10 @@ it is attempted again when the lease ends - at least once, never lost. The
 ``webhook-id`` header is the outbox row id, stable across retries and
 redeliveries, so receivers deduplicate.
 
+Every attempt is recorded: its ``webhook_attempts`` row is written with outcome ``sending`` in the claim
+transaction, before the request leaves, and completed (``succeeded``, ``retry``, ``failed``) after it. A
+row still ``sending`` when the delivery is claimed again was cut short by a crash: it becomes ``unknown``.
+
 Order: one alert's messages reach a subscriber in version order (created, updated, cancelled):
 a version is not claimed while an earlier version of the same alert for the same subscriber is
 still pending (in flight or waiting for a retry); a delivery that ``failed`` for good no longer
@@ -41,7 +45,8 @@ from terrawatch.observability.metrics import (
 )
 from terrawatch.settings import Settings
 from terrawatch.store import tables as t
-from terrawatch.store.uow import engine_for
+from terrawatch.observability.logging import RepeatLimiter
+from terrawatch.store.uow import engine_for, is_db_outage
 
 log = logging.getLogger(__name__)
 ob = t.webhook_outbox
@@ -90,6 +95,8 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._errors = RepeatLimiter(log, every_s=60.0)
+        self._failing = "unknown"
 
     # loop ------------------------------------------------------------------
     def stop(self) -> None:
@@ -97,15 +104,27 @@ class Dispatcher:
         self._wake.set()
 
     def run_forever(self, idle_s: float = 0.5) -> None:
+        """Dispatch until stopped. Through a PostGIS outage it keeps trying with backoff (up to 10 s)
+        and logs the error once with its traceback, then once a minute with a count."""
+        failures = 0
         try:
             while not self._stop.is_set():
                 try:
                     claimed = self.run_once()
-                except Exception:  # noqa: BLE001 - keep dispatching through DB hiccups
-                    log.exception("dispatcher iteration failed")
+                    if failures:
+                        self._errors.clear(("iteration", self._failing), "dispatcher: %s available again",
+                                           self._failing, dependency=self._failing)
+                    failures = 0
+                except Exception as exc:  # noqa: BLE001 - keep dispatching through DB hiccups
+                    failures += 1
+                    self._failing = "postgis" if is_db_outage(exc) else "unknown"
+                    first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+                    what = "postgis unavailable" if self._failing == "postgis" else "iteration failed"
+                    self._errors.error(("iteration", self._failing), "dispatcher: %s, deliveries wait (%s: %s)",
+                                       what, type(exc).__name__, first_line, exc_info=exc, dependency=self._failing)
                     claimed = 0
                 if not claimed:
-                    self._wake.wait(idle_s)
+                    self._wake.wait(min(idle_s * 2 ** min(failures, 5), 10.0) if failures else idle_s)
                     self._wake.clear()
         finally:
             self.close()
@@ -155,8 +174,12 @@ class Dispatcher:
         with self._lock:
             self._futures.discard(f)
         self._wake.set()
-        if f.exception() is not None:
-            log.error("webhook attempt crashed", exc_info=f.exception())
+        exc = f.exception()
+        if exc is not None:
+            dep = "postgis" if is_db_outage(exc) else "unknown"
+            self._errors.error(("attempt", dep, type(exc).__name__),
+                               "webhook attempt could not be recorded (%s): %s; it is retried when its lease ends",
+                               dep, type(exc).__name__, exc_info=exc, dependency=dep)
 
     # claim -------------------------------------------------------------------
     def _claim(self) -> list[dict]:
@@ -186,16 +209,37 @@ class Dispatcher:
                 for row in rows:
                     if not self.breakers.acquire(key):  # half-open: only one trial
                         break
-                    conn.execute(update(ob).where(ob.c.id == row["id"])
-                                 .values(next_attempt_at=now + timedelta(seconds=self.lease_s)))
+                    claimed.append(self._record_attempt(conn, dict(row), now))
                     with self._lock:
                         self._inflight[key] += 1
-                    claimed.append(dict(row))
             pending = conn.execute(select(func.count()).select_from(ob).where(ob.c.status == "pending")).scalar_one()
             failed = conn.execute(select(func.count()).select_from(ob).where(ob.c.status == "failed")).scalar_one()
         OUTBOX_DEPTH.set(pending)
         OUTBOX_FAILED.set(failed)
         return claimed
+
+    def _record_attempt(self, conn, row: dict, now: datetime) -> dict:
+        """Lease the delivery and write its attempt row (outcome ``sending``) before any request leaves.
+
+        An earlier attempt still ``sending`` was cut short (the sender crashed or was killed mid-request and
+        its lease ran out): it becomes ``unknown`` - the receiver may or may not have it; the re-send
+        carries the same webhook-id, so receivers deduplicate.
+        """
+        wa = t.webhook_attempts
+        cut = conn.execute(update(wa).where(wa.c.delivery_id == row["id"], wa.c.outcome == "sending").values(
+            outcome="unknown",
+            error="no outcome recorded: the sender stopped during the attempt; re-sent with the same webhook-id",
+        ).returning(wa.c.attempt))
+        for (n,) in cut:
+            WEBHOOK_DELIVERIES.labels(str(row["subscriber_id"]), "unknown").inc()
+            log.warning("webhook %s attempt %d to subscriber %s ended with no recorded outcome (sender stopped "
+                        "mid-send); sending it again", row["id"], n, row["subscriber_id"])
+        row["attempt"] = row["attempts"] + 1
+        conn.execute(update(ob).where(ob.c.id == row["id"]).values(
+            next_attempt_at=now + timedelta(seconds=self.lease_s), attempts=row["attempt"]))
+        row["attempt_id"] = conn.execute(insert(wa).values(
+            delivery_id=row["id"], attempt=row["attempt"], outcome="sending").returning(wa.c.id)).scalar_one()
+        return row
 
     def _expire_blocked(self, conn, sid, now: datetime) -> None:
         """Fail the due rows of an endpoint whose circuit is open once their retry window has passed."""
@@ -223,7 +267,7 @@ class Dispatcher:
                 self._inflight[key] -= 1
 
     def _attempt(self, row: dict, key: str) -> None:
-        attempt = row["attempts"] + 1
+        attempt = row["attempt"]  # counted and recorded (outcome "sending") when claimed
         code: int | None = None
         error: str | None = None
         permanent = False
@@ -270,14 +314,13 @@ class Dispatcher:
                 wait = backoff_s(attempt, self.retry_base_s, self.retry_cap_s)
                 values = {"next_attempt_at": now + timedelta(seconds=wait)}
         with self.engine.begin() as conn:
-            # Only if nobody else finished this attempt meanwhile (lease ran out, redelivery).
-            res = conn.execute(update(ob).where(and_(ob.c.id == row["id"], ob.c.status == "pending",
-                                                     ob.c.attempts == row["attempts"]))
-                               .values(attempts=attempt, last_error=error, last_status_code=code, **values))
-            if res.rowcount:
-                conn.execute(insert(t.webhook_attempts).values(
-                    delivery_id=row["id"], attempt=attempt, outcome=outcome, status_code=code, error=error,
-                    duration_s=duration))
+            # The delivery only if nobody else took it over meanwhile (lease ran out, redelivery); this
+            # attempt's own row in any case (what happened to this request is known now).
+            conn.execute(update(ob).where(and_(ob.c.id == row["id"], ob.c.status == "pending",
+                                               ob.c.attempts == attempt))
+                         .values(last_error=error, last_status_code=code, **values))
+            conn.execute(update(t.webhook_attempts).where(t.webhook_attempts.c.id == row["attempt_id"]).values(
+                outcome=outcome, status_code=code, error=error, duration_s=duration))
         WEBHOOK_DELIVERIES.labels(key, outcome).inc()
         if outcome == "succeeded":
             WEBHOOK_DELIVERY_LAG_SECONDS.labels(key).observe((now - row["window_start"]).total_seconds())

@@ -197,6 +197,32 @@ def worker_gauge(settings: Settings, name: str) -> float | None:
     return None
 
 
+def dependency_pauses(settings: Settings) -> list[dict] | None:
+    """Dependencies the worker has paused consumption for (from its /metrics): dependency, seconds down and
+    a sentence for the operator. [] when consuming normally, None when the worker is not reachable."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from terrawatch.domain.recovery import pause_reason
+
+    url = settings.worker_metrics_url or f"http://127.0.0.1:{settings.metrics_port}/metrics"
+    try:
+        body = httpx.get(url, timeout=2).text
+    except httpx.HTTPError:
+        return None
+    paused, down, window = set(), {}, settings.outage_window_s
+    for fam in text_string_to_metric_families(body):
+        for smp in fam.samples:
+            if smp.name == "terrawatch_consumption_paused" and smp.value >= 1:
+                paused.add(smp.labels.get("dependency", "?"))
+            elif smp.name == "terrawatch_dependency_outage_seconds":
+                down[smp.labels.get("dependency", "?")] = smp.value
+            elif smp.name == "terrawatch_outage_window_seconds":
+                window = smp.value
+    return [{"dependency": d, "down_s": round(down.get(d, 0.0), 1),
+             "reason": pause_reason(d, down.get(d, 0.0), window)} for d in sorted(paused)]
+
+
 def last_sensed_by_platform(engine: Engine) -> list[dict]:
     q = (select(t.scenes.c.platform, func.max(t.scenes.c.sensing_time).label("last_sensing_time"),
                 func.max(t.scene_runs.c.finished_at).label("last_finished_at"),

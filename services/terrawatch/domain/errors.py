@@ -38,7 +38,32 @@ class NoValidPixels(TerrawatchError):
     code = "no_valid_pixels"
 
 
+class UnprocessableInput(TerrawatchError):
+    """A model rejected the tensors made from this scene (shape, type): the scene's content, not an outage."""
+
+    code = "unprocessable_input"
+
+
 class TransientError(TerrawatchError):
     """A dependency (Triton, PostGIS, Ray) failed; the scene should be retried."""
 
     code = "transient"
+
+
+DEPENDENCIES = ("triton", "ray", "postgis")
+
+
+class DependencyUnavailable(TransientError):
+    """A dependency (``triton``, ``ray`` or ``postgis``) is down or not ready: not the scene's fault.
+
+    The worker pauses consumption and waits for the dependency instead of spending the scene's attempts.
+    """
+
+    code = "transient"
+
+    def __init__(self, dependency: str, reason: str) -> None:
+        super().__init__(reason)
+        self.dependency = dependency
+
+    def __reduce__(self):  # pickled across Ray (the default would call __init__(reason) only)
+        return (type(self), (self.dependency, self.reason))

@@ -8,7 +8,7 @@ import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from terrawatch.domain.errors import TransientError
+from terrawatch.domain.errors import DependencyUnavailable, TransientError, UnprocessableInput
 from terrawatch.domain.hazards import MODELS as HAZARD_MODEL_SPECS
 from terrawatch.domain.hazards import ModelSpec
 from terrawatch.observability.metrics import TRITON_REQUEST_SECONDS
@@ -50,9 +50,10 @@ class TritonModel:
         try:
             res = self.client.infer(self.spec.name, inputs, outputs=[out], client_timeout=self.timeout_s)
         except InferenceServerException as exc:
-            if "UNAVAILABLE" in str(exc.status()):
+            status = str(exc.status())
+            if "UNAVAILABLE" in status:
                 self._reconnect()
-            raise TransientError(f"triton inference on {self.spec.name} failed: {exc.message()}") from exc
+            raise inference_error(self.spec.name, status, exc.message()) from exc
         finally:
             if self.observe:
                 TRITON_REQUEST_SECONDS.labels(self.spec.name).observe(time.perf_counter() - start)
@@ -65,8 +66,44 @@ class TritonModel:
         try:
             idx = self.client.get_model_repository_index(as_json=True).get("models", [])
         except InferenceServerException as exc:
-            raise TransientError(f"triton unreachable: {exc.message()}") from exc
+            raise DependencyUnavailable("triton", f"triton unreachable: {exc.message()}") from exc
         versions = [m.get("version", "") for m in idx if m.get("name") == self.spec.name and m.get("state") == "READY"]
         if not versions:
-            raise TransientError(f"triton model {self.spec.name} is not ready")
+            raise DependencyUnavailable("triton", f"triton model {self.spec.name} is not ready")
         return max(versions, key=lambda v: int(v) if v.isdigit() else -1)
+
+
+# gRPC statuses that mean "Triton is down, restarting or still loading the model": not the scene's fault.
+_OUTAGE_STATUSES = ("UNAVAILABLE", "NOT_FOUND", "CANCELLED")
+
+
+def inference_error(model: str, status: str, message: str) -> TransientError:
+    """Classify a failed inference request by its gRPC status (``StatusCode.X``): Triton unavailable or the
+    model not loaded -> DependencyUnavailable; the request's tensors rejected (INVALID_ARGUMENT) ->
+    UnprocessableInput (the scene's content); anything else -> TransientError (retried a few times)."""
+    text = f"triton inference on {model} failed ({status.removeprefix('StatusCode.')}): {message}"
+    if any(s in status for s in _OUTAGE_STATUSES):
+        return DependencyUnavailable("triton", text)
+    if "INVALID_ARGUMENT" in status:
+        return UnprocessableInput(text)
+    return TransientError(text)
+
+
+def triton_ready(url: str, models: list[str] | None = None, timeout_s: float = 3.0) -> str:
+    """Readiness probe: the server is live and ready and every model of ``models`` (default all of
+    ``MODELS``) has a READY version. Returns a detail string; raises DependencyUnavailable."""
+    client = grpcclient.InferenceServerClient(url=url)
+    try:
+        try:
+            if not client.is_server_ready(client_timeout=timeout_s):
+                raise DependencyUnavailable("triton", f"triton at {url} is not ready")
+            idx = client.get_model_repository_index(as_json=True, client_timeout=timeout_s).get("models", [])
+        except InferenceServerException as exc:
+            raise DependencyUnavailable("triton", f"triton at {url} unreachable: {exc.message()}") from exc
+        ready = {m.get("name") for m in idx if m.get("state") == "READY"}
+        missing = sorted(set(models or MODELS) - ready)
+        if missing:
+            raise DependencyUnavailable("triton", f"triton model(s) not ready: {', '.join(missing)}")
+        return f"ready at {url}"
+    finally:
+        client.close()

@@ -60,10 +60,14 @@ class DlqRecord(BaseModel):
     source: DlqSource | None = Field(default=None, description="Where the event was read from.")
     payload_encoding: Literal["utf-8", "base64"] = "utf-8"
     payload: str | None = Field(default=None, description="The original event value (see payload_encoding).")
+    dependency: str | None = Field(
+        default=None, description="transient: the dependency that was down (triton, ray, postgis), if known.")
+    redrives: int = Field(default=0, description="Re-drives of this event before it came back to the DLQ "
+                                                 "(its terrawatch-redrives header).")
 
     @classmethod
     def from_message(cls, msg: Message, reason: str, code: str, attempts: int = 1,
-                     kind: Kind | None = None) -> DlqRecord:
+                     kind: Kind | None = None, dependency: str | None = None) -> DlqRecord:
         raw = msg.value() or b""
         try:
             payload, encoding = raw.decode("utf-8"), "utf-8"
@@ -73,7 +77,7 @@ class DlqRecord(BaseModel):
                    failed_at=datetime.now(timezone.utc),
                    source=DlqSource(topic=msg.topic(), partition=msg.partition(), offset=msg.offset(),
                                     key=(msg.key() or b"").decode("utf-8", "replace")),
-                   payload_encoding=encoding, payload=payload)
+                   payload_encoding=encoding, payload=payload, dependency=dependency, redrives=redrives_of(msg))
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
@@ -104,6 +108,20 @@ class DlqRecord(BaseModel):
         return key.encode() if key else None
 
 
+REDRIVES_HEADER = "terrawatch-redrives"  # re-drives of the event so far, set on every re-driven message
+
+
+def redrives_of(msg: Message) -> int:
+    """How many times the event in ``msg`` was re-driven from the DLQ (its ``terrawatch-redrives`` header)."""
+    for key, value in msg.headers() or []:
+        if key == REDRIVES_HEADER:
+            try:
+                return max(0, int((value or b"0").decode()))
+            except ValueError:
+                return 0
+    return 0
+
+
 class DlqWriteError(RuntimeError):
     """The DLQ record was not acknowledged (broker down); the source offset must not be committed."""
 
@@ -115,7 +133,8 @@ class KafkaUnavailable(TransientError):
 
 
 def send_to_dlq(p: Producer, settings: Settings, msg: Message, reason: str, code: str, attempts: int = 1,
-                timeout_s: float = 30.0, stop: threading.Event | None = None, kind: Kind | None = None) -> str:
+                timeout_s: float = 30.0, stop: threading.Event | None = None, kind: Kind | None = None,
+                dependency: str | None = None) -> str:
     """Write the original payload and the reason to the DLQ and wait until the broker has it.
 
     Waits up to ``timeout_s`` s, or with ``stop`` given until ``stop`` is set: through a broker outage
@@ -123,7 +142,7 @@ def send_to_dlq(p: Producer, settings: Settings, msg: Message, reason: str, code
     record the producer gave up on (message.timeout.ms) is produced again. Raises DlqWriteError.
     Returns the DLQ record's reference ``topic[partition]@offset`` (kept with a failed scene's status).
     """
-    record = DlqRecord.from_message(msg, reason, code, attempts, kind)
+    record = DlqRecord.from_message(msg, reason, code, attempts, kind, dependency)
     report: list = []
     deadline = time.monotonic() + timeout_s
     while True:
@@ -233,7 +252,8 @@ def republish(producer: Producer, settings: Settings, records: list[DlqRecord]) 
     """Produce each record's original payload to the scenes topic under its original key; wait for acks."""
     try:
         for r in records:
-            producer.produce(settings.scenes_topic, key=r.source_key, value=r.original_payload())
+            producer.produce(settings.scenes_topic, key=r.source_key, value=r.original_payload(),
+                             headers=[(REDRIVES_HEADER, str(r.redrives + 1).encode())])
         remaining = producer.flush(15)
     except (BufferError, KafkaException) as exc:
         raise KafkaUnavailable(f"Kafka rejected the re-drive: {exc}") from exc

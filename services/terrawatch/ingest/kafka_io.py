@@ -40,16 +40,37 @@ def publish_scene(p: Producer, settings: Settings, item: dict) -> None:
     p.produce(settings.scenes_topic, key=item.get("id", "").encode(), value=json.dumps(item).encode())
 
 
-def consumer(settings: Settings) -> Consumer:
-    return Consumer({
+def instance_id(settings: Settings) -> str | None:
+    """This worker's static group membership id (``group.instance.id``), None for dynamic membership.
+
+    Default ``<hostname>-<metrics port>``: the same after a restart of the process (so the broker hands
+    the restarted member its partitions back without a rebalance), and distinct for several workers on
+    one host (each serves /metrics on its own port)."""
+    import socket
+
+    if settings.consumer_instance_id is not None:
+        return settings.consumer_instance_id.strip() or None
+    return f"{socket.gethostname()}-{settings.metrics_port}"[:200]
+
+
+def consumer(settings: Settings, **extra) -> Consumer:
+    """The pipeline's consumer: manual commits, cooperative-sticky assignment, static membership
+    (docs/scaling.md). A worker holding a scene through a dependency outage keeps polling its paused
+    partitions, so it stays in the group; the outage window stays below ``max.poll.interval.ms``."""
+    conf = {
         "bootstrap.servers": settings.bootstrap,
         "group.id": settings.consumer_group,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
         "max.poll.interval.ms": 1_800_000,
-        "session.timeout.ms": 30_000,
+        "session.timeout.ms": int(settings.consumer_session_timeout_s * 1000),
         "partition.assignment.strategy": "cooperative-sticky",
-    })
+        **extra,
+    }
+    static = instance_id(settings)
+    if static:
+        conf["group.instance.id"] = static
+    return Consumer(conf)
 
 
 def lag(c: Consumer, topic: str) -> dict[int, int]:

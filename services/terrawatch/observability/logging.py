@@ -95,3 +95,63 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> logg
     root.setLevel(numeric)
     logging.captureWarnings(True)
     return handler
+
+
+class RepeatLimiter:
+    """Rate-limit repeated identical log messages, so one outage is one readable line, not a wall.
+
+    The first occurrence of a ``key`` is logged in full (with its traceback when ``exc_info`` is given);
+    later ones are only counted, and at most every ``every_s`` s one line says how often the message
+    repeated. :meth:`clear` (the condition ended) logs how many were not shown. Keys are chosen by the
+    caller: e.g. ``("postgis", "OperationalError")`` - the dependency named, not the changing details.
+    Thread-safe. ``clock``: seconds, monotonic (tests pass a fake).
+    """
+
+    def __init__(self, logger: logging.Logger, every_s: float = 60.0, clock=None) -> None:
+        import threading
+        import time
+
+        self.logger = logger
+        self.every_s = every_s
+        self.clock = clock or time.monotonic
+        self._state: dict[Any, list[float]] = {}  # key -> [last emitted at, suppressed since then, total]
+        self._lock = threading.Lock()
+
+    def log(self, level: int, key: Any, msg: str, *args: Any, exc_info: Any = None, **fields: Any) -> bool:
+        """Log ``msg % args`` at ``level`` unless ``key`` was logged less than ``every_s`` s ago; True if logged."""
+        now = self.clock()
+        with self._lock:
+            st = self._state.get(key)
+            if st is None:
+                self._state[key] = [now, 0, 1]
+                repeats = 0
+            else:
+                st[1] += 1
+                st[2] += 1
+                if now - st[0] < self.every_s:
+                    return False
+                repeats, since = int(st[1]), now - st[0]
+                st[0], st[1] = now, 0
+        if repeats:
+            self.logger.log(level, msg + " (repeated %d times in the last %.0f s)", *args, repeats, since,
+                            extra={**fields, "repeats": repeats})
+        else:
+            self.logger.log(level, msg, *args, exc_info=exc_info, extra=fields or None)
+        return True
+
+    def warning(self, key: Any, msg: str, *args: Any, **kw: Any) -> bool:
+        return self.log(logging.WARNING, key, msg, *args, **kw)
+
+    def error(self, key: Any, msg: str, *args: Any, **kw: Any) -> bool:
+        return self.log(logging.ERROR, key, msg, *args, **kw)
+
+    def clear(self, key: Any, msg: str | None = None, *args: Any, **fields: Any) -> None:
+        """The condition behind ``key`` ended: log ``msg`` (if given) with the number of occurrences."""
+        with self._lock:
+            st = self._state.pop(key, None)
+        if st is not None and msg:
+            self.logger.info(msg + " (%d occurrences in all)", *args, int(st[2]), extra=fields or None)
+
+    def active(self, key: Any) -> bool:
+        with self._lock:
+            return key in self._state

@@ -74,7 +74,7 @@ PIXELS_OUTSIDE_AOA = Counter(
 ALERTS = Counter("terrawatch_alerts_total", "Alerts created or updated.", ["hazard", "action"])
 WEBHOOK_DELIVERIES = Counter(
     "terrawatch_webhook_deliveries_total",
-    "Webhook delivery attempts by outcome (succeeded, retry, failed).",
+    "Webhook delivery attempts by outcome (succeeded, retry, failed, unknown).",
     ["endpoint", "outcome"],
 )
 WEBHOOK_SECONDS = Histogram(
@@ -100,6 +100,23 @@ OUTBOX_DEPTH = Gauge("terrawatch_outbox_depth", "Webhook deliveries waiting in t
 OUTBOX_FAILED = Gauge("terrawatch_outbox_failed", "Webhook deliveries that gave up and wait for an operator.")
 DLQ_DEPTH = Gauge("terrawatch_dlq_depth", "Pending entries (not re-driven or purged) of the scene dead-letter topic.")
 SCENES_IN_FLIGHT = Gauge("terrawatch_scenes_in_flight", "Scenes being processed now.")
+CONSUMPTION_PAUSED = Gauge(
+    "terrawatch_consumption_paused",
+    "1 while this worker's consumption is paused because the dependency is down, else 0.",
+    ["dependency"],
+)
+DEPENDENCY_OUTAGE_SECONDS = Gauge(
+    "terrawatch_dependency_outage_seconds",
+    "How long the dependency has been down, as seen by this worker (0 when it is up).",
+    ["dependency"],
+)
+OUTAGE_WINDOW_SECONDS = Gauge(
+    "terrawatch_outage_window_seconds",
+    "Configured outage window: a scene waits this long for a dependency before it is dead-lettered.",
+)
+DLQ_AUTO_REDRIVEN = Counter(
+    "terrawatch_dlq_auto_redriven_total", "Transient DLQ entries re-driven automatically to the scenes topic."
+)
 
 
 def _zero_per_hazard() -> None:

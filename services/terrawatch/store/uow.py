@@ -45,6 +45,20 @@ def is_db_outage(exc: BaseException) -> bool:
     return isinstance(exc, (OperationalError, InterfaceError))
 
 
+def probe_db(engine: Engine) -> str:
+    """Readiness probe of PostGIS: ``select 1`` (the pool pre-pings, so a connection left over from before a
+    restart is replaced). Raises DependencyUnavailable."""
+    from terrawatch.domain.errors import DependencyUnavailable
+
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+    except DBAPIError as exc:
+        raise DependencyUnavailable("postgis", f"postgis unavailable: {type(exc.orig or exc).__name__}: "
+                                               f"{str(exc.orig or exc).strip()[:300]}") from exc
+    return "ready"
+
+
 def wait_for_db(engine: Engine, timeout_s: float, stop: threading.Event | None = None) -> bool:
     """Probe PostGIS (``select 1``) with backoff (0.5 s doubling to 5 s) until it answers: True, or
     ``timeout_s`` s pass / ``stop`` is set: False."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import ray
 
+from terrawatch.domain.errors import DependencyUnavailable
 from terrawatch.domain.scene import Scene, scene_from_item
 from terrawatch.domain.tiles import EXCLUDED_AOA, EXCLUDED_CLOUD, EXCLUDED_NODATA, Tile, TileGrid, crop_core
 from terrawatch.observability.metrics import TRITON_REQUEST_SECONDS
@@ -226,13 +227,68 @@ def classify_tiles(tiles: list[Tile], arrays: np.ndarray, jobs: list[HazardJob],
     return results, infer_s
 
 
-class RayTiler:
-    """Driver side: owns the actor pool, bounds in-flight tiles, merges parts."""
+def ray_session(address: str | None, timeout_s: float = 3.0) -> str | None:
+    """Readiness probe of the Ray cluster at ``address`` (``host:port`` of the GCS): its session name,
+    which changes when the head is restarted. None for a ``ray://`` client address (not probed).
+    Raises DependencyUnavailable when the GCS does not answer."""
+    import socket
 
-    def __init__(self, triton_url: str, workers: int = 2, batch: int = 4, max_in_flight: int = 8) -> None:
+    if not address or "://" in address:
+        return None
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass  # fail fast when the GCS port is closed (GcsClient would retry for ~30 s)
+        from ray._raylet import GcsClient
+
+        session = GcsClient(address=address).internal_kv_get(b"session_name", namespace=b"session",
+                                                             timeout=timeout_s)
+    except Exception as exc:  # noqa: BLE001 - any failure: the head is not there (yet)
+        raise DependencyUnavailable("ray", f"ray GCS at {address} unreachable: {type(exc).__name__}: {exc}") from exc
+    if not session:
+        raise DependencyUnavailable("ray", f"ray GCS at {address} answered without a session")
+    return session.decode()
+
+
+class RayHeadRestarted(DependencyUnavailable):
+    """The Ray head this driver joined was replaced by a new session: the driver (the worker process) must
+    restart to use it (a Ray driver cannot re-join a new cluster in-process)."""
+
+    def __init__(self, dependency: str, reason: str) -> None:
+        super().__init__(dependency, reason)
+
+
+class RayTiler:
+    """Driver side: owns the actor pool, bounds in-flight tiles, merges parts.
+
+    ``address``: the Ray GCS (``host:port``) this driver joined; when no tile finishes for
+    ``stall_probe_s`` s the cluster is probed, and a dead or restarted head raises DependencyUnavailable
+    instead of waiting for ever.
+    """
+
+    def __init__(self, triton_url: str, workers: int = 2, batch: int = 4, max_in_flight: int = 8,
+                 address: str | None = None, stall_probe_s: float = 20.0) -> None:
+        self.address = address
+        self.session = ray_session(address)
+        self.stall_probe_s = stall_probe_s
         self.workers = [TileWorker.remote(triton_url) for _ in range(workers)]
         self.batch = max(1, batch)
         self.max_calls = max(1, max_in_flight // self.batch)
+
+    def check_cluster(self) -> None:
+        """Raise DependencyUnavailable if the Ray head is unreachable, RayHeadRestarted if it is a new one."""
+        if self.address is None:
+            return
+        now = ray_session(self.address)
+        if self.session is not None and now != self.session:
+            raise RayHeadRestarted("ray", f"the ray head was restarted (session {self.session} -> {now})")
+
+    def _wait_one(self, pending: list) -> tuple[list, list]:
+        while True:
+            done, rest = ray.wait(pending, num_returns=1, timeout=self.stall_probe_s)
+            if done:
+                return done, rest
+            self.check_cluster()  # nothing finished for a while: slow, or is the head gone?
 
     def _batches(self, grid: TileGrid) -> Iterator[list[Tile]]:
         batch: list[Tile] = []
@@ -256,11 +312,11 @@ class RayTiler:
         try:
             for i, batch in enumerate(self._batches(tiles)):
                 if len(pending) >= self.max_calls:
-                    done, pending = ray.wait(pending, num_returns=1)
+                    done, pending = self._wait_one(pending)
                     self._collect(ray.get(done[0]), out, by_index, sinks)
                 pending.append(self.workers[i % len(self.workers)].run.remote(scene.item, now_iso, jobs, batch))
             while pending:
-                done, pending = ray.wait(pending, num_returns=1)
+                done, pending = self._wait_one(pending)
                 self._collect(ray.get(done[0]), out, by_index, sinks)
         finally:
             for ds in sinks.values():

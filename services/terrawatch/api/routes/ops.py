@@ -52,6 +52,12 @@ class PlatformProgress(BaseModel):
     scenes: int
 
 
+class DependencyPause(BaseModel):
+    dependency: str = Field(description="triton, ray or postgis.")
+    down_s: float = Field(description="How long the dependency has been down (s), as seen by the worker.")
+    reason: str
+
+
 class PipelineStatus(BaseModel):
     consumer_group: str
     topic: str
@@ -61,7 +67,10 @@ class PipelineStatus(BaseModel):
     last_processed: list[PlatformProgress]
     dlq_size: int = Field(description="Pending DLQ entries (= terrawatch_dlq_depth).")
     dlq: dict[str, int] = Field(description="Retained DLQ records by state: pending, redriven, purged, retained.")
-    consumption_paused: bool
+    consumption_paused: bool = Field(description="Paused by an operator (POST /ops/consumption/pause).")
+    paused_by_dependency: list[DependencyPause] | None = Field(
+        description="Dependencies the worker paused consumption for by itself (it resumes when they are "
+                    "ready); null if the worker's /metrics is unreachable.")
     outbox: dict[str, int] = Field(description="Webhook deliveries by status.")
 
 
@@ -212,6 +221,7 @@ def ops_router(deps: ApiDeps) -> APIRouter:
             "last_processed": ops.last_sensed_by_platform(deps.read_engine),
             "dlq_size": dlq["pending"], "dlq": dlq,
             "consumption_paused": bool(flag and flag["value"].get("paused")),
+            "paused_by_dependency": ops.dependency_pauses(s),
             "outbox": ops.outbox_counts(deps.read_engine),
         }
 
