@@ -96,6 +96,19 @@ TIPG_STATUS: dict[type[Exception], int] = {
 }
 
 
+# Raised when PostGIS cannot be reached or drops the connection (psycopg through SQLAlchemy for the
+# app's own routes, asyncpg for tipg's OGC routes, a bare refused socket from either).
+DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.InterfaceError,
+    ConnectionError,
+)
+
+
 def is_ogc(request: Request) -> bool:
     """OGC API - Features routes answer invalid parameters with 400 (Part 1), the rest with 422."""
     return request.url.path == "/ogc" or request.url.path.startswith("/ogc/")
@@ -115,6 +128,8 @@ def _response(exc: TerrawatchError) -> JSONResponse:
         headers["WWW-Authenticate"] = 'Bearer realm="terrawatch", ApiKey header="X-API-Key"'
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(exc.retry_after_s)
+    if isinstance(exc, (Unavailable, TransientError)):
+        headers["Retry-After"] = "5"
     return JSONResponse({"code": exc.code, "description": exc.reason}, status_code=status, headers=headers)
 
 
@@ -154,6 +169,23 @@ def install(app: FastAPI) -> None:
         log.error("%s %s: database error %s: %s", request.method, request.url.path, sqlstate, exc)
         return JSONResponse({"code": "internal", "description": "internal error"}, status_code=500)
 
+    async def on_database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # PostGIS down or restarting (refused connection, server closed it, admin shutdown): the
+        # request was fine, the dependency is not. 503 with Retry-After, one warning line, no traceback.
+        orig = getattr(exc, "orig", None) or exc
+        sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or ""
+        if sqlstate == "57014":
+            return JSONResponse({"code": "timeout", "description": "the query exceeded the API's statement "
+                                 "timeout (TERRAWATCH_API_STATEMENT_TIMEOUT_MS); narrow it (bbox, datetime, limit)"},
+                                status_code=503, headers={"Retry-After": "5"})
+        if sqlstate and not sqlstate.startswith(("08", "53", "57P")):
+            log.error("%s %s: database error %s: %s", request.method, request.url.path, sqlstate, orig)
+            return JSONResponse({"code": "internal", "description": "internal error"}, status_code=500)
+        log.warning("%s %s: database unavailable: %s", request.method, request.url.path,
+                    str(orig).splitlines()[0][:200] if str(orig) else type(orig).__name__)
+        return JSONResponse({"code": "unavailable", "description": "the database is unavailable; retry shortly"},
+                            status_code=503, headers={"Retry-After": "5"})
+
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's default 422 echoes each invalid input whole (a 47 MB body came back whole); show
         # where and why, and at most a short prefix of the value. OGC API Part 1 answers 400.
@@ -174,5 +206,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(sqlalchemy.exc.DataError, on_data_error)
     app.add_exception_handler(asyncpg.exceptions.DataError, on_data_error)
     app.add_exception_handler(asyncpg.exceptions.PostgresError, on_postgres_error)
+    for cls in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(cls, on_database_unavailable)
     for cls in TIPG_STATUS:
         app.add_exception_handler(cls, on_tipg_error)

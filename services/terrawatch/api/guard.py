@@ -19,7 +19,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from terrawatch.api import roles
-from terrawatch.api.errors import Forbidden, PayloadTooLarge, RateLimited, TerrawatchError, Unauthenticated, status_for
+from terrawatch.api.errors import (
+    DATABASE_UNAVAILABLE, Forbidden, PayloadTooLarge, RateLimited, TerrawatchError, Unauthenticated, Unavailable,
+    status_for,
+)
 from terrawatch.api.security import Role, authenticate, presented_key
 
 
@@ -30,6 +33,8 @@ def _error_response(exc: TerrawatchError) -> tuple[int, list[tuple[bytes, bytes]
         headers.append((b"www-authenticate", b'Bearer realm="terrawatch", ApiKey header="X-API-Key"'))
     if isinstance(exc, RateLimited):
         headers.append((b"retry-after", str(exc.retry_after_s).encode()))
+    if isinstance(exc, Unavailable):
+        headers.append((b"retry-after", b"5"))
     if isinstance(exc, PayloadTooLarge):
         headers.append((b"connection", b"close"))
     body = json.dumps({"code": exc.code, "description": exc.reason}).encode()
@@ -72,6 +77,9 @@ class AccessGuard:
                 principal = await self._authorise(scope, headers, role)
             except TerrawatchError as exc:
                 await _send_error(send, exc)
+                return
+            except DATABASE_UNAVAILABLE:  # keys live in PostGIS: an outage is a 503, not a 500
+                await _send_error(send, Unavailable("the database is unavailable; retry shortly"))
                 return
             if principal is not None:
                 scope.setdefault("state", {})["principal"] = principal
