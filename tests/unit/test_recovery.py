@@ -161,3 +161,27 @@ def test_only_transient_entries_under_the_limit_are_redriven_automatically():
     assert not redrivable(base.model_copy(update={"payload": None}), 3)
     old = DlqRecord.parse(b'{"reason": "x", "error_code": "transient", "payload": "{}"}')  # written before the fields
     assert old.kind == "transient" and old.redrives == 0 and redrivable(old, 1)
+
+
+def test_dispatcher_logs_one_traceback_per_postgis_outage_not_one_per_poll(caplog):
+    """The dispatcher polls the outbox every 0.5 s; with PostGIS unreachable (a closed port, no fake) it
+    logs the error once with its traceback, naming postgis, and backs off instead of logging every poll."""
+    import threading
+    import time
+
+    from terrawatch.alerting.dispatcher import Dispatcher
+    from terrawatch.settings import Settings
+
+    url = "postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=1"
+    s = Settings(database_url=url, worker_database_url=url)
+    d = Dispatcher(s)
+    with caplog.at_level(logging.INFO, logger="terrawatch.alerting.dispatcher"):
+        t = threading.Thread(target=d.run_forever, daemon=True)
+        t.start()
+        time.sleep(4.0)
+        d.stop()
+        t.join(10)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    assert errors[0].exc_info is not None and errors[0].dependency == "postgis"
+    assert "postgis unavailable" in errors[0].getMessage()
