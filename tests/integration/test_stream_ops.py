@@ -83,8 +83,13 @@ def test_backfill_stac_api_converts_catalogue_items(stack, tmp_path):
             stac.add(earth_search_s2(f"S2B_30TVK_202405{day}_0_L1C", hrefs, datetime=f"2024-05-{day}T11:00:00Z",
                                      geometry={"type": "Polygon", "coordinates": [[[-3, 40], [-2, 40], [-2, 41],
                                                                                    [-3, 41], [-3, 40]]]}))
+        # L2A has no B10 and is accepted (issue 18); an L1C item without its B10 asset cannot be read.
         stac.add(earth_search_s2("S2B_30TVK_20240525_0_L2A", {b: h for b, h in hrefs.items() if b != "B10"},
                                  level="L2A", datetime="2024-05-25T11:00:00Z",
+                                 geometry={"type": "Polygon", "coordinates": [[[-3, 40], [-2, 40], [-2, 41],
+                                                                               [-3, 41], [-3, 40]]]}))
+        stac.add(earth_search_s2("S2B_30TVK_20240527_0_L1C", {b: h for b, h in hrefs.items() if b != "B10"},
+                                 datetime="2024-05-27T11:00:00Z",
                                  geometry={"type": "Polygon", "coordinates": [[[-3, 40], [-2, 40], [-2, 41],
                                                                                [-3, 41], [-3, 40]]]}))
         from datetime import datetime, timezone
@@ -92,8 +97,10 @@ def test_backfill_stac_api_converts_catalogue_items(stack, tmp_path):
         source = StacApiSource(stac.url, ["sentinel-2-l1c", "sentinel-2-l2a"])
         report = backfill(s, source, BBOX, datetime(2024, 5, 1, tzinfo=timezone.utc),
                           datetime(2024, 5, 31, tzinfo=timezone.utc), progress=False)
-    assert report.published == ["S2B_30TVK_20240503_0_L1C", "S2B_30TVK_20240513_0_L1C", "S2B_30TVK_20240523_0_L1C"]
+    assert report.published == ["S2B_30TVK_20240503_0_L1C", "S2B_30TVK_20240513_0_L1C", "S2B_30TVK_20240523_0_L1C",
+                                "S2B_30TVK_20240525_0_L2A"]
     assert len(report.skipped) == 1 and "B10" in report.skipped[0]["reason"]
+    assert "S2B_30TVK_20240527_0_L1C" in report.skipped[0]["reason"]
     assert stac.search_bodies[0]["bbox"] == list(BBOX)
     assert stac.search_bodies[0]["datetime"] == "2024-05-01T00:00:00Z/2024-05-31T00:00:00Z"
     events = dict((k.decode(), v) for k, v in _topic_events(s))
