@@ -63,9 +63,13 @@ def river_scene(tmp_path: Path, name: str, size: int = 512) -> dict:
     return item_from_geotiff(path, scene_id=f"{name}-{uuid.uuid4().hex[:6]}", sensing_time=sensing_now())
 
 
-def blobs_scene(tmp_path: Path, name: str, size: int = 768, spacing: int = 12, blob: int = 6) -> dict:
+def blobs_scene(tmp_path: Path, name: str, size: int = 768, spacing: int = 16, blob: int = 6) -> dict:
     """An S1 scene with a lattice of small water squares: (size/spacing)^2 detections, so storing one
-    scene is thousands of INSERTs (a long write transaction to interrupt)."""
+    scene is thousands of INSERTs (a long write transaction to interrupt).
+
+    The land between squares is 10 px wide: with 6 px (spacing 12) the served flood_s1 region growing
+    (pixels >= 0.2 joined to seeds >= 0.5) links the lattice into one detection per tile.
+    """
     rng = np.random.default_rng(1)
     yy, xx = np.mgrid[0:size, 0:size]
     water = ((yy % spacing) < blob) & ((xx % spacing) < blob)

@@ -41,11 +41,15 @@ try {
     // Click popup: find a canvas point over an alert or detection, click it, read the popup.
     const findHit = () => page.evaluate(() => {
       const map = window.terrawatch.map;
-      const { width, height } = map.getCanvas().getBoundingClientRect();
+      const canvas = map.getCanvas();
+      const { left, top, width, height } = canvas.getBoundingClientRect();
       for (let y = 10; y < height; y += 8) {
         for (let x = 10; x < width; x += 8) {
           const f = map.queryRenderedFeatures([x, y], { layers: ["alerts-fill", "detections-fill"] });
-          if (f.length) return { x, y, layer: f[0].layer.id };
+          // only where a click reaches the map (the side panel and controls lie over the canvas)
+          if (f.length && document.elementFromPoint(left + x, top + y) === canvas) {
+            return { x, y, layer: f[0].layer.id };
+          }
         }
       }
       return null;
