@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 VENV := .venv
 TW := $(VENV)/bin/terrawatch
 
-.PHONY: env env-test web chromium demo bench bench-sustained bench-api test-faults test test-unit test-integration stop status check-deploy bench bench-scale bench-raster clean
+.PHONY: env env-test web chromium gdal demo bench bench-sustained bench-api test-faults test test-unit test-integration stop status check-deploy bench bench-scale bench-raster clean
 
 $(UV):
 	$(PY) -m pip install --quiet --user uv || $(PY) -m pip install --quiet uv
@@ -24,10 +24,13 @@ web:  ## build /map (MapLibre GL JS from npm, bundled with esbuild)
 chromium:  ## Debian Chromium for the /map browser test
 	bash deploy/tools/install-chromium.sh
 
+gdal:  ## Debian GDAL tools (ogrinfo) for the OGC API client check
+	bash deploy/tools/install-gdal.sh
+
 demo: env web  ## start the stack, run the sample scenes end to end, print a JSON summary as the last line
 	$(TW) demo
 
-test: env-test web chromium check-deploy  ## deploy checks, then unit + integration tests on the real local stack (pytest starts and stops it); missing ../shared/data fails
+test: env-test web chromium gdal check-deploy  ## deploy checks, then unit + integration tests on the real local stack (pytest starts and stops it); missing ../shared/data fails
 	$(VENV)/bin/pytest -q --require-data
 
 test-unit: env-test  ## tests that need no stack
