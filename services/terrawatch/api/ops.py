@@ -11,7 +11,6 @@ import logging
 import subprocess
 import sys
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -119,66 +118,12 @@ def readiness(settings: Settings, engine: Engine) -> dict[str, Check]:
 
 # status ----------------------------------------------------------------------
 
-def kafka_errors(fn):
-    """Turn Kafka client errors into 503 Unavailable; retry a transient coordinator error twice."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from confluent_kafka import KafkaError, KafkaException
-
-        for attempt in range(3):
-            try:
-                return fn(*args, **kwargs)
-            except KafkaException as exc:
-                err = exc.args[0] if exc.args else None
-                retriable = isinstance(err, KafkaError) and err.code() in (
-                    KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
-                    KafkaError.COORDINATOR_NOT_AVAILABLE)
-                if retriable and attempt < 2:
-                    time.sleep(1.0)
-                    continue
-                raise Unavailable(f"Kafka: {err.str() if isinstance(err, KafkaError) else exc}") from exc
-        raise AssertionError("unreachable")
-
-    return wrapper
-
-
-def _probe_consumer(settings: Settings, group: str | None = None):
-    from confluent_kafka import Consumer
-
-    return Consumer({"bootstrap.servers": settings.bootstrap, "group.id": group or f"tw-api-{uuid.uuid4().hex}",
-                     "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                     "socket.timeout.ms": 5000})
-
-
-def _partitions(consumer, topic: str) -> list[int]:
-    md = consumer.list_topics(topic, timeout=5)
-    tm = md.topics.get(topic)
-    if tm is None or tm.error is not None:
-        raise Unavailable(f"topic {topic} is not available")
-    return sorted(tm.partitions)
-
-
-@kafka_errors
 def consumer_lag(settings: Settings) -> list[dict]:
-    """Per partition of the scenes topic: committed offset of the pipeline's group, high watermark, lag."""
-    from confluent_kafka import TopicPartition
+    """Per partition of the scenes topic: the pipeline group's committed offset, high watermark, lag
+    (read in ``ingest/kafka_io.py``; Kafka unreachable is a 503)."""
+    from terrawatch.ingest.kafka_io import group_lag
 
-    c = _probe_consumer(settings, group=settings.consumer_group)  # never subscribes: does not join the group
-    try:
-        parts = _partitions(c, settings.scenes_topic)
-        committed = c.committed([TopicPartition(settings.scenes_topic, p) for p in parts], timeout=5)
-        out = []
-        for tp in committed:
-            low, high = c.get_watermark_offsets(TopicPartition(settings.scenes_topic, tp.partition), timeout=5,
-                                                cached=False)
-            pos = tp.offset if tp.offset >= 0 else low
-            out.append({"partition": tp.partition, "committed": tp.offset if tp.offset >= 0 else None,
-                        "high_watermark": high, "lag": max(0, high - pos)})
-        return out
-    finally:
-        c.close()
+    return group_lag(settings)
 
 
 def worker_gauge(settings: Settings, name: str) -> float | None:

@@ -11,7 +11,7 @@ import logging
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from terrawatch.ingest.dlq import DlqWriteError, send_to_dlq  # noqa: F401 - re-exported for the worker
+from terrawatch.ingest.dlq import DlqWriteError, kafka_errors, partitions, probe_consumer, send_to_dlq  # noqa: F401 - DlqWriteError, send_to_dlq re-exported for the worker
 from terrawatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -84,3 +84,24 @@ def lag(c: Consumer, topic: str) -> dict[int, int]:
         committed = tp.offset if tp.offset >= 0 else low
         out[tp.partition] = max(0, high - committed)
     return out
+
+
+@kafka_errors
+def group_lag(settings: Settings) -> list[dict]:
+    """Per partition of the scenes topic: committed offset of the pipeline's consumer group, high
+    watermark and lag (messages). Read with a probe consumer that never subscribes, so it does not
+    join (or rebalance) the group; Kafka errors become ``KafkaUnavailable``."""
+    c = probe_consumer(settings, group=settings.consumer_group)
+    try:
+        parts = partitions(c, settings.scenes_topic)
+        committed = c.committed([TopicPartition(settings.scenes_topic, p) for p in parts], timeout=5)
+        out = []
+        for tp in committed:
+            low, high = c.get_watermark_offsets(TopicPartition(settings.scenes_topic, tp.partition), timeout=5,
+                                                cached=False)
+            pos = tp.offset if tp.offset >= 0 else low
+            out.append({"partition": tp.partition, "committed": tp.offset if tp.offset >= 0 else None,
+                        "high_watermark": high, "lag": max(0, high - pos)})
+        return out
+    finally:
+        c.close()
