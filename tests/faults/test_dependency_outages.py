@@ -212,16 +212,21 @@ def test_ray_head_restart_mid_scene(stack, tmp_path, fault_report):
     notices the stalled tiles, pauses consumption for ray, re-executes itself to join the new head and
     stores every scene once; nothing goes to the DLQ."""
     s = isolated(stack.settings, "rayrestart", outage_probe_max_s=2.0, **SLOW_TILING)
-    items = [river_scene(tmp_path, f"rayrestart{i}") for i in range(3)]
+    # The first scene is large (~576 tiles of 128 px) so the head goes down while it is being tiled:
+    # three 512 px scenes were all stored within the ~4 s that stopping Ray takes on a quiet machine.
+    items = [river_scene(tmp_path, "rayrestart0", size=2048)] + [
+        river_scene(tmp_path, f"rayrestart{i}") for i in range(1, 3)]
     sub = subscribe(s, items)
     log = tmp_path / "worker.log"
     t0 = time.monotonic()
     w = start_worker(s, log)
     try:
-        publish(s, *items)
+        publish(s, items[0])
         wait_for(lambda: "tiling" in log.read_text(errors="replace"), 180, "tiling to start", interval=0.1)
+        publish(s, *items[1:])
         pid = w.pid
         stack.ray.stop()
+        assert not runs_for(s, items[0]["id"]), "the large scene was stored before the head went down: nothing tested"
         time.sleep(5)
         stack.ray.start()
         stack.ray.wait()
