@@ -11,7 +11,6 @@ derived from the auth dependency it actually uses.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 from contextlib import asynccontextmanager
 
@@ -27,11 +26,13 @@ from terrawatch.api import roles
 from terrawatch.api.deps import ApiDeps
 from terrawatch.api.guard import AccessGuard
 from terrawatch.api.routes import ogc
+from terrawatch.api.routes.alerts import alerts_router
 from terrawatch.api.routes.keys import keys_router
 from terrawatch.api.routes.map import map_router, map_static
 from terrawatch.api.routes.ops import ops_router
 from terrawatch.api.routes.raster import raster_router
 from terrawatch.api.routes.stac import stac_router
+from terrawatch.api.routes.subscriptions import subscriptions_router
 from terrawatch.api.routes.reference import reference_router
 from terrawatch.api.routes.tiles import tiles_router
 from terrawatch.settings import Settings
@@ -39,11 +40,6 @@ from terrawatch.settings import Settings
 log = logging.getLogger(__name__)
 
 # Routers other parts of terrawatch provide (module, factory); mounted when the module exists.
-OPTIONAL_ROUTERS = (
-    ("terrawatch.api.routes.subscriptions", "subscriptions_router"),
-    ("terrawatch.api.routes.alerts", "alerts_router"),
-)
-
 DESCRIPTION = """\
 Near-real-time hazard monitoring of Sentinel scenes (floods, deforestation, illegal mining).
 
@@ -66,20 +62,6 @@ def required_role(operation: dict) -> str:
         if role in roles:
             return role
     return "none"
-
-
-def _mount_optional(app: FastAPI, deps: ApiDeps) -> list[str]:
-    mounted = []
-    for module, factory in OPTIONAL_ROUTERS:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        app.include_router(getattr(mod, factory)(deps))
-        mounted.append(module)
-    return mounted
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -123,7 +105,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(ogc.ogc_router(deps))
     app.include_router(map_router(settings.map_style_url))
     app.mount("/map/static", map_static(), name="map-static")
-    app.state.optional_routers = _mount_optional(app, deps)
+    app.include_router(subscriptions_router(deps))
+    app.include_router(alerts_router(deps))
 
     @app.get("/", tags=["landing"], summary="Links to the API's parts.")
     def landing(request: Request) -> dict:
