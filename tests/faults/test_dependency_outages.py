@@ -212,9 +212,10 @@ def test_ray_head_restart_mid_scene(stack, tmp_path, fault_report):
     notices the stalled tiles, pauses consumption for ray, re-executes itself to join the new head and
     stores every scene once; nothing goes to the DLQ."""
     s = isolated(stack.settings, "rayrestart", outage_probe_max_s=2.0, **SLOW_TILING)
-    # The first scene is large (~576 tiles of 128 px) so the head goes down while it is being tiled:
-    # three 512 px scenes were all stored within the ~4 s that stopping Ray takes on a quiet machine.
-    items = [river_scene(tmp_path, "rayrestart0", size=2048)] + [
+    # The first scene is large (~1900 tiles of 128 px, ~50 s on a quiet 2-core machine) so the head goes
+    # down while it is being tiled: Ray's graceful stop lets running tiles finish, and on a quiet clean
+    # clone a 2048 px scene (484 tiles, 12.5 s) was stored before the stop took effect.
+    items = [river_scene(tmp_path, "rayrestart0", size=4096)] + [
         river_scene(tmp_path, f"rayrestart{i}") for i in range(1, 3)]
     sub = subscribe(s, items)
     log = tmp_path / "worker.log"

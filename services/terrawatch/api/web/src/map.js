@@ -191,8 +191,20 @@ function setupToggles() {
 const RASTERS = { likelihood: [], quicklook: [] };
 const EXTENTS = {};  // layer id -> LngLatBounds of its features (TileJSON bounds)
 
+// A view's bounds as a STAC bbox: MapLibre's bounds go past +-180 degrees when the world wraps (a wide
+// initial view), which the STAC API rightly refuses; such a view searches every longitude.
+function stacBbox(bounds) {
+  if (!bounds) return null;
+  const [[w, s], [e, n]] = bounds.toArray();
+  const wrap = (x) => ((((x + 180) % 360) + 360) % 360) - 180;
+  let west = wrap(w);
+  let east = wrap(e);
+  if (e - w >= 360 || west > east) [west, east] = [-180, 180];
+  return [west, Math.max(-90, s), east, Math.min(90, n)].map((v) => v.toFixed(6)).join(",");
+}
+
 async function addProductRasters(bounds) {
-  const bbox = bounds ? bounds.toArray().flat().map((v) => v.toFixed(6)).join(",") : null;
+  const bbox = stacBbox(bounds);
   const res = await fetch(here(`stac/search?limit=100${bbox ? `&bbox=${bbox}` : ""}`), { headers: headers() });
   if (!res.ok) return 0;
   const items = (await res.json()).features || [];
