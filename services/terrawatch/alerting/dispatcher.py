@@ -34,7 +34,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import httpx
-from sqlalchemy import and_, exists, func, insert, select, update
 from standardwebhooks.webhooks import Webhook
 
 from terrawatch.alerting.retry import CircuitBreakers, backoff_s
@@ -44,17 +43,12 @@ from terrawatch.observability.metrics import (
     WEBHOOK_SECONDS,
 )
 from terrawatch.settings import Settings
-from terrawatch.store import tables as t
 from terrawatch.observability.logging import RepeatLimiter
+from terrawatch.store import outbox
+from terrawatch.store.outbox import AttemptOutcome, OutboxStatus
 from terrawatch.store.uow import engine_for, is_db_outage
 
 log = logging.getLogger(__name__)
-ob = t.webhook_outbox
-_earlier = t.webhook_outbox.alias("earlier")
-# an earlier version of the same alert is still pending for the same subscriber: keep the order
-_waits_for_earlier = exists().where(
-    _earlier.c.subscriber_id == ob.c.subscriber_id, _earlier.c.alert_id == ob.c.alert_id,
-    _earlier.c.status == "pending", _earlier.c.alert_version < ob.c.alert_version)
 
 __all__ = ["Dispatcher", "backoff_s"]
 
@@ -159,11 +153,7 @@ class Dispatcher:
             n = self.run_once(wait=True)
             with self._lock:
                 busy = bool(self._futures)
-            q = select(func.count()).select_from(ob).where(ob.c.status == "pending")
-            if subscribers is not None:
-                q = q.where(ob.c.subscriber_id.in_(list(subscribers)))
-            with self.engine.connect() as conn:
-                pending = conn.execute(q).scalar_one()
+            pending = outbox.pending_count(self.engine, subscribers)
             if not pending and not busy:
                 return
             if not n:
@@ -186,11 +176,7 @@ class Dispatcher:
         now = _now()
         claimed: list[dict] = []
         with self.engine.begin() as conn:
-            due = (ob.c.status == "pending") & (ob.c.next_attempt_at <= now)
-            endpoints = [r[0] for r in conn.execute(
-                select(ob.c.subscriber_id).where(due).group_by(ob.c.subscriber_id)
-                .order_by(func.min(ob.c.next_attempt_at)).limit(self.batch))]
-            for sid in endpoints:
+            for sid in outbox.due_endpoints(conn, now, self.batch):
                 key = str(sid)
                 WEBHOOK_CIRCUIT_OPEN.labels(key)  # exported (0 = closed) from the first claim, not only once opened
                 if self.breakers.is_open(key):
@@ -200,20 +186,13 @@ class Dispatcher:
                     room = self.max_per_endpoint - self._inflight[key]
                 if room <= 0:
                     continue
-                rows = conn.execute(
-                    select(ob, t.subscribers.c.url, t.subscribers.c.secret, t.subscribers.c.active)
-                    .join(t.subscribers, t.subscribers.c.id == ob.c.subscriber_id)
-                    .where(due, ob.c.subscriber_id == sid, ~_waits_for_earlier)
-                    .order_by(ob.c.next_attempt_at, ob.c.alert_version).limit(room)
-                    .with_for_update(skip_locked=True, of=ob)).mappings().all()
-                for row in rows:
+                for row in outbox.lock_due(conn, sid, now, room):
                     if not self.breakers.acquire(key):  # half-open: only one trial
                         break
-                    claimed.append(self._record_attempt(conn, dict(row), now))
+                    claimed.append(self._record_attempt(conn, row, now))
                     with self._lock:
                         self._inflight[key] += 1
-            pending = conn.execute(select(func.count()).select_from(ob).where(ob.c.status == "pending")).scalar_one()
-            failed = conn.execute(select(func.count()).select_from(ob).where(ob.c.status == "failed")).scalar_one()
+            pending, failed = outbox.pending_and_failed(conn)
         OUTBOX_DEPTH.set(pending)
         OUTBOX_FAILED.set(failed)
         return claimed
@@ -225,34 +204,22 @@ class Dispatcher:
         its lease ran out): it becomes ``unknown`` - the receiver may or may not have it; the re-send
         carries the same webhook-id, so receivers deduplicate.
         """
-        wa = t.webhook_attempts
-        cut = conn.execute(update(wa).where(wa.c.delivery_id == row["id"], wa.c.outcome == "sending").values(
-            outcome="unknown",
-            error="no outcome recorded: the sender stopped during the attempt; re-sent with the same webhook-id",
-        ).returning(wa.c.attempt))
-        for (n,) in cut:
-            WEBHOOK_DELIVERIES.labels(str(row["subscriber_id"]), "unknown").inc()
+        row["attempt"] = row["attempts"] + 1
+        row["attempt_id"], cut = outbox.start_attempt(
+            conn, row["id"], row["attempt"], now + timedelta(seconds=self.lease_s),
+            "no outcome recorded: the sender stopped during the attempt; re-sent with the same webhook-id")
+        for n in cut:
+            WEBHOOK_DELIVERIES.labels(str(row["subscriber_id"]), AttemptOutcome.UNKNOWN).inc()
             log.warning("webhook %s attempt %d to subscriber %s ended with no recorded outcome (sender stopped "
                         "mid-send); sending it again", row["id"], n, row["subscriber_id"])
-        row["attempt"] = row["attempts"] + 1
-        conn.execute(update(ob).where(ob.c.id == row["id"]).values(
-            next_attempt_at=now + timedelta(seconds=self.lease_s), attempts=row["attempt"]))
-        row["attempt_id"] = conn.execute(insert(wa).values(
-            delivery_id=row["id"], attempt=row["attempt"], outcome="sending").returning(wa.c.id)).scalar_one()
         return row
 
     def _expire_blocked(self, conn, sid, now: datetime) -> None:
         """Fail the due rows of an endpoint whose circuit is open once their retry window has passed."""
-        res = conn.execute(update(ob).where(
-            ob.c.subscriber_id == sid, ob.c.status == "pending", ob.c.next_attempt_at <= now,
-            ob.c.window_start <= now - self.retry_window,
-        ).values(status="failed", failed_at=now,
-                 last_error=func.concat(func.coalesce(ob.c.last_error, ""), " (circuit open at window end)"))
-          .returning(ob.c.id, ob.c.attempts))
-        for r in res:
-            conn.execute(insert(t.webhook_attempts).values(delivery_id=r.id, attempt=r.attempts, outcome="failed",
-                                                           error="circuit open; retry window elapsed"))
-            WEBHOOK_DELIVERIES.labels(str(sid), "failed").inc()
+        n = outbox.expire_due(conn, sid, now, self.retry_window, " (circuit open at window end)",
+                              "circuit open; retry window elapsed")
+        if n:
+            WEBHOOK_DELIVERIES.labels(str(sid), AttemptOutcome.FAILED).inc(n)
 
     # one attempt -------------------------------------------------------------
     def _deliver(self, row: dict) -> None:
@@ -301,28 +268,24 @@ class Dispatcher:
         now = _now()
         if error is None:
             self.breakers.success(key)
-            outcome = "succeeded"
-            values = {"status": "delivered", "delivered_at": now, "failed_at": None, "next_attempt_at": now}
+            outcome = AttemptOutcome.SUCCEEDED
+            values = {"status": OutboxStatus.DELIVERED, "delivered_at": now, "failed_at": None, "next_attempt_at": now}
         else:
             if not permanent:
                 self.breakers.failure(key)
             if permanent or now - row["window_start"] >= self.retry_window:
-                outcome = "failed"
-                values = {"status": "failed", "failed_at": now, "next_attempt_at": now}
+                outcome = AttemptOutcome.FAILED
+                values = {"status": OutboxStatus.FAILED, "failed_at": now, "next_attempt_at": now}
             else:
-                outcome = "retry"
+                outcome = AttemptOutcome.RETRY
                 wait = backoff_s(attempt, self.retry_base_s, self.retry_cap_s)
                 values = {"next_attempt_at": now + timedelta(seconds=wait)}
-        with self.engine.begin() as conn:
-            # The delivery only if nobody else took it over meanwhile (lease ran out, redelivery); this
-            # attempt's own row in any case (what happened to this request is known now).
-            conn.execute(update(ob).where(and_(ob.c.id == row["id"], ob.c.status == "pending",
-                                               ob.c.attempts == attempt))
-                         .values(last_error=error, last_status_code=code, **values))
-            conn.execute(update(t.webhook_attempts).where(t.webhook_attempts.c.id == row["attempt_id"]).values(
-                outcome=outcome, status_code=code, error=error, duration_s=duration))
+        # The delivery only if nobody else took it over meanwhile (lease ran out, redelivery); this
+        # attempt's own row in any case (what happened to this request is known now).
+        outbox.finish_attempt(self.engine, row["id"], attempt, row["attempt_id"], outcome, code, error, duration,
+                              values)
         WEBHOOK_DELIVERIES.labels(key, outcome).inc()
-        if outcome == "succeeded":
+        if outcome == AttemptOutcome.SUCCEEDED:
             WEBHOOK_DELIVERY_LAG_SECONDS.labels(key).observe((now - row["window_start"]).total_seconds())
-        elif outcome == "failed":
+        elif outcome == AttemptOutcome.FAILED:
             log.warning("webhook %s to subscriber %s failed after %d attempts: %s", row["id"], key, attempt, error)

@@ -16,6 +16,9 @@ Contract for router factories (``api/routes/*.py``)::
                 ...
                 deps.audit(conn, who, "alert.acknowledge", str(alert_id), {...}, request)
 
+A use case that opens its own transaction takes ``audit=deps.auditor(who, request, "action")`` and calls
+it with that transaction's connection, so the change and its audit row commit together.
+
 ``deps.viewer`` / ``deps.operator`` / ``deps.admin`` are dependencies that
 return the calling :class:`~terrawatch.api.security.Principal` (401 without a
 valid key, 403 with a too-weak role). Raise the errors of
@@ -28,12 +31,11 @@ import threading
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import Engine, insert
-from sqlalchemy.engine import Connection
-
 from terrawatch.api.security import AuthFailureLimiter, Principal, Role, require
 from terrawatch.settings import Settings
-from terrawatch.store import tables as t
+from terrawatch.store import audit as audit_log
+from terrawatch.store.audit import Audit
+from terrawatch.store.db import Connection, Engine
 
 
 class ApiDeps:
@@ -77,9 +79,11 @@ class ApiDeps:
               details: dict[str, Any] | None = None, request: Request | None = None) -> None:
         """Record one action in ``audit_log`` inside the caller's transaction (who, when, what)."""
         client = request.client.host if request is not None and request.client else None
-        conn.execute(insert(t.audit_log).values(
-            actor=who.actor, role=who.role.value, action=action, target=target, details=details or {},
-            client=client))
+        audit_log.record(conn, who.actor, who.role.value, action, target, details, client)
+
+    def auditor(self, who: Principal, request: Request | None, action: str) -> Audit:
+        """The ``audit(conn, target, details)`` callback a use case calls inside its own transaction."""
+        return lambda conn, target, details: self.audit(conn, who, action, target, details, request)
 
     def close(self) -> None:
         with self._lock:

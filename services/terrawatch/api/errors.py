@@ -1,7 +1,8 @@
 """The one place where errors become HTTP responses.
 
-Every error terrawatch raises on purpose (``TerrawatchError`` and the API's own
-subclasses below) maps to a 4xx (or 503 for an unavailable dependency) with a
+Every error terrawatch raises on purpose (``TerrawatchError``: the kinds ``NotFound``, ``Conflict``,
+``InvalidInput``, ``Unavailable``, ... live in :mod:`terrawatch.domain.errors`; services raise them or
+subclasses of them, routes let them through) maps to a 4xx (or 503 for an unavailable dependency) with a
 human-readable message, in the body shape tipg uses::
 
     {"code": "not_found", "description": "scene 'x' not found"}
@@ -14,61 +15,18 @@ from __future__ import annotations
 import logging
 
 import asyncpg
-import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from tipg import errors as tipg_errors
 
-from terrawatch.domain.errors import (
-    InvalidEvent, TerrawatchError, TransientError, UnreadableAsset, UnsupportedScene,
+from terrawatch.domain.errors import (  # noqa: F401 - the error kinds, re-exported for the routes
+    BadRequest, Conflict, Forbidden, InvalidEvent, InvalidInput, NotFound, PayloadTooLarge, RateLimited,
+    TerrawatchError, TransientError, Unauthenticated, Unavailable, UnreadableAsset, UnsupportedScene,
 )
+from terrawatch.store.db import DATA_ERRORS, OUTAGE_ERRORS
 
 log = logging.getLogger(__name__)
-
-
-class NotFound(TerrawatchError):
-    code = "not_found"
-
-
-class Conflict(TerrawatchError):
-    code = "conflict"
-
-
-class InvalidInput(TerrawatchError):
-    code = "invalid_input"
-
-
-class BadRequest(TerrawatchError):
-    """A request the server will not run (HTTP 400): unknown parameters, filters outside the allow-list."""
-
-    code = "bad_request"
-
-
-class PayloadTooLarge(TerrawatchError):
-    code = "payload_too_large"
-
-
-class Unauthenticated(TerrawatchError):
-    code = "unauthenticated"
-
-
-class Forbidden(TerrawatchError):
-    code = "forbidden"
-
-
-class RateLimited(TerrawatchError):
-    code = "rate_limited"
-
-    def __init__(self, reason: str, retry_after_s: int = 60) -> None:
-        super().__init__(reason)
-        self.retry_after_s = retry_after_s
-
-
-class Unavailable(TerrawatchError):
-    """A dependency (Kafka, PostGIS, Triton, Ray) cannot be reached now."""
-
-    code = "unavailable"
 
 
 STATUS: dict[type[TerrawatchError], int] = {
@@ -99,8 +57,7 @@ TIPG_STATUS: dict[type[Exception], int] = {
 # Raised when PostGIS cannot be reached or drops the connection (psycopg through SQLAlchemy for the
 # app's own routes, asyncpg for tipg's OGC routes, a bare refused socket from either).
 DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
+    *OUTAGE_ERRORS,
     asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.AdminShutdownError,
@@ -201,9 +158,10 @@ def install(app: FastAPI) -> None:
         return JSONResponse({"code": "invalid_input", "description": "invalid request", "detail": details},
                             status_code=400 if is_ogc(request) else 422)
 
-    app.add_exception_handler(TerrawatchError, on_terrawatch_error)
+    app.add_exception_handler(TerrawatchError, on_terrawatch_error)  # every kind, by its MRO (status_for)
     app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(sqlalchemy.exc.DataError, on_data_error)
+    for cls in DATA_ERRORS:
+        app.add_exception_handler(cls, on_data_error)
     app.add_exception_handler(asyncpg.exceptions.DataError, on_data_error)
     app.add_exception_handler(asyncpg.exceptions.PostgresError, on_postgres_error)
     for cls in DATABASE_UNAVAILABLE:

@@ -27,10 +27,10 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
-from sqlalchemy import Engine, insert, select, text, update
-
 from terrawatch.api.errors import Forbidden, InvalidInput, RateLimited, Unauthenticated
-from terrawatch.store import tables as t
+from terrawatch.store import keys as key_store
+from terrawatch.store.audit import Audit
+from terrawatch.store.db import Engine
 
 
 class Role(str, Enum):
@@ -69,29 +69,33 @@ def _digest(salt: bytes, secret: str) -> bytes:
     return hashlib.sha256(salt + secret.encode()).digest()
 
 
-def create_key(engine: Engine, name: str, role: Role | str, created_by: str = "cli") -> tuple[str, str]:
-    """Store a new key and return ``(key_id, full_key)``; the full key is not recoverable later."""
+def create_key(engine: Engine, name: str, role: Role | str, created_by: str = "cli",
+               audit: Audit | None = None) -> tuple[str, str]:
+    """Store a new key and return ``(key_id, full_key)``; the full key is not recoverable later.
+
+    ``audit(conn, key_id, details)`` records the creation in the same transaction."""
     role = Role(role)
     if not name or len(name) > 128:
         raise InvalidInput("key name must be 1-128 characters")
     key_id, secret, salt = secrets.token_hex(6), secrets.token_urlsafe(32), secrets.token_bytes(16)
     with engine.begin() as conn:
-        conn.execute(insert(t.api_keys).values(id=key_id, name=name, role=role.value, salt=salt,
-                                               key_hash=_digest(salt, secret), created_by=created_by))
+        key_store.insert_key(conn, key_id, name, role.value, salt, _digest(salt, secret), created_by)
+        if audit is not None:
+            audit(conn, key_id, {"name": name, "role": role.value})
     return key_id, f"tw_{key_id}_{secret}"
 
 
-def revoke_key(engine: Engine, key_id: str) -> bool:
+def revoke_key(engine: Engine, key_id: str, audit: Audit | None = None) -> bool:
+    """Revoke an active key (False if there is none); ``audit`` records it in the same transaction."""
     with engine.begin() as conn:
-        res = conn.execute(update(t.api_keys).where(t.api_keys.c.id == key_id, t.api_keys.c.revoked_at.is_(None))
-                           .values(revoked_at=text("now()")))
-    return res.rowcount == 1
+        done = key_store.revoke(conn, key_id)
+        if done and audit is not None:
+            audit(conn, key_id, {})
+    return done
 
 
 def list_keys(engine: Engine) -> list[dict]:
-    cols = [t.api_keys.c[n] for n in ("id", "name", "role", "created_at", "created_by", "last_used_at", "revoked_at")]
-    with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(select(*cols).order_by(t.api_keys.c.created_at)).mappings()]
+    return key_store.list_keys(engine)
 
 
 def verify_key(engine: Engine, presented: str) -> Principal | None:
@@ -100,16 +104,10 @@ def verify_key(engine: Engine, presented: str) -> Principal | None:
     if not m:
         return None
     key_id, secret = m.groups()
-    with engine.connect() as conn:
-        row = conn.execute(select(t.api_keys).where(t.api_keys.c.id == key_id)).mappings().first()
-        if row is None or row["revoked_at"] is not None:
-            return None
-        if not hmac.compare_digest(bytes(row["key_hash"]), _digest(bytes(row["salt"]), secret)):
-            return None
-        # last_used_at at minute resolution, so reads do not become one write each.
-        conn.execute(text("update api_keys set last_used_at = now() where id = :id and "
-                          "(last_used_at is null or last_used_at < now() - interval '1 minute')"), {"id": key_id})
-        conn.commit()
+    row = key_store.lookup_and_touch(engine, key_id, lambda r: r["revoked_at"] is None and hmac.compare_digest(
+        bytes(r["key_hash"]), _digest(bytes(r["salt"]), secret)))
+    if row is None:
+        return None
     return Principal(key_id=key_id, name=row["name"], role=Role(row["role"]))
 
 

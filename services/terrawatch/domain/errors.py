@@ -67,3 +67,57 @@ class DependencyUnavailable(TransientError):
 
     def __reduce__(self):  # pickled across Ray (the default would call __init__(reason) only)
         return (type(self), (self.dependency, self.reason))
+
+
+# Kinds a use case raises for its caller (the API maps each to one HTTP status in api/errors.py; the CLI
+# prints the reason). Services subclass them with their own names (e.g. service/alerts.AlertNotFound).
+
+
+class NotFound(TerrawatchError):
+    """The thing asked for does not exist (HTTP 404)."""
+
+    code = "not_found"
+
+
+class Conflict(TerrawatchError):
+    """The request clashes with the current state: exists already, changed meanwhile, not allowed now (409)."""
+
+    code = "conflict"
+
+
+class InvalidInput(TerrawatchError):
+    """A value the use case will not take (422)."""
+
+    code = "invalid_input"
+
+
+class BadRequest(TerrawatchError):
+    """A request the server will not run (HTTP 400): unknown parameters, filters outside the allow-list."""
+
+    code = "bad_request"
+
+
+class PayloadTooLarge(TerrawatchError):
+    code = "payload_too_large"
+
+
+class Unauthenticated(TerrawatchError):
+    code = "unauthenticated"
+
+
+class Forbidden(TerrawatchError):
+    code = "forbidden"
+
+
+class RateLimited(TerrawatchError):
+    code = "rate_limited"
+
+    def __init__(self, reason: str, retry_after_s: int = 60) -> None:
+        super().__init__(reason)
+        self.retry_after_s = retry_after_s
+
+
+class Unavailable(TerrawatchError):
+    """A dependency (Kafka, PostGIS, Triton, Ray) cannot be reached now (503)."""
+
+    code = "unavailable"

@@ -12,23 +12,25 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import Engine
-
 from terrawatch.alerting.outbox import fan_out
 from terrawatch.domain.alerts import AlertStatus, HazardPolicy, can_transition, load_rules
+from terrawatch.domain.errors import Conflict, NotFound
 from terrawatch.settings import Settings
+from terrawatch.store.audit import Audit
+from terrawatch.store.db import Engine
 from terrawatch.store.uow import AlertRow, UnitOfWork
 
 
-class AlertNotFound(LookupError):
+class AlertNotFound(NotFound, LookupError):
+    def __init__(self, alert_id: uuid.UUID) -> None:
+        super().__init__(f"alert {alert_id} not found")
+
+
+class IllegalTransition(Conflict, ValueError):
     pass
 
 
-class IllegalTransition(ValueError):
-    pass
-
-
-class VersionConflict(ValueError):
+class VersionConflict(Conflict, ValueError):
     """The alert changed since the caller read it (optimistic concurrency via ``expected_version``)."""
 
 
@@ -43,10 +45,12 @@ def policies(settings: Settings) -> dict[str, HazardPolicy]:
 
 
 def transition(engine: Engine, settings: Settings, alert_id: uuid.UUID, to_status: AlertStatus | str, actor: str,
-               reason: str, expected_version: int | None = None) -> tuple[AlertRow, list[str]]:
+               reason: str, expected_version: int | None = None,
+               audit: Audit | None = None) -> tuple[AlertRow, list[str]]:
     """Move an alert to ``to_status`` as ``actor`` because of ``reason``.
 
     Returns the updated alert and the webhook ids enqueued (event type ``alert.<status>``).
+    ``audit(conn, alert id, {"reason", "version"})`` records it in the same transaction.
     Raises AlertNotFound, IllegalTransition (not allowed from the current status, or no reason),
     VersionConflict.
     """
@@ -60,7 +64,7 @@ def transition(engine: Engine, settings: Settings, alert_id: uuid.UUID, to_statu
     with UnitOfWork(engine, "alert_transition") as uow:
         a = uow.get_alert(alert_id, for_update=True)
         if a is None:
-            raise AlertNotFound(str(alert_id))
+            raise AlertNotFound(alert_id)
         if expected_version is not None and a.version != expected_version:
             raise VersionConflict(f"alert {alert_id} is at version {a.version}, not {expected_version}")
         if not can_transition(a.status, dst):
@@ -73,6 +77,8 @@ def transition(engine: Engine, settings: Settings, alert_id: uuid.UUID, to_statu
         uow.add_alert_event(a.id, actor, src, a.status, reason, a.version)
         policy = policies(settings).get(a.hazard) or HazardPolicy(a.hazard)
         ids = fan_out(uow, a, f"alert.{dst.value}", policy, settings.cap_sender, only_informed=True, reason=reason)
+        if audit is not None:
+            audit(uow.conn, str(a.id), {"reason": reason, "version": a.version})
     return a, ids
 
 
@@ -80,5 +86,5 @@ def events(engine: Engine, alert_id: uuid.UUID) -> list[dict]:
     """The alert's history, oldest first: dicts of id, alert_id, at, actor, from/to_status, reason, alert_version."""
     with UnitOfWork(engine, "read") as uow:
         if uow.get_alert(alert_id) is None:
-            raise AlertNotFound(str(alert_id))
+            raise AlertNotFound(alert_id)
         return uow.alert_events(alert_id)

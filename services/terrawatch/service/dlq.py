@@ -15,30 +15,27 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable
 
-from sqlalchemy import Engine
-from sqlalchemy.engine import Connection
-
+from terrawatch.domain.errors import InvalidInput, NotFound
 from terrawatch.ingest import dlq as kdlq
 from terrawatch.ingest.dlq import DlqRecord
 from terrawatch.observability.metrics import DLQ_DEPTH
 from terrawatch.settings import Settings
 from terrawatch.store import dlq_state
+from terrawatch.store.audit import Audit
+from terrawatch.store.db import Engine
 
 log = logging.getLogger(__name__)
 
 STATES = dlq_state.STATES
 MAX_ENTRIES = 10_000  # the most entries one list/re-drive/purge call touches
 
-Audit = Callable[[Connection, str, dict[str, Any]], None]  # (conn, target, details) inside the transaction
 
-
-class BadEntryId(ValueError):
+class BadEntryId(InvalidInput, ValueError):
     pass
 
 
-class EntryNotFound(LookupError):
+class EntryNotFound(NotFound, LookupError):
     pass
 
 

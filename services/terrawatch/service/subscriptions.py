@@ -16,30 +16,32 @@ from dataclasses import dataclass
 from typing import Any
 
 import shapely
-from geoalchemy2.shape import from_shape, to_shape
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
-from sqlalchemy import Engine, func, select, update
-from sqlalchemy.exc import IntegrityError
 
 from terrawatch.alerting.outbox import FORMATS
 from terrawatch.alerting.ssrf import UnsafeWebhookTarget, check_target, parse_allow_list
 from terrawatch.domain.alerts import CONFIDENCE_RANKS
+from terrawatch.domain.errors import Conflict, InvalidInput, NotFound
 from terrawatch.domain.polygons import as_multipolygon
 from terrawatch.service.alerts import policies
 from terrawatch.settings import Settings
-from terrawatch.store import tables as t
+from terrawatch.store import outbox
+from terrawatch.store import subscribers as store
+from terrawatch.store.audit import Audit
+from terrawatch.store.db import Engine
 
 
-class InvalidSubscription(ValueError):
+class InvalidSubscription(InvalidInput, ValueError):
     pass
 
 
-class SubscriptionConflict(ValueError):
+class SubscriptionConflict(Conflict, ValueError):
     pass
 
 
-class SubscriptionNotFound(LookupError):
-    pass
+class SubscriptionNotFound(NotFound, LookupError):
+    def __init__(self, sid: uuid.UUID, active: bool = False) -> None:
+        super().__init__(f"{'active ' if active else ''}subscription {sid} not found")
 
 
 @dataclass
@@ -100,75 +102,72 @@ def public(row) -> dict:
     return {
         "id": str(row["id"]), "url": row["url"], "hazards": list(row["hazards"]),
         "min_confidence": row["min_confidence"], "format": row["format"], "active": row["active"],
-        "aoi": mapping(to_shape(row["aoi"])) if row["aoi"] is not None else None,
+        "aoi": mapping(row["aoi"]) if row["aoi"] is not None else None,
         "description": row.get("description"), "created_by": row.get("created_by"),
         "created_at": row["created_at"].isoformat() if row["created_at"] else None,
     }
 
 
-def create(engine: Engine, settings: Settings, req: NewSubscription, actor: str) -> tuple[dict, str]:
+def create(engine: Engine, settings: Settings, req: NewSubscription, actor: str,
+           audit: Audit | None = None) -> tuple[dict, str]:
     """Register a subscriber; returns (its public view, the secret - shown this once).
 
     A deactivated subscription to the same URL is reactivated with the new settings and secret
-    (keeping its id and delivery history); an active one is a conflict.
+    (keeping its id and delivery history); an active one is a conflict. ``audit(conn, id, details)``
+    records the registration in the same transaction.
     """
     aoi = validate(req, settings)
     secret = new_secret()
     values = dict(url=req.url, secret=secret, hazards=list(dict.fromkeys(req.hazards)),
                   min_confidence=req.min_confidence, format=req.format, description=req.description,
-                  created_by=actor, aoi=from_shape(aoi, srid=4326) if aoi is not None else None, active=True)
+                  created_by=actor, aoi=aoi, active=True)
     try:
         with engine.begin() as conn:
-            old = conn.execute(select(t.subscribers.c.id, t.subscribers.c.active)
-                               .where(t.subscribers.c.url == req.url).with_for_update()).first()
-            if old is not None and old.active:
-                raise SubscriptionConflict(f"a subscription for {req.url} exists already ({old.id})")
+            old = store.lock_by_url(conn, req.url)
+            if old is not None and old[1]:
+                raise SubscriptionConflict(f"a subscription for {req.url} exists already ({old[0]})")
             if old is not None:
-                sid = old.id
-                conn.execute(update(t.subscribers).where(t.subscribers.c.id == sid).values(**values))
+                sid = old[0]
+                store.update_values(conn, sid, values)
             else:
                 sid = uuid.uuid4()
-                conn.execute(t.subscribers.insert().values(id=sid, **values))
-    except IntegrityError as exc:  # a concurrent registration of the same URL
+                store.insert(conn, sid, values)
+            if audit is not None:
+                audit(conn, str(sid), {"url": req.url, "hazards": values["hazards"], "format": req.format,
+                                       "min_confidence": req.min_confidence})
+    except store.UrlTaken as exc:  # a concurrent registration of the same URL
         raise SubscriptionConflict(f"a subscription for {req.url} exists already") from exc
     return get(engine, sid), secret
 
 
 def get(engine: Engine, sid: uuid.UUID) -> dict:
-    with engine.connect() as conn:
-        row = conn.execute(select(t.subscribers).where(t.subscribers.c.id == sid)).mappings().first()
+    row = store.get(engine, sid)
     if row is None:
-        raise SubscriptionNotFound(str(sid))
+        raise SubscriptionNotFound(sid)
     return public(row)
 
 
 def list_all(engine: Engine, include_inactive: bool = False) -> list[dict]:
-    q = select(t.subscribers).order_by(t.subscribers.c.created_at)
-    if not include_inactive:
-        q = q.where(t.subscribers.c.active.is_(True))
-    with engine.connect() as conn:
-        return [public(r) for r in conn.execute(q).mappings()]
+    return [public(r) for r in store.list_all(engine, include_inactive)]
 
 
-def rotate_secret(engine: Engine, sid: uuid.UUID) -> str:
+def rotate_secret(engine: Engine, sid: uuid.UUID, audit: Audit | None = None) -> str:
     """A new secret (shown once). Pending deliveries are signed with it from their next attempt on."""
     secret = new_secret()
     with engine.begin() as conn:
-        n = conn.execute(update(t.subscribers).where(t.subscribers.c.id == sid, t.subscribers.c.active.is_(True))
-                         .values(secret=secret)).rowcount
-    if not n:
-        raise SubscriptionNotFound(str(sid))
+        if not store.set_secret(conn, sid, secret):
+            raise SubscriptionNotFound(sid, active=True)
+        if audit is not None:
+            audit(conn, str(sid), {})
     return secret
 
 
-def deactivate(engine: Engine, sid: uuid.UUID, actor: str) -> int:
+def deactivate(engine: Engine, sid: uuid.UUID, actor: str, audit: Audit | None = None) -> int:
     """Stop a subscription; its pending deliveries fail (visible, redeliverable). Returns how many failed."""
     with engine.begin() as conn:
-        n = conn.execute(update(t.subscribers).where(t.subscribers.c.id == sid, t.subscribers.c.active.is_(True))
-                         .values(active=False)).rowcount
-        if not n:
-            raise SubscriptionNotFound(str(sid))
-        return conn.execute(update(t.webhook_outbox).where(
-            t.webhook_outbox.c.subscriber_id == sid, t.webhook_outbox.c.status == "pending",
-        ).values(status="failed", failed_at=func.now(),
-                 last_error=f"subscription deactivated by {actor}")).rowcount
+        if not store.deactivate(conn, sid):
+            raise SubscriptionNotFound(sid, active=True)
+        n = outbox.fail_pending_of(conn, sid, f"subscription deactivated by {actor}")
+        if audit is not None:
+            audit(conn, str(sid), {"failed_pending": n})
+        return n

@@ -1,13 +1,21 @@
-"""SQL for the audit log (table ``audit_log``): who did what, when, from where."""
+"""SQL for the audit log (table ``audit_log``): who did what, when, from where.
+
+Audit rows are written in the transaction of the change they record: a use case takes an
+:data:`Audit` callback and calls it with its own connection, so the change and its audit row commit
+together or not at all.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
-from sqlalchemy import insert
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.engine import Connection
 
 from terrawatch.store import tables as t
+
+# (conn, target, details): records one action inside the caller's transaction (see api/deps.ApiDeps.auditor).
+Audit = Callable[[Connection, str, dict[str, Any]], None]
 
 
 def record(conn: Connection, actor: str, role: str, action: str, target: str | None,
@@ -15,3 +23,12 @@ def record(conn: Connection, actor: str, role: str, action: str, target: str | N
     """Insert one audit row inside the caller's transaction."""
     conn.execute(insert(t.audit_log).values(actor=actor[:160], role=role[:16], action=action[:64], target=target,
                                             details=details or {}, client=client))
+
+
+def recent(engine: Engine, action: str | None = None, limit: int = 100) -> list[dict]:
+    """Audit rows, newest first, optionally of one ``action``."""
+    q = select(t.audit_log)
+    if action:
+        q = q.where(t.audit_log.c.action == action)
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(q.order_by(t.audit_log.c.id.desc()).limit(limit)).mappings()]

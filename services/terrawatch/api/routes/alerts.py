@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from terrawatch.alerting.payloads import alert_feature
-from terrawatch.api.errors import Conflict, NotFound
+from terrawatch.api.errors import NotFound
 from terrawatch.domain.alerts import AlertStatus
 from terrawatch.service import alerts as svc
 from terrawatch.service import deliveries as dsvc
@@ -59,16 +59,8 @@ def alerts_router(deps) -> APIRouter:
 
     def _transition(alert_id: uuid.UUID, to: str, reason: str, expected_version: int | None, who,
                     request: Request) -> dict:
-        try:
-            alert, ids = svc.transition(deps.engine, deps.settings, alert_id, to, who.actor, reason,
-                                        expected_version)
-        except svc.AlertNotFound as exc:
-            raise NotFound(f"alert {alert_id} not found") from exc
-        except (svc.IllegalTransition, svc.VersionConflict) as exc:
-            raise Conflict(str(exc)) from exc
-        with deps.engine.begin() as conn:
-            deps.audit(conn, who, f"alert.{to}", str(alert_id), {"reason": reason, "version": alert.version},
-                       request)
+        alert, ids = svc.transition(deps.engine, deps.settings, alert_id, to, who.actor, reason, expected_version,
+                                    audit=deps.auditor(who, request, f"alert.{to}"))
         return {"alert": alert_feature(alert), "webhooks": ids}
 
     @router.get("/{alert_id}", summary="One alert as a GeoJSON Feature (status, confidence, version, context).")
@@ -82,10 +74,7 @@ def alerts_router(deps) -> APIRouter:
     @router.get("/{alert_id}/events", response_model=list[AlertEvent],
                 summary="The alert's lifecycle history, oldest first (who, when, why).")
     def events(alert_id: uuid.UUID, _=Depends(deps.viewer)) -> list[dict]:
-        try:
-            return svc.events(deps.read_engine, alert_id)
-        except svc.AlertNotFound as exc:
-            raise NotFound(f"alert {alert_id} not found") from exc
+        return svc.events(deps.read_engine, alert_id)
 
     @router.post("/{alert_id}/transitions", response_model=TransitionOut,
                  summary="Change the alert's status (operator); 409 if not allowed from the current status.")

@@ -47,16 +47,13 @@ def keys_router(deps: ApiDeps) -> APIRouter:
 
     @router.post("", response_model=KeyCreated, status_code=201, summary="Create a key; the response shows it once.")
     def create(body: KeyIn, request: Request, who: Principal = Depends(deps.admin)) -> dict:
-        key_id, key = security.create_key(deps.engine, body.name, body.role, created_by=who.actor)
-        with deps.engine.begin() as conn:
-            deps.audit(conn, who, "key.create", key_id, {"name": body.name, "role": body.role.value}, request)
+        key_id, key = security.create_key(deps.engine, body.name, body.role, created_by=who.actor,
+                                          audit=deps.auditor(who, request, "key.create"))
         return {"id": key_id, "name": body.name, "role": body.role, "key": key}
 
     @router.delete("/{key_id}", status_code=204, summary="Revoke a key.")
     def revoke(key_id: KeyId, request: Request, who: Principal = Depends(deps.admin)) -> None:
-        if not security.revoke_key(deps.engine, key_id):
+        if not security.revoke_key(deps.engine, key_id, audit=deps.auditor(who, request, "key.revoke")):
             raise NotFound(f"no active key {key_id!r}")
-        with deps.engine.begin() as conn:
-            deps.audit(conn, who, "key.revoke", key_id, {}, request)
 
     return router

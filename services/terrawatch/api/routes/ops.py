@@ -9,15 +9,14 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
-from sqlalchemy import select
 
 from terrawatch.api import ops
 from terrawatch.api.deps import ApiDeps
-from terrawatch.api.errors import InvalidInput, NotFound
+from terrawatch.api.errors import NotFound
 from terrawatch.api.security import Principal
 from terrawatch.service import dlq as dlq_svc
+from terrawatch.store import audit as audit_log
 from terrawatch.store import control
-from terrawatch.store import tables as t
 
 SceneId = Annotated[str, Path(min_length=1, max_length=256, description="Scene (STAC Item) id.")]
 DLQ_ID = r"^[0-9]{1,6}/[0-9]{1,19}$"
@@ -235,7 +234,7 @@ def ops_router(deps: ApiDeps) -> APIRouter:
         return {"published": [scene_id], "topic": s.scenes_topic}
 
     def _audit(who: Principal, request: Request, action: str):
-        return lambda conn, target, details: deps.audit(conn, who, action, target, details, request)
+        return deps.auditor(who, request, action)
 
     def _ids(body: DlqSelect) -> list[str] | None:
         return None if body.all else body.ids
@@ -249,20 +248,14 @@ def ops_router(deps: ApiDeps) -> APIRouter:
     @router.get("/dlq/{partition}/{offset}", response_model=DlqEntry, summary="One DLQ entry with its state.")
     def dlq_entry(partition: Annotated[int, Path(ge=0, le=999_999)], offset: Annotated[int, Path(ge=0, le=2**63 - 1)],
                   _: Principal = Depends(deps.operator)) -> dict:
-        try:
-            return dlq_svc.get_entry(s, deps.engine, f"{partition}/{offset}").as_dict()
-        except dlq_svc.EntryNotFound as exc:
-            raise NotFound(str(exc)) from None
+        return dlq_svc.get_entry(s, deps.engine, f"{partition}/{offset}").as_dict()
 
     @router.post("/dlq/redrive", response_model=Redriven, status_code=202,
                  summary="Republish the original payload of pending DLQ entries (all, or by partition/offset id) "
                          "and mark them redriven.")
     def redrive(body: DlqSelect, request: Request, who: Principal = Depends(deps.operator)) -> dict:
-        try:
-            out = dlq_svc.redrive(s, deps.engine, deps.producer(), _ids(body), who.actor,
-                                  _audit(who, request, "dlq.redrive"))
-        except dlq_svc.BadEntryId as exc:
-            raise InvalidInput(str(exc)) from None
+        out = dlq_svc.redrive(s, deps.engine, deps.producer(), _ids(body), who.actor,
+                              _audit(who, request, "dlq.redrive"))
         if body.ids is not None and len(out["missing"]) == len(body.ids):
             raise NotFound(f"no DLQ entries with ids {', '.join(body.ids[:10])}")
         return out
@@ -270,10 +263,7 @@ def ops_router(deps: ApiDeps) -> APIRouter:
     @router.post("/dlq/purge", response_model=Purged,
                  summary="Mark pending DLQ entries purged (no longer listed by default nor counted in the depth).")
     def purge(body: DlqSelect, request: Request, who: Principal = Depends(deps.operator)) -> dict:
-        try:
-            out = dlq_svc.purge(s, deps.engine, _ids(body), who.actor, _audit(who, request, "dlq.purge"))
-        except dlq_svc.BadEntryId as exc:
-            raise InvalidInput(str(exc)) from None
+        out = dlq_svc.purge(s, deps.engine, _ids(body), who.actor, _audit(who, request, "dlq.purge"))
         if body.ids is not None and len(out["missing"]) == len(body.ids):
             raise NotFound(f"no DLQ entries with ids {', '.join(body.ids[:10])}")
         return out
@@ -326,10 +316,6 @@ def ops_router(deps: ApiDeps) -> APIRouter:
     def audit(action: Annotated[str | None, Query(max_length=64)] = None,
               limit: Annotated[int, Query(ge=1, le=1000)] = 100,
               _: Principal = Depends(deps.operator)) -> list[dict]:
-        q = select(t.audit_log)
-        if action:
-            q = q.where(t.audit_log.c.action == action)
-        with deps.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(q.order_by(t.audit_log.c.id.desc()).limit(limit)).mappings()]
+        return audit_log.recent(deps.engine, action, limit)
 
     return router

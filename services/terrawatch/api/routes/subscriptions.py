@@ -16,7 +16,6 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from geojson_pydantic import MultiPolygon, Polygon
 from pydantic import BaseModel, Field
 
-from terrawatch.api.errors import Conflict, InvalidInput, NotFound
 from terrawatch.service import deliveries as dsvc
 from terrawatch.service import subscriptions as svc
 
@@ -105,16 +104,8 @@ def subscriptions_router(deps) -> APIRouter:
                                   aoi=body.aoi.model_dump(exclude_none=True) if body.aoi else None,
                                   min_confidence=body.min_confidence, format=body.format,
                                   description=body.description)
-        try:
-            sub, secret = svc.create(deps.engine, deps.settings, req, who.actor)
-        except svc.InvalidSubscription as exc:
-            raise InvalidInput(str(exc)) from exc
-        except svc.SubscriptionConflict as exc:
-            raise Conflict(str(exc)) from exc
-        with deps.engine.begin() as conn:
-            deps.audit(conn, who, "subscription.create", sub["id"],
-                       {"url": sub["url"], "hazards": sub["hazards"], "format": sub["format"],
-                        "min_confidence": sub["min_confidence"]}, request)
+        sub, secret = svc.create(deps.engine, deps.settings, req, who.actor,
+                                 audit=deps.auditor(who, request, "subscription.create"))
         return {**sub, "secret": secret}
 
     @router.get("/subscriptions", response_model=list[SubscriptionOut], summary="Subscribers (never their secrets).")
@@ -123,31 +114,20 @@ def subscriptions_router(deps) -> APIRouter:
 
     @router.get("/subscriptions/{subscription_id}", response_model=SubscriptionOut, summary="One subscriber.")
     def get_subscription(subscription_id: uuid.UUID, _=Depends(deps.admin)) -> dict:
-        try:
-            return svc.get(deps.engine, subscription_id)
-        except svc.SubscriptionNotFound as exc:
-            raise NotFound(f"subscription {subscription_id} not found") from exc
+        return svc.get(deps.engine, subscription_id)
 
     @router.post("/subscriptions/{subscription_id}/rotate-secret", response_model=SecretOut,
                  summary="Replace the signing secret; the response shows the new one once.")
     def rotate(subscription_id: uuid.UUID, request: Request, who=Depends(deps.admin)) -> dict:
-        try:
-            secret = svc.rotate_secret(deps.engine, subscription_id)
-        except svc.SubscriptionNotFound as exc:
-            raise NotFound(f"active subscription {subscription_id} not found") from exc
-        with deps.engine.begin() as conn:
-            deps.audit(conn, who, "subscription.rotate_secret", str(subscription_id), {}, request)
+        secret = svc.rotate_secret(deps.engine, subscription_id,
+                                   audit=deps.auditor(who, request, "subscription.rotate_secret"))
         return {"id": subscription_id, "secret": secret}
 
     @router.delete("/subscriptions/{subscription_id}", status_code=204,
                    summary="Deactivate a subscriber; its pending deliveries become failed (redeliverable).")
     def delete(subscription_id: uuid.UUID, request: Request, who=Depends(deps.admin)) -> None:
-        try:
-            n = svc.deactivate(deps.engine, subscription_id, who.actor)
-        except svc.SubscriptionNotFound as exc:
-            raise NotFound(f"active subscription {subscription_id} not found") from exc
-        with deps.engine.begin() as conn:
-            deps.audit(conn, who, "subscription.deactivate", str(subscription_id), {"failed_pending": n}, request)
+        svc.deactivate(deps.engine, subscription_id, who.actor,
+                       audit=deps.auditor(who, request, "subscription.deactivate"))
 
     @router.get("/deliveries", response_model=list[DeliveryOut],
                 summary="Webhook deliveries, newest first (default: the failed ones, for operators).")
@@ -164,22 +144,12 @@ def subscriptions_router(deps) -> APIRouter:
     @router.get("/deliveries/{delivery_id}", response_model=DeliveryDetail,
                 summary="One delivery with its payload and every attempt.")
     def get_delivery(delivery_id: DeliveryId, _=Depends(deps.operator)) -> dict:
-        try:
-            return dsvc.get_delivery(deps.engine, delivery_id)
-        except dsvc.DeliveryNotFound as exc:
-            raise NotFound(f"delivery {delivery_id} not found") from exc
+        return dsvc.get_delivery(deps.engine, delivery_id)
 
     @router.post("/deliveries/{delivery_id}/redeliver", response_model=DeliveryOut, status_code=202,
                  summary="Send a failed (or delivered) webhook again: same webhook-id, new attempt and retry window.")
     def redeliver(delivery_id: DeliveryId, request: Request, who=Depends(deps.operator)) -> dict:
-        try:
-            d = dsvc.redeliver(deps.engine, delivery_id, who.actor)
-        except dsvc.DeliveryNotFound as exc:
-            raise NotFound(f"delivery {delivery_id} not found") from exc
-        except dsvc.NotRedeliverable as exc:
-            raise Conflict(str(exc)) from exc
-        with deps.engine.begin() as conn:
-            deps.audit(conn, who, "delivery.redeliver", delivery_id, {"alert_id": d["alert_id"]}, request)
-        return d
+        return dsvc.redeliver(deps.engine, delivery_id, who.actor,
+                              audit=deps.auditor(who, request, "delivery.redeliver"))
 
     return router
