@@ -1,24 +1,45 @@
-"""Sentinel-2 cloud and cloud-shadow masking with the shipped ukis-csmask CNN (ONNX).
+"""Sentinel-2 cloud, cloud-shadow and thin-cirrus masking from the two models shipped in PyPI wheels.
 
-Why ukis-csmask and not s2cloudless: s2cloudless (LightGBM) needs 10 L1C bands (B1, B2, B4, B5,
-B8, B8A, B9, B10, B11, B12), detects clouds only (no shadows) and pulls in ``sentinelhub``;
+Default (``method="hybrid"``), per scene:
+
+- **cloud** = s2cloudless (Sentinel Hub's LightGBM pixel classifier, Skakun et al. 2022 RSE 274;
+  weights in the ``s2cloudless`` wheel, CC BY-SA 4.0) on the 10 L1C bands B1, B2, B4, B5, B8, B8A,
+  B9, B10, B11, B12 with its published settings (probability >= 0.4, disk average over 4 px,
+  dilation 2 px), OR the cloud class of ukis-csmask (below). Where a band s2cloudless needs is
+  missing (L2A has no B10) only ukis-csmask is used;
+- **shadow** = the ukis-csmask shadow class, kept only within reach of a detected cloud: a shadow
+  lies at most ``CLOUD_TOP_MAX_M`` (12 km, the top of the cloud-height range Fmask searches, Zhu &
+  Woodcock 2012) x tan(sun zenith) from its cloud. Dark open water looks like shadow to a per-pixel
+  or small-context model; without a cloud in reach it is not shadow. This is what keeps clear
+  flooded fields in the water map (see models/flood_s2/README.md for the numbers);
+- **thin** (cirrus) = TOA B10 reflectance > ``CIRRUS_B10`` (0.01, the cirrus-band test of Fmask,
+  Zhu, Wang & Woodcock 2015) outside the cloud mask. Not masked from S2 by :func:`cloud_mask`,
+  but the fused S1+S2 product (:mod:`terrawatch.ml.fusion`) leaves water there to S1.
+
+``method="csmask"`` is the previous mask (ukis-csmask cloud and shadow, no proximity test).
+
+Why both models: s2cloudless detects clouds only (no shadows) and needs 10 L1C bands;
 ukis-csmask (Wieland, Li & Martinis 2019, Remote Sens. Environ. 230, Apache-2.0) ships U-Nets for
 6 bands (B2, B3, B4, B8, B11, B12), exactly the bands of the hand-labelled check scene
-``cloud/ukis_sentinel2.npz``, segments cloud *and* shadow, and has an L2A variant. Its weights
-are inside the PyPI wheel (``ukis-csmask[cpu]``), so it runs offline with onnxruntime.
+``cloud/ukis_sentinel2.npz``, segments cloud *and* shadow, and has an L2A variant. Both ship their
+weights inside the PyPI wheels (``s2cloudless``, ``ukis-csmask[cpu]``), so they run offline
+(s2cloudless imports ``sentinelhub`` only for its download helpers, which are not used).
 
-The model was trained on ~30 m imagery; run at 10 m it mistakes dark water for cloud shadow
+The ukis model was trained on ~30 m imagery; run at 10 m it mistakes dark water for cloud shadow
 (measured on the Sen1Floods11 Spain chip: 22 % of pixels called shadow at 10 m, 3 % at 30 m), so
 inputs are block-averaged to ~30 m first (``gsd_m`` = input pixel size) and the classes are
-repeated back to the input grid. The library's own tiling (256 px, 20 % overlap, smooth blending)
-and normalisation are reused; the ONNX session is cached per process.
+repeated back to the input grid. s2cloudless runs on a 160 m grid like Sentinel Hub's own CLM layer
+(its averaging and dilation disks are in 160 m pixels; also ~30x cheaper than at 30 m). The library's own tiling (256 px,
+20 % overlap, smooth blending) and normalisation are reused; the ONNX session is cached per process.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import math
 import warnings
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -30,6 +51,19 @@ CLEAR, CLOUD, SHADOW = 0, 1, 2
 CSMASK_BANDS = ("B2", "B3", "B4", "B8", "B11", "B12")  # model band order blue..swir22
 _S2_INDEX = {"B2": 1, "B3": 2, "B4": 3, "B8": 7, "B11": 11, "B12": 12}  # in the 13-band L1C order
 MODEL_GSD_M = 30.0
+
+# s2cloudless (published settings: package README / Sentinel Hub cloud-mask documentation)
+S2CLOUDLESS_BANDS = ("B1", "B2", "B4", "B5", "B8", "B8A", "B9", "B10", "B11", "B12")
+_L1C_INDEX = {b: i for i, b in enumerate(("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10",
+                                          "B11", "B12"))}
+S2CLOUDLESS_THRESHOLD = 0.4
+S2CLOUDLESS_AVERAGE_OVER = 4
+S2CLOUDLESS_DILATION = 2
+S2CLOUDLESS_GSD_M = 160.0  # Sentinel Hub computes its s2cloudless masks (CLP/CLM) at 160 m with these settings
+CIRRUS_B10 = 0.01  # TOA reflectance of the cirrus band above which a pixel is thin cirrus
+CLOUD_TOP_MAX_M = 12000.0  # highest cloud top considered when looking for a shadow's cloud
+DEFAULT_SUN_ZENITH_DEG = 60.0  # when the caller does not know the scene's sun zenith (conservative: far reach)
+METHODS = ("hybrid", "csmask")
 
 
 @lru_cache(maxsize=2)
@@ -44,7 +78,7 @@ def _session(product_level: str):
     if meta["dataset_statistics"]["band_names"] != ["blue", "green", "red", "nir", "swir16", "swir22"]:
         raise RuntimeError(f"unexpected band order in {model}")
     so = onnxruntime.SessionOptions()
-    so.intra_op_num_threads = int(os.environ.get("TERRAWATCH_ORT_THREADS", "2"))
+    so.intra_op_num_threads = _threads()
     so.inter_op_num_threads = 1
     sess = onnxruntime.InferenceSession(str(model), sess_options=so, providers=["CPUExecutionProvider"])
     mean = np.asarray(meta["dataset_statistics"]["img"][0], dtype=np.float32)
@@ -108,6 +142,132 @@ def cloud_shadow_classes(
     return cls
 
 
+@lru_cache(maxsize=1)
+def _s2cloudless_detector():
+    from s2cloudless import S2PixelCloudDetector
+
+    return S2PixelCloudDetector(threshold=S2CLOUDLESS_THRESHOLD, average_over=S2CLOUDLESS_AVERAGE_OVER,
+                                dilation_size=S2CLOUDLESS_DILATION, all_bands=False)
+
+
+def _threads() -> int:
+    return int(os.environ.get("TERRAWATCH_ORT_THREADS", "2"))
+
+
+def _upsample(a: np.ndarray, f: int, h: int, w: int) -> np.ndarray:
+    return np.repeat(np.repeat(a, f, axis=0), f, axis=1)[:h, :w] if f > 1 else a
+
+
+def s2cloudless_cloud(refl13: np.ndarray, *, gsd_m: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """s2cloudless on (13,H,W) L1C TOA reflectance in [0,1] (NaN no data) -> (probability, mask).
+
+    probability: (H,W) float32 0..1, NaN where one of :data:`S2CLOUDLESS_BANDS` has no data;
+    mask: (H,W) bool, probability >= 0.4 after the published 4 px averaging and 2 px dilation
+    (pixels of the 160 m processing grid, as Sentinel Hub computes its CLM layer), False where the
+    probability is NaN. Bands are block-averaged to ~160 m first (``gsd_m`` = input pixel size):
+    the LightGBM classifier costs ~50 us per pixel on one core, i.e. minutes per 10 m scene.
+    """
+    x = np.asarray(refl13, dtype=np.float32)
+    if x.ndim != 3 or x.shape[0] != 13:
+        raise ValueError(f"expected (13, H, W) reflectance, got shape {x.shape}")
+    _, h, w = x.shape
+    ten = np.stack([x[_L1C_INDEX[b]] for b in S2CLOUDLESS_BANDS], axis=-1)
+    f = max(1, int(round(S2CLOUDLESS_GSD_M / gsd_m)))
+    if f > 1:
+        ten = _block_mean(ten, f)
+    bad = np.any(~np.isfinite(ten) | (ten <= 0), axis=-1)
+    det = _s2cloudless_detector()
+    prob = np.zeros(bad.shape, np.float32)
+    if (~bad).any():
+        prob = det.get_cloud_probability_maps(np.where(bad[..., None], 0.0, ten)[None], num_threads=_threads())[0]
+    prob = np.where(bad, 0.0, prob).astype(np.float32)
+    mask = det.get_mask_from_prob(prob[None])[0].astype(bool) & ~bad
+    prob = np.where(bad, np.nan, prob)
+    return _upsample(prob, f, h, w), _upsample(mask, f, h, w)
+
+
+@dataclass(frozen=True)
+class CloudLayers:
+    """Per-pixel optical quality layers, bool (H,W) on the input grid (see module docstring).
+
+    ``cloud`` and ``shadow`` make S2 unusable; ``thin`` (cirrus, outside ``cloud``) keeps S2 for
+    dry land but water there is left to S1 in the fused product; ``nodata`` is the S2 no-data mask
+    (never part of the other layers). ``cloud_source``: "s2cloudless+csmask" or "csmask".
+    """
+
+    cloud: np.ndarray
+    shadow: np.ndarray
+    thin: np.ndarray
+    nodata: np.ndarray
+    cloud_source: str
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.cloud | self.shadow
+
+
+def shadow_reach_px(gsd_m: float, sun_zenith_deg: float | None = None) -> float:
+    """Largest cloud-to-shadow distance in input pixels: 12 km x tan(sun zenith) / pixel size."""
+    z = DEFAULT_SUN_ZENITH_DEG if sun_zenith_deg is None else float(sun_zenith_deg)
+    if not 0.0 <= z < 89.0:
+        raise ValueError(f"sun zenith must be in [0, 89) degrees, got {z}")
+    return CLOUD_TOP_MAX_M * math.tan(math.radians(z)) / gsd_m
+
+
+def cloud_layers(
+    s2: np.ndarray,
+    *,
+    gsd_m: float = 10.0,
+    product_level: str = "l1c",
+    dn_offset: float = 0.0,
+    sun_zenith_deg: float | None = None,
+    method: str = "hybrid",
+) -> CloudLayers:
+    """Cloud, shadow and thin-cirrus layers of a Sentinel-2 array (13,H,W), reflectance x 10000.
+
+    Band order B1..B12 as in :mod:`terrawatch.ml.water_s2`. ``dn_offset`` = -1000 for processing
+    baseline >= 04.00 DNs. ``sun_zenith_deg``: the scene's mean sun zenith (metadata), bounds the
+    cloud-to-shadow distance; unknown -> 60 degrees. ``method``: "hybrid" (default) or "csmask"
+    (ukis-csmask cloud and shadow only, the previous mask). Run it on whole scenes or large windows:
+    shadows need their clouds in view.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    s = np.asarray(s2, dtype=np.float32)
+    if s.ndim != 3 or s.shape[0] != 13:
+        raise ValueError(f"expected S2 array (13, H, W), got shape {s.shape}")
+    refl = (s + np.float32(dn_offset)) / np.float32(10000.0)
+    refl = np.where(np.isfinite(s) & (s != 0), refl, np.nan)
+    six = np.stack([refl[_S2_INDEX[b]] for b in CSMASK_BANDS], axis=-1)
+    nodata = np.any(~np.isfinite(six) | (six <= 0), axis=-1)
+    six[nodata] = np.nan
+    cls = cloud_shadow_classes(six, product_level=product_level, gsd_m=gsd_m)
+    cloud = (cls == CLOUD) & ~nodata
+    shadow = (cls == SHADOW) & ~nodata
+    thin = np.zeros_like(cloud)
+    source = "csmask"
+    if method == "hybrid":
+        if product_level == "l1c":
+            _, s2c = s2cloudless_cloud(refl, gsd_m=gsd_m)
+            if s2c.shape == cloud.shape and np.isfinite(refl[_L1C_INDEX["B10"]]).any():
+                source = "s2cloudless+csmask"
+                cloud |= s2c & ~nodata
+            b10 = refl[_L1C_INDEX["B10"]]
+            with np.errstate(invalid="ignore"):
+                thin = (b10 > CIRRUS_B10) & ~cloud & ~nodata
+        if shadow.any():
+            if cloud.any():
+                reach = shadow_reach_px(gsd_m, sun_zenith_deg)
+                f = max(1, int(round(MODEL_GSD_M / gsd_m)))  # distance on the coarse grid: cheaper
+                coarse = cloud[::f, ::f]
+                dist = ndimage.distance_transform_edt(~coarse) * f
+                shadow &= _upsample(dist <= reach, f, *cloud.shape)
+            else:
+                shadow[:] = False
+        shadow &= ~cloud
+    return CloudLayers(cloud=cloud, shadow=shadow, thin=thin, nodata=nodata, cloud_source=source)
+
+
 def cloud_mask(
     s2: np.ndarray,
     *,
@@ -116,24 +276,18 @@ def cloud_mask(
     include_shadow: bool = True,
     dilate_px: int = 0,
     dn_offset: float = 0.0,
+    sun_zenith_deg: float | None = None,
+    method: str = "hybrid",
 ) -> np.ndarray:
     """Cloud (and shadow) mask of a Sentinel-2 array (13,H,W), reflectance x 10000 -> bool (H,W).
 
-    Band order B1..B12 as in :mod:`terrawatch.ml.water_s2`. ``dn_offset`` = -1000 for processing
-    baseline >= 04.00 DNs. ``dilate_px`` buffers the mask (ukis-csmask itself uses 4 px).
-    No-data pixels (NaN or 0) are returned False: they belong to the no-data mask, not here.
+    :func:`cloud_layers` ``cloud | shadow`` (``cloud`` only without ``include_shadow``).
+    ``dilate_px`` buffers the mask (ukis-csmask itself uses 4 px). No-data pixels (NaN or 0) are
+    returned False: they belong to the no-data mask, not here.
     """
-    s = np.asarray(s2, dtype=np.float32)
-    if s.ndim != 3 or s.shape[0] != 13:
-        raise ValueError(f"expected S2 array (13, H, W), got shape {s.shape}")
-    six = np.stack([s[_S2_INDEX[b]] for b in CSMASK_BANDS], axis=-1)
-    six = (six + np.float32(dn_offset)) / np.float32(10000.0)
-    nodata = np.any(~np.isfinite(six) | (six <= 0), axis=-1)
-    six[nodata] = np.nan
-    cls = cloud_shadow_classes(six, product_level=product_level, gsd_m=gsd_m)
-    m = cls == CLOUD
-    if include_shadow:
-        m |= cls == SHADOW
+    cl = cloud_layers(s2, gsd_m=gsd_m, product_level=product_level, dn_offset=dn_offset,
+                      sun_zenith_deg=sun_zenith_deg, method=method)
+    m = cl.cloud | cl.shadow if include_shadow else cl.cloud.copy()
     if dilate_px > 0:
         m = ndimage.binary_dilation(m, iterations=dilate_px)
-    return m & ~nodata
+    return m & ~cl.nodata

@@ -153,12 +153,12 @@ def _prepare(s2: np.ndarray, dn_offset: float) -> np.ndarray:
 
 
 def _cloud_nan(x: np.ndarray, indices: list[np.ndarray], mask_clouds: bool, gsd_m: float,
-               product_level: str) -> list[np.ndarray]:
+               product_level: str, cloud_method: str = "hybrid") -> list[np.ndarray]:
     if not mask_clouds:
         return indices
     from terrawatch.ml.cloud import cloud_mask
 
-    cm = cloud_mask(x, gsd_m=gsd_m, product_level=product_level)
+    cm = cloud_mask(x, gsd_m=gsd_m, product_level=product_level, method=cloud_method)
     return [np.where(cm, np.nan, i) for i in indices]
 
 
@@ -174,6 +174,7 @@ def predict_mndwi_s2(
     mask_clouds: bool = False,
     gsd_m: float = 10.0,
     product_level: str = "l1c",
+    cloud_method: str = "hybrid",
 ) -> np.ndarray:
     """``mndwi-s2``: (13,H,W) reflectance x 10000 -> (H,W) float32 water probability.
 
@@ -181,7 +182,7 @@ def predict_mndwi_s2(
     when ``mask_clouds``).
     """
     x = _prepare(s2, dn_offset)
-    (m,) = _cloud_nan(x, [mndwi(x)], mask_clouds, gsd_m, product_level)
+    (m,) = _cloud_nan(x, [mndwi(x)], mask_clouds, gsd_m, product_level, cloud_method)
     return _auto_probability(m)
 
 
@@ -192,6 +193,7 @@ def predict_water_s2(
     mask_clouds: bool = True,
     gsd_m: float = 10.0,
     product_level: str = "l1c",
+    cloud_method: str = "hybrid",
 ) -> np.ndarray:
     """``flood-s2``: (13,H,W) S2 reflectance x 10000 -> (H,W) float32 water probability in [0,1].
 
@@ -200,10 +202,11 @@ def predict_water_s2(
     that one is used. NaN marks pixels with no estimate: no data and, with ``mask_clouds``
     (default), cloud or cloud shadow from :func:`terrawatch.ml.cloud.cloud_mask` (``gsd_m``: input
     pixel size in metres, the cloud model runs at ~30 m and needs context: use whole scenes or
-    large windows, not 256 px tiles; ``product_level``: "l1c" or "l2a").
+    large windows, not 256 px tiles; ``product_level``: "l1c" or "l2a"; ``cloud_method``: "hybrid"
+    (s2cloudless + ukis-csmask, shadows only near clouds) or "csmask", see :mod:`terrawatch.ml.cloud`).
     """
     x = _prepare(s2, dn_offset)
-    indices = _cloud_nan(x, [mndwi(x), ndwi(x)], mask_clouds, gsd_m, product_level)
+    indices = _cloud_nan(x, [mndwi(x), ndwi(x)], mask_clouds, gsd_m, product_level, cloud_method)
     probs = np.stack([_auto_probability(i) for i in indices])
     n = np.isfinite(probs).sum(0)
     with np.errstate(invalid="ignore"):
