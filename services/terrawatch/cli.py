@@ -135,15 +135,16 @@ def run(
 
     from terrawatch.alerting.dispatcher import Dispatcher
     from terrawatch.observability.logging import configure_logging
+    from terrawatch.service.bootstrap import build_worker
     from terrawatch.service.dlq import DepthReporter
-    from terrawatch.service.worker import Worker, sync_static_subscribers
+    from terrawatch.service.subscriptions import sync_static
     from terrawatch.store.uow import engine_for
 
     s = get_settings()
     configure_logging(s.log_level)
     start_http_server(s.metrics_port, addr=s.metrics_host)
-    sync_static_subscribers(s)
-    worker = Worker(s)
+    sync_static(engine_for(s.worker_db_url), s)
+    worker = build_worker(s)
     DepthReporter(s, engine_for(s.worker_db_url), s.dlq_depth_interval_s).start()  # terrawatch_dlq_depth
     worker.install_signal_handlers()
     dispatcher = thread = None

@@ -34,13 +34,9 @@ def local_env(settings: Settings) -> dict[str, str]:
 
 
 def _dlq_high(settings: Settings) -> int:
-    from confluent_kafka import Consumer, TopicPartition
+    from terrawatch.ingest.dlq import high_watermarks
 
-    c = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": f"tw-probe-{uuid.uuid4().hex}"})
-    try:
-        return c.get_watermark_offsets(TopicPartition(settings.dlq_topic, 0), timeout=10, cached=False)[1]
-    finally:
-        c.close()
+    return high_watermarks(settings)
 
 
 NO_MINING_IMAGERY = ("no real Sentinel-2 imagery inside the mining model's area of applicability (Amazon basin, "

@@ -22,6 +22,11 @@ from dataclasses import dataclass
 from enum import Enum
 
 
+class RestartRequired(Exception):
+    """Mixed into an error that means the worker process must restart to recover (e.g. the Ray head it
+    joined was replaced: a Ray driver cannot re-join a new cluster in-process)."""
+
+
 class Failure(Enum):
     BAD_INPUT = "bad_input"
     DEPENDENCY = "dependency"

@@ -73,6 +73,23 @@ class TritonModel:
         return max(versions, key=lambda v: int(v) if v.isdigit() else -1)
 
 
+class ModelVersions:
+    """``versions(name)``: the READY version Triton serves for model ``name`` (a key of ``MODELS``), asked
+    at most every ``ttl_s`` s per model (the ``ModelVersionLookup`` port of the scene pipeline)."""
+
+    def __init__(self, url: str, ttl_s: float = 30.0) -> None:
+        self.url, self.ttl_s = url, ttl_s
+        self._cache: dict[str, tuple[float, str]] = {}
+
+    def __call__(self, name: str) -> str:
+        cached = self._cache.get(name)
+        if cached and time.monotonic() - cached[0] < self.ttl_s:
+            return cached[1]
+        v = TritonModel(self.url, MODELS[name]).model_version()
+        self._cache[name] = (time.monotonic(), v)
+        return v
+
+
 # gRPC statuses that mean "Triton is down, restarting or still loading the model": not the scene's fault.
 _OUTAGE_STATUSES = ("UNAVAILABLE", "NOT_FOUND", "CANCELLED")
 

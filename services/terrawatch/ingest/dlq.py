@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 from datetime import datetime, timezone
+from collections.abc import Iterator
 from typing import Literal
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -165,6 +166,21 @@ def send_to_dlq(p: Producer, settings: Settings, msg: Message, reason: str, code
         stop.wait(1.0)
 
 
+class DlqSink:
+    """The worker's dead-letter sink (the ``DeadLetterSink`` port of :mod:`terrawatch.service.ports`):
+    :func:`send_to_dlq` on one producer."""
+
+    def __init__(self, producer: Producer, settings: Settings) -> None:
+        self.producer, self.s = producer, settings
+
+    def send(self, msg: Message, reason: str, code: str, attempts: int, stop: threading.Event,
+             dependency: str | None = None) -> str:
+        return send_to_dlq(self.producer, self.s, msg, reason, code, attempts, stop=stop, dependency=dependency)
+
+    def flush(self, timeout_s: float) -> None:
+        self.producer.flush(timeout_s)
+
+
 # reading ---------------------------------------------------------------------------------------
 
 def kafka_errors(fn):
@@ -246,6 +262,69 @@ def read(settings: Settings, wanted: dict[int, set[int]] | None = None, limit: i
         return out[:limit] if wanted is None else out
     finally:
         c.close()
+
+
+class DlqCursor:
+    """A cursor over the DLQ topic kept as the committed offsets of consumer group ``group`` (it never
+    subscribes: partitions are assigned one at a time). Used by the automatic re-drive of transient entries
+    (:mod:`terrawatch.service.auto_redrive`). Opened lazily; :meth:`close` it after each pass (an idle client
+    would keep reconnecting, and logging, through a broker outage)."""
+
+    def __init__(self, settings: Settings, group: str) -> None:
+        self.s, self.group = settings, group
+        self._c: Consumer | None = None
+
+    def _consumer(self) -> Consumer:
+        if self._c is None:
+            self._c = Consumer({"bootstrap.servers": self.s.bootstrap, "group.id": self.group,
+                                "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                                "socket.timeout.ms": 5000})
+        return self._c
+
+    def ranges(self) -> dict[int, tuple[int, int]]:
+        """Partition -> (cursor, high watermark) for DLQ partitions with entries past the cursor."""
+        c = self._consumer()
+        md = c.list_topics(self.s.dlq_topic, timeout=5).topics.get(self.s.dlq_topic)
+        if md is None or md.error is not None:
+            return {}
+        parts = [TopicPartition(self.s.dlq_topic, p) for p in md.partitions]
+        out = {}
+        for tp in c.committed(parts, timeout=5):
+            low, high = c.get_watermark_offsets(TopicPartition(self.s.dlq_topic, tp.partition), timeout=5,
+                                                cached=False)
+            start = max(tp.offset if tp.offset >= 0 else low, low)
+            if high > start:
+                out[tp.partition] = (start, high)
+        return out
+
+    def scan(self, partition: int, start: int, high: int, timeout_s: float) -> Iterator[tuple[int, DlqRecord]]:
+        """(offset, record) for ``start <= offset < high`` of ``partition``, until ``timeout_s`` s passed."""
+        c = self._consumer()
+        c.assign([TopicPartition(self.s.dlq_topic, partition, start)])
+        pos, deadline = start, time.monotonic() + timeout_s
+        try:
+            while pos < high and time.monotonic() < deadline:
+                msg = c.poll(1.0)
+                if msg is None or msg.error():
+                    continue
+                pos = msg.offset() + 1
+                yield msg.offset(), DlqRecord.parse(msg.value())
+        finally:
+            c.unassign()
+
+    def advance(self, partition: int, offset: int) -> None:
+        """Move the cursor of ``partition`` to ``offset`` (the next entry to look at)."""
+        self._consumer().commit(offsets=[TopicPartition(self.s.dlq_topic, partition, offset)], asynchronous=False)
+
+    def close(self) -> None:
+        if self._c is not None:
+            self._c, c = None, self._c
+            c.close()
+
+
+def high_watermarks(settings: Settings) -> int:
+    """Records ever written to the DLQ topic (sum of its partitions' high watermarks)."""
+    return sum(high for _, high in watermarks(settings).values())
 
 
 def republish(producer: Producer, settings: Settings, records: list[DlqRecord]) -> None:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from terrawatch.ingest.dlq import DlqWriteError, kafka_errors, partitions, probe_consumer, send_to_dlq  # noqa: F401 - DlqWriteError, send_to_dlq re-exported for the worker
+from terrawatch.observability.logging import RepeatLimiter
 from terrawatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -105,3 +107,107 @@ def group_lag(settings: Settings) -> list[dict]:
         return out
     finally:
         c.close()
+
+
+def is_fatal(err: KafkaError) -> bool:
+    """A consumer error after which librdkafka's consumer is unusable (e.g. FENCED_INSTANCE_ID)."""
+    return err.fatal() or err.code() == KafkaError._FATAL
+
+
+class SceneConsumer:
+    """The worker's consumer of the scenes topic (the ``SceneConsumer`` port of
+    :mod:`terrawatch.service.ports`): a group member with manual commits (see :func:`consumer`).
+
+    Consumer errors are handled here: a fatal one replaces the consumer (same static member id), others
+    are logged (rate-limited); :meth:`poll` returns only messages or None."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.s = settings
+        self.topic = settings.scenes_topic
+        self.instance_id = instance_id(settings)
+        self._c = consumer(settings)
+        self._errors = RepeatLimiter(log)
+
+    def membership(self) -> str:
+        return f"static member {self.instance_id}" if self.instance_id else "a dynamic member"
+
+    def subscribe(self) -> None:
+        self._c.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+
+    def _on_assign(self, consumer, parts) -> None:
+        log.info("partitions assigned: %s", ", ".join(f"{p.topic}[{p.partition}]" for p in parts),
+                 extra={"partitions": [p.partition for p in parts], "instance_id": self.instance_id})
+        # Not paused here (the assignment is applied after this callback): a message fetched from them while
+        # consumption is paused is rewound by hold(), and the pause flag is re-applied every control_poll_s.
+
+    def _on_revoke(self, consumer, parts) -> None:
+        log.info("partitions revoked: %s", ", ".join(f"{p.topic}[{p.partition}]" for p in parts))
+
+    def poll(self, timeout_s: float, log_errors: bool = True) -> Message | None:
+        """The next message, or None (nothing within ``timeout_s`` s, or a consumer error: logged when
+        ``log_errors``; a fatal one replaces the consumer)."""
+        msg = self._c.poll(timeout_s)
+        if msg is None or not msg.error():
+            return msg
+        err = msg.error()
+        if is_fatal(err):
+            self._renew(err)
+        elif log_errors:
+            self._errors.warning(("kafka", str(err)), "kafka consumer error: %s", err, dependency="kafka")
+        return None
+
+    def _renew(self, err) -> None:
+        """Replace a consumer that hit a fatal error. After a broker/coordinator restart a static member can
+        be fenced by its own re-join under a new member id (FENCED_INSTANCE_ID is fatal in librdkafka); a
+        new consumer with the same group.instance.id takes the partitions back. Uncommitted events are
+        redelivered (a no-op where already stored)."""
+        log.warning("kafka consumer failed fatally (%s): replacing it with a new one (same static member id)", err)
+        try:
+            self._c.close()
+        except Exception:  # noqa: BLE001 - a fatal consumer may refuse a clean close
+            log.debug("closing the failed consumer raised", exc_info=True)
+        self._c = consumer(self.s)
+        self.subscribe()
+
+    def commit(self, msg: Message, stop: threading.Event) -> None:
+        """Commit ``msg``'s offset; retry while the broker or group coordinator is unreachable, so a
+        Kafka outage never stops the worker (until ``stop`` is set). Other failures (the partition moved
+        to another member) are not retried: the event is redelivered there and is a no-op (run marker)."""
+        delay = 0.5
+        while True:
+            try:
+                self._c.commit(message=msg, asynchronous=False)
+                return
+            except KafkaException as exc:
+                err = exc.args[0]
+                where = f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"
+                if not commit_retriable(err) or stop.is_set():
+                    log.warning("offset commit for %s failed (%s); left to redelivery", where, err)
+                    return
+                log.warning("offset commit for %s failed (%s); retrying in %.1f s", where, err, delay)
+                stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+
+    def hold(self, msg: Message) -> None:
+        """Rewind to ``msg`` and pause its partition: it is fetched again after :meth:`resume_all`."""
+        tp = TopicPartition(msg.topic(), msg.partition(), msg.offset())
+        self._c.pause([tp])
+        self._c.seek(tp)
+
+    def pause_all(self) -> None:
+        """Pause every assigned partition (they still poll, so the member stays in its group)."""
+        parts = self._c.assignment()
+        if parts:
+            self._c.pause(parts)
+
+    def resume_all(self) -> None:
+        parts = self._c.assignment()
+        if parts:
+            self._c.resume(parts)
+
+    def lag(self) -> dict[int, int]:
+        """Messages behind per assigned partition of the scenes topic."""
+        return lag(self._c, self.topic)
+
+    def close(self) -> None:
+        self._c.close()

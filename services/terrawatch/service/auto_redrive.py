@@ -18,12 +18,10 @@ idempotent by scene, hazard and model version).
 from __future__ import annotations
 
 import logging
-import time
 
-from confluent_kafka import Consumer, Producer, TopicPartition
-from sqlalchemy import Engine
+from terrawatch.store.db import Engine
 
-from terrawatch.ingest.dlq import DlqRecord
+from terrawatch.ingest.dlq import DlqCursor, DlqRecord
 from terrawatch.observability.metrics import DLQ_AUTO_REDRIVEN
 from terrawatch.settings import Settings
 
@@ -38,49 +36,24 @@ def redrivable(record: DlqRecord, max_redrives: int) -> bool:
 
 
 class TransientRedriver:
-    def __init__(self, settings: Settings, engine: Engine, producer: Producer) -> None:
+    """The worker's ``Redriver`` port: re-drives transient entries past the cursor (see the module doc)."""
+
+    def __init__(self, settings: Settings, engine: Engine, producer) -> None:
         self.s = settings
         self.engine = engine
-        self.producer = producer
-        self.consumer: Consumer | None = None
-
-    def _open(self) -> Consumer:
-        # Opened per check and closed after it: an idle client would keep reconnecting (and logging)
-        # through a broker outage.
-        if self.consumer is None:
-            self.consumer = Consumer({"bootstrap.servers": self.s.bootstrap,
-                                      "group.id": f"{self.s.consumer_group}.transient-redrive",
-                                      "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                                      "socket.timeout.ms": 5000})
-        return self.consumer
-
-    def _ranges(self) -> dict[int, tuple[int, int]]:
-        """Partition -> (cursor, high watermark) for DLQ partitions with entries past the cursor."""
-        md = self.consumer.list_topics(self.s.dlq_topic, timeout=5).topics.get(self.s.dlq_topic)
-        if md is None or md.error is not None:
-            return {}
-        parts = [TopicPartition(self.s.dlq_topic, p) for p in md.partitions]
-        out = {}
-        for tp in self.consumer.committed(parts, timeout=5):
-            low, high = self.consumer.get_watermark_offsets(TopicPartition(self.s.dlq_topic, tp.partition),
-                                                            timeout=5, cached=False)
-            start = max(tp.offset if tp.offset >= 0 else low, low)
-            if high > start:
-                out[tp.partition] = (start, high)
-        return out
+        self.producer = producer  # the worker's Kafka producer (ingest.kafka_io.producer)
+        self.cursor = DlqCursor(settings, f"{settings.consumer_group}.transient-redrive")
 
     def backlog(self) -> int:
         """DLQ entries past the cursor (not looked at yet)."""
-        self._open()
         try:
-            return sum(high - start for start, high in self._ranges().values())
+            return sum(high - start for start, high in self.cursor.ranges().values())
         except BaseException:
             self.close()
             raise
 
     def run(self, timeout_s: float = 30.0) -> list[str]:
         """Re-drive the redrivable entries past the cursor, advance it; the re-driven entry ids (partition/offset)."""
-        self._open()
         try:
             return self._run(timeout_s)
         finally:
@@ -90,31 +63,22 @@ class TransientRedriver:
         from terrawatch.service import dlq as dlq_svc
 
         done: list[str] = []
-        for part, (start, high) in self._ranges().items():
+        for part, (start, high) in self.cursor.ranges().items():
             ids: list[str] = []
-            self.consumer.assign([TopicPartition(self.s.dlq_topic, part, start)])
-            pos, deadline = start, time.monotonic() + timeout_s
-            try:
-                while pos < high and time.monotonic() < deadline:
-                    msg = self.consumer.poll(1.0)
-                    if msg is None or msg.error():
-                        continue
-                    pos = msg.offset() + 1
-                    if redrivable(DlqRecord.parse(msg.value()), self.s.dlq_auto_redrive_max):
-                        ids.append(f"{part}/{msg.offset()}")
-            finally:
-                self.consumer.unassign()
+            pos = start
+            for offset, record in self.cursor.scan(part, start, high, timeout_s):
+                pos = offset + 1
+                if redrivable(record, self.s.dlq_auto_redrive_max):
+                    ids.append(f"{part}/{offset}")
             if ids:  # marks them redriven and republishes in one go; raises (cursor kept) if Kafka refuses
                 out = dlq_svc.redrive(self.s, self.engine, self.producer, ids, ACTOR)
                 done += out["redriven"]
             if pos > start:
-                self.consumer.commit(offsets=[TopicPartition(self.s.dlq_topic, part, pos)], asynchronous=False)
+                self.cursor.advance(part, pos)
         if done:
             DLQ_AUTO_REDRIVEN.inc(len(done))
             log.info("re-drove %d transient DLQ entries automatically: %s", len(done), ", ".join(done[:20]))
         return done
 
     def close(self) -> None:
-        if self.consumer is not None:
-            self.consumer, c = None, self.consumer
-            c.close()
+        self.cursor.close()

@@ -171,3 +171,35 @@ def deactivate(engine: Engine, sid: uuid.UUID, actor: str, audit: Audit | None =
         if audit is not None:
             audit(conn, str(sid), {"failed_pending": n})
         return n
+
+
+def upsert_static(engine: Engine, settings: Settings, url: str, secret: str) -> None:
+    """Register (or reactivate, with ``secret``) a subscriber configured by the operator: every hazard,
+    minimum confidence low, GeoJSON. Validated like :func:`create` (SSRF guard included); raises
+    InvalidSubscription."""
+    from terrawatch.domain.hazards import HAZARDS
+
+    req = NewSubscription(url=url, hazards=list(HAZARDS))
+    validate(req, settings)
+    if not secret or "\x00" in secret:
+        raise InvalidSubscription(f"subscriber {url}: give a non-empty signing secret (url|secret)")
+    store.upsert_by_url(engine, dict(url=url, secret=secret, hazards=req.hazards, min_confidence=req.min_confidence,
+                                     format=req.format, created_by="config"),
+                        on_conflict={"secret": secret, "active": True})
+
+
+def sync_static(engine: Engine, settings: Settings) -> int:
+    """Upsert the subscribers given as ``url|secret`` pairs in TERRAWATCH_WEBHOOK_SUBSCRIBERS; an invalid
+    pair is logged and skipped (the others are still registered). Returns how many were upserted."""
+    import logging
+
+    n = 0
+    for pair in (p for p in settings.webhook_subscribers.split(",") if p.strip()):
+        url, _, secret = pair.partition("|")
+        try:
+            upsert_static(engine, settings, url.strip(), secret.strip())
+            n += 1
+        except InvalidSubscription as exc:
+            logging.getLogger(__name__).error("TERRAWATCH_WEBHOOK_SUBSCRIBERS entry %s skipped: %s",
+                                              url.strip()[:200], exc)
+    return n

@@ -113,11 +113,10 @@ class Kafka:
     def healthy(self) -> bool:
         if not port_open(self.s.kafka_port):
             return False
-        from confluent_kafka.admin import AdminClient
+        from terrawatch.ingest.topics import brokers_and_topics
 
         try:
-            md = AdminClient({"bootstrap.servers": self.s.bootstrap}).list_topics(timeout=3)
-            return bool(md.brokers)
+            return brokers_and_topics(self.s)[0] > 0
         except Exception:  # noqa: BLE001 - any client error means not healthy yet
             return False
 

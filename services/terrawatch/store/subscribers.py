@@ -76,3 +76,13 @@ def set_secret(conn: Connection, sid: uuid.UUID, secret: str) -> bool:
 def deactivate(conn: Connection, sid: uuid.UUID) -> bool:
     """Mark an active subscriber inactive; False if there is no active subscriber ``sid``."""
     return bool(conn.execute(update(s).where(s.c.id == sid, s.c.active.is_(True)).values(active=False)).rowcount)
+
+
+def upsert_by_url(engine: Engine, values: dict[str, Any], on_conflict: dict[str, Any]) -> None:
+    """Insert a subscriber (``values`` as in :func:`insert`, a new id); where one has the URL already, set
+    ``on_conflict`` on it instead."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    with engine.begin() as conn:
+        conn.execute(pg_insert(s).values(id=uuid.uuid4(), **_values(values))
+                     .on_conflict_do_update(index_elements=["url"], set_=_values(on_conflict)))

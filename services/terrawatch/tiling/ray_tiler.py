@@ -17,6 +17,7 @@ import numpy as np
 import ray
 
 from terrawatch.domain.errors import DependencyUnavailable
+from terrawatch.domain.recovery import RestartRequired
 from terrawatch.domain.scene import Scene, scene_from_item
 from terrawatch.domain.tiles import EXCLUDED_AOA, EXCLUDED_CLOUD, EXCLUDED_NODATA, Tile, TileGrid, crop_core
 from terrawatch.observability.metrics import TRITON_REQUEST_SECONDS
@@ -250,7 +251,44 @@ def ray_session(address: str | None, timeout_s: float = 3.0) -> str | None:
     return session.decode()
 
 
-class RayHeadRestarted(DependencyUnavailable):
+def join_cluster(address: str | None) -> None:
+    """Make this process a Ray driver of the cluster at ``address`` (once)."""
+    import logging
+    import os
+
+    # A failed scene drops its other tile tasks in flight; their errors are the same outage, already
+    # classified and logged once by the worker, not worth a traceback each from Ray's "unhandled error" hook.
+    os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
+    if not ray.is_initialized():
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+
+
+def unwrap_error(exc: BaseException) -> BaseException:
+    """The error a tile task raised, out of Ray's RayTaskError wrapper."""
+    from ray.exceptions import RayTaskError
+
+    if isinstance(exc, RayTaskError) and exc.cause is not None:
+        return exc.cause
+    return exc
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for logs and DLQ reasons (``Type: message``; a dead Ray worker says so)."""
+    from ray.exceptions import RayActorError
+
+    if isinstance(exc, RayActorError):
+        return f"ray worker died: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class RayErrors:
+    """The worker's ``ErrorModel`` port for errors that come out of Ray tasks."""
+
+    unwrap = staticmethod(unwrap_error)
+    describe = staticmethod(describe_error)
+
+
+class RayHeadRestarted(DependencyUnavailable, RestartRequired):
     """The Ray head this driver joined was replaced by a new session: the driver (the worker process) must
     restart to use it (a Ray driver cannot re-join a new cluster in-process)."""
 

@@ -1,0 +1,270 @@
+"""Worker.handle and Worker.run: retry, outage ride-out and dead-letter classification, with in-memory fakes
+of the worker's ports (service.ports): no Kafka, Ray, Triton or PostGIS. The real services are exercised by
+tests/integration/test_pipeline.py and tests/faults/."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import datetime, timezone
+from types import SimpleNamespace
+
+import pytest
+
+from terrawatch.domain.errors import DependencyUnavailable, UnreadableAsset
+from terrawatch.domain.recovery import RestartRequired
+from terrawatch.ingest.dlq import DlqWriteError
+from terrawatch.service.pipeline import SceneOutcome
+from terrawatch.service.worker import Worker, _Interrupted, _RestartRequested
+from terrawatch.settings import Settings
+
+
+def item(scene_id: str = "S1A_TEST") -> dict:
+    return {
+        "type": "Feature", "stac_version": "1.1.0", "id": scene_id,
+        "geometry": {"type": "Polygon", "coordinates": [[[-1, 40], [-0.9, 40], [-0.9, 40.1], [-1, 40.1], [-1, 40]]]},
+        "properties": {"datetime": datetime.now(timezone.utc).isoformat(), "platform": "sentinel-1a",
+                       "constellation": "sentinel-1"},
+        "assets": {"vv": {"href": "file:///data/vv.tif"}, "vh": {"href": "file:///data/vh.tif"}},
+    }
+
+
+class Msg:
+    def __init__(self, value: bytes, offset: int = 0) -> None:
+        self._value, self._offset = value, offset
+
+    def topic(self) -> str:
+        return "terrawatch.scenes"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes | None:
+        return None
+
+    def value(self) -> bytes | None:
+        return self._value
+
+
+class FakeConsumer:
+    def __init__(self, msgs=()) -> None:
+        self.queue = list(msgs)
+        self.committed: list[int] = []
+        self.held: list[int] = []
+        self.paused = False
+        self.pauses = 0
+        self.closed = False
+
+    def membership(self) -> str:
+        return "a dynamic member"
+
+    def subscribe(self) -> None:
+        pass
+
+    def poll(self, timeout_s: float, log_errors: bool = True):
+        return self.queue.pop(0) if self.queue and not self.paused else None
+
+    def commit(self, msg, stop) -> None:
+        self.committed.append(msg.offset())
+
+    def hold(self, msg) -> None:
+        self.held.append(msg.offset())
+
+    def pause_all(self) -> None:
+        self.paused, self.pauses = True, self.pauses + 1
+
+    def resume_all(self) -> None:
+        self.paused = False
+
+    def lag(self) -> dict[int, int]:
+        return {0: len(self.queue)}
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeDlq:
+    def __init__(self, fail: bool = False) -> None:
+        self.sent: list[dict] = []
+        self.fail = fail
+
+    def send(self, msg, reason, code, attempts, stop, dependency=None) -> str:
+        if self.fail:
+            raise DlqWriteError("broker down")
+        self.sent.append({"offset": msg.offset(), "reason": reason, "code": code, "attempts": attempts,
+                          "dependency": dependency})
+        return f"terrawatch.scenes.dlq[0]@{len(self.sent) - 1}"
+
+    def flush(self, timeout_s: float) -> None:
+        pass
+
+
+class FakeStore:
+    def __init__(self) -> None:
+        self.failed: list[tuple[str, str, str | None]] = []
+        self.paused = False
+
+    def consumption_paused(self) -> bool:
+        return self.paused
+
+    def mark_failed(self, scene, reason, dlq_ref) -> None:
+        self.failed.append((scene.id, reason, dlq_ref))
+
+
+class FakePipeline:
+    """``process`` raises the queued errors in turn, then succeeds."""
+
+    def __init__(self, *errors: BaseException) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+        self.assets = SimpleNamespace(check_url=lambda url: None)
+
+    def process(self, scene) -> SceneOutcome:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return SceneOutcome(scene.id, "processed", tiles=4)
+
+
+class Probe:
+    """A readiness probe that is down for its first ``down`` calls (raising ``exc``)."""
+
+    def __init__(self, down: int = 0, exc: BaseException | None = None) -> None:
+        self.down, self.calls = down, 0
+        self.exc = exc or DependencyUnavailable("triton", "triton is down")
+
+    def __call__(self) -> str:
+        self.calls += 1
+        if self.calls <= self.down:
+            raise self.exc
+        return "ready"
+
+
+def make(pipeline, probes=None, window_s: float = 5.0, msgs=(), dlq=None, **kw) -> Worker:
+    s = Settings(outage_window_s=window_s, outage_probe_max_s=0.02, control_poll_s=0.0)
+    return Worker(s, pipeline=pipeline, consumer=FakeConsumer(msgs), dlq=dlq or FakeDlq(), store=FakeStore(),
+                  probes=probes or {"postgis": Probe(), "triton": Probe(), "ray": Probe()},
+                  max_attempts=3, retry_base_s=0.001, probe_first_s=0.005, **kw)
+
+
+def event(scene_id: str = "S1A_TEST", offset: int = 0) -> Msg:
+    return Msg(json.dumps(item(scene_id)).encode(), offset)
+
+
+def test_a_processed_scene_is_not_dead_lettered():
+    w = make(FakePipeline())
+    assert w.handle(event()) == "processed"
+    assert w.dlq.sent == [] and w.store.failed == []
+
+
+@pytest.mark.parametrize("raw, code", [(b"{not json", "invalid_event"), (b"\xff\xfe", "invalid_event"),
+                                       (json.dumps({"type": "Feature"}).encode(), "invalid_event")])
+def test_an_invalid_event_goes_to_the_dlq_once_without_processing(raw, code):
+    pipeline = FakePipeline()
+    w = make(pipeline)
+    assert w.handle(Msg(raw, 7)) == "dlq"
+    assert pipeline.calls == 0
+    assert [(d["offset"], d["code"], d["attempts"]) for d in w.dlq.sent] == [(7, code, 1)]
+    assert w.store.failed == []  # no valid scene: no footprint to mark
+
+
+def test_bad_input_from_the_pipeline_is_dead_lettered_at_once_and_the_scene_marked_failed():
+    pipeline = FakePipeline(UnreadableAsset("vv.tif: not a GeoTIFF"))
+    w = make(pipeline)
+    assert w.handle(event()) == "dlq"
+    assert pipeline.calls == 1
+    (sent,) = w.dlq.sent
+    assert sent["code"] == UnreadableAsset.code and "not a GeoTIFF" in sent["reason"] and sent["attempts"] == 1
+    assert w.store.failed == [("S1A_TEST", f"{UnreadableAsset.code}: {sent['reason']}", "terrawatch.scenes.dlq[0]@0")]
+
+
+def test_an_unknown_error_with_healthy_dependencies_is_retried_then_succeeds():
+    pipeline = FakePipeline(RuntimeError("flaky"), RuntimeError("flaky"))
+    w = make(pipeline)
+    assert w.handle(event()) == "processed"
+    assert pipeline.calls == 3 and w.dlq.sent == []
+
+
+def test_an_unknown_error_repeated_max_attempts_times_is_dead_lettered_transient():
+    pipeline = FakePipeline(*(RuntimeError("boom") for _ in range(5)))
+    w = make(pipeline)
+    assert w.handle(event()) == "dlq"
+    assert pipeline.calls == 3
+    (sent,) = w.dlq.sent
+    assert sent["code"] == "transient" and sent["attempts"] == 3 and sent["dependency"] is None
+    assert sent["reason"] == "gave up after 3 attempts: RuntimeError: boom"
+
+
+def test_a_dependency_outage_pauses_consumption_and_retries_the_scene_when_it_is_back():
+    triton = Probe(down=3)
+    pipeline = FakePipeline(DependencyUnavailable("triton", "connection refused"))
+    w = make(pipeline, probes={"postgis": Probe(), "triton": triton, "ray": Probe()})
+    assert w.handle(event()) == "processed"
+    assert pipeline.calls == 2  # the outage spent no attempt: retried once it answered
+    assert triton.calls == 4 and w.dlq.sent == []
+    assert w.consumer.pauses == 1 and not w.consumer.paused  # paused while down, resumed after
+    assert w.dependency_down is None
+
+
+def test_an_unexplained_error_during_an_outage_is_blamed_on_the_failing_probe():
+    ray = Probe(down=2, exc=DependencyUnavailable("ray", "gcs unreachable"))
+    pipeline = FakePipeline(RuntimeError("actor died"))
+    w = make(pipeline, probes={"postgis": Probe(), "triton": Probe(), "ray": ray})
+    assert w.handle(event()) == "processed"
+    assert w.consumer.pauses == 1 and w.dlq.sent == []
+
+
+def test_an_outage_longer_than_the_window_dead_letters_the_scene_as_transient_naming_the_dependency():
+    pipeline = FakePipeline(DependencyUnavailable("triton", "connection refused"))
+    w = make(pipeline, probes={"postgis": Probe(), "triton": Probe(down=10**6), "ray": Probe()}, window_s=0.05)
+    assert w.handle(event()) == "dlq"
+    (sent,) = w.dlq.sent
+    assert sent["code"] == "transient" and sent["dependency"] == "triton"
+    assert sent["reason"].startswith("triton unavailable for") and "connection refused" in sent["reason"]
+    assert w.store.failed and w.store.failed[0][0] == "S1A_TEST"
+    assert not w.consumer.paused
+
+
+def test_stop_during_an_outage_leaves_the_scene_unfinished():
+    pipeline = FakePipeline(DependencyUnavailable("triton", "down"))
+    w = make(pipeline, probes={"triton": Probe(down=10**6)})
+    threading.Timer(0.05, w.stop).start()
+    with pytest.raises(_Interrupted):
+        w.handle(event())
+    assert w.dlq.sent == []
+
+
+def test_a_probe_that_needs_a_process_restart_asks_for_one():
+    class HeadRestarted(DependencyUnavailable, RestartRequired):
+        pass
+
+    pipeline = FakePipeline(DependencyUnavailable("ray", "head gone"))
+    w = make(pipeline, probes={"ray": Probe(down=10**6, exc=HeadRestarted("ray", "new session"))})
+    with pytest.raises(_RestartRequested):
+        w.handle(event())
+    assert w.dlq.sent == []
+
+
+def test_run_commits_each_handled_event_including_dead_lettered_ones():
+    w = make(FakePipeline(), msgs=[event("A", 0), Msg(b"junk", 1), event("B", 2)])
+    w.run(max_idle_s=0.0)
+    assert w.consumer.committed == [0, 1, 2]
+    assert [d["offset"] for d in w.dlq.sent] == [1]
+    assert w.consumer.closed
+
+
+def test_run_leaves_an_event_uncommitted_when_the_dlq_write_fails():
+    w = make(FakePipeline(), msgs=[event("A", 0), Msg(b"junk", 1), event("B", 2)], dlq=FakeDlq(fail=True))
+    w.run(max_idle_s=0.0)
+    assert w.consumer.committed == [0]  # stopped at the junk event: redelivered after a restart
+
+
+def test_run_holds_events_while_the_operator_paused_consumption():
+    w = make(FakePipeline(), msgs=[event("A", 0)])
+    w.store.paused = True
+    w.consumer.pause_all = lambda: None  # a message fetched before the pause took hold is still delivered
+    w.run(max_idle_s=0.0)
+    assert w.consumer.held == [0] and w.consumer.committed == []
