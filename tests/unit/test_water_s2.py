@@ -138,3 +138,22 @@ def test_spain_chip_regression():
     assert iou_cs >= 0.728
     assert iou >= 0.756
     assert iou_m >= 0.708
+
+
+def test_threshold_needs_a_bimodal_index():
+    """Otsu always splits; the split is used only when a 2-Gaussian mixture fit is bimodal
+    (Ashman's D >= 2). A unimodal index in the plausible range whose upper half has mean > 0 (it
+    passed the older guard) now falls back to the literature threshold 0."""
+    from terrawatch.ml.water_s2 import describe_threshold
+
+    rng = np.random.default_rng(0)
+    unimodal = rng.normal(0.1, 0.05, 20000).astype(np.float32)
+    d = describe_threshold(unimodal)
+    assert not d["from_otsu"] and d["threshold"] == LITERATURE_THRESHOLD and d["ashman_d"] < 2
+    assert "not bimodal" in d["reason"]
+    assert otsu_threshold(unimodal, min_ashman_d=0.0)[1]  # what the older guard accepted
+    bimodal = np.r_[rng.normal(-0.3, 0.08, 19600), rng.normal(0.3, 0.1, 400)].astype(np.float32)  # 2 % water
+    d = describe_threshold(bimodal)
+    assert d["from_otsu"] and d["reason"] == "bimodal" and d["ashman_d"] > 4 and -0.1 < d["threshold"] < 0.2
+    skewed = (rng.gamma(2.0, 0.1, 20000) - 0.5).astype(np.float32)  # one skewed land class
+    assert not describe_threshold(skewed)["from_otsu"]

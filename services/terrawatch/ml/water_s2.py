@@ -15,11 +15,15 @@ Indices:
 - MNDWI = (B3 - B11) / (B3 + B11)  (Xu 2006, Int. J. Remote Sens. 27:3025)
 - NDWI  = (B3 - B8)  / (B3 + B8)   (McFeeters 1996, Int. J. Remote Sens. 17:1425)
 
-Each index is thresholded per image with Otsu's method over valid pixels (Otsu 1979; dynamic
-thresholds as in Ji et al. 2009, PE&RS 75:1307). A scene without water has no water/land
-bimodality and Otsu then splits two land classes, so the Otsu threshold is only accepted when it
-lies in ``PLAUSIBLE`` and the pixels above it look like water (mean index > 0, the textbook
-water threshold); otherwise the literature threshold 0 is used.
+Each index is thresholded per image with Otsu's method over valid, cloud-free pixels (Otsu 1979;
+dynamic thresholds as in Ji et al. 2009, PE&RS 75:1307). A scene without water has no water/land
+bimodality and Otsu then splits two land classes (or one unimodal class), so the Otsu threshold is
+only accepted when the index is bimodal: a two-component Gaussian mixture fitted by EM (started
+from the two Otsu classes, on the 256-bin histogram) has Ashman's D >= ``MIN_ASHMAN_D`` = 2
+(Ashman et al. 1994; the bimodality test of GFM's thresholding algorithm). D on the Otsu classes
+themselves would not do: a split unimodal Gaussian has D = 2.65, it lies in ``PLAUSIBLE`` and the pixels above it
+look like water (mean index > 0, the textbook water threshold); otherwise the literature threshold
+0 is used. :func:`describe_threshold` returns the decision.
 
 Probabilities: each index becomes p = sigmoid((index - threshold) / SLOPE). ``flood-s2`` is the
 mean of the MNDWI and NDWI probabilities (the available one where B8 or B11 has no data);
@@ -40,6 +44,7 @@ SLOPE = 0.05
 PLAUSIBLE = (-0.3, 0.3)
 LITERATURE_THRESHOLD = 0.0
 MIN_VALID_PIXELS = 64
+MIN_ASHMAN_D = 2.0
 
 
 def to_reflectance(s2: np.ndarray, dn_offset: float = 0.0, nodata: float | None = 0) -> np.ndarray:
@@ -104,30 +109,79 @@ def _otsu(v: np.ndarray, nbins: int = 256) -> float:
     return float(0.5 * (centers[lo] + centers[hi]))
 
 
-def otsu_threshold(
+def _gmm2_ashman_d(v: np.ndarray, t: float, nbins: int = 256, iters: int = 100) -> float:
+    """Ashman's D of a 2-component 1-D Gaussian mixture fitted by EM to the histogram of ``v``,
+    started from the classes v <= t and v > t. Unimodal data -> overlapping components, D < 2."""
+    hist, edges = np.histogram(v, bins=nbins)
+    c = 0.5 * (edges[:-1] + edges[1:])
+    h = hist.astype(np.float64) / hist.sum()
+    lo = c <= t
+    w = np.array([h[lo].sum(), h[~lo].sum()])
+    mu = np.array([(h * c)[lo].sum() / max(w[0], 1e-12), (h * c)[~lo].sum() / max(w[1], 1e-12)])
+    var = np.array([(h * (c - mu[0]) ** 2)[lo].sum() / max(w[0], 1e-12),
+                    (h * (c - mu[1]) ** 2)[~lo].sum() / max(w[1], 1e-12)])
+    floor = max(float(c[1] - c[0]) ** 2 / 12.0, 1e-10)  # a bin's own variance
+    var = np.maximum(var, floor)
+    for _ in range(iters):
+        dens = w[:, None] / np.sqrt(2 * np.pi * var[:, None]) * np.exp(-0.5 * (c[None] - mu[:, None]) ** 2 / var[:, None])
+        r = dens / np.maximum(dens.sum(0, keepdims=True), 1e-300) * h[None]
+        w = r.sum(1)
+        if (w < 1e-9).any():
+            return 0.0
+        mu = (r * c[None]).sum(1) / w
+        var = np.maximum((r * (c[None] - mu[:, None]) ** 2).sum(1) / w, floor)
+    return float(np.sqrt(2.0) * abs(mu[1] - mu[0]) / np.sqrt(var[0] + var[1]))
+
+
+def describe_threshold(
     index: np.ndarray,
     valid: np.ndarray | None = None,
     plausible: tuple[float, float] = PLAUSIBLE,
     fallback: float = LITERATURE_THRESHOLD,
-) -> tuple[float, bool]:
-    """Otsu threshold of a water index over finite (and ``valid``) pixels.
-
-    Returns (threshold, from_otsu). Falls back to ``fallback`` when there are fewer than
-    MIN_VALID_PIXELS pixels, the values are constant, the Otsu value lies outside
-    ``plausible`` or the upper class is not water-like (mean index <= 0).
-    """
+    min_ashman_d: float = MIN_ASHMAN_D,
+) -> dict:
+    """The per-scene threshold decision for a water index: {"threshold", "from_otsu", "otsu",
+    "ashman_d", "upper_share", "reason"} (reason: "bimodal" or why the fallback was used)."""
     x = np.asarray(index, dtype=np.float32)
     ok = np.isfinite(x)
     if valid is not None:
         ok &= np.asarray(valid, dtype=bool)
     v = np.clip(x[ok], -1.0, 1.0)
+    out: dict = {"threshold": fallback, "from_otsu": False, "otsu": None, "ashman_d": None, "upper_share": None}
     if v.size < MIN_VALID_PIXELS or float(v.max() - v.min()) < 1e-6:
-        return fallback, False
+        return {**out, "reason": "too few or constant values"}
     t = _otsu(v)
-    upper = v[v > t]
-    if not (plausible[0] <= t <= plausible[1]) or upper.size == 0 or float(upper.mean()) <= 0.0:
-        return fallback, False
-    return t, True
+    lo, upper = v[v <= t], v[v > t]
+    out["otsu"] = round(t, 4)
+    if upper.size == 0 or lo.size == 0:
+        return {**out, "reason": "one class empty"}
+    d = _gmm2_ashman_d(v, t)
+    out.update(ashman_d=round(d, 3), upper_share=round(upper.size / v.size, 4))
+    if d < min_ashman_d:
+        return {**out, "reason": f"not bimodal (Ashman D {d:.2f} < {min_ashman_d})"}
+    if not (plausible[0] <= t <= plausible[1]):
+        return {**out, "reason": f"Otsu {t:.3f} outside plausible {plausible}"}
+    if float(upper.mean()) <= 0.0:
+        return {**out, "reason": "upper class not water-like (mean index <= 0)"}
+    return {**out, "threshold": t, "from_otsu": True, "reason": "bimodal"}
+
+
+def otsu_threshold(
+    index: np.ndarray,
+    valid: np.ndarray | None = None,
+    plausible: tuple[float, float] = PLAUSIBLE,
+    fallback: float = LITERATURE_THRESHOLD,
+    min_ashman_d: float = MIN_ASHMAN_D,
+) -> tuple[float, bool]:
+    """Otsu threshold of a water index over finite (and ``valid``) pixels.
+
+    Returns (threshold, from_otsu). Falls back to ``fallback`` when there are fewer than
+    MIN_VALID_PIXELS pixels, the values are constant, the split is not bimodal (Ashman's D <
+    ``min_ashman_d``), the Otsu value lies outside ``plausible`` or the upper class is not
+    water-like (mean index <= 0). See :func:`describe_threshold`.
+    """
+    d = describe_threshold(index, valid, plausible, fallback, min_ashman_d)
+    return d["threshold"], d["from_otsu"]
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

@@ -167,6 +167,12 @@ def measure(root: Path, limit: int | None = None,
     for i in range(n):
         s = ds[i]
         est = _estimates(s)
+        if "s2" in s:
+            from terrawatch.ml.water_s2 import _prepare, describe_threshold, mndwi, ndwi
+
+            x = _prepare(s["s2"], 0.0)
+            log(json.dumps({"chip": s.get("id", i), "mndwi_threshold": describe_threshold(mndwi(x)),
+                            "ndwi_threshold": describe_threshold(ndwi(x))}))
         preds = {k: p for k, (_, p) in est.items()} | _ensembles(s, est) | _fused(s, est)
         label = s["mask"]
         for k, p in preds.items():

@@ -1,0 +1,81 @@
+"""``python -m terrawatch.ml.eval.change``: S1 change detection on OMBRIA's BEFORE/AFTER pairs.
+
+OMBRIA-S1 is the only data here with a pre-event acquisition. Its images are 8-bit renderings with
+an approximate per-image dB mapping (:mod:`terrawatch.ml.datasets.png_db`), VV only, and masks from
+Copernicus EMS (flooded = new water): a separate column, never a real-dB result. Prints one JSON
+line per model with pooled IoU, precision and recall over the split (label -1 excluded) for
+``change-s1`` (:func:`terrawatch.ml.change_s1.change_water_s1`) and the single-image estimates on the
+AFTER image. ``--split holdout`` (61 samples numbered >= 700, never trained on by flood-s1) is
+the default; ``all`` (624) only makes sense for the training-free estimates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from terrawatch.ml.eval.metrics import confusion, scores
+
+REPO = Path(__file__).resolve().parents[4]
+DATA = Path(os.environ.get("TERRAWATCH_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def _models(with_network: bool) -> dict:
+    from terrawatch.ml.adaptive_s1 import adaptive_water_s1
+    from terrawatch.ml.baselines import otsu_water_s1
+    from terrawatch.ml.change_s1 import change_water_s1
+
+    out = {
+        "change-s1 (pre/post)": lambda s: change_water_s1(s["s1"], s["before"]),
+        "otsu-s1 (post only)": lambda s: otsu_water_s1(s["s1"]),
+        "adaptive-s1 (post only)": lambda s: adaptive_water_s1(s["s1"]),
+    }
+    if with_network:
+        from terrawatch.inference.local import predict_water_s1
+
+        out["flood-s1 (post only)"] = lambda s: predict_water_s1(s["s1"])
+    return out
+
+
+def measure(root: Path, split: str = "holdout", limit: int | None = None, with_network: bool = True,
+            log=print) -> dict[str, dict]:
+    from terrawatch.ml.datasets.ombria import OmbriaS1
+
+    ds = OmbriaS1(root, split=split)
+    models = _models(with_network)
+    counts = {k: np.zeros(3, np.int64) for k in models}
+    n = len(ds) if limit is None else min(limit, len(ds))
+    used = 0
+    for i in range(n):
+        s = ds[i]
+        if not np.isfinite(s["before"]).any():
+            continue
+        used += 1
+        for k, f in models.items():
+            c = confusion(np.nan_to_num(f(s), nan=0.0) >= 0.5, s["mask"] == 1, s["mask"] >= 0)
+            counts[k] += np.asarray(c[:3])
+    out = {}
+    for k, c in counts.items():
+        out[k] = {"model": k, "dataset": f"OMBRIA-S1 {split} (8-bit renderings)", "samples": used,
+                  **{m: round(v, 4) for m, v in scores(*c).items()}}
+        log(json.dumps(out[k]))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m terrawatch.ml.eval.change", description=__doc__.split("\n")[0])
+    ap.add_argument("--root", type=Path, default=DATA / "ombria" / "OmbriaS1" / "train")
+    ap.add_argument("--split", default="holdout", choices=("holdout", "all", "train"))
+    ap.add_argument("--limit", type=int)
+    ap.add_argument("--no-network", action="store_true", help="skip flood-s1 (e.g. with --split all)")
+    a = ap.parse_args(argv)
+    measure(a.root, a.split, a.limit, with_network=not a.no_network)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
