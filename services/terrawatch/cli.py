@@ -302,6 +302,34 @@ def cv_cmd(
         json_out.write_text(json.dumps(res, indent=1))
 
 
+@app.command("fuse")
+def fuse_cmd(
+    s1: Path = typer.Option(..., exists=True, dir_okay=False, help="S1 GeoTIFF: 2 bands VV, VH sigma0 dB (NaN no data)."),
+    s2: Path = typer.Option(..., exists=True, dir_okay=False, help="S2 L1C GeoTIFF: 13 bands B1..B12, reflectance x 10000."),
+    out: Path = typer.Option(..., dir_okay=False, help="Output COG: band 1 likelihood 0-100 (255 none), band 2 source code."),
+    s1_time: Optional[datetime] = typer.Option(None, help="S1 acquisition time (UTC)."),
+    s2_time: Optional[datetime] = typer.Option(None, help="S2 acquisition time (UTC)."),
+    window_h: Optional[float] = typer.Option(None, help="Use S2 only within this many hours of S1 (default "
+                                                        "TERRAWATCH_FUSION_WINDOW_H or 72)."),
+    dn_offset: float = typer.Option(0.0, help="-1000 for S2 processing baseline >= 04.00 DNs."),
+    sun_zenith: Optional[float] = typer.Option(None, help="S2 mean sun zenith (deg); bounds the cloud-shadow search."),
+) -> None:
+    """Fused S1 + S2 flood product of one scene pair (S2 where clear, S1 under cloud); prints a JSON summary."""
+    from datetime import timedelta
+
+    from terrawatch.ml.fusion import DEFAULT_WINDOW
+    from terrawatch.products.fused import fused_flood_product
+
+    utc = [t.replace(tzinfo=timezone.utc) if t and t.tzinfo is None else t for t in (s1_time, s2_time)]
+    if window_h is not None and not 0 <= window_h <= 24 * 365:
+        raise typer.BadParameter("must be between 0 and 8760 hours", param_hint="--window-h")
+    window = DEFAULT_WINDOW if window_h is None else timedelta(hours=window_h)
+    r = fused_flood_product(s1, s2, out, s1_time=utc[0], s2_time=utc[1], window=window, dn_offset=dn_offset,
+                            sun_zenith_deg=sun_zenith)
+    typer.echo(json.dumps({"path": str(r.path), "s2_used": r.s2_used, "water_share": r.water_share,
+                           "sources": r.shares}))
+
+
 layers_app = typer.Typer(help="Reference layers: mining legality (concessions, protected areas, territories) and "
                               "reference water (subtracted from observed water: flood).",
                          no_args_is_help=True)

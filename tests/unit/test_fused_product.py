@@ -1,0 +1,85 @@
+"""The fused S1 + S2 flood product written from the Sen1Floods11 Spain chip pair (real S1 dB + S2 L1C)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+import rasterio
+
+from terrawatch.ml.fusion import SOURCE_S1, SOURCE_S2, SOURCE_S1_CLOUD
+from terrawatch.products.fused import fused_flood_product
+
+from tests.conftest import SHARED, needs_shared
+
+D = SHARED / "sen1floods11"
+CHIP = "Spain_7370579"
+pytestmark = needs_shared(f"sen1floods11/{CHIP}_S1Hand.tif", f"sen1floods11/{CHIP}_S2Hand.tif",
+                          f"sen1floods11/{CHIP}_LabelHand.tif")
+
+
+def _iou(lik: np.ndarray) -> float:
+    with rasterio.open(D / f"{CHIP}_LabelHand.tif") as r:
+        lab = r.read(1)
+    pred, v, t = (lik >= 50) & (lik != 255), lab >= 0, lab == 1
+    return float((pred & t & v).sum() / ((pred | t) & v).sum())
+
+
+def test_fused_product_bands_sources_and_window(tmp_path):
+    """Measured: the chip is cloud-free, so the product is flood-s2 (IoU 0.7666); with the S2 scene
+    7 days from S1 and a 72 h window it is flood-s1 (0.6314)."""
+    s1, s2 = D / f"{CHIP}_S1Hand.tif", D / f"{CHIP}_S2Hand.tif"
+    r = fused_flood_product(s1, s2, tmp_path / "fused.tif")
+    assert r.s2_used and r.shares["s2"] > 0.99
+    with rasterio.open(r.path) as ds:
+        assert ds.count == 2 and ds.dtypes == ("uint8", "uint8") and ds.descriptions == ("likelihood", "source")
+        assert "1=s2" in ds.tags()["source_codes"]
+        with rasterio.open(s1) as ref:
+            assert ds.crs == ref.crs and ds.transform == ref.transform
+        lik, src = ds.read(1), ds.read(2)
+    assert set(np.unique(src)) <= {SOURCE_S2, 0}
+    assert _iou(lik) >= 0.756
+    t0 = datetime(2019, 9, 18, 10, tzinfo=UTC)
+    far = fused_flood_product(s1, s2, tmp_path / "far.tif", s1_time=t0, s2_time=t0 + timedelta(days=7),
+                              window=timedelta(hours=72))
+    assert not far.s2_used
+    with rasterio.open(far.path) as ds:
+        lik, src = ds.read(1), ds.read(2)
+    assert set(np.unique(src)) <= {SOURCE_S1, 0}
+    assert _iou(lik) >= 0.62
+
+
+def test_s2_on_another_grid_is_reprojected_and_clouds_go_to_s1(tmp_path):
+    """An S2 scene on a UTM grid is warped onto the S1 grid; a synthetic thick cloud block in it is
+    flagged and filled from S1."""
+    from rasterio.warp import calculate_default_transform, reproject, Resampling
+
+    src_path = D / f"{CHIP}_S2Hand.tif"
+    with rasterio.open(src_path) as src:
+        data = src.read().astype(np.float32)
+        data[:, 150:350, 150:350] = np.array([5000, 5200, 5000, 5000, 5100, 5200, 5300, 5400, 5400, 2000, 300, 3500, 2500],
+                                             np.float32)[:, None, None]
+        dst_crs = "EPSG:32630"
+        tr, w, h = calculate_default_transform(src.crs, dst_crs, src.width, src.height, *src.bounds, resolution=10)
+        out = np.zeros((13, h, w), np.float32)
+        for i in range(13):
+            reproject(data[i], out[i], src_transform=src.transform, src_crs=src.crs, dst_transform=tr, dst_crs=dst_crs,
+                      resampling=Resampling.bilinear, src_nodata=0, dst_nodata=0)
+    utm = tmp_path / "s2_utm.tif"
+    with rasterio.open(utm, "w", driver="GTiff", width=w, height=h, count=13, dtype="float32", crs=dst_crs,
+                       transform=tr, nodata=0) as dst:
+        dst.write(out)
+    r = fused_flood_product(D / f"{CHIP}_S1Hand.tif", utm, tmp_path / "fused.tif")
+    with rasterio.open(r.path) as ds:
+        src_codes = ds.read(2)
+    assert (src_codes[180:320, 180:320] == SOURCE_S1_CLOUD).mean() > 0.95
+    assert (src_codes[400:, 400:] == SOURCE_S2).mean() > 0.95
+
+
+def test_wrong_band_counts_are_refused(tmp_path):
+    s1 = D / f"{CHIP}_S1Hand.tif"
+    with pytest.raises(ValueError, match="13 S2 bands"):
+        fused_flood_product(s1, s1, tmp_path / "x.tif")
+    with pytest.raises(ValueError, match="2 S1 bands"):
+        fused_flood_product(D / f"{CHIP}_S2Hand.tif", D / f"{CHIP}_S2Hand.tif", tmp_path / "y.tif")
