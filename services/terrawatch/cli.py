@@ -317,13 +317,12 @@ def fuse_cmd(
     """Fused S1 + S2 flood product of one scene pair (S2 where clear, S1 under cloud); prints a JSON summary."""
     from datetime import timedelta
 
-    from terrawatch.ml.fusion import DEFAULT_WINDOW
     from terrawatch.products.fused import fused_flood_product
 
     utc = [t.replace(tzinfo=timezone.utc) if t and t.tzinfo is None else t for t in (s1_time, s2_time)]
     if window_h is not None and not 0 <= window_h <= 24 * 365:
         raise typer.BadParameter("must be between 0 and 8760 hours", param_hint="--window-h")
-    window = DEFAULT_WINDOW if window_h is None else timedelta(hours=window_h)
+    window = timedelta(hours=get_settings().fusion_window_h if window_h is None else window_h)
     r = fused_flood_product(s1, s2, out, s1_time=utc[0], s2_time=utc[1], window=window, dn_offset=dn_offset,
                             sun_zenith_deg=sun_zenith)
     typer.echo(json.dumps({"path": str(r.path), "s2_used": r.s2_used, "water_share": r.water_share,

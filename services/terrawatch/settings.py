@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     mining_threshold: float = Field(default=0.8, description="Mine probability (0-1); 0.8 as in the model's validation.")
     mining_stride: int = Field(default=16, description="Stride (px) of the 48 px mining classifier's sliding window.")
     deforestation_threshold: float = Field(default=0.5, description="Forest-loss probability (0-1).")
+    fusion_window_h: float = Field(default=72.0, ge=0, le=8760,
+                                   description="Fused S1 + S2 flood product (`terrawatch fuse`): S2 is used only within "
+                                               "this many hours of the S1 acquisition.")
     aoa_overrides: dict[str, Path] = Field(
         default={}, description="Areas of applicability replacing models/<model>/aoa.geojson, as JSON "
         "{\"<model>\": \"<GeoJSON path>\"} (e.g. after retraining a model on a wider region).")

@@ -83,3 +83,15 @@ def test_wrong_band_counts_are_refused(tmp_path):
         fused_flood_product(s1, s1, tmp_path / "x.tif")
     with pytest.raises(ValueError, match="2 S1 bands"):
         fused_flood_product(D / f"{CHIP}_S2Hand.tif", D / f"{CHIP}_S2Hand.tif", tmp_path / "y.tif")
+
+
+def test_cli_refuses_a_bad_window(tmp_path):
+    from typer.testing import CliRunner
+
+    from terrawatch.cli import app
+
+    s1, s2 = D / f"{CHIP}_S1Hand.tif", D / f"{CHIP}_S2Hand.tif"
+    r = CliRunner().invoke(app, ["fuse", "--s1", str(s1), "--s2", str(s2), "--out", str(tmp_path / "f.tif"),
+                                 "--window-h", "-5"])
+    assert r.exit_code == 2 and "window-h" in r.output
+    assert not (tmp_path / "f.tif").exists()

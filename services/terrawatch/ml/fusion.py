@@ -1,7 +1,7 @@
 """Fused Sentinel-1 + Sentinel-2 flood product: one water raster with per-pixel source flags.
 
 When an S1 and an S2 acquisition see the same place within ``window`` (default
-:data:`DEFAULT_WINDOW`, 72 h; ``TERRAWATCH_FUSION_WINDOW_H``), each pixel takes
+:data:`DEFAULT_WINDOW`, 72 h; the CLI takes ``TERRAWATCH_FUSION_WINDOW_H``), each pixel takes
 
 - the **S2** water probability where S2 has a clear-sky value (optical water indices are the more
   accurate estimate where the sky is clear: 0.77 vs 0.60-0.63 IoU on the Sen1Floods11 Spain chip);
@@ -36,7 +36,6 @@ code  name               meaning
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -46,7 +45,7 @@ SOURCE_NONE, SOURCE_S2, SOURCE_S1, SOURCE_S1_CLOUD, SOURCE_S1_THIN, SOURCE_S2_TH
 SOURCE_NAMES = {SOURCE_NONE: "none", SOURCE_S2: "s2", SOURCE_S1: "s1", SOURCE_S1_CLOUD: "s1_under_cloud",
                 SOURCE_S1_THIN: "s1_under_thin_cloud", SOURCE_S2_THIN: "s2_under_thin_cloud"}
 LIKELIHOOD_NODATA = np.uint8(255)
-DEFAULT_WINDOW = timedelta(hours=float(os.environ.get("TERRAWATCH_FUSION_WINDOW_H", "72")))
+DEFAULT_WINDOW = timedelta(hours=72)
 
 
 @dataclass(frozen=True)
