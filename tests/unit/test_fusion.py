@@ -85,3 +85,13 @@ def test_shapes_are_checked():
         fuse_s1_s2(s1, s2, s2_cloud=np.zeros((2, 2), bool))
     with pytest.raises(ValueError):
         fuse_s1_s2(s1[0], s2[0])
+
+
+def test_reliability_table_bins():
+    from terrawatch.ml.train.flood_s2 import reliability_table
+
+    prob = np.array([[0.05, 0.05, 0.95, 0.95, np.nan, 0.55]], np.float32)
+    label = np.array([[0, 1, 1, 1, 1, -1]])
+    t = reliability_table(prob, label)
+    assert len(t) == 10 and t[0] == {"bin": "0.0-0.1", "pixels": 2, "water_share": 0.5}
+    assert t[9]["pixels"] == 2 and t[9]["water_share"] == 1.0 and t[5]["pixels"] == 0 and t[5]["water_share"] is None

@@ -156,6 +156,18 @@ def measure_simulated_cloud(root: Path, npz: Path, log: Callable[[str], None] = 
     return results
 
 
+def reliability_table(prob: np.ndarray, label: np.ndarray, n_bins: int = 10) -> list[dict]:
+    """Per probability bin (0-0.1, ..., 0.9-1.0): labelled pixels and their observed water share.
+    NaN (no estimate) and label -1 are left out."""
+    v = (label >= 0) & np.isfinite(prob)
+    p = np.clip(prob[v], 0.0, 1.0)
+    b = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    n = np.bincount(b, minlength=n_bins)
+    w = np.bincount(b, weights=(label[v] == 1).astype(float), minlength=n_bins)
+    return [{"bin": f"{i / n_bins:.1f}-{(i + 1) / n_bins:.1f}", "pixels": int(n[i]),
+             "water_share": round(float(w[i] / n[i]), 4) if n[i] else None} for i in range(n_bins)]
+
+
 def measure(root: Path, limit: int | None = None,
             log: Callable[[str], None] = print) -> dict[str, dict]:
     from terrawatch.ml.datasets.sen1floods11 import Sen1Floods11
@@ -174,6 +186,10 @@ def measure(root: Path, limit: int | None = None,
             log(json.dumps({"chip": s.get("id", i), "mndwi_threshold": describe_threshold(mndwi(x)),
                             "ndwi_threshold": describe_threshold(ndwi(x))}))
         preds = {k: p for k, (_, p) in est.items()} | _ensembles(s, est) | _fused(s, est)
+        for k in ("flood-s2", "fused(flood-s1, flood-s2, hybrid mask)"):
+            if k in preds:
+                log(json.dumps({"chip": s.get("id", i), "reliability": k,
+                                "table": reliability_table(preds[k], s["mask"])}))
         label = s["mask"]
         for k, p in preds.items():
             c = confusion(np.nan_to_num(p, nan=0.0) >= 0.5, label == 1, label >= 0)
