@@ -71,6 +71,7 @@ class BenchStack:
     settings: Settings
     weights: str
     stack: object
+    triton_config: dict | None = None
 
     def worker_env(self, **extra: str) -> dict:
         env = dict(os.environ)
@@ -83,8 +84,12 @@ class BenchStack:
 
 
 @contextmanager
-def private_stack(port_base: int, keep: bool = False, **overrides):
-    """Start a throw-away stack serving flood_s1; yield a :class:`BenchStack`; stop it afterwards."""
+def private_stack(port_base: int, keep: bool = False, preferred_batch: str = "", queue_delay_us: int | None = None,
+                  **overrides):
+    """Start a throw-away stack serving flood_s1; yield a :class:`BenchStack`; stop it afterwards.
+    ``preferred_batch`` / ``queue_delay_us``: flood_s1's dynamic batcher, rendered into its config.pbtxt
+    (terrawatch.inference.serving) instead of the shipped values."""
+    from terrawatch.inference.serving import Serving, render_config
     from terrawatch.stack import Stack
 
     busy = [p for p in (port_base + i for i in range(11)) if port_open(p)]
@@ -92,6 +97,12 @@ def private_stack(port_base: int, keep: bool = False, **overrides):
         raise SystemExit(f"ports {busy} are in use: pick another --port-base")
     state = Path(tempfile.mkdtemp(prefix="tw-bench-"))
     repo, weights = flood_s1_repository(state / "models")
+    cfg = repo / "flood_s1" / "config.pbtxt"
+    serving = Serving(preferred_batch=tuple(int(v) for v in preferred_batch.split(",") if v.strip()),
+                      queue_delay_us=queue_delay_us)
+    cfg.write_text(render_config(cfg.read_text(), serving, "flood_s1"))
+    batcher = {"preferred_batch": list(serving.preferred_batch) or "shipped", "queue_delay_us":
+               queue_delay_us if queue_delay_us is not None else "shipped"}
     s = Settings(state_dir=state, model_repository=repo, **ports(port_base), **overrides)
     stack = Stack(s)
     log(f"starting a private stack in {state} (ports from {port_base}); flood_s1 weights: {weights}")
@@ -99,7 +110,7 @@ def private_stack(port_base: int, keep: bool = False, **overrides):
     try:
         stack.up()
         log(f"stack up in {time.monotonic() - t0:.0f} s")
-        yield BenchStack(s, weights, stack)
+        yield BenchStack(s, weights, stack, batcher)
     finally:
         if keep:
             log(f"stack kept running: TERRAWATCH_STATE_DIR={state} terrawatch stack down")
@@ -125,9 +136,9 @@ def synthetic_items(folder: Path, n: int, size: int, tag: str, start: int = 0) -
     return items
 
 
-def start_worker(bs: BenchStack, log_path: Path) -> subprocess.Popen:
+def start_worker(bs: BenchStack, log_path: Path, **env: str) -> subprocess.Popen:
     fh = open(log_path, "ab")
-    return subprocess.Popen([sys.executable, "-m", "terrawatch.cli", "run"], env=bs.worker_env(),
+    return subprocess.Popen([sys.executable, "-m", "terrawatch.cli", "run"], env=bs.worker_env(**env),
                             stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
 
 

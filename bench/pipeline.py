@@ -10,7 +10,9 @@ Kafka + Ray + Triton + PostGIS, same model, same machine, one run.
 2. triton: the same batches through tritonclient gRPC to Triton, one request at a time; tiles/s.
 3. end-to-end: a worker (`terrawatch run`) on a private stack; after one warm-up scene, N synthetic
    scenes are published at once and the clock stops when the last run is committed in PostGIS;
-   tiles/s = sum of the runs' tiles / wall time. ``efficiency`` = end-to-end / bare.
+   tiles/s = sum of the runs' tiles / wall time. ``efficiency`` = end-to-end / bare. Then one large
+   scene (``--large-size``, 2304 px = 144 tiles) the same way: ``efficiency_large``. ``--in-flight 1,2``
+   repeats both with workers keeping 1 and 2 scenes in flight, side by side in the same run.
 Stage breakdown: the worker's terrawatch_stage_duration_seconds (sum per stage over the measured
 scenes, seconds per scene) and Triton's own request/queue/compute times and mean batch size.
 Prints the result as one JSON object on the last line.
@@ -85,15 +87,63 @@ def triton_only(url: str, batches, min_s: float) -> dict:
     return {"tiles": n, "seconds": round(dt, 2), "tiles_per_s": round(n / dt, 3)}
 
 
+def _phase(bs, work: Path, metrics_url: str, triton_url: str, scenes: int, size: int, tag: str,
+           timeout_s: float) -> dict:
+    """Publish ``scenes`` synthetic scenes of ``size`` px at once to the running worker; the clock stops when
+    the last run is committed. Returns tiles/s, stage seconds per scene and Triton's own counters."""
+    s = bs.settings
+    items = synthetic_items(work, scenes, size, tag, start=1)
+    m0, tr0 = scrape(metrics_url), scrape(triton_url)
+    log(f"end to end: {scenes} scenes of {size}x{size} px ...")
+    t0 = time.perf_counter()
+    publish(s, items)
+    runs = wait_runs(s, [i["id"] for i in items], timeout_s)
+    wall = time.perf_counter() - t0
+    m1, tr1 = scrape(metrics_url), scrape(triton_url)
+    tiles = sum(runs.values())
+    out: dict = {"scenes": scenes, "scene_px": size, "tiles": tiles, "seconds": round(wall, 2),
+                 "tiles_per_s": round(tiles / wall, 3), "scenes_per_min": round(60 * scenes / wall, 2)}
+    stages = {}
+    for stage in STAGES:
+        total = delta(m1, m0, "terrawatch_stage_duration_seconds_sum", stage=stage)
+        stages[stage] = round(total / scenes, 3)
+    stages["wall_per_scene"] = round(wall / scenes, 3)
+    out["stage_s_per_scene"] = stages
+    n_inf = delta(tr1, tr0, "nv_inference_count", model="flood_s1")
+    n_exec = delta(tr1, tr0, "nv_inference_exec_count", model="flood_s1")
+    n_req = delta(tr1, tr0, "nv_inference_request_success", model="flood_s1")
+    us = lambda name: delta(tr1, tr0, name, model="flood_s1")  # noqa: E731
+    out["triton"] = {
+        "tiles": int(n_inf), "requests": int(n_req), "executions": int(n_exec),
+        "mean_batch": round(n_inf / n_exec, 2) if n_exec else None,
+        "compute_s": round(us("nv_inference_compute_infer_duration_us") / 1e6, 2),
+        "queue_s": round(us("nv_inference_queue_duration_us") / 1e6, 2),
+        "request_s": round(us("nv_inference_request_duration_us") / 1e6, 2),
+        "compute_share_of_wall": round(us("nv_inference_compute_infer_duration_us") / 1e6 / wall, 3),
+    }
+    return out
+
+
+STAGES = ("check", "open", "read", "infer", "tiling_wall", "products", "vectorize", "store", "commit")
+
+
 def run(scenes: int = 6, size: int = 768, port_base: int = 41000, min_bare_s: float = 20.0,
-        keep_stack: bool = False, timeout_s: float = 1800) -> dict:
+        keep_stack: bool = False, timeout_s: float = 1800, large_size: int = 2304,
+        in_flight: list[int] | None = None, preferred_batch: str = "", queue_delay_us: int | None = None) -> dict:
+    """Bare torch, Triton alone, then end to end: ``scenes`` scenes of ``size`` px and one scene of
+    ``large_size`` px (0 = skip), for each ``in_flight`` value (the worker's TERRAWATCH_SCENES_IN_FLIGHT;
+    default: the setting's default), all on one stack in one run; bare torch again at the end."""
+    from terrawatch.settings import Settings
+
+    in_flight = in_flight or [Settings.model_fields["scenes_in_flight"].default]
     result: dict = {"bench": "pipeline", "machine": machine()}
     work = Path(tempfile.mkdtemp(prefix="tw-bench-pipeline-"))
-    with private_stack(port_base, keep=keep_stack) as bs:
+    with private_stack(port_base, keep=keep_stack, preferred_batch=preferred_batch,
+                       queue_delay_us=queue_delay_us) as bs:
         s = bs.settings
         threads = 2  # models/flood_s1/config.pbtxt torch_threads
         result.update({"model": "flood_s1", "weights": bs.weights, "tile_px": s.tile_size, "overlap_px": s.tile_overlap,
-                       "batch": s.triton_batch, "torch_threads": threads})
+                       "batch": s.triton_batch, "torch_threads": threads, "triton_config": bs.triton_config})
         ref = synthetic_items(work, 1, 512, "bare")[0]
         batches = tile_batches(ref, s.tile_size, s.triton_batch, 4)
 
@@ -104,59 +154,51 @@ def run(scenes: int = 6, size: int = 768, port_base: int = 41000, min_bare_s: fl
         log("Triton alone (one request at a time) ...")
         result["triton_only"] = triton_only(s.triton, batches, min_bare_s)
         log(f"triton only: {result['triton_only']}")
-
-        worker = start_worker(bs, work / "worker.log")
+        runs: dict[str, dict] = {}
         try:
-            metrics_url = f"http://127.0.0.1:{s.metrics_port}/metrics"
-            triton_url = f"http://127.0.0.1:{s.triton_metrics_port}/metrics"
-            wait_http(metrics_url, 120)
-            warm = synthetic_items(work, 1, size, "warm")
-            publish(s, warm)
-            wait_runs(s, [i["id"] for i in warm], 600)
-            items = synthetic_items(work, scenes, size, "e2e", start=1)
-            m0, tr0 = scrape(metrics_url), scrape(triton_url)
-            log(f"end to end: {scenes} scenes of {size}x{size} px ...")
-            t0 = time.perf_counter()
-            publish(s, items)
-            runs = wait_runs(s, [i["id"] for i in items], timeout_s)
-            wall = time.perf_counter() - t0
-            m1, tr1 = scrape(metrics_url), scrape(triton_url)
+            for n in in_flight:
+                worker = start_worker(bs, work / f"worker{n}.log", TERRAWATCH_SCENES_IN_FLIGHT=str(n))
+                try:
+                    metrics_url = f"http://127.0.0.1:{s.metrics_port}/metrics"
+                    triton_url = f"http://127.0.0.1:{s.triton_metrics_port}/metrics"
+                    wait_http(metrics_url, 120)
+                    warm = synthetic_items(work, 1, size, f"warm{n}-")
+                    publish(s, warm)
+                    wait_runs(s, [i["id"] for i in warm], 600)
+                    r = {"small": _phase(bs, work, metrics_url, triton_url, scenes, size, f"e2e{n}-", timeout_s)}
+                    if large_size:
+                        r["large"] = _phase(bs, work, metrics_url, triton_url, 1, large_size, f"big{n}-", timeout_s)
+                    runs[str(n)] = r
+                    log(f"scenes in flight {n}: {r}")
+                finally:
+                    stop_worker(worker)
         finally:
-            stop_worker(worker)
             shutil.rmtree(work, ignore_errors=True)
-        # Bare again after the end-to-end run: on a shared machine the load changes; the faster of the
+        # Bare again after the end-to-end runs: on a shared machine the load changes; the faster of the
         # two bare runs is the reference (the conservative choice for the efficiency).
         log("bare torch forward again ...")
         bare.append(bare_torch(weights, batches, threads, min_bare_s))
         log(f"bare: {bare[1]}")
-        result["bare"] = max(bare, key=lambda b: b["tiles_per_s"])
-        result["bare_runs_tiles_per_s"] = [b["tiles_per_s"] for b in bare]
-        tiles = sum(runs.values())
-        result["end_to_end"] = {"scenes": scenes, "scene_px": size, "tiles": tiles, "seconds": round(wall, 2),
-                                "tiles_per_s": round(tiles / wall, 3), "scenes_per_min": round(60 * scenes / wall, 2)}
-        stages = {}
-        for stage in ("read", "infer", "vectorize", "store"):
-            total = delta(m1, m0, "terrawatch_stage_duration_seconds_sum", stage=stage)
-            stages[stage] = round(total / scenes, 3)
-        stages["wall_per_scene"] = round(wall / scenes, 3)
-        result["stage_s_per_scene"] = stages
-        result["stage_note"] = ("read/infer are summed over tiles inside the Ray actors (2 actors, overlapping); "
-                                "vectorize/store run in the worker after tiling")
-        n_inf = delta(tr1, tr0, "nv_inference_count", model="flood_s1")
-        n_exec = delta(tr1, tr0, "nv_inference_exec_count", model="flood_s1")
-        n_req = delta(tr1, tr0, "nv_inference_request_success", model="flood_s1")
-        us = lambda name: delta(tr1, tr0, name, model="flood_s1")  # noqa: E731
-        result["triton"] = {
-            "tiles": int(n_inf), "requests": int(n_req), "executions": int(n_exec),
-            "mean_batch": round(n_inf / n_exec, 2) if n_exec else None,
-            "compute_s": round(us("nv_inference_compute_infer_duration_us") / 1e6, 2),
-            "queue_s": round(us("nv_inference_queue_duration_us") / 1e6, 2),
-            "request_s": round(us("nv_inference_request_duration_us") / 1e6, 2),
-            "compute_share_of_wall": round(us("nv_inference_compute_infer_duration_us") / 1e6 / wall, 3),
-        }
+    result["bare"] = max(bare, key=lambda b: b["tiles_per_s"])
+    result["bare_runs_tiles_per_s"] = [b["tiles_per_s"] for b in bare]
+    ref_tps = result["bare"]["tiles_per_s"]
+    for r in runs.values():
+        for phase in r.values():
+            phase["efficiency"] = round(phase["tiles_per_s"] / ref_tps, 3)
+    result["runs_by_scenes_in_flight"] = runs
+    main_run = runs[str(in_flight[-1])]
+    result["scenes_in_flight"] = in_flight[-1]
+    result["end_to_end"] = main_run["small"]
+    result["stage_s_per_scene"] = main_run["small"]["stage_s_per_scene"]
+    result["stage_note"] = ("read/infer are summed over tiles inside the Ray actors (2 actors, overlapping); "
+                            "with several scenes in flight the stages of different scenes overlap in time")
+    result["triton"] = main_run["small"]["triton"]
     result["machine"]["load_avg_1m_at_end"] = round(__import__("os").getloadavg()[0], 2)
-    result["efficiency"] = round(result["end_to_end"]["tiles_per_s"] / result["bare"]["tiles_per_s"], 3)
-    result["goal_efficiency"] = 0.8
+    result["efficiency"] = main_run["small"]["efficiency"]
+    if "large" in main_run:
+        result["efficiency_large"] = main_run["large"]["efficiency"]
+        result["large_scene_tiles"] = main_run["large"]["tiles"]
+    result["goal_efficiency"] = {"small": 0.8, "large": 0.9}
     return result
 
 
@@ -167,8 +209,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--port-base", type=int, default=41000)
     ap.add_argument("--min-bare-s", type=float, default=20.0, help="seconds of bare/Triton-only timing each")
     ap.add_argument("--keep-stack", action="store_true")
+    ap.add_argument("--large-size", type=int, default=2304, help="side (px) of the one large scene (0 = skip)")
+    ap.add_argument("--in-flight", default="", help="comma-separated scenes-in-flight values to compare "
+                    "side by side (default: the setting's default)")
+    ap.add_argument("--preferred-batch", default="", help="flood_s1 dynamic-batcher preferred sizes, e.g. 4,8")
+    ap.add_argument("--queue-delay-us", type=int, default=None, help="flood_s1 dynamic-batcher max queue delay")
     a = ap.parse_args(argv)
-    emit(run(a.scenes, a.size, a.port_base, a.min_bare_s, a.keep_stack))
+    emit(run(a.scenes, a.size, a.port_base, a.min_bare_s, a.keep_stack, large_size=a.large_size,
+             in_flight=[int(v) for v in a.in_flight.split(",") if v.strip()] or None,
+             preferred_batch=a.preferred_batch, queue_delay_us=a.queue_delay_us))
 
 
 if __name__ == "__main__":

@@ -85,6 +85,24 @@ class Settings(BaseSettings):
     tile_overlap: int = Field(default=32, description="Overlap (px) on each side; only the tile centre is kept.")
     max_in_flight_tiles: int = Field(default=8, description="Backpressure: tiles outstanding on Ray at once.")
     triton_batch: int = Field(default=4, description="Tiles per Ray task and Triton request.")
+    scenes_in_flight: int = Field(
+        default=2, ge=1, le=16, description="Scenes a worker processes at once: scene N+1 is read and inferred "
+        "while scene N is vectorized and stored (offsets still committed in order; docs/performance.md).")
+    revoke_drain_s: float = Field(
+        default=60.0, ge=0, description="On a rebalance, how long (s) the worker waits for the in-flight scenes "
+        "of revoked partitions to finish and commit; scenes still unfinished are abandoned uncommitted (the "
+        "new owner re-processes them; run markers make a late duplicate write a no-op).")
+    # Triton serving (rendered into config.pbtxt by python -m terrawatch.inference.serving; Helm triton.serving)
+    triton_instance_kind: str = Field(default="cpu", pattern="^(cpu|gpu)$",
+                                      description="Triton model instances on cpu or gpu (KIND_CPU / KIND_GPU).")
+    triton_instance_count: int = Field(default=1, ge=1, description="Triton instances per model (per GPU for gpu).")
+    triton_gpus: str = Field(default="", description="GPU ids for gpu instances, comma-separated ('' = all visible).")
+    triton_torch_threads: int | None = Field(default=None, ge=1,
+                                             description="torch intra-op threads per instance (None = the model's).")
+    triton_preferred_batch: str = Field(default="", description="Dynamic-batcher preferred batch sizes, "
+                                        "comma-separated ('' = the model's config.pbtxt).")
+    triton_queue_delay_us: int | None = Field(default=None, ge=0, description="Dynamic-batcher max queue delay "
+                                              "(us; None = the model's config.pbtxt).")
     flood_threshold: float = Field(default=0.5, description="Water probability (0-1) above which a pixel is flooded.")
     mining_threshold: float = Field(default=0.8, description="Mine probability (0-1); 0.8 as in the model's validation.")
     mining_stride: int = Field(default=16, description="Stride (px) of the 48 px mining classifier's sliding window.")

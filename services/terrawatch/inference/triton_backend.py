@@ -6,7 +6,9 @@ every request in a dynamic batch, runs the model once on their concatenation
 when their shapes agree (otherwise per request), and reports a failure to the
 requests it concerns instead of failing the server. Weights are loaded from
 ``model.pt`` in the version directory; ``parameters`` of config.pbtxt arrive as
-strings.
+strings. A ``KIND_GPU`` instance runs its torch net on ``cuda:<device id>`` (Triton
+says which), a ``KIND_CPU`` one on the CPU (:func:`instance_device`; the kind is set
+by configuration, terrawatch.inference.serving).
 """
 
 from __future__ import annotations
@@ -19,9 +21,23 @@ import numpy as np
 from terrawatch.domain.hazards import MODELS
 
 
+def instance_device(args: dict) -> str:
+    """The torch device of a Triton model instance: ``cuda:<model_instance_device_id>`` for a GPU
+    instance, ``cpu`` otherwise. A GPU instance where torch sees no CUDA device is a configuration error
+    (raised, so Triton reports the model as failed to load, not silently slow)."""
+    if str(args.get("model_instance_kind", "CPU")).upper() != "GPU":
+        return "cpu"
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RuntimeError("KIND_GPU instance but torch sees no CUDA device (set TERRAWATCH_TRITON_INSTANCE_KIND=cpu)")
+    return f"cuda:{int(args.get('model_instance_device_id', 0))}"
+
+
 class BatchedModel:
     inputs: tuple[str, ...] = ()
     output: str = ""
+    device: str = "cpu"
 
     def load(self, version_dir: Path, params: dict[str, str]) -> None:
         raise NotImplementedError
@@ -37,6 +53,7 @@ class BatchedModel:
         import torch
 
         torch.set_num_threads(int(params.get("torch_threads", "2")))
+        self.device = instance_device(args)
         self.load(Path(args["model_repository"]) / args["model_version"], params)
 
     def execute(self, requests):
@@ -83,13 +100,14 @@ class MiningModel(BatchedModel):
     def load(self, version_dir: Path, params: dict[str, str]) -> None:
         from terrawatch.ml.nets.mining import load_mining_cnn
 
-        self.model = load_mining_cnn(version_dir / "model.pt")
+        self.model = load_mining_cnn(version_dir / "model.pt").to(self.device)
 
     def predict(self, patches: np.ndarray) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
-            return self.model(torch.from_numpy(np.ascontiguousarray(patches, dtype=np.float32))).numpy()
+            x = torch.from_numpy(np.ascontiguousarray(patches, dtype=np.float32)).to(self.device)
+            return self.model(x).cpu().numpy()
 
 
 class DeforestationModel(BatchedModel):
@@ -100,7 +118,7 @@ class DeforestationModel(BatchedModel):
     def load(self, version_dir: Path, params: dict[str, str]) -> None:
         from terrawatch.ml.deforestation import load_model
 
-        self.model = load_model(version_dir / "model.pt")
+        self.model = load_model(version_dir / "model.pt").to(self.device)
 
     def predict(self, pre: np.ndarray, post: np.ndarray) -> np.ndarray:
         import torch
@@ -108,7 +126,7 @@ class DeforestationModel(BatchedModel):
         if pre.shape != post.shape:
             raise ValueError(f"PRE_TOA {pre.shape} and POST_TOA {post.shape} differ")
         with torch.inference_mode():
-            return self.model(torch.from_numpy(pre), torch.from_numpy(post)).numpy()
+            return self.model(torch.from_numpy(pre).to(self.device), torch.from_numpy(post).to(self.device)).cpu().numpy()
 
 
 class FloodS2Model(BatchedModel):
@@ -139,7 +157,7 @@ class FloodS1Model(BatchedModel):
         from terrawatch.ml import flood_s1
 
         self.flood_s1 = flood_s1
-        self.net = flood_s1.load_net(version_dir / "model.pt")
+        self.net = flood_s1.load_net(version_dir / "model.pt").to(self.device)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.flood_s1.predict_batch(self.net, x.astype(np.float32, copy=False))[:, None]

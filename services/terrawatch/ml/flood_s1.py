@@ -102,12 +102,13 @@ def _pad(x: torch.Tensor) -> tuple[torch.Tensor, int, int]:
 
 @torch.inference_mode()
 def _forward(net: torch.nn.Module, s1: np.ndarray) -> np.ndarray:
-    """(N,2,h,w) dB window -> (N,h,w) probability."""
+    """(N,2,h,w) dB window -> (N,h,w) probability, computed on the net's device (CPU or CUDA)."""
+    dev = next(net.parameters()).device
     if isinstance(net, FeatureNet):
-        x = torch.from_numpy(np.stack([s1_features(img)[0] for img in s1]))
-        return torch.sigmoid(net(x))[:, 0].numpy()
-    x, h, w = _pad(torch.from_numpy(normalize_s1_db(s1)))
-    return torch.sigmoid(net(x))[:, 0, :h, :w].numpy()
+        x = torch.from_numpy(np.stack([s1_features(img)[0] for img in s1])).to(dev)
+        return torch.sigmoid(net(x))[:, 0].cpu().numpy()
+    x, h, w = _pad(torch.from_numpy(normalize_s1_db(s1)).to(dev))
+    return torch.sigmoid(net(x))[:, 0, :h, :w].cpu().numpy()
 
 
 def _windows(n: int, size: int, overlap: int) -> list[int]:

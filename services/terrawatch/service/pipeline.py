@@ -139,6 +139,7 @@ class ScenePipeline:
         if all(reasons.values()):
             raise UnsupportedScene("; ".join(f"{h}: {r}" for h, r in reasons.items()))
         skipped: dict[str, dict] = {}
+        tc = time.perf_counter()
         with UnitOfWork(self.engine, "check") as uow:
             uow.upsert_scene(scene)  # idempotent; a later scene may need it as its pre-event reference
             jobs = self.jobs_for(scene, uow, skipped)
@@ -155,9 +156,11 @@ class ScenePipeline:
                 out.outcome = "processed"
             return out
         t0 = time.perf_counter()
+        check_s = t0 - tc
         self.assets.check_scene(scene)
         with SceneReader(scene) as reader:
             grid = reader.grid
+        t_open = time.perf_counter()
         jobs = self._clip_to_aoa(scene, jobs, grid, out)
         if not jobs:  # every hazard asked for lies outside its model's area of applicability
             with UnitOfWork(self.engine, "status") as uow:
@@ -172,6 +175,7 @@ class ScenePipeline:
         if tiled.valid_pixels == 0:
             raise NoValidPixels(f"no valid pixels: every pixel of the {grid.width}x{grid.height} px scene is "
                                 "NaN or nodata in at least one band")
+        t_tiled = time.perf_counter()
         self._finish_products(scene, grid, products)
         t1 = time.perf_counter()
         dets = {j.hazard: to_detections(tiled.parts[j.hazard], grid.transform, grid.crs, j.hazard,
@@ -201,9 +205,10 @@ class ScenePipeline:
                 PIXELS_OUTSIDE_AOA.labels(j.hazard).inc(tiled.outside_aoa[j.hazard])
         t3 = time.perf_counter()
         out.tiles = tiled.tiles
-        out.stages = {"read": tiled.read_s, "infer": tiled.infer_s, "tiling_wall": t1 - t0,
-                      "vectorize": t2 - t1, "store": t3 - t2}
-        for stage in ("read", "infer", "vectorize", "store"):
+        out.stages = {"check": check_s, "open": t_open - t0, "read": tiled.read_s, "infer": tiled.infer_s,
+                      "tiling_wall": t_tiled - t_open, "products": t1 - t_tiled, "vectorize": t2 - t1,
+                      "store": t3 - t2}
+        for stage in ("check", "open", "read", "infer", "tiling_wall", "products", "vectorize", "store"):
             STAGE_SECONDS.labels(stage).observe(out.stages[stage])
         return out
 

@@ -91,45 +91,53 @@ class SceneTiles:
 # restarted; with a finite budget the pool died for good and every later scene went to the DLQ.
 @ray.remote(num_cpus=0.5, max_restarts=-1, max_task_retries=2)
 class TileWorker:
+    """Reads tile windows, asks Triton, keeps the cores. Scenes interleave on an actor when the worker
+    has several scenes in flight, so the open rasters are kept per scene (the ``KEEP_SCENES`` most
+    recently used), not re-opened on every switch."""
+
+    KEEP_SCENES = 4
+
     def __init__(self, triton_url: str) -> None:
+        from collections import OrderedDict
+
         self.triton_url = triton_url
         self._clients: dict = {}
-        self._reader = None
-        self._scene_id: str | None = None
-        self._pre: dict[str, object] = {}
+        # scene id -> (reader, {pre-event scene id: reader on the scene's grid}), least recently used first
+        self._open: OrderedDict[str, tuple[object, dict[str, object]]] = OrderedDict()
 
-    def _reader_for(self, item: dict, now_iso: str):
-        from datetime import datetime
-
+    def _reader_for(self, scene: Scene, grid):
+        """The scene's open rasters, read on ``grid`` (the driver's; not re-derived here)."""
         from terrawatch.imagery.reader import SceneReader
 
-        if self._scene_id != item["id"]:
-            if self._reader is not None:
-                self._reader.close()
-            self._reader = None
-            self._reader = SceneReader(scene_from_item(item, datetime.fromisoformat(now_iso)))
-            self._scene_id = item["id"]
-            for r in self._pre.values():
+        if scene.id in self._open:
+            self._open.move_to_end(scene.id)
+            return self._open[scene.id][0]
+        while len(self._open) >= self.KEEP_SCENES:
+            _, (old, pres) = self._open.popitem(last=False)
+            for r in (old, *pres.values()):
                 r.close()
-            self._pre = {}
-        return self._reader
+        reader = SceneReader(scene, grid)
+        self._open[scene.id] = (reader, {})
+        return reader
 
-    def _pre_reader(self, pre_item: dict, now_iso: str, grid):
+    def _pre_reader(self, scene_id: str, pre_item: dict, now_iso: str, grid):
         from datetime import datetime
 
         from terrawatch.imagery.reader import SceneReader
 
-        if pre_item["id"] not in self._pre:
-            self._pre[pre_item["id"]] = SceneReader(scene_from_item(pre_item, datetime.fromisoformat(now_iso)), grid)
-        return self._pre[pre_item["id"]]
+        pres = self._open[scene_id][1]
+        if pre_item["id"] not in pres:
+            pres[pre_item["id"]] = SceneReader(scene_from_item(pre_item, datetime.fromisoformat(now_iso)), grid)
+        return pres[pre_item["id"]]
 
-    def _probabilities(self, job: HazardJob, tiles: list[Tile], arrays: np.ndarray, now_iso: str) -> np.ndarray:
+    def _probabilities(self, job: HazardJob, tiles: list[Tile], arrays: np.ndarray, now_iso: str,
+                       reader) -> np.ndarray:
         """(N, size, size) probabilities 0-1 of ``job`` for the tiles (NaN-safe models)."""
         client = self._client(job.model)
         if job.kind == "segment":
             return client.infer(arrays)
         if job.kind == "bitemporal":
-            pre = self._pre_reader(job.pre_item, now_iso, self._reader.grid)
+            pre = self._pre_reader(reader.scene.id, job.pre_item, now_iso, reader.grid)
             pre_arrays = np.stack([pre.read(t.read_row, t.read_col, t.size) for t in tiles])
             pre_masks = [pre.read_mask(t.read_row, t.read_col, t.size) for t in tiles]
             # pre-scene cloud (SCL) and no data: no estimate there (NaN in, NaN out)
@@ -151,9 +159,11 @@ class TileWorker:
             self._clients[model] = TritonModel(self.triton_url, MODELS[model], observe=False)
         return self._clients[model]
 
-    def run(self, item: dict, now_iso: str, jobs: list[HazardJob], tiles: list[Tile]) -> list[TileResult]:
+    def run(self, scene: Scene, grid, now_iso: str, jobs: list[HazardJob], tiles: list[Tile]) -> list[TileResult]:
+        """``scene``: parsed once by the worker (passed by object reference, not re-parsed per actor);
+        ``grid``: the scene's processing grid as the worker read it."""
         t0 = time.perf_counter()
-        reader = self._reader_for(item, now_iso)
+        reader = self._reader_for(scene, grid)
         arrays = np.stack([reader.read(t.read_row, t.read_col, t.size) for t in tiles])
         valid = ~np.isnan(arrays[:, reader.present]).any(axis=1)  # (N, size, size); L2A has no B10
         masks = [reader.read_mask(t.read_row, t.read_col, t.size) for t in tiles]  # L2A SCL flags or None
@@ -167,7 +177,7 @@ class TileWorker:
         t1 = time.perf_counter()
         results, infer_s = classify_tiles(
             tiles, arrays, jobs, reader.grid.transform,
-            lambda job, ts, arr: self._probabilities(job, ts, arr, now_iso), valid=valid, cloud=cloud)
+            lambda job, ts, arr: self._probabilities(job, ts, arr, now_iso, reader), valid=valid, cloud=cloud)
         for res in results:
             res.read_s = (t1 - t0) / len(tiles)
             res.infer_s = infer_s / len(tiles)
@@ -346,13 +356,14 @@ class RayTiler:
         out = SceneTiles(tiles=len(tiles), parts={j.hazard: [] for j in jobs})
         by_index = {t.index: t for t in tiles}
         sinks = _open_products(products or {}, grid)
+        scene_ref = ray.put(scene)  # serialised once per scene, not once per batch
         pending: list = []
         try:
             for i, batch in enumerate(self._batches(tiles)):
                 if len(pending) >= self.max_calls:
                     done, pending = self._wait_one(pending)
                     self._collect(ray.get(done[0]), out, by_index, sinks)
-                pending.append(self.workers[i % len(self.workers)].run.remote(scene.item, now_iso, jobs, batch))
+                pending.append(self.workers[i % len(self.workers)].run.remote(scene_ref, grid, now_iso, jobs, batch))
             while pending:
                 done, pending = self._wait_one(pending)
                 self._collect(ray.get(done[0]), out, by_index, sinks)
