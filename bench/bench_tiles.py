@@ -6,7 +6,7 @@ polygonized 10 m rasters) over a ``--spread`` degree square around (``--lon``, `
 with alerts grouping them by four. They are removed at the end.
 
 For each zoom, the tile containing one seeded detection is rendered with the API's own SQL
-(``terrawatch.api.routes.tiles.TILE_SQL``: tolerance = half a 256-px pixel at that zoom,
+(``terrawatch.store.vector_tiles.TILE_SQL``: tolerance = half a 256-px pixel at that zoom,
 features under 2 x 2 px as points) and once without simplification or points (tolerance 0,
 for comparison), ``--repeat`` times each;
 reported: MVT bytes, gzip bytes (what an HTTP client with Accept-Encoding receives),
@@ -33,7 +33,7 @@ import mapbox_vector_tile
 import morecantile
 from sqlalchemy import text
 
-from terrawatch.api.routes.tiles import BUFFER, EXTENT, MAX_FEATURES_PER_TILE, TILE_SQL, point_area_m2, tolerance_m
+from terrawatch.store.vector_tiles import render, tolerance_m
 from terrawatch.api.samples import delete_seeded, seed_layers
 from terrawatch.settings import get_settings
 from terrawatch.store.uow import engine_for
@@ -43,14 +43,6 @@ def _vertices(geom: dict) -> int:
     def count(c):
         return 1 if isinstance(c[0], (int, float)) else sum(count(x) for x in c)
     return count(geom["coordinates"])
-
-
-def render(conn, layer: str, z: int, x: int, y: int, simplify: bool) -> bytes:
-    res = conn.execute(TILE_SQL[layer], {
-        "z": z, "x": x, "y": y, "margin": BUFFER / EXTENT, "layer": layer, "max_features": MAX_FEATURES_PER_TILE,
-        "tol": tolerance_m(z) if simplify else 0.0, "point_area": point_area_m2(z) if simplify else 0.0,
-    }).scalar_one()
-    return bytes(res) if res is not None else b""
 
 
 def measure(conn, layer: str, z: int, x: int, y: int, simplify: bool, repeat: int) -> dict:

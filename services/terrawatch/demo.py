@@ -9,11 +9,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import func, select
 
 from terrawatch.alerting.receiver import WebhookReceiver
 from terrawatch.settings import Settings
 from terrawatch.stack.process import ManagedProcess
+from terrawatch.store.outbox import OutboxStatus
 
 
 def start_worker(settings: Settings, extra_env: dict[str, str]) -> ManagedProcess:
@@ -86,15 +86,9 @@ def truth_report(engine, settings: Settings, ids: list[str]) -> dict:
     from terrawatch.domain.aoa import load_aoa
     from terrawatch.domain.hazards import REGISTRY
     from terrawatch.domain.legality import has_evidence
-    from terrawatch.store import tables as t
-    from terrawatch.store.uow import _alert
+    from terrawatch.store import scenes as scene_store
 
-    with engine.connect() as conn:
-        scenes = conn.execute(select(t.scenes.c.id, t.scenes.c.status, t.scenes.c.hazard_status)
-                              .where(t.scenes.c.id.in_(ids))).mappings().all()
-        alert_ids = select(t.detections.c.alert_id).where(t.detections.c.scene_id.in_(ids),
-                                                          t.detections.c.alert_id.is_not(None))
-        alerts = [_alert(r) for r in conn.execute(select(t.alerts).where(t.alerts.c.id.in_(alert_ids))).mappings()]
+    scenes, alerts = scene_store.scenes_and_alerts(engine, ids)
     outside: dict[str, dict] = {}
     inferred: dict[str, int] = {}
     for sc in scenes:
@@ -129,7 +123,8 @@ def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
     from terrawatch.samples import SPAIN_S1
     from terrawatch.service import subscriptions
     from terrawatch.stack import Stack
-    from terrawatch.store import tables as t
+    from terrawatch.store import scenes as scene_store
+    from terrawatch.store import subscribers as subscriber_store
     from terrawatch.store.uow import engine_for
 
     log = lambda m: print(f"[demo] {m}", flush=True)  # noqa: E731
@@ -142,10 +137,7 @@ def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
     # Two subscribers registered through the service layer the API uses (secret generated server-side,
     # SSRF-checked URL): one wants GeoJSON, one CAP 1.2. Earlier demo subscribers are deactivated.
     local = settings.model_copy(update={"webhook_allow_private": "127.0.0.1"})
-    with engine.connect() as conn:
-        old = [r[0] for r in conn.execute(select(t.subscribers.c.id).where(
-            t.subscribers.c.url.like("%/terrawatch-demo/%"), t.subscribers.c.active.is_(True)))]
-    for sid in old:
+    for sid in subscriber_store.active_ids_with_url_like(engine, "%/terrawatch-demo/%"):
         subscriptions.deactivate(engine, sid, "demo")
     receivers: dict[str, WebhookReceiver] = {}
     sub_ids = []
@@ -178,22 +170,9 @@ def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
     deadline = time.monotonic() + timeout_s
     summary: dict = {}
     while time.monotonic() < deadline:
-        with engine.connect() as conn:
-            status = dict(conn.execute(select(t.scenes.c.id, t.scenes.c.status).where(t.scenes.c.id.in_(ids))).all())
-            done = conn.execute(select(t.scene_runs).where(t.scene_runs.c.scene_id.in_(ids))).mappings().all()
-            alert_ids = [r[0] for r in conn.execute(
-                select(t.detections.c.alert_id).distinct()
-                .where(t.detections.c.scene_id.in_(ids), t.detections.c.alert_id.is_not(None)))]
-            outbox = conn.execute(select(t.webhook_outbox.c.status, func.count())
-                                  .where(t.webhook_outbox.c.alert_id.in_(alert_ids),
-                                         t.webhook_outbox.c.subscriber_id.in_(sub_ids))
-                                  .group_by(t.webhook_outbox.c.status)).all()
-            n_det = conn.execute(select(func.count()).select_from(t.detections)
-                                 .where(t.detections.c.scene_id.in_(ids))).scalar_one()
-            lat = [float(r[0]) for r in conn.execute(
-                select(func.extract("epoch", t.alerts.c.created_at - t.alerts.c.last_sensed))
-                .where(t.alerts.c.id.in_(alert_ids)))]
-        deliveries = dict(outbox)
+        prog = scene_store.progress(engine, ids, sub_ids)
+        status, done, alert_ids = prog["status"], prog["runs"], prog["alert_ids"]
+        deliveries, n_det, lat = prog["deliveries"], prog["detections"], prog["latency_s"]
         if later and status.get(items[-1]["id"]) in finished:
             for item in later:  # the deforestation model compares them with the stored S2 chip
                 kafka_io.publish_scene(p, settings, item)
@@ -204,14 +183,14 @@ def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
             continue
         dlq = _dlq_high(settings) - dlq_before
         scenes_done = sum(1 for i in ids if status.get(i) in finished)
-        if not later and scenes_done == len(ids) and dlq >= 1 and deliveries.get("pending", 0) == 0:
+        if not later and scenes_done == len(ids) and dlq >= 1 and deliveries.get(OutboxStatus.PENDING, 0) == 0:
             summary = {
                 "scenes_processed": scenes_done,
                 # hazards of one scene share its tiles: count each scene's tiles once
                 "tiles": int(sum({r["scene_id"]: r["tiles"] for r in done}.values())),
                 "detections": int(n_det),
                 "alerts": len(alert_ids),
-                "webhooks_delivered": int(deliveries.get("delivered", 0)),
+                "webhooks_delivered": int(deliveries.get(OutboxStatus.DELIVERED, 0)),
                 "webhooks_verified": sum(len(rx.verified_ids) for rx in receivers.values()),
                 "webhooks_by_format": {fmt: rx.by_format[fmt] for fmt, rx in receivers.items()},
                 "dlq": int(dlq),

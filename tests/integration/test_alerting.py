@@ -33,6 +33,7 @@ from terrawatch.alerting.outbox import fan_out
 from terrawatch.alerting.receiver import WebhookReceiver
 from terrawatch.api.routes.alerts import alerts_router
 from terrawatch.api.routes.subscriptions import subscriptions_router
+from terrawatch.domain.alerts import Alert
 from terrawatch.domain.polygons import as_multipolygon, geodesic_area_ha
 from terrawatch.ingest.stac_items import item_from_geotiff
 from terrawatch.samples import synthetic_s1
@@ -41,7 +42,7 @@ from terrawatch.service import subscriptions as subs
 from terrawatch.service.alerts import policies
 from terrawatch.settings import REPO_ROOT
 from terrawatch.store import tables as t
-from terrawatch.store.uow import AlertRow, UnitOfWork, engine_for
+from terrawatch.store.uow import UnitOfWork, engine_for
 from tests.integration.helpers import isolated, publish, runs_for, settings_env, start_worker, wait_for
 
 pytestmark = pytest.mark.integration
@@ -72,12 +73,12 @@ def _subscribe(s, place, fmt="geojson", min_confidence="low", hazards=("flood",)
     return rx
 
 
-def _alert(s, place, confidence="low", hazard="flood", context=None) -> tuple[AlertRow, list[str]]:
+def _alert(s, place, confidence="low", hazard="flood", context=None) -> tuple[Alert, list[str]]:
     """An alert inside ``place`` written like the pipeline writes one: alert + event + outbox, one transaction."""
     c = place.centroid
     geom = as_multipolygon(box(c.x - 0.005, c.y - 0.005, c.x + 0.005, c.y + 0.005))
     now = datetime.now(timezone.utc)
-    a = AlertRow(id=uuid.uuid4(), hazard=hazard, status="new", confidence=confidence, severity="moderate",
+    a = Alert(id=uuid.uuid4(), hazard=hazard, status="new", confidence=confidence, severity="moderate",
                  geom=geom, area_ha=geodesic_area_ha(geom), likelihood=85.0, sensors=["S1"], observations=1,
                  first_sensed=now - timedelta(hours=3), last_sensed=now - timedelta(hours=3),
                  context={"scene_ids": [f"test-{uuid.uuid4().hex[:6]}"], **(context or {})}, version=1,
@@ -363,6 +364,47 @@ def test_subscriptions_and_transitions_through_the_api(s, place):
         assert client.get("/subscriptions", params={"include_inactive": True},
                           headers=keys["admin"]).status_code == 200
     finally:
+        rx.close()
+
+
+def test_audit_rows_commit_with_the_change_they_record_or_not_at_all(s, place):
+    """The audit row is written in the change's own transaction: when its insert fails in PostGIS (a client
+    address longer than the column), the transition, its event and its webhooks are rolled back too; when it
+    succeeds, the change and its audit row are both there."""
+    from terrawatch.service import alerts as alert_svc
+    from terrawatch.store import audit as audit_log
+    from terrawatch.store.db import DATA_ERRORS
+
+    engine = engine_for(s.db_url)
+    rx = _subscribe(s, place)
+    try:
+        a, _ = _alert(s, place)
+        Dispatcher(s).drain(30, [rx.sub_id])  # the subscriber knows the alert: a transition notifies it
+
+        def failing(conn, target, details):
+            audit_log.record(conn, "test", "operator", "alert.acknowledged", target, details, client="x" * 65)
+
+        with pytest.raises(DATA_ERRORS):
+            alert_svc.transition(engine, s, a.id, "acknowledged", "test", "crew on site", audit=failing)
+        with UnitOfWork(engine, "read") as uow:
+            assert uow.get_alert(a.id).status == "new" and uow.get_alert(a.id).version == 1
+            assert [e["to_status"] for e in uow.alert_events(a.id)] == ["new"]
+        assert len(_outbox(s, t.webhook_outbox.c.alert_id == a.id)) == 1  # only alert.created
+        assert not [r for r in audit_log.recent(engine, "alert.acknowledged", 1000) if r["target"] == str(a.id)]
+
+        def ok(conn, target, details):
+            audit_log.record(conn, "test", "operator", "alert.acknowledged", target, details, client="127.0.0.1")
+
+        alert_svc.transition(engine, s, a.id, "acknowledged", "test", "crew on site", audit=ok)
+        rows = [r for r in audit_log.recent(engine, "alert.acknowledged", 1000) if r["target"] == str(a.id)]
+        assert [r["details"] for r in rows] == [{"reason": "crew on site", "version": 2}]
+        assert len(_outbox(s, t.webhook_outbox.c.alert_id == a.id)) == 2
+
+        with pytest.raises(DATA_ERRORS):  # the same holds for deactivating a subscription
+            subs.deactivate(engine, rx.sub_id, "test", audit=failing)
+        assert subs.get(engine, rx.sub_id)["active"] is True
+    finally:
+        subs.deactivate(engine, rx.sub_id, "test")
         rx.close()
 
 

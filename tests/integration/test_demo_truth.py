@@ -23,10 +23,11 @@ from shapely.geometry import box, shape
 from sqlalchemy import select
 
 from terrawatch.demo import NO_MINING_IMAGERY, demo_items, truth_report
+from terrawatch.domain.alerts import Alert
 from terrawatch.ingest.stac_items import item_from_geotiff
 from terrawatch.samples import synthetic_s1
 from terrawatch.store import tables as t
-from terrawatch.store.uow import AlertRow, UnitOfWork, engine_for
+from terrawatch.store.uow import UnitOfWork, engine_for
 from tests.conftest import shared_path
 from tests.integration.api_helpers import hdr, live_api, role_keys
 from tests.integration.helpers import isolated, publish, read_dlq, start_worker, wait_for
@@ -107,7 +108,7 @@ def test_demo_scenes_show_only_what_is_true(stack, tmp_path):
     with UnitOfWork(engine, "test") as uow:
         legality = uow.legality(amazon)
         now = datetime.now(timezone.utc)
-        seeded = AlertRow(id=uuid.uuid4(), hazard="mining", status="new", confidence="low", severity="minor",
+        seeded = Alert(id=uuid.uuid4(), hazard="mining", status="new", confidence="low", severity="minor",
                           geom=amazon, area_ha=4.9, likelihood=90.0, sensors=["sentinel-2"], observations=1,
                           first_sensed=now, last_sensed=now, context={"legality": legality, "seeded": run},
                           version=1, created_at=now, updated_at=now)

@@ -14,9 +14,8 @@ from shapely.geometry import MultiPolygon, Polygon, box
 from terrawatch.alerting.cap import CAP_NS, cap_alert, cap_polygons
 from terrawatch.alerting.outbox import render
 from terrawatch.alerting.payloads import geojson_event
-from terrawatch.domain.alerts import load_rules
+from terrawatch.domain.alerts import Alert, load_rules
 from terrawatch.settings import REPO_ROOT
-from terrawatch.store.uow import AlertRow
 
 XSD = etree.XMLSchema(etree.parse(str(REPO_ROOT / "alerts" / "schemas" / "CAP-v1.2.xsd")))
 NS = {"cap": CAP_NS}
@@ -27,12 +26,12 @@ LEGALITY = {"status": "illegal", "rule": "inside_protected_area", "coverage": No
                        "feature_name": "Parque Nacional Doñana"}]}
 
 
-def _alert(status="new", confidence="low", severity="minor", version=1, hazard="mining") -> AlertRow:
+def _alert(status="new", confidence="low", severity="minor", version=1, hazard="mining") -> Alert:
     hole = box(-6.405, 37.005, -6.401, 37.009)
     geom = MultiPolygon([Polygon(box(-6.41, 37.0, -6.40, 37.01).exterior.coords, [hole.exterior.coords]),
                          box(-6.30, 37.10, -6.29, 37.11)])
     t0 = datetime(2026, 11, 20, 10, 30, 15, 123456, tzinfo=timezone.utc)
-    return AlertRow(id=uuid.UUID("12345678-1234-5678-1234-567812345678"), hazard=hazard, status=status,
+    return Alert(id=uuid.UUID("12345678-1234-5678-1234-567812345678"), hazard=hazard, status=status,
                     confidence=confidence, severity=severity, geom=geom, area_ha=123.4, likelihood=87.5,
                     sensors=["S1", "S2"], observations=2, first_sensed=t0, last_sensed=t0 + timedelta(days=1),
                     context={"scene_ids": ["a", "b"], "legality": LEGALITY}, version=version,

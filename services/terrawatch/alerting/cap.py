@@ -26,8 +26,7 @@ from datetime import datetime, timedelta, timezone
 
 from shapely.geometry import MultiPolygon, Polygon
 
-from terrawatch.domain.alerts import AlertStatus, HazardPolicy
-from terrawatch.store.uow import AlertRow
+from terrawatch.domain.alerts import Alert, AlertStatus, HazardPolicy
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 CAP_CONTENT_TYPE = "application/cap+xml"
@@ -41,7 +40,7 @@ def cap_time(t: datetime) -> str:
     return t.astimezone(timezone.utc).replace(microsecond=0).isoformat()
 
 
-def identifier(a: AlertRow, version: int | None = None) -> str:
+def identifier(a: Alert, version: int | None = None) -> str:
     return f"terrawatch-{a.id}-v{a.version if version is None else version}"
 
 
@@ -82,7 +81,7 @@ def sent_message(payload: str) -> tuple[str, str, str] | None:
     return tuple(fields) if all(fields) else None  # type: ignore[return-value]
 
 
-def cap_alert(a: AlertRow, event_type: str, policy: HazardPolicy, sender: str, first_message: bool,
+def cap_alert(a: Alert, event_type: str, policy: HazardPolicy, sender: str, first_message: bool,
               reason: str | None = None, references: list[tuple[str, str, str]] | None = None) -> str:
     """One CAP 1.2 ``<alert>`` document (UTF-8 XML text) for version ``a.version`` of an alert.
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from terrawatch.alerting.cap import CAP_CONTENT_TYPE, cap_alert, sent_message
 from terrawatch.alerting.payloads import GEOJSON_CONTENT_TYPE, geojson_event
-from terrawatch.domain.alerts import CONFIDENCE_RANKS, HazardPolicy
-from terrawatch.store.uow import AlertRow, UnitOfWork
+from terrawatch.domain.alerts import CONFIDENCE_RANKS, Alert, HazardPolicy
+from terrawatch.store.uow import UnitOfWork
 
 FORMATS = ("geojson", "cap")
 
 
-def render(fmt: str, alert: AlertRow, event_type: str, policy: HazardPolicy, sender: str, first_message: bool,
+def render(fmt: str, alert: Alert, event_type: str, policy: HazardPolicy, sender: str, first_message: bool,
            reason: str | None = None, references: list[tuple[str, str, str]] | None = None) -> tuple[str, str]:
     """(payload text, content type) of one delivery. ``references``: CAP messages this subscriber was sent."""
     if fmt == "cap":
@@ -26,7 +26,7 @@ def render(fmt: str, alert: AlertRow, event_type: str, policy: HazardPolicy, sen
     raise ValueError(f"unknown webhook format {fmt!r}")
 
 
-def fan_out(uow: UnitOfWork, alert: AlertRow, event_type: str, policy: HazardPolicy, sender: str,
+def fan_out(uow: UnitOfWork, alert: Alert, event_type: str, policy: HazardPolicy, sender: str,
             only_informed: bool = False, reason: str | None = None) -> list[str]:
     """Enqueue ``event_type`` for every active subscriber whose hazards, AOI and minimum confidence match.
 

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 from shapely.geometry import mapping
 
-from terrawatch.store.uow import AlertRow
+from terrawatch.domain.alerts import Alert
 
 GEOJSON_CONTENT_TYPE = "application/json"
 
@@ -20,7 +20,7 @@ def _iso(t: datetime | None) -> str | None:
     return t.isoformat() if t else None
 
 
-def _legality(a: AlertRow) -> dict:
+def _legality(a: Alert) -> dict:
     v = (a.context or {}).get("legality") if isinstance(a.context, dict) else None
     if not isinstance(v, dict):
         return {"legality": None}
@@ -31,7 +31,7 @@ def _legality(a: AlertRow) -> dict:
             "legality_coverage": coverage.get("source")}
 
 
-def alert_feature(a: AlertRow) -> dict:
+def alert_feature(a: Alert) -> dict:
     """The alert as a GeoJSON Feature; geometry a MultiPolygon in lon/lat (RFC 7946), area in ha."""
     return {
         "type": "Feature",
@@ -60,7 +60,7 @@ def alert_feature(a: AlertRow) -> dict:
     }
 
 
-def geojson_event(event_type: str, a: AlertRow) -> str:
+def geojson_event(event_type: str, a: Alert) -> str:
     """Standard Webhooks envelope ``{type, timestamp, data}``; ``timestamp`` is when this alert version was written."""
     return json.dumps({
         "type": event_type,

@@ -17,10 +17,11 @@ import numpy as np
 from shapely.geometry import MultiPolygon, Polygon, box, mapping
 from shapely.ops import unary_union
 
+from terrawatch.domain.alerts import Alert
 from terrawatch.domain.hazards import HAZARDS
 from terrawatch.domain.polygons import Detection, geodesic_area_ha
 from terrawatch.domain.scene import Scene, Sensor
-from terrawatch.store.uow import AlertRow, UnitOfWork
+from terrawatch.store.uow import UnitOfWork
 
 CONFIDENCES = ("low", "high", "highest")
 STATUSES = ("new", "acknowledged", "confirmed")
@@ -92,7 +93,7 @@ def seed_layers(engine, *, center: tuple[float, float] = (-3.0, 40.0), spread_de
                 geom = unary_union([d.geometry for _, d in members])
                 geom = geom if isinstance(geom, MultiPolygon) else MultiPolygon([geom])
                 n = len(out.alert_ids)
-                alert = AlertRow(
+                alert = Alert(
                     id=uuid.uuid4(), hazard=hazard, status=STATUSES[n % 3], confidence=CONFIDENCES[n % 3],
                     severity="minor", geom=geom, area_ha=sum(d.area_ha for _, d in members),
                     likelihood=float(np.mean([d.likelihood for _, d in members])), sensors=[sensor.value],
@@ -109,10 +110,6 @@ def seed_layers(engine, *, center: tuple[float, float] = (-3.0, 40.0), spread_de
 
 def delete_seeded(engine, seeded: Seeded) -> None:
     """Remove what :func:`seed_layers` inserted (detections and runs cascade from scenes)."""
-    from sqlalchemy import delete
+    from terrawatch.store.scenes import delete_scenes_and_alerts
 
-    from terrawatch.store import tables as t
-
-    with engine.begin() as conn:
-        conn.execute(delete(t.scenes).where(t.scenes.c.id.in_(seeded.scene_ids)))
-        conn.execute(delete(t.alerts).where(t.alerts.c.id.in_(seeded.alert_ids)))
+    delete_scenes_and_alerts(engine, seeded.scene_ids, seeded.alert_ids)

@@ -10,11 +10,13 @@ plus a large area = ``highest`` (the exact criteria live in the rule files).
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import shapely
@@ -171,25 +173,49 @@ class Acquisition:
         return cls(d["platform"], d["sensor"], datetime.fromisoformat(d["sensing_time"]), tuple(d["scene_ids"]))
 
 
-@dataclass(frozen=True)
-class AlertState:
-    """What the merge decision needs of an alert. Geometry lon/lat (EPSG:4326), area ha, likelihood 0-100."""
+@dataclass
+class Alert:
+    """An alert: a cluster of detections of one hazard, its lifecycle status and its version.
 
+    Geometry lon/lat (EPSG:4326) MultiPolygon, ``area_ha`` geodesic hectares, ``likelihood`` 0-100,
+    times UTC. ``observations`` = independent acquisitions that saw it; ``context`` carries the
+    acquisitions (``acquisitions``, ``scene_ids``) and step results such as mining ``legality``.
+    ``version`` rises with every change a subscriber is told about. Stored by
+    :class:`terrawatch.store.uow.UnitOfWork`, rendered by :mod:`terrawatch.alerting` (GeoJSON, CAP).
+    """
+
+    id: uuid.UUID
+    hazard: str
     status: str
     confidence: str
     severity: str
     geom: BaseGeometry
     area_ha: float
     likelihood: float
-    sensors: tuple[str, ...]
-    acquisitions: tuple[Acquisition, ...]
+    sensors: list[str]
+    observations: int
     first_sensed: datetime
     last_sensed: datetime
+    context: dict[str, Any]
+    version: int
+    created_at: datetime | None = None  # set by the writer (UTC) so payloads can quote it
+    updated_at: datetime | None = None
 
     @property
-    def observations(self) -> int:
-        """Independent acquisitions that saw the alert."""
-        return len(self.acquisitions)
+    def acquisitions(self) -> tuple[Acquisition, ...]:
+        """The independent acquisitions that saw the alert (from ``context``). Alerts stored before
+        acquisitions were recorded count each scene id as one acquisition."""
+        acqs = tuple(Acquisition.from_json(x) for x in self.context.get("acquisitions", []))
+        if acqs:
+            return acqs
+        sensor = self.sensors[0] if self.sensors else "unknown"
+        return tuple(Acquisition(f"unknown-{i}", sensor, self.last_sensed, (sid,))
+                     for i, sid in enumerate(self.context.get("scene_ids", [])))
+
+
+def _with_acquisitions(context: dict[str, Any], acqs: tuple[Acquisition, ...]) -> dict[str, Any]:
+    return {**context, "acquisitions": [a.to_json() for a in acqs],
+            "scene_ids": [i for a in acqs for i in a.scene_ids]}
 
 
 @dataclass(frozen=True)
@@ -204,23 +230,25 @@ class Cluster:
 
 @dataclass(frozen=True)
 class MergeDecision:
-    """``action``: ``create`` (no mergeable alert: ``alert`` is a new one), ``update`` (an independent
-    observation: new version, maybe confirmed), ``same_acquisition`` (the alert's acquisition again under
-    another id: nothing rises, no new version; ``alert`` only records the extra scene id)."""
+    """``action``: ``create`` (no mergeable alert: ``alert`` is a new one, version 1), ``update`` (an
+    independent observation: a copy with version + 1, maybe confirmed), ``same_acquisition`` (the alert's
+    acquisition again under another id: nothing rises, no new version; the copy's context only records the
+    extra scene id)."""
 
     action: str
-    alert: AlertState
+    alert: Alert
     reason: str
 
 
-def mergeable(alert: AlertState, sensing_time: datetime, policy: HazardPolicy) -> bool:
+def mergeable(alert: Alert, sensing_time: datetime, policy: HazardPolicy) -> bool:
     """An open alert last sensed at most ``merge_window_days`` before (or any time after) ``sensing_time``."""
     return (alert.status in {s.value for s in OPEN_STATUSES}
             and alert.last_sensed >= sensing_time - timedelta(days=policy.merge_window_days))
 
 
-def merge_cluster(alert: AlertState | None, c: Cluster, policy: HazardPolicy) -> MergeDecision:
+def merge_cluster(alert: Alert | None, c: Cluster, policy: HazardPolicy) -> MergeDecision:
     """Decide what a new cluster does to a nearby alert (``None`` = none within the merge distance).
+    ``alert`` is not changed; the decision carries the alert as it should be stored.
 
     - no alert, or one closed or outside the window: a new alert (``new``, one acquisition);
     - the cluster's acquisition is already one of the alert's (same platform and sensor, sensing times at
@@ -232,31 +260,34 @@ def merge_cluster(alert: AlertState | None, c: Cluster, policy: HazardPolicy) ->
     acq = c.acquisition
     if alert is None or not mergeable(alert, acq.sensing_time, policy):
         geom = as_multipolygon(c.geom)
-        new = AlertState(
-            status=AlertStatus.NEW.value,
+        new = Alert(
+            id=uuid.uuid4(), hazard=policy.hazard, status=AlertStatus.NEW.value,
             confidence=confidence(policy, {acq.sensor}, 1, c.area_ha, c.likelihood).value,
             severity=severity(c.area_ha, policy), geom=geom, area_ha=c.area_ha, likelihood=c.likelihood,
-            sensors=(acq.sensor,), acquisitions=(acq,), first_sensed=acq.sensing_time, last_sensed=acq.sensing_time)
+            sensors=[acq.sensor], observations=1, first_sensed=acq.sensing_time, last_sensed=acq.sensing_time,
+            context=_with_acquisitions({}, (acq,)), version=1)
         return MergeDecision("create", new, f"first detection in scene {', '.join(acq.scene_ids)}")
     gap = timedelta(minutes=policy.min_separation_minutes)
-    same = next((i for i, a in enumerate(alert.acquisitions) if a.same_as(acq, gap)), None)
+    known = alert.acquisitions
+    same = next((i for i, a in enumerate(known) if a.same_as(acq, gap)), None)
     if same is not None:
-        prev = alert.acquisitions[same]
+        prev = known[same]
         merged = replace(prev, scene_ids=tuple(dict.fromkeys([*prev.scene_ids, *acq.scene_ids])))
-        acqs = (*alert.acquisitions[:same], merged, *alert.acquisitions[same + 1:])
-        return MergeDecision("same_acquisition", replace(alert, acquisitions=acqs),
+        acqs = (*known[:same], merged, *known[same + 1:])
+        return MergeDecision("same_acquisition", replace(alert, context=_with_acquisitions(alert.context, acqs)),
                              f"scene {', '.join(acq.scene_ids)} is acquisition {prev.platform} "
                              f"{prev.sensing_time.isoformat()} again: not an independent observation")
     geom = as_multipolygon(shapely.union_all([alert.geom, c.geom]))
     area = geodesic_area_ha(geom)
-    acqs = tuple(sorted((*alert.acquisitions, acq), key=lambda a: a.sensing_time))
-    sensors = tuple(sorted({*alert.sensors, acq.sensor}))
+    acqs = tuple(sorted((*known, acq), key=lambda a: a.sensing_time))
+    sensors = sorted({*alert.sensors, acq.sensor})
     lk = max(alert.likelihood, c.likelihood)
     status = AlertStatus.CONFIRMED.value if alert.status == AlertStatus.NEW.value else alert.status
-    out = replace(alert, status=status, geom=geom, area_ha=area, likelihood=lk, sensors=sensors, acquisitions=acqs,
+    out = replace(alert, status=status, geom=geom, area_ha=area, likelihood=lk, sensors=sensors,
+                  observations=len(acqs), context=_with_acquisitions(alert.context, acqs),
                   confidence=confidence(policy, set(sensors), len(acqs), area, lk).value,
                   severity=severity(area, policy), first_sensed=min(alert.first_sensed, acq.sensing_time),
-                  last_sensed=max(alert.last_sensed, acq.sensing_time))
+                  last_sensed=max(alert.last_sensed, acq.sensing_time), version=alert.version + 1)
     return MergeDecision("update", out, f"scene {', '.join(acq.scene_ids)} ({acq.platform} "
                                         f"{acq.sensing_time.isoformat()}) observed the alert area independently")
 

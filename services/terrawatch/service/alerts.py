@@ -13,12 +13,12 @@ from functools import lru_cache
 from pathlib import Path
 
 from terrawatch.alerting.outbox import fan_out
-from terrawatch.domain.alerts import AlertStatus, HazardPolicy, can_transition, load_rules
+from terrawatch.domain.alerts import Alert, AlertStatus, HazardPolicy, can_transition, load_rules
 from terrawatch.domain.errors import Conflict, NotFound
 from terrawatch.settings import Settings
 from terrawatch.store.audit import Audit
 from terrawatch.store.db import Engine
-from terrawatch.store.uow import AlertRow, UnitOfWork
+from terrawatch.store.uow import UnitOfWork
 
 
 class AlertNotFound(NotFound, LookupError):
@@ -46,7 +46,7 @@ def policies(settings: Settings) -> dict[str, HazardPolicy]:
 
 def transition(engine: Engine, settings: Settings, alert_id: uuid.UUID, to_status: AlertStatus | str, actor: str,
                reason: str, expected_version: int | None = None,
-               audit: Audit | None = None) -> tuple[AlertRow, list[str]]:
+               audit: Audit | None = None) -> tuple[Alert, list[str]]:
     """Move an alert to ``to_status`` as ``actor`` because of ``reason``.
 
     Returns the updated alert and the webhook ids enqueued (event type ``alert.<status>``).

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import logging
 
-from terrawatch.store.db import Engine
-
 from terrawatch.ingest.dlq import DlqCursor, DlqRecord
 from terrawatch.observability.metrics import DLQ_AUTO_REDRIVEN
 from terrawatch.settings import Settings
+from terrawatch.store.db import Engine
 
 log = logging.getLogger(__name__)
 

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pyogrio
 import shapely
-from geoalchemy2.shape import from_shape
-from sqlalchemy import Engine
 
 from terrawatch.domain.legality import REFERENCE_KINDS
 from terrawatch.domain.reference_water import REFERENCE_WATER
-from terrawatch.store.uow import replace_reference_layer
+from terrawatch.store.db import Engine
+from terrawatch.store.reference import replace_reference_layer
 
 LAYER_KINDS = (*REFERENCE_KINDS, REFERENCE_WATER)
 
@@ -56,7 +55,7 @@ def load_layer(engine: Engine, path: Path, kind: str, name_field: str = "name",
     feats = read_features(path)
     rows = [{"layer": kind, "name": None if p.get(name_field) is None else str(p[name_field])[:500],
              "properties": {k: v for k, v in p.items() if isinstance(v, (str, int, float, bool)) or v is None},
-             "geom": from_shape(g, srid=4326)} for g, p in feats]
+             "geom": g} for g, p in feats]
     cov = None
     if coverage is not None:
         polys = [g for g, _ in read_features(coverage) if g.geom_type in ("Polygon", "MultiPolygon")]

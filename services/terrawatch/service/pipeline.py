@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
@@ -17,7 +16,7 @@ import shapely
 
 from terrawatch.alerting.outbox import fan_out
 from terrawatch.domain.alerts import (
-    CONFIDENCE_RANKS, OPEN_STATUSES, Acquisition, AlertState, Cluster, HazardPolicy, InvalidAlertRules, admits,
+    CONFIDENCE_RANKS, OPEN_STATUSES, Acquisition, Alert, Cluster, HazardPolicy, InvalidAlertRules, admits,
     load_rules, merge_cluster,
 )
 from terrawatch.domain.errors import NoValidPixels, UnsupportedScene
@@ -32,7 +31,7 @@ from terrawatch.observability.metrics import (
     ALERTS, DETECTIONS, PIXELS_OUTSIDE_AOA, SCENES_OUTSIDE_AOA, SENSING_TO_ALERT_SECONDS, STAGE_SECONDS, TILES,
 )
 from terrawatch.settings import Settings
-from terrawatch.store.uow import AlertRow, UnitOfWork, window_start
+from terrawatch.store.uow import UnitOfWork, window_start
 from terrawatch.tiling.ray_tiler import HazardJob
 from terrawatch.vectorize.polygonize import to_detections
 
@@ -247,7 +246,7 @@ class ScenePipeline:
             ids = uow.add_detections(scene, version, dets)
             uow.add_run(scene.id, hazard, version, n_tiles, len(dets))
             uow.finish_scene(scene.id, "processed", hazard_status)
-            alerted: list[AlertRow] = []
+            alerted: list[Alert] = []
             for group in cluster([d.geometry for d in dets], policy.merge_distance_m):
                 geom = as_multipolygon(shapely.union_all([dets[i].geometry for i in group]))
                 area = sum(dets[i].area_ha for i in group)
@@ -273,52 +272,25 @@ class ScenePipeline:
         return created, updated, enqueued
 
     def _merge_or_create(self, uow: UnitOfWork, scene: Scene, hazard: str, geom, area: float, lk: float,
-                         policy: HazardPolicy, extra: dict) -> tuple[AlertRow, str]:
+                         policy: HazardPolicy, extra: dict) -> tuple[Alert, str]:
         """Load the nearest open alert, let :func:`merge_cluster` decide, save. Returns (alert, action)."""
         existing = uow.mergeable_alert(hazard, geom, policy.merge_distance_m,
                                        window_start(scene.sensing_time, policy.merge_window_days),
                                        [s.value for s in OPEN_STATUSES])
         acq = Acquisition(scene.platform, scene.sensor.value, scene.sensing_time, (scene.id,))
-        decision = merge_cluster(_state(existing) if existing else None, Cluster(geom, area, lk, acq), policy)
-        st = decision.alert
-        context = {**(existing.context if existing else {}), **extra,
-                   "acquisitions": [a.to_json() for a in st.acquisitions],
-                   "scene_ids": [i for a in st.acquisitions for i in a.scene_ids]}
-        now = datetime.now(timezone.utc)
+        decision = merge_cluster(existing, Cluster(geom, area, lk, acq), policy)
+        a = decision.alert
+        if decision.action == "same_acquisition":
+            # nothing rises and no new version (no webhook); only the extra scene id is kept
+            uow.set_alert_context(a.id, a.context)
+            return a, "same_acquisition"
+        a.context = {**a.context, **extra}
+        a.updated_at = datetime.now(timezone.utc)
         if decision.action == "create":
-            a = AlertRow(id=uuid.uuid4(), hazard=hazard, status=st.status, confidence=st.confidence,
-                         severity=st.severity, geom=st.geom, area_ha=st.area_ha, likelihood=st.likelihood,
-                         sensors=list(st.sensors), observations=st.observations, first_sensed=st.first_sensed,
-                         last_sensed=st.last_sensed, context=context, version=1, created_at=now, updated_at=now)
+            a.created_at = a.updated_at
             uow.insert_alert(a)
             uow.add_alert_event(a.id, "pipeline", None, a.status, decision.reason, a.version)
             return a, "created"
-        a = existing
-        if decision.action == "same_acquisition":
-            # nothing rises and no new version (no webhook); only the extra scene id is kept
-            uow.set_alert_context(a.id, {**a.context, "acquisitions": context["acquisitions"],
-                                         "scene_ids": context["scene_ids"]})
-            return a, "same_acquisition"
-        src = a.status
-        a.status, a.confidence, a.severity = st.status, st.confidence, st.severity
-        a.geom, a.area_ha, a.likelihood = st.geom, st.area_ha, st.likelihood
-        a.sensors, a.observations = list(st.sensors), st.observations
-        a.first_sensed, a.last_sensed = st.first_sensed, st.last_sensed
-        a.context = context
-        a.version += 1
-        a.updated_at = now
         uow.update_alert(a)
-        uow.add_alert_event(a.id, "pipeline", src, a.status, decision.reason, a.version)
+        uow.add_alert_event(a.id, "pipeline", existing.status, a.status, decision.reason, a.version)
         return a, "updated"
-
-
-def _state(a: AlertRow) -> AlertState:
-    """The merge decision's view of a stored alert (acquisitions from its context)."""
-    acqs = tuple(Acquisition.from_json(x) for x in a.context.get("acquisitions", []))
-    if not acqs:  # alerts stored before acquisitions were recorded: each scene id counted as one acquisition
-        sensor = a.sensors[0] if a.sensors else "unknown"
-        acqs = tuple(Acquisition(f"unknown-{i}", sensor, a.last_sensed, (sid,))
-                     for i, sid in enumerate(a.context.get("scene_ids", [])))
-    return AlertState(status=a.status, confidence=a.confidence, severity=a.severity, geom=a.geom, area_ha=a.area_ha,
-                      likelihood=a.likelihood, sensors=tuple(a.sensors), acquisitions=acqs,
-                      first_sensed=a.first_sensed, last_sensed=a.last_sensed)

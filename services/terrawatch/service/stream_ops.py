@@ -18,28 +18,23 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
-
+from terrawatch.domain.errors import NotFound
 from terrawatch.ingest import kafka_io
 from terrawatch.ingest.sources import BBox, Source
 from terrawatch.settings import Settings
-from terrawatch.store import tables as t
+from terrawatch.store import scenes
 from terrawatch.store.uow import engine_for
 
 log = logging.getLogger(__name__)
 
 
-class SceneNotFound(LookupError):
+class SceneNotFound(NotFound, LookupError):
     pass
 
 
 def stored_item(settings: Settings, scene_id: str) -> tuple[dict, list[dict]]:
     """The scene's stored STAC Item and its runs (hazard, model_version, finished_at)."""
-    with engine_for(settings.db_url).connect() as conn:
-        item = conn.execute(select(t.scenes.c.item).where(t.scenes.c.id == scene_id)).scalar_one_or_none()
-        runs = [dict(r) for r in conn.execute(
-            select(t.scene_runs.c.hazard, t.scene_runs.c.model_version, t.scene_runs.c.finished_at)
-            .where(t.scene_runs.c.scene_id == scene_id)).mappings()]
+    item, runs = scenes.stored_item(engine_for(settings.db_url), scene_id)
     if item is None:
         raise SceneNotFound(f"scene {scene_id!r} is not in the scenes table")
     return item, runs

@@ -9,12 +9,17 @@ only to hand it back to ``store/`` functions. The exception tuples below are wha
 from __future__ import annotations
 
 from sqlalchemy import Engine
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 
-__all__ = ["Engine", "Connection", "OUTAGE_ERRORS", "DATA_ERRORS"]
+__all__ = ["Engine", "Connection", "OUTAGE_ERRORS", "DATA_ERRORS", "plain_postgres_dsn"]
 
 # PostGIS unreachable, restarting or dropping the connection (psycopg through SQLAlchemy).
 OUTAGE_ERRORS: tuple[type[BaseException], ...] = (OperationalError, InterfaceError)
 # SQLSTATE class 22 (data exception): a bound value the database cannot take (NUL byte, text for a number).
 DATA_ERRORS: tuple[type[BaseException], ...] = (DataError,)
+
+
+def plain_postgres_dsn(url: str) -> str:
+    """A SQLAlchemy URL (``postgresql+psycopg://...``) as a plain ``postgresql://`` DSN (asyncpg, tipg)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)

@@ -86,3 +86,9 @@ def upsert_by_url(engine: Engine, values: dict[str, Any], on_conflict: dict[str,
     with engine.begin() as conn:
         conn.execute(pg_insert(s).values(id=uuid.uuid4(), **_values(values))
                      .on_conflict_do_update(index_elements=["url"], set_=_values(on_conflict)))
+
+
+def active_ids_with_url_like(engine: Engine, pattern: str) -> list[uuid.UUID]:
+    """Ids of active subscribers whose URL matches the SQL LIKE ``pattern``."""
+    with engine.connect() as conn:
+        return [r[0] for r in conn.execute(select(s.c.id).where(s.c.url.like(pattern), s.c.active.is_(True)))]

@@ -12,22 +12,24 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 from geoalchemy2.shape import from_shape, to_shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import Engine, any_, create_engine, delete, func, insert, literal, select, text, update
+from sqlalchemy import Engine, any_, create_engine, func, insert, literal, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from terrawatch.domain.alerts import Alert
 from terrawatch.domain.polygons import Detection, as_multipolygon
 from terrawatch.domain.scene import Scene
 from terrawatch.observability.metrics import DB_WRITE_SECONDS
 from terrawatch.store import tables as t
+from terrawatch.store.outbox import OutboxStatus
+from terrawatch.store.reference import drop_reference_layer, replace_reference_layer  # noqa: F401 - re-exported
 
 
 @lru_cache(maxsize=16)
@@ -89,24 +91,7 @@ def _sql_geom(g: BaseGeometry):
     return func.ST_GeomFromWKB(from_shape(g, srid=4326).data, 4326)
 
 
-@dataclass
-class AlertRow:
-    id: uuid.UUID
-    hazard: str
-    status: str
-    confidence: str
-    severity: str
-    geom: BaseGeometry
-    area_ha: float
-    likelihood: float
-    sensors: list[str]
-    observations: int
-    first_sensed: datetime
-    last_sensed: datetime
-    context: dict[str, Any]
-    version: int
-    created_at: datetime | None = None  # set by the writer (UTC) so payloads can quote it
-    updated_at: datetime | None = None
+AlertRow = Alert  # the alert entity lives in domain/alerts.py; this name stays for older imports
 
 
 class UnitOfWork:
@@ -217,7 +202,7 @@ class UnitOfWork:
 
     # alerts -----------------------------------------------------------------
     def mergeable_alert(self, hazard: str, geom: BaseGeometry, distance_m: float, since: datetime,
-                        open_statuses: Iterable[str]) -> AlertRow | None:
+                        open_statuses: Iterable[str]) -> Alert | None:
         g = _sql_geom(geom)
         # Bounding-box prefilter (index, cheap) before the geodesic test: geography ST_DWithin has no
         # bbox short-cut, and on a many-part alert (thousands of flood polygons) it took minutes per row.
@@ -233,12 +218,12 @@ class UnitOfWork:
         row = self.conn.execute(q).mappings().first()
         return _alert(row) if row else None
 
-    def get_alert(self, alert_id: uuid.UUID, for_update: bool = False) -> AlertRow | None:
+    def get_alert(self, alert_id: uuid.UUID, for_update: bool = False) -> Alert | None:
         q = select(t.alerts).where(t.alerts.c.id == alert_id)
         row = self.conn.execute(q.with_for_update() if for_update else q).mappings().first()
         return _alert(row) if row else None
 
-    def insert_alert(self, a: AlertRow) -> None:
+    def insert_alert(self, a: Alert) -> None:
         self.conn.execute(insert(t.alerts).values(
             id=a.id, hazard=a.hazard, status=a.status, confidence=a.confidence, severity=a.severity,
             geom=_geom(a.geom), area_ha=a.area_ha, likelihood=a.likelihood, sensors=a.sensors,
@@ -246,7 +231,7 @@ class UnitOfWork:
             context=a.context, version=a.version,
             **({"created_at": a.created_at, "updated_at": a.updated_at or a.created_at} if a.created_at else {})))
 
-    def update_alert(self, a: AlertRow) -> None:
+    def update_alert(self, a: Alert) -> None:
         self.conn.execute(update(t.alerts).where(t.alerts.c.id == a.id).values(
             status=a.status, confidence=a.confidence, severity=a.severity, geom=_geom(a.geom),
             area_ha=a.area_ha, likelihood=a.likelihood, sensors=a.sensors, observations=a.observations,
@@ -302,7 +287,7 @@ class UnitOfWork:
         return assess([dict(r) for r in rows], coverage)
 
     # subscribers and outbox ---------------------------------------------------
-    def matching_subscribers(self, alert: AlertRow, confidence_ranks: dict[str, int]) -> list[dict]:
+    def matching_subscribers(self, alert: Alert, confidence_ranks: dict[str, int]) -> list[dict]:
         g = _sql_geom(alert.geom)
         rank = confidence_ranks[alert.confidence]
         allowed = [c for c, r in confidence_ranks.items() if r <= rank]
@@ -325,11 +310,12 @@ class UnitOfWork:
         (not the ones that failed for good), oldest version first."""
         ob = t.webhook_outbox
         q = (select(ob.c.payload).where(ob.c.alert_id == alert_id, ob.c.subscriber_id == subscriber_id,
-                                        ob.c.content_type == content_type, ob.c.status.in_(("pending", "delivered")))
+                                        ob.c.content_type == content_type,
+                                        ob.c.status.in_((OutboxStatus.PENDING, OutboxStatus.DELIVERED)))
              .order_by(ob.c.alert_version, ob.c.created_at))
         return [r[0] for r in self.conn.execute(q)]
 
-    def enqueue(self, alert: AlertRow, subscriber_id: uuid.UUID, event_type: str, payload: str,
+    def enqueue(self, alert: Alert, subscriber_id: uuid.UUID, event_type: str, payload: str,
                 content_type: str, msg_id: str | None = None) -> str:
         msg_id = msg_id or new_message_id()
         self.conn.execute(insert(t.webhook_outbox).values(
@@ -347,36 +333,8 @@ def mark_scene_failed(engine: Engine, scene: Scene, reason: str, dlq_ref: str | 
         uow.set_scene_status(scene.id, "failed", reason=reason[:2000], dlq_ref=dlq_ref)
 
 
-def replace_reference_layer(conn: Connection, layer: str, rows: list[dict],
-                            coverage: BaseGeometry | None = None, coverage_source: str | None = None) -> int:
-    """Replace ``layer``'s features with ``rows`` (reference_features values) and record what the layer
-    covers: ``coverage`` (lon/lat) as declared by the loader, else the extent (bounding box) of its
-    features. Returns how many features were replaced."""
-    rf, rc = t.reference_features, t.reference_layer_coverage
-    replaced = conn.execute(delete(rf).where(rf.c.layer == layer)).rowcount
-    if rows:
-        conn.execute(insert(rf), rows)
-    conn.execute(delete(rc).where(rc.c.layer == layer))
-    if coverage is not None:
-        cov = func.ST_Multi(_sql_geom(coverage))
-        source = coverage_source or "declared coverage"
-    else:
-        cov = (select(func.ST_Multi(func.ST_SetSRID(func.ST_Envelope(func.ST_Extent(rf.c.geom)), 4326)))
-               .where(rf.c.layer == layer).scalar_subquery())
-        source = "layer extent (bounding box of its features)"
-    conn.execute(insert(rc).values(layer=layer, coverage=cov, coverage_source=source, features=len(rows)))
-    return replaced
-
-
-def drop_reference_layer(conn: Connection, layer: str) -> int:
-    """Delete ``layer``'s features and coverage; returns how many features were deleted."""
-    rc = t.reference_layer_coverage
-    conn.execute(delete(rc).where(rc.c.layer == layer))
-    return conn.execute(delete(t.reference_features).where(t.reference_features.c.layer == layer)).rowcount
-
-
-def _alert(row) -> AlertRow:
-    return AlertRow(
+def _alert(row) -> Alert:
+    return Alert(
         id=row["id"], hazard=row["hazard"], status=row["status"], confidence=row["confidence"],
         severity=row["severity"], geom=to_shape(row["geom"]), area_ha=row["area_ha"],
         likelihood=row["likelihood"], sensors=list(row["sensors"]), observations=row["observations"],

@@ -25,7 +25,6 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.engine import make_url
 from starlette.datastructures import QueryParams
 from tipg.dependencies import OutputType
 from tipg.resources.enums import MediaType
@@ -38,6 +37,7 @@ from terrawatch.api import cql
 from terrawatch.api.deps import ApiDeps
 from terrawatch.api.errors import BadRequest, NotFound, Unavailable
 from terrawatch.settings import Settings
+from terrawatch.store.db import plain_postgres_dsn
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ TITLE = "terrawatch: hazard detections, alerts, scene footprints and reference l
 
 def asyncpg_dsn(settings: Settings) -> str:
     """tipg's pool logs in as the API's read role (SELECT on the ``ogc`` views only)."""
-    return make_url(settings.api_read_db_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    return plain_postgres_dsn(settings.api_read_db_url)
 
 
 async def open_pool(app: FastAPI, settings: Settings) -> None:

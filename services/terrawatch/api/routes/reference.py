@@ -11,7 +11,6 @@ from typing import Annotated
 import shapely
 import shapely.errors
 from fastapi import APIRouter, Depends, Path, Request
-from geoalchemy2.shape import from_shape
 from geojson_pydantic import FeatureCollection
 from pydantic import BaseModel
 from shapely.geometry import shape
@@ -19,7 +18,7 @@ from shapely.geometry import shape
 from terrawatch.api.deps import ApiDeps
 from terrawatch.api.errors import InvalidInput, NotFound
 from terrawatch.api.security import Principal
-from terrawatch.store.uow import drop_reference_layer, replace_reference_layer
+from terrawatch.store.reference import drop_reference_layer, replace_reference_layer
 
 Layer = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="Layer name.")]
 MAX_FEATURES = 10_000
@@ -61,7 +60,7 @@ def reference_router(deps: ApiDeps) -> APIRouter:
             props = dict(f.properties or {})
             name = props.get("name")
             rows.append({"layer": layer, "name": None if name is None else str(name)[:500], "properties": props,
-                         "geom": from_shape(_geometry(f, i), srid=4326)})
+                         "geom": _geometry(f, i)})
         with deps.engine.begin() as conn:
             replaced = replace_reference_layer(conn, layer, rows)  # coverage: the layer's extent
             deps.audit(conn, who, "reference_layer.put", layer, {"features": len(rows), "replaced": replaced},

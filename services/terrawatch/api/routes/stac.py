@@ -132,18 +132,9 @@ def stac_router(deps: ApiDeps) -> APIRouter:
         return {"conformsTo": CONFORMS}
 
     def _collection(request: Request) -> dict:
-        from sqlalchemy import func, select
+        from terrawatch.store.scenes import extent
 
-        from terrawatch.store import tables as t
-
-        with deps.engine.connect() as conn:
-            ext = conn.execute(select(func.ST_XMin(func.ST_Extent(t.scenes.c.footprint)),
-                                      func.ST_YMin(func.ST_Extent(t.scenes.c.footprint)),
-                                      func.ST_XMax(func.ST_Extent(t.scenes.c.footprint)),
-                                      func.ST_YMax(func.ST_Extent(t.scenes.c.footprint)),
-                                      func.min(t.scenes.c.sensing_time), func.max(t.scenes.c.sensing_time))).one()
-        bbox = [float(v) for v in ext[:4]] if ext[0] is not None else None
-        interval = [ext[4], ext[5]] if ext[4] is not None else [None, None]
+        bbox, interval = extent(deps.engine)
         return ps.collection(base(request), bbox, interval)
 
     @router.get("/collections", summary="The STAC collections (terrawatch-products).")

@@ -1,132 +1,22 @@
-"""Mapbox Vector Tiles per layer from PostGIS ``ST_AsMVT`` (XYZ, WebMercatorQuad) and TileJSON 3.0.0.
+"""``/tiles``: Mapbox Vector Tiles per layer (XYZ, WebMercatorQuad) and TileJSON 3.0.0.
 
-Geometries are simplified by zoom before encoding: snapped to a grid and
-Douglas-Peucker simplified with a tolerance of half a 256-px screen pixel at
-that zoom (``tolerance_m``), so a z5 tile carries a few vertices per feature
-instead of every 10 m vertex. A feature whose bounding box is under 2 x 2
-pixels at that zoom (``point_area_m2``), or that collapses below one tile
-unit, is sent as a point (``ST_PointOnSurface``), so small detections stay
-visible but cheap at low zooms. Likelihood (0-100) is rounded to an integer
-and area to 0.1 ha, which lets MVT's value dictionary share them. Layer SQL
-is fixed per layer name; z/x/y and limits are bound parameters.
+The layers, their SQL and the simplification by zoom are in :mod:`terrawatch.store.vector_tiles`.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import text
 
 from terrawatch.api.deps import ApiDeps
 from terrawatch.api.errors import InvalidInput, NotFound
 from terrawatch.api.security import Principal
+from terrawatch.store import vector_tiles
+from terrawatch.store.vector_tiles import LAYERS, MAX_ZOOM  # noqa: F401 - also read by tests
 
 MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
-EXTENT = 4096  # MVT units per tile side
-BUFFER = 64  # MVT units of buffer around the tile (avoids seams when rendering outlines)
-MAX_FEATURES_PER_TILE = 20_000
-MAX_ZOOM = 22
-WEB_MERCATOR_WIDTH_M = 2 * math.pi * 6378137.0
-
-# Per layer: the ogc view it reads, its MVT properties (SQL expressions over the view's columns) with types.
-LAYERS: dict[str, dict] = {
-    "detections": {
-        "view": "ogc.detections",
-        "description": "Hazard detection polygons per scene.",
-        "fields": {"id": ("id", "Number"), "hazard": ("hazard", "String"), "confidence": ("confidence", "String"),
-                   "status": ("status", "String"), "likelihood": ("round(likelihood)::int", "Number"),
-                   "area_ha": ("round(area_ha::numeric, 1)::float8", "Number"), "scene_id": ("scene_id", "String"),
-                   "t": ("extract(epoch from sensing_time)::bigint", "Number")},
-        "time": "sensing_time",
-    },
-    "alerts": {
-        "view": "ogc.alerts",
-        "description": "Alerts (clusters of detections) with status and confidence.",
-        "fields": {"id": ("id", "String"), "hazard": ("hazard", "String"), "status": ("status", "String"),
-                   "confidence": ("confidence", "String"), "severity": ("severity", "String"),
-                   "area_ha": ("round(area_ha::numeric, 1)::float8", "Number"),
-                   "likelihood": ("round(likelihood)::int", "Number"),
-                   "observations": ("observations", "Number"),
-                   "t": ("extract(epoch from sensing_time)::bigint", "Number"),
-                   "t0": ("extract(epoch from first_sensed)::bigint", "Number"),
-                   # mining: illegal / licensed / unknown, the rule and the feature or coverage it used
-                   "legality": ("legality", "String"), "legality_rule": ("legality_rule", "String"),
-                   "legality_feature": ("legality_feature", "String"),
-                   "legality_coverage": ("legality_coverage", "String")},
-        "time": "sensing_time",
-    },
-    "scenes": {
-        "view": "ogc.scenes",
-        "description": "Footprints of received scenes with their status: processing, processed, failed (with the "
-                       "reason and DLQ record), outside_aoa.",
-        "fields": {"id": ("id", "String"), "platform": ("platform", "String"), "sensor": ("sensor", "String"),
-                   "t": ("extract(epoch from sensing_time)::bigint", "Number"),
-                   "status": ("status", "String"), "status_reason": ("left(status_reason, 300)", "String"),
-                   "dlq_ref": ("dlq_ref", "String"), "hazard_status": ("hazard_status", "String")},
-        "time": "sensing_time",
-    },
-    "reference_layers": {
-        "view": "ogc.reference_layers",
-        "description": "Reference features (areas of interest, protected areas, ...).",
-        "fields": {"id": ("id", "Number"), "layer": ("layer", "String"), "name": ("name", "String")},
-        "time": None,
-    },
-}
-
-
-def tolerance_m(z: int) -> float:
-    """Simplification tolerance (EPSG:3857 metres) at zoom ``z``: half a 256-px pixel."""
-    return WEB_MERCATOR_WIDTH_M / (256 * 2 ** z) / 2
-
-
-def point_area_m2(z: int) -> float:
-    """Features whose bounding box is smaller than 2 x 2 screen pixels at ``z`` are drawn as points."""
-    px = WEB_MERCATOR_WIDTH_M / (256 * 2 ** z)
-    return 4 * px * px
-
-
-def _tile_sql(layer: str) -> str:
-    spec = LAYERS[layer]
-    props = ", ".join(f"{expr} as {name}" for name, (expr, _) in spec["fields"].items())
-    names = ", ".join(spec["fields"])
-    # Built only from the constants above; request values are bound parameters.
-    return f"""
-        with bounds as (
-            select ST_TileEnvelope(:z, :x, :y) as env,
-                   ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => :margin), 4326) as env4326
-        ), src as (
-            select {props}, ST_Transform(v.geom, 3857) as g
-            from {spec['view']} v, bounds
-            where v.geom && bounds.env4326
-            limit :max_features
-        ), simp as (
-            select *, case when ST_Area(ST_Envelope(g)) < :point_area then ST_PointOnSurface(g)
-                           else ST_SimplifyPreserveTopology(ST_SnapToGrid(g, :tol / 4), :tol) end as gs
-            from src
-        ), mvt as (
-            select {names},
-                   coalesce(ST_AsMVTGeom(gs, bounds.env, {EXTENT}, {BUFFER}, true),
-                            ST_AsMVTGeom(ST_PointOnSurface(g), bounds.env, {EXTENT}, {BUFFER}, true)) as geom
-            from simp, bounds
-        )
-        select ST_AsMVT(mvt.*, :layer, {EXTENT}, 'geom') from mvt where geom is not null
-    """
-
-
-TILE_SQL = {name: text(_tile_sql(name)) for name in LAYERS}
-EXTENT_SQL = {
-    name: text(f"select ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) from (select ST_Extent(geom) as e "
-               f"from {spec['view']}) s")
-    for name, spec in LAYERS.items()
-}
-TIME_SQL = {
-    name: text(f"select extract(epoch from min({spec['time']}))::bigint, "
-               f"extract(epoch from max({spec['time']}))::bigint from {spec['view']}")
-    for name, spec in LAYERS.items() if spec["time"]
-}
 
 LayerName = Annotated[str, Path(description="Layer: " + ", ".join(LAYERS), pattern=r"^[a-z_]{1,32}$")]
 
@@ -162,11 +52,7 @@ def render_tile(conn, layer: str, z: int, x: int, y: int) -> bytes:
     n = 2 ** z
     if not (0 <= x < n and 0 <= y < n):
         raise InvalidInput(f"tile {z}/{x}/{y} does not exist in WebMercatorQuad")
-    res = conn.execute(TILE_SQL[layer], {
-        "z": z, "x": x, "y": y, "margin": BUFFER / EXTENT, "tol": tolerance_m(z), "layer": layer,
-        "max_features": MAX_FEATURES_PER_TILE, "point_area": point_area_m2(z),
-    }).scalar_one()
-    return bytes(res) if res is not None else b""
+    return vector_tiles.render(conn, layer, z, x, y)
 
 
 def tiles_router(deps: ApiDeps) -> APIRouter:
@@ -188,9 +74,8 @@ def tiles_router(deps: ApiDeps) -> APIRouter:
             raise NotFound(f"no layer {layer!r}; layers: {', '.join(LAYERS)}")
         spec = LAYERS[layer]
         with deps.read_engine.connect() as conn:
-            ext = conn.execute(EXTENT_SQL[layer]).one()
-            times = conn.execute(TIME_SQL[layer]).one() if layer in TIME_SQL else None
-        bounds = [float(v) for v in ext] if ext[0] is not None else [-180.0, -85.0511, 180.0, 85.0511]
+            bounds = vector_tiles.bounds(conn, layer) or [-180.0, -85.0511, 180.0, 85.0511]
+            times = vector_tiles.time_range(conn, layer)
         url = str(request.url_for("tile", layer=layer, z="{z}", x="{x}", y="{y}"))
         url = url.replace("%7B", "{").replace("%7D", "}")
         return {
@@ -198,7 +83,7 @@ def tiles_router(deps: ApiDeps) -> APIRouter:
             "bounds": bounds,
             "vector_layers": [{"id": layer, "description": spec["description"], "minzoom": 0, "maxzoom": MAX_ZOOM,
                                "fields": {k: typ for k, (_, typ) in spec["fields"].items()}}],
-            "time_range": [int(times[0]), int(times[1])] if times and times[0] is not None else None,
+            "time_range": times,
         }
 
     @router.get("", summary="The layers that have tiles.")
