@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, func, select, text
-
 from terrawatch.api.errors import InvalidInput, NotFound, Unavailable
 from terrawatch.settings import REPO_ROOT, Settings
-from terrawatch.store import tables as t
+from terrawatch.store import outbox, scenes
+from terrawatch.store.db import Engine, postgis_version
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +49,7 @@ def _timed(fn) -> Check:
 
 
 def _postgis(engine: Engine) -> str:
-    with engine.connect() as conn:
-        return "postgis " + conn.execute(text("select postgis_lib_version()")).scalar_one()
+    return postgis_version(engine)
 
 
 def _kafka(settings: Settings) -> str:
@@ -169,19 +167,11 @@ def dependency_pauses(settings: Settings) -> list[dict] | None:
 
 
 def last_sensed_by_platform(engine: Engine) -> list[dict]:
-    q = (select(t.scenes.c.platform, func.max(t.scenes.c.sensing_time).label("last_sensing_time"),
-                func.max(t.scene_runs.c.finished_at).label("last_finished_at"),
-                func.count(func.distinct(t.scenes.c.id)).label("scenes"))
-         .select_from(t.scenes.join(t.scene_runs, t.scene_runs.c.scene_id == t.scenes.c.id))
-         .group_by(t.scenes.c.platform).order_by(t.scenes.c.platform))
-    with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(q).mappings()]
+    return scenes.last_sensed_by_platform(engine)
 
 
 def outbox_counts(engine: Engine) -> dict[str, int]:
-    with engine.connect() as conn:
-        rows = conn.execute(select(t.webhook_outbox.c.status, func.count()).group_by(t.webhook_outbox.c.status))
-        return {status: n for status, n in rows}
+    return outbox.counts(engine)
 
 
 # actions: Kafka ----------------------------------------------------------------
@@ -200,8 +190,7 @@ def publish_items(producer, settings: Settings, items: list[dict]) -> None:
 
 
 def scene_item(engine: Engine, scene_id: str) -> dict:
-    with engine.connect() as conn:
-        item = conn.execute(select(t.scenes.c.item).where(t.scenes.c.id == scene_id)).scalar_one_or_none()
+    item, _ = scenes.stored_item(engine, scene_id)
     if item is None:
         raise NotFound(f"scene {scene_id!r} not found")
     return item

@@ -19,6 +19,7 @@ from rio_tiler.colormap import cmap
 from rio_tiler.errors import TileOutsideBounds
 from rio_tiler.io import Reader
 
+from terrawatch.domain.errors import NotFound
 from terrawatch.domain.hazards import HAZARDS
 from terrawatch.domain.scene import Sensor
 
@@ -31,11 +32,11 @@ RAMPS = {"flood": "blues", "deforestation": "ylorrd", "mining": "rdpu"}
 COMPOSITES = {"truecolor": (1, 2, 3), "falsecolor": (4, 1, 2), "vvvh": (1, 2, 3)}
 
 
-class ProductNotFound(LookupError):
+class ProductNotFound(NotFound, LookupError):
     """No such product (unknown name, unsafe id or no file); the API answers 404."""
 
 
-class TileNotFound(LookupError):
+class TileNotFound(NotFound, LookupError):
     """The tile lies outside the product or the tile matrix; the API answers 404."""
 
 

@@ -76,3 +76,14 @@ def progress(engine: Engine, ids: list[str], subscriber_ids: list[uuid.UUID]) ->
             .where(t.alerts.c.id.in_(alert_ids)))]
     return {"status": status, "runs": runs, "alert_ids": alert_ids, "deliveries": outbox, "detections": int(n_det),
             "latency_s": lat}
+
+
+def last_sensed_by_platform(engine: Engine) -> list[dict]:
+    """Per platform: the latest sensing time and run finish of its processed scenes, and how many scenes."""
+    q = (select(t.scenes.c.platform, func.max(t.scenes.c.sensing_time).label("last_sensing_time"),
+                func.max(t.scene_runs.c.finished_at).label("last_finished_at"),
+                func.count(func.distinct(t.scenes.c.id)).label("scenes"))
+         .select_from(t.scenes.join(t.scene_runs, t.scene_runs.c.scene_id == t.scenes.c.id))
+         .group_by(t.scenes.c.platform).order_by(t.scenes.c.platform))
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(q).mappings()]

@@ -17,7 +17,6 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from terrawatch.api.deps import ApiDeps
-from terrawatch.api.errors import NotFound
 from terrawatch.api.security import Principal
 from terrawatch.products import tiles as pt
 
@@ -46,10 +45,7 @@ def raster_router(deps: ApiDeps) -> APIRouter:
     root = deps.settings.products_dir
 
     def _file(scene_id: str, product: str):
-        try:
-            return pt.product_file(root, scene_id, product)
-        except pt.ProductNotFound as exc:
-            raise NotFound(str(exc)) from exc
+        return pt.product_file(root, scene_id, product)
 
     @router.get("/scenes/{scene_id}/{product}/{z}/{x}/{y}.{fmt}", response_class=Response,
                 responses={200: {"content": {"image/png": {}, "image/webp": {}},
@@ -60,10 +56,7 @@ def raster_router(deps: ApiDeps) -> APIRouter:
                     y: Annotated[int, Path(ge=0, le=2 ** pt.MAX_ZOOM)], fmt: Literal["png", "webp"],
                     composite: Composite = None, _: Principal = Depends(deps.layers)) -> Response:
         path = _file(scene_id, product)
-        try:
-            body = pt.render(path, product, z, x, y, composite, img_format=fmt.upper())
-        except pt.TileNotFound as exc:
-            raise NotFound(str(exc)) from exc
+        body = pt.render(path, product, z, x, y, composite, img_format=fmt.upper())
         return Response(body, media_type=MEDIA[fmt], headers={"Cache-Control": "private, max-age=300"})
 
     @router.get("/scenes/{scene_id}/{product}.json", response_model=RasterTileJSON,

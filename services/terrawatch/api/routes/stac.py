@@ -225,10 +225,7 @@ def stac_router(deps: ApiDeps) -> APIRouter:
                 response_class=FileResponse)
     def stac_asset(scene_id: SceneId, product: Annotated[str, Path(pattern=r"^[a-z_]{1,32}$")],
                    _: Principal = Depends(deps.layers)) -> FileResponse:
-        try:
-            path = pt.product_file(root, scene_id, product)
-        except pt.ProductNotFound as exc:
-            raise NotFound(str(exc)) from exc
+        path = pt.product_file(root, scene_id, product)
         return FileResponse(path, media_type=ps.COG, filename=f"{scene_id}_{path.name}")
 
     return router
