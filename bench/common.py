@@ -103,6 +103,10 @@ def private_stack(port_base: int, keep: bool = False, preferred_batch: str = "",
     cfg.write_text(render_config(cfg.read_text(), serving, "flood_s1"))
     batcher = {"preferred_batch": list(serving.preferred_batch) or "shipped", "queue_delay_us":
                queue_delay_us if queue_delay_us is not None else "shipped"}
+    # The benches write their synthetic scenes to temp dirs (tempfile.mkdtemp); file:// assets are only
+    # opened under TERRAWATCH_ASSET_FILE_ROOTS (default: the state and shared-data dirs), so without this
+    # every bench scene was dead-lettered as unreadable_asset and the bench timed out waiting for it.
+    overrides.setdefault("asset_file_roots", f"{state},{tempfile.gettempdir()}")
     s = Settings(state_dir=state, model_repository=repo, **ports(port_base), **overrides)
     stack = Stack(s)
     log(f"starting a private stack in {state} (ports from {port_base}); flood_s1 weights: {weights}")

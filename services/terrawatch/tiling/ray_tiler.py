@@ -160,8 +160,10 @@ class TileWorker:
         return self._clients[model]
 
     def run(self, scene: Scene, grid, now_iso: str, jobs: list[HazardJob], tiles: list[Tile]) -> list[TileResult]:
-        """``scene``: parsed once by the worker (passed by object reference, not re-parsed per actor);
-        ``grid``: the scene's processing grid as the worker read it."""
+        """``scene``: parsed once by the worker, not re-parsed from the STAC item per actor (passed by
+        value: a few kB, inlined in the task; a ``ray.put`` object was lost with the Ray head and hung
+        the driver in the head-restart fault test); ``grid``: the scene's processing grid as the worker
+        read it."""
         t0 = time.perf_counter()
         reader = self._reader_for(scene, grid)
         arrays = np.stack([reader.read(t.read_row, t.read_col, t.size) for t in tiles])
@@ -356,14 +358,13 @@ class RayTiler:
         out = SceneTiles(tiles=len(tiles), parts={j.hazard: [] for j in jobs})
         by_index = {t.index: t for t in tiles}
         sinks = _open_products(products or {}, grid)
-        scene_ref = ray.put(scene)  # serialised once per scene, not once per batch
         pending: list = []
         try:
             for i, batch in enumerate(self._batches(tiles)):
                 if len(pending) >= self.max_calls:
                     done, pending = self._wait_one(pending)
                     self._collect(ray.get(done[0]), out, by_index, sinks)
-                pending.append(self.workers[i % len(self.workers)].run.remote(scene_ref, grid, now_iso, jobs, batch))
+                pending.append(self.workers[i % len(self.workers)].run.remote(scene, grid, now_iso, jobs, batch))
             while pending:
                 done, pending = self._wait_one(pending)
                 self._collect(ray.get(done[0]), out, by_index, sinks)
