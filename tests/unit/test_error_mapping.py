@@ -78,3 +78,12 @@ def test_service_errors_are_kinds_and_stay_catchable_by_their_old_bases():
     assert issubclass(subscriptions.InvalidSubscription, ValueError)  # the CLI catches ValueError
     assert issubclass(dlq.BadEntryId, kinds.InvalidInput) and issubclass(dlq.BadEntryId, ValueError)
     assert errors.NotFound is kinds.NotFound  # api/errors re-exports the domain kinds, no second hierarchy
+
+
+def test_the_deliveries_route_filters_by_exactly_the_outbox_statuses():
+    from typing import get_args
+
+    from terrawatch.api.routes.subscriptions import StatusFilter
+    from terrawatch.store.outbox import OutboxStatus
+
+    assert set(get_args(StatusFilter)) == {s.value for s in OutboxStatus} | {"all"}

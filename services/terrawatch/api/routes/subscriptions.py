@@ -23,6 +23,8 @@ from terrawatch.service import subscriptions as svc
 # Outbox ids are Standard Webhooks message ids ``msg_<32 hex>``; anything else cannot exist.
 MSG_ID = r"^msg_[A-Za-z0-9_-]{1,60}$"
 DeliveryId = Annotated[str, Path(pattern=MSG_ID, description="The delivery's webhook-id.")]
+# store.outbox.OutboxStatus's values, or all (a unit test keeps them equal).
+StatusFilter = Literal["pending", "delivered", "failed", "all"]
 
 
 class SubscriptionIn(BaseModel):
@@ -132,7 +134,7 @@ def subscriptions_router(deps) -> APIRouter:
     @router.get("/deliveries", response_model=list[DeliveryOut],
                 summary="Webhook deliveries, newest first (default: the failed ones, for operators).")
     def list_deliveries(
-        status: Literal["pending", "delivered", "failed", "all"] = "failed",
+        status: StatusFilter = "failed",
         subscription_id: uuid.UUID | None = None, alert_id: uuid.UUID | None = None,
         limit: int = Query(100, ge=1, le=1000),
         before: str | None = Query(None, pattern=MSG_ID, description="A delivery id: page after it."),
