@@ -13,7 +13,7 @@ import psutil
 import pytest
 from sqlalchemy import text
 
-from terrawatch.api import ops
+from terrawatch.service import ops
 from terrawatch.service import dlq as dlq_svc
 from terrawatch.store.uow import engine_for
 from tests.faults.helpers import (

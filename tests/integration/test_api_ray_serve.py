@@ -16,7 +16,7 @@ def test_api_runs_under_ray_serve(stack, monkeypatch):
     import ray
     from ray import serve
 
-    from terrawatch.api.serve import APP_NAME, run_on_ray_serve
+    from terrawatch.stack.ray_serve import APP_NAME, run_on_ray_serve
 
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # as the stack's Ray head runs (stack/ray_head.py)
     s = stack.settings

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 from starlette.datastructures import QueryParams
 
-from terrawatch.api import errors, ops
+from terrawatch.api import errors
 from terrawatch.api.app import required_role
 from terrawatch.api.routes.ogc import _check_query
 from terrawatch.store.vector_tiles import LAYERS, TILE_SQL, WEB_MERCATOR_WIDTH_M, tolerance_m
 from terrawatch.api.security import AuthFailureLimiter, verify_key
 from terrawatch.domain.errors import TransientError, UnreadableAsset
 from terrawatch.service import dlq as dlq_svc
+from terrawatch.service import stream_ops
 from terrawatch.settings import Settings
 
 
@@ -99,13 +102,17 @@ def test_backfill_is_confined_to_allowed_roots(tmp_path):
     synthetic_s1(allowed / "sub" / "b.tif", size=64)
     (allowed / "c.tif").write_bytes(b"not a tiff")
     s = Settings(api_backfill_roots=str(allowed))
-    items, skipped = ops.backfill_items(s, str(allowed), recursive=False, sensing_time=None, platform=None)
-    assert [i["id"] for i in items] == ["a"] and [k["path"].endswith("c.tif") for k in skipped] == [True]
-    items, _ = ops.backfill_items(s, str(allowed), recursive=True, sensing_time=None, platform=None)
-    assert sorted(i["id"] for i in items) == ["a", "b"]
+    roots, when = stream_ops.backfill_roots(s), datetime.now(timezone.utc)
+
+    def dry(folder, recursive):
+        return stream_ops.backfill_folder(s, folder, roots, recursive=recursive, sensing_time=when, dry_run=True)
+
+    report = dry(str(allowed), recursive=False)
+    assert report.published == ["a"] and [k["source"].endswith("c.tif") for k in report.skipped] == [True]
+    assert sorted(dry(str(allowed), recursive=True).published) == ["a", "b"]
     for outside in (str(tmp_path), "/etc", str(allowed / ".." / "allowed" / ".." ), "relative/path"):
         with pytest.raises(errors.InvalidInput):
-            ops.backfill_items(s, outside, recursive=False, sensing_time=None, platform=None)
+            dry(outside, recursive=False)
 
 
 def test_error_statuses():
@@ -139,3 +146,10 @@ def test_forwarding_headers_are_believed_only_from_trusted_proxies():
     assert statuses(base) == [401, 401, 401, 429, 429]  # rotating the header does not help
     trusted = base.model_copy(update={"api_trusted_proxies": "testclient"})
     assert statuses(trusted) == [401] * 5  # behind a trusted proxy each forwarded client counts alone
+
+
+def test_backfill_folder_refuses_nul_and_missing_folders(tmp_path):
+    s = Settings(api_backfill_roots=str(tmp_path))
+    for folder, err in ((f"{tmp_path}/a\x00b", errors.InvalidInput), (str(tmp_path / "missing"), errors.NotFound)):
+        with pytest.raises(err):
+            stream_ops.backfill_folder(s, folder, stream_ops.backfill_roots(s), dry_run=True)

@@ -106,6 +106,33 @@ def inference_error(model: str, status: str, message: str) -> TransientError:
     return TransientError(text)
 
 
+def server_ready(url: str, timeout_s: float = 3.0) -> str:
+    """Readiness of the Triton server itself (models not checked): a detail string; raises otherwise."""
+    client = grpcclient.InferenceServerClient(url)
+    try:
+        if not client.is_server_ready(client_timeout=timeout_s):
+            raise RuntimeError("server not ready")
+        return f"ready at {url}"
+    finally:
+        client.close()
+
+
+def model_index(url: str, timeout_s: float = 5.0) -> list[dict]:
+    """Every model version in Triton's repository index with its state (READY, UNAVAILABLE, ...);
+    raises :class:`~terrawatch.domain.errors.Unavailable` when Triton does not answer."""
+    from terrawatch.domain.errors import Unavailable
+
+    client = grpcclient.InferenceServerClient(url)
+    try:
+        index = client.get_model_repository_index(as_json=True, client_timeout=timeout_s)
+    except InferenceServerException as exc:
+        raise Unavailable(f"Triton at {url}: {exc.message()}") from exc
+    finally:
+        client.close()
+    return [{"name": m.get("name"), "version": m.get("version"), "state": m.get("state"),
+             "reason": m.get("reason") or None} for m in index.get("models", [])]
+
+
 def triton_ready(url: str, models: list[str] | None = None, timeout_s: float = 3.0) -> str:
     """Readiness probe: the server is live and ready and every model of ``models`` (default all of
     ``MODELS``) has a READY version. Returns a detail string; raises DependencyUnavailable."""

@@ -1,7 +1,7 @@
-"""Kafka adapters: scene event producer, consumer and lag reporting (confluent-kafka).
+"""Kafka adapters: scene event producer, the worker's consumer (:class:`SceneConsumer`) and lag reporting
+(confluent-kafka).
 
-The DLQ (record type, writer, reader, re-drive) is in :mod:`terrawatch.ingest.dlq`; ``send_to_dlq`` and
-``DlqWriteError`` are re-exported here for the worker.
+The DLQ (record type, writer, reader, re-drive cursor) is in :mod:`terrawatch.ingest.dlq`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import threading
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from terrawatch.ingest.dlq import DlqWriteError, kafka_errors, partitions, probe_consumer, send_to_dlq  # noqa: F401 - DlqWriteError, send_to_dlq re-exported for the worker
+from terrawatch.ingest.dlq import kafka_errors, partitions, probe_consumer
 from terrawatch.observability.logging import RepeatLimiter
 from terrawatch.settings import Settings
 
@@ -40,6 +40,21 @@ def producer(settings: Settings) -> Producer:
 def publish_scene(p: Producer, settings: Settings, item: dict) -> None:
     """Publish one STAC Item keyed by its id (same scene -> same partition)."""
     p.produce(settings.scenes_topic, key=item.get("id", "").encode(), value=json.dumps(item).encode())
+
+
+def publish_items(p: Producer, settings: Settings, items: list[dict], timeout_s: float = 30.0) -> None:
+    """Publish scene events and wait until the broker acknowledged all of them; raises KafkaUnavailable."""
+    from terrawatch.ingest.dlq import KafkaUnavailable
+
+    try:
+        for item in items:
+            publish_scene(p, settings, item)
+            p.poll(0)
+        remaining = p.flush(timeout_s)
+    except (BufferError, KafkaException) as exc:
+        raise KafkaUnavailable(f"Kafka rejected the publish: {exc}") from exc
+    if remaining:
+        raise KafkaUnavailable(f"Kafka did not acknowledge {remaining} message(s) within {timeout_s:.0f} s")
 
 
 def instance_id(settings: Settings) -> str | None:
@@ -75,17 +90,22 @@ def consumer(settings: Settings, **extra) -> Consumer:
     return Consumer(conf)
 
 
+def _offsets(c: Consumer, topic: str, parts: list[int]) -> list[dict]:
+    """Per partition of ``topic``: the group's committed offset (None if none), high watermark and lag
+    (messages from the committed offset, or from the low watermark, to the high watermark)."""
+    out = []
+    for tp in c.committed([TopicPartition(topic, p) for p in parts], timeout=5):
+        low, high = c.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=5, cached=False)
+        committed = tp.offset if tp.offset >= 0 else None
+        out.append({"partition": tp.partition, "committed": committed, "high_watermark": high,
+                    "lag": max(0, high - (low if committed is None else committed))})
+    return out
+
+
 def lag(c: Consumer, topic: str) -> dict[int, int]:
     """Messages behind per assigned partition (high watermark - committed offset)."""
-    parts = [tp for tp in c.assignment() if tp.topic == topic]
-    if not parts:
-        return {}
-    out = {}
-    for tp in c.committed(parts, timeout=5):
-        low, high = c.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=5, cached=False)
-        committed = tp.offset if tp.offset >= 0 else low
-        out[tp.partition] = max(0, high - committed)
-    return out
+    parts = [tp.partition for tp in c.assignment() if tp.topic == topic]
+    return {o["partition"]: o["lag"] for o in _offsets(c, topic, parts)} if parts else {}
 
 
 @kafka_errors
@@ -95,16 +115,7 @@ def group_lag(settings: Settings) -> list[dict]:
     join (or rebalance) the group; Kafka errors become ``KafkaUnavailable``."""
     c = probe_consumer(settings, group=settings.consumer_group)
     try:
-        parts = partitions(c, settings.scenes_topic)
-        committed = c.committed([TopicPartition(settings.scenes_topic, p) for p in parts], timeout=5)
-        out = []
-        for tp in committed:
-            low, high = c.get_watermark_offsets(TopicPartition(settings.scenes_topic, tp.partition), timeout=5,
-                                                cached=False)
-            pos = tp.offset if tp.offset >= 0 else low
-            out.append({"partition": tp.partition, "committed": tp.offset if tp.offset >= 0 else None,
-                        "high_watermark": high, "lag": max(0, high - pos)})
-        return out
+        return _offsets(c, settings.scenes_topic, partitions(c, settings.scenes_topic))
     finally:
         c.close()
 

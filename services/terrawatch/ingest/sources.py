@@ -68,15 +68,21 @@ def time_from_name(name: str) -> datetime | None:
 class FolderSource:
     """GeoTIFFs (2 bands S1 dB / 13 bands S2 L1C / 12 bands S2 L2A) and STAC Item JSON files under a folder, recursively."""
 
-    def __init__(self, folder: Path, default_time: datetime | None = None) -> None:
-        """``default_time``: sensing time of GeoTIFFs that carry none (tag or date in the name)."""
+    def __init__(self, folder: Path, default_time: datetime | None = None, recursive: bool = True,
+                 platform: str | None = None, max_files: int | None = None) -> None:
+        """``default_time``: sensing time of GeoTIFFs that carry none (tag or date in the name);
+        ``platform``: of GeoTIFFs (default sentinel-1a / sentinel-2a); ``max_files``: refuse a bigger folder."""
         self.folder = folder.expanduser().resolve()
-        self.default_time = default_time
+        self.default_time, self.platform = default_time, platform
         if not self.folder.is_dir():
             raise FileNotFoundError(f"folder {self.folder} does not exist")
         self.name = f"folder:{self.folder}"
-        self._files = sorted(p for p in self.folder.rglob("*")
+        self._files = sorted(p for p in (self.folder.rglob("*") if recursive else self.folder.iterdir())
                              if p.is_file() and p.suffix.lower() in (*GEOTIFF_SUFFIXES, ".json", ".geojson"))
+        if max_files is not None and len(self._files) > max_files:
+            from terrawatch.domain.errors import InvalidInput
+
+            raise InvalidInput(f"{len(self._files)} GeoTIFF / STAC Item files found; at most {max_files} per backfill")
 
     def total(self) -> int | None:
         return len(self._files)
@@ -89,7 +95,7 @@ class FolderSource:
             src = str(path)
             try:
                 if path.suffix.lower() in GEOTIFF_SUFFIXES:
-                    item = item_from_geotiff(path, sensing_time=self._tiff_time(path))
+                    item = item_from_geotiff(path, sensing_time=self._tiff_time(path), platform=self.platform)
                 else:
                     obj = json.loads(path.read_text())
                     if not isinstance(obj, dict) or (obj.get("type") != "Feature" and RESOLVE_KEY not in obj):

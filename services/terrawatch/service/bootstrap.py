@@ -36,7 +36,8 @@ def build_worker(settings: Settings, max_attempts: int = 3, retry_base_s: float 
     from terrawatch.ingest.dlq import DlqSink
     from terrawatch.service.pipeline import ScenePipeline
     from terrawatch.store.uow import engine_for, probe_db
-    from terrawatch.tiling.ray_tiler import RayErrors, RayTiler, join_cluster
+    from terrawatch.tiling.ray_cluster import RayErrors, join_cluster
+    from terrawatch.tiling.ray_tiler import RayTiler
 
     join_cluster(settings.ray)
     tiler = RayTiler(settings.triton, batch=settings.triton_batch, max_in_flight=settings.max_in_flight_tiles,

@@ -30,6 +30,7 @@ from terrawatch.imagery.reader import SceneReader
 from terrawatch.observability.metrics import (
     ALERTS, DETECTIONS, PIXELS_OUTSIDE_AOA, SCENES_OUTSIDE_AOA, SENSING_TO_ALERT_SECONDS, STAGE_SECONDS, TILES,
 )
+from terrawatch.service.ports import ModelVersionLookup, Tiler
 from terrawatch.settings import Settings
 from terrawatch.store.uow import UnitOfWork, window_start
 from terrawatch.tiling.ray_tiler import HazardJob
@@ -65,7 +66,7 @@ class SceneOutcome:
 
 
 class ScenePipeline:
-    def __init__(self, settings: Settings, tiler, engine, model_version) -> None:
+    def __init__(self, settings: Settings, tiler: Tiler, engine, model_version: ModelVersionLookup) -> None:
         """``tiler`` runs a model over a scene (RayTiler); ``model_version(name)`` asks Triton."""
         self.s = settings
         self.assets = AssetPolicy.from_settings(settings)  # which hrefs an event may make us open

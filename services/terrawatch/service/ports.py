@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from terrawatch.domain.scene import Scene
     from terrawatch.service.pipeline import SceneOutcome
+    from terrawatch.tiling.ray_tiler import HazardJob, SceneTiles
 
 Probe = Callable[[], object]
 """A readiness probe: returns a detail, raises when the dependency is not ready."""
@@ -21,6 +22,14 @@ Probes = Mapping[str, Probe]
 error is checked in."""
 ModelVersionLookup = Callable[[str], str]
 """Model name (a key of ``inference.triton.MODELS``) -> the version served (raises DependencyUnavailable)."""
+
+
+class Tiler(Protocol):
+    """Runs hazard models over a scene's tiles (``tiling.ray_tiler.RayTiler``), for the scene pipeline."""
+
+    def run(self, scene: Scene, grid, jobs: list[HazardJob], tile_size: int, overlap: int, now_iso: str,
+            products: dict[str, str] | None = None) -> SceneTiles: ...
+    def check_cluster(self) -> None: ...
 
 
 class Message(Protocol):

@@ -1,5 +1,8 @@
 """Stream operations: replay a stored scene and backfill an area/period, both through Kafka like live traffic.
 
+One implementation for the ops API (``/ops/scenes/{id}/replay``, ``/ops/backfill``), the CLI
+(``terrawatch replay``, ``terrawatch backfill``) and the tests.
+
 Replay republishes the STAC Item stored in ``scenes.item`` under the scene id as
 key. The worker's idempotency key (scene id, hazard, model version) makes a
 replay a no-op while the served model versions are unchanged; after a model
@@ -8,45 +11,56 @@ a run under the same key would mean deleting its detections and alert links
 first, which is not a cheap, safe operation.)
 
 Backfill publishes one event per scene a source finds (``ingest.sources``),
-with a progress bar on stderr.
+with an optional progress bar on stderr. :func:`backfill_folder` is the folder
+backfill of the API: confined to allowed roots (a parameter), every scene in the folder.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
-from terrawatch.domain.errors import NotFound
+from terrawatch.domain.errors import InvalidInput, NotFound
 from terrawatch.ingest import kafka_io
 from terrawatch.ingest.sources import BBox, Source
-from terrawatch.settings import Settings
+from terrawatch.settings import REPO_ROOT, Settings
 from terrawatch.store import scenes
+from terrawatch.store.audit import Audit
 from terrawatch.store.uow import engine_for
 
 log = logging.getLogger(__name__)
+
+MAX_BACKFILL_FILES = 500  # the most files one folder backfill of the API reads
+WORLD: BBox = (-180.0, -90.0, 180.0, 90.0)
+ALL_TIME = (datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(9999, 12, 31, tzinfo=timezone.utc))
 
 
 class SceneNotFound(NotFound, LookupError):
     pass
 
 
-def stored_item(settings: Settings, scene_id: str) -> tuple[dict, list[dict]]:
+def stored_item(settings: Settings, scene_id: str, engine=None) -> tuple[dict, list[dict]]:
     """The scene's stored STAC Item and its runs (hazard, model_version, finished_at)."""
-    item, runs = scenes.stored_item(engine_for(settings.db_url), scene_id)
+    item, runs = scenes.stored_item(engine or engine_for(settings.db_url), scene_id)
     if item is None:
-        raise SceneNotFound(f"scene {scene_id!r} is not in the scenes table")
+        raise SceneNotFound(f"scene {scene_id!r} not found")
     return item, runs
 
 
-def replay(settings: Settings, scene_id: str, producer=None) -> dict:
-    """Republish a stored scene's Item to the scenes topic; report the runs it already has."""
-    item, runs = stored_item(settings, scene_id)
+def replay(settings: Settings, scene_id: str, producer=None, engine=None, audit: Audit | None = None) -> dict:
+    """Republish a stored scene's Item to the scenes topic; report the runs it already has. With ``audit``,
+    its row (``scene.replay``) is written in a transaction that commits only once the broker has the event."""
+    engine = engine or engine_for(settings.db_url)
+    item, runs = stored_item(settings, scene_id, engine)
     p = producer or kafka_io.producer(settings)
-    kafka_io.publish_scene(p, settings, item)
-    if p.flush(30):
-        raise RuntimeError("replay not acknowledged by the broker within 30 s")
+    if audit is None:
+        kafka_io.publish_items(p, settings, [item])
+    else:
+        with engine.begin() as conn:
+            audit(conn, scene_id, {"topic": settings.scenes_topic})
+            kafka_io.publish_items(p, settings, [item])
     return {"published": scene_id, "topic": settings.scenes_topic,
             "existing_runs": [f"{r['hazard']}@{r['model_version']}" for r in runs],
             "note": "runs with the currently served model versions are skipped by the worker (idempotency key)"}
@@ -56,7 +70,7 @@ def replay(settings: Settings, scene_id: str, producer=None) -> dict:
 class BackfillReport:
     source: str
     published: list[str] = field(default_factory=list)
-    skipped: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)  # {"source": file or URL, "reason": why}
     dry_run: bool = False
 
     def as_dict(self) -> dict:
@@ -66,7 +80,8 @@ class BackfillReport:
 
 def backfill(settings: Settings, source: Source, bbox: BBox, start: datetime, end: datetime,
              dry_run: bool = False, progress: bool = True, producer=None) -> BackfillReport:
-    """Publish an event for every scene ``source`` has over ``bbox`` in [start, end] (UTC)."""
+    """Publish an event for every scene ``source`` has over ``bbox`` in [start, end] (UTC), each scene id
+    once; raises KafkaUnavailable if the broker does not acknowledge them all within 60 s."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -93,7 +108,49 @@ def backfill(settings: Settings, source: Source, bbox: BBox, start: datetime, en
             bar.update(task, advance=1, total=source.total(),
                        status=f"{len(report.published)} published, {len(report.skipped)} skipped")
     if p is not None and p.flush(60):
-        raise RuntimeError("backfill events not all acknowledged by the broker within 60 s")
+        from terrawatch.ingest.dlq import KafkaUnavailable
+
+        raise KafkaUnavailable("backfill events not all acknowledged by the broker within 60 s")
+    return report
+
+
+def backfill_roots(settings: Settings) -> list[Path]:
+    """Folders the API may backfill from (TERRAWATCH_API_BACKFILL_ROOTS; default the state dir and the
+    shared data)."""
+    if settings.api_backfill_roots.strip():
+        return [Path(p.strip()).resolve() for p in settings.api_backfill_roots.split(",") if p.strip()]
+    return [settings.state_dir.resolve(), (REPO_ROOT.parent / "shared" / "data").resolve()]
+
+
+def allowed_folder(folder: str, roots: list[Path]) -> Path:
+    """``folder`` (absolute) resolved, if it lies under one of ``roots``: InvalidInput / NotFound otherwise."""
+    if "\x00" in folder:
+        raise InvalidInput("folder must not contain NUL characters")
+    path = Path(folder)  # no ~ expansion: an unknown user raises, and the folder must be absolute anyway
+    if not path.is_absolute():
+        raise InvalidInput("folder must be an absolute path")
+    path = path.resolve()
+    if not any(path == r or path.is_relative_to(r) for r in roots):
+        raise InvalidInput(f"folder {folder!r} is outside the allowed backfill roots (TERRAWATCH_API_BACKFILL_ROOTS)")
+    if not path.is_dir():
+        raise NotFound(f"folder {folder!r} does not exist")
+    return path
+
+
+def backfill_folder(settings: Settings, folder: str, roots: list[Path], *, recursive: bool = False,
+                    sensing_time: datetime | None = None, platform: str | None = None, dry_run: bool = False,
+                    producer=None, engine=None, audit: Audit | None = None) -> BackfillReport:
+    """Every scene (GeoTIFF or STAC Item file) in ``folder``, which must lie under one of ``roots``, at
+    most MAX_BACKFILL_FILES files; ``sensing_time`` for GeoTIFFs that carry none. With ``audit`` (and
+    not ``dry_run``), its row (``scene.backfill``) is written once the broker has the events."""
+    from terrawatch.ingest.sources import FolderSource
+
+    source = FolderSource(allowed_folder(folder, roots), sensing_time, recursive=recursive, platform=platform,
+                          max_files=MAX_BACKFILL_FILES)
+    report = backfill(settings, source, WORLD, *ALL_TIME, dry_run=dry_run, progress=False, producer=producer)
+    if audit is not None and not dry_run:
+        with (engine or engine_for(settings.db_url)).begin() as conn:
+            audit(conn, folder, {"scenes": report.published, "skipped": len(report.skipped), "recursive": recursive})
     return report
 
 

@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import ray
 
-from terrawatch.domain.errors import DependencyUnavailable
-from terrawatch.domain.recovery import RestartRequired
 from terrawatch.domain.scene import Scene, scene_from_item
 from terrawatch.domain.tiles import EXCLUDED_AOA, EXCLUDED_CLOUD, EXCLUDED_NODATA, Tile, TileGrid, crop_core
 from terrawatch.observability.metrics import TRITON_REQUEST_SECONDS
+from terrawatch.tiling.ray_cluster import RayHeadRestarted, ray_session
 from terrawatch.vectorize.polygonize import PixelPart, merge_parts, tile_parts
 
 
@@ -238,74 +237,6 @@ def classify_tiles(tiles: list[Tile], arrays: np.ndarray, jobs: list[HazardJob],
                 flags = np.where(core_out, EXCLUDED_AOA, flags)
             res.exclusion[job.hazard] = flags.astype(np.uint8)
     return results, infer_s
-
-
-def ray_session(address: str | None, timeout_s: float = 3.0) -> str | None:
-    """Readiness probe of the Ray cluster at ``address`` (``host:port`` of the GCS): its session name,
-    which changes when the head is restarted. None for a ``ray://`` client address (not probed).
-    Raises DependencyUnavailable when the GCS does not answer."""
-    import socket
-
-    if not address or "://" in address:
-        return None
-    host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host, int(port)), timeout=timeout_s):
-            pass  # fail fast when the GCS port is closed (GcsClient would retry for ~30 s)
-        from ray._raylet import GcsClient
-
-        session = GcsClient(address=address).internal_kv_get(b"session_name", namespace=b"session",
-                                                             timeout=timeout_s)
-    except Exception as exc:  # noqa: BLE001 - any failure: the head is not there (yet)
-        raise DependencyUnavailable("ray", f"ray GCS at {address} unreachable: {type(exc).__name__}: {exc}") from exc
-    if not session:
-        raise DependencyUnavailable("ray", f"ray GCS at {address} answered without a session")
-    return session.decode()
-
-
-def join_cluster(address: str | None) -> None:
-    """Make this process a Ray driver of the cluster at ``address`` (once)."""
-    import logging
-    import os
-
-    # A failed scene drops its other tile tasks in flight; their errors are the same outage, already
-    # classified and logged once by the worker, not worth a traceback each from Ray's "unhandled error" hook.
-    os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
-    if not ray.is_initialized():
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-
-
-def unwrap_error(exc: BaseException) -> BaseException:
-    """The error a tile task raised, out of Ray's RayTaskError wrapper."""
-    from ray.exceptions import RayTaskError
-
-    if isinstance(exc, RayTaskError) and exc.cause is not None:
-        return exc.cause
-    return exc
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line for logs and DLQ reasons (``Type: message``; a dead Ray worker says so)."""
-    from ray.exceptions import RayActorError
-
-    if isinstance(exc, RayActorError):
-        return f"ray worker died: {exc}"
-    return f"{type(exc).__name__}: {exc}"
-
-
-class RayErrors:
-    """The worker's ``ErrorModel`` port for errors that come out of Ray tasks."""
-
-    unwrap = staticmethod(unwrap_error)
-    describe = staticmethod(describe_error)
-
-
-class RayHeadRestarted(DependencyUnavailable, RestartRequired):
-    """The Ray head this driver joined was replaced by a new session: the driver (the worker process) must
-    restart to use it (a Ray driver cannot re-join a new cluster in-process)."""
-
-    def __init__(self, dependency: str, reason: str) -> None:
-        super().__init__(dependency, reason)
 
 
 class RayTiler:

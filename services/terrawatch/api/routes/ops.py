@@ -10,13 +10,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
-from terrawatch.api import ops
 from terrawatch.api.deps import ApiDeps
 from terrawatch.api.errors import NotFound
 from terrawatch.api.security import Principal
 from terrawatch.service import dlq as dlq_svc
+from terrawatch.service import ops, stream_ops
 from terrawatch.store import audit as audit_log
-from terrawatch.store import control
 
 SceneId = Annotated[str, Path(min_length=1, max_length=256, description="Scene (STAC Item) id.")]
 DLQ_ID = r"^[0-9]{1,6}/[0-9]{1,19}$"
@@ -155,7 +154,8 @@ class ConsumptionState(BaseModel):
 
 
 class BackfillIn(BaseModel):
-    folder: str = Field(min_length=1, max_length=1024, description="Absolute folder of GeoTIFFs on the API host.")
+    folder: str = Field(min_length=1, max_length=1024,
+                        description="Absolute folder of GeoTIFFs / STAC Item JSON files on the API host.")
     recursive: bool = False
     sensing_time: AwareDatetime | None = Field(default=None, description="Sensing time for files without one.")
     platform: str | None = Field(default=None, max_length=32)
@@ -210,28 +210,13 @@ def ops_router(deps: ApiDeps) -> APIRouter:
 
     @router.get("/status", response_model=PipelineStatus, summary="Consumer lag, scenes in flight, progress, DLQ.")
     def status(_: Principal = Depends(deps.viewer)) -> dict:
-        lag = ops.consumer_lag(s)
-        flag = control.get_flag(deps.read_engine, control.paused_key(s.consumer_group))
-        dlq = dlq_svc.counts(s, deps.read_engine)
-        return {
-            "consumer_group": s.consumer_group, "topic": s.scenes_topic,
-            "consumer_lag": lag, "total_lag": sum(p["lag"] for p in lag),
-            "scenes_in_flight": ops.worker_gauge(s, "terrawatch_scenes_in_flight"),
-            "last_processed": ops.last_sensed_by_platform(deps.read_engine),
-            "dlq_size": dlq["pending"], "dlq": dlq,
-            "consumption_paused": bool(flag and flag["value"].get("paused")),
-            "paused_by_dependency": ops.dependency_pauses(s),
-            "outbox": ops.outbox_counts(deps.read_engine),
-        }
+        return ops.pipeline_status(s, deps.read_engine)
 
     @router.post("/scenes/{scene_id}/replay", response_model=Published, status_code=202,
                  summary="Republish the scene's stored STAC Item to the scenes topic.")
     def replay(scene_id: SceneId, request: Request, who: Principal = Depends(deps.operator)) -> dict:
-        item = ops.scene_item(deps.engine, scene_id)
-        with deps.engine.begin() as conn:
-            deps.audit(conn, who, "scene.replay", scene_id, {"topic": s.scenes_topic}, request)
-            ops.publish_items(deps.producer(), s, [item])
-        return {"published": [scene_id], "topic": s.scenes_topic}
+        out = stream_ops.replay(s, scene_id, deps.producer(), deps.engine, _audit(who, request, "scene.replay"))
+        return {"published": [out["published"]], "topic": out["topic"]}
 
     def _audit(who: Principal, request: Request, action: str):
         return deps.auditor(who, request, action)
@@ -268,24 +253,13 @@ def ops_router(deps: ApiDeps) -> APIRouter:
             raise NotFound(f"no DLQ entries with ids {', '.join(body.ids[:10])}")
         return out
 
-    def _consumption(engine=None) -> dict:
-        flag = control.get_flag(engine or deps.engine, control.paused_key(s.consumer_group))
-        if not flag:
-            return {"paused": False}
-        return {"paused": bool(flag["value"].get("paused")), "reason": flag["value"].get("reason"),
-                "updated_at": flag["updated_at"], "updated_by": flag["updated_by"]}
-
     @router.get("/consumption", response_model=ConsumptionState, summary="Whether the worker consumes scenes.")
     def consumption(_: Principal = Depends(deps.viewer)) -> dict:
-        return _consumption(deps.read_engine)
+        return ops.consumption(deps.read_engine, s)
 
     def _set_paused(paused: bool, reason: str, who: Principal, request: Request) -> dict:
-        with deps.engine.begin() as conn:
-            control.set_flag(conn, control.paused_key(s.consumer_group), {"paused": paused, "reason": reason},
-                             who.actor)
-            deps.audit(conn, who, "consumption.pause" if paused else "consumption.resume", s.consumer_group,
-                       {"reason": reason}, request)
-        return _consumption()
+        return ops.set_consumption(deps.engine, s, paused, reason, who.actor,
+                                   _audit(who, request, "consumption.pause" if paused else "consumption.resume"))
 
     @router.post("/consumption/pause", response_model=ConsumptionState,
                  summary="Pause the worker's consumption (it checks the flag every few seconds).")
@@ -297,16 +271,15 @@ def ops_router(deps: ApiDeps) -> APIRouter:
         return _set_paused(False, body.reason, who, request)
 
     @router.post("/backfill", response_model=BackfillOut, status_code=202,
-                 summary="Publish one scene event per GeoTIFF in a folder on the API host.")
+                 summary="Publish one scene event per GeoTIFF or STAC Item file in a folder on the API host "
+                         "(under TERRAWATCH_API_BACKFILL_ROOTS).")
     def backfill(body: BackfillIn, request: Request, who: Principal = Depends(deps.operator)) -> dict:
-        items, skipped = ops.backfill_items(s, body.folder, body.recursive, body.sensing_time, body.platform)
-        ids = [i["id"] for i in items]
-        if not body.dry_run:
-            with deps.engine.begin() as conn:
-                deps.audit(conn, who, "scene.backfill", body.folder,
-                           {"scenes": ids, "skipped": len(skipped), "recursive": body.recursive}, request)
-                ops.publish_items(deps.producer(), s, items)
-        return {"published": ids, "skipped": skipped, "topic": s.scenes_topic, "dry_run": body.dry_run}
+        report = stream_ops.backfill_folder(
+            s, body.folder, stream_ops.backfill_roots(s), recursive=body.recursive, sensing_time=body.sensing_time,
+            platform=body.platform, dry_run=body.dry_run, producer=None if body.dry_run else deps.producer(),
+            engine=deps.engine, audit=_audit(who, request, "scene.backfill"))
+        return {"published": report.published, "topic": s.scenes_topic, "dry_run": body.dry_run,
+                "skipped": [{"path": k["source"], "reason": k["reason"]} for k in report.skipped]}
 
     @router.get("/models", response_model=list[ModelVersion], summary="Model versions in Triton's repository.")
     async def models(_: Principal = Depends(deps.viewer)) -> list[dict]:

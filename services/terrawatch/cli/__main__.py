@@ -1,0 +1,3 @@
+from terrawatch.cli import main
+
+main()

@@ -1,0 +1,77 @@
+"""``terrawatch serve`` and ``terrawatch keys ...``: the HTTP API and its keys."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+
+from terrawatch.cli.root import app
+from terrawatch.settings import get_settings
+
+
+keys_app = typer.Typer(help="API keys (roles viewer, operator, admin); stored hashed in PostGIS.",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@app.command("serve")
+def serve(
+    host: Optional[str] = typer.Option(None, help="Bind address (default TERRAWATCH_API_HOST, 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, help="Port (default TERRAWATCH_API_PORT, 18080)."),
+    ray_serve: bool = typer.Option(False, "--ray-serve", help="Deploy on the Ray cluster (Ray Serve) instead."),
+) -> None:
+    """Serve the HTTP API: OGC API - Features (/ogc), vector tiles (/tiles), /map and the ops API (/ops)."""
+    s = get_settings()
+    host, port = host or s.api_host, port or s.api_port
+    if ray_serve:
+        from terrawatch.stack.ray_serve import run_on_ray_serve
+
+        typer.echo(json.dumps({"url": run_on_ray_serve(s, host, port, blocking=True)}))
+        return
+    import uvicorn
+
+    from terrawatch.api import create_app
+    from terrawatch.observability.logging import configure_logging
+
+    configure_logging(s.log_level)
+    # Forwarding headers are believed only from TERRAWATCH_API_TRUSTED_PROXIES (middleware in create_app).
+    uvicorn.run(create_app(s), host=host, port=port, log_level=s.log_level.lower(), proxy_headers=False)
+
+
+@keys_app.command("create")
+def keys_create(
+    role: str = typer.Option(..., help="viewer (read layers), operator (ops actions) or admin (subscriptions, keys)."),
+    name: str = typer.Option(..., help="Who or what uses the key."),
+) -> None:
+    """Create an API key and print it ONCE (only its salted hash is stored)."""
+    from terrawatch.api.security import Role, create_key
+    from terrawatch.store.uow import engine_for
+
+    try:
+        key_id, key = create_key(engine_for(get_settings().db_url), name, Role(role), created_by="cli")
+    except ValueError:
+        raise typer.BadParameter("role must be viewer, operator or admin", param_hint="--role") from None
+    typer.echo(json.dumps({"id": key_id, "name": name, "role": role, "key": key}))
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys (ids, names, roles, last use; never the secrets)."""
+    from terrawatch.api.security import list_keys
+    from terrawatch.store.uow import engine_for
+
+    typer.echo(json.dumps(list_keys(engine_for(get_settings().db_url)), default=str, indent=2))
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str = typer.Argument(..., help="The key id (the 12 hex characters after tw_).")) -> None:
+    """Revoke a key."""
+    from terrawatch.api.security import revoke_key
+    from terrawatch.store.uow import engine_for
+
+    if not revoke_key(engine_for(get_settings().db_url), key_id):
+        typer.echo(f"no active key {key_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(json.dumps({"revoked": key_id}))

@@ -1,0 +1,116 @@
+"""``terrawatch publish``, ``run``, ``dispatch`` and ``demo``: the pipeline's processes."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from terrawatch.cli.root import app
+from terrawatch.settings import get_settings
+
+
+@app.command("publish")
+def publish(
+    path: Path = typer.Argument(..., exists=True, help="A STAC Item JSON file or a GeoTIFF (2 bands S1 dB, 13 bands S2 L1C, 12 bands S2 L2A)."),
+    scene_id: Optional[str] = typer.Option(None, help="Scene id for a GeoTIFF (default: file stem)."),
+    sensing_time: Optional[datetime] = typer.Option(None, help="Sensing time (UTC) for a GeoTIFF."),
+) -> None:
+    """Publish one scene event to Kafka (topic terrawatch.scenes) with a real producer."""
+    from terrawatch.ingest import kafka_io
+    from terrawatch.ingest.stac_items import assert_readable, item_from_geotiff
+
+    s = get_settings()
+    if path.suffix.lower() in (".json", ".geojson"):
+        try:
+            item = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path} is not a JSON STAC Item: {exc}") from None
+    else:
+        assert_readable(path)
+        st = sensing_time.replace(tzinfo=timezone.utc) if sensing_time and sensing_time.tzinfo is None else sensing_time
+        item = item_from_geotiff(path, scene_id=scene_id, sensing_time=st)
+    p = kafka_io.producer(s)
+    kafka_io.publish_scene(p, s, item)
+    if p.flush(30):
+        raise RuntimeError(f"publish not acknowledged by the Kafka broker at {s.bootstrap} within 30 s")
+    typer.echo(json.dumps({"published": item.get("id"), "topic": s.scenes_topic}))
+
+
+@app.command("run")
+def run(
+    dispatch: bool = typer.Option(True, help="Also run the webhook dispatcher in this process."),
+    max_idle_s: Optional[float] = typer.Option(None, help="Exit after this many idle seconds (batch mode)."),
+) -> None:
+    """Run the pipeline worker: consume scenes, tile on Ray, infer on Triton, store, alert; /metrics served."""
+    import threading
+
+    from prometheus_client import start_http_server
+
+    from terrawatch.alerting.dispatcher import Dispatcher
+    from terrawatch.observability.logging import configure_logging
+    from terrawatch.service.bootstrap import build_worker
+    from terrawatch.service.dlq import DepthReporter
+    from terrawatch.service.subscriptions import sync_static
+    from terrawatch.store.uow import engine_for
+
+    s = get_settings()
+    configure_logging(s.log_level)
+    start_http_server(s.metrics_port, addr=s.metrics_host)
+    sync_static(engine_for(s.worker_db_url), s)
+    worker = build_worker(s)
+    DepthReporter(s, engine_for(s.worker_db_url), s.dlq_depth_interval_s).start()  # terrawatch_dlq_depth
+    worker.install_signal_handlers()
+    dispatcher = thread = None
+    if dispatch:
+        dispatcher = Dispatcher(s)
+        thread = threading.Thread(target=dispatcher.run_forever, daemon=True, name="dispatcher")
+        thread.start()
+    try:
+        worker.run(max_idle_s=max_idle_s)
+    finally:
+        if dispatcher:
+            dispatcher.stop()
+    if worker.restart_requested:
+        # The Ray head was replaced; a Ray driver cannot join the new one in-process. Let the webhook
+        # attempts in flight finish, then start afresh in this process (same pid and static group
+        # membership id, so the partitions come straight back).
+        import os
+        import sys
+
+        if thread is not None:
+            thread.join(timeout=60)
+        logging.getLogger(__name__).warning("re-executing the worker to join the new Ray head")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "terrawatch.cli", *sys.argv[1:]])
+
+
+@app.command("dispatch")
+def dispatch() -> None:
+    """Run only the webhook dispatcher (outbox -> signed HTTP POSTs with retries)."""
+    import signal
+
+    from terrawatch.alerting.dispatcher import Dispatcher
+    from terrawatch.observability.logging import configure_logging
+
+    from prometheus_client import start_http_server
+
+    s = get_settings()
+    configure_logging(s.log_level)
+    start_http_server(s.dispatcher_metrics_port, addr=s.metrics_host)
+    d = Dispatcher(s)
+    signal.signal(signal.SIGTERM, lambda *_: d.stop())
+    d.run_forever()
+
+
+@app.command("demo")
+def demo() -> None:
+    """Start the stack, publish the sample scenes, run the pipeline, verify webhooks; print a JSON summary."""
+    from terrawatch.demo import run_demo
+
+    typer.echo(json.dumps(run_demo(get_settings())))

@@ -1,0 +1,74 @@
+"""``terrawatch replay`` and ``terrawatch backfill``: stream operations (service/stream_ops.py)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from terrawatch.cli.root import app, cli_audit
+from terrawatch.settings import get_settings
+
+
+def _utc_bound(value: str, end: bool) -> datetime:
+    """YYYY-MM-DD (whole day; --to includes it) or an ISO 8601 time; naive means UTC."""
+    from datetime import timedelta
+
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD) or ISO 8601 time") from None
+    t = t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    if end and len(value) == 10:
+        t += timedelta(days=1, microseconds=-1)
+    return t
+
+
+@app.command("replay")
+def replay_cmd(scene_id: str = typer.Argument(..., help="A scene id from the scenes table.")) -> None:
+    """Republish a stored scene's STAC Item to the scenes topic (a no-op for runs whose model version is unchanged)."""
+    from terrawatch.service.stream_ops import SceneNotFound, replay
+
+    try:
+        typer.echo(json.dumps(replay(get_settings(), scene_id, audit=cli_audit("scene.replay"))))
+    except SceneNotFound as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command("backfill")
+def backfill_cmd(
+    bbox: str = typer.Option(..., help="minx,miny,maxx,maxy in lon/lat (EPSG:4326)."),
+    from_: str = typer.Option(..., "--from", help="Start (YYYY-MM-DD or ISO 8601, UTC)."),
+    to: str = typer.Option(..., "--to", help="End (YYYY-MM-DD = through that day, or ISO 8601, UTC)."),
+    stac_api: Optional[str] = typer.Option(None, help="STAC API root URL to search (e.g. Earth Search)."),
+    collection: list[str] = typer.Option([], help="STAC collection(s) to search (default sentinel-2-l1c)."),
+    folder: Optional[Path] = typer.Option(None, help="Local folder of GeoTIFFs / STAC Item JSON files."),
+    sentinelhub: Optional[str] = typer.Option(None, help="Sentinel Hub product: sentinel-2-l1c or sentinel-1-grd."),
+    max_cloud: Optional[float] = typer.Option(None, help="Only S2 scenes with eo:cloud_cover below this (%)."),
+    max_items: Optional[int] = typer.Option(None, help="Stop after this many STAC Items."),
+    sensing_time: Optional[str] = typer.Option(None, help="Sensing time (UTC) of folder GeoTIFFs that carry none."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be published; publish nothing."),
+) -> None:
+    """Publish scene events for an area and period through Kafka, like live traffic (progress on stderr)."""
+    from terrawatch.service.stream_ops import backfill, make_source
+
+    try:
+        box = tuple(float(v) for v in bbox.split(","))
+    except ValueError:
+        raise typer.BadParameter("bbox must be four numbers minx,miny,maxx,maxy", param_hint="--bbox") from None
+    if len(box) != 4 or box[0] >= box[2] or box[1] >= box[3]:
+        raise typer.BadParameter("bbox must be minx,miny,maxx,maxy with min < max", param_hint="--bbox")
+    s = get_settings()
+    try:
+        source = make_source(s, folder=folder, stac_api=stac_api, collections=collection, sentinelhub=sentinelhub,
+                             max_cloud=max_cloud, max_items=max_items,
+                             sensing_time=_utc_bound(sensing_time, False) if sensing_time else None)
+        report = backfill(s, source, box, _utc_bound(from_, False), _utc_bound(to, True), dry_run=dry_run)
+    except (ValueError, FileNotFoundError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(report.as_dict()))
