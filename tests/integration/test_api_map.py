@@ -40,7 +40,7 @@ def test_map_page_renders_seeded_layers_in_chromium(stack, tmp_path):
             between = int(seeded.times[0].timestamp()) + 12 * 3600  # the scenes are a day apart
             res = subprocess.run(["node", "check-map.mjs", f"{base}/map#key={viewer}&bbox={bbox}",
                                   str(tmp_path / "map.png"), str(between)],
-                                 cwd=WEB, capture_output=True, text=True, timeout=180)
+                                 cwd=WEB, capture_output=True, text=True, timeout=360)
     finally:
         delete_seeded(engine, seeded)
     assert res.stdout.strip(), res.stderr[-3000:]

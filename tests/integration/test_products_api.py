@@ -107,7 +107,7 @@ def test_map_shows_basemap_likelihood_under_flood_polygons_and_the_alerts(proces
     env = {**__import__("os").environ, "CHECK_RASTER_BBOX": ",".join(str(v) for v in item["bbox"])}
     with live_api(s) as base:
         res = subprocess.run(["node", "check-map.mjs", f"{base}/map#key={viewer}", str(shot)], cwd=web, env=env,
-                             capture_output=True, text=True, timeout=240)
+                             capture_output=True, text=True, timeout=360)
     assert res.stdout.strip(), res.stderr[-3000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])
     print(json.dumps(out, indent=1))

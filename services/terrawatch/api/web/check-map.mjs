@@ -71,9 +71,9 @@ try {
     if (hit) {
       const box = await page.locator("#map canvas").boundingBox();
       await page.mouse.click(box.x + hit.x, box.y + hit.y);
-      await page.waitForSelector(".maplibregl-popup-content", { timeout: 10000 });
+      await page.waitForSelector(".maplibregl-popup-content", { timeout: 30000 });
       await page.waitForFunction(() => document.querySelector(".maplibregl-popup-content").textContent !== "…",
-                                 null, { timeout: 10000 });
+                                 null, { timeout: 30000 });
       out.popup = (await page.textContent(".maplibregl-popup-content")).slice(0, 600);
       out.popup_links = await page.evaluate(() =>
         [...document.querySelectorAll(".maplibregl-popup-content a")].map((a) => a.getAttribute("href")));
