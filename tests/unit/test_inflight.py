@@ -18,11 +18,12 @@ def test_a_scene_finished_early_waits_for_its_predecessor():
     for e in (a, b, c):
         fl.add(e)
     b.future.set_result("processed")
-    assert fl.committable() == {} and len(fl) == 3  # 11 is done, 10 is not: nothing to commit yet
+    assert fl.committable() == [] and len(fl) == 3 and fl.running() == 2  # 11 is done, 10 is not: nothing yet
     c.future.set_result("dlq")  # a DLQ write is an outcome: committed like a stored scene
-    assert fl.committable() == {("scenes", 1): 6}
+    assert fl.committable() == [c]
     a.future.set_result("duplicate")
-    assert fl.committable() == {("scenes", 0): 12} and len(fl) == 0
+    assert fl.committable({("scenes", 1)}) == []  # only the partitions asked for
+    assert fl.committable() == [b] and len(fl) == 0  # committing 11 commits 10 too
 
 
 def test_an_unfinished_scene_is_never_committed_and_holds_back_later_ones():
@@ -32,7 +33,7 @@ def test_an_unfinished_scene_is_never_committed_and_holds_back_later_ones():
     fl.add(b)
     a.future.set_exception(RuntimeError("interrupted"))
     b.future.set_result("processed")
-    assert fl.committable() == {}
+    assert fl.committable() == []
     assert fl.failed() == [a]
 
 
@@ -43,7 +44,7 @@ def test_revoked_partitions_are_forgotten_with_their_unfinished_scenes():
         fl.add(e)
     b.future.set_result("processed")
     assert fl.forget({("scenes", 1)}) == [b, c]
-    assert fl.entries() == [a] and fl.committable() == {}
+    assert fl.entries() == [a] and fl.committable() == []
 
 
 def test_offsets_must_grow_within_a_partition():

@@ -50,6 +50,8 @@ class Msg:
 
 
 class FakeConsumer:
+    on_revoke = None
+
     def __init__(self, msgs=()) -> None:
         self.queue = list(msgs)
         self.committed: list[int] = []
@@ -64,7 +66,13 @@ class FakeConsumer:
     def subscribe(self) -> None:
         pass
 
+    revoke: list | None = None  # partitions to revoke at the next poll (as librdkafka does, from poll)
+
     def poll(self, timeout_s: float, log_errors: bool = True):
+        if self.revoke is not None and self.on_revoke is not None:
+            keys, self.revoke = self.revoke, None
+            self.on_revoke(keys)
+            self.revoked_at_poll = True
         return self.queue.pop(0) if self.queue and not self.paused else None
 
     def commit(self, msg, stop) -> None:
@@ -202,10 +210,14 @@ def test_a_dependency_outage_pauses_consumption_and_retries_the_scene_when_it_is
     triton = Probe(down=3)
     pipeline = FakePipeline(DependencyUnavailable("triton", "connection refused"))
     w = make(pipeline, probes={"postgis": Probe(), "triton": triton, "ray": Probe()})
+    seen = []
+    w.probes["triton"] = lambda: (seen.append(w.dependency_down), triton())[1]
     assert w.handle(event()) == "processed"
     assert pipeline.calls == 2  # the outage spent no attempt: retried once it answered
     assert triton.calls == 4 and w.dlq.sent == []
-    assert w.consumer.pauses == 1 and not w.consumer.paused  # paused while down, resumed after
+    # run() pauses every partition while dependency_down is set; handle() (a scene thread) never touches
+    # the consumer
+    assert set(seen[1:]) == {"triton"} and w.consumer.pauses == 0
     assert w.dependency_down is None
 
 
@@ -213,8 +225,10 @@ def test_an_unexplained_error_during_an_outage_is_blamed_on_the_failing_probe():
     ray = Probe(down=2, exc=DependencyUnavailable("ray", "gcs unreachable"))
     pipeline = FakePipeline(RuntimeError("actor died"))
     w = make(pipeline, probes={"postgis": Probe(), "triton": Probe(), "ray": ray})
+    seen = []
+    w.probes["ray"] = lambda: (seen.append(w.dependency_down), ray())[1]
     assert w.handle(event()) == "processed"
-    assert w.consumer.pauses == 1 and w.dlq.sent == []
+    assert "ray" in seen and w.dlq.sent == [] and w.dependency_down is None
 
 
 def test_an_outage_longer_than_the_window_dead_letters_the_scene_as_transient_naming_the_dependency():
@@ -251,7 +265,8 @@ def test_a_probe_that_needs_a_process_restart_asks_for_one():
 def test_run_commits_each_handled_event_including_dead_lettered_ones():
     w = make(FakePipeline(), msgs=[event("A", 0), Msg(b"junk", 1), event("B", 2)])
     w.run(max_idle_s=0.0)
-    assert w.consumer.committed == [0, 1, 2]
+    # one commit may cover several events (Kafka stores "next to read"): increasing, ending at the last
+    assert w.consumer.committed == sorted(set(w.consumer.committed)) and w.consumer.committed[-1] == 2
     assert [d["offset"] for d in w.dlq.sent] == [1]
     assert w.consumer.closed
 
@@ -268,3 +283,96 @@ def test_run_holds_events_while_the_operator_paused_consumption():
     w.consumer.pause_all = lambda: None  # a message fetched before the pause took hold is still delivered
     w.run(max_idle_s=0.0)
     assert w.consumer.held == [0] and w.consumer.committed == []
+
+
+class GatedPipeline:
+    """``process`` blocks until the test opens the scene's gate; records the scenes in process at once."""
+
+    def __init__(self) -> None:
+        self.gates: dict[str, threading.Event] = {}
+        self.started: list[str] = []
+        self.assets = SimpleNamespace(check_url=lambda url: None)
+        self._lock = threading.Lock()
+
+    def gate(self, scene_id: str) -> threading.Event:
+        with self._lock:
+            return self.gates.setdefault(scene_id, threading.Event())
+
+    def process(self, scene) -> SceneOutcome:
+        with self._lock:
+            self.started.append(scene.id)
+        assert self.gate(scene.id).wait(10), f"{scene.id} never released"
+        return SceneOutcome(scene.id, "processed", tiles=4)
+
+
+def wait_until(cond, timeout: float = 5.0) -> None:
+    import time
+
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, "condition not reached"
+        time.sleep(0.01)
+
+
+def run_in_thread(w: Worker) -> threading.Thread:
+    t = threading.Thread(target=w.run, daemon=True)
+    t.start()
+    return t
+
+
+def test_scenes_in_flight_overlap_and_commit_in_offset_order():
+    pipeline = GatedPipeline()
+    w = make(pipeline, msgs=[event("A", 0), event("B", 1), event("C", 2)])
+    w.s = w.s.model_copy(update={"scenes_in_flight": 2})
+    t = run_in_thread(w)
+    wait_until(lambda: sorted(pipeline.started) == ["A", "B"])  # two at once, the third waits for a slot
+    pipeline.gate("B").set()  # B finishes first: not committed before A
+    wait_until(lambda: "C" in pipeline.started)  # ... but its slot goes to C
+    assert w.consumer.committed == []
+    pipeline.gate("A").set()
+    wait_until(lambda: w.consumer.committed[-1:] == [1])
+    pipeline.gate("C").set()
+    wait_until(lambda: w.consumer.committed[-1:] == [2])
+    w.stop()
+    t.join(5)
+    assert not t.is_alive() and w.consumer.closed
+
+
+def test_stop_finishes_the_scenes_in_flight_and_commits_them():
+    pipeline = GatedPipeline()
+    w = make(pipeline, msgs=[event("A", 0), event("B", 1)])
+    t = run_in_thread(w)
+    wait_until(lambda: len(pipeline.started) == 2)
+    w.stop()
+    pipeline.gate("A").set()
+    pipeline.gate("B").set()
+    t.join(5)
+    assert not t.is_alive() and w.consumer.committed[-1] == 1 and w.consumer.closed
+
+
+def test_a_revoked_partition_commits_finished_scenes_and_abandons_the_rest_uncommitted():
+    pipeline = GatedPipeline()
+    w = make(pipeline, msgs=[event("A", 0), event("B", 1)])
+    w.s = w.s.model_copy(update={"scenes_in_flight": 2, "revoke_drain_s": 0.2})
+    t = run_in_thread(w)
+    wait_until(lambda: len(pipeline.started) == 2)
+    pipeline.gate("A").set()
+    wait_until(lambda: w.consumer.committed == [0])
+    # a rebalance takes partition 0 while B is in flight (librdkafka calls the callback from inside poll)
+    w.consumer.revoke = [("terrawatch.scenes", 0)]
+    wait_until(lambda: getattr(w.consumer, "revoked_at_poll", False))
+    assert len(w._inflight) == 0  # B forgotten: never committed by this worker
+    pipeline.gate("B").set()  # B's write may still finish (the new owner's run marker makes it a no-op)
+    w.stop()
+    t.join(5)
+    assert w.consumer.committed == [0] and w.dlq.sent == []
+
+
+def test_an_abandoned_scene_is_never_dead_lettered_by_its_old_owner():
+    pipeline = FakePipeline(UnreadableAsset("bad"))
+    w = make(pipeline)
+    gone = threading.Event()
+    gone.set()
+    with pytest.raises(_Interrupted):
+        w.handle(event(), gone)
+    assert w.dlq.sent == [] and w.store.failed == []

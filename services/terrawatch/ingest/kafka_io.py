@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
@@ -138,6 +139,9 @@ class SceneConsumer:
         self.instance_id = instance_id(settings)
         self._c = consumer(settings)
         self._errors = RepeatLimiter(log)
+        # Called with [(topic, partition)] when partitions are revoked or lost, from poll(), while they are
+        # still ours: the worker drains or abandons their scenes in flight (service.worker).
+        self.on_revoke: Callable[[list[tuple[str, int]]], None] | None = None
 
     def membership(self) -> str:
         return f"static member {self.instance_id}" if self.instance_id else "a dynamic member"
@@ -152,7 +156,10 @@ class SceneConsumer:
         # consumption is paused is rewound by hold(), and the pause flag is re-applied every control_poll_s.
 
     def _on_revoke(self, consumer, parts) -> None:
-        log.info("partitions revoked: %s", ", ".join(f"{p.topic}[{p.partition}]" for p in parts))
+        if self.on_revoke is not None:
+            self.on_revoke([(p.topic, p.partition) for p in parts])
+        else:
+            log.info("partitions revoked: %s", ", ".join(f"{p.topic}[{p.partition}]" for p in parts))
 
     def poll(self, timeout_s: float, log_errors: bool = True) -> Message | None:
         """The next message, or None (nothing within ``timeout_s`` s, or a consumer error: logged when

@@ -25,7 +25,8 @@ class Entry:
     topic: str
     partition: int
     offset: int
-    future: Future
+    future: Future | None = None
+    msg: object = None  # the consumed message (what the consumer commits)
     abandoned: threading.Event = field(default_factory=threading.Event)  # set: give up retrying, stay uncommitted
 
     @property
@@ -58,16 +59,23 @@ class InFlight:
     def entries(self, keys: set[TopicPartitionKey] | None = None) -> list[Entry]:
         return [e for k, q in self._parts.items() if keys is None or k in keys for e in q]
 
-    def futures(self) -> list[Future]:
-        return [e.future for e in self.entries()]
+    def running(self) -> int:
+        """Scenes still being processed (not done)."""
+        return sum(1 for e in self.entries() if not e.future.done())
 
-    def committable(self) -> dict[TopicPartitionKey, int]:
-        """Remove the leading finished-ok scenes of every partition; return, per partition where any
-        were removed, the offset to commit (the last one removed + 1, Kafka's "next to read")."""
-        out = {}
+    def committable(self, keys: set[TopicPartitionKey] | None = None) -> list[Entry]:
+        """Remove the leading finished-ok scenes of every partition (of ``keys``, default all); return,
+        per partition where any were removed, the last one removed: committing its offset commits them
+        all (Kafka stores "next to read" = that offset + 1)."""
+        out = []
         for key, q in self._parts.items():
+            if keys is not None and key not in keys:
+                continue
+            last = None
             while q and q[0].finished_ok():
-                out[key] = q.popleft().offset + 1
+                last = q.popleft()
+            if last is not None:
+                out.append(last)
         for key in [k for k, q in self._parts.items() if not q]:
             del self._parts[key]
         return out

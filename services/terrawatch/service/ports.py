@@ -45,6 +45,9 @@ class Message(Protocol):
 class SceneConsumer(Protocol):
     """The scenes topic as a consumer-group member (``ingest.kafka_io.SceneConsumer``)."""
 
+    on_revoke: Callable[[list[tuple[str, int]]], None] | None
+    """Called from :meth:`poll` with the (topic, partition) pairs being revoked, while still assigned."""
+
     def membership(self) -> str: ...
     def subscribe(self) -> None: ...
     def poll(self, timeout_s: float, log_errors: bool = True) -> Message | None: ...

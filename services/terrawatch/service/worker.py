@@ -3,6 +3,13 @@
 Offsets are committed only after a scene's results are durably in PostGIS (or
 its event is durably in the DLQ). Bad input never stops the loop.
 
+Up to ``scenes_in_flight`` scenes are processed at once, each on its own thread, so scene N+1 is read
+and inferred while scene N is vectorized and stored; the main thread alone polls and commits, in offset
+order per partition (service.inflight). A rebalance waits up to ``revoke_drain_s`` for the scenes of the
+revoked partitions, commits those that finished and abandons the rest uncommitted (their new owner
+re-processes them; run markers make the loser's write a no-op). A stop finishes every scene in flight
+(a failing one is left uncommitted) before the consumer leaves.
+
 Dependency outages (Triton, Ray, PostGIS) do not dead-letter scenes: the worker pauses its Kafka
 partitions, holds the scene in flight uncommitted, probes the dependency with backoff and resumes by
 itself when it is ready (domain.recovery decides; this module classifies and acts). Only an outage
@@ -17,6 +24,8 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 
 from terrawatch.domain.errors import (
     DEPENDENCIES, DependencyUnavailable, InvalidEvent, TerrawatchError, TransientError,
@@ -30,11 +39,12 @@ from terrawatch.ingest.dlq import DlqWriteError
 from terrawatch.observability.logging import RepeatLimiter
 from terrawatch.observability.metrics import (
     CONSUMER_LAG, CONSUMPTION_PAUSED, DEPENDENCY_OUTAGE_SECONDS, EVENTS_CONSUMED, EVENTS_INVALID,
-    OUTAGE_WINDOW_SECONDS, SCENES, SCENES_IN_FLIGHT,
+    OUTAGE_WINDOW_SECONDS, SCENES, SCENES_IN_FLIGHT, STAGE_SECONDS,
 )
 from terrawatch.service.ports import (
     DeadLetterSink, ErrorModel, Message, PlainErrors, Probes, Redriver, SceneConsumer, SceneProcessor, WorkerStore,
 )
+from terrawatch.service.inflight import Entry, InFlight
 from terrawatch.settings import Settings
 from terrawatch.store.uow import is_db_outage
 
@@ -78,7 +88,11 @@ class Worker:
         self.err = errors
         self.probe_first_s = probe_first_s  # first wait (s) between probes of a dependency that is down
         self.paused = threading.Event()  # paused by the operator's control flag
-        self.dependency_down: str | None = None
+        self._down: dict[str, int] = {}  # dependency -> scenes riding out its outage (consumption paused)
+        self._down_lock = threading.Lock()
+        self._inflight = InFlight()
+        self._held = False  # every partition paused by run() (full, paused, or a dependency down)
+        self._halt: BaseException | None = None  # why run() stops taking scenes (restart, interrupted, bug)
         self._outage_since: dict[str, float] = {}  # dependency -> monotonic start of its current outage
         self._redrive_due = 0.0
         self._errors = RepeatLimiter(log)
@@ -94,10 +108,21 @@ class Worker:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
 
+    @property
+    def dependency_down(self) -> str | None:
+        """A dependency some scene in flight is waiting for (consumption is paused meanwhile), or None."""
+        with self._down_lock:
+            return next(iter(self._down), None)
+
     def run(self, max_idle_s: float | None = None) -> None:
-        """Consume until stopped (or idle for ``max_idle_s`` seconds, for batch runs)."""
-        log.info("joining consumer group %s as %s", self.s.consumer_group, self.consumer.membership())
+        """Consume until stopped (or idle for ``max_idle_s`` seconds, for batch runs), keeping up to
+        ``scenes_in_flight`` scenes in flight; commit each partition's finished scenes in offset order."""
+        log.info("joining consumer group %s as %s (%d scenes in flight)", self.s.consumer_group,
+                 self.consumer.membership(), self.s.scenes_in_flight)
+        self.consumer.on_revoke = self._on_revoke
         self.consumer.subscribe()
+        limit = max(1, self.s.scenes_in_flight)
+        pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="scene")
         idle_since = time.monotonic()
         last_lag = last_control = 0.0
         try:
@@ -110,32 +135,100 @@ class Worker:
                     last_control = time.monotonic()
                 if self.redriver is not None and not self.paused.is_set() and time.monotonic() >= self._redrive_due:
                     self._auto_redrive()
-                msg = self.consumer.poll(1.0)
+                self._commit_finished()
+                if self._halt is not None:
+                    break
+                full = self._inflight.running() >= limit or len(self._inflight) >= 4 * limit  # 4x: finished,
+                # waiting for a slow predecessor's commit
+                hold = self.paused.is_set() or self.dependency_down is not None or full
+                self._hold_all(hold)
+                msg = self.consumer.poll(0.2 if len(self._inflight) else 1.0)
                 if msg is None:
-                    if max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
+                    if len(self._inflight):
+                        idle_since = time.monotonic()
+                    elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
                         break
                     continue
-                if self.paused.is_set():  # fetched before the pause took hold: rewind, handle after resume
+                if hold:  # fetched before the pause took hold: rewind, handle after resume
                     self.consumer.hold(msg)
                     continue
-                try:
-                    self.handle(msg)
-                except _RestartRequested as exc:
-                    log.warning("restarting the worker process: %s; %s[%d]@%d stays uncommitted", exc,
-                                msg.topic(), msg.partition(), msg.offset())
-                    self.restart_requested = True
-                    break
-                except (_Interrupted, DlqWriteError) as exc:
-                    log.warning("stopping before %s[%d]@%d was finished (%s); it stays uncommitted",
-                                msg.topic(), msg.partition(), msg.offset(), exc)
-                    break
-                self.consumer.commit(msg, self._stop)
+                entry = Entry(msg.topic(), msg.partition(), msg.offset(), None, msg=msg)
+                entry.future = pool.submit(self.handle, msg, entry.abandoned)
+                self._inflight.add(entry)
                 idle_since = time.monotonic()
         finally:
+            self._drain(pool)
             if self.redriver is not None:
                 self.redriver.close()
             self.consumer.close()
             self.dlq.flush(10)
+        if self._halt is not None and not isinstance(self._halt, (_Interrupted, _RestartRequested, DlqWriteError)):
+            raise self._halt
+
+    def _hold_all(self, hold: bool) -> None:
+        """Pause every assigned partition while ``hold`` (re-applied: a rebalance assigns unpaused ones);
+        resume them when it ends."""
+        if hold:
+            self.consumer.pause_all()
+            self._held = True
+        elif self._held:
+            self.consumer.resume_all()
+            self._held = False
+
+    def _commit_finished(self) -> None:
+        """Commit every partition's finished scenes (in offset order); note why a scene that raised stopped
+        the worker (it stays uncommitted, and so do the later scenes of its partition)."""
+        for entry in self._inflight.committable():
+            t0 = time.perf_counter()
+            self.consumer.commit(entry.msg, self._stop)
+            STAGE_SECONDS.labels("commit").observe(time.perf_counter() - t0)
+        for entry in self._inflight.failed():
+            if self._halt is not None:
+                continue
+            exc = entry.future.exception()
+            self._halt = exc
+            if isinstance(exc, _RestartRequested):
+                log.warning("restarting the worker process: %s; %s stays uncommitted", exc, entry.where())
+                self.restart_requested = True
+            elif isinstance(exc, (_Interrupted, DlqWriteError)):
+                log.warning("stopping before %s was finished (%s); it stays uncommitted", entry.where(), exc)
+            else:
+                log.error("scene at %s failed unexpectedly; the worker stops, the scene stays uncommitted",
+                          entry.where(), exc_info=exc)
+            self._stop.set()  # the other scenes in flight finish, or stay uncommitted where they fail
+
+    def _drain(self, pool: ThreadPoolExecutor) -> None:
+        """Let every scene in flight finish (a failing one gives up on stop and stays uncommitted), then
+        commit what finished in order."""
+        pending = [e.future for e in self._inflight.entries()]
+        if pending:
+            log.info("stopping: waiting for %d scenes in flight", len(pending))
+        while pending:
+            _, rest = wait_futures(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+            self._commit_finished()
+            pending = list(rest)
+        self._commit_finished()
+        pool.shutdown(wait=True)
+
+    def _on_revoke(self, keys: list[tuple[str, int]]) -> None:
+        """Partitions ``keys`` are taken away (a rebalance; called from poll on the main thread, while
+        they are still ours). Wait up to ``revoke_drain_s`` for their scenes in flight, commit the finished
+        ones, abandon the rest uncommitted: the new owner processes them again (a no-op where stored)."""
+        keys = set(keys)
+        entries = self._inflight.entries(keys)
+        log.info("partitions revoked: %s; %d of their scenes in flight", ", ".join(f"{t}[{p}]" for t, p in sorted(keys)),
+                 len(entries), extra={"partitions": sorted(p for _, p in keys), "in_flight": len(entries)})
+        if not entries:
+            return
+        wait_futures([e.future for e in entries], timeout=self.s.revoke_drain_s)
+        for entry in self._inflight.committable(keys):
+            self.consumer.commit(entry.msg, self._stop)
+        abandoned = self._inflight.forget(keys)
+        for entry in abandoned:
+            entry.abandoned.set()  # gives up retrying and never dead-letters; a write in progress may finish
+        log.info("revoked partitions drained: %d scenes committed, %d abandoned uncommitted (%s)",
+                 len(entries) - len(abandoned), len(abandoned), ", ".join(e.where() for e in abandoned) or "none",
+                 extra={"committed": len(entries) - len(abandoned), "abandoned": len(abandoned)})
 
     def _apply_pause_flag(self) -> None:
         """Honour the ``consumption_paused`` control flag (set by POST /ops/consumption/pause).
@@ -187,22 +280,25 @@ class Worker:
                                  self.err.describe(exc), dependency="kafka")
 
     # one scene ----------------------------------------------------------------
-    def handle(self, msg: Message) -> str:
-        """Process one message; return the outcome. Never raises for bad input.
+    def handle(self, msg: Message, abandoned: threading.Event | None = None) -> str:
+        """Process one message; return the outcome. Never raises for bad input. Runs on a scene thread;
+        never touches the consumer.
 
-        Raises _Interrupted (stop requested) or _RestartRequested (the Ray head was replaced) with the
-        scene unfinished: the caller leaves it uncommitted."""
+        Raises _Interrupted (stop requested, or ``abandoned`` set: the partition was revoked) or
+        _RestartRequested (the Ray head was replaced) with the scene unfinished: it stays uncommitted."""
+        cancel = abandoned or threading.Event()
         EVENTS_CONSUMED.labels(msg.topic()).inc()
         log.info("event %s[%d]@%d received", msg.topic(), msg.partition(), msg.offset(),
                  extra={"partition": msg.partition(), "offset": msg.offset()})
         try:  # STAC references / catalogue Items are resolved to terrawatch Items first (imagery.stac)
             scene = parse_event(resolve_event(msg.value() or b"", self.pipeline.assets.check_url))
         except InvalidEvent as exc:
-            return self._dead_letter(msg, exc, 1, platform="unknown")
+            return self._dead_letter(msg, exc, 1, platform="unknown", cancel=cancel)
         except TransientError as exc:  # the catalogue or asset host did not answer: not a dependency we probe
-            return self._dead_letter(msg, exc, 1, platform="unknown")
+            return self._dead_letter(msg, exc, 1, platform="unknown", cancel=cancel)
         except Exception as exc:  # noqa: BLE001 - a poison event must never crash-loop the consumer
-            return self._dead_letter(msg, InvalidEvent(f"unparseable event: {self.err.describe(exc)}"), 1, platform="unknown")
+            return self._dead_letter(msg, InvalidEvent(f"unparseable event: {self.err.describe(exc)}"), 1,
+                                     platform="unknown", cancel=cancel)
         SCENES_IN_FLIGHT.inc()
         try:
             attempts, waited = 0, 0.0  # failed attempts (outages not counted); s waited for dependencies
@@ -221,33 +317,36 @@ class Worker:
                     decision = self.policy.decide(failure, self.err.describe(exc), max(attempts, 1), waited, dep)
                     if decision.action is Action.DEAD_LETTER:
                         if failure is Failure.BAD_INPUT:
-                            return self._dead_letter(msg, exc, max(attempts, 1), scene.platform, scene)
+                            return self._dead_letter(msg, exc, max(attempts, 1), scene.platform, scene, cancel=cancel)
                         return self._dead_letter(msg, TransientError(decision.reason), max(attempts, 1),
-                                                 scene.platform, scene, dependency=dep)
-                    if self._stop.is_set():
+                                                 scene.platform, scene, dependency=dep, cancel=cancel)
+                    if self._stop.is_set() or cancel.is_set():
                         raise _Interrupted(f"scene {scene.id}: {self.err.describe(exc)}")
                     if decision.action is Action.RETRY:
                         log.warning("scene %s attempt %d failed: %s", scene.id, attempts, self.err.describe(exc))
-                        self._stop.wait(decision.wait_s)
+                        _wait_any(decision.wait_s, self._stop, cancel)
                         continue
-                    ready, seconds = self._ride_out(dep, scene.id, self.err.describe(exc), self.s.outage_window_s - waited)
+                    ready, seconds = self._ride_out(dep, scene.id, self.err.describe(exc), self.s.outage_window_s - waited,
+                                                    cancel)
                     waited += seconds
                     if not ready:
                         d = self.policy.decide(Failure.DEPENDENCY, self.err.describe(exc), max(attempts, 1), waited, dep)
                         return self._dead_letter(msg, TransientError(d.reason), max(attempts, 1), scene.platform,
-                                                 scene, dependency=dep)
+                                                 scene, dependency=dep, cancel=cancel)
         finally:
             SCENES_IN_FLIGHT.dec()
 
-    def _ride_out(self, dep: str, scene_id: str, error: str, budget_s: float) -> tuple[bool, float]:
-        """Pause consumption while ``dep`` is down: probe it with backoff (polling the paused consumer, so
-        the worker stays in its group) until it is ready (True) or ``budget_s`` s have passed (False).
-        Returns (ready, seconds waited). Raises _Interrupted on stop, _RestartRequested when the Ray head
-        came back as a new session."""
+    def _ride_out(self, dep: str, scene_id: str, error: str, budget_s: float,
+                  cancel: threading.Event) -> tuple[bool, float]:
+        """Hold this scene while ``dep`` is down: consumption is paused (run() pauses every partition and
+        keeps polling, so the worker stays in its group) and ``dep`` is probed with backoff until it is
+        ready (True) or ``budget_s`` s have passed (False). Returns (ready, seconds waited). Raises
+        _Interrupted on stop or when the scene is abandoned, _RestartRequested when the Ray head came back
+        as a new session."""
         t0 = time.monotonic()
         since = self._outage_since.setdefault(dep, t0)
-        self.dependency_down = dep
-        self.consumer.pause_all()
+        with self._down_lock:
+            self._down[dep] = self._down.get(dep, 0) + 1
         CONSUMPTION_PAUSED.labels(dep).set(1)
         self._errors.warning(("outage", dep), "%s; scene %s held uncommitted (%s)",
                              pause_reason(dep, t0 - since, self.s.outage_window_s), scene_id, error,
@@ -261,12 +360,8 @@ class Worker:
                     log.warning("%s still unavailable after %.0f s: scene %s goes to the DLQ as transient",
                                 dep, now - since, scene_id, extra={"dependency": dep})
                     return False, now - t0
-                end = now + min(next(delays), budget_s - (now - t0))
-                while not self._stop.is_set() and time.monotonic() < end:
-                    msg = self.consumer.poll(max(0.0, min(0.5, end - time.monotonic())), log_errors=False)
-                    if msg is not None:
-                        self.consumer.hold(msg)  # fetched before the pause, or from a newly assigned partition
-                if self._stop.is_set():
+                _wait_any(min(next(delays), budget_s - (now - t0)), self._stop, cancel)
+                if self._stop.is_set() or cancel.is_set():
                     raise _Interrupted(f"scene {scene_id}: {dep} unavailable")
                 try:
                     self.probes[dep]()
@@ -283,15 +378,20 @@ class Worker:
                 self._redrive_due = 0.0  # transient entries of the outage can go back now
                 return True, time.monotonic() - t0
         finally:
-            CONSUMPTION_PAUSED.labels(dep).set(0)
-            if dep not in self._outage_since:
-                DEPENDENCY_OUTAGE_SECONDS.labels(dep).set(0)
-            self.dependency_down = None
-            if not self.paused.is_set():
-                self.consumer.resume_all()
+            with self._down_lock:
+                self._down[dep] -= 1
+                last = self._down[dep] <= 0
+                if last:
+                    del self._down[dep]
+            if last:
+                CONSUMPTION_PAUSED.labels(dep).set(0)
+                if dep not in self._outage_since:
+                    DEPENDENCY_OUTAGE_SECONDS.labels(dep).set(0)
 
     def _dead_letter(self, msg: Message, exc: BaseException, attempts: int, platform: str, scene=None,
-                     dependency: str | None = None) -> str:
+                     dependency: str | None = None, cancel: threading.Event | None = None) -> str:
+        if cancel is not None and cancel.is_set():  # the partition went to another worker: it decides there
+            raise _Interrupted(f"{msg.topic()}[{msg.partition()}]@{msg.offset()} abandoned (partition revoked)")
         code = getattr(exc, "code", "error")
         reason = getattr(exc, "reason", None) or self.err.describe(exc)
         ref = self.dlq.send(msg, reason, code, attempts, self._stop, dependency=dependency)
@@ -304,6 +404,16 @@ class Worker:
         SCENES.labels("failed", platform).inc()
         log.warning("event at %s[%d]@%d sent to DLQ: %s", msg.topic(), msg.partition(), msg.offset(), reason)
         return "dlq"
+
+
+def _wait_any(seconds: float, *events: threading.Event) -> None:
+    """Sleep ``seconds`` or until any of ``events`` is set."""
+    end = time.monotonic() + max(0.0, seconds)
+    while not any(e.is_set() for e in events):
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        events[0].wait(min(left, 0.25))
 
 
 class _Interrupted(Exception):
