@@ -58,7 +58,7 @@ def test_partition_revoked_with_scenes_in_flight(stack, tmp_path, fault_report):
         wait_for(lambda: "revoked partitions drained" in log1.read_text(errors="replace"), 240,
                  "the first worker to give up two partitions", interval=0.5)
         publish(s, *later)
-        wait_processed(s, items + later, 600, "every scene after the rebalance")
+        wait_processed(s, items + later, 900, "every scene after the rebalance")
         wait_webhooks(s, items + later, sub, 120)
         assert w1.poll() is None and w2.poll() is None, "both workers keep running"
     finally:
