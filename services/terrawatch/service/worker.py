@@ -93,6 +93,7 @@ class Worker:
         self._inflight = InFlight()
         self._held = False  # every partition paused by run() (full, paused, or a dependency down)
         self._halt: BaseException | None = None  # why run() stops taking scenes (restart, interrupted, bug)
+        self.restart_drain_s = 30.0  # on a restart, how long the other scenes in flight may take to finish
         self._outage_since: dict[str, float] = {}  # dependency -> monotonic start of its current outage
         self._redrive_due = 0.0
         self._errors = RepeatLimiter(log)
@@ -199,16 +200,24 @@ class Worker:
 
     def _drain(self, pool: ThreadPoolExecutor) -> None:
         """Let every scene in flight finish (a failing one gives up on stop and stays uncommitted), then
-        commit what finished in order."""
+        commit what finished in order. When the process must restart (the Ray head was replaced) the other
+        scenes cannot finish on the old cluster: they get ``restart_drain_s`` s, then are left uncommitted
+        (redelivered to the restarted process, a no-op where stored)."""
         pending = [e.future for e in self._inflight.entries()]
         if pending:
             log.info("stopping: waiting for %d scenes in flight", len(pending))
+        deadline = time.monotonic() + self.restart_drain_s if self.restart_requested else None
         while pending:
+            if deadline is not None and time.monotonic() > deadline:
+                log.warning("restarting with %d scenes in flight: left uncommitted", len(pending))
+                break
             _, rest = wait_futures(pending, timeout=1.0, return_when=FIRST_COMPLETED)
             self._commit_finished()
             pending = list(rest)
         self._commit_finished()
-        pool.shutdown(wait=True)
+        for entry in self._inflight.entries():
+            entry.abandoned.set()
+        pool.shutdown(wait=deadline is None, cancel_futures=True)
 
     def _on_revoke(self, keys: list[tuple[str, int]]) -> None:
         """Partitions ``keys`` are taken away (a rebalance; called from poll on the main thread, while
