@@ -76,7 +76,9 @@ class BenchStack:
     def worker_env(self, **extra: str) -> dict:
         env = dict(os.environ)
         for key, value in self.settings.model_dump().items():
-            if value is not None:
+            if isinstance(value, dict):  # pydantic-settings reads complex values as JSON
+                env[f"TERRAWATCH_{key.upper()}"] = json.dumps({k: str(v) for k, v in value.items()})
+            elif value is not None:
                 env[f"TERRAWATCH_{key.upper()}"] = str(value)
         env["TERRAWATCH_LOG_LEVEL"] = "WARNING"
         env.update(extra)
@@ -107,6 +109,10 @@ def private_stack(port_base: int, keep: bool = False, preferred_batch: str = "",
     # opened under TERRAWATCH_ASSET_FILE_ROOTS (default: the state and shared-data dirs), so without this
     # every bench scene was dead-lettered as unreadable_asset and the bench timed out waiting for it.
     overrides.setdefault("asset_file_roots", f"{state},{tempfile.gettempdir()}")
+    # The repository holds flood_s1 only; the worker loads every registry model's area of applicability.
+    from terrawatch.domain.hazards import REGISTRY
+
+    overrides.setdefault("aoa_overrides", {hm.model: REPO_ROOT / "models" / hm.aoa for hm in REGISTRY})
     s = Settings(state_dir=state, model_repository=repo, **ports(port_base), **overrides)
     stack = Stack(s)
     log(f"starting a private stack in {state} (ports from {port_base}); flood_s1 weights: {weights}")
