@@ -10,10 +10,18 @@ partition; they are redelivered after a restart and are no-ops there (run marker
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections import deque
-from concurrent.futures import Future
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
+
+from terrawatch.ingest.dlq import DlqWriteError
+from terrawatch.observability.metrics import STAGE_SECONDS
+
+log = logging.getLogger("terrawatch.service.worker")
 
 TopicPartitionKey = tuple[str, int]
 
@@ -90,3 +98,100 @@ class InFlight:
         for key in keys:
             dropped.extend(self._parts.pop(key, ()))
         return dropped
+
+
+class _Interrupted(Exception):
+    """Shutdown was requested while a scene was failing: leave it uncommitted (not in the DLQ)."""
+
+
+class _RestartRequested(Exception):
+    """The Ray head was replaced: a Ray driver cannot re-join in-process, so the worker restarts (cli)."""
+
+
+def wait_any(seconds: float, *events: threading.Event) -> None:
+    """Sleep ``seconds`` or until any of ``events`` is set."""
+    end = time.monotonic() + max(0.0, seconds)
+    while not any(e.is_set() for e in events):
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        events[0].wait(min(left, 0.25))
+
+
+class InFlightMixin:
+    """The worker's scenes-in-flight bookkeeping on the main (polling) thread: pause while full, commit in
+    order, drain on stop, drain or abandon on a rebalance. Uses the worker's ``consumer``, ``s``,
+    ``_stop``, ``_inflight``, ``_held``, ``_halt``, ``restart_requested`` and ``restart_drain_s``."""
+
+    def _hold_all(self, hold: bool) -> None:
+        """Pause every assigned partition while ``hold`` (re-applied: a rebalance assigns unpaused ones);
+        resume them when it ends."""
+        if hold:
+            self.consumer.pause_all()
+            self._held = True
+        elif self._held:
+            self.consumer.resume_all()
+            self._held = False
+
+    def _commit_finished(self) -> None:
+        """Commit every partition's finished scenes (in offset order); note why a scene that raised stopped
+        the worker (it stays uncommitted, and so do the later scenes of its partition)."""
+        for entry in self._inflight.committable():
+            t0 = time.perf_counter()
+            self.consumer.commit(entry.msg, self._stop)
+            STAGE_SECONDS.labels("commit").observe(time.perf_counter() - t0)
+        for entry in self._inflight.failed():
+            if self._halt is not None:
+                continue
+            exc = entry.future.exception()
+            self._halt = exc
+            if isinstance(exc, _RestartRequested):
+                log.warning("restarting the worker process: %s; %s stays uncommitted", exc, entry.where())
+                self.restart_requested = True
+            elif isinstance(exc, (_Interrupted, DlqWriteError)):
+                log.warning("stopping before %s was finished (%s); it stays uncommitted", entry.where(), exc)
+            else:
+                log.error("scene at %s failed unexpectedly; the worker stops, the scene stays uncommitted",
+                          entry.where(), exc_info=exc)
+            self._stop.set()  # the other scenes in flight finish, or stay uncommitted where they fail
+
+    def _drain(self, pool: ThreadPoolExecutor) -> None:
+        """Let every scene in flight finish (a failing one gives up on stop and stays uncommitted), then
+        commit what finished in order. When the process must restart (the Ray head was replaced) the other
+        scenes cannot finish on the old cluster: they get ``restart_drain_s`` s, then are left uncommitted
+        (redelivered to the restarted process, a no-op where stored)."""
+        pending = [e.future for e in self._inflight.entries()]
+        if pending:
+            log.info("stopping: waiting for %d scenes in flight", len(pending))
+        deadline = time.monotonic() + self.restart_drain_s if self.restart_requested else None
+        while pending:
+            if deadline is not None and time.monotonic() > deadline:
+                log.warning("restarting with %d scenes in flight: left uncommitted", len(pending))
+                break
+            _, rest = wait_futures(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+            self._commit_finished()
+            pending = list(rest)
+        self._commit_finished()
+        for entry in self._inflight.entries():
+            entry.abandoned.set()
+        pool.shutdown(wait=deadline is None, cancel_futures=True)
+
+    def _on_revoke(self, keys: list[tuple[str, int]]) -> None:
+        """Partitions ``keys`` are taken away (a rebalance; called from poll on the main thread, while
+        they are still ours). Wait up to ``revoke_drain_s`` for their scenes in flight, commit the finished
+        ones, abandon the rest uncommitted: the new owner processes them again (a no-op where stored)."""
+        keys = set(keys)
+        entries = self._inflight.entries(keys)
+        log.info("partitions revoked: %s; %d of their scenes in flight", ", ".join(f"{t}[{p}]" for t, p in sorted(keys)),
+                 len(entries), extra={"partitions": sorted(p for _, p in keys), "in_flight": len(entries)})
+        if not entries:
+            return
+        wait_futures([e.future for e in entries], timeout=self.s.revoke_drain_s)
+        for entry in self._inflight.committable(keys):
+            self.consumer.commit(entry.msg, self._stop)
+        abandoned = self._inflight.forget(keys)
+        for entry in abandoned:
+            entry.abandoned.set()  # gives up retrying and never dead-letters; a write in progress may finish
+        log.info("revoked partitions drained: %d scenes committed, %d abandoned uncommitted (%s)",
+                 len(entries) - len(abandoned), len(abandoned), ", ".join(e.where() for e in abandoned) or "none",
+                 extra={"committed": len(entries) - len(abandoned), "abandoned": len(abandoned)})

@@ -3,12 +3,8 @@
 Offsets are committed only after a scene's results are durably in PostGIS (or
 its event is durably in the DLQ). Bad input never stops the loop.
 
-Up to ``scenes_in_flight`` scenes are processed at once, each on its own thread, so scene N+1 is read
-and inferred while scene N is vectorized and stored; the main thread alone polls and commits, in offset
-order per partition (service.inflight). A rebalance waits up to ``revoke_drain_s`` for the scenes of the
-revoked partitions, commits those that finished and abandons the rest uncommitted (their new owner
-re-processes them; run markers make the loser's write a no-op). A stop finishes every scene in flight
-(a failing one is left uncommitted) before the consumer leaves.
+Up to ``scenes_in_flight`` scenes are processed at once, each on its own thread; the main thread alone
+polls and commits, in offset order per partition; rebalances and stops drain or abandon (service.inflight).
 
 Dependency outages (Triton, Ray, PostGIS) do not dead-letter scenes: the worker pauses its Kafka
 partitions, holds the scene in flight uncommitted, probes the dependency with backoff and resumes by
@@ -24,8 +20,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor
-from concurrent.futures import wait as wait_futures
+from concurrent.futures import ThreadPoolExecutor
 
 from terrawatch.domain.errors import (
     DEPENDENCIES, DependencyUnavailable, InvalidEvent, TerrawatchError, TransientError,
@@ -39,12 +34,12 @@ from terrawatch.ingest.dlq import DlqWriteError
 from terrawatch.observability.logging import RepeatLimiter
 from terrawatch.observability.metrics import (
     CONSUMER_LAG, CONSUMPTION_PAUSED, DEPENDENCY_OUTAGE_SECONDS, EVENTS_CONSUMED, EVENTS_INVALID,
-    OUTAGE_WINDOW_SECONDS, SCENES, SCENES_IN_FLIGHT, STAGE_SECONDS,
+    OUTAGE_WINDOW_SECONDS, SCENES, SCENES_IN_FLIGHT,
 )
 from terrawatch.service.ports import (
     DeadLetterSink, ErrorModel, Message, PlainErrors, Probes, Redriver, SceneConsumer, SceneProcessor, WorkerStore,
 )
-from terrawatch.service.inflight import Entry, InFlight
+from terrawatch.service.inflight import Entry, InFlight, InFlightMixin, _Interrupted, _RestartRequested, wait_any
 from terrawatch.settings import Settings
 from terrawatch.store.uow import is_db_outage
 
@@ -67,7 +62,7 @@ def classify(exc: BaseException, probes: Mapping[str, Callable[[], object]]) -> 
     return Failure.UNKNOWN, None
 
 
-class Worker:
+class Worker(InFlightMixin):
     """Consumes scene events and processes each through ``pipeline``; every collaborator is a port
     (:mod:`terrawatch.service.ports`), built by :func:`terrawatch.service.bootstrap.build_worker`."""
 
@@ -166,79 +161,6 @@ class Worker:
         if self._halt is not None and not isinstance(self._halt, (_Interrupted, _RestartRequested, DlqWriteError)):
             raise self._halt
 
-    def _hold_all(self, hold: bool) -> None:
-        """Pause every assigned partition while ``hold`` (re-applied: a rebalance assigns unpaused ones);
-        resume them when it ends."""
-        if hold:
-            self.consumer.pause_all()
-            self._held = True
-        elif self._held:
-            self.consumer.resume_all()
-            self._held = False
-
-    def _commit_finished(self) -> None:
-        """Commit every partition's finished scenes (in offset order); note why a scene that raised stopped
-        the worker (it stays uncommitted, and so do the later scenes of its partition)."""
-        for entry in self._inflight.committable():
-            t0 = time.perf_counter()
-            self.consumer.commit(entry.msg, self._stop)
-            STAGE_SECONDS.labels("commit").observe(time.perf_counter() - t0)
-        for entry in self._inflight.failed():
-            if self._halt is not None:
-                continue
-            exc = entry.future.exception()
-            self._halt = exc
-            if isinstance(exc, _RestartRequested):
-                log.warning("restarting the worker process: %s; %s stays uncommitted", exc, entry.where())
-                self.restart_requested = True
-            elif isinstance(exc, (_Interrupted, DlqWriteError)):
-                log.warning("stopping before %s was finished (%s); it stays uncommitted", entry.where(), exc)
-            else:
-                log.error("scene at %s failed unexpectedly; the worker stops, the scene stays uncommitted",
-                          entry.where(), exc_info=exc)
-            self._stop.set()  # the other scenes in flight finish, or stay uncommitted where they fail
-
-    def _drain(self, pool: ThreadPoolExecutor) -> None:
-        """Let every scene in flight finish (a failing one gives up on stop and stays uncommitted), then
-        commit what finished in order. When the process must restart (the Ray head was replaced) the other
-        scenes cannot finish on the old cluster: they get ``restart_drain_s`` s, then are left uncommitted
-        (redelivered to the restarted process, a no-op where stored)."""
-        pending = [e.future for e in self._inflight.entries()]
-        if pending:
-            log.info("stopping: waiting for %d scenes in flight", len(pending))
-        deadline = time.monotonic() + self.restart_drain_s if self.restart_requested else None
-        while pending:
-            if deadline is not None and time.monotonic() > deadline:
-                log.warning("restarting with %d scenes in flight: left uncommitted", len(pending))
-                break
-            _, rest = wait_futures(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-            self._commit_finished()
-            pending = list(rest)
-        self._commit_finished()
-        for entry in self._inflight.entries():
-            entry.abandoned.set()
-        pool.shutdown(wait=deadline is None, cancel_futures=True)
-
-    def _on_revoke(self, keys: list[tuple[str, int]]) -> None:
-        """Partitions ``keys`` are taken away (a rebalance; called from poll on the main thread, while
-        they are still ours). Wait up to ``revoke_drain_s`` for their scenes in flight, commit the finished
-        ones, abandon the rest uncommitted: the new owner processes them again (a no-op where stored)."""
-        keys = set(keys)
-        entries = self._inflight.entries(keys)
-        log.info("partitions revoked: %s; %d of their scenes in flight", ", ".join(f"{t}[{p}]" for t, p in sorted(keys)),
-                 len(entries), extra={"partitions": sorted(p for _, p in keys), "in_flight": len(entries)})
-        if not entries:
-            return
-        wait_futures([e.future for e in entries], timeout=self.s.revoke_drain_s)
-        for entry in self._inflight.committable(keys):
-            self.consumer.commit(entry.msg, self._stop)
-        abandoned = self._inflight.forget(keys)
-        for entry in abandoned:
-            entry.abandoned.set()  # gives up retrying and never dead-letters; a write in progress may finish
-        log.info("revoked partitions drained: %d scenes committed, %d abandoned uncommitted (%s)",
-                 len(entries) - len(abandoned), len(abandoned), ", ".join(e.where() for e in abandoned) or "none",
-                 extra={"committed": len(entries) - len(abandoned), "abandoned": len(abandoned)})
-
     def _apply_pause_flag(self) -> None:
         """Honour the ``consumption_paused`` control flag (set by POST /ops/consumption/pause).
 
@@ -333,7 +255,7 @@ class Worker:
                         raise _Interrupted(f"scene {scene.id}: {self.err.describe(exc)}")
                     if decision.action is Action.RETRY:
                         log.warning("scene %s attempt %d failed: %s", scene.id, attempts, self.err.describe(exc))
-                        _wait_any(decision.wait_s, self._stop, cancel)
+                        wait_any(decision.wait_s, self._stop, cancel)
                         continue
                     ready, seconds = self._ride_out(dep, scene.id, self.err.describe(exc), self.s.outage_window_s - waited,
                                                     cancel)
@@ -369,7 +291,7 @@ class Worker:
                     log.warning("%s still unavailable after %.0f s: scene %s goes to the DLQ as transient",
                                 dep, now - since, scene_id, extra={"dependency": dep})
                     return False, now - t0
-                _wait_any(min(next(delays), budget_s - (now - t0)), self._stop, cancel)
+                wait_any(min(next(delays), budget_s - (now - t0)), self._stop, cancel)
                 if self._stop.is_set() or cancel.is_set():
                     raise _Interrupted(f"scene {scene_id}: {dep} unavailable")
                 try:
@@ -413,21 +335,3 @@ class Worker:
         SCENES.labels("failed", platform).inc()
         log.warning("event at %s[%d]@%d sent to DLQ: %s", msg.topic(), msg.partition(), msg.offset(), reason)
         return "dlq"
-
-
-def _wait_any(seconds: float, *events: threading.Event) -> None:
-    """Sleep ``seconds`` or until any of ``events`` is set."""
-    end = time.monotonic() + max(0.0, seconds)
-    while not any(e.is_set() for e in events):
-        left = end - time.monotonic()
-        if left <= 0:
-            return
-        events[0].wait(min(left, 0.25))
-
-
-class _Interrupted(Exception):
-    """Shutdown was requested while a scene was failing: leave it uncommitted (not in the DLQ)."""
-
-
-class _RestartRequested(Exception):
-    """The Ray head was replaced: a Ray driver cannot re-join in-process, so the worker restarts (cli)."""
