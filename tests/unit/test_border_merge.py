@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import shapely
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 
@@ -42,6 +42,7 @@ def test_tiled_equals_whole(seed, h, w, size, density):
 
 
 @settings(max_examples=25, deadline=None)
+@example(seed=3175, h=63, w=100, size=24, northing=100000.0, simplify=0.0)  # sums differed by 1.0e-9 relative
 @given(seed=st.integers(0, 10_000), h=st.integers(20, 120), w=st.integers(20, 120),
        size=st.sampled_from([24, 32, 64]), northing=st.floats(100_000, 9_000_000), simplify=st.sampled_from([0.0, 0.5]))
 def test_tiled_detections_in_lon_lat_are_valid_and_conserve_area(seed, h, w, size, northing, simplify):
@@ -63,5 +64,7 @@ def test_tiled_detections_in_lon_lat_are_valid_and_conserve_area(seed, h, w, siz
     assert len(tiled) == len(whole)
     if simplify == 0.0:
         area = sum(d.area_ha for d in tiled)
-        assert area == pytest.approx(sum(d.area_ha for d in whole), rel=1e-9)
+        # Merged border parts are re-noded after reprojection, so the sums differ in the last bits (1.0e-9
+        # relative was seen); one pixel of 14,400 would be 7e-5, far above this tolerance.
+        assert area == pytest.approx(sum(d.area_ha for d in whole), rel=1e-7)
         assert area == pytest.approx(mask.sum() * 0.01, rel=5e-3)  # 1 px = 100 m2 = 0.01 ha
