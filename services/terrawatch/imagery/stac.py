@@ -63,13 +63,8 @@ def fetch_item(url: str, io: StacApiIO | None = None) -> dict[str, Any]:
     io = io or stac_io()
     try:
         item = pystac.Item.from_dict(io.read_json(url), href=url, preserve_dict=True)
-    except APIError as exc:  # raised for HTTP >= 400 after the retries
-        status = getattr(exc, "status_code", None)
-        if status is not None and status < 500 and status != 429:
-            raise InvalidEvent(f"STAC Item {url} not retrievable: HTTP {status}") from exc
-        raise TransientError(f"STAC Item {url}: {exc}") from exc
-    except requests.RequestException as exc:
-        raise TransientError(f"STAC Item {url}: {type(exc).__name__}: {exc}") from exc
+    except (APIError, requests.RequestException) as exc:
+        raise _fetch_error(exc, f"STAC Item {url}", "not retrievable", with_reason=False) from exc
     except (ValueError, KeyError, pystac.STACError) as exc:
         raise InvalidEvent(f"{url} is not a STAC Item: {exc}") from exc
     return _absolute(item)
@@ -86,13 +81,19 @@ def search_items(api_url: str, *, collections: list[str] | None = None, bbox: li
                                max_items=max_items, limit=limit)
         for item in search.items():
             yield _absolute(item)
-    except APIError as exc:
+    except (APIError, requests.RequestException) as exc:
+        raise _fetch_error(exc, f"STAC search at {api_url}", "rejected", with_reason=True) from exc
+
+
+def _fetch_error(exc: Exception, what: str, refused: str, with_reason: bool) -> Exception:
+    """A STAC API failure as the pipeline's error: HTTP 4xx other than 429 (raised by pystac-client
+    after its retries) is the event's fault; 5xx, 429 and network errors are transient."""
+    if isinstance(exc, APIError):
         status = getattr(exc, "status_code", None)
         if status is not None and status < 500 and status != 429:
-            raise InvalidEvent(f"STAC search at {api_url} rejected: HTTP {status}: {exc}") from exc
-        raise TransientError(f"STAC search at {api_url}: {exc}") from exc
-    except requests.RequestException as exc:
-        raise TransientError(f"STAC search at {api_url}: {type(exc).__name__}: {exc}") from exc
+            return InvalidEvent(f"{what} {refused}: HTTP {status}" + (f": {exc}" if with_reason else ""))
+        return TransientError(f"{what}: {exc}")
+    return TransientError(f"{what}: {type(exc).__name__}: {exc}")
 
 
 def _absolute(item: pystac.Item) -> dict[str, Any]:

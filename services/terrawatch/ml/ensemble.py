@@ -65,7 +65,8 @@ class EnsembleResult:
     n_valid: np.ndarray  # uint8 (H,W) number of estimates used per pixel
 
 
-def _mask(m: np.ndarray | None, shape: tuple[int, ...], what: str) -> np.ndarray:
+def as_mask(m: np.ndarray | None, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """``m`` as a bool (H,W) array of ``shape`` (all False when None); ValueError on another shape."""
     if m is None:
         return np.zeros(shape, dtype=bool)
     m = np.asarray(m)
@@ -88,10 +89,10 @@ def combine(
     shape = np.asarray(estimates[0].prob).shape
     if len(shape) != 2:
         raise ValueError(f"probabilities must be (H, W), got {shape}")
-    nodata_m = _mask(nodata, shape, "nodata")
-    cloud_m = _mask(cloud, shape, "cloud")
-    shadow_m = _mask(radar_shadow, shape, "radar_shadow")
-    ref = _mask(reference_water, shape, "reference_water")
+    nodata_m = as_mask(nodata, shape, "nodata")
+    cloud_m = as_mask(cloud, shape, "cloud")
+    shadow_m = as_mask(radar_shadow, shape, "radar_shadow")
+    ref = as_mask(reference_water, shape, "reference_water")
 
     probs, valids, weights = [], [], []
     for e in estimates:
@@ -104,7 +105,7 @@ def combine(
             raise ValueError(f"estimate {e.name} has shape {p.shape}, expected {shape}")
         v = np.isfinite(p) & ~nodata_m & ~(cloud_m if e.sensor == "s2" else shadow_m)
         if e.valid is not None:
-            v &= _mask(e.valid, shape, f"{e.name}.valid")
+            v &= as_mask(e.valid, shape, f"{e.name}.valid")
         probs.append(np.clip(np.nan_to_num(p, nan=0.0), 0.0, 1.0))
         valids.append(v)
         weights.append(np.float32(e.weight))

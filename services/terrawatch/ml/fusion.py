@@ -41,6 +41,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from terrawatch.ml.ensemble import as_mask
+
 SOURCE_NONE, SOURCE_S2, SOURCE_S1, SOURCE_S1_CLOUD, SOURCE_S1_THIN, SOURCE_S2_THIN = range(6)
 SOURCE_NAMES = {SOURCE_NONE: "none", SOURCE_S2: "s2", SOURCE_S1: "s1", SOURCE_S1_CLOUD: "s1_under_cloud",
                 SOURCE_S1_THIN: "s1_under_thin_cloud", SOURCE_S2_THIN: "s2_under_thin_cloud"}
@@ -64,15 +66,6 @@ def within_window(t1: datetime | None, t2: datetime | None, window: timedelta = 
     if window < timedelta(0):
         raise ValueError("window must be >= 0")
     return abs(t1 - t2) <= window
-
-
-def _bool(m: np.ndarray | None, shape: tuple[int, ...], what: str) -> np.ndarray:
-    if m is None:
-        return np.zeros(shape, dtype=bool)
-    m = np.asarray(m)
-    if m.shape != shape:
-        raise ValueError(f"{what} has shape {m.shape}, expected {shape}")
-    return m.astype(bool)
 
 
 def fuse_s1_s2(
@@ -106,9 +99,9 @@ def fuse_s1_s2(
     s2_used = s2_prob is not None and (s1_time is None or s2_time is None or within_window(s1_time, s2_time, window))
     if not s2_used:
         p2 = nan
-    cloud = _bool(s2_cloud, shape, "s2_cloud")
-    thin = _bool(s2_thin, shape, "s2_thin") & ~cloud
-    p1 = np.where(_bool(s1_invalid, shape, "s1_invalid"), np.nan, np.clip(p1, 0.0, 1.0))
+    cloud = as_mask(s2_cloud, shape, "s2_cloud")
+    thin = as_mask(s2_thin, shape, "s2_thin") & ~cloud
+    p1 = np.where(as_mask(s1_invalid, shape, "s1_invalid"), np.nan, np.clip(p1, 0.0, 1.0))
     p2 = np.clip(p2, 0.0, 1.0)
 
     has1, has2 = np.isfinite(p1), np.isfinite(p2) & ~cloud

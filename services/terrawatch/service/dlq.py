@@ -153,6 +153,23 @@ def _select(settings: Settings, engine: Engine, ids: list[str] | None) -> tuple[
             [{"id": e.id, "state": e.state} for e in entries if e.state != "pending"])
 
 
+def _mark(settings: Settings, engine: Engine, entries: list, state: str, actor: str, ids: list[str] | None,
+          missing: list, skipped: list, audit: Audit | None, then=None) -> datetime:
+    """Mark ``entries`` ``state`` (time, ``actor``) with the caller's audit row in one transaction;
+    ``then`` runs last inside it (republishing), so if it raises nothing is marked. Returns the time."""
+    now = datetime.now(timezone.utc)
+    with engine.begin() as conn:
+        for e in entries:
+            dlq_state.mark(conn, settings.dlq_topic, e.partition, e.offset, state, actor, now,
+                           e.record.error_code, e.record.kind, e.record.source.key if e.record.source else None)
+        if audit is not None:
+            audit(conn, "all" if ids is None else ",".join(e.id for e in entries),
+                  {"ids": [e.id for e in entries], "missing": missing, "skipped": skipped})
+        if then is not None:
+            then()
+    return now
+
+
 def redrive(settings: Settings, engine: Engine, producer, ids: list[str] | None, actor: str,
             audit: Audit | None = None) -> dict:
     """Republish the original payload of the pending entries ``ids`` (None: every pending entry) to the
@@ -162,16 +179,8 @@ def redrive(settings: Settings, engine: Engine, producer, ids: list[str] | None,
     todo, missing, skipped = _select(settings, engine, ids)
     keep = [e for e in todo if e.record.payload is not None]
     skipped += [{"id": e.id, "state": "no_payload"} for e in todo if e.record.payload is None]
-    now = datetime.now(timezone.utc)
-    with engine.begin() as conn:
-        for e in keep:
-            dlq_state.mark(conn, settings.dlq_topic, e.partition, e.offset, "redriven", actor, now,
-                           e.record.error_code, e.record.kind, e.record.source.key if e.record.source else None)
-        if audit is not None:
-            audit(conn, "all" if ids is None else ",".join(e.id for e in keep),
-                  {"ids": [e.id for e in keep], "missing": missing, "skipped": skipped})
-        if keep:
-            kdlq.republish(producer, settings, [e.record for e in keep])
+    now = _mark(settings, engine, keep, "redriven", actor, ids, missing, skipped, audit,
+                then=(lambda: kdlq.republish(producer, settings, [e.record for e in keep])) if keep else None)
     _refresh_depth(settings, engine)
     return {"redriven": [e.id for e in keep], "missing": missing, "skipped": skipped,
             "topic": settings.scenes_topic, "at": now.isoformat(), "by": actor}
@@ -181,14 +190,7 @@ def purge(settings: Settings, engine: Engine, ids: list[str] | None, actor: str,
     """Mark the pending entries ``ids`` (None: every pending entry) ``purged`` (time, ``actor``): no longer
     listed by default, no longer counted in the depth; nothing is republished."""
     todo, missing, skipped = _select(settings, engine, ids)
-    now = datetime.now(timezone.utc)
-    with engine.begin() as conn:
-        for e in todo:
-            dlq_state.mark(conn, settings.dlq_topic, e.partition, e.offset, "purged", actor, now,
-                           e.record.error_code, e.record.kind, e.record.source.key if e.record.source else None)
-        if audit is not None:
-            audit(conn, "all" if ids is None else ",".join(e.id for e in todo),
-                  {"ids": [e.id for e in todo], "missing": missing, "skipped": skipped})
+    now = _mark(settings, engine, todo, "purged", actor, ids, missing, skipped, audit)
     _refresh_depth(settings, engine)
     return {"purged": [e.id for e in todo], "missing": missing, "skipped": skipped, "at": now.isoformat(),
             "by": actor}

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from terrawatch.api.deps import ApiDeps
+from terrawatch.api.routes.tiles import TileJSONBase
 from terrawatch.api.security import Principal
 from terrawatch.products import tiles as pt
 
@@ -28,14 +29,7 @@ Composite = Annotated[Literal["truecolor", "falsecolor", "vvvh"] | None,
 MEDIA = {"png": "image/png", "webp": "image/webp"}
 
 
-class RasterTileJSON(BaseModel):
-    tilejson: str = "3.0.0"
-    name: str
-    description: str
-    tiles: list[str]
-    minzoom: int
-    maxzoom: int
-    bounds: list[float]
+class RasterTileJSON(TileJSONBase):
     scheme: str = "xyz"
     attribution: str | None = Field(default=None)
 

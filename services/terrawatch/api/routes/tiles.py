@@ -29,7 +29,8 @@ class VectorLayer(BaseModel):
     maxzoom: int
 
 
-class TileJSON(BaseModel):
+class TileJSONBase(BaseModel):
+    """The TileJSON 3.0.0 fields every layer document has; bounds are lon/lat (EPSG:4326)."""
     tilejson: str = "3.0.0"
     name: str
     description: str
@@ -37,6 +38,9 @@ class TileJSON(BaseModel):
     minzoom: int
     maxzoom: int
     bounds: list[float]
+
+
+class TileJSON(TileJSONBase):
     vector_layers: list[VectorLayer]
     time_range: list[int] | None = Field(
         default=None, serialization_alias="terrawatch:time_range",
