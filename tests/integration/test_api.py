@@ -205,7 +205,10 @@ def test_reference_layer_round_trip(api):
          "geometry": {"type": "Polygon", "coordinates": [[[27.4, -4.6], [27.6, -4.6], [27.6, -4.4], [27.4, -4.6]]]}}]}
     layer = f"pa-{uuid.uuid4().hex[:6]}"
     r = httpx.put(f"{api.base}/ops/reference-layers/{layer}", headers=hdr(api.keys["operator"]), json=fc)
-    assert r.status_code == 200 and r.json()["features"] == 1
+    assert r.status_code == 200 and r.json()["features"] == 1 and r.json()["used_by"] == []
+    # a near miss of a layer the legality rules read is refused, not stored and silently ignored
+    r = httpx.put(f"{api.base}/ops/reference-layers/protected-areas", headers=hdr(api.keys["operator"]), json=fc)
+    assert r.status_code == 422 and "protected_area" in r.text, r.text
     items = httpx.get(f"{api.base}/ogc/collections/reference_layers/items", headers=hdr(api.keys["viewer"]),
                       params={"layer": layer}).json()
     assert [f["properties"]["name"] for f in items["features"]] == ["reserve A"]

@@ -7,17 +7,56 @@ A load replaces the layer's previous features in one transaction.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pyogrio
 import shapely
 
+from terrawatch.domain.errors import InvalidInput
 from terrawatch.domain.legality import REFERENCE_KINDS
 from terrawatch.domain.reference_water import REFERENCE_WATER
 from terrawatch.store.db import Engine
 from terrawatch.store.reference import replace_reference_layer
 
 LAYER_KINDS = (*REFERENCE_KINDS, REFERENCE_WATER)
+Audit = Callable[[Any, str, dict], None]
+
+
+def check_layer_name(layer: str) -> None:
+    """Refuse a name that differs from a layer the rules read (``LAYER_KINDS``) only by case, ``-`` for
+    ``_`` or a plural ``s``: it would be stored and silently ignored by mining legality or reference water.
+    Other names are display layers (areas of interest) that no rule reads."""
+    def norm(x: str) -> str:
+        x = x.lower().replace("-", "_").replace(" ", "_")
+        return x[:-3] + "y" if x.endswith("ies") else x.removesuffix("s")
+
+    for kind in LAYER_KINDS:
+        if layer != kind and norm(layer) == norm(kind):
+            raise InvalidInput(f"layer {layer!r} is not read by any rule; the rules read {kind!r}")
+
+
+def used_by(layer: str) -> list[str]:
+    """Which rules read ``layer``: [] for a display-only layer."""
+    if layer in REFERENCE_KINDS:
+        return ["mining legality"]
+    return ["flood (reference water)"] if layer == REFERENCE_WATER else []
+
+
+def replace_features(engine: Engine, layer: str, feats: list[tuple[shapely.Geometry, dict]],
+                     name_field: str = "name", coverage: shapely.Geometry | None = None,
+                     coverage_source: str | None = None, audit: Audit | None = None) -> tuple[int, int]:
+    """Replace ``layer`` with ``feats`` ((lon/lat geometry, properties) pairs) in one transaction with the
+    caller's audit row; returns (features stored, features replaced)."""
+    check_layer_name(layer)
+    rows = [{"layer": layer, "name": None if p.get(name_field) is None else str(p[name_field])[:500],
+             "properties": p, "geom": g} for g, p in feats]
+    with engine.begin() as conn:
+        replaced = replace_reference_layer(conn, layer, rows, coverage, coverage_source)
+        if audit is not None:
+            audit(conn, layer, {"features": len(rows), "replaced": replaced})
+    return len(rows), replaced
 
 
 def read_features(path: Path, layer: str | None = None) -> list[tuple[shapely.Geometry, dict]]:
@@ -52,16 +91,14 @@ def load_layer(engine: Engine, path: Path, kind: str, name_field: str = "name",
     """
     if kind not in LAYER_KINDS:
         raise ValueError(f"kind must be one of {', '.join(LAYER_KINDS)}")
-    feats = read_features(path)
-    rows = [{"layer": kind, "name": None if p.get(name_field) is None else str(p[name_field])[:500],
-             "properties": {k: v for k, v in p.items() if isinstance(v, (str, int, float, bool)) or v is None},
-             "geom": g} for g, p in feats]
+    feats = [(g, {k: v for k, v in p.items() if isinstance(v, (str, int, float, bool)) or v is None})
+             for g, p in read_features(path)]
     cov = None
     if coverage is not None:
         polys = [g for g, _ in read_features(coverage) if g.geom_type in ("Polygon", "MultiPolygon")]
         if not polys:
             raise ValueError(f"coverage {coverage} has no polygon features")
         cov = shapely.union_all(polys)
-    with engine.begin() as conn:
-        replace_reference_layer(conn, kind, rows, cov, f"declared: {Path(coverage).name}" if coverage else None)
-    return len(rows)
+    n, _ = replace_features(engine, kind, feats, name_field, cov,
+                            f"declared: {Path(coverage).name}" if coverage else None)
+    return n

@@ -12,13 +12,14 @@ import shapely
 import shapely.errors
 from fastapi import APIRouter, Depends, Path, Request
 from geojson_pydantic import FeatureCollection
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from shapely.geometry import shape
 
 from terrawatch.api.deps import ApiDeps
 from terrawatch.api.errors import InvalidInput, NotFound
 from terrawatch.api.security import Principal
-from terrawatch.store.reference import drop_reference_layer, replace_reference_layer
+from terrawatch.service import layers
+from terrawatch.store.reference import drop_reference_layer
 
 Layer = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="Layer name.")]
 MAX_FEATURES = 10_000
@@ -28,6 +29,8 @@ class LayerLoaded(BaseModel):
     layer: str
     features: int
     replaced: int
+    used_by: list[str] = Field(description="Rules that read this layer (mining legality, flood reference "
+                                           "water); empty for a display-only layer such as an area of interest.")
 
 
 def _geometry(feature, i: int):
@@ -55,17 +58,10 @@ def reference_router(deps: ApiDeps) -> APIRouter:
                   who: Principal = Depends(deps.operator)) -> dict:
         if len(body.features) > MAX_FEATURES:
             raise InvalidInput(f"at most {MAX_FEATURES} features per layer")
-        rows = []
-        for i, f in enumerate(body.features):
-            props = dict(f.properties or {})
-            name = props.get("name")
-            rows.append({"layer": layer, "name": None if name is None else str(name)[:500], "properties": props,
-                         "geom": _geometry(f, i)})
-        with deps.engine.begin() as conn:
-            replaced = replace_reference_layer(conn, layer, rows)  # coverage: the layer's extent
-            deps.audit(conn, who, "reference_layer.put", layer, {"features": len(rows), "replaced": replaced},
-                       request)
-        return {"layer": layer, "features": len(rows), "replaced": replaced}
+        feats = [(_geometry(f, i), dict(f.properties or {})) for i, f in enumerate(body.features)]
+        n, replaced = layers.replace_features(deps.engine, layer, feats,
+                                              audit=deps.auditor(who, request, "reference_layer.put"))
+        return {"layer": layer, "features": n, "replaced": replaced, "used_by": layers.used_by(layer)}
 
     @router.delete("/{layer}", status_code=204, summary="Drop a layer.")
     def delete_layer(layer: Layer, request: Request, who: Principal = Depends(deps.operator)) -> None:
