@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from terrawatch.cli.root import app
+from terrawatch.cli.root import app, cli_audit
 from terrawatch.settings import get_settings
 
 
@@ -50,7 +50,8 @@ def keys_create(
     from terrawatch.store.uow import engine_for
 
     try:
-        key_id, key = create_key(engine_for(get_settings().db_url), name, Role(role), created_by="cli")
+        key_id, key = create_key(engine_for(get_settings().db_url), name, Role(role), created_by="cli",
+                                 audit=cli_audit("key.create"))
     except ValueError:
         raise typer.BadParameter("role must be viewer, operator or admin", param_hint="--role") from None
     typer.echo(json.dumps({"id": key_id, "name": name, "role": role, "key": key}))
@@ -71,7 +72,7 @@ def keys_revoke(key_id: str = typer.Argument(..., help="The key id (the 12 hex c
     from terrawatch.api.security import revoke_key
     from terrawatch.store.uow import engine_for
 
-    if not revoke_key(engine_for(get_settings().db_url), key_id):
+    if not revoke_key(engine_for(get_settings().db_url), key_id, audit=cli_audit("key.revoke")):
         typer.echo(f"no active key {key_id}", err=True)
         raise typer.Exit(1)
     typer.echo(json.dumps({"revoked": key_id}))

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from terrawatch.cli.root import app
+from terrawatch.cli.root import app, cli_audit
 from terrawatch.settings import get_settings
 
 
@@ -97,5 +97,6 @@ def layers_load(
     from terrawatch.service.layers import load_layer
     from terrawatch.store.uow import engine_for
 
-    n = load_layer(engine_for(get_settings().db_url), path, kind, name_field, coverage)
+    n = load_layer(engine_for(get_settings().db_url), path, kind, name_field, coverage,
+                   audit=cli_audit("reference_layer.put"))
     typer.echo(json.dumps({"layer": kind, "features": n, "coverage": str(coverage) if coverage else "layer extent"}))

@@ -81,7 +81,7 @@ def read_features(path: Path, layer: str | None = None) -> list[tuple[shapely.Ge
 
 
 def load_layer(engine: Engine, path: Path, kind: str, name_field: str = "name",
-               coverage: Path | None = None) -> int:
+               coverage: Path | None = None, audit: Audit | None = None) -> int:
     """Replace reference layer ``kind`` with the features of ``path``; return how many were stored.
 
     ``coverage``: a GeoJSON/GeoPackage whose (multi)polygons outline where the layer is complete (e.g. the
@@ -100,5 +100,5 @@ def load_layer(engine: Engine, path: Path, kind: str, name_field: str = "name",
             raise ValueError(f"coverage {coverage} has no polygon features")
         cov = shapely.union_all(polys)
     n, _ = replace_features(engine, kind, feats, name_field, cov,
-                            f"declared: {Path(coverage).name}" if coverage else None)
+                            f"declared: {Path(coverage).name}" if coverage else None, audit)
     return n
