@@ -87,10 +87,11 @@ class BenchStack:
 
 @contextmanager
 def private_stack(port_base: int, keep: bool = False, preferred_batch: str = "", queue_delay_us: int | None = None,
-                  **overrides):
+                  instances: int | None = None, torch_threads: int | None = None, **overrides):
     """Start a throw-away stack serving flood_s1; yield a :class:`BenchStack`; stop it afterwards.
-    ``preferred_batch`` / ``queue_delay_us``: flood_s1's dynamic batcher, rendered into its config.pbtxt
-    (terrawatch.inference.serving) instead of the shipped values."""
+    ``preferred_batch`` / ``queue_delay_us`` (flood_s1's dynamic batcher), ``instances`` (CPU instances)
+    and ``torch_threads`` (per instance) are rendered into its config.pbtxt (terrawatch.inference.serving)
+    instead of the shipped values when given."""
     from terrawatch.inference.serving import Serving, render_config
     from terrawatch.stack import Stack
 
@@ -100,11 +101,12 @@ def private_stack(port_base: int, keep: bool = False, preferred_batch: str = "",
     state = Path(tempfile.mkdtemp(prefix="tw-bench-"))
     repo, weights = flood_s1_repository(state / "models")
     cfg = repo / "flood_s1" / "config.pbtxt"
-    serving = Serving(preferred_batch=tuple(int(v) for v in preferred_batch.split(",") if v.strip()),
-                      queue_delay_us=queue_delay_us)
+    serving = Serving(count=instances, preferred_batch=tuple(int(v) for v in preferred_batch.split(",") if v.strip()),
+                      queue_delay_us=queue_delay_us, torch_threads=torch_threads)
     cfg.write_text(render_config(cfg.read_text(), serving, "flood_s1"))
     batcher = {"preferred_batch": list(serving.preferred_batch) or "shipped", "queue_delay_us":
-               queue_delay_us if queue_delay_us is not None else "shipped"}
+               queue_delay_us if queue_delay_us is not None else "shipped",
+               "instances": instance_count(cfg.read_text()), "torch_threads": torch_threads_of(cfg.read_text())}
     # The benches write their synthetic scenes to temp dirs (tempfile.mkdtemp); file:// assets are only
     # opened under TERRAWATCH_ASSET_FILE_ROOTS (default: the state and shared-data dirs), so without this
     # every bench scene was dead-lettered as unreadable_asset and the bench timed out waiting for it.
@@ -223,6 +225,57 @@ def wait_http(url: str, timeout: float) -> None:
         except OSError:
             time.sleep(0.5)
     raise TimeoutError(f"{url} not up within {timeout} s")
+
+
+def instance_count(config: str) -> int:
+    """CPU/GPU instances in a rendered config.pbtxt (sum of the instance groups' counts)."""
+    import re
+
+    return sum(int(c) for c in re.findall(r"count:\s*(\d+)", config)) or 1
+
+
+def torch_threads_of(config: str) -> int | None:
+    import re
+
+    m = re.search(r'key:\s*"torch_threads"\s*value:\s*\{\s*string_value:\s*"(\d+)"', config)
+    return int(m.group(1)) if m else None
+
+
+# Process groups for the CPU accounting of a bench phase: first match of the command line wins.
+CPU_GROUPS = (("triton", ("tritonserver", "triton_python_backend_stub")), ("ray_actors", ("ray::",)),
+              ("ray_core", ("gcs_server", "raylet", "ray/dashboard", "log_monitor", "ray_client_server",
+                            "ray/_private", "runtime_env")),
+              ("worker", ("terrawatch.cli run", "-m terrawatch.cli run")), ("postgres", ("postgres",)),
+              ("kafka", ("kafka",)))
+
+
+def cpu_snapshot() -> dict[int, tuple[str, float]]:
+    """pid -> (group, user+system CPU seconds) for every process this user can read."""
+    import psutil
+
+    out = {}
+    for p in psutil.process_iter(["pid", "cmdline", "name", "cpu_times"]):
+        try:
+            cmd = " ".join(p.info["cmdline"] or []) or (p.info["name"] or "")
+            ct = p.info["cpu_times"]
+            if ct is None:
+                continue
+            group = next((g for g, keys in CPU_GROUPS if any(k in cmd for k in keys)),
+                         "bench" if p.info["pid"] == os.getpid() else "other")
+            out[p.info["pid"]] = (group, ct.user + ct.system)
+        except (psutil.Error, TypeError):
+            continue
+    return out
+
+
+def cpu_by_group(before: dict, after: dict) -> dict[str, float]:
+    """CPU seconds per process group between two :func:`cpu_snapshot` s (processes that exited in
+    between are missed; new ones count from 0)."""
+    groups: dict[str, float] = {}
+    for pid, (group, t) in after.items():
+        t0 = before.get(pid, (group, 0.0))[1]
+        groups[group] = groups.get(group, 0.0) + max(0.0, t - t0)
+    return {g: round(v, 2) for g, v in sorted(groups.items(), key=lambda kv: -kv[1])}
 
 
 def machine() -> dict:

@@ -4,9 +4,11 @@ Kafka + Ray + Triton + PostGIS, same model, same machine, one run.
     python bench/pipeline.py [--scenes 6] [--size 768] [--port-base 41000]
     terrawatch bench pipeline          (the same; also `make bench`)
 
-1. bare: ``terrawatch.ml.flood_s1.predict_batch`` (the code Triton's model.py runs) in this process,
-   torch threads = Triton's ``torch_threads`` (2), batches of ``triton_batch`` (4) tiles of
-   ``tile_size`` (256) px made of real synthetic-scene windows; tiles/s.
+1. bare: ``terrawatch.ml.flood_s1.predict_batch`` (the code Triton's model.py runs) on batches of
+   ``triton_batch`` (4) tiles of ``tile_size`` (256) px made of real synthetic-scene windows, in two
+   layouts that use the machine's 2 cores: one process with 2 torch threads, and 2 processes with
+   1 thread each (tiles/s summed). The faster layout is the model's limit on this machine and the
+   reference of the efficiency (measured before and after the end-to-end runs; the faster run counts).
 2. triton: the same batches through tritonclient gRPC to Triton, one request at a time; tiles/s.
 3. end-to-end: a worker (`terrawatch run`) on a private stack; after one warm-up scene, N synthetic
    scenes are published at once and the clock stops when the last run is committed in PostGIS;
@@ -14,7 +16,10 @@ Kafka + Ray + Triton + PostGIS, same model, same machine, one run.
    scene (``--large-size``, 2304 px = 144 tiles) the same way: ``efficiency_large``. ``--in-flight 1,2``
    repeats both with workers keeping 1 and 2 scenes in flight, side by side in the same run.
 Stage breakdown: the worker's terrawatch_stage_duration_seconds (sum per stage over the measured
-scenes, seconds per scene) and Triton's own request/queue/compute times and mean batch size.
+scenes, seconds per scene), Triton's own request/queue/compute times and mean batch size, and the CPU
+seconds each process group (triton, ray actors, ray core, worker, postgres, kafka, other) used during
+the phase. ``--instances`` / ``--torch-threads`` render flood_s1's Triton instance count and threads;
+``--tile-workers 2,3`` compares Ray TileWorker counts side by side (keys ``<in flight>/tw<workers>``).
 Prints the result as one JSON object on the last line.
 """
 
@@ -30,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (  # noqa: E402
-    delta, emit, log, machine, private_stack, publish, scrape, start_worker, stop_worker, synthetic_items,
+    cpu_by_group, cpu_snapshot, delta, emit, log, machine, private_stack, publish, scrape, start_worker, stop_worker, synthetic_items,
     wait_http, wait_runs,
 )
 
@@ -70,6 +75,30 @@ def bare_torch(weights: Path, batches, threads: int, min_s: float) -> dict:
     return {"tiles": n, "seconds": round(dt, 2), "tiles_per_s": round(n / dt, 3)}
 
 
+def _bare_proc(weights: Path, batches, threads: int, min_s: float, q) -> None:
+    q.put(bare_torch(weights, batches, threads, min_s))
+
+
+def bare_layouts(weights: Path, batches, min_s: float) -> dict:
+    """Bare torch tiles/s in two layouts on 2 cores: ``1x2`` (one process, 2 threads) and ``2x1`` (two
+    processes, 1 thread each, run at once, summed). Each in fresh spawned processes."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    out = {}
+    for name, procs, threads in (("1x2", 1, 2), ("2x1", 2, 1)):
+        q = ctx.Queue()
+        ps = [ctx.Process(target=_bare_proc, args=(weights, batches, threads, min_s, q)) for _ in range(procs)]
+        for p in ps:
+            p.start()
+        rs = [q.get(timeout=600) for _ in ps]
+        for p in ps:
+            p.join(60)
+        out[name] = {"tiles": sum(r["tiles"] for r in rs), "seconds": max(r["seconds"] for r in rs),
+                     "tiles_per_s": round(sum(r["tiles_per_s"] for r in rs), 3)}
+    return out
+
+
 def triton_only(url: str, batches, min_s: float) -> dict:
     from terrawatch.inference.triton import MODELS, TritonModel
 
@@ -93,13 +122,13 @@ def _phase(bs, work: Path, metrics_url: str, triton_url: str, scenes: int, size:
     the last run is committed. Returns tiles/s, stage seconds per scene and Triton's own counters."""
     s = bs.settings
     items = synthetic_items(work, scenes, size, tag, start=1)
-    m0, tr0 = scrape(metrics_url), scrape(triton_url)
+    m0, tr0, cpu0 = scrape(metrics_url), scrape(triton_url), cpu_snapshot()
     log(f"end to end: {scenes} scenes of {size}x{size} px ...")
     t0 = time.perf_counter()
     publish(s, items)
     runs = wait_runs(s, [i["id"] for i in items], timeout_s)
     wall = time.perf_counter() - t0
-    m1, tr1 = scrape(metrics_url), scrape(triton_url)
+    m1, tr1, cpu1 = scrape(metrics_url), scrape(triton_url), cpu_snapshot()
     tiles = sum(runs.values())
     out: dict = {"scenes": scenes, "scene_px": size, "tiles": tiles, "seconds": round(wall, 2),
                  "tiles_per_s": round(tiles / wall, 3), "scenes_per_min": round(60 * scenes / wall, 2)}
@@ -121,6 +150,9 @@ def _phase(bs, work: Path, metrics_url: str, triton_url: str, scenes: int, size:
         "request_s": round(us("nv_inference_request_duration_us") / 1e6, 2),
         "compute_share_of_wall": round(us("nv_inference_compute_infer_duration_us") / 1e6 / wall, 3),
     }
+    # CPU seconds per process group while the phase ran (2 cores = 2 CPU seconds per wall second).
+    out["cpu_s"] = cpu_by_group(cpu0, cpu1)
+    out["cpu_s_per_tile"] = {g: round(v / tiles, 4) for g, v in out["cpu_s"].items()} if tiles else {}
     return out
 
 
@@ -129,7 +161,8 @@ STAGES = ("check", "open", "read", "infer", "tiling_wall", "products", "vectoriz
 
 def run(scenes: int = 6, size: int = 768, port_base: int = 41000, min_bare_s: float = 20.0,
         keep_stack: bool = False, timeout_s: float = 1800, large_size: int = 2304,
-        in_flight: list[int] | None = None, preferred_batch: str = "", queue_delay_us: int | None = None) -> dict:
+        in_flight: list[int] | None = None, preferred_batch: str = "", queue_delay_us: int | None = None,
+        instances: int | None = None, torch_threads: int | None = None, tile_workers: list[int] | None = None) -> dict:
     """Bare torch, Triton alone, then end to end: ``scenes`` scenes of ``size`` px and one scene of
     ``large_size`` px (0 = skip), for each ``in_flight`` value (the worker's TERRAWATCH_SCENES_IN_FLIGHT;
     default: the setting's default), all on one stack in one run; bare torch again at the end."""
@@ -139,25 +172,30 @@ def run(scenes: int = 6, size: int = 768, port_base: int = 41000, min_bare_s: fl
     result: dict = {"bench": "pipeline", "machine": machine()}
     work = Path(tempfile.mkdtemp(prefix="tw-bench-pipeline-"))
     with private_stack(port_base, keep=keep_stack, preferred_batch=preferred_batch,
-                       queue_delay_us=queue_delay_us) as bs:
+                       queue_delay_us=queue_delay_us, instances=instances, torch_threads=torch_threads) as bs:
         s = bs.settings
-        threads = 2  # models/flood_s1/config.pbtxt torch_threads
         result.update({"model": "flood_s1", "weights": bs.weights, "tile_px": s.tile_size, "overlap_px": s.tile_overlap,
-                       "batch": s.triton_batch, "torch_threads": threads, "triton_config": bs.triton_config})
+                       "batch": s.triton_batch, "triton_config": bs.triton_config})
         ref = synthetic_items(work, 1, 512, "bare")[0]
         batches = tile_batches(ref, s.tile_size, s.triton_batch, 4)
 
         weights = s.model_repository / "flood_s1" / "1" / "model.pt"
-        log("bare torch forward ...")
-        bare = [bare_torch(weights, batches, threads, min_bare_s)]
+        log("bare torch forward (1 process x 2 threads, 2 processes x 1 thread) ...")
+        bare = [bare_layouts(weights, batches, min_bare_s)]
         log(f"bare: {bare[0]}")
         log("Triton alone (one request at a time) ...")
         result["triton_only"] = triton_only(s.triton, batches, min_bare_s)
         log(f"triton only: {result['triton_only']}")
         runs: dict[str, dict] = {}
+        combos = [(n, w) for w in (tile_workers or [None]) for n in in_flight]
         try:
-            for n in in_flight:
-                worker = start_worker(bs, work / f"worker{n}.log", TERRAWATCH_SCENES_IN_FLIGHT=str(n))
+            for n, w in combos:
+                key = str(n) if w is None else f"{n}/tw{w}"
+                env = {"TERRAWATCH_SCENES_IN_FLIGHT": str(n)}
+                if w is not None:
+                    env["TERRAWATCH_TILE_WORKERS"] = str(w)
+                    env["TERRAWATCH_MAX_IN_FLIGHT_TILES"] = str(w * s.triton_batch)
+                worker = start_worker(bs, work / f"worker{n}-{w}.log", **env)
                 try:
                     metrics_url = f"http://127.0.0.1:{s.metrics_port}/metrics"
                     triton_url = f"http://127.0.0.1:{s.triton_metrics_port}/metrics"
@@ -168,8 +206,8 @@ def run(scenes: int = 6, size: int = 768, port_base: int = 41000, min_bare_s: fl
                     r = {"small": _phase(bs, work, metrics_url, triton_url, scenes, size, f"e2e{n}-", timeout_s)}
                     if large_size:
                         r["large"] = _phase(bs, work, metrics_url, triton_url, 1, large_size, f"big{n}-", timeout_s)
-                    runs[str(n)] = r
-                    log(f"scenes in flight {n}: {r}")
+                    runs[key] = r
+                    log(f"scenes in flight {key}: {r}")
                 finally:
                     stop_worker(worker)
         finally:
@@ -177,16 +215,17 @@ def run(scenes: int = 6, size: int = 768, port_base: int = 41000, min_bare_s: fl
         # Bare again after the end-to-end runs: on a shared machine the load changes; the faster of the
         # two bare runs is the reference (the conservative choice for the efficiency).
         log("bare torch forward again ...")
-        bare.append(bare_torch(weights, batches, threads, min_bare_s))
+        bare.append(bare_layouts(weights, batches, min_bare_s))
         log(f"bare: {bare[1]}")
-    result["bare"] = max(bare, key=lambda b: b["tiles_per_s"])
-    result["bare_runs_tiles_per_s"] = [b["tiles_per_s"] for b in bare]
+    layouts = [dict(b, layout=name) for run_ in bare for name, b in run_.items()]
+    result["bare"] = max(layouts, key=lambda b: b["tiles_per_s"])
+    result["bare_runs_tiles_per_s"] = [{name: b["tiles_per_s"] for name, b in run_.items()} for run_ in bare]
     ref_tps = result["bare"]["tiles_per_s"]
     for r in runs.values():
         for phase in r.values():
             phase["efficiency"] = round(phase["tiles_per_s"] / ref_tps, 3)
     result["runs_by_scenes_in_flight"] = runs
-    main_run = runs[str(in_flight[-1])]
+    main_run = runs[list(runs)[-1]]
     result["scenes_in_flight"] = in_flight[-1]
     result["end_to_end"] = main_run["small"]
     result["stage_s_per_scene"] = main_run["small"]["stage_s_per_scene"]
@@ -214,10 +253,16 @@ def main(argv: list[str] | None = None) -> None:
                     "side by side (default: the setting's default)")
     ap.add_argument("--preferred-batch", default="", help="flood_s1 dynamic-batcher preferred sizes, e.g. 4,8")
     ap.add_argument("--queue-delay-us", type=int, default=None, help="flood_s1 dynamic-batcher max queue delay")
+    ap.add_argument("--tile-workers", default="", help="comma-separated Ray TileWorker counts to compare (each "
+                    "with TERRAWATCH_MAX_IN_FLIGHT_TILES = workers x batch; default: the settings')")
+    ap.add_argument("--instances", type=int, default=None, help="flood_s1 Triton CPU instances (default: shipped)")
+    ap.add_argument("--torch-threads", type=int, default=None, help="torch threads per instance (default: shipped)")
     a = ap.parse_args(argv)
     emit(run(a.scenes, a.size, a.port_base, a.min_bare_s, a.keep_stack, large_size=a.large_size,
              in_flight=[int(v) for v in a.in_flight.split(",") if v.strip()] or None,
-             preferred_batch=a.preferred_batch, queue_delay_us=a.queue_delay_us))
+             preferred_batch=a.preferred_batch, queue_delay_us=a.queue_delay_us, instances=a.instances,
+             torch_threads=a.torch_threads,
+             tile_workers=[int(v) for v in a.tile_workers.split(",") if v.strip()] or None))
 
 
 if __name__ == "__main__":

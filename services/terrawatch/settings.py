@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     tile_overlap: int = Field(default=32, description="Overlap (px) on each side; only the tile centre is kept.")
     max_in_flight_tiles: int = Field(default=8, description="Backpressure: tiles outstanding on Ray at once.")
     triton_batch: int = Field(default=4, description="Tiles per Ray task and Triton request.")
+    tile_workers: int = Field(default=2, ge=1, le=64, description="Ray TileWorker actors per worker (each sends "
+                              "one Triton request at a time; docs/performance.md).")
     scenes_in_flight: int = Field(
         default=2, ge=1, le=16, description="Scenes a worker processes at once: scene N+1 is read and inferred "
         "while scene N is vectorized and stored (offsets still committed in order; docs/performance.md).")
@@ -95,7 +97,8 @@ class Settings(BaseSettings):
     # Triton serving (rendered into config.pbtxt by python -m terrawatch.inference.serving; Helm triton.serving)
     triton_instance_kind: str = Field(default="cpu", pattern="^(cpu|gpu)$",
                                       description="Triton model instances on cpu or gpu (KIND_CPU / KIND_GPU).")
-    triton_instance_count: int = Field(default=1, ge=1, description="Triton instances per model (per GPU for gpu).")
+    triton_instance_count: int | None = Field(default=None, ge=1, description="Triton instances per model (per GPU "
+                                              "for gpu; None = each model's config.pbtxt on cpu, 1 on gpu).")
     triton_gpus: str = Field(default="", description="GPU ids for gpu instances, comma-separated ('' = all visible).")
     triton_torch_threads: int | None = Field(default=None, ge=1,
                                              description="torch intra-op threads per instance (None = the model's).")

@@ -39,6 +39,16 @@ def test_gpu_instances_batcher_and_threads_from_settings(monkeypatch):
     assert cfg.max_batch_size == 8 and [i.name for i in cfg.input] == ["S1_DB"]  # the rest untouched
 
 
+def test_instance_count_kept_unless_set():
+    text = (MODELS / "flood_s1" / "config.pbtxt").read_text()
+    shipped = parse(text).instance_group[0].count
+    assert parse(render_config(text, Serving(torch_threads=2), "flood_s1")).instance_group[0].count == shipped
+    cfg = parse(render_config(text, Serving(count=3), "flood_s1"))
+    assert cfg.instance_group[0].count == 3 and cfg.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_CPU
+    gpu = parse(render_config(text, Serving(kind="gpu"), "flood_s1")).instance_group[0]
+    assert gpu.kind == model_config_pb2.ModelInstanceGroup.KIND_GPU and gpu.count == 1
+
+
 def test_models_without_a_torch_net_stay_on_cpu():
     text = (MODELS / "flood_s2" / "config.pbtxt").read_text()
     cfg = parse(render_config(text, Serving(kind="gpu", count=3, torch_threads=4), "flood_s2"))

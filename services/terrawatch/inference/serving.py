@@ -1,7 +1,8 @@
 """Triton serving by configuration: instance kind and count, GPUs, torch threads and the dynamic batcher.
 
 The model configurations in ``models/*/config.pbtxt`` are written for the CPU machine the project is
-developed on (``KIND_CPU``, one instance, 2 torch threads). A deployment on GPUs does not edit them:
+developed on (``KIND_CPU``; flood_s1 two instances of 1 torch thread, measured faster than one of 2 on
+2 cores in docs/performance.md; the others one instance of 2 threads). A deployment on GPUs does not edit them:
 it renders a copy of the repository whose ``config.pbtxt`` files carry the serving settings
 (``TERRAWATCH_TRITON_INSTANCE_KIND`` / ``_INSTANCE_COUNT`` / ``_GPUS`` / ``_TORCH_THREADS`` /
 ``_PREFERRED_BATCH`` / ``_QUEUE_DELAY_US``; Helm: ``triton.serving``), every other file a symlink to the
@@ -30,13 +31,13 @@ CPU_ONLY = frozenset({"flood_s2"})  # models with no torch net: a GPU instance w
 @dataclass(frozen=True)
 class Serving:
     """How Triton serves the models. ``kind``: ``cpu`` or ``gpu``; ``count``: instances per device
-    (per GPU for ``gpu``); ``gpus``: GPU ids for ``gpu`` (empty = every visible GPU); ``torch_threads``:
+    (per GPU for ``gpu``; None = keep the model's instance group on CPU, 1 on GPU); ``gpus``: GPU ids for ``gpu`` (empty = every visible GPU); ``torch_threads``:
     intra-op threads per instance (CPU; 1 is enough on a GPU); ``preferred_batch``: dynamic-batcher
     preferred sizes (tiles; empty = keep the model's); ``queue_delay_us``: the batcher's longest wait for
     a fuller batch (None = keep the model's)."""
 
     kind: str = "cpu"
-    count: int = 1
+    count: int | None = None
     gpus: tuple[int, ...] = ()
     torch_threads: int | None = None
     preferred_batch: tuple[int, ...] = ()
@@ -45,7 +46,7 @@ class Serving:
     def __post_init__(self) -> None:
         if self.kind not in ("cpu", "gpu"):
             raise ValueError(f"instance kind must be cpu or gpu, got {self.kind!r}")
-        if self.count < 1:
+        if self.count is not None and self.count < 1:
             raise ValueError(f"instance count must be >= 1, got {self.count}")
         if any(g < 0 for g in self.gpus) or any(b < 1 for b in self.preferred_batch):
             raise ValueError("GPU ids must be >= 0 and preferred batch sizes >= 1")
@@ -80,13 +81,15 @@ def render_config(text: str, serving: Serving, model: str = "") -> str:
     and queue delay (sizes above the model's max_batch_size are dropped), the torch_threads parameter
     (added when the model has one or runs on a GPU). Raises ValueError on a config it cannot edit."""
     kind = "cpu" if model in CPU_ONLY else serving.kind
+    count = serving.count or 1
     if kind == "gpu":
         gpus = f", gpus: [ {', '.join(map(str, serving.gpus))} ]" if serving.gpus else ""
-        group = f"instance_group [ {{ count: {serving.count}, kind: KIND_GPU{gpus} }} ]"
+        group = f"instance_group [ {{ count: {count}, kind: KIND_GPU{gpus} }} ]"
     else:
-        group = f"instance_group [ {{ count: {serving.count}, kind: KIND_CPU }} ]"
+        group = f"instance_group [ {{ count: {count}, kind: KIND_CPU }} ]"
     if _INSTANCE.search(text):
-        text = _INSTANCE.sub(group, text, count=1)
+        if serving.count is not None or kind == "gpu":
+            text = _INSTANCE.sub(group, text, count=1)
     else:
         text = text.rstrip("\n") + "\n" + group + "\n"
     m = _BATCHING.search(text)

@@ -13,6 +13,11 @@ from pathlib import Path
 import rasterio
 import rasterio.shutil
 
+# Intermediate GeoTIFFs that to_cog rewrites at once (the likelihood written while tiling, the quicklook):
+# compressed only to bound their disk size, so with the fastest codec; the COG gets DEFLATE. Measured in
+# docs/performance.md (issue 17): DEFLATE here cost a second compression pass per product.
+INTERMEDIATE_COMPRESSION = {"compress": "zstd", "zstd_level": 1}
+
 
 def to_cog(path: str | Path, *, resampling: str = "NEAREST", blocksize: int = 512) -> Path:
     """Rewrite ``path`` in place as a COG (DEFLATE, ``blocksize`` px blocks, overviews down to one block).

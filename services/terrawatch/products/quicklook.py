@@ -21,7 +21,7 @@ from rasterio.windows import Window
 
 from terrawatch.domain.scene import Scene, Sensor
 from terrawatch.imagery.reader import Grid, _to_physical, rasterio_path
-from terrawatch.products.cog import to_cog
+from terrawatch.products.cog import INTERMEDIATE_COMPRESSION, to_cog
 
 S2_DISPLAY = ("B4", "B3", "B2", "B8")
 S2_RANGE = (0.0, 3000.0)  # reflectance x 10000
@@ -56,11 +56,16 @@ def write_quicklook(scene: Scene, grid: Grid, path: str | Path, max_px: int = 40
         for n in names:
             b = by_name[n]
             srcs[n] = rasterio.open(rasterio_path(b.href))
-            vrts[n] = WarpedVRT(srcs[n], crs=grid.crs, transform=transform, width=width, height=height,
-                                resampling=Resampling.average, src_nodata=srcs[n].nodata, nodata=srcs[n].nodata)
+            if (f == 1 and srcs[n].crs == grid.crs and srcs[n].transform.almost_equals(transform)
+                    and (srcs[n].width, srcs[n].height) == (width, height)):
+                vrts[n] = srcs[n]  # already on the quicklook's grid: read it as it is, no warp
+            else:
+                vrts[n] = WarpedVRT(srcs[n], crs=grid.crs, transform=transform, width=width, height=height,
+                                    resampling=Resampling.average, src_nodata=srcs[n].nodata,
+                                    nodata=srcs[n].nodata)
         with rasterio.open(tmp, "w", driver="GTiff", width=width, height=height, count=count, dtype="uint8",
                            crs=grid.crs, transform=transform, nodata=0, tiled=True, blockxsize=256,
-                           blockysize=256, compress="deflate") as dst:
+                           blockysize=256, **INTERMEDIATE_COMPRESSION) as dst:
             for r0 in range(0, height, STRIP_ROWS):
                 win = Window(0, r0, width, min(STRIP_ROWS, height - r0))
                 bands = {}
@@ -80,8 +85,9 @@ def write_quicklook(scene: Scene, grid: Grid, path: str | Path, max_px: int = 40
             for i, d in enumerate(desc, start=1):
                 dst.set_band_description(i, f"{d} (display stretch, 0 = no data)")
     finally:
-        for v in vrts.values():
-            v.close()
+        for n, v in vrts.items():
+            if v is not srcs[n]:
+                v.close()
         for s in srcs.values():
             s.close()
     to_cog(tmp, resampling="AVERAGE")

@@ -40,8 +40,8 @@ def build_worker(settings: Settings, max_attempts: int = 3, retry_base_s: float 
     from terrawatch.tiling.ray_tiler import RayTiler
 
     join_cluster(settings.ray)
-    tiler = RayTiler(settings.triton, batch=settings.triton_batch, max_in_flight=settings.max_in_flight_tiles,
-                     address=settings.ray)
+    tiler = RayTiler(settings.triton, workers=settings.tile_workers, batch=settings.triton_batch,
+                     max_in_flight=settings.max_in_flight_tiles, address=settings.ray)
     engine = engine_for(settings.worker_db_url)
     pipeline = ScenePipeline(settings, tiler, engine, ModelVersions(settings.triton))
     probes = {  # the order is the order an unexplained error is checked in

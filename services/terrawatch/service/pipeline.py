@@ -119,20 +119,35 @@ class ScenePipeline:
         d.mkdir(parents=True, exist_ok=True)
         return {j.hazard: str(d / f"{j.hazard}_likelihood.tif") for j in jobs}
 
-    def _finish_products(self, scene: Scene, grid, products: dict[str, str]) -> None:
-        """Likelihood GeoTIFFs -> COGs with overviews; the scene's quicklook COG beside them (served as raster
-        tiles, listed in the STAC products collection). A product failure is logged, never fails the scene."""
+    def _start_quicklook(self, scene: Scene, grid, products: dict[str, str]):
+        """The scene's quicklook COG (display bands of the input; served as raster tiles, listed in the STAC
+        products collection), written in a thread while the scene is tiled: it needs no inference, and in
+        the tail of a scene it left a core idle (docs/performance.md). Returns the thread, or None."""
         if not products:
-            return
-        from terrawatch.products.cog import to_cog
+            return None
+        import threading
+
         from terrawatch.products.quicklook import write_quicklook
+
+        def run() -> None:
+            try:
+                write_quicklook(scene, grid, self.s.products_dir / scene.id / "quicklook.tif")
+            except Exception:  # noqa: BLE001 - the quicklook is for display; detections must still be stored
+                log.warning("scene %s: quicklook not written", scene.id, exc_info=True)
+
+        t = threading.Thread(target=run, name=f"quicklook-{scene.id[:40]}", daemon=True)
+        t.start()
+        return t
+
+    def _finish_products(self, products: dict[str, str], quicklook) -> None:
+        """Likelihood GeoTIFFs -> COGs with overviews; wait for the quicklook. A product failure is logged,
+        never fails the scene."""
+        from terrawatch.products.cog import to_cog
 
         for path in products.values():
             to_cog(path, resampling="NEAREST")
-        try:
-            write_quicklook(scene, grid, self.s.products_dir / scene.id / "quicklook.tif")
-        except Exception:  # noqa: BLE001 - the quicklook is for display; detections must still be stored
-            log.warning("scene %s: quicklook not written", scene.id, exc_info=True)
+        if quicklook is not None:
+            quicklook.join()
 
     def process(self, scene: Scene) -> SceneOutcome:
         reasons = {h: unsupported_reason(scene, h) for h in scene.hazards}
@@ -170,13 +185,21 @@ class ScenePipeline:
         log.info("scene %s: tiling %dx%d px for %s", scene.id, grid.width, grid.height,
                  ", ".join(versions[j.hazard] for j in jobs))
         products = self._product_paths(scene, jobs)
-        tiled = self.tiler.run(scene, grid, jobs, self.s.tile_size, self.s.tile_overlap,
-                               datetime.now(timezone.utc).isoformat(), products)
+        quicklook = self._start_quicklook(scene, grid, products)
+        try:
+            tiled = self.tiler.run(scene, grid, jobs, self.s.tile_size, self.s.tile_overlap,
+                                   datetime.now(timezone.utc).isoformat(), products)
+        except BaseException:
+            if quicklook is not None:
+                quicklook.join()  # it writes under the scene's products dir: never leave it running
+            raise
         if tiled.valid_pixels == 0:
+            if quicklook is not None:
+                quicklook.join()
             raise NoValidPixels(f"no valid pixels: every pixel of the {grid.width}x{grid.height} px scene is "
                                 "NaN or nodata in at least one band")
         t_tiled = time.perf_counter()
-        self._finish_products(scene, grid, products)
+        self._finish_products(products, quicklook)
         t1 = time.perf_counter()
         dets = {j.hazard: to_detections(tiled.parts[j.hazard], grid.transform, grid.crs, j.hazard,
                                         self.s.min_mapping_unit_ha) for j in jobs}

@@ -334,13 +334,15 @@ class RayTiler:
 def _open_products(paths: dict[str, str], grid) -> dict:
     import rasterio
 
+    from terrawatch.products.cog import INTERMEDIATE_COMPRESSION
+
     sinks = {}
     for hazard, path in paths.items():
         # band 1 likelihood (255 = excluded), band 2 why excluded: the exclusion mask is stored, not dropped
         sinks[hazard] = rasterio.open(
             path, "w", driver="GTiff", width=grid.width, height=grid.height, count=2, dtype="uint8",
             crs=grid.crs, transform=grid.transform, nodata=NODATA, tiled=True, blockxsize=256, blockysize=256,
-            compress="deflate", interleave="band")
+            interleave="band", **INTERMEDIATE_COMPRESSION)
         sinks[hazard].set_band_description(1, f"{hazard} likelihood 0-100 (255 = excluded, see band 2)")
         sinks[hazard].set_band_description(
             2, "exclusion bit flags: 1 no data, 2 cloud/cloud shadow, 4 radar shadow/layover, 8 outside the model's "
