@@ -136,7 +136,7 @@ class FloodS2Model(BatchedModel):
 
     def load(self, version_dir: Path, params: dict[str, str]) -> None:
         self.kwargs = dict(
-            mask_clouds=params.get("mask_clouds", "true").lower() == "true",
+            mask_clouds=params.get("mask_clouds", "false").lower() == "true",  # = models/flood_s2/config.pbtxt
             gsd_m=float(params.get("gsd_m", "10")),
             product_level=params.get("product_level", "l1c"),
             dn_offset=float(params.get("dn_offset", "0")),
