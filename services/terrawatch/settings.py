@@ -126,6 +126,10 @@ class Settings(BaseSettings):
         default="", description="Comma-separated folders file:// asset hrefs must lie under ('' = the state dir "
         "and the shared data dir).")
     write_products: bool = Field(default=True, description="Write per-hazard GeoTIFFs per scene: band 1 likelihood 0-100, band 2 exclusion flags.")
+    l1c_cloud_mask: bool = Field(
+        default=True, description="Mask cloud and cloud shadow of Sentinel-2 L1C scenes once per scene (hybrid "
+        "s2cloudless + ukis-csmask at ~30 m, written as <products dir>/<scene>/cloud_mask.tif) and exclude them from "
+        "every S2 hazard, as SCL does for L2A. Off: L1C scenes are inferred with no cloud mask.")
     products_root: Path | None = Field(default=None, description="Where likelihood rasters go (default <state_dir>/products).")
 
     # Vectorize and alerting

@@ -20,6 +20,7 @@ from terrawatch.products.cog import is_cog
 from terrawatch.samples import spain_sensing_time, synthetic_clearing
 from terrawatch.store import tables as t
 from terrawatch.store.uow import engine_for
+from tests.cloud_samples import l1c_with_real_cloud
 from tests.conftest import shared_path
 from tests.integration.helpers import isolated, publish, runs_for, start_worker, wait_for
 
@@ -65,6 +66,9 @@ def test_s2_flood_mining_and_deforestation(stack, tmp_path):
             lk, excl = ds.read(1), ds.read(2)
         assert lk.shape == (512, 512) and ((lk <= 100) | (lk == 255)).all() and (lk <= 100).any()
         assert ((lk == 255) == (excl != 0)).all() and set(np.unique(excl).tolist()) <= {0, 1, 2}
+        assert (excl == 2).mean() < 0.005  # the L1C scene mask on a cloud-free chip (measured 0.00 %)
+    with rasterio.open(tmp_path / "products" / pre["id"] / "cloud_mask.tif") as ds:
+        assert (ds.read(1) == 2).mean() < 0.005
     with rasterio.open(tmp_path / "post.tif") as ds:
         west, north = ds.transform * (col, row)
         east, south = ds.transform * (col + block, row + block)
@@ -151,3 +155,34 @@ def test_s2_l2a_flood_and_deforestation_run_mining_skipped_with_reason(stack, tm
         geoms = [to_shape(g) for (g,) in c.execute(select(t.detections.c.geom).where(
             t.detections.c.scene_id == post["id"], t.detections.c.hazard == "deforestation"))]
     assert geoms and all(g.intersects(clearing.buffer(0.0003)) for g in geoms)
+
+
+def test_s2_l1c_clouds_are_masked_per_scene(stack, tmp_path):
+    """Real clouds (the ukis-csmask check scene as a 13-band L1C GeoTIFF, tests/cloud_samples.py): the worker
+    computes the scene's cloud/shadow mask once, and the flood product flags its pixels 2 (cloud) and leaves
+    them unclassified, as SCL does for L2A; the hazard status records the mask and its share."""
+    npz = shared_path("cloud", "ukis_sentinel2.npz")
+    path, cloud, shadow = l1c_with_real_cloud(npz, shared_path("sen1floods11", "Spain_7370579_S2Hand.tif"),
+                                              tmp_path / "cloudy.tif")
+    s = isolated(stack.settings, "l1cmask", products_root=tmp_path / "products")
+    item = item_from_geotiff(path, scene_id=f"s2-l1c-cloudy-{uuid.uuid4().hex[:6]}",
+                             sensing_time=spain_sensing_time("s2"))
+    worker = start_worker(s, tmp_path / "worker.log")
+    try:
+        publish(s, item)
+        wait_for(lambda: any(r["hazard"] == "flood" for r in runs_for(s, item["id"])), 300, "flood run")
+    finally:
+        worker.terminate()
+        worker.wait(60)
+    products = tmp_path / "products" / item["id"]
+    with rasterio.open(products / "cloud_mask.tif") as ds:
+        masked = ds.read(1) == 2  # the mask grid is the scene grid here (30 m pixels)
+    with rasterio.open(products / "flood_likelihood.tif") as ds:
+        lk, excl = ds.read(1), ds.read(2)
+    assert masked[cloud].mean() > 0.95 and masked[shadow].mean() > 0.9  # measured 0.998 and 0.999
+    assert (excl[masked] == 2).all() and (lk[masked] == 255).all()  # excluded, never classified
+    assert (excl[~masked] != 2).all() and (lk[~masked] <= 100).any()
+    with engine_for(s.db_url).connect() as c:
+        status = c.execute(select(t.scenes.c.hazard_status).where(t.scenes.c.id == item["id"])).scalar_one()
+    mask = status["flood"]["cloud_mask"]
+    assert mask["status"] == "applied" and abs(mask["share"] - masked.mean()) < 0.001

@@ -6,7 +6,9 @@ raster or equal to its nodata are NaN. S1 is returned in dB (linear sigma0 is
 converted), S2 as reflectance x 10000 (DN with the baseline offset removed),
 always in the 13-band L1C order: an L2A scene has no B10, which stays NaN
 (``SceneReader.present`` says which bands exist). An L2A ``SCL`` band is read
-with nearest-neighbour resampling as a mask (``SceneReader.read_mask``).
+with nearest-neighbour resampling as a mask (``SceneReader.read_mask``); so is the per-scene L1C
+cloud/shadow mask (``products/cloud_mask.py``) given as ``cloud_mask``. ``read_decimated`` reads a
+whole scene coarsened (area average through a WarpedVRT) for per-scene models.
 """
 
 from __future__ import annotations
@@ -62,10 +64,13 @@ class Grid:
 class SceneReader:
     """Opens a scene's band assets once and reads tile windows from them."""
 
-    def __init__(self, scene: Scene, grid: Grid | None = None) -> None:
-        """Open ``scene``'s bands; read them on ``grid`` (e.g. another scene's) or on the finest band's."""
+    def __init__(self, scene: Scene, grid: Grid | None = None, cloud_mask: str | None = None) -> None:
+        """Open ``scene``'s bands; read them on ``grid`` (e.g. another scene's) or on the finest band's.
+        ``cloud_mask``: path of the scene's uint8 cloud-mask GeoTIFF (EXCLUDED_CLOUD flags, any grid in
+        the scene's CRS), merged into :meth:`read_mask`."""
         self.scene = scene
         self._ds: dict[str, rasterio.io.DatasetReader] = {}
+        self._cloud = None
         try:
             for band in (*scene.bands, *scene.mask_bands):
                 ds = self._open(band.href)
@@ -81,6 +86,12 @@ class SceneReader:
         # The processing grid is the finest band's (10 m for S2, whatever S1 has).
         ref = min(self._ds.values(), key=lambda d: abs(d.transform.a))
         self.grid = grid or Grid(ref.width, ref.height, ref.transform, ref.crs)
+        if cloud_mask is not None:  # written by this service (products/cloud_mask.py), not an event's asset
+            try:
+                self._cloud = rasterio.open(cloud_mask)
+            except (RasterioError, OSError) as exc:
+                self.close()
+                raise UnreadableAsset(f"cannot open the scene cloud mask {cloud_mask}: {exc}") from exc
         names = S1_BANDS if scene.sensor is Sensor.S1 else S2_BANDS
         by_name = {b.name: b for b in scene.bands}
         self._order: tuple[BandRef | None, ...] = tuple(by_name.get(n) for n in names)
@@ -103,6 +114,9 @@ class SceneReader:
         for ds in self._ds.values():
             ds.close()
         self._ds.clear()
+        if self._cloud is not None:
+            self._cloud.close()
+            self._cloud = None
 
     def __enter__(self) -> SceneReader:
         return self
@@ -122,14 +136,22 @@ class SceneReader:
 
     def read_mask(self, row: int, col: int, size: int) -> np.ndarray | None:
         """(size, size) uint8 exclusion flags from the L2A ``SCL`` band (domain.tiles EXCLUDED_NODATA for SCL
-        0/1, EXCLUDED_CLOUD for cloud shadow, medium/high-probability cloud, thin cirrus), or None without SCL.
-        Outside the SCL raster: EXCLUDED_NODATA."""
-        if self.mask_band is None:
+        0/1, EXCLUDED_CLOUD for cloud shadow, medium/high-probability cloud, thin cirrus) and/or the scene's
+        cloud-mask raster (its EXCLUDED_CLOUD flags, nearest resampling; outside it: no flag), or None
+        without either. Outside the SCL raster: EXCLUDED_NODATA."""
+        if self.mask_band is None and self._cloud is None:
             return None
-        scl = self._read_band(self.mask_band, row, col, size, Resampling.nearest)
         out = np.zeros((size, size), dtype=np.uint8)
-        out[np.isnan(scl) | np.isin(scl, SCL_NODATA)] = EXCLUDED_NODATA
-        out[np.isin(scl, SCL_CLOUD)] = EXCLUDED_CLOUD
+        if self.mask_band is not None:
+            scl = self._read_band(self.mask_band, row, col, size, Resampling.nearest)
+            out[np.isnan(scl) | np.isin(scl, SCL_NODATA)] = EXCLUDED_NODATA
+            out[np.isin(scl, SCL_CLOUD)] = EXCLUDED_CLOUD
+        if self._cloud is not None:
+            try:
+                m = self._read_resampled(self._cloud, 1, row, col, size, Resampling.nearest)
+            except RasterioError as exc:
+                raise UnreadableAsset(f"cannot read the scene cloud mask {self._cloud.name}: {exc}") from exc
+            out[(np.nan_to_num(m, nan=0.0).astype(np.uint8) & EXCLUDED_CLOUD) != 0] |= EXCLUDED_CLOUD
         return out
 
     def _read_band(self, band: BandRef, row: int, col: int, size: int,
@@ -152,6 +174,52 @@ class SceneReader:
         x1, y1 = t * (col + size, row + size)
         win = from_bounds(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1), ds.transform)
         return _read_resampled_window(ds, index, win, size, resampling)
+
+
+def grid_gsd_m(grid: Grid) -> float:
+    """Pixel size of ``grid`` in metres (projected CRS: its unit, metres for UTM; geographic: degrees x 111.32 km,
+    the metres of a degree of latitude)."""
+    return grid.pixel_size * (111_320.0 if grid.crs.is_geographic else 1.0)
+
+
+def read_decimated(scene: Scene, grid: Grid, factor: int) -> tuple[np.ndarray, Affine]:
+    """The whole scene on ``grid`` coarsened ``factor`` times: (B, ceil(H/f), ceil(W/f)) float32 in the units of
+    :meth:`SceneReader.read` (same band order, missing bands NaN), and its affine transform (grid CRS).
+
+    Area-average resampling through a GDAL WarpedVRT, one band at a time (like the quicklook), so memory is
+    the output array, B x (H/f) x (W/f) x 4 bytes (13 bands of a 10980 px S2 tile at f=6: 174 MB)."""
+    f = max(1, int(factor))
+    width, height = math.ceil(grid.width / f), math.ceil(grid.height / f)
+    transform = grid.transform @ Affine.scale(f)
+    names = S1_BANDS if scene.sensor is Sensor.S1 else S2_BANDS
+    by_name = {b.name: b for b in scene.bands}
+    out = np.full((len(names), height, width), np.nan, dtype=np.float32)
+    vrts: dict[str, WarpedVRT] = {}
+    srcs: list = []
+    try:
+        for i, name in enumerate(names):
+            band = by_name.get(name)
+            if band is None:
+                continue
+            if band.href not in vrts:
+                try:
+                    src = rasterio.open(rasterio_path(band.href))
+                except (RasterioError, OSError) as exc:
+                    raise UnreadableAsset(f"cannot open asset {band.href}: {exc}") from exc
+                srcs.append(src)
+                vrts[band.href] = WarpedVRT(src, crs=grid.crs, transform=transform, width=width, height=height,
+                                            resampling=Resampling.average, src_nodata=src.nodata, nodata=src.nodata)
+            try:
+                arr = vrts[band.href].read(band.index, masked=True).astype(np.float32)
+            except RasterioError as exc:
+                raise UnreadableAsset(f"cannot read {name} from {band.href}: {exc}") from exc
+            out[i] = _to_physical(np.where(np.ma.getmaskarray(arr), np.nan, arr.data), band.units, scene)
+    finally:
+        for v in vrts.values():
+            v.close()
+        for s in srcs:
+            s.close()
+    return out, transform
 
 
 def _read_resampled_window(ds, index: int, win: Window, size: int,

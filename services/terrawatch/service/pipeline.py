@@ -24,7 +24,7 @@ from terrawatch.domain.polygons import Detection, as_multipolygon, cluster
 from terrawatch.domain.reference_water import subtract_reference
 from terrawatch.domain.aoa import OUTSIDE, PARTIAL, load_aoa, relate
 from terrawatch.domain.hazards import HAZARDS, REGISTRY, STEP_LEGALITY, STEP_REFERENCE_WATER, model_for
-from terrawatch.domain.scene import Scene
+from terrawatch.domain.scene import Scene, Sensor
 from terrawatch.imagery.asset_policy import AssetPolicy
 from terrawatch.imagery.reader import SceneReader
 from terrawatch.observability.metrics import (
@@ -186,9 +186,14 @@ class ScenePipeline:
                  ", ".join(versions[j.hazard] for j in jobs))
         products = self._product_paths(scene, jobs)
         quicklook = self._start_quicklook(scene, grid, products)
+        t_mask = time.perf_counter()
+        cloud_mask, mask_status = self._cloud_mask(scene, grid)
+        mask_s = time.perf_counter() - t_mask  # its own stage, not part of tiling_wall
+        if mask_status is not None:
+            out.stages["cloud_mask"] = mask_s
         try:
             tiled = self.tiler.run(scene, grid, jobs, self.s.tile_size, self.s.tile_overlap,
-                                   datetime.now(timezone.utc).isoformat(), products)
+                                   datetime.now(timezone.utc).isoformat(), products, cloud_mask)
         except BaseException:
             if quicklook is not None:
                 quicklook.join()  # it writes under the scene's products dir: never leave it running
@@ -215,7 +220,8 @@ class ScenePipeline:
             # the scene's status for this hazard commits with its run marker (and the hazards not run)
             out.hazard_status[j.hazard] = {"status": "processed", "model": versions[j.hazard],
                                            "detections": len(dets[j.hazard]),
-                                           "pixels_outside_aoa": tiled.outside_aoa.get(j.hazard, 0)}
+                                           "pixels_outside_aoa": tiled.outside_aoa.get(j.hazard, 0),
+                                           **({"cloud_mask": mask_status} if mask_status else {})}
             status = {h: v for h, v in out.hazard_status.items() if h == j.hazard or v["status"] != "processed"}
             created, updated, enq = self._store(scene, j.hazard, versions[j.hazard], dets[j.hazard], tiled.tiles,
                                                 status)
@@ -228,12 +234,31 @@ class ScenePipeline:
                 PIXELS_OUTSIDE_AOA.labels(j.hazard).inc(tiled.outside_aoa[j.hazard])
         t3 = time.perf_counter()
         out.tiles = tiled.tiles
-        out.stages = {"check": check_s, "open": t_open - t0, "read": tiled.read_s, "infer": tiled.infer_s,
-                      "tiling_wall": t_tiled - t_open, "products": t1 - t_tiled, "vectorize": t2 - t1,
-                      "store": t3 - t2}
-        for stage in ("check", "open", "read", "infer", "tiling_wall", "products", "vectorize", "store"):
+        out.stages = {**out.stages, "check": check_s, "open": t_open - t0, "read": tiled.read_s,
+                      "infer": tiled.infer_s, "tiling_wall": t_tiled - t_open - mask_s,
+                      "products": t1 - t_tiled, "vectorize": t2 - t1, "store": t3 - t2}
+        for stage in out.stages:  # cloud_mask: only for S2 L1C scenes with the mask on
             STAGE_SECONDS.labels(stage).observe(out.stages[stage])
         return out
+
+    def _cloud_mask(self, scene: Scene, grid) -> tuple[str | None, dict | None]:
+        """The S2 L1C scene's cloud/shadow mask (products/cloud_mask.py), computed once before tiling: (path the
+        tile actors read, status for hazard_status), or (None, None) for other scenes or with the setting off.
+        A failed mask does not lose the scene: it is processed without one and its hazard_status says so."""
+        if scene.sensor is not Sensor.S2 or scene.level != "L1C" or not self.s.l1c_cloud_mask:
+            return None, None
+        from terrawatch.products.cloud_mask import FILENAME, write_cloud_mask
+
+        try:
+            m = write_cloud_mask(scene, grid, self.s.products_dir / scene.id / FILENAME)
+        except Exception as exc:  # noqa: BLE001 - a missing mask degrades the scene, it must not lose it
+            log.warning("scene %s: cloud mask failed, processed WITHOUT a cloud mask: %s", scene.id, exc,
+                        exc_info=True)
+            return None, {"status": "failed", "reason": f"{type(exc).__name__}: {exc}"[:300]}
+        log.info("scene %s: cloud mask %.2f %% cloud/shadow (%s, %.0f m, thin cirrus %.2f %% not masked) in %.2f s",
+                 scene.id, 100 * m.share, m.cloud_source, m.gsd_m, 100 * m.thin_share, m.seconds)
+        return str(m.path), {"status": "applied", "share": round(m.share, 4), "gsd_m": round(m.gsd_m, 1),
+                             "source": m.cloud_source}
 
     def _clip_to_aoa(self, scene: Scene, jobs: list[HazardJob], grid, out: SceneOutcome) -> list[HazardJob]:
         """Drop jobs whose model's AoA misses the scene (recorded in ``out.hazard_status``, counted in

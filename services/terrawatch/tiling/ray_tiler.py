@@ -104,8 +104,9 @@ class TileWorker:
         # scene id -> (reader, {pre-event scene id: reader on the scene's grid}), least recently used first
         self._open: OrderedDict[str, tuple[object, dict[str, object]]] = OrderedDict()
 
-    def _reader_for(self, scene: Scene, grid):
-        """The scene's open rasters, read on ``grid`` (the driver's; not re-derived here)."""
+    def _reader_for(self, scene: Scene, grid, cloud_mask: str | None = None):
+        """The scene's open rasters, read on ``grid`` (the driver's; not re-derived here), with its
+        per-scene cloud mask raster when given."""
         from terrawatch.imagery.reader import SceneReader
 
         if scene.id in self._open:
@@ -115,7 +116,7 @@ class TileWorker:
             _, (old, pres) = self._open.popitem(last=False)
             for r in (old, *pres.values()):
                 r.close()
-        reader = SceneReader(scene, grid)
+        reader = SceneReader(scene, grid, cloud_mask=cloud_mask)
         self._open[scene.id] = (reader, {})
         return reader
 
@@ -158,22 +159,25 @@ class TileWorker:
             self._clients[model] = TritonModel(self.triton_url, MODELS[model], observe=False)
         return self._clients[model]
 
-    def run(self, scene: Scene, grid, now_iso: str, jobs: list[HazardJob], tiles: list[Tile]) -> list[TileResult]:
+    def run(self, scene: Scene, grid, now_iso: str, jobs: list[HazardJob], tiles: list[Tile],
+            cloud_mask: str | None = None) -> list[TileResult]:
         """``scene``: parsed once by the worker, not re-parsed from the STAC item per actor (passed by
         value: a few kB, inlined in the task; a ``ray.put`` object was lost with the Ray head and hung
         the driver in the head-restart fault test); ``grid``: the scene's processing grid as the worker
-        read it."""
+        read it; ``cloud_mask``: path of the scene's L1C cloud-mask GeoTIFF (products/cloud_mask.py),
+        applied like an L2A SCL band."""
         t0 = time.perf_counter()
-        reader = self._reader_for(scene, grid)
+        reader = self._reader_for(scene, grid, cloud_mask)
         arrays = np.stack([reader.read(t.read_row, t.read_col, t.size) for t in tiles])
         valid = ~np.isnan(arrays[:, reader.present]).any(axis=1)  # (N, size, size); L2A has no B10
-        masks = [reader.read_mask(t.read_row, t.read_col, t.size) for t in tiles]  # L2A SCL flags or None
+        # L2A SCL flags, the L1C scene cloud mask's flags, or None
+        masks = [reader.read_mask(t.read_row, t.read_col, t.size) for t in tiles]
         cloud = np.zeros(valid.shape, dtype=bool)
         for i, m in enumerate(masks):
             if m is not None:
                 valid[i] &= (m & EXCLUDED_NODATA) == 0
                 cloud[i] = (m & EXCLUDED_CLOUD) != 0
-        # cloud/shadow per SCL: the models see no data there, so they give no estimate (flagged as cloud)
+        # cloud/shadow per SCL or the scene mask: the models see no data there, so they give no estimate (flagged as cloud)
         arrays[np.broadcast_to(cloud[:, None], arrays.shape)] = np.nan
         t1 = time.perf_counter()
         results, infer_s = classify_tiles(
@@ -282,9 +286,10 @@ class RayTiler:
             yield batch
 
     def run(self, scene: Scene, grid, jobs: list[HazardJob], tile_size: int, overlap: int, now_iso: str,
-            products: dict[str, str] | None = None) -> SceneTiles:
+            products: dict[str, str] | None = None, cloud_mask: str | None = None) -> SceneTiles:
         """Tile ``scene`` on ``grid`` (imagery.reader.Grid); write each hazard's likelihood and exclusion
-        raster to ``products[hazard]`` (a 2-band GeoTIFF path, windowed writes) when given."""
+        raster to ``products[hazard]`` (a 2-band GeoTIFF path, windowed writes) when given; ``cloud_mask``:
+        the scene's cloud-mask GeoTIFF (a path the actors can open), cloud/shadow there is excluded."""
         tiles = TileGrid(grid.height, grid.width, tile_size, overlap)
         out = SceneTiles(tiles=len(tiles), parts={j.hazard: [] for j in jobs})
         by_index = {t.index: t for t in tiles}
@@ -295,7 +300,8 @@ class RayTiler:
                 if len(pending) >= self.max_calls:
                     done, pending = self._wait_one(pending)
                     self._collect(ray.get(done[0]), out, by_index, sinks)
-                pending.append(self.workers[i % len(self.workers)].run.remote(scene, grid, now_iso, jobs, batch))
+                worker = self.workers[i % len(self.workers)]
+                pending.append(worker.run.remote(scene, grid, now_iso, jobs, batch, cloud_mask))
             while pending:
                 done, pending = self._wait_one(pending)
                 self._collect(ray.get(done[0]), out, by_index, sinks)
