@@ -131,3 +131,19 @@ def test_a_failed_mask_processes_the_scene_without_one_and_says_so(spain, tmp_pa
     assert path is None and status["status"] == "failed" and "MemoryError: no room" in status["reason"]
     settings.l1c_cloud_mask = False
     assert ScenePipeline._cloud_mask(SimpleNamespace(s=settings), scene, None) == (None, None)
+
+
+def test_the_pre_event_scene_mask_is_found_for_l1c_only(spain, tmp_path):
+    """Deforestation's pre-event L1C scene: its cloud mask (written when it was processed) is passed on."""
+    from terrawatch.service.pipeline import ScenePipeline
+
+    scene = _scene(spain, "post")
+    (tmp_path / "pre").mkdir()
+    (tmp_path / "pre" / "cloud_mask.tif").write_bytes(b"x")
+    me = SimpleNamespace(s=SimpleNamespace(l1c_cloud_mask=True, products_dir=tmp_path))
+    assert ScenePipeline._pre_cloud_mask(me, scene, {"id": "pre"}) == str(tmp_path / "pre" / "cloud_mask.tif")
+    assert ScenePipeline._pre_cloud_mask(me, scene, {"id": "other"}) is None  # never masked: none
+    assert ScenePipeline._pre_cloud_mask(me, scene, {"id": ".."}) is None
+    assert ScenePipeline._pre_cloud_mask(me, scene, None) is None
+    me.s.l1c_cloud_mask = False
+    assert ScenePipeline._pre_cloud_mask(me, scene, {"id": "pre"}) is None

@@ -18,6 +18,7 @@ it; its share is logged.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,9 @@ from terrawatch.products.cog import INTERMEDIATE_COMPRESSION, to_cog
 FILENAME = "cloud_mask.tif"
 TARGET_GSD_M = 30.0  # ukis-csmask's training resolution (terrawatch.ml.cloud.MODEL_GSD_M)
 MAX_PX = 2048  # longest side of the decimated read: bounds memory whatever the scene size
+# One mask at a time per process: the worker runs scenes in flight on threads, and a full tile's mask peaks
+# at ~1.6 GB RSS (models/flood_s2/README.md); concurrent masks would multiply that.
+_ONE_AT_A_TIME = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -61,15 +65,17 @@ def mask_flags(cloud_or_shadow: np.ndarray, nodata: np.ndarray) -> np.ndarray:
 
 
 def write_cloud_mask(scene: Scene, grid: Grid, path: str | Path, *, max_px: int = MAX_PX) -> SceneCloudMask:
-    """Compute ``scene``'s cloud/shadow mask (L1C, 13 bands) and write it to ``path`` (uint8 COG)."""
+    """Compute ``scene``'s cloud/shadow mask (L1C, 13 bands) and write it to ``path`` (uint8 COG). One
+    computation at a time per process (others wait: bounded memory)."""
     from terrawatch.ml.cloud import cloud_layers
 
     t0 = time.perf_counter()
     f = decimation(grid, max_px)
-    bands, transform = read_decimated(scene, grid, f)  # reflectance x 10000, baseline offset removed
     gsd = grid_gsd_m(grid) * f
-    layers = cloud_layers(bands, gsd_m=gsd, product_level="l1c")
-    del bands
+    with _ONE_AT_A_TIME:
+        bands, transform = read_decimated(scene, grid, f)  # reflectance x 10000, baseline offset removed
+        layers = cloud_layers(bands, gsd_m=gsd, product_level="l1c")
+        del bands
     flags = mask_flags(layers.mask, layers.nodata)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

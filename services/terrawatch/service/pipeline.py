@@ -108,7 +108,7 @@ class ScenePipeline:
                         skipped[h] = {"status": "no_earlier_scene", "model": hm.model, "reason": reason}
                     continue
             jobs.append(HazardJob(h, hm.model, getattr(self.s, hm.threshold_setting), hm.kind, self.s.mining_stride,
-                                  pre, hm.excluded_flag))
+                                  pre, hm.excluded_flag, pre_cloud_mask=self._pre_cloud_mask(scene, pre)))
         return jobs
 
     def _product_paths(self, scene: Scene, jobs: list[HazardJob]) -> dict[str, str]:
@@ -259,6 +259,18 @@ class ScenePipeline:
                  scene.id, 100 * m.share, m.cloud_source, m.gsd_m, 100 * m.thin_share, m.seconds)
         return str(m.path), {"status": "applied", "share": round(m.share, 4), "gsd_m": round(m.gsd_m, 1),
                              "source": m.cloud_source}
+
+    def _pre_cloud_mask(self, scene: Scene, pre: dict | None) -> str | None:
+        """The pre-event L1C scene's cloud mask written when it was processed (None: not L1C, mask off, or none)."""
+        if pre is None or scene.sensor is not Sensor.S2 or scene.level != "L1C" or not self.s.l1c_cloud_mask:
+            return None
+        from terrawatch.products.cloud_mask import FILENAME
+
+        pid = str(pre.get("id") or "")
+        if pid in ("", ".", "..") or "/" in pid:
+            return None
+        path = self.s.products_dir / pid / FILENAME
+        return str(path) if path.is_file() else None
 
     def _clip_to_aoa(self, scene: Scene, jobs: list[HazardJob], grid, out: SceneOutcome) -> list[HazardJob]:
         """Drop jobs whose model's AoA misses the scene (recorded in ``out.hazard_status``, counted in

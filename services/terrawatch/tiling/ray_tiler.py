@@ -32,7 +32,8 @@ class HazardJob:
 
     ``kind``: ``segment`` (tile in, per-pixel probability out), ``patches`` (a patch classifier slid
     over the tile every ``stride`` px, e.g. mining) or ``bitemporal`` (the same window of the
-    ``pre_item`` scene, read on this scene's grid, and the tile in). ``threshold`` is 0-1.
+    ``pre_item`` scene, read on this scene's grid, and the tile in; ``pre_cloud_mask``: that scene's
+    cloud mask when it was L1C and masked, no estimate under its cloud). ``threshold`` is 0-1.
     ``excluded_flag``: the exclusion bit recorded where the model returns NaN on valid input
     (``EXCLUDED_CLOUD`` for optical models, ``EXCLUDED_RADAR`` for SAR models).
     ``aoa``: the model's area of applicability clipped to the scene, a GeoJSON geometry **in the scene
@@ -48,6 +49,7 @@ class HazardJob:
     pre_item: dict | None = None
     excluded_flag: int = EXCLUDED_CLOUD
     aoa: dict | None = None
+    pre_cloud_mask: str | None = None  # the pre-event L1C scene's cloud-mask GeoTIFF (products/cloud_mask.py)
 
 
 def aoa_mask(aoa: dict, transform, read_row: int, read_col: int, size: int) -> np.ndarray:
@@ -120,14 +122,15 @@ class TileWorker:
         self._open[scene.id] = (reader, {})
         return reader
 
-    def _pre_reader(self, scene_id: str, pre_item: dict, now_iso: str, grid):
+    def _pre_reader(self, scene_id: str, pre_item: dict, now_iso: str, grid, cloud_mask: str | None = None):
         from datetime import datetime
 
         from terrawatch.imagery.reader import SceneReader
 
         pres = self._open[scene_id][1]
         if pre_item["id"] not in pres:
-            pres[pre_item["id"]] = SceneReader(scene_from_item(pre_item, datetime.fromisoformat(now_iso)), grid)
+            pres[pre_item["id"]] = SceneReader(scene_from_item(pre_item, datetime.fromisoformat(now_iso)), grid,
+                                               cloud_mask=cloud_mask)
         return pres[pre_item["id"]]
 
     def _probabilities(self, job: HazardJob, tiles: list[Tile], arrays: np.ndarray, now_iso: str,
@@ -137,10 +140,10 @@ class TileWorker:
         if job.kind == "segment":
             return client.infer(arrays)
         if job.kind == "bitemporal":
-            pre = self._pre_reader(reader.scene.id, job.pre_item, now_iso, reader.grid)
+            pre = self._pre_reader(reader.scene.id, job.pre_item, now_iso, reader.grid, job.pre_cloud_mask)
             pre_arrays = np.stack([pre.read(t.read_row, t.read_col, t.size) for t in tiles])
             pre_masks = [pre.read_mask(t.read_row, t.read_col, t.size) for t in tiles]
-            # pre-scene cloud (SCL) and no data: no estimate there (NaN in, NaN out)
+            # pre-scene cloud (SCL or its L1C scene mask) and no data: no estimate there (NaN in, NaN out)
             hidden = np.stack([m != 0 if m is not None else np.zeros(pre_arrays.shape[2:], bool) for m in pre_masks])
             pre_arrays[np.broadcast_to(hidden[:, None], pre_arrays.shape)] = np.nan
             prob = client.infer(pre_arrays, arrays)
