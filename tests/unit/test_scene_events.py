@@ -49,6 +49,17 @@ def test_undecodable_events(raw, reason):
         parse_event(raw)
 
 
+@pytest.mark.parametrize("scene_id", [".", "..", "...", "a/b", "../x", ""])
+def test_ids_that_are_not_a_folder_name_are_refused(scene_id):
+    """The id names the scene's products folder (products_dir/<id>/): "." and ".." would write beside it."""
+    with pytest.raises(InvalidEvent, match="schema violation|id"):
+        scene_from_item(s1_item(id=scene_id))
+
+
+def test_ids_with_dots_inside_are_fine():
+    assert scene_from_item(s1_item(id="S1A_IW..GRDH.v2")).id == "S1A_IW..GRDH.v2"
+
+
 def test_unknown_platform_is_rejected_with_the_field():
     item = s1_item()
     item["properties"]["platform"] = "landsat-9"

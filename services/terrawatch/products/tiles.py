@@ -27,7 +27,7 @@ TILE_SIZE = 256
 MAX_ZOOM = 22
 QUICKLOOK = "quicklook"
 PRODUCTS = (*HAZARDS, QUICKLOOK)
-SCENE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,256}$")  # the scene-event schema's id pattern
+SCENE_ID = re.compile(r"^(?!\.+$)[A-Za-z0-9._:-]{1,256}$")  # the scene-event schema's id pattern
 RAMPS = {"flood": "blues", "deforestation": "ylorrd", "mining": "rdpu"}
 COMPOSITES = {"truecolor": (1, 2, 3), "falsecolor": (4, 1, 2), "vvvh": (1, 2, 3)}
 
