@@ -8,6 +8,7 @@ event either finds the marker (and does nothing) or finds nothing at all.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -73,6 +74,11 @@ class ScenePipeline:
         self.tiler = tiler
         self.engine = engine
         self.model_version = model_version
+        # scene id -> [lock, users]: two deliveries of one event in flight at once run one after the other,
+        # so the second finds the first's run marker (a duplicate) instead of inferring again and writing
+        # the same product files concurrently
+        self._scene_locks: dict[str, list] = {}
+        self._scene_locks_guard = threading.Lock()
         # Alert rules (alerts/rules/*.yaml) are validated here, at startup; the vectorizer's minimum
         # mapping unit stays TERRAWATCH_MIN_MAPPING_UNIT_HA, the rules' min_area_ha gates alerts.
         self.policies: dict[str, HazardPolicy] = load_rules(settings.alert_rules_dir)
@@ -150,6 +156,20 @@ class ScenePipeline:
             quicklook.join()
 
     def process(self, scene: Scene) -> SceneOutcome:
+        """Process ``scene`` (see :meth:`_process`), one delivery of a scene id at a time per process."""
+        with self._scene_locks_guard:
+            entry = self._scene_locks.setdefault(scene.id, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                return self._process(scene)
+        finally:
+            with self._scene_locks_guard:
+                entry[1] -= 1
+                if not entry[1]:
+                    del self._scene_locks[scene.id]
+
+    def _process(self, scene: Scene) -> SceneOutcome:
         reasons = {h: unsupported_reason(scene, h) for h in scene.hazards}
         if all(reasons.values()):
             raise UnsupportedScene("; ".join(f"{h}: {r}" for h, r in reasons.items()))
@@ -215,16 +235,22 @@ class ScenePipeline:
                     ref = uow.reference_water(scene.footprint)
                 dets[j.hazard] = subtract_reference(dets[j.hazard], ref, self.s.min_mapping_unit_ha)
         t2 = time.perf_counter()
+        stored = 0
         for j in jobs:
-            TILES.labels(j.hazard).inc(tiled.tiles)
             # the scene's status for this hazard commits with its run marker (and the hazards not run)
             out.hazard_status[j.hazard] = {"status": "processed", "model": versions[j.hazard],
                                            "detections": len(dets[j.hazard]),
                                            "pixels_outside_aoa": tiled.outside_aoa.get(j.hazard, 0),
                                            **({"cloud_mask": mask_status} if mask_status else {})}
             status = {h: v for h, v in out.hazard_status.items() if h == j.hazard or v["status"] != "processed"}
-            created, updated, enq = self._store(scene, j.hazard, versions[j.hazard], dets[j.hazard], tiled.tiles,
-                                                status)
+            counts = self._store(scene, j.hazard, versions[j.hazard], dets[j.hazard], tiled.tiles, status)
+            if counts is None:  # the same event was in flight twice: the first stored it, this one is a no-op
+                log.info("scene %s: %s run %s already stored by another delivery", scene.id, j.hazard,
+                         versions[j.hazard])
+                continue
+            stored += 1
+            created, updated, enq = counts
+            TILES.labels(j.hazard).inc(tiled.tiles)
             out.detections += len(dets[j.hazard])
             out.alerts_created += created
             out.alerts_updated += updated
@@ -233,6 +259,8 @@ class ScenePipeline:
             if tiled.outside_aoa.get(j.hazard):
                 PIXELS_OUTSIDE_AOA.labels(j.hazard).inc(tiled.outside_aoa[j.hazard])
         t3 = time.perf_counter()
+        if not stored:
+            out.outcome = "duplicate"
         out.tiles = tiled.tiles
         out.stages = {**out.stages, "check": check_s, "open": t_open - t0, "read": tiled.read_s,
                       "infer": tiled.infer_s, "tiling_wall": t_tiled - t_open - mask_s,
@@ -295,14 +323,16 @@ class ScenePipeline:
         return kept
 
     def _store(self, scene: Scene, hazard: str, version: str, dets: list[Detection], n_tiles: int,
-               hazard_status: dict[str, dict]):
+               hazard_status: dict[str, dict]) -> tuple[int, int, int] | None:
+        """Store one hazard's run in one transaction: (alerts created, updated, webhooks enqueued), or None
+        when that run is already stored (a duplicate delivery that was in flight at the same time)."""
         policy = self.policies[hazard]
         steps = model_for(scene.sensor, hazard).steps
         created = updated = enqueued = 0
         with UnitOfWork(self.engine, "scene") as uow:
             uow.lock_scene(f"{scene.id}/{hazard}/{version}")
-            if uow.run_exists(scene.id, hazard, version):  # another worker won the race
-                return 0, 0, 0
+            if uow.run_exists(scene.id, hazard, version):  # another delivery (or worker) stored it first
+                return None
             uow.upsert_scene(scene)
             ids = uow.add_detections(scene, version, dets)
             uow.add_run(scene.id, hazard, version, n_tiles, len(dets))
