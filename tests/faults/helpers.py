@@ -10,6 +10,7 @@ so a redelivered id is not a duplicate).
 from __future__ import annotations
 
 import base64
+import json
 import random
 import secrets
 import time
@@ -261,3 +262,15 @@ def stop_worker(proc) -> None:
 
 # Small tiles, one per request, two in flight: a scene takes many Ray tasks (time to inject a fault).
 SLOW_TILING = dict(tile_size=128, tile_overlap=16, max_in_flight_tiles=2, triton_batch=1)
+
+
+def log_events(path: Path) -> list[dict]:
+    """The JSON log lines of a worker log file (other lines, e.g. from native libraries, skipped)."""
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+    return out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -11,23 +10,13 @@ from datetime import datetime
 import pytest
 
 from tests.faults.helpers import (
-    SLOW_TILING, audit, ray_workers_with_open, river_scene, scene_path, stop_worker, subscribe, wait_processed,
+    SLOW_TILING, audit, log_events, ray_workers_with_open, river_scene, scene_path, stop_worker, subscribe,
+    wait_processed,
     wait_webhooks,
 )
 from tests.integration.helpers import isolated, publish, runs_for, start_worker, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
-
-
-def _log_events(path) -> list[dict]:
-    out = []
-    for line in path.read_text(errors="replace").splitlines():
-        if line.startswith("{"):
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue
-    return out
 
 
 def _ts(rec: dict) -> float:
@@ -70,7 +59,7 @@ def test_killed_consumer_mid_scene_yields_exactly_one_result_set(stack, tmp_path
         if w1.poll() is None:
             w1.kill()
         sub.close()
-    ev1, ev2 = _log_events(log), _log_events(tmp_path / "worker2.log")
+    ev1, ev2 = log_events(log), log_events(tmp_path / "worker2.log")
     before, after = _first(ev1, "partitions assigned"), _first(ev2, "partitions assigned")
     joined = _first(ev2, "joining consumer group")
     consumed = _first(ev2, "event ")

@@ -15,7 +15,9 @@ import time
 import pytest
 
 from terrawatch.ingest import kafka_io
-from tests.faults.helpers import SLOW_TILING, audit, river_scene, stop_worker, subscribe, wait_processed, wait_webhooks
+from tests.faults.helpers import (
+    SLOW_TILING, audit, log_events, river_scene, stop_worker, subscribe, wait_processed, wait_webhooks,
+)
 from tests.integration.helpers import isolated, publish, runs_for, start_worker, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -25,17 +27,6 @@ def _publish_to_partition(s, item: dict, partition: int) -> None:
     p = kafka_io.producer(s)
     p.produce(s.scenes_topic, key=item["id"].encode(), value=json.dumps(item).encode(), partition=partition)
     assert p.flush(30) == 0
-
-
-def _events(path) -> list[dict]:
-    out = []
-    for line in path.read_text(errors="replace").splitlines():
-        if line.startswith("{"):
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue
-    return out
 
 
 def test_partition_revoked_with_scenes_in_flight(stack, tmp_path, fault_report):
@@ -66,11 +57,11 @@ def test_partition_revoked_with_scenes_in_flight(stack, tmp_path, fault_report):
         if w2 is not None:
             stop_worker(w2)
         sub.close()
-    drained = [e for e in _events(log1) if e.get("msg", "").startswith("revoked partitions drained")]
+    drained = [e for e in log_events(log1) if e.get("msg", "").startswith("revoked partitions drained")]
     committed = sum(e.get("committed", 0) for e in drained)
     abandoned = sum(e.get("abandoned", 0) for e in drained)
     assert committed + abandoned >= 1, "no scene was in flight on a revoked partition: the test proved nothing"
-    handled_by_2 = sum(1 for e in _events(log2) if e.get("msg", "").startswith("event "))
+    handled_by_2 = sum(1 for e in log_events(log2) if e.get("msg", "").startswith("event "))
     res = audit(s, items + later, sub)
     fault_report.add("partition revoked with 4 scenes in flight", res, time.monotonic() - t0,
                      f"{committed + abandoned} scenes in flight on revoked partitions: {committed} drained and "
