@@ -110,6 +110,13 @@ class Settings(BaseSettings):
     mining_threshold: float = Field(default=0.8, description="Mine probability (0-1); 0.8 as in the model's validation.")
     mining_stride: int = Field(default=16, description="Stride (px) of the 48 px mining classifier's sliding window.")
     deforestation_threshold: float = Field(default=0.5, description="Forest-loss probability (0-1).")
+    s1_change_detection: bool = Field(
+        default=True, description="Sentinel-1 flood with a pre-event scene of the same relative orbit (named in the "
+        "event, or the latest one in PostGIS that raised no flood alert): keep the network's water only where the "
+        "backscatter fell by >= 1.5 dB (terrawatch.ml.change_s1.gate_by_change). Off: the network alone.")
+    s1_change_max_age_days: float = Field(
+        default=60.0, gt=0, le=730, description="Oldest pre-event scene S1 change detection looks for (days before "
+        "the scene); an older reference compares across seasons (vegetation, soil moisture).")
     fusion_window_h: float = Field(default=72.0, ge=0, le=8760,
                                    description="Fused S1 + S2 flood product (`terrawatch fuse`): S2 is used only within "
                                                "this many hours of the S1 acquisition.")

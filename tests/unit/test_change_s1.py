@@ -48,3 +48,47 @@ def test_no_data_and_vv_only():
     assert (p[10:, 2:28] >= 0.5).mean() > 0.95 and (p[10:, 36:] >= 0.5).mean() < 0.01
     with pytest.raises(ValueError):
         change_water_s1(post, pre[:, :32])
+
+
+def test_gate_keeps_new_water_and_drops_what_was_as_dark_before():
+    """gate_by_change: the network's water survives only where the backscatter fell (>= 1.5 dB)."""
+    from terrawatch.ml.change_s1 import gate_by_change
+
+    h = w = 96
+    pre = np.full((h, w), -9.0)
+    pre[:, :20] = -22.0  # dark before: a river, or dry sand the network takes for water
+    post = pre.copy()
+    post[40:80, 40:80] = -22.0  # new water
+    prob = np.zeros((h, w), np.float32)
+    prob[:, :20] = 0.9
+    prob[40:80, 40:80] = 0.8
+    prob[0:10, 40:60] = 0.7  # the network says water, but nothing changed here (-9 dB both times)
+    g = gate_by_change(prob, _scene(post, seed=5), _scene(pre, seed=6))
+    assert g.shape == (h, w) and g.dtype == np.float32
+    assert (g[44:76, 44:76] >= 0.5).mean() > 0.99 and np.allclose(g[44:76, 44:76], 0.8, atol=0.01)
+    assert (g[:, :15] >= 0.5).mean() < 0.01
+    assert (g[0:10, 40:60] >= 0.5).mean() < 0.01
+    assert (g <= prob + 1e-6).all()  # a gate only lowers the probability
+
+
+def test_gate_keeps_the_network_where_the_pre_scene_has_no_data():
+    from terrawatch.ml.change_s1 import gate_by_change
+
+    pre = _scene(np.full((64, 64), -22.0), seed=7)
+    pre[:, :, 32:] = np.nan  # the pre-event scene does not cover the right half
+    post = _scene(np.full((64, 64), -22.0), seed=8)
+    prob = np.full((64, 64), 0.9, np.float32)
+    prob[0, 0] = np.nan
+    g = gate_by_change(prob, post, pre)
+    assert np.allclose(g[:, 40:], 0.9)  # no evidence either way: unchanged
+    assert (g[1:, :24] < 0.5).all()  # dark both times: not new water
+    assert np.isnan(g[0, 0])
+
+
+def test_gate_refuses_mismatched_shapes():
+    from terrawatch.ml.change_s1 import gate_by_change
+
+    with pytest.raises(ValueError):
+        gate_by_change(np.zeros((32, 32)), _scene(np.zeros((32, 32))), _scene(np.zeros((16, 16))))
+    with pytest.raises(ValueError):
+        gate_by_change(np.zeros((16, 16)), _scene(np.zeros((32, 32))), _scene(np.zeros((32, 32))))

@@ -95,3 +95,49 @@ def test_cli_refuses_a_bad_window(tmp_path):
                                  "--window-h", "-5"])
     assert r.exit_code == 2 and "window-h" in r.output
     assert not (tmp_path / "f.tif").exists()
+
+
+def _product(path, lk, flags, crs="EPSG:32630", transform=None):
+    from rasterio.transform import from_origin
+
+    transform = transform or from_origin(500_000, 4_650_000, 10, 10)
+    with rasterio.open(path, "w", driver="GTiff", width=lk.shape[1], height=lk.shape[0], count=2, dtype="uint8",
+                       crs=crs, transform=transform, nodata=255) as ds:
+        ds.write(lk, 1)
+        ds.write(flags, 2)
+    return path
+
+
+def test_stored_products_fuse_block_by_block_like_the_whole_image(tmp_path):
+    """fuse_flood_products (the pipeline's fused product) over 64 px windows of a 150 x 130 px scene equals
+    fuse_s1_s2 on the whole image: S2 where it has a value, S1 under S2 cloud and no data."""
+    from datetime import datetime, timedelta, timezone
+
+    from terrawatch.domain.tiles import EXCLUDED_CLOUD, EXCLUDED_NODATA
+    from terrawatch.ml.fusion import SOURCE_S1, SOURCE_S1_CLOUD, SOURCE_S2, fuse_s1_s2
+    from terrawatch.products.fused import fuse_flood_products
+
+    rng = np.random.default_rng(3)
+    h, w = 150, 130
+    lk1 = rng.integers(0, 101, (h, w)).astype(np.uint8)
+    lk2 = rng.integers(0, 101, (h, w)).astype(np.uint8)
+    fl2 = np.zeros((h, w), np.uint8)
+    fl2[10:40, 20:90] = EXCLUDED_CLOUD
+    fl2[:, 110:] = EXCLUDED_NODATA
+    lk2[fl2 != 0] = 255
+    s1 = _product(tmp_path / "s1.tif", lk1, np.zeros((h, w), np.uint8))
+    s2 = _product(tmp_path / "s2.tif", lk2, fl2)
+    t1 = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    out = fuse_flood_products(s1, s2, tmp_path / "f.tif", grid="s1", s1_time=t1, s2_time=t1 + timedelta(hours=30),
+                              block=64)
+    with rasterio.open(out.path) as ds:
+        lk, src = ds.read(1), ds.read(2)
+    whole = fuse_s1_s2(lk1 / 100.0, np.where(lk2 == 255, np.nan, lk2 / 100.0), s2_cloud=fl2 == EXCLUDED_CLOUD)
+    assert (lk == whole.likelihood).all() and (src == whole.source).all()
+    assert (src[fl2 == 0] == SOURCE_S2).all() and (src[10:40, 20:90] == SOURCE_S1_CLOUD).all()
+    assert (src[:, 110:] == SOURCE_S1).all() and out.s2_used
+    # outside the window S2 is not used at all
+    late = fuse_flood_products(s1, s2, tmp_path / "g.tif", grid="s2", s1_time=t1, s2_time=t1 + timedelta(hours=80),
+                               window=timedelta(hours=72))
+    with rasterio.open(late.path) as ds:
+        assert not late.s2_used and (ds.read(2) == SOURCE_S1).all() and (ds.read(1) == lk1).all()

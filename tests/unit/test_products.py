@@ -189,3 +189,29 @@ def test_stac_item_of_a_scenes_products(products):
         "none", *list(row.__dict__.values())[1:]), products / "none", "http://api/stac", "http://api") is None
     c = pystac.Collection.from_dict(collection("http://api/stac", [-3, 41, -2, 42], [row.sensing_time, None]))
     assert c.id == COLLECTION_ID
+
+
+def test_fused_flood_product_is_served_and_listed(products, client):
+    """flood_fused.tif (the pipeline's fused S1 + S2 flood) is a product: file lookup, raster tile, STAC asset."""
+    import shutil
+
+    from shapely.geometry import box
+
+    from terrawatch.products.stac import item
+    from terrawatch.store.product_scenes import SceneRow
+
+    shutil.copy(products / "S1" / "flood_likelihood.tif", products / "S1" / "flood_fused.tif")
+    assert tiles.product_file(products, "S1", "flood_fused") == (products / "S1" / "flood_fused.tif").resolve()
+    t = _centre_tile(products / "S1" / "flood_fused.tif")
+    z, x, y = t.z, t.x, t.y
+    png = tiles.render(products / "S1" / "flood_fused.tif", "flood_fused", z, x, y)
+    assert Image.open(io.BytesIO(png)).size == (256, 256)
+    r = client.get(f"/raster/scenes/S1/flood_fused/{z}/{x}/{y}.png")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert client.get("/raster/scenes/S1/flood_fused.json").json()["tilejson"] == "3.0.0"
+    row = SceneRow("S1", "sentinel-1", "sentinel-1a", datetime(2024, 5, 1, 10, tzinfo=timezone.utc),
+                   box(-3.0, 41.8, -2.7, 42.0), "GRD", {})
+    d = item(row, products / "S1", "http://api/stac", "http://api")
+    assert set(d["assets"]) == {"flood_likelihood", "flood_fused"}
+    assert "source" in d["assets"]["flood_fused"]["description"]
+    assert d["assets"]["flood_fused"]["href"] == "http://api/stac/assets/S1/flood_fused"

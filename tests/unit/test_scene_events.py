@@ -96,3 +96,22 @@ def test_zero_area_footprint_rejected():
 def test_bad_href_scheme_rejected():
     with pytest.raises(InvalidEvent, match="href"):
         scene_from_item(s1_item(assets={"vv": {"href": "ftp://x/vv.tif"}, "vh": {"href": "file:///vh.tif"}}))
+
+
+def test_relative_orbit_and_pre_event_scene_are_read():
+    props = {**s1_item()["properties"], "sat:relative_orbit": 8, "terrawatch:pre_event_scene": "S1A_IW_GRDH_EARLIER"}
+    scene = scene_from_item(s1_item(properties=props))
+    assert scene.relative_orbit == 8 and scene.pre_event_scene == "S1A_IW_GRDH_EARLIER"
+    assert scene_from_item(s1_item()).relative_orbit is None
+    assert scene_from_item(s1_item()).pre_event_scene is None
+
+
+@pytest.mark.parametrize("extra", [
+    {"sat:relative_orbit": 0}, {"sat:relative_orbit": 176}, {"sat:relative_orbit": "8"},
+    {"sat:relative_orbit": 8.5}, {"terrawatch:pre_event_scene": ".."}, {"terrawatch:pre_event_scene": "a/b"},
+    {"terrawatch:pre_event_scene": ""}, {"terrawatch:pre_event_scene": "x" * 257},
+])
+def test_bad_orbit_or_pre_event_reference_is_refused(extra):
+    """The pre-event id is looked up in PostGIS and names a products folder: only a valid scene id passes."""
+    with pytest.raises(InvalidEvent, match="schema violation"):
+        scene_from_item(s1_item(properties={**s1_item()["properties"], **extra}))

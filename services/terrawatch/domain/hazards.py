@@ -77,6 +77,9 @@ class HazardModel:
     reason recorded. flood_s2 and deforestation_s2 were built on L1C and also take L2A surface
     reflectance (per-image index thresholds; 12 bands, B10 unused); mining_s2 takes L1C only.
     ``aoa``: area-of-applicability GeoJSON, relative to the model repository.
+    ``change_gate``: a ``segment`` model that, given a pre-event scene of the same place and relative orbit,
+    keeps only the water where the backscatter fell (S1 flood: ``terrawatch.ml.change_s1.gate_by_change``);
+    without one it runs alone.
     """
 
     hazard: str
@@ -87,6 +90,7 @@ class HazardModel:
     excluded_flag: int
     levels: tuple[str, ...]
     steps: tuple[str, ...] = ()
+    change_gate: bool = False
 
     @property
     def spec(self) -> ModelSpec:
@@ -99,7 +103,7 @@ class HazardModel:
 
 REGISTRY: tuple[HazardModel, ...] = (
     HazardModel("flood", Sensor.S1, "flood_s1", "segment", "flood_threshold", EXCLUDED_RADAR, ("GRD", "RTC"),
-                (STEP_REFERENCE_WATER,)),
+                (STEP_REFERENCE_WATER,), change_gate=True),
     HazardModel("flood", Sensor.S2, "flood_s2", "segment", "flood_threshold", EXCLUDED_CLOUD, ("L1C", "L2A"),
                 (STEP_REFERENCE_WATER,)),
     HazardModel("deforestation", Sensor.S2, "deforestation_s2", "bitemporal", "deforestation_threshold",

@@ -79,6 +79,16 @@ class Scene:
         return "L2A" if self.processing_level == "L2A" else "L1C"
 
     @property
+    def relative_orbit(self) -> int | None:
+        """STAC ``sat:relative_orbit`` (Sentinel-1 track, 1-175), or None when the event does not say."""
+        return (self.item.get("properties") or {}).get("sat:relative_orbit")
+
+    @property
+    def pre_event_scene(self) -> str | None:
+        """Id of the earlier scene the event names as its pre-event reference (``terrawatch:pre_event_scene``)."""
+        return (self.item.get("properties") or {}).get("terrawatch:pre_event_scene")
+
+    @property
     def mask_band(self) -> BandRef | None:
         """The L2A ``SCL`` band when the Item has one (used as the cloud/shadow mask), else None."""
         return next((b for b in self.mask_bands if b.name == SCL), None)

@@ -55,3 +55,38 @@ def change_water_s1(post_db: np.ndarray, pre_db: np.ndarray, *, drop_db: float =
     t = otsu_threshold_db(xa, va, kind)
     p = np.minimum(_sigmoid(((xb - xa) - drop_db) / SLOPE_DB), _sigmoid((t - xa) / SLOPE_DB))
     return np.where(valid, p, np.nan).astype(np.float32)
+
+
+GATE_DROP_DB = 1.5
+
+
+def gate_by_change(prob: np.ndarray, post_db: np.ndarray, pre_db: np.ndarray, *, drop_db: float = GATE_DROP_DB,
+                   smooth: int = 5) -> np.ndarray:
+    """Served S1 flood probability with a pre-event scene: the network's water only where the backscatter fell.
+
+    ``prob`` (H,W) water probability 0-1 of the post scene (NaN = no estimate); ``post_db``, ``pre_db``
+    (2,H,W) sigma0 dB on one grid, same relative orbit. Returns (H,W) float32
+    ``min(prob, sigmoid(d - drop_db))`` with ``d = pre - post`` of the filtered VV/VH-mean signal (dB), so
+    ``>= 0.5`` needs the network's water *and* a drop of ``drop_db``: water that was already dark before
+    (permanent or seasonal water, dark dry sand or tarmac, radar shadow) is not new flood. Where the pre
+    scene has no data the network's probability is kept unchanged (no evidence either way).
+
+    ``drop_db`` = 1.5 dB: on OMBRIA's 61 holdout pairs (8-bit renderings) every drop of 1-3 dB won 38-39
+    pairs against the network alone and 1-2 dB raised pooled IoU 0.390 -> 0.397-0.398 (precision 0.42 ->
+    0.53-0.58, recall 0.85 -> 0.56-0.61); 1.5 dB is the middle of that range (models/flood_s1/README.md).
+    """
+    p = np.asarray(prob, dtype=np.float32)
+    post = np.asarray(post_db, dtype=np.float32)
+    pre = np.asarray(pre_db, dtype=np.float32)
+    if post.shape != pre.shape or post.ndim != 3 or post.shape[0] != 2 or p.shape != post.shape[1:]:
+        raise ValueError(f"expected (H, W) and two (2, H, W) dB scenes of one grid, got {p.shape}, {post.shape}, "
+                         f"{pre.shape}")
+    both_vh = np.isfinite(post[1]).mean() >= 0.5 and np.isfinite(pre[1]).mean() >= 0.5
+    if not both_vh:  # one signal for both scenes: VV alone
+        post = np.stack([post[0], np.full_like(post[0], np.nan)])
+        pre = np.stack([pre[0], np.full_like(pre[0], np.nan)])
+    xa, va, _ = water_signal_s1(post, smooth)
+    xb, vb, _ = water_signal_s1(pre, smooth)
+    both = va & vb
+    gate = _sigmoid(np.where(both, xb - xa, 0.0) - drop_db)
+    return np.where(both, np.minimum(p, gate), p).astype(np.float32)

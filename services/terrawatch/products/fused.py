@@ -103,3 +103,69 @@ def fused_flood_product(
     to_cog(out_path)
     est = int((f.likelihood != 255).sum())
     return FusedProduct(out_path, source_shares(f.source), round(int(f.water.sum()) / max(est, 1), 5), f.s2_used)
+
+
+FUSED_FILENAME = "flood_fused.tif"
+
+
+def fuse_flood_products(s1_product: str | Path, s2_product: str | Path, out_path: str | Path, *, grid: str,
+                        s1_time: datetime | None = None, s2_time: datetime | None = None,
+                        window: timedelta = DEFAULT_WINDOW, block: int = 2048) -> FusedProduct:
+    """The pipeline's fused flood product from two stored flood likelihood products of the same place.
+
+    ``s1_product`` / ``s2_product``: ``<scene>/flood_likelihood.tif`` of an S1 and an S2 scene (band 1
+    likelihood 0-100, 255 = excluded; band 2 ``domain.tiles`` exclusion flags, 2 = S2 cloud/shadow).
+    ``grid`` (``"s1"`` or ``"s2"``): whose grid (CRS, transform, size) the output takes; the other product
+    is read onto it with nearest resampling. Output as :func:`fused_flood_product` (band 1 likelihood
+    0-100 / 255, band 2 source code), DEFLATE COG. Processed in ``block`` x ``block`` px windows, so memory
+    does not grow with the scene (a full 10980 px S2 tile included). Thin cirrus is not in the stored S2
+    flags, so no pixel gets the thin-cloud codes here."""
+    from rasterio.vrt import WarpedVRT
+    from rasterio.windows import Window
+
+    from terrawatch.domain.tiles import EXCLUDED_CLOUD
+    from terrawatch.products.cog import INTERMEDIATE_COMPRESSION, to_cog
+
+    if grid not in ("s1", "s2"):
+        raise ValueError(f"grid must be 's1' or 's2', got {grid!r}")
+    ref_path, other_path = (s1_product, s2_product) if grid == "s1" else (s2_product, s1_product)
+    out_path = Path(out_path)
+    from terrawatch.ml.fusion import within_window
+
+    use2 = s1_time is None or s2_time is None or within_window(s1_time, s2_time, window)  # else S2's cloud is moot
+    counts = np.zeros(len(SOURCE_NAMES), np.int64)
+    water = estimated = 0
+    s2_used = False
+    with rasterio.open(ref_path) as ref, rasterio.open(other_path) as src, \
+            WarpedVRT(src, crs=ref.crs, transform=ref.transform, width=ref.width, height=ref.height,
+                      resampling=Resampling.nearest, nodata=255) as other:
+        profile = dict(driver="GTiff", width=ref.width, height=ref.height, count=2, dtype="uint8", crs=ref.crs,
+                       transform=ref.transform, nodata=255, tiled=True, blockxsize=256, blockysize=256,
+                       **INTERMEDIATE_COMPRESSION)
+        with rasterio.open(out_path, "w", **profile) as dst:
+            for row in range(0, ref.height, block):
+                for col in range(0, ref.width, block):
+                    win = Window(col, row, min(block, ref.width - col), min(block, ref.height - row))
+                    a, b = ref.read(window=win), other.read(window=win)  # (2, h, w) each
+                    (lk1, fl1), (lk2, fl2) = (a, b) if grid == "s1" else (b, a)
+                    p1 = np.where(lk1 == 255, np.nan, lk1 / 100.0).astype(np.float32)
+                    p2 = np.where(lk2 == 255, np.nan, lk2 / 100.0).astype(np.float32)
+                    f = fuse_s1_s2(p1, p2, s2_cloud=((fl2 & EXCLUDED_CLOUD) != 0) if use2 else None,
+                                   s1_time=s1_time, s2_time=s2_time, window=window)
+                    s2_used = f.s2_used
+                    dst.write(f.likelihood, 1, window=win)
+                    dst.write(f.source, 2, window=win)
+                    counts += np.bincount(f.source.ravel(), minlength=len(SOURCE_NAMES))[:len(SOURCE_NAMES)]
+                    water += int(f.water.sum())
+                    estimated += int((f.likelihood != 255).sum())
+            dst.set_band_description(1, "flood likelihood 0-100 (255 = no estimate)")
+            dst.set_band_description(2, "source: " + ", ".join(f"{k} {v}" for k, v in SOURCE_NAMES.items()))
+            dst.update_tags(source_codes=";".join(f"{k}={v}" for k, v in SOURCE_NAMES.items()),
+                            s1=Path(s1_product).parent.name, s2=Path(s2_product).parent.name, s2_used=str(s2_used),
+                            s1_time=s1_time.isoformat() if s1_time else "",
+                            s2_time=s2_time.isoformat() if s2_time else "",
+                            window_h=str(window.total_seconds() / 3600))
+    to_cog(out_path, resampling="NEAREST")
+    total = max(int(counts.sum()), 1)
+    shares = {SOURCE_NAMES[k]: round(int(n) / total, 5) for k, n in enumerate(counts)}
+    return FusedProduct(out_path, shares, round(water / max(estimated, 1), 5), s2_used)

@@ -4,7 +4,8 @@ quicklook without custom code.
 
 One Item per scene that has products: id = scene id, datetime = sensing time, geometry = scene
 footprint (EPSG:4326). Assets: ``<hazard>_likelihood`` (roles data; band 1 likelihood 0-100 with
-nodata 255, band 2 exclusion flags) and ``quicklook`` (roles overview, visual). Asset hrefs point at
+nodata 255, band 2 exclusion flags), ``flood_fused`` (the fused S1 + S2 flood product when the scene had
+a partner of the other sensor; band 2 the source code) and ``quicklook`` (roles overview, visual). Asset hrefs point at
 the API (``/stac/assets/...``); each asset also links its XYZ TileJSON (``terrawatch:tilejson``).
 """
 
@@ -18,12 +19,11 @@ from pystac.extensions.file import FileExtension
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import DataType, RasterBand, RasterExtension
 
-from terrawatch.products.tiles import PRODUCTS, QUICKLOOK
+from terrawatch.products.tiles import FILES, FLOOD_FUSED, QUICKLOOK
 from terrawatch.store.product_scenes import SceneRow
 
 COLLECTION_ID = "terrawatch-products"
 COG = pystac.MediaType.COG
-FILES = {p: ("quicklook.tif" if p == QUICKLOOK else f"{p}_likelihood.tif") for p in PRODUCTS}
 
 
 def collection(base: str, extent_bbox: list[float] | None, interval: list) -> dict:
@@ -55,6 +55,12 @@ def _asset(item: pystac.Item, key: str, path: Path, product: str, href: str, til
     if product == QUICKLOOK:
         a = pystac.Asset(href, title="Quicklook (display stretch, uint8)", media_type=COG,
                          roles=["overview", "visual"])
+    elif product == FLOOD_FUSED:
+        from terrawatch.ml.fusion import SOURCE_NAMES
+
+        a = pystac.Asset(href, title="fused S1 + S2 flood likelihood", media_type=COG, roles=["data"],
+                         description="band 1: flood likelihood 0-100 (255 = no estimate); band 2: source "
+                                     + ", ".join(f"{k} {v}" for k, v in SOURCE_NAMES.items()))
     else:
         a = pystac.Asset(href, title=f"{product} likelihood", media_type=COG, roles=["data"],
                          description="band 1: likelihood 0-100 (255 = excluded); band 2: exclusion bit flags")
@@ -93,7 +99,7 @@ def item(row: SceneRow, folder: Path, base: str, api_root: str) -> dict | None:
     if row.skipped:
         it.properties["terrawatch:skipped"] = row.skipped
     for product, path in present.items():
-        key = QUICKLOOK if product == QUICKLOOK else f"{product}_likelihood"
+        key = product if product in (QUICKLOOK, FLOOD_FUSED) else f"{product}_likelihood"
         _asset(it, key, path, product, f"{base}/assets/{row.id}/{product}",
                f"{api_root}/raster/scenes/{row.id}/{product}.json")
     d = it.to_dict(include_self_link=False, transform_hrefs=False)

@@ -26,9 +26,12 @@ from terrawatch.domain.scene import Sensor
 TILE_SIZE = 256
 MAX_ZOOM = 22
 QUICKLOOK = "quicklook"
-PRODUCTS = (*HAZARDS, QUICKLOOK)
+FLOOD_FUSED = "flood_fused"  # fused S1 + S2 flood (products/fused.py): band 1 likelihood, band 2 source code
+PRODUCTS = (*HAZARDS, FLOOD_FUSED, QUICKLOOK)
+FILES = {p: "quicklook.tif" if p == QUICKLOOK else "flood_fused.tif" if p == FLOOD_FUSED else f"{p}_likelihood.tif"
+         for p in PRODUCTS}
 SCENE_ID = re.compile(r"^(?!\.+$)[A-Za-z0-9._:-]{1,256}$")  # the scene-event schema's id pattern
-RAMPS = {"flood": "blues", "deforestation": "ylorrd", "mining": "rdpu"}
+RAMPS = {"flood": "blues", FLOOD_FUSED: "blues", "deforestation": "ylorrd", "mining": "rdpu"}
 COMPOSITES = {"truecolor": (1, 2, 3), "falsecolor": (4, 1, 2), "vvvh": (1, 2, 3)}
 
 
@@ -49,7 +52,7 @@ def product_file(root: Path, scene_id: str, product: str) -> Path:
         raise ProductNotFound(f"no product {product!r}; products: {', '.join(PRODUCTS)}")
     if not SCENE_ID.match(scene_id) or set(scene_id) <= {"."}:
         raise ProductNotFound(f"no scene {scene_id[:64]!r}")
-    name = "quicklook.tif" if product == QUICKLOOK else f"{product}_likelihood.tif"
+    name = FILES[product]
     base = root.resolve()
     path = (base / scene_id / name).resolve()
     if base not in path.parents or not path.is_file():

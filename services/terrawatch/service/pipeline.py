@@ -31,6 +31,7 @@ from terrawatch.imagery.reader import SceneReader
 from terrawatch.observability.metrics import (
     ALERTS, DETECTIONS, PIXELS_OUTSIDE_AOA, SCENES_OUTSIDE_AOA, SENSING_TO_ALERT_SECONDS, STAGE_SECONDS, TILES,
 )
+from terrawatch.service.pairing import alert_evidence, fuse_flood, pre_event_scene
 from terrawatch.service.ports import ModelVersionLookup, Tiler
 from terrawatch.settings import Settings
 from terrawatch.store.uow import UnitOfWork, window_start
@@ -89,9 +90,11 @@ class ScenePipeline:
         self.aoa = {hm.model: load_aoa(settings.aoa_overrides.get(hm.model, settings.model_repository / hm.aoa))
                     for hm in REGISTRY}
 
-    def jobs_for(self, scene: Scene, uow: UnitOfWork, skipped: dict | None = None) -> list[HazardJob]:
+    def jobs_for(self, scene: Scene, uow: UnitOfWork, skipped: dict | None = None,
+                 changes: dict | None = None) -> list[HazardJob]:
         """The hazard jobs that apply to ``scene``; deforestation needs an earlier scene of the footprint
-        (hazards skipped for want of one are added to ``skipped``)."""
+        (hazards skipped for want of one are added to ``skipped``); S1 flood takes a pre-event scene when one
+        is found (per hazard, what change detection did is put in ``changes``)."""
         jobs = []
         for h in scene.hazards:
             hm = model_for(scene.sensor, h)
@@ -113,6 +116,10 @@ class ScenePipeline:
                     if skipped is not None:
                         skipped[h] = {"status": "no_earlier_scene", "model": hm.model, "reason": reason}
                     continue
+            elif hm.change_gate:
+                pre, change = pre_event_scene(self.s, self.assets, scene, uow)
+                if changes is not None:
+                    changes[h] = change
             jobs.append(HazardJob(h, hm.model, getattr(self.s, hm.threshold_setting), hm.kind, self.s.mining_stride,
                                   pre, hm.excluded_flag, pre_cloud_mask=self._pre_cloud_mask(scene, pre)))
         return jobs
@@ -177,7 +184,8 @@ class ScenePipeline:
         tc = time.perf_counter()
         with UnitOfWork(self.engine, "check") as uow:
             uow.upsert_scene(scene)  # idempotent; a later scene may need it as its pre-event reference
-            jobs = self.jobs_for(scene, uow, skipped)
+            changes: dict[str, dict] = {}
+            jobs = self.jobs_for(scene, uow, skipped, changes)
             versions = {j.hazard: f"{j.model}:{self.model_version(j.model)}" for j in jobs}
             todo = [j for j in jobs if not uow.run_exists(scene.id, j.hazard, versions[j.hazard])]
             if todo or not jobs:
@@ -225,6 +233,7 @@ class ScenePipeline:
                                 "NaN or nodata in at least one band")
         t_tiled = time.perf_counter()
         self._finish_products(products, quicklook)
+        fusion = fuse_flood(self.s, self.engine, scene, products)
         t1 = time.perf_counter()
         dets = {j.hazard: to_detections(tiled.parts[j.hazard], grid.transform, grid.crs, j.hazard,
                                         self.s.min_mapping_unit_ha) for j in jobs}
@@ -241,9 +250,12 @@ class ScenePipeline:
             out.hazard_status[j.hazard] = {"status": "processed", "model": versions[j.hazard],
                                            "detections": len(dets[j.hazard]),
                                            "pixels_outside_aoa": tiled.outside_aoa.get(j.hazard, 0),
-                                           **({"cloud_mask": mask_status} if mask_status else {})}
+                                           **({"cloud_mask": mask_status} if mask_status else {}),
+                                           **({"change_detection": changes[j.hazard]} if j.hazard in changes else {}),
+                                           **({"fusion": fusion} if fusion and j.hazard == "flood" else {})}
             status = {h: v for h, v in out.hazard_status.items() if h == j.hazard or v["status"] != "processed"}
-            counts = self._store(scene, j.hazard, versions[j.hazard], dets[j.hazard], tiled.tiles, status)
+            counts = self._store(scene, j.hazard, versions[j.hazard], dets[j.hazard], tiled.tiles, status,
+                                 alert_evidence(changes.get(j.hazard)))
             if counts is None:  # the same event was in flight twice: the first stored it, this one is a no-op
                 log.info("scene %s: %s run %s already stored by another delivery", scene.id, j.hazard,
                          versions[j.hazard])
@@ -323,9 +335,10 @@ class ScenePipeline:
         return kept
 
     def _store(self, scene: Scene, hazard: str, version: str, dets: list[Detection], n_tiles: int,
-               hazard_status: dict[str, dict]) -> tuple[int, int, int] | None:
+               hazard_status: dict[str, dict], evidence: dict | None = None) -> tuple[int, int, int] | None:
         """Store one hazard's run in one transaction: (alerts created, updated, webhooks enqueued), or None
-        when that run is already stored (a duplicate delivery that was in flight at the same time)."""
+        when that run is already stored (a duplicate delivery that was in flight at the same time).
+        ``evidence``: added to the context of every alert the run creates or updates."""
         policy = self.policies[hazard]
         steps = model_for(scene.sensor, hazard).steps
         created = updated = enqueued = 0
@@ -344,7 +357,7 @@ class ScenePipeline:
                 lk = sum(dets[i].likelihood * dets[i].area_ha for i in group) / max(area, 1e-9)
                 if not admits(area, lk, policy):
                     continue
-                extra = {"legality": uow.legality(geom)} if STEP_LEGALITY in steps else {}
+                extra = {**(evidence or {}), **({"legality": uow.legality(geom)} if STEP_LEGALITY in steps else {})}
                 alert, action = self._merge_or_create(uow, scene, hazard, geom, area, lk, policy, extra)
                 uow.link_detections(alert.id, [ids[i] for i in group])
                 if action == "same_acquisition":

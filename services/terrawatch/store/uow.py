@@ -187,6 +187,19 @@ class UnitOfWork:
         row = self.conn.execute(q).first()
         return dict(row[0]) if row else None
 
+    def pre_event_s1(self, scene: Scene, max_age: timedelta, min_overlap: float = 0.5) -> tuple[dict | None, str]:
+        """S1 change detection's pre-event scene (:func:`terrawatch.store.pairing.pre_event_s1`)."""
+        from terrawatch.store.pairing import pre_event_s1
+
+        return pre_event_s1(self.conn, scene, max_age, min_overlap)
+
+    def flood_partners(self, scene: Scene, window: timedelta, min_overlap: float = 0.25,
+                       limit: int = 20) -> list[tuple[str, datetime]]:
+        """Other-sensor flood scenes for the fused product (:func:`terrawatch.store.pairing.flood_partners`)."""
+        from terrawatch.store.pairing import flood_partners
+
+        return flood_partners(self.conn, scene, window, min_overlap, limit)
+
     def add_run(self, scene_id: str, hazard: str, model_version: str, tiles: int, detections: int) -> None:
         self.conn.execute(insert(t.scene_runs).values(
             scene_id=scene_id, hazard=hazard, model_version=model_version, tiles=tiles, detections=detections))

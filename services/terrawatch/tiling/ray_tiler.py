@@ -30,10 +30,11 @@ NODATA = 255  # likelihood band: 0-100, 255 = excluded (band 2 has the domain.ti
 class HazardJob:
     """One hazard model to run on every tile.
 
-    ``kind``: ``segment`` (tile in, per-pixel probability out), ``patches`` (a patch classifier slid
-    over the tile every ``stride`` px, e.g. mining) or ``bitemporal`` (the same window of the
-    ``pre_item`` scene, read on this scene's grid, and the tile in; ``pre_cloud_mask``: that scene's
-    cloud mask when it was L1C and masked, no estimate under its cloud). ``threshold`` is 0-1.
+    ``kind``: ``segment`` (tile in, per-pixel probability out; with a ``pre_item``, S1 flood's pre-event
+    scene, the probability is gated by the backscatter drop from it, ``ml.change_s1.gate_by_change``),
+    ``patches`` (a patch classifier slid over the tile every ``stride`` px, e.g. mining) or ``bitemporal``
+    (the same window of the ``pre_item`` scene, read on this scene's grid, and the tile in;
+    ``pre_cloud_mask``: that scene's cloud mask when it was L1C and masked, no estimate under its cloud). ``threshold`` is 0-1.
     ``excluded_flag``: the exclusion bit recorded where the model returns NaN on valid input
     (``EXCLUDED_CLOUD`` for optical models, ``EXCLUDED_RADAR`` for SAR models).
     ``aoa``: the model's area of applicability clipped to the scene, a GeoJSON geometry **in the scene
@@ -138,7 +139,15 @@ class TileWorker:
         """(N, size, size) probabilities 0-1 of ``job`` for the tiles (NaN-safe models)."""
         client = self._client(job.model)
         if job.kind == "segment":
-            return client.infer(arrays)
+            prob = client.infer(arrays)
+            if job.pre_item is None:
+                return prob
+            # S1 flood with a pre-event scene: the network's water only where the backscatter fell
+            from terrawatch.ml.change_s1 import gate_by_change
+
+            pre = self._pre_reader(reader.scene.id, job.pre_item, now_iso, reader.grid)
+            return np.stack([gate_by_change(p, a, pre.read(t.read_row, t.read_col, t.size))
+                             for p, a, t in zip(prob, arrays, tiles)])
         if job.kind == "bitemporal":
             pre = self._pre_reader(reader.scene.id, job.pre_item, now_iso, reader.grid, job.pre_cloud_mask)
             pre_arrays = np.stack([pre.read(t.read_row, t.read_col, t.size) for t in tiles])

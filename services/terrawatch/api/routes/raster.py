@@ -22,7 +22,8 @@ from terrawatch.api.security import Principal
 from terrawatch.products import tiles as pt
 
 SceneId = Annotated[str, Path(description="Scene id (scene-event id pattern).", pattern=r"^[A-Za-z0-9._:-]{1,256}$")]
-Product = Annotated[str, Path(description="A hazard (" + ", ".join(pt.PRODUCTS[:-1]) + ") or quicklook.",
+Product = Annotated[str, Path(description="A hazard (" + ", ".join(pt.PRODUCTS[:-2]) + "), flood_fused (S1 + S2) "
+                              "or quicklook.",
                               pattern=r"^[a-z_]{1,32}$")]
 Composite = Annotated[Literal["truecolor", "falsecolor", "vvvh"] | None,
                       Query(description="Quicklook bands: truecolor/falsecolor (S2), vvvh (S1).")]

@@ -4,8 +4,9 @@ OMBRIA-S1 is the only data here with a pre-event acquisition. Its images are 8-b
 an approximate per-image dB mapping (:mod:`terrawatch.ml.datasets.png_db`), VV only, and masks from
 Copernicus EMS (flooded = new water): a separate column, never a real-dB result. Prints one JSON
 line per model with pooled IoU, precision and recall over the split (label -1 excluded) for
-``change-s1`` (:func:`terrawatch.ml.change_s1.change_water_s1`) and the single-image estimates on the
-AFTER image. ``--split holdout`` (61 samples numbered >= 700, never trained on by flood-s1) is
+``change-s1`` (:func:`terrawatch.ml.change_s1.change_water_s1`), the single-image estimates on the
+AFTER image and what the pipeline serves with a pre-event scene, ``flood-s1 + change gate``
+(:func:`terrawatch.ml.change_s1.gate_by_change`), with its per-pair wins and losses against ``flood-s1``. ``--split holdout`` (61 samples numbered >= 700, never trained on by flood-s1) is
 the default; ``all`` (624) only makes sense for the training-free estimates.
 """
 
@@ -37,7 +38,11 @@ def _models(with_network: bool) -> dict:
     if with_network:
         from terrawatch.inference.local import predict_water_s1
 
+        from terrawatch.ml.change_s1 import gate_by_change
+
         out["flood-s1 (post only)"] = lambda s: predict_water_s1(s["s1"])
+        out["flood-s1 + change gate (pre/post)"] = lambda s: gate_by_change(predict_water_s1(s["s1"]), s["s1"],
+                                                                            s["before"])
     return out
 
 
@@ -48,6 +53,7 @@ def measure(root: Path, split: str = "holdout", limit: int | None = None, with_n
     ds = OmbriaS1(root, split=split)
     models = _models(with_network)
     counts = {k: np.zeros(3, np.int64) for k in models}
+    wins = {k: [0, 0] for k in models}  # pairs where the model's IoU is above / below flood-s1's
     n = len(ds) if limit is None else min(limit, len(ds))
     used = 0
     for i in range(n):
@@ -55,13 +61,20 @@ def measure(root: Path, split: str = "holdout", limit: int | None = None, with_n
         if not np.isfinite(s["before"]).any():
             continue
         used += 1
+        per = {}
         for k, f in models.items():
-            c = confusion(np.nan_to_num(f(s), nan=0.0) >= 0.5, s["mask"] == 1, s["mask"] >= 0)
-            counts[k] += np.asarray(c[:3])
+            c = np.asarray(confusion(np.nan_to_num(f(s), nan=0.0) >= 0.5, s["mask"] == 1, s["mask"] >= 0)[:3])
+            counts[k] += c
+            per[k] = c[0] / max(c.sum(), 1) if c.sum() else None
+        ref = per.get("flood-s1 (post only)")
+        for k, iou in per.items():
+            if ref is not None and iou is not None and iou != ref:
+                wins[k][0 if iou > ref else 1] += 1
     out = {}
     for k, c in counts.items():
         out[k] = {"model": k, "dataset": f"OMBRIA-S1 {split} (8-bit renderings)", "samples": used,
-                  **{m: round(v, 4) for m, v in scores(*c).items()}}
+                  **{m: round(v, 4) for m, v in scores(*c).items()},
+                  **({"pairs_won_lost_vs_flood_s1": wins[k]} if with_network else {})}
         log(json.dumps(out[k]))
     return out
 

@@ -77,6 +77,9 @@ CANDIDATES: dict[str, tuple[str, object]] = {
     # trained per fold on the other events' real-dB chips (terrawatch.ml.train.flood_s1_featnet)
     "featnet": ("trained", {}),
     "featnet-pix": ("trained", {"arch": "pix"}),
+    # the shipped U-Net fine-tuned per fold on the other events' real-dB chips, renderings replayed
+    # (terrawatch.ml.train.flood_s1_finetune), predicted with the served growing
+    "unet-ft": ("trained", {"trainer": "finetune"}),
 }
 
 
@@ -95,15 +98,20 @@ def _predictor(name: str, train_chips: list[dict], cache: dict, threads: int, st
     if kind == "fixed":
         return spec
     key = (name, tuple(c["id"] for c in train_chips))
+    spec = dict(spec)
+    finetuned = spec.pop("trainer", None) == "finetune"
     if key not in cache:
-        from terrawatch.ml.train.flood_s1_featnet import RECIPE, train_net
+        if finetuned:
+            from terrawatch.ml.train.flood_s1_finetune import RECIPE, finetune as train_net
+        else:
+            from terrawatch.ml.train.flood_s1_featnet import RECIPE, train_net
         kw = {**RECIPE, **spec}
         if steps:
             kw["steps"] = steps
         cache[key] = train_net(train_chips, threads=threads, **kw)
     net = cache[key]
     from terrawatch.ml import flood_s1
-    return lambda x: flood_s1.predict_batch(net, x[None], grow=False)[0]
+    return lambda x: flood_s1.predict_batch(net, x[None], grow=finetuned)[0]
 
 
 N_BINS = 10
