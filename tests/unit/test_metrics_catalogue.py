@@ -75,3 +75,17 @@ def test_slo_bucket_exists_for_alert_rules():
     assert 21600.0 in metrics.SENSING_TO_ALERT_SECONDS._upper_bounds
     rules = (DOC.parents[1] / "alerts" / "prometheus" / "terrawatch-rules.yaml").read_text()
     assert 'le="21600.0"' in rules
+
+
+def test_stage_label_values_are_the_documented_ones():
+    """metrics.STAGES (the values of terrawatch_stage_duration_seconds' label) are each named in docs/metrics.md,
+    and the pipeline and the worker observe no other stage."""
+    row = next(line for line in DOC.read_text().splitlines() if "`terrawatch_stage_duration_seconds`" in line)
+    for stage in metrics.STAGES:
+        assert f"`{stage}`" in row, stage
+    services = Path(metrics.__file__).resolve().parents[1] / "service"
+    code = (services / "pipeline.py").read_text() + (services / "inflight.py").read_text()
+    used = set(re.findall(r'"(\w+)": (?:check_s|t_open - t0|tiled\.read_s|tiled\.infer_s|t_tiled|t1 - t_tiled|'
+                          r't2 - t1|t3 - t2)', code))
+    used |= set(re.findall(r'STAGE_SECONDS\.labels\("(\w+)"\)', code)) | set(re.findall(r'out\.stages\["(\w+)"\]', code))
+    assert used and used <= set(metrics.STAGES), used - set(metrics.STAGES)

@@ -76,6 +76,14 @@ def test_s1_rtc_is_linear_and_uncalibrated_grd_dn_is_refused():
                                data_type="uint16"))
 
 
+def test_s1_relative_orbit_is_kept_for_change_detection():
+    """Planetary Computer / CDSE S1 Items carry sat:relative_orbit: the pre-event scene is matched on it."""
+    item = s1_item("S1A_IW_RTC_Y", "https://x.org/vv.tif", "https://x.org/vh.tif")
+    item["properties"]["sat:relative_orbit"] = 117
+    scene = scene_from_item(normalize_item(item))
+    assert scene.relative_orbit == 117 and scene.pre_event_scene is None
+
+
 def test_resolve_event_passes_terrawatch_items_through_and_converts_catalogue_items():
     own = {"type": "Feature", "stac_version": "1.1.0", "id": "S1A_OWN",
            "geometry": {"type": "Polygon", "coordinates": [[[-1, 40], [-0.9, 40], [-0.9, 40.1], [-1, 40]]]},

@@ -233,7 +233,7 @@ def normalize_item(item: dict[str, Any]) -> dict[str, Any]:
     if level:
         out_props["processing:level"] = level
     for k in ("terrawatch:hazards", "eo:cloud_cover", "proj:epsg", "proj:code", "sar:polarizations",
-              "sar:instrument_mode", "sat:orbit_state"):
+              "sar:instrument_mode", "sat:orbit_state", "sat:relative_orbit", "terrawatch:pre_event_scene"):
         if k in props:
             out_props[k] = props[k]
     baseline = props.get("s2:processing_baseline")

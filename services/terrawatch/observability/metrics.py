@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-STAGES = ("read", "infer", "stitch", "vectorize", "store", "alert")
+# values of the ``stage`` label of terrawatch_stage_duration_seconds (service/pipeline.py, service/worker.py)
+STAGES = ("check", "open", "read", "infer", "tiling_wall", "products", "cloud_mask", "vectorize", "store", "commit")
 
 # Latency buckets in seconds: stage work is sub-second to minutes.
 _STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
