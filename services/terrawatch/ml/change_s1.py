@@ -60,20 +60,36 @@ def change_water_s1(post_db: np.ndarray, pre_db: np.ndarray, *, drop_db: float =
 GATE_DROP_DB = 1.5
 
 
+def _mean_signal(s1: np.ndarray, smooth: int) -> tuple[np.ndarray, np.ndarray]:
+    """(2,H,W) dB (VH all NaN = VV alone) -> (``smooth`` x ``smooth`` mean of the VV/VH-mean signal in dB, valid).
+    A box mean, not the median of :func:`water_signal_s1`: 25x cheaper per 512 px tile (6 vs 150 ms), and
+    the gate only compares two acquisitions filtered alike."""
+    from scipy import ndimage as ndi
+
+    x = s1[0] if not np.isfinite(s1[1]).any() else 0.5 * (s1[0] + s1[1])
+    valid = np.isfinite(x)
+    if not valid.any():
+        return x, valid
+    filled = np.where(valid, x, np.median(x[valid])).astype(np.float32)
+    return (ndi.uniform_filter(filled, size=smooth, mode="reflect") if smooth > 1 else filled), valid
+
+
 def gate_by_change(prob: np.ndarray, post_db: np.ndarray, pre_db: np.ndarray, *, drop_db: float = GATE_DROP_DB,
                    smooth: int = 5) -> np.ndarray:
     """Served S1 flood probability with a pre-event scene: the network's water only where the backscatter fell.
 
     ``prob`` (H,W) water probability 0-1 of the post scene (NaN = no estimate); ``post_db``, ``pre_db``
     (2,H,W) sigma0 dB on one grid, same relative orbit. Returns (H,W) float32
-    ``min(prob, sigmoid(d - drop_db))`` with ``d = pre - post`` of the filtered VV/VH-mean signal (dB), so
+    ``min(prob, sigmoid(d - drop_db))`` with ``d = pre - post`` of the ``smooth`` x ``smooth`` box-mean
+    VV/VH-mean signal (dB; VV alone when either scene lacks VH), so
     ``>= 0.5`` needs the network's water *and* a drop of ``drop_db``: water that was already dark before
     (permanent or seasonal water, dark dry sand or tarmac, radar shadow) is not new flood. Where the pre
     scene has no data the network's probability is kept unchanged (no evidence either way).
 
     ``drop_db`` = 1.5 dB: on OMBRIA's 61 holdout pairs (8-bit renderings) every drop of 1-3 dB won 38-39
-    pairs against the network alone and 1-2 dB raised pooled IoU 0.390 -> 0.397-0.398 (precision 0.42 ->
-    0.53-0.58, recall 0.85 -> 0.56-0.61); 1.5 dB is the middle of that range (models/flood_s1/README.md).
+    pairs against the network alone and 1-2 dB raised pooled IoU 0.390 -> 0.397-0.398 (median-filtered
+    signal; precision 0.42 -> 0.53-0.58, recall 0.85 -> 0.56-0.61); 1.5 dB is the middle of that range. With
+    the box mean served here: 0.400, 39/61 pairs won (models/flood_s1/README.md).
     """
     p = np.asarray(prob, dtype=np.float32)
     post = np.asarray(post_db, dtype=np.float32)
@@ -85,8 +101,8 @@ def gate_by_change(prob: np.ndarray, post_db: np.ndarray, pre_db: np.ndarray, *,
     if not both_vh:  # one signal for both scenes: VV alone
         post = np.stack([post[0], np.full_like(post[0], np.nan)])
         pre = np.stack([pre[0], np.full_like(pre[0], np.nan)])
-    xa, va, _ = water_signal_s1(post, smooth)
-    xb, vb, _ = water_signal_s1(pre, smooth)
+    xa, va = _mean_signal(post, smooth)
+    xb, vb = _mean_signal(pre, smooth)
     both = va & vb
     gate = _sigmoid(np.where(both, xb - xa, 0.0) - drop_db)
     return np.where(both, np.minimum(p, gate), p).astype(np.float32)

@@ -19,9 +19,9 @@ def pre_event_s1(conn: Connection, scene: Scene, max_age: timedelta, min_overlap
 
     A processed, earlier S1 scene of the same processing level covering >= ``min_overlap`` of ``scene``
     and at most ``max_age`` older, of the same relative orbit (``sat:relative_orbit``; one geometry of
-    incidence). The scene named by the event (``terrawatch:pre_event_scene``) when it names one, else the
-    latest such scene whose flood detections raised no alert: a scene already in flood would hide the
-    water that is still there, so an ongoing flood is compared with the last scene before it."""
+    incidence), whose flood detections raised no alert: a scene already in flood would hide the water that is
+    still there, so an ongoing flood is compared with the last scene before it. The scene named by the event
+    (``terrawatch:pre_event_scene``) when it names one (and it qualifies), else the latest such scene."""
     orbit, named = scene.relative_orbit, scene.pre_event_scene
     if orbit is None and named is None:
         return None, "the event has no sat:relative_orbit and names no terrawatch:pre_event_scene"
@@ -37,16 +37,18 @@ def pre_event_s1(conn: Connection, scene: Scene, max_age: timedelta, min_overlap
                 func.ST_Area(func.ST_Intersection(t.scenes.c.footprint, fp)) >= min_overlap * func.ST_Area(fp)))
     if orbit is not None:
         q = q.where(props["sat:relative_orbit"].astext == str(int(orbit)))
-    if named is not None:
-        row = conn.execute(q.where(t.scenes.c.id == named)).first()
-        if row is None:
-            return None, (f"the named pre-event scene {named!r} is not a processed earlier {scene.level} scene of "
-                          f"this footprint{' and relative orbit' if orbit is not None else ''} within "
-                          f"{max_age.days} days")
-        return dict(row.item), "named in the event"
     alerted = (select(literal(1)).select_from(t.detections)
                .where(t.detections.c.scene_id == t.scenes.c.id, t.detections.c.hazard == "flood",
                       t.detections.c.alert_id.is_not(None)).exists())
+    if named is not None:
+        # the event's word is not trusted further than the automatic choice: a scene already in flood would
+        # hide the water still there (an event naming one could silence an alert), so it is refused too
+        row = conn.execute(q.where(t.scenes.c.id == named, ~alerted)).first()
+        if row is None:
+            return None, (f"the named pre-event scene {named!r} is not a processed earlier {scene.level} scene of "
+                          f"this footprint{' and relative orbit' if orbit is not None else ''} within "
+                          f"{max_age.days} days that raised no flood alert")
+        return dict(row.item), "named in the event"
     row = conn.execute(q.where(~alerted).order_by(t.scenes.c.sensing_time.desc()).limit(1)).first()
     if row is None:
         return None, (f"no processed earlier {scene.level} scene of relative orbit {orbit} covering this footprint "
