@@ -19,7 +19,8 @@ Stage breakdown: the worker's terrawatch_stage_duration_seconds (sum per stage o
 scenes, seconds per scene), Triton's own request/queue/compute times and mean batch size, and the CPU
 seconds each process group (triton, ray actors, ray core, worker, postgres, kafka, other) used during
 the phase. ``--instances`` / ``--torch-threads`` render flood_s1's Triton instance count and threads;
-``--tile-workers 2,3`` compares Ray TileWorker counts side by side (keys ``<in flight>/tw<workers>``).
+``--tile-workers 2,3`` compares Ray TileWorker counts side by side (keys ``<in flight>/tw<workers>``),
+``--in-flight-tiles 8,16`` the tiles outstanding on Ray per scene (keys ``<in flight>/tiles<n>``).
 Prints the result as one JSON object on the last line.
 """
 
@@ -162,7 +163,8 @@ STAGES = ("check", "open", "read", "infer", "tiling_wall", "products", "vectoriz
 def run(scenes: int = 6, size: int = 768, port_base: int = 41000, min_bare_s: float = 20.0,
         keep_stack: bool = False, timeout_s: float = 1800, large_size: int = 2304,
         in_flight: list[int] | None = None, preferred_batch: str = "", queue_delay_us: int | None = None,
-        instances: int | None = None, torch_threads: int | None = None, tile_workers: list[int] | None = None) -> dict:
+        instances: int | None = None, torch_threads: int | None = None, tile_workers: list[int] | None = None,
+        in_flight_tiles: list[int] | None = None) -> dict:
     """Bare torch, Triton alone, then end to end: ``scenes`` scenes of ``size`` px and one scene of
     ``large_size`` px (0 = skip), for each ``in_flight`` value (the worker's TERRAWATCH_SCENES_IN_FLIGHT;
     default: the setting's default), all on one stack in one run; bare torch again at the end."""
@@ -187,14 +189,16 @@ def run(scenes: int = 6, size: int = 768, port_base: int = 41000, min_bare_s: fl
         result["triton_only"] = triton_only(s.triton, batches, min_bare_s)
         log(f"triton only: {result['triton_only']}")
         runs: dict[str, dict] = {}
-        combos = [(n, w) for w in (tile_workers or [None]) for n in in_flight]
+        combos = [(n, w, ft) for ft in (in_flight_tiles or [None]) for w in (tile_workers or [None]) for n in in_flight]
         try:
-            for n, w in combos:
-                key = str(n) if w is None else f"{n}/tw{w}"
+            for n, w, ft in combos:
+                key = str(n) + ("" if w is None else f"/tw{w}") + ("" if ft is None else f"/tiles{ft}")
                 env = {"TERRAWATCH_SCENES_IN_FLIGHT": str(n)}
                 if w is not None:
                     env["TERRAWATCH_TILE_WORKERS"] = str(w)
                     env["TERRAWATCH_MAX_IN_FLIGHT_TILES"] = str(w * s.triton_batch)
+                if ft is not None:
+                    env["TERRAWATCH_MAX_IN_FLIGHT_TILES"] = str(ft)
                 worker = start_worker(bs, work / f"worker{n}-{w}.log", **env)
                 try:
                     metrics_url = f"http://127.0.0.1:{s.metrics_port}/metrics"
@@ -255,6 +259,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--queue-delay-us", type=int, default=None, help="flood_s1 dynamic-batcher max queue delay")
     ap.add_argument("--tile-workers", default="", help="comma-separated Ray TileWorker counts to compare (each "
                     "with TERRAWATCH_MAX_IN_FLIGHT_TILES = workers x batch; default: the settings')")
+    ap.add_argument("--in-flight-tiles", default="", help="comma-separated TERRAWATCH_MAX_IN_FLIGHT_TILES values to "
+                    "compare (tiles outstanding on Ray per scene; keys <in flight>/tiles<n>)")
     ap.add_argument("--instances", type=int, default=None, help="flood_s1 Triton CPU instances (default: shipped)")
     ap.add_argument("--torch-threads", type=int, default=None, help="torch threads per instance (default: shipped)")
     a = ap.parse_args(argv)
@@ -262,7 +268,8 @@ def main(argv: list[str] | None = None) -> None:
              in_flight=[int(v) for v in a.in_flight.split(",") if v.strip()] or None,
              preferred_batch=a.preferred_batch, queue_delay_us=a.queue_delay_us, instances=a.instances,
              torch_threads=a.torch_threads,
-             tile_workers=[int(v) for v in a.tile_workers.split(",") if v.strip()] or None))
+             tile_workers=[int(v) for v in a.tile_workers.split(",") if v.strip()] or None,
+             in_flight_tiles=[int(v) for v in a.in_flight_tiles.split(",") if v.strip()] or None))
 
 
 if __name__ == "__main__":
