@@ -143,6 +143,18 @@ def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return bce + dice
 
 
+def train_step(net, opt, sched, xb: list[np.ndarray], yb: list[np.ndarray]) -> torch.Tensor:
+    """One optimiser step on a batch of augmented (2,CROP,CROP) dB crops and labels; returns the loss."""
+    xt = torch.from_numpy(normalize_s1_db(np.stack(xb)))
+    yt = torch.from_numpy(np.stack(yb)[:, None].astype(np.int64))
+    loss = loss_fn(net(xt), yt)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    return loss
+
+
 def evaluate_sets(net, sets: dict[str, list[tuple[np.ndarray, np.ndarray]]]) -> dict[str, float]:
     net.eval()
     out = {}
@@ -190,13 +202,7 @@ def train(out: Path, etci: Path, ombria: Path, val: Path | None, steps: int = 80
             x, y = augment(src_x[i], src_y[i], rng)
             xb.append(x)
             yb.append(y)
-        xt = torch.from_numpy(normalize_s1_db(np.stack(xb)))
-        yt = torch.from_numpy(np.stack(yb)[:, None].astype(np.int64))
-        loss = loss_fn(net(xt), yt)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        loss = train_step(net, opt, sched, xb, yb)
         ema.update_parameters(net)
         if step % log_every == 0 or step == steps:
             rec = {"step": step, "loss": round(loss.item(), 4), "elapsed_s": round(time.time() - t1, 1)}

@@ -148,26 +148,32 @@ def train_net(chips: list[dict], *, steps: int = 300, batch: int = 8, lr: float 
 RECIPE = {"steps": 300, "batch": 8, "lr": 5e-3, "arch": "cnn", "use": None, "hidden": 16}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def candidate_main(argv: list[str] | None, doc: str, recipe: dict, train, save, meta: dict) -> int:
+    """The command line of a real-dB cross-validation candidate: train ``train(chips, seed=, threads=, log=,
+    **recipe)`` on the chips under ``--data`` (the validation event left out), ``save(net, out, meta)``."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--data", type=Path, default=DATA / "sen1floods11-extra")
-    ap.add_argument("--steps", type=int, default=RECIPE["steps"])
+    ap.add_argument("--steps", type=int, default=recipe["steps"])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
     chips = load_chips(a.data)
     t0 = time.time()
-    recipe = {**RECIPE, "steps": a.steps}
-    net = train_net(chips, seed=a.seed, threads=a.threads, log=lambda r: print(json.dumps(r), flush=True), **recipe)
+    recipe = {**recipe, "steps": a.steps}
+    net = train(chips, seed=a.seed, threads=a.threads, log=lambda r: print(json.dumps(r), flush=True), **recipe)
     secs = round(time.time() - t0, 1)
-    meta = {"candidate": "featnet", **recipe, "seed": a.seed, "threads": a.threads, "crop": CROP,
-            "train_chips": [c["id"] for c in chips], "excluded_events": list(VALIDATION_EVENTS),
-            "train_data": f"Sen1Floods11 hand-labelled chips (CC BY 4.0) under {a.data.name}/",
-            "train_seconds": secs, "torch": torch.__version__}
-    flood_s1.save_feature_net(net, a.out, meta)
+    save(net, a.out, {**meta, **recipe, "seed": a.seed, "threads": a.threads,
+                      "train_chips": [c["id"] for c in chips], "excluded_events": list(VALIDATION_EVENTS),
+                      "train_data": f"Sen1Floods11 hand-labelled chips (CC BY 4.0) under {a.data.name}/",
+                      "train_seconds": secs, "torch": torch.__version__})
     print(json.dumps({"saved": str(a.out), "train_seconds": secs}), flush=True)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return candidate_main(argv, __doc__, RECIPE, train_net, flood_s1.save_feature_net,
+                          {"candidate": "featnet", "crop": CROP})
 
 
 if __name__ == "__main__":

@@ -17,8 +17,6 @@ AdamW at ``lr`` with a cosine decay; BatchNorm statistics keep updating. Fixed s
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -27,9 +25,8 @@ import numpy as np
 import torch
 
 from terrawatch.ml import flood_s1
-from terrawatch.ml.train.flood_s1 import augment, load_etci, load_ombria, loss_fn
-from terrawatch.ml.train.flood_s1_featnet import VALIDATION_EVENTS, load_chips
-from terrawatch.ml.transforms import normalize_s1_db
+from terrawatch.ml.train.flood_s1 import augment, load_etci, load_ombria, train_step
+from terrawatch.ml.train.flood_s1_featnet import candidate_main
 
 REPO = Path(__file__).resolve().parents[4]
 DATA = Path(os.environ.get("TERRAWATCH_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -69,38 +66,15 @@ def finetune(chips: list[dict], *, steps: int = 150, batch: int = 16, lr: float 
             x, y = augment(x, y, rng)
             xb.append(x)
             yb.append(y)
-        xt = torch.from_numpy(normalize_s1_db(np.stack(xb)))
-        yt = torch.from_numpy(np.stack(yb)[:, None].astype(np.int64))
-        loss = loss_fn(net(xt), yt)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        loss = train_step(net, opt, sched, xb, yb)
         if log and (step % 50 == 0 or step == steps):
             log({"step": step, "loss": round(loss.item(), 4), "elapsed_s": round(time.time() - t0, 1)})
     return net.eval()
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--data", type=Path, default=DATA / "sen1floods11-extra")
-    ap.add_argument("--steps", type=int, default=RECIPE["steps"])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args(argv)
-    chips = load_chips(a.data)
-    t0 = time.time()
-    recipe = {**RECIPE, "steps": a.steps}
-    net = finetune(chips, seed=a.seed, threads=a.threads, log=lambda r: print(json.dumps(r), flush=True), **recipe)
-    secs = round(time.time() - t0, 1)
-    meta = {"candidate": "unet-ft", **recipe, "seed": a.seed, "threads": a.threads,
-            "train_chips": [c["id"] for c in chips], "excluded_events": list(VALIDATION_EVENTS),
-            "replay": "ETCI 2021 train + OMBRIA S1 train (as terrawatch.ml.train.flood_s1)",
-            "train_seconds": secs, "torch": torch.__version__}
-    flood_s1.save_net(net, a.out, meta)
-    print(json.dumps({"saved": str(a.out), "train_seconds": secs}), flush=True)
-    return 0
+    return candidate_main(argv, __doc__, RECIPE, finetune, flood_s1.save_net, {
+        "candidate": "unet-ft", "replay": "ETCI 2021 train + OMBRIA S1 train (as terrawatch.ml.train.flood_s1)"})
 
 
 if __name__ == "__main__":
