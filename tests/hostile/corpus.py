@@ -108,6 +108,11 @@ def build(folder: Path, http_base: str, origin: tuple[float, float]) -> tuple[li
              "invalid_event", ("missing asset", "VV, VH")),
         Case("ftp-href", _json(_with(base, href="ftp://example.org/scene.tif")), "invalid_event",
              ("schema violation at assets/data/href",)),
+        # the pre-event scene id names a products folder and is looked up in PostGIS: only a scene id passes
+        Case("pre-event-scene-traversal", _json(_with(base, **{"properties__terrawatch:pre_event_scene": "../../etc"})),
+             "invalid_event", ("schema violation at properties/terrawatch:pre_event_scene",)),
+        Case("relative-orbit-out-of-range", _json(_with(base, **{"properties__sat:relative_orbit": 99999})),
+             "invalid_event", ("schema violation at properties/sat:relative_orbit",)),
         Case("asset-file-not-found", _json(_with(base, href=(folder / "does-not-exist.tif").as_uri())),
              "unreadable_asset", ("cannot open asset",)),
         Case("asset-http-404", _json(_with(base, href=f"{http_base}/missing.tif")), "unreadable_asset",
