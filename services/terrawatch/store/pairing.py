@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from terrawatch.domain.polygons import as_multipolygon
 from terrawatch.domain.scene import Scene
 from terrawatch.store import tables as t
-from terrawatch.store.uow import _sql_geom
+from terrawatch.store.uow import _sql_geom, scene_covers
 
 
 def pre_event_s1(conn: Connection, scene: Scene, max_age: timedelta, min_overlap: float = 0.5) -> tuple[dict | None, str]:
@@ -32,9 +32,7 @@ def pre_event_s1(conn: Connection, scene: Scene, max_age: timedelta, min_overlap
                 func.coalesce(props["processing:level"].astext, "GRD") == scene.level,
                 t.scenes.c.sensing_time < scene.sensing_time,
                 t.scenes.c.sensing_time >= scene.sensing_time - max_age,
-                t.scenes.c.status == "processed",
-                func.ST_Intersects(t.scenes.c.footprint, fp),
-                func.ST_Area(func.ST_Intersection(t.scenes.c.footprint, fp)) >= min_overlap * func.ST_Area(fp)))
+                t.scenes.c.status == "processed", scene_covers(fp, min_overlap)))
     if orbit is not None:
         q = q.where(props["sat:relative_orbit"].astext == str(int(orbit)))
     alerted = (select(literal(1)).select_from(t.detections)
@@ -55,6 +53,7 @@ def pre_event_s1(conn: Connection, scene: Scene, max_age: timedelta, min_overlap
                       f"within {max_age.days} days that raised no flood alert")
     return dict(row.item), "latest of its relative orbit without a flood alert"
 
+
 def flood_partners(conn: Connection, scene: Scene, window: timedelta, min_overlap: float = 0.25,
                    limit: int = 20) -> list[tuple[str, datetime]]:
     """Scenes of the *other* sensor with a stored flood run, sensed within ``window`` of ``scene`` and
@@ -67,8 +66,7 @@ def flood_partners(conn: Connection, scene: Scene, window: timedelta, min_overla
     q = (select(t.scenes.c.id, t.scenes.c.sensing_time)
          .where(t.scenes.c.sensor == other, t.scenes.c.status == "processed", has_flood_run,
                 t.scenes.c.sensing_time.between(scene.sensing_time - window, scene.sensing_time + window),
-                func.ST_Intersects(t.scenes.c.footprint, fp),
-                func.ST_Area(func.ST_Intersection(t.scenes.c.footprint, fp)) >= min_overlap * func.ST_Area(fp))
+                scene_covers(fp, min_overlap))
          .order_by(func.abs(func.extract("epoch", t.scenes.c.sensing_time - scene.sensing_time)))
          .limit(limit))
     return [(r.id, r.sensing_time) for r in conn.execute(q)]

@@ -91,6 +91,13 @@ def _sql_geom(g: BaseGeometry):
     return func.ST_GeomFromWKB(from_shape(g, srid=4326).data, 4326)
 
 
+def scene_covers(fp, share: float):
+    """SQL condition: a stored scene's footprint covers at least ``share`` of ``fp`` (a :func:`_sql_geom`);
+    the intersection test first, so the footprint index is used."""
+    return (func.ST_Intersects(t.scenes.c.footprint, fp)
+            & (func.ST_Area(func.ST_Intersection(t.scenes.c.footprint, fp)) >= share * func.ST_Area(fp)))
+
+
 AlertRow = Alert  # the alert entity lives in domain/alerts.py; this name stays for older imports
 
 
@@ -181,8 +188,7 @@ class UnitOfWork:
         q = (select(t.scenes.c.item)
              .where(t.scenes.c.sensor == scene.sensor.value, t.scenes.c.id != scene.id, same_level,
                     t.scenes.c.sensing_time < scene.sensing_time, t.scenes.c.status != "failed",
-                    func.ST_Intersects(t.scenes.c.footprint, fp),
-                    func.ST_Area(func.ST_Intersection(t.scenes.c.footprint, fp)) >= min_overlap * func.ST_Area(fp))
+                    scene_covers(fp, min_overlap))
              .order_by(t.scenes.c.sensing_time.desc()).limit(1))
         row = self.conn.execute(q).first()
         return dict(row[0]) if row else None
