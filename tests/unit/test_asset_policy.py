@@ -72,3 +72,34 @@ def test_stac_references_are_vetted_before_any_fetch(tmp_path):
 
     with pytest.raises(InvalidEvent, match="non-public"):
         resolve_reference({"item": "http://169.254.169.254/latest/meta-data"}, policy(tmp_path).check_url)
+
+
+@pytest.mark.parametrize("rel", ["pg/data/PG_VERSION", "pg/data/global/pg_control", "logs/api.log", "pids/worker.pid",
+                                 "kafka/meta.properties", "stack.json", "products/s1/flood.tif", "secrets/pg.pass",
+                                 "samples/../logs/api.log", "samples", "."])
+def test_the_stacks_own_state_is_never_an_asset_even_under_a_root(tmp_path, rel):
+    """Issue 25 finding 7: the roots used to include the whole state dir (PostgreSQL files and logs passed)."""
+    state = tmp_path / "state"
+    (state / "logs").mkdir(parents=True)
+    (state / "logs" / "api.log").write_text("x")
+    for p in (AssetPolicy.from_settings(Settings(state_dir=state)),  # default roots: the state dir
+              AssetPolicy.from_settings(Settings(state_dir=state, asset_file_roots=f"{tmp_path},{state}"))):
+        with pytest.raises(UnreadableAsset) as err:
+            p.check((state / rel).as_uri() if rel != "samples/../logs/api.log" else f"file://{state}/{rel}")
+        assert err.value.reason == "asset path is outside the allowed file roots (TERRAWATCH_ASSET_FILE_ROOTS)"
+
+
+def test_scene_folders_of_the_state_dir_stay_assets(tmp_path):
+    state = tmp_path / "state"
+    p = AssetPolicy.from_settings(Settings(state_dir=state, asset_file_roots=f"{tmp_path}"))
+    p.check((state / "samples" / "s2" / "B04.tif").as_uri())
+    p.check((state / "scenes" / "x.tif").as_uri())
+    p.check((tmp_path / "elsewhere" / "x.tif").as_uri())  # under the root, outside the state
+
+
+def test_asset_allowances_do_not_open_the_stacks_own_ports(tmp_path):
+    s = Settings(state_dir=tmp_path, asset_allow_hosts="127.0.0.1")
+    p = AssetPolicy.from_settings(s)
+    p.check("http://127.0.0.1:9000/a.tif")
+    with pytest.raises(UnreadableAsset, match="stack's own services"):
+        p.check(f"http://127.0.0.1:{s.triton_http_port}/v2/models")

@@ -76,7 +76,7 @@ class Dispatcher:
         self.timeout_s = timeout_s or s.webhook_timeout_s
         # A claim must outlive one attempt (connect + write + read timeouts) with margin.
         self.lease_s = lease_s or s.webhook_lease_s or (4 * self.timeout_s + 30)
-        self.allow = parse_allow_list(s.webhook_allow_private)
+        self.allow = parse_allow_list(s.webhook_allow_private, s)  # bare entries exclude the stack's ports
         self.breakers = CircuitBreakers(
             breaker_failures or s.webhook_breaker_failures,
             s.webhook_breaker_cooldown_s if breaker_cooldown_s is None else breaker_cooldown_s,

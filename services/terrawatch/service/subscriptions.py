@@ -91,7 +91,7 @@ def validate(req: NewSubscription, settings: Settings) -> MultiPolygon | None:
     if req.format not in FORMATS:
         raise InvalidSubscription(f"format must be one of {list(FORMATS)}")
     try:
-        check_target(req.url, parse_allow_list(settings.webhook_allow_private))
+        check_target(req.url, parse_allow_list(settings.webhook_allow_private, settings))
     except UnsafeWebhookTarget as exc:
         raise InvalidSubscription(f"webhook url refused: {exc}") from exc
     return _aoi(req.aoi)
