@@ -32,8 +32,9 @@ from bench.common import (  # noqa: E402
 def group_lag(settings) -> int:
     from confluent_kafka import Consumer, TopicPartition
 
-    c = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": settings.consumer_group,
-                  "enable.auto.commit": False})
+    from terrawatch.ingest.kafka_config import client_config
+
+    c = Consumer(client_config(settings, **{"group.id": settings.consumer_group, "enable.auto.commit": False}))
     try:
         md = c.list_topics(settings.scenes_topic, timeout=10)
         parts = [TopicPartition(settings.scenes_topic, p) for p in md.topics[settings.scenes_topic].partitions]

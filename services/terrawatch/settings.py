@@ -66,6 +66,28 @@ class Settings(BaseSettings):
         default=30.0, description="Kafka session timeout (s): how long a dead worker's partitions wait before "
                                   "they move to another worker.")
 
+    # Kafka client security (every producer, consumer and admin client: ingest/kafka_config.py) and topic durability
+    kafka_security_protocol: str = Field(
+        default="", description="librdkafka security.protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL "
+                                "('' = librdkafka's default, PLAINTEXT: the local stack only).")
+    kafka_sasl_mechanism: str = Field(
+        default="", description="sasl.mechanism, e.g. SCRAM-SHA-512 (Strimzi), SCRAM-SHA-256, PLAIN ('' = none).")
+    kafka_sasl_username: str = Field(default="", description="SASL user name (sasl.username).")
+    kafka_sasl_password: str = Field(default="", description="SASL password (sasl.password); from a secret.")
+    kafka_ssl_ca_location: str = Field(
+        default="", description="PEM file of the CA that signed the brokers' certificates (ssl.ca.location; "
+                                "'' = the system CA store).")
+    kafka_config: str = Field(
+        default="", description="JSON object of further librdkafka settings for every client, e.g. "
+                                '{"ssl.certificate.location": "/tls/user.crt"} (applied after the settings '
+                                "above; a client's own settings such as acks=all still win).")
+    kafka_replication_factor: int | None = Field(
+        default=None, description="Replication factor of the topics terrawatch creates, and the least readiness "
+                                  "accepts on existing ones (default: min(3, brokers)).")
+    kafka_min_insync_replicas: int | None = Field(
+        default=None, description="min.insync.replicas of the topics terrawatch creates, and the least readiness "
+                                  "accepts (default: min(2, replication factor)).")
+
     # Dependency outages (Triton, Ray, PostGIS): pause consumption instead of dead-lettering
     outage_window_s: float = Field(
         default=900.0, description="How long (s) a scene waits out a dependency outage (consumption paused) "

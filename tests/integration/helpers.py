@@ -14,6 +14,7 @@ from confluent_kafka import Consumer, TopicPartition
 from sqlalchemy import func, select
 
 from terrawatch.ingest import kafka_io
+from terrawatch.ingest.kafka_config import client_config
 from terrawatch.ingest.topics import ensure_topics
 from terrawatch.settings import Settings
 from terrawatch.store import tables as t
@@ -59,8 +60,8 @@ def publish(s: Settings, *items: dict | bytes) -> None:
 
 
 def read_dlq(s: Settings, expect: int, timeout: float = 120) -> list[dict]:
-    c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": f"dlq-reader-{uuid.uuid4().hex}",
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c = Consumer(client_config(s, **{"group.id": f"dlq-reader-{uuid.uuid4().hex}",
+                                     "auto.offset.reset": "earliest", "enable.auto.commit": False}))
     c.assign([TopicPartition(s.dlq_topic, 0, 0)])
     out: list[dict] = []
     deadline = time.monotonic() + timeout

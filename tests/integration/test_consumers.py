@@ -24,6 +24,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from terrawatch.ingest import kafka_io
+from terrawatch.ingest.kafka_config import client_config
 from terrawatch.ingest.stac_items import item_from_geotiff
 from terrawatch.samples import synthetic_s1
 from terrawatch.service.stream_ops import replay
@@ -58,7 +59,7 @@ _ADMINS: dict[str, AdminClient] = {}
 
 def _assignment(s) -> list[set[int]]:
     """Partitions of the scenes topic per group member ([] while the group coordinator is not ready)."""
-    admin = _ADMINS.setdefault(s.bootstrap, AdminClient({"bootstrap.servers": s.bootstrap}))
+    admin = _ADMINS.setdefault(s.bootstrap, AdminClient(client_config(s)))
     try:
         desc = admin.describe_consumer_groups([s.consumer_group])[s.consumer_group].result(timeout=10)
     except KafkaException:

@@ -14,6 +14,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from terrawatch.domain.scene import parse_event
+from terrawatch.ingest.kafka_config import client_config
 from terrawatch.ingest.sources import FolderSource, StacApiSource
 from terrawatch.samples import synthetic_s1
 from terrawatch.service.stream_ops import backfill
@@ -28,8 +29,8 @@ START, END = "2024-05-01", "2024-05-31"
 
 
 def _topic_events(s, timeout: float = 20.0) -> list[tuple[bytes, dict]]:
-    c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": f"reader-{uuid.uuid4().hex}",
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c = Consumer(client_config(s, **{"group.id": f"reader-{uuid.uuid4().hex}",
+                                     "auto.offset.reset": "earliest", "enable.auto.commit": False}))
     parts = c.list_topics(s.scenes_topic, timeout=10).topics[s.scenes_topic].partitions
     c.assign([TopicPartition(s.scenes_topic, p, 0) for p in parts])
     out = []

@@ -31,6 +31,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from pydantic import BaseModel, Field, ValidationError
 
 from terrawatch.domain.errors import TransientError
+from terrawatch.ingest.kafka_config import client_config
 from terrawatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -208,9 +209,9 @@ def kafka_errors(fn):
 def probe_consumer(settings: Settings, group: str | None = None) -> Consumer:
     """A consumer that only reads watermarks/committed offsets or assigned partitions; it never
     subscribes, so it never joins (or rebalances) the pipeline's group."""
-    return Consumer({"bootstrap.servers": settings.bootstrap, "group.id": group or f"tw-probe-{uuid.uuid4().hex}",
-                     "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                     "socket.timeout.ms": 5000})
+    return Consumer(client_config(settings, **{
+        "group.id": group or f"tw-probe-{uuid.uuid4().hex}", "enable.auto.commit": False,
+        "auto.offset.reset": "earliest", "socket.timeout.ms": 5000}))
 
 
 def partitions(consumer: Consumer, topic: str) -> list[int]:
@@ -276,9 +277,9 @@ class DlqCursor:
 
     def _consumer(self) -> Consumer:
         if self._c is None:
-            self._c = Consumer({"bootstrap.servers": self.s.bootstrap, "group.id": self.group,
-                                "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                                "socket.timeout.ms": 5000})
+            self._c = Consumer(client_config(self.s, **{
+                "group.id": self.group, "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                "socket.timeout.ms": 5000}))
         return self._c
 
     def ranges(self) -> dict[int, tuple[int, int]]:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from terrawatch.ingest.dlq import kafka_errors, partitions, probe_consumer
+from terrawatch.ingest.kafka_config import client_config
 from terrawatch.observability.logging import RepeatLimiter
 from terrawatch.settings import Settings
 
@@ -34,8 +35,9 @@ def commit_retriable(err: KafkaError) -> bool:
 
 
 def producer(settings: Settings) -> Producer:
-    return Producer({"bootstrap.servers": settings.bootstrap, "enable.idempotence": True, "acks": "all",
-                     "linger.ms": 5})
+    """Idempotent producer acknowledged by every in-sync replica (``acks=all``: with the topics'
+    ``min.insync.replicas`` 2, an acknowledged event survives the loss of a broker)."""
+    return Producer(client_config(settings, **{"enable.idempotence": True, "acks": "all", "linger.ms": 5}))
 
 
 def publish_scene(p: Producer, settings: Settings, item: dict) -> None:
@@ -75,8 +77,7 @@ def consumer(settings: Settings, **extra) -> Consumer:
     """The pipeline's consumer: manual commits, cooperative-sticky assignment, static membership
     (docs/scaling.md). A worker holding a scene through a dependency outage keeps polling its paused
     partitions, so it stays in the group; the outage window stays below ``max.poll.interval.ms``."""
-    conf = {
-        "bootstrap.servers": settings.bootstrap,
+    conf = client_config(settings, **{
         "group.id": settings.consumer_group,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
@@ -84,7 +85,7 @@ def consumer(settings: Settings, **extra) -> Consumer:
         "session.timeout.ms": int(settings.consumer_session_timeout_s * 1000),
         "partition.assignment.strategy": "cooperative-sticky",
         **extra,
-    }
+    })
     static = instance_id(settings)
     if static:
         conf["group.instance.id"] = static
