@@ -142,6 +142,10 @@ def normalise(tree):
     if isinstance(tree, list):
         return [normalise(v) for v in tree]
     if isinstance(tree, dict):
+        if set(tree) == {"interval"} and isinstance(tree["interval"], list):
+            # cql2-rs renders interval bounds given as strings, not as {"timestamp"}/{"date"} objects.
+            return {"interval": [b.get("timestamp", b.get("date")) if isinstance(b, dict) else b
+                                 for b in tree["interval"]]}
         if set(tree) == {"bbox"}:
             b = tree["bbox"]
             minx, miny, maxx, maxy = (b[0], b[1], b[2], b[3]) if len(b) == 4 else (b[0], b[1], b[3], b[4])
@@ -213,10 +217,12 @@ def _expr(node, walk: _Walk, depth: int) -> str:
         if not isinstance(bounds, list) or len(bounds) != 2:
             raise _fail("an interval needs two bounds")
         for b in bounds:
-            if isinstance(b, dict):
+            # A bound is a literal: cql2-rs cannot render anything else (casei('x'), a property) and
+            # raised a plain Exception inside tipg, a 500 (issue 25).
+            if isinstance(b, dict) and set(b) in ({"timestamp"}, {"date"}):
                 _expr(b, walk, depth + 1)
             elif not (isinstance(b, str) and (b == ".." or _rfc3339(b))):
-                raise _fail("interval bounds must be RFC 3339 strings or '..'")
+                raise _fail("interval bounds must be RFC 3339 dates or timestamps or '..'")
         return "interval"
     if "bbox" in node:
         box = node["bbox"]
@@ -232,14 +238,39 @@ def _expr(node, walk: _Walk, depth: int) -> str:
     raise _fail(f"unexpected element with keys {sorted(node)[:5]}")
 
 
+# cql2-rs renders dates and timestamps through a timestamp type that ends on 9999-12-30 (a later date
+# raised inside tipg: a 500); years outside this range are refused with a message instead.
+MIN_YEAR, MAX_YEAR = 1, 9998
+
+
 def _rfc3339(value: str) -> bool:
     from ciso8601 import parse_datetime
 
     try:
-        parse_datetime(value)
+        when = parse_datetime(value)
     except ValueError:
         raise _fail(f"{value[:40]!r} is not an RFC 3339 date or timestamp") from None
+    if not MIN_YEAR <= when.year <= MAX_YEAR:
+        raise _fail(f"{value[:40]!r} is out of range (years {MIN_YEAR:04d}-{MAX_YEAR})")
     return True
+
+
+def renders(tree) -> None:
+    """Render the checked tree to SQL as tipg will (cql2-rs): anything it cannot render is the filter's fault.
+
+    A last line behind :func:`check`: cql2-rs raises plain ``Exception`` for values it cannot carry
+    (integers beyond 128 bits, dates past its range, non-literal interval bounds), which tipg let
+    through as a 500.
+    """
+    from cql2 import Expr
+
+    if isinstance(tree, bool):
+        return
+    try:
+        Expr(tree).to_sql()
+    except Exception as exc:  # noqa: BLE001 - cql2 raises plain Exceptions
+        first = str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__
+        raise _fail(f"cannot be evaluated: {first}") from None
 
 
 def _geometry(node: dict) -> None:

@@ -12,12 +12,15 @@ Anything else is a bug and stays a 500 (schemathesis checks there are none).
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+import typing
 
 import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse as _JSONResponse
 from tipg import errors as tipg_errors
 
 from terrawatch.domain.errors import (  # noqa: F401 - the error kinds, re-exported for the routes
@@ -27,6 +30,64 @@ from terrawatch.domain.errors import (  # noqa: F401 - the error kinds, re-expor
 from terrawatch.store.db import DATA_ERRORS, OUTAGE_ERRORS
 
 log = logging.getLogger(__name__)
+
+# A 4xx body shows at most this much of any one caller-chosen value (issue 25: tipg echoed 6,000 characters).
+EXCERPT_CHARS = 80
+# ... and at most this much message in all (the allow-list messages name every allowed function).
+MAX_DESCRIPTION_CHARS = 600
+_LONG_TOKEN = re.compile(r"\S{%d,}" % (EXCERPT_CHARS + 1))
+
+
+def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
+    """``value`` as text, cut to ``limit`` characters with ``…`` (for messages that name an input)."""
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def bounded(message: str) -> str:
+    """A message made safe to return: every run of non-space characters longer than ``EXCERPT_CHARS`` (an
+    echoed input) cut to an excerpt, control characters dropped, the whole bounded."""
+    message = "".join(ch if ch.isprintable() else " " for ch in str(message))
+    message = _LONG_TOKEN.sub(lambda m: excerpt(m.group(0)), message)
+    return excerpt(message, MAX_DESCRIPTION_CHARS)
+
+
+class JSONResponse(_JSONResponse):
+    """JSON with ``<``, ``>`` and ``&`` written as ``\\u003c``, ``\\u003e``, ``\\u0026`` (the same JSON
+    value): an error body that repeats a caller's ``<script>`` is inert even if something renders it as HTML."""
+
+    def render(self, content: typing.Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
+        return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode("utf-8")
+
+
+# What a database error (SQLSTATE) means for the caller, without the database's own text (which names
+# types, operators and values: `bigint out of range`, `operator does not exist: text > integer`).
+SQLSTATE_MESSAGES = {
+    "22003": "a number is out of range for the property it is compared with",
+    "22P02": "a value is not valid for the type of the property it is compared with",
+    "22007": "a date or time value is not valid",
+    "22008": "a date or time value is out of range",
+    "22001": "a text value is too long for its property",
+    "22021": "a text value contains bytes that are not valid UTF-8 (or a NUL byte)",
+    "22023": "a parameter value is not valid",
+    "2201W": "limit must be a non-negative integer",
+    "2201X": "offset must be a non-negative integer",
+    "22012": "the query divides by zero",
+    "42883": "an operator or function does not apply to the types of its operands",
+    "42804": "a value has the wrong type for its property",
+    "42703": "unknown property",
+    "42601": "the query cannot be parsed",
+}
+
+
+def database_message(sqlstate: str) -> str:
+    """A short, fixed message for a database error class: never the server's text."""
+    if sqlstate in SQLSTATE_MESSAGES:
+        return SQLSTATE_MESSAGES[sqlstate]
+    if sqlstate.startswith("22"):
+        return "a value in the request is not valid for its property"
+    return "the query cannot be evaluated for these parameters"
 
 
 STATUS: dict[type[TerrawatchError], int] = {
@@ -87,7 +148,7 @@ def _response(exc: TerrawatchError) -> JSONResponse:
         headers["Retry-After"] = str(exc.retry_after_s)
     if isinstance(exc, (Unavailable, TransientError)):
         headers["Retry-After"] = "5"
-    return JSONResponse({"code": exc.code, "description": exc.reason}, status_code=status, headers=headers)
+    return JSONResponse({"code": exc.code, "description": bounded(exc.reason)}, status_code=status, headers=headers)
 
 
 def install(app: FastAPI) -> None:
@@ -102,13 +163,18 @@ def install(app: FastAPI) -> None:
         status = TIPG_STATUS[type(exc)]
         if status >= 500:
             log.error("%s %s: %s", request.method, request.url.path, exc)
-        return JSONResponse({"code": type(exc).__name__, "description": str(exc)}, status_code=status)
+        # tipg names the caller's input whole ("Item <6,000 characters> ... does not exist"): bounded.
+        return JSONResponse({"code": type(exc).__name__, "description": bounded(str(exc))}, status_code=status)
 
     async def on_data_error(request: Request, exc: Exception) -> JSONResponse:
         # SQLSTATE class 22 (data exception): a value the database cannot take, e.g. a NUL byte in
         # text or text where a number belongs. Queries bind parameters, so this is the input's fault.
-        first = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
-        return JSONResponse({"code": "invalid_value", "description": f"invalid value: {first}"},
+        # The database's own text stays in the log (it names types and values), the caller gets its class.
+        orig = getattr(exc, "orig", None) or exc
+        sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or ""
+        log.info("%s %s: database data error %s: %s", request.method, request.url.path, sqlstate,
+                 excerpt(str(orig).splitlines()[0] if str(orig) else type(orig).__name__, 200))
+        return JSONResponse({"code": "invalid_value", "description": f"invalid value: {database_message(sqlstate)}"},
                             status_code=400 if is_ogc(request) else 422)
 
     async def on_postgres_error(request: Request, exc: Exception) -> JSONResponse:
@@ -121,8 +187,10 @@ def install(app: FastAPI) -> None:
                                  "timeout (TERRAWATCH_API_STATEMENT_TIMEOUT_MS); narrow it (bbox, datetime, limit)"},
                                 status_code=503, headers={"Retry-After": "5"})
         if is_ogc(request) and sqlstate[:2] in ("22", "42"):
+            log.info("%s %s: database error %s: %s", request.method, request.url.path, sqlstate,
+                     excerpt(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 200))
             return JSONResponse({"code": "invalid_query", "description": "the query cannot be evaluated: "
-                                 + str(exc).splitlines()[0][:200]}, status_code=400)
+                                 + database_message(sqlstate)}, status_code=400)
         log.error("%s %s: database error %s: %s", request.method, request.url.path, sqlstate, exc)
         return JSONResponse({"code": "internal", "description": "internal error"}, status_code=500)
 
@@ -148,12 +216,12 @@ def install(app: FastAPI) -> None:
         # where and why, and at most a short prefix of the value. OGC API Part 1 answers 400.
         details = []
         for err in exc.errors()[:20]:
-            item = {"loc": list(err.get("loc", ()))[:8], "msg": str(err.get("msg", ""))[:200],
+            loc = [excerpt(part, 64) if isinstance(part, str) else part for part in list(err.get("loc", ()))[:8]]
+            item = {"loc": loc, "msg": bounded(str(err.get("msg", ""))[:200]),
                     "type": err.get("type")}
             value = err.get("input")
             if isinstance(value, (str, int, float, bool)) or value is None:
-                text = str(value)
-                item["input"] = text if len(text) <= 64 else text[:64] + "..."
+                item["input"] = excerpt(value, 64)
             details.append(item)
         return JSONResponse({"code": "invalid_input", "description": "invalid request", "detail": details},
                             status_code=400 if is_ogc(request) else 422)

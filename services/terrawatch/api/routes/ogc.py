@@ -35,7 +35,7 @@ from tipg.settings import DatabaseSettings, PostgresSettings
 
 from terrawatch.api import cql
 from terrawatch.api.deps import ApiDeps
-from terrawatch.api.errors import BadRequest, NotFound, Unavailable
+from terrawatch.api.errors import BadRequest, NotFound, Unavailable, excerpt
 from terrawatch.settings import Settings
 from terrawatch.store.db import plain_postgres_dsn
 
@@ -171,6 +171,34 @@ def _datetime_param(value: str) -> str:
     return "/".join(out)
 
 
+# Integer column types and their ranges: an id or value outside raised inside cql2-rs (beyond 128 bits) or
+# PostgreSQL (`bigint out of range`), a 500 or a 400 carrying the database's text (issue 25).
+INTEGER_RANGES = {
+    "smallint": 2**15, "int2": 2**15, "smallserial": 2**15,
+    "integer": 2**31, "int": 2**31, "int4": 2**31, "serial": 2**31,
+    "bigint": 2**63, "int8": 2**63, "bigserial": 2**63,
+}
+_INTEGER = re.compile(r"^[+-]?\d{1,40}$")
+
+
+def _integer_in_range(value: str, pg_type: str) -> bool:
+    bound = INTEGER_RANGES.get(pg_type.lower())
+    if bound is None:
+        return True
+    return bool(_INTEGER.match(value.strip())) and -bound <= int(value) < bound
+
+
+def _check_ids(values: list[str], collection: Collection) -> None:
+    """``ids``/the item id against an integer id column: integers in the column's range, else 400."""
+    id_type = getattr(getattr(collection, "id_column", None), "type", "") or ""
+    if id_type.lower() not in INTEGER_RANGES:
+        return
+    for value in values:
+        if not _integer_in_range(value, id_type):
+            raise BadRequest(f"id {excerpt(value)!r} is not valid: collection {collection.id!r} has integer ids "
+                             f"({id_type}, |id| < 2^{INTEGER_RANGES[id_type.lower()].bit_length() - 1})")
+
+
 def _check_property_value(name: str, value: str, kind: str) -> None:
     """A property filter (``?area_ha=2``) must be a value of the column's type (else a database error)."""
     import uuid
@@ -211,6 +239,9 @@ def _check_query(params: QueryParams, settings: Settings, columns: dict[str, str
             raise BadRequest("query parameters must not contain NUL bytes")
         if known is not None and k not in known:
             raise BadRequest(f"unknown query parameter {k[:64]!r}; this resource takes: {', '.join(sorted(known))}")
+        if k == "offset":
+            if not (_INTEGER.match(v) and 0 <= int(v) < 2**63):
+                raise BadRequest("offset must be a non-negative integer below 2^63")
         if k in CRS_PARAMS:
             if v not in CRS84_NAMES:
                 raise BadRequest(f"{k} {v[:80]!r} is not supported; supported: {CRS84}")
@@ -241,15 +272,19 @@ def _check_query(params: QueryParams, settings: Settings, columns: dict[str, str
             v = _datetime_param(v)
         elif k in column_kinds:
             _check_property_value(k, v, column_kinds[k])
+            if not _integer_in_range(v, columns[k]):
+                raise BadRequest(f"{k}={excerpt(v)!r} is not an integer in the range of {columns[k]}")
         out.append((k, v))
     if "filter" in params:
         tree = cql.parse(params["filter"], params.get("filter-lang"), settings.api_filter_max_chars)
         if columns is None:
             raise BadRequest("filter applies to a collection's items")
         cql.check(tree, columns)
+        tree = cql.normalise(tree)
+        cql.renders(tree)
         # tipg gets exactly the tree that was checked, as CQL2-JSON.
         out = [(k, v) for k, v in out if k not in ("filter", "filter-lang")]
-        out += [("filter", json.dumps(cql.normalise(tree), separators=(",", ":"))), ("filter-lang", "cql2-json")]
+        out += [("filter", json.dumps(tree, separators=(",", ":"))), ("filter-lang", "cql2-json")]
     return out
 
 
@@ -263,6 +298,10 @@ async def ogc_query_guard(request: Request) -> None:
     known = _flat_query_names(route) if route is not None else None
     items = route is not None and route.path.endswith("/items")
     columns = {c.name: c.type for c in collection.table_columns} if collection is not None else None
+    if collection is not None:
+        ids = [i for v in request.query_params.getlist("ids") for i in v.split(",") if i] if items else []
+        item_id = request.path_params.get("itemId")
+        _check_ids(ids + ([item_id] if item_id is not None else []), collection)
     params = _check_query(request.query_params, settings, columns, items, known)
     query_string = urlencode(params).encode()
     if query_string != request.scope.get("query_string", b""):
