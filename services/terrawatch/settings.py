@@ -128,6 +128,10 @@ class Settings(BaseSettings):
                                         "comma-separated ('' = the model's config.pbtxt).")
     triton_queue_delay_us: int | None = Field(default=None, ge=0, description="Dynamic-batcher max queue delay "
                                               "(us; None = the model's config.pbtxt).")
+    triton_runtime: str = Field(default="", pattern="^(|torch|onnxruntime)$", description="How the torch-net models "
+                                "run in Triton: torch or onnxruntime ('' = each model's config.pbtxt).")
+    triton_ort_providers: str = Field(default="", description="ONNX Runtime execution providers, comma-separated "
+                                      "('' = the model's; auto = CPU, or CUDA then CPU on gpu instances).")
     flood_threshold: float = Field(default=0.5, description="Water probability (0-1) above which a pixel is flooded.")
     mining_threshold: float = Field(default=0.8, description="Mine probability (0-1); 0.8 as in the model's validation.")
     mining_stride: int = Field(default=16, description="Stride (px) of the 48 px mining classifier's sliding window.")

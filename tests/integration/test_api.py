@@ -234,3 +234,59 @@ def test_auth_failures_are_rate_limited_and_cors_is_configurable(stack):
         other = client.options("/tiles", headers={"Origin": "https://evil.example",
                                                   "Access-Control-Request-Method": "GET"})
         assert "access-control-allow-origin" not in other.headers
+
+
+def _tile_ids(api, layer: str, tile, **params) -> tuple[set, httpx.Response]:
+    r = httpx.get(f"{api.base}/tiles/{layer}/{tile.z}/{tile.x}/{tile.y}.pbf", headers=hdr(api.keys["viewer"]),
+                  params=params)
+    assert r.status_code == 200, r.text
+    feats = mapbox_vector_tile.decode(r.content).get(layer, {}).get("features", [])
+    return {f["properties"]["id"]: f["properties"] for f in feats}, r
+
+
+def test_vector_tiles_filter_on_the_server_and_refuse_unknown_parameters(api):
+    minx, miny, maxx, maxy = api.seeded.bounds
+    tile = morecantile.tms.get("WebMercatorQuad").tile((minx + maxx) / 2, (miny + maxy) / 2, 6)
+    every, _ = _tile_ids(api, "alerts", tile)
+    hazards = {p["hazard"] for p in every.values()}
+    assert len(hazards) >= 2, hazards  # the seeded alerts span hazards: a filter has something to drop
+    for hz in hazards:
+        only, _ = _tile_ids(api, "alerts", tile, hazard=hz)
+        assert only and {p["hazard"] for p in only.values()} == {hz}
+        assert set(only) == {i for i, p in every.items() if p["hazard"] == hz}
+    dets, _ = _tile_ids(api, "detections", tile, hazard="flood,mining", confidence="high")
+    assert dets and all(p["hazard"] in {"flood", "mining"} and p["confidence"] == "high" for p in dets.values())
+    t0, t1 = api.seeded.times
+    late, _ = _tile_ids(api, "detections", tile, since=(t1.isoformat()).replace("+00:00", "Z"))
+    assert late and {p["scene_id"] for p in late.values()} == {api.seeded.scene_ids[1]}
+    assert all("created" in p and "updated" in p for p in every.values())
+    future, _ = _tile_ids(api, "alerts", tile, updated_since="2999-01-01T00:00:00Z")
+    assert future == {}
+    h = hdr(api.keys["viewer"])
+    for params, word in [({"hazrd": "flood"}, "hazrd"), ({"hazard": "tsunami"}, "hazard"),
+                         ({"since": "yesterday"}, "since"), ({"status": ""}, "status"),
+                         ({"layer": "x"}, "layer")]:
+        r = httpx.get(f"{api.base}/tiles/alerts/{tile.z}/{tile.x}/{tile.y}.pbf", headers=h, params=params)
+        assert r.status_code == 400 and word in r.json()["description"], (params, r.text)
+    tj = httpx.get(f"{api.base}/tiles/alerts.json", headers=h, params={"hazard": "flood"}).json()
+    assert tj["tiles"][0].endswith("/tiles/alerts/{z}/{x}/{y}.pbf?hazard=flood")
+
+
+def test_vector_tile_etag_answers_304_and_changes_with_the_data(api):
+    minx, miny, maxx, maxy = api.seeded.bounds
+    tile = morecantile.tms.get("WebMercatorQuad").tile((minx + maxx) / 2, (miny + maxy) / 2, 6)
+    before, r1 = _tile_ids(api, "alerts", tile)
+    etag = r1.headers["etag"]
+    again = httpx.get(f"{api.base}/tiles/alerts/{tile.z}/{tile.x}/{tile.y}.pbf",
+                      headers={**hdr(api.keys["viewer"]), "If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    # Any committed change to a layer table moves the version: the next tile is re-rendered, not served stale.
+    victim = next(i for i, p in before.items() if p["status"] != "resolved")
+    with api.engine.begin() as c:
+        c.execute(t.alerts.update().where(t.alerts.c.id == uuid.UUID(victim)).values(status="resolved"))
+    after, r2 = _tile_ids(api, "alerts", tile)
+    assert r2.headers["etag"] != etag
+    assert after[victim]["status"] == "resolved"
+    gone = httpx.get(f"{api.base}/tiles/alerts/{tile.z}/{tile.x}/{tile.y}.pbf",
+                     headers={**hdr(api.keys["viewer"]), "If-None-Match": etag})
+    assert gone.status_code == 200

@@ -5,7 +5,7 @@ developed on (``KIND_CPU``; flood_s1 two instances of 1 torch thread, measured f
 2 cores in docs/performance.md; the others one instance of 2 threads). A deployment on GPUs does not edit them:
 it renders a copy of the repository whose ``config.pbtxt`` files carry the serving settings
 (``TERRAWATCH_TRITON_INSTANCE_KIND`` / ``_INSTANCE_COUNT`` / ``_GPUS`` / ``_TORCH_THREADS`` /
-``_PREFERRED_BATCH`` / ``_QUEUE_DELAY_US``; Helm: ``triton.serving``), every other file a symlink to the
+``_PREFERRED_BATCH`` / ``_QUEUE_DELAY_US`` / ``_RUNTIME`` / ``_ORT_PROVIDERS``; Helm: ``triton.serving``), every other file a symlink to the
 original (weights are not copied). The Helm chart runs it in an init container of the Triton pod:
 
     python -m terrawatch.inference.serving /models /rendered-models
@@ -13,7 +13,10 @@ original (weights are not copied). The Helm chart runs it in an init container o
 ``model.py`` (``inference.triton_backend``) then runs the net on ``cuda:<device id>`` when Triton
 gives it a ``KIND_GPU`` instance, on the CPU otherwise. Only the Python-backend models that run torch
 (flood_s1, mining_s2, deforestation_s2) use the GPU; flood_s2 (numpy thresholds) stays on CPU instances
-whatever the setting (``CPU_ONLY``).
+whatever the setting (``CPU_ONLY``). ``runtime`` (``torch`` or ``onnxruntime``, issue 29) and
+``ort_providers`` (ONNX Runtime execution providers, e.g. ``TensorrtExecutionProvider,CUDAExecutionProvider,
+CPUExecutionProvider``; ``auto`` = CPU, or CUDA then CPU on a GPU instance) are rendered as the models'
+``runtime`` / ``ort_providers`` parameters (``inference.triton_backend.BatchedModel.runtime_net``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CPU_ONLY = frozenset({"flood_s2"})  # models with no torch net: a GPU instance would only hold memory
+RUNTIMES = ("torch", "onnxruntime")
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,8 @@ class Serving:
     torch_threads: int | None = None
     preferred_batch: tuple[int, ...] = ()
     queue_delay_us: int | None = None
+    runtime: str | None = None
+    ort_providers: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("cpu", "gpu"):
@@ -54,12 +60,15 @@ class Serving:
             raise ValueError(f"torch threads must be >= 1, got {self.torch_threads}")
         if self.queue_delay_us is not None and self.queue_delay_us < 0:
             raise ValueError(f"queue delay must be >= 0 us, got {self.queue_delay_us}")
+        if self.runtime is not None and self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {RUNTIMES}, got {self.runtime!r}")
 
     @classmethod
     def from_settings(cls, s) -> Serving:
         return cls(kind=s.triton_instance_kind, count=s.triton_instance_count, gpus=_ints(s.triton_gpus),
                    torch_threads=s.triton_torch_threads, preferred_batch=_ints(s.triton_preferred_batch),
-                   queue_delay_us=s.triton_queue_delay_us)
+                   queue_delay_us=s.triton_queue_delay_us, runtime=getattr(s, "triton_runtime", None) or None,
+                   ort_providers=getattr(s, "triton_ort_providers", None) or None)
 
 
 def _ints(text: str | tuple | list | None) -> tuple[int, ...]:
@@ -72,7 +81,18 @@ def _ints(text: str | tuple | list | None) -> tuple[int, ...]:
 
 _INSTANCE = re.compile(r"^instance_group\s*\[.*?\]\s*$", re.M | re.S)
 _BATCHING = re.compile(r"^dynamic_batching\s*\{(?P<body>.*?)\}\s*$", re.M | re.S)
-_THREADS = re.compile(r'^parameters:\s*\{\s*key:\s*"torch_threads".*$', re.M)
+
+
+def _param_re(key: str) -> re.Pattern:
+    return re.compile(r'^parameters:\s*\{\s*key:\s*"' + re.escape(key) + r'".*$', re.M)
+
+
+def set_parameter(text: str, key: str, value: str) -> str:
+    """``config.pbtxt`` text with the string parameter ``key`` set to ``value`` (replaced or appended)."""
+    param = f'parameters: {{ key: "{key}" value: {{ string_value: "{value}" }} }}'
+    if _param_re(key).search(text):
+        return _param_re(key).sub(param, text, count=1)
+    return text.rstrip("\n") + "\n" + param + "\n"
 _MAX_BATCH = re.compile(r"^max_batch_size:\s*(\d+)", re.M)
 
 
@@ -107,11 +127,11 @@ def render_config(text: str, serving: Serving, model: str = "") -> str:
             lines.append(f"  max_queue_delay_microseconds: {serving.queue_delay_us}")
         text = text[:m.start()] + "dynamic_batching {\n" + "\n".join(lines) + "\n}" + text[m.end():]
     if serving.torch_threads is not None and model not in CPU_ONLY:
-        param = f'parameters: {{ key: "torch_threads" value: {{ string_value: "{serving.torch_threads}" }} }}'
-        if _THREADS.search(text):
-            text = _THREADS.sub(param, text, count=1)
-        else:
-            text = text.rstrip("\n") + "\n" + param + "\n"
+        text = set_parameter(text, "torch_threads", str(serving.torch_threads))
+    if serving.runtime is not None and model not in CPU_ONLY:
+        text = set_parameter(text, "runtime", serving.runtime)
+    if serving.ort_providers is not None and model not in CPU_ONLY:
+        text = set_parameter(text, "ort_providers", serving.ort_providers)
     return text
 
 
@@ -143,7 +163,8 @@ def main(argv: list[str] | None = None) -> None:
 
     ap = argparse.ArgumentParser(description="Render a Triton model repository with the serving settings "
                                              "(TERRAWATCH_TRITON_INSTANCE_KIND, ..._COUNT, ..._GPUS, "
-                                             "..._TORCH_THREADS, ..._PREFERRED_BATCH, ..._QUEUE_DELAY_US).")
+                                             "..._TORCH_THREADS, ..._PREFERRED_BATCH, ..._QUEUE_DELAY_US, "
+                                             "..._RUNTIME, ..._ORT_PROVIDERS).")
     ap.add_argument("src", type=Path, help="model repository to read (e.g. /models)")
     ap.add_argument("dst", type=Path, help="where to write the rendered repository (replaced)")
     a = ap.parse_args(argv)

@@ -9,6 +9,14 @@ requests it concerns instead of failing the server. Weights are loaded from
 strings. A ``KIND_GPU`` instance runs its torch net on ``cuda:<device id>`` (Triton
 says which), a ``KIND_CPU`` one on the CPU (:func:`instance_device`; the kind is set
 by configuration, terrawatch.inference.serving).
+
+Runtime (issue 29): the ``runtime`` parameter picks how a net runs: ``torch`` (eager, the reference)
+or ``onnxruntime`` (the net exported to ONNX from the same weights at load time, cached in a temp dir,
+run by an ONNX Runtime session: :mod:`terrawatch.ml.nets.onnx_runtime`). ``ort_threads`` (intra-op
+threads; default = ``torch_threads``), ``ort_graph_opt`` (``all``), ``ort_providers`` (``auto``: the
+CPU provider for a CPU instance, CUDA then CPU for a GPU instance; or a comma list such as
+``TensorrtExecutionProvider,CUDAExecutionProvider,CPUExecutionProvider``). Pre- and post-processing
+(normalisation, padding, windows, no-data, region growing) are the same code for both runtimes.
 """
 
 from __future__ import annotations
@@ -38,6 +46,32 @@ class BatchedModel:
     inputs: tuple[str, ...] = ()
     output: str = ""
     device: str = "cpu"
+    params: dict[str, str] = {}
+
+    def runtime_net(self, net, examples, input_names=("x",), dynamic_spatial: bool = True):
+        """``net`` as configured: on ``self.device`` for ``runtime: torch`` (the default), else an ONNX
+        Runtime module with the same call signature (:func:`terrawatch.ml.nets.onnx_runtime.ort_module`)."""
+        runtime = self.params.get("runtime", "torch").strip().lower()
+        if runtime == "torch":
+            return net.to(self.device)
+        if runtime != "onnxruntime":
+            raise ValueError(f"runtime must be torch or onnxruntime, got {runtime!r}")
+        from terrawatch.ml.nets.onnx_runtime import ort_module
+
+        gpu = self.device.startswith("cuda")
+        if gpu and self.params.get("ort_providers", "auto").strip().lower() in ("", "auto"):
+            import onnxruntime as ort
+
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                import sys
+
+                print(f"terrawatch: {type(self).__name__}: GPU instance but this onnxruntime has no CUDA provider "
+                      "(install onnxruntime-gpu); serving the torch net on the GPU instead", file=sys.stderr)
+                return net.to(self.device)
+        return ort_module(net, examples, input_names, providers=self.params.get("ort_providers", "auto"), gpu=gpu,
+                          device_id=int(self.device.split(":")[1]) if gpu else 0,
+                          threads=int(self.params.get("ort_threads", self.params.get("torch_threads", "0"))),
+                          graph_opt=self.params.get("ort_graph_opt", "all"), dynamic_spatial=dynamic_spatial)
 
     def load(self, version_dir: Path, params: dict[str, str]) -> None:
         raise NotImplementedError
@@ -53,6 +87,7 @@ class BatchedModel:
         import torch
 
         torch.set_num_threads(int(params.get("torch_threads", "2")))
+        self.params = params
         self.device = instance_device(args)
         self.load(Path(args["model_repository"]) / args["model_version"], params)
 
@@ -100,7 +135,10 @@ class MiningModel(BatchedModel):
     def load(self, version_dir: Path, params: dict[str, str]) -> None:
         from terrawatch.ml.nets.mining import load_mining_cnn
 
-        self.model = load_mining_cnn(version_dir / "model.pt").to(self.device)
+        import torch
+
+        self.model = self.runtime_net(load_mining_cnn(version_dir / "model.pt"), [torch.zeros(1, 12, 48, 48)],
+                                      dynamic_spatial=False)
 
     def predict(self, patches: np.ndarray) -> np.ndarray:
         import torch
@@ -118,7 +156,10 @@ class DeforestationModel(BatchedModel):
     def load(self, version_dir: Path, params: dict[str, str]) -> None:
         from terrawatch.ml.deforestation import load_model
 
-        self.model = load_model(version_dir / "model.pt").to(self.device)
+        import torch
+
+        ex = torch.full((1, 13, 32, 32), 1000.0)
+        self.model = self.runtime_net(load_model(version_dir / "model.pt"), [ex, ex], ("pre", "post"))
 
     def predict(self, pre: np.ndarray, post: np.ndarray) -> np.ndarray:
         import torch
@@ -157,7 +198,11 @@ class FloodS1Model(BatchedModel):
         from terrawatch.ml import flood_s1
 
         self.flood_s1 = flood_s1
-        self.net = flood_s1.load_net(version_dir / "model.pt").to(self.device)
+        import torch
+
+        net = flood_s1.load_net(version_dir / "model.pt")
+        self.net = self.runtime_net(net, [torch.zeros(1, 2, 256, 256)]) if isinstance(net, flood_s1.UNet) \
+            else net.to(self.device)  # a FeatureNet (CV candidate) computes its features in torch: not exported
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.flood_s1.predict_batch(self.net, x.astype(np.float32, copy=False))[:, None]

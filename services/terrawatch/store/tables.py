@@ -5,7 +5,7 @@ from __future__ import annotations
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger, Boolean, CheckConstraint, Column, DateTime, Float, ForeignKey, Integer, LargeBinary, MetaData,
-    String, Table, Text, UniqueConstraint, func,
+    SmallInteger, String, Table, Text, UniqueConstraint, func,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
@@ -192,6 +192,15 @@ reference_features = Table(
     Column("properties", JSONB, nullable=False, server_default="{}"),
     Column("geom", Geometry(srid=4326, spatial_index=False), nullable=False),  # GiST index made in 0003
     Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+)
+
+# One row: a version bumped at commit by every change to a table the map layers read (migration 26a's
+# deferred trigger); vector tile caches and ETags are keyed by it.
+tile_data_version = Table(
+    "tile_data_version", metadata,
+    Column("id", SmallInteger, primary_key=True, server_default="1"),
+    Column("version", BigInteger, nullable=False, server_default="0"),
+    Column("changed_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
 )
 
 # What operators did with a scene DLQ entry (the entry itself is the Kafka record at dlq topic/partition/offset).

@@ -33,7 +33,9 @@ LAYERS: dict[str, dict] = {
         "fields": {"id": ("id", "Number"), "hazard": ("hazard", "String"), "confidence": ("confidence", "String"),
                    "status": ("status", "String"), "likelihood": ("round(likelihood)::int", "Number"),
                    "area_ha": ("round(area_ha::numeric, 1)::float8", "Number"), "scene_id": ("scene_id", "String"),
-                   "t": ("extract(epoch from sensing_time)::bigint", "Number")},
+                   "t": ("extract(epoch from sensing_time)::bigint", "Number"),
+                   "created": ("extract(epoch from created_at)::bigint", "Number"),
+                   "updated": ("extract(epoch from updated_at)::bigint", "Number")},
         "time": "sensing_time",
     },
     "alerts": {
@@ -46,6 +48,9 @@ LAYERS: dict[str, dict] = {
                    "observations": ("observations", "Number"),
                    "t": ("extract(epoch from sensing_time)::bigint", "Number"),
                    "t0": ("extract(epoch from first_sensed)::bigint", "Number"),
+                   # when terrawatch raised / last changed the alert (Unix seconds), for "what is new since"
+                   "created": ("extract(epoch from created_at)::bigint", "Number"),
+                   "updated": ("extract(epoch from updated_at)::bigint", "Number"),
                    # mining: illegal / licensed / unknown, the rule and the feature or coverage it used
                    "legality": ("legality", "String"), "legality_rule": ("legality_rule", "String"),
                    "legality_feature": ("legality_feature", "String"),
@@ -71,6 +76,47 @@ LAYERS: dict[str, dict] = {
 }
 
 
+# Per layer: the query parameters a tile request may filter on -> (SQL column of the view, kind, allowed values).
+# kind "values": a comma-separated list of allowed values (OR); kind "after"/"before": an ISO 8601 instant,
+# inclusive lower / exclusive upper bound. Any other parameter is refused by the route (400).
+_ALERT_STATUSES = ("new", "confirmed", "acknowledged", "resolved", "false_positive")
+_CONFIDENCES = ("low", "high", "highest")
+_SCENE_STATUSES = ("processing", "processed", "failed", "outside_aoa")
+
+
+def _time_filters(column: str | None, updated: str | None = None) -> dict[str, tuple[str, str, tuple[str, ...]]]:
+    out: dict[str, tuple[str, str, tuple[str, ...]]] = {}
+    if column:
+        out["since"] = (column, "after", ())
+        out["until"] = (column, "before", ())
+    if updated:
+        out["updated_since"] = (updated, "after", ())
+    return out
+
+
+def _filters(hazards: tuple[str, ...]) -> dict[str, dict[str, tuple[str, str, tuple[str, ...]]]]:
+    return {
+        "detections": {"hazard": ("hazard", "values", hazards), "status": ("status", "values", _ALERT_STATUSES),
+                       "confidence": ("confidence", "values", _CONFIDENCES),
+                       **_time_filters("sensing_time", "updated_at")},
+        "alerts": {"hazard": ("hazard", "values", hazards), "status": ("status", "values", _ALERT_STATUSES),
+                   "confidence": ("confidence", "values", _CONFIDENCES),
+                   "severity": ("severity", "values", ("minor", "moderate", "severe", "extreme")),
+                   **_time_filters("sensing_time", "updated_at")},
+        "scenes": {"status": ("status", "values", _SCENE_STATUSES), "sensor": ("sensor", "values", ("S1", "S2")),
+                   **_time_filters("sensing_time")},
+        "reference_layers": {},
+    }
+
+
+def _hazards() -> tuple[str, ...]:
+    from terrawatch.domain.hazards import HAZARDS
+    return HAZARDS
+
+
+FILTERS = _filters(_hazards())
+
+
 def tolerance_m(z: int) -> float:
     """Simplification tolerance (EPSG:3857 metres) at zoom ``z``: half a 256-px pixel."""
     return WEB_MERCATOR_WIDTH_M / (256 * 2 ** z) / 2
@@ -82,7 +128,21 @@ def point_area_m2(z: int) -> float:
     return 4 * px * px
 
 
-def _tile_sql(layer: str) -> str:
+def _where(layer: str, filters: dict[str, object]) -> str:
+    """SQL conditions for ``filters`` (already validated names); values are bound as ``:f_<name>``."""
+    conds = []
+    for name in sorted(filters):
+        column, kind, _ = FILTERS[layer][name]
+        if kind == "values":
+            conds.append(f"v.{column} = any(:f_{name})")
+        elif kind == "after":
+            conds.append(f"v.{column} >= :f_{name}")
+        else:
+            conds.append(f"v.{column} < :f_{name}")
+    return "".join(f" and {c}" for c in conds)
+
+
+def _tile_sql(layer: str, where: str = "") -> str:
     spec = LAYERS[layer]
     props = ", ".join(f"{expr} as {name}" for name, (expr, _) in spec["fields"].items())
     names = ", ".join(spec["fields"])
@@ -94,7 +154,7 @@ def _tile_sql(layer: str) -> str:
         ), src as (
             select {props}, ST_Transform(v.geom, 3857) as g
             from {spec['view']} v, bounds
-            where v.geom && bounds.env4326
+            where v.geom && bounds.env4326{where}
             limit :max_features
         ), simp as (
             select *, case when ST_Area(ST_Envelope(g)) < :point_area then ST_PointOnSurface(g)
@@ -124,12 +184,17 @@ TIME_SQL = {
 
 
 
-def render(conn: Connection, layer: str, z: int, x: int, y: int, simplify: bool = True) -> bytes:
+def render(conn: Connection, layer: str, z: int, x: int, y: int, simplify: bool = True,
+           filters: dict[str, object] | None = None) -> bytes:
     """One MVT tile of ``layer`` (bytes, possibly empty). ``simplify=False``: tolerance 0 and no points
-    (for the benchmark's comparison)."""
-    res = conn.execute(TILE_SQL[layer], {
+    (for the benchmark's comparison). ``filters``: validated values by name of :data:`FILTERS` ``[layer]``
+    (a list of strings for "values", an aware datetime for "after"/"before")."""
+    filters = filters or {}
+    sql = TILE_SQL[layer] if not filters else text(_tile_sql(layer, _where(layer, filters)))
+    res = conn.execute(sql, {
         "z": z, "x": x, "y": y, "margin": BUFFER / EXTENT, "layer": layer, "max_features": MAX_FEATURES_PER_TILE,
         "tol": tolerance_m(z) if simplify else 0.0, "point_area": point_area_m2(z) if simplify else 0.0,
+        **{f"f_{k}": v for k, v in filters.items()},
     }).scalar_one()
     return bytes(res) if res is not None else b""
 
@@ -146,3 +211,12 @@ def time_range(conn: Connection, layer: str) -> list[int] | None:
         return None
     times = conn.execute(TIME_SQL[layer]).one()
     return [int(times[0]), int(times[1])] if times[0] is not None else None
+
+
+VERSION_SQL = text("select version from tile_data_version where id = 1")
+
+
+def data_version(conn: Connection) -> int:
+    """The layers' data version: bumped in the same commit as every change to scenes, detections, alerts or
+    reference features (migration 26a). Read it *before* rendering: a tile cached under it is never older."""
+    return int(conn.execute(VERSION_SQL).scalar_one_or_none() or 0)
