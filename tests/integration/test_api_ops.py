@@ -134,7 +134,9 @@ def test_ops_actions_on_the_real_pipeline(stack, tmp_path):
             assert runs_for(s, a["id"]) == []
             status = httpx.get(f"{base}/ops/status", headers=hdr(keys["viewer"]), timeout=30).json()
             assert status["consumption_paused"] is True and status["total_lag"] >= 1, status
-            assert httpx.post(f"{base}/ops/consumption/resume", headers=op, json={}).json()["paused"] is False
+            # No body: a body whose fields are all optional may be left out (the runbook's form).
+            resumed = httpx.post(f"{base}/ops/consumption/resume", headers=op)
+            assert resumed.status_code == 200 and resumed.json()["paused"] is False, resumed.text
             wait_for(lambda: runs_for(s, a["id"]), 240, "scene after resume")
 
             # DLQ re-drive: an event whose asset is missing lands in the DLQ; once the file exists,
@@ -152,14 +154,21 @@ def test_ops_actions_on_the_real_pipeline(stack, tmp_path):
                                           if e["error_code"] == "invalid_event"], 180, "malformed event's DLQ entry")
             late.parent.mkdir()
             synthetic_s1(late, size=256, origin=(430_000.0, 4_490_000.0))
-            redriven = httpx.post(f"{base}/ops/dlq/redrive", headers=op, json={"ids": [entries[0]["id"]]}, timeout=60)
+            # A permanent entry is refused with the reason unless forced (the cause was repaired: the file exists).
+            refused = httpx.post(f"{base}/ops/dlq/redrive", headers=op, json={"ids": [entries[0]["id"]]}, timeout=60)
+            assert refused.status_code == 409 and "permanent" in refused.json()["description"], refused.text
+            assert "force" in refused.json()["description"]
+            assert httpx.get(f"{base}/ops/dlq/{entries[0]['id']}", headers=op, timeout=60).json()["state"] == "pending"
+            redriven = httpx.post(f"{base}/ops/dlq/redrive", headers=op, json={"ids": [entries[0]["id"]], "force": True},
+                                  timeout=60)
             assert redriven.status_code == 202 and redriven.json()["redriven"] == [entries[0]["id"]]
             wait_for(lambda: runs_for(s, b["id"]), 240, "re-driven scene")
             # The entry now says it was re-driven, when and by whom, and is no longer pending.
             shown = httpx.get(f"{base}/ops/dlq/{entries[0]['id']}", headers=op, timeout=60).json()
             assert shown["state"] == "redriven" and shown["redriven_by"].startswith("test-ops-operator")
             assert shown["redriven_at"] and shown["redrives"] == 1
-            again = httpx.post(f"{base}/ops/dlq/redrive", headers=op, json={"ids": [entries[0]["id"]]}, timeout=60)
+            again = httpx.post(f"{base}/ops/dlq/redrive", headers=op, json={"ids": [entries[0]["id"]], "force": True},
+                               timeout=60)
             assert again.json()["redriven"] == [] and again.json()["skipped"] == [
                 {"id": entries[0]["id"], "state": "redriven"}]
             pending = httpx.get(f"{base}/ops/dlq", headers=op, timeout=60).json()
@@ -178,11 +187,11 @@ def test_ops_actions_on_the_real_pipeline(stack, tmp_path):
             rows = [ln for ln in listed.stdout.splitlines() if ln.startswith(malformed[0]["id"] + " ")]
             assert len(rows) == 1 and "pending" in rows[0] and "invalid_event" in rows[0], listed.stdout
             assert "1 pending, 1 redriven, 0 purged" in listed.stdout
-            shown = json.loads(_cli(s, "dlq", "show", malformed[0]["id"]).stdout)
+            shown = json.loads(_cli(s, "dlq", "show", "--json", malformed[0]["id"]).stdout)
             assert shown["payload"] == '{"malformed": ' and shown["state"] == "pending"
             bad = _cli(s, "dlq", "show", "nope")
             assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
-            purged = _cli(s, "dlq", "purge", malformed[0]["id"])
+            purged = _cli(s, "dlq", "purge", "--json", malformed[0]["id"])
             assert purged.returncode == 0 and json.loads(purged.stdout)["purged"] == [malformed[0]["id"]], purged
             assert httpx.get(f"{base}/ops/dlq", headers=op, timeout=60).json() == []
             gone = httpx.get(f"{base}/ops/dlq/{malformed[0]['id']}", headers=op, timeout=60).json()
@@ -191,7 +200,9 @@ def test_ops_actions_on_the_real_pipeline(stack, tmp_path):
 
             # Replay: the stored item goes through again; idempotent, so nothing is duplicated.
             n_det = count(s, t.detections, t.detections.c.scene_id == a["id"])
-            assert httpx.post(f"{base}/ops/scenes/{a['id']}/replay", headers=op).status_code == 202
+            replayed = httpx.post(f"{base}/ops/scenes/{a['id']}/replay", headers=op)
+            assert replayed.status_code == 202 and replayed.json()["outcome"] == "duplicate", replayed.text
+            assert "duplicate" in _cli(s, "replay", a["id"]).stdout
             wait_for(lambda: httpx.get(f"{base}/ops/status", headers=op, timeout=30).json()["total_lag"] == 0,
                      120, "replayed event consumed")
             assert count(s, t.detections, t.detections.c.scene_id == a["id"]) == n_det
@@ -212,13 +223,13 @@ def test_ops_actions_on_the_real_pipeline(stack, tmp_path):
                             timeout=60)
             assert bf.status_code == 202 and bf.json()["published"] == [stem], bf.text
             wait_for(lambda: runs_for(s, stem), 240, "backfilled scene")
-            assert httpx.post(f"{base}/ops/backfill", headers=op, json={"folder": "/etc"}).status_code == 422
+            outside = httpx.post(f"{base}/ops/backfill", headers=op, json={"folder": "/etc"})
+            assert outside.status_code == 422 and str(tmp_path) in outside.json()["description"], outside.text
+            assert "TERRAWATCH_API_BACKFILL_ROOTS" in outside.json()["description"]
 
             status = httpx.get(f"{base}/ops/status", headers=op, timeout=30).json()
             assert status["dlq_size"] == 0 and status["dlq"]["retained"] == 2 and status["consumption_paused"] is False
             assert "sentinel-1a" in {p["platform"] for p in status["last_processed"]}
-
-            _metric_contract(s, base, rx, tmp_path)
 
             audit = httpx.get(f"{base}/ops/audit", headers=op, params={"limit": 200}).json()
             actor = next(e["actor"] for e in audit if e["action"] == "consumption.pause")
@@ -227,6 +238,25 @@ def test_ops_actions_on_the_real_pipeline(stack, tmp_path):
             assert {("consumption.pause", s.consumer_group), ("consumption.resume", s.consumer_group),
                     ("dlq.redrive", entries[0]["id"]), ("scene.replay", a["id"]),
                     ("scene.backfill", str(folder))} <= done
+
+            # A permanent entry re-driven with force that fails again links to its predecessor: one history.
+            publish(s, b'{"again": ')
+            first = wait_for(lambda: [e for e in httpx.get(f"{base}/ops/dlq", headers=op, timeout=60).json()
+                                      if e["payload"] == '{"again": '], 180, "second malformed event's DLQ entry")
+            cli_refused = _cli(s, "dlq", "redrive", first[0]["id"])
+            assert cli_refused.returncode == 1 and "permanent" in cli_refused.stderr, cli_refused
+            assert "--force" in cli_refused.stderr and "Traceback" not in cli_refused.stderr
+            forced = _cli(s, "dlq", "redrive", "--force", "--json", first[0]["id"])
+            assert forced.returncode == 0 and json.loads(forced.stdout)["redriven"] == [first[0]["id"]], forced
+            second = wait_for(lambda: [e for e in httpx.get(f"{base}/ops/dlq", headers=op, timeout=60).json()
+                                       if e["payload"] == '{"again": '], 180, "the re-driven event back in the DLQ")
+            assert second[0]["id"] != first[0]["id"]
+            linked = httpx.get(f"{base}/ops/dlq/{second[0]['id']}", headers=op, timeout=60).json()
+            assert linked["predecessor"] == first[0]["id"], linked
+            assert [h["id"] for h in linked["history"]] == [first[0]["id"]], linked
+            assert first[0]["id"] in _cli(s, "dlq", "show", second[0]["id"]).stdout
+
+            _metric_contract(s, base, rx, tmp_path)  # last: it needs promtool on PATH
     finally:
         worker.terminate()
         worker.wait(60)

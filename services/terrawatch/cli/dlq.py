@@ -26,7 +26,7 @@ def _dlq_ids(ids: list[str], all_: bool) -> list[str] | None:
 @dlq_app.command("list")
 def dlq_list(
     state: str = typer.Option("pending", help="pending, redriven, purged or all."),
-    limit: int = typer.Option(100, min=1, max=10_000, help="At most this many entries."),
+    limit: int = typer.Option(100, min=1, max=1000, help="At most this many entries (as GET /ops/dlq?limit=)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line instead of a table."),
 ) -> None:
     """DLQ entries (pending by default), oldest first: id, state, error code, kind, reason."""
@@ -49,35 +49,62 @@ def dlq_list(
 
 
 @dlq_app.command("show")
-def dlq_show(entry_id: str = typer.Argument(..., help="partition/offset, e.g. 0/12")) -> None:
-    """One DLQ entry as JSON: reason, source, state (redriven when and by whom) and the original payload."""
+def dlq_show(
+    entry_id: str = typer.Argument(..., help="partition/offset, e.g. 0/12"),
+    as_json: bool = typer.Option(False, "--json", help="The entry as one JSON object (as GET /ops/dlq/{id})."),
+) -> None:
+    """One DLQ entry: reason, source, state (redriven when and by whom), its history (earlier entries of the
+    same event that were re-driven and came back) and the original payload."""
     from terrawatch.service import dlq
 
     s, engine = _dlq_ctx()
-    typer.echo(json.dumps(dlq.get_entry(s, engine, entry_id).as_dict(), indent=2))
+    d = dlq.get_entry(s, engine, entry_id).as_dict()
+    if as_json:
+        typer.echo(json.dumps(d, indent=2))
+        return
+    for k, v in d.items():
+        if k not in ("history", "payload"):
+            typer.echo(f"{k:<17} {json.dumps(v) if isinstance(v, dict) else ('-' if v is None else v)}")
+    typer.echo(f"{'history':<17} {len(d['history'])} earlier re-driven entr{'y' if len(d['history']) == 1 else 'ies'}")
+    for h in d["history"]:
+        typer.echo(f"  {h['id']:<12} {h['error_code'] or '-':<20} redriven {h['redriven_at']} by {h['redriven_by']}")
+    typer.echo(f"{'payload':<17} {d['payload']}")
+
+
+def _summary(out: dict, verb: str, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(out))
+        return
+    typer.echo(f"{verb}: {' '.join(out[verb]) or '-'}")
+    for k in out["skipped"]:
+        typer.echo(f"skipped: {k['id']} ({k['state']})")
+    if out["missing"]:
+        typer.echo(f"missing: {' '.join(out['missing'])}")
 
 
 @dlq_app.command("redrive")
 def dlq_redrive(
     ids: list[str] = typer.Argument(None, help="Entries (partition/offset)."),
-    all_: bool = typer.Option(False, "--all", help="Every pending entry."),
+    all_: bool = typer.Option(False, "--all", help="Every pending entry (permanent ones only with --force)."),
+    force: bool = typer.Option(False, "--force", help="Also re-drive permanent entries (refused otherwise)."),
+    as_json: bool = typer.Option(False, "--json", help="The answer of POST /ops/dlq/redrive as JSON."),
 ) -> None:
-    """Republish the original payload of pending entries to the scenes topic; mark them redriven."""
+    """Republish the original payload of pending entries to the scenes topic; mark them redriven. A permanent
+    entry (the event itself was refused) is refused unless --force (exit 1 with the reason)."""
     from terrawatch.ingest import kafka_io
     from terrawatch.service import dlq
 
     selected = _dlq_ids(ids or [], all_)
     s, engine = _dlq_ctx()
-    out = dlq.redrive(s, engine, kafka_io.producer(s), selected, cli_actor(), cli_audit("dlq.redrive"))
-    typer.echo(json.dumps(out))
-    if ids and out["missing"]:
-        raise typer.Exit(1)
+    out = dlq.redrive(s, engine, kafka_io.producer(s), selected, cli_actor(), cli_audit("dlq.redrive"), force=force)
+    _summary(out, "redriven", as_json)
 
 
 @dlq_app.command("purge")
 def dlq_purge(
     ids: list[str] = typer.Argument(None, help="Entries (partition/offset)."),
     all_: bool = typer.Option(False, "--all", help="Every pending entry."),
+    as_json: bool = typer.Option(False, "--json", help="The answer of POST /ops/dlq/purge as JSON."),
 ) -> None:
     """Mark pending entries purged: no longer listed by default nor counted in terrawatch_dlq_depth."""
     from terrawatch.service import dlq
@@ -85,6 +112,4 @@ def dlq_purge(
     selected = _dlq_ids(ids or [], all_)
     s, engine = _dlq_ctx()
     out = dlq.purge(s, engine, selected, cli_actor(), cli_audit("dlq.purge"))
-    typer.echo(json.dumps(out))
-    if ids and out["missing"]:
-        raise typer.Exit(1)
+    _summary(out, "purged", as_json)

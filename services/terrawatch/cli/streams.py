@@ -28,15 +28,19 @@ def _utc_bound(value: str, end: bool) -> datetime:
 
 
 @app.command("replay")
-def replay_cmd(scene_id: str = typer.Argument(..., help="A scene id from the scenes table.")) -> None:
-    """Republish a stored scene's STAC Item to the scenes topic (a no-op for runs whose model version is unchanged)."""
-    from terrawatch.service.stream_ops import SceneNotFound, replay
+def replay_cmd(
+    scene_id: str = typer.Argument(..., help="A scene id from the scenes table."),
+    as_json: bool = typer.Option(False, "--json", help="The answer as JSON (as POST /ops/scenes/{id}/replay)."),
+) -> None:
+    """Republish a stored scene's STAC Item to the scenes topic; says whether the run will be new or a
+    duplicate (a no-op for runs whose model version is unchanged). An unknown scene: exit 1 (the API: 404)."""
+    from terrawatch.service.stream_ops import replay
 
-    try:
-        typer.echo(json.dumps(replay(get_settings(), scene_id, audit=cli_audit("scene.replay"))))
-    except SceneNotFound as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
+    out = replay(get_settings(), scene_id, audit=cli_audit("scene.replay"))
+    if as_json:
+        typer.echo(json.dumps(out))
+    else:
+        typer.echo(f"published {out['published']} to {out['topic']}: {out['outcome']} ({out['note']})")
 
 
 @app.command("backfill")

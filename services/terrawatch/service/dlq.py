@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from terrawatch.domain.errors import InvalidInput, NotFound
+from terrawatch.domain.errors import Conflict, InvalidInput, NotFound
 from terrawatch.ingest import dlq as kdlq
 from terrawatch.ingest.dlq import DlqRecord
 from terrawatch.observability.metrics import DLQ_DEPTH
@@ -28,7 +28,8 @@ from terrawatch.store.db import Engine
 log = logging.getLogger(__name__)
 
 STATES = dlq_state.STATES
-MAX_ENTRIES = 10_000  # the most entries one list/re-drive/purge call touches
+MAX_ENTRIES = 10_000  # the most entries one re-drive/purge call touches
+LIST_LIMIT = 1000  # the most entries one list shows (API ?limit= and CLI --limit alike)
 
 
 class BadEntryId(InvalidInput, ValueError):
@@ -37,6 +38,10 @@ class BadEntryId(InvalidInput, ValueError):
 
 class EntryNotFound(NotFound, LookupError):
     pass
+
+
+class PermanentEntry(Conflict, ValueError):
+    """Re-driving a ``permanent`` entry (the event itself is bad) without ``force``: it would only fail again."""
 
 
 @dataclass
@@ -50,6 +55,7 @@ class DlqEntry:
     redrives: int = 0
     purged_at: datetime | None = None
     purged_by: str | None = None
+    history: list[dict] | None = None  # earlier DLQ entries of the same event that were re-driven (get_entry)
 
     @property
     def id(self) -> str:
@@ -64,7 +70,8 @@ class DlqEntry:
                 "redriven_at": self.redriven_at.isoformat() if self.redriven_at else None,
                 "redriven_by": self.redriven_by, "redrives": self.redrives,
                 "purged_at": self.purged_at.isoformat() if self.purged_at else None, "purged_by": self.purged_by,
-                "payload_encoding": r.payload_encoding, "payload": r.payload}
+                "payload_encoding": r.payload_encoding, "payload": r.payload,
+                "predecessor": self.history[-1]["id"] if self.history else None, "history": self.history or []}
 
 
 def parse_id(entry_id: str) -> tuple[int, int]:
@@ -101,17 +108,29 @@ def get_entries(settings: Settings, engine: Engine, ids: list[str]) -> tuple[lis
 
 
 def get_entry(settings: Settings, engine: Engine, entry_id: str) -> DlqEntry:
+    """One entry with its history: the earlier entries of the same event (same original key) that were
+    re-driven before this one failed, oldest first (``predecessor`` = the last of them)."""
     entries, missing = get_entries(settings, engine, [entry_id])
     if missing:
         raise EntryNotFound(f"no DLQ entry {entry_id} in {settings.dlq_topic}")
-    return entries[0]
+    e = entries[0]
+    e.history = []
+    if e.record.redrives >= 1 and e.record.source is not None:
+        rows = dlq_state.earlier_redriven(engine, settings.dlq_topic, e.record.source.key, (e.partition, e.offset),
+                                          e.record.failed_at)
+        e.history = [{"id": f"{r['partition']}/{r['offset']}", "error_code": r["error_code"], "kind": r["kind"],
+                      "redriven_at": r["redriven_at"].isoformat() if r["redriven_at"] else None,
+                      "redriven_by": r["redriven_by"]} for r in rows]
+    return e
 
 
-def list_entries(settings: Settings, engine: Engine, state: str = "pending", limit: int = 100) -> list[DlqEntry]:
+def list_entries(settings: Settings, engine: Engine, state: str = "pending", limit: int = 100,
+                 _internal: bool = False) -> list[DlqEntry]:
     """Entries in ``state`` (``pending``, ``redriven``, ``purged`` or ``all``), oldest first per partition."""
     if state not in (*STATES, "all"):
         raise BadEntryId(f"state must be one of {', '.join((*STATES, 'all'))}")
-    limit = max(1, min(limit, MAX_ENTRIES))
+    if not 1 <= limit <= max(LIST_LIMIT, MAX_ENTRIES if _internal else LIST_LIMIT):
+        raise BadEntryId(f"limit must be between 1 and {LIST_LIMIT}")
     if state in ("redriven", "purged"):
         positions = dlq_state.positions_in_state(engine, settings.dlq_topic, state, kdlq.watermarks(settings), limit)
         wanted: dict[int, set[int]] = {}
@@ -147,8 +166,10 @@ def depth(settings: Settings, engine: Engine) -> int:
 def _select(settings: Settings, engine: Engine, ids: list[str] | None) -> tuple[list[DlqEntry], list[str], list[dict]]:
     """(pending entries to act on, missing ids, skipped [{id, state}]) for ``ids`` or for every pending entry."""
     if ids is None:
-        return list_entries(settings, engine, "pending", MAX_ENTRIES), [], []
+        return list_entries(settings, engine, "pending", MAX_ENTRIES, _internal=True), [], []
     entries, missing = get_entries(settings, engine, ids[:MAX_ENTRIES])
+    if ids and len(missing) == len(ids):  # the API answers 404, the CLI exits 1: nothing named exists
+        raise EntryNotFound(f"no DLQ entries with ids {', '.join(ids[:10])} in {settings.dlq_topic}")
     return ([e for e in entries if e.state == "pending"], missing,
             [{"id": e.id, "state": e.state} for e in entries if e.state != "pending"])
 
@@ -171,15 +192,32 @@ def _mark(settings: Settings, engine: Engine, entries: list, state: str, actor: 
 
 
 def redrive(settings: Settings, engine: Engine, producer, ids: list[str] | None, actor: str,
-            audit: Audit | None = None) -> dict:
+            audit: Audit | None = None, force: bool = False) -> dict:
     """Republish the original payload of the pending entries ``ids`` (None: every pending entry) to the
     scenes topic under their original keys and mark them ``redriven`` (time, ``actor``), in one
     transaction with the caller's audit row: if Kafka refuses, nothing is marked. Entries without
-    an original payload and entries not pending are skipped (listed with their state)."""
+    an original payload and entries not pending are skipped (listed with their state).
+
+    A ``permanent`` entry (the event itself was refused) would only come back: named in ``ids`` it is
+    refused (:class:`PermanentEntry`, nothing re-driven) unless ``force``; with ``ids=None`` it is skipped
+    (state ``permanent``) unless ``force``."""
     todo, missing, skipped = _select(settings, engine, ids)
+    permanent = [e for e in todo if e.record.kind == "permanent"]
+    if permanent and not force:
+        if ids is not None:
+            e = permanent[0]
+            more = f" (and {len(permanent) - 1} more)" if len(permanent) > 1 else ""
+            raise PermanentEntry(
+                f"DLQ entry {e.id}{more} is permanent ({e.record.error_code}: {' '.join(e.record.reason.split())[:200]}): "
+                "the event itself was refused and re-driving it unchanged fails again; fix it at the producer and "
+                "publish anew (then purge the entry), or repair the cause and re-drive with force "
+                "(API {\"force\": true}, CLI --force)")
+        skipped += [{"id": e.id, "state": "permanent"} for e in permanent]
+        todo = [e for e in todo if e.record.kind != "permanent"]
     keep = [e for e in todo if e.record.payload is not None]
     skipped += [{"id": e.id, "state": "no_payload"} for e in todo if e.record.payload is None]
-    now = _mark(settings, engine, keep, "redriven", actor, ids, missing, skipped, audit,
+    now = _mark(settings, engine, keep, "redriven", actor, ids, missing, skipped, audit if not force else
+                (lambda conn, target, details: audit(conn, target, {**details, "force": True})) if audit else None,
                 then=(lambda: kdlq.republish(producer, settings, [e.record for e in keep])) if keep else None)
     _refresh_depth(settings, engine)
     return {"redriven": [e.id for e in keep], "missing": missing, "skipped": skipped,

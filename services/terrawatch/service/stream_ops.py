@@ -49,21 +49,50 @@ def stored_item(settings: Settings, scene_id: str, engine=None) -> tuple[dict, l
     return item, runs
 
 
+def replay_outcome(settings: Settings, runs: list[dict], served: list[dict] | None = None) -> tuple[str, str]:
+    """What the worker will do with a replayed scene: ``("duplicate", why)`` when every stored run's model
+    (``model:version``) is still the version Triton serves (the idempotency key is unchanged), ``("new", why)``
+    when the scene has no run yet or a model version changed, ``("unknown", why)`` when Triton does not answer."""
+    if not runs:
+        return "new", "the scene has no stored run yet: it is processed"
+    if served is None:
+        from terrawatch.service.ops import triton_models
+
+        try:
+            served = triton_models(settings)
+        except Exception as exc:  # noqa: BLE001 - Triton down: the answer says so instead of guessing
+            return "unknown", f"Triton does not answer ({' '.join(str(exc).split())[:200]}); the worker decides"
+    ready: dict[str, int] = {}
+    for m in served:
+        if m.get("state") == "READY" and str(m.get("version") or "").isdigit():
+            ready[m["name"]] = max(ready.get(m["name"], -1), int(m["version"]))
+    changed = []
+    for r in runs:
+        model, _, version = str(r["model_version"]).rpartition(":")
+        if model and str(ready.get(model)) != version:
+            changed.append(f"{r['hazard']} ({r['model_version']} -> {model}:{ready.get(model, 'not served')})")
+    if changed:
+        return "new", "a model version changed since the stored run: " + ", ".join(changed)
+    return "duplicate", ("every stored run has the currently served model version: the worker skips the scene "
+                         "(idempotency key scene id, hazard, model version); nothing new is stored")
+
+
 def replay(settings: Settings, scene_id: str, producer=None, engine=None, audit: Audit | None = None) -> dict:
-    """Republish a stored scene's Item to the scenes topic; report the runs it already has. With ``audit``,
-    its row (``scene.replay``) is written in a transaction that commits only once the broker has the event."""
+    """Republish a stored scene's Item to the scenes topic; report the runs it already has and whether the
+    run will be ``new`` or a ``duplicate`` (:func:`replay_outcome`). With ``audit``, its row
+    (``scene.replay``) is written in a transaction that commits only once the broker has the event."""
     engine = engine or engine_for(settings.db_url)
     item, runs = stored_item(settings, scene_id, engine)
+    outcome, why = replay_outcome(settings, runs)
     p = producer or kafka_io.producer(settings)
     if audit is None:
         kafka_io.publish_items(p, settings, [item])
     else:
         with engine.begin() as conn:
-            audit(conn, scene_id, {"topic": settings.scenes_topic})
+            audit(conn, scene_id, {"topic": settings.scenes_topic, "outcome": outcome})
             kafka_io.publish_items(p, settings, [item])
-    return {"published": scene_id, "topic": settings.scenes_topic,
-            "existing_runs": [f"{r['hazard']}@{r['model_version']}" for r in runs],
-            "note": "runs with the currently served model versions are skipped by the worker (idempotency key)"}
+    return {"published": scene_id, "topic": settings.scenes_topic, "outcome": outcome, "note": why,
+            "existing_runs": [f"{r['hazard']}@{r['model_version']}" for r in runs]}
 
 
 @dataclass
@@ -131,7 +160,9 @@ def allowed_folder(folder: str, roots: list[Path]) -> Path:
         raise InvalidInput("folder must be an absolute path")
     path = path.resolve()
     if not any(path == r or path.is_relative_to(r) for r in roots):
-        raise InvalidInput(f"folder {folder!r} is outside the allowed backfill roots (TERRAWATCH_API_BACKFILL_ROOTS)")
+        raise InvalidInput(f"folder {folder!r} is outside the allowed backfill roots "
+                           f"{', '.join(map(str, roots)) or '(none)'} (setting TERRAWATCH_API_BACKFILL_ROOTS; "
+                           "default: the state dir and the shared data)")
     if not path.is_dir():
         raise NotFound(f"folder {folder!r} does not exist")
     return path

@@ -70,3 +70,18 @@ def mark(conn: Connection, topic: str, partition: int, offset: int, state: str, 
     if state == "redriven":
         update["redrives"] = d.c.redrives + 1
     conn.execute(stmt.on_conflict_do_update(index_elements=["topic", "partition", "offset"], set_=update))
+
+
+def earlier_redriven(engine: Engine, topic: str, source_key: str, position: tuple[int, int],
+                     before: datetime | None, limit: int = 50) -> list[dict]:
+    """Re-driven entries of ``topic`` with the same original key (the same event) other than ``position``,
+    re-driven no later than ``before`` (the entry's failure time), oldest first: the event's history
+    before it came back to the DLQ."""
+    q = select(d.c.partition, d.c.offset, d.c.error_code, d.c.kind, d.c.redriven_at, d.c.redriven_by,
+               d.c.redrives).where(d.c.topic == topic, d.c.source_key == source_key, d.c.state == "redriven",
+                                   tuple_(d.c.partition, d.c.offset) != position)
+    if before is not None:
+        q = q.where(d.c.redriven_at <= before)
+    with engine.connect() as conn:
+        rows = conn.execute(q.order_by(d.c.redriven_at.desc()).limit(limit)).mappings()
+        return [dict(r) for r in reversed(list(rows))]

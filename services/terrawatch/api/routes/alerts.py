@@ -38,6 +38,12 @@ class ReasonIn(BaseModel):
     expected_version: int | None = Field(default=None, ge=1)
 
 
+class OptionalReasonIn(BaseModel):
+    """Acknowledging needs no reason: a missing body or reason is recorded as ``acknowledged``."""
+    reason: str = Field(default="acknowledged", min_length=1, max_length=2000, pattern=r"^[^\x00]*$")
+    expected_version: int | None = Field(default=None, ge=1)
+
+
 class AlertEvent(BaseModel):
     id: int
     at: datetime
@@ -84,7 +90,12 @@ def alerts_router(deps) -> APIRouter:
     def _shortcut(to: str):
         def shortcut(alert_id: uuid.UUID, body: ReasonIn, request: Request, who=Depends(deps.operator)) -> dict:
             return _transition(alert_id, to, body.reason, body.expected_version, who, request)
-        return shortcut
+
+        def optional(alert_id: uuid.UUID, request: Request, body: OptionalReasonIn | None = None,
+                     who=Depends(deps.operator)) -> dict:
+            body = body or OptionalReasonIn()
+            return _transition(alert_id, to, body.reason, body.expected_version, who, request)
+        return optional if to == AlertStatus.ACKNOWLEDGED.value else shortcut
 
     for path, status in (("acknowledge", AlertStatus.ACKNOWLEDGED), ("resolve", AlertStatus.RESOLVED),
                          ("false-positive", AlertStatus.FALSE_POSITIVE), ("confirm", AlertStatus.CONFIRMED)):

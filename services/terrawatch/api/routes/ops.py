@@ -8,11 +8,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from terrawatch.api.deps import ApiDeps
-from terrawatch.api.errors import NotFound
 from terrawatch.api.security import Principal
+from terrawatch.domain.errors import BadRequest
 from terrawatch.service import dlq as dlq_svc
 from terrawatch.service import ops, stream_ops
 from terrawatch.store import audit as audit_log
@@ -77,6 +77,15 @@ class Published(BaseModel):
     topic: str
 
 
+class Replayed(Published):
+    outcome: Literal["new", "duplicate", "unknown"] = Field(
+        description="new: the worker will store a new run (no run yet, or a model version changed); duplicate: "
+                    "every stored run has the served model version, the worker skips it; unknown: Triton did not "
+                    "answer.")
+    note: str = Field(description="Why, in words.")
+    existing_runs: list[str] = Field(description="hazard@model:version of the runs already stored.")
+
+
 class DlqSourceOut(BaseModel):
     topic: str
     partition: int
@@ -103,9 +112,16 @@ class DlqEntry(BaseModel):
     purged_by: str | None
     payload_encoding: Literal["utf-8", "base64"]
     payload: str | None
+    predecessor: str | None = Field(
+        default=None, description="The earlier DLQ entry of the same event that was re-driven and came back here "
+                                  "(GET /ops/dlq/{partition}/{offset} only).")
+    history: list[dict[str, Any]] = Field(
+        default_factory=list, description="Earlier re-driven entries of the same event, oldest first (id, "
+                                          "error_code, kind, redriven_at, redriven_by; single-entry view only).")
 
 
 class DlqSelect(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     ids: list[Annotated[str, Field(pattern=DLQ_ID)]] | None = Field(
         default=None, max_length=1000, description="Entries (partition/offset); omit with all=true (every pending one).")
     all: bool = False
@@ -117,12 +133,15 @@ class DlqSelect(BaseModel):
         return self
 
 
-RedriveIn = DlqSelect
+class RedriveIn(DlqSelect):
+    force: bool = Field(default=False, description="Also re-drive permanent entries (refused with 409 otherwise; "
+                                                   "with all=true they are skipped as 'permanent').")
 
 
 class SkippedEntry(BaseModel):
     id: str
-    state: str = Field(description="Why it was skipped: its state (redriven, purged) or no_payload.")
+    state: str = Field(description="Why it was skipped: its state (redriven, purged), no_payload, or permanent "
+                                   "(re-drive all without force).")
 
 
 class Redriven(BaseModel):
@@ -192,6 +211,14 @@ class AuditEntry(BaseModel):
     client: str | None
 
 
+def only_params(request: Request, *allowed: str) -> None:
+    """Refuse (400) query parameters the route does not read, naming the ones it does: never ignore one."""
+    unknown = sorted({k for k in request.query_params.keys()} - set(allowed))
+    if unknown:
+        raise BadRequest(f"unknown query parameter(s) {', '.join(repr(k[:64]) for k in unknown[:10])}; "
+                         f"this endpoint takes {', '.join(allowed) or 'none'}")
+
+
 def ops_router(deps: ApiDeps) -> APIRouter:
     router = APIRouter(prefix="/ops", tags=["ops"])
     s = deps.settings
@@ -212,11 +239,12 @@ def ops_router(deps: ApiDeps) -> APIRouter:
     def status(_: Principal = Depends(deps.viewer)) -> dict:
         return ops.pipeline_status(s, deps.read_engine)
 
-    @router.post("/scenes/{scene_id}/replay", response_model=Published, status_code=202,
-                 summary="Republish the scene's stored STAC Item to the scenes topic.")
+    @router.post("/scenes/{scene_id}/replay", response_model=Replayed, status_code=202,
+                 summary="Republish the scene's stored STAC Item to the scenes topic; says whether the run will be "
+                         "new or a duplicate.")
     def replay(scene_id: SceneId, request: Request, who: Principal = Depends(deps.operator)) -> dict:
         out = stream_ops.replay(s, scene_id, deps.producer(), deps.engine, _audit(who, request, "scene.replay"))
-        return {"published": [out["published"]], "topic": out["topic"]}
+        return {**out, "published": [out["published"]]}
 
     def _audit(who: Principal, request: Request, action: str):
         return deps.auditor(who, request, action)
@@ -225,9 +253,10 @@ def ops_router(deps: ApiDeps) -> APIRouter:
         return None if body.all else body.ids
 
     @router.get("/dlq", response_model=list[DlqEntry], summary="Dead-lettered events (pending by default).")
-    def dlq(limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    def dlq(request: Request, limit: Annotated[int, Query(ge=1, le=dlq_svc.LIST_LIMIT)] = 100,
             state: Annotated[Literal["pending", "redriven", "purged", "all"], Query()] = "pending",
             _: Principal = Depends(deps.operator)) -> list[dict]:
+        only_params(request, "limit", "state")
         return [e.as_dict() for e in dlq_svc.list_entries(s, deps.engine, state, limit)]
 
     @router.get("/dlq/{partition}/{offset}", response_model=DlqEntry, summary="One DLQ entry with its state.")
@@ -237,21 +266,15 @@ def ops_router(deps: ApiDeps) -> APIRouter:
 
     @router.post("/dlq/redrive", response_model=Redriven, status_code=202,
                  summary="Republish the original payload of pending DLQ entries (all, or by partition/offset id) "
-                         "and mark them redriven.")
-    def redrive(body: DlqSelect, request: Request, who: Principal = Depends(deps.operator)) -> dict:
-        out = dlq_svc.redrive(s, deps.engine, deps.producer(), _ids(body), who.actor,
-                              _audit(who, request, "dlq.redrive"))
-        if body.ids is not None and len(out["missing"]) == len(body.ids):
-            raise NotFound(f"no DLQ entries with ids {', '.join(body.ids[:10])}")
-        return out
+                         "and mark them redriven; permanent entries only with force (409 otherwise).")
+    def redrive(body: RedriveIn, request: Request, who: Principal = Depends(deps.operator)) -> dict:
+        return dlq_svc.redrive(s, deps.engine, deps.producer(), _ids(body), who.actor,
+                               _audit(who, request, "dlq.redrive"), force=body.force)
 
     @router.post("/dlq/purge", response_model=Purged,
                  summary="Mark pending DLQ entries purged (no longer listed by default nor counted in the depth).")
     def purge(body: DlqSelect, request: Request, who: Principal = Depends(deps.operator)) -> dict:
-        out = dlq_svc.purge(s, deps.engine, _ids(body), who.actor, _audit(who, request, "dlq.purge"))
-        if body.ids is not None and len(out["missing"]) == len(body.ids):
-            raise NotFound(f"no DLQ entries with ids {', '.join(body.ids[:10])}")
-        return out
+        return dlq_svc.purge(s, deps.engine, _ids(body), who.actor, _audit(who, request, "dlq.purge"))
 
     @router.get("/consumption", response_model=ConsumptionState, summary="Whether the worker consumes scenes.")
     def consumption(_: Principal = Depends(deps.viewer)) -> dict:
@@ -263,12 +286,12 @@ def ops_router(deps: ApiDeps) -> APIRouter:
 
     @router.post("/consumption/pause", response_model=ConsumptionState,
                  summary="Pause the worker's consumption (it checks the flag every few seconds).")
-    def pause(body: PauseIn, request: Request, who: Principal = Depends(deps.operator)) -> dict:
-        return _set_paused(True, body.reason, who, request)
+    def pause(request: Request, body: PauseIn | None = None, who: Principal = Depends(deps.operator)) -> dict:
+        return _set_paused(True, (body or PauseIn()).reason, who, request)
 
     @router.post("/consumption/resume", response_model=ConsumptionState, summary="Resume consumption.")
-    def resume(body: PauseIn, request: Request, who: Principal = Depends(deps.operator)) -> dict:
-        return _set_paused(False, body.reason, who, request)
+    def resume(request: Request, body: PauseIn | None = None, who: Principal = Depends(deps.operator)) -> dict:
+        return _set_paused(False, (body or PauseIn()).reason, who, request)
 
     @router.post("/backfill", response_model=BackfillOut, status_code=202,
                  summary="Publish one scene event per GeoTIFF or STAC Item file in a folder on the API host "
@@ -285,10 +308,21 @@ def ops_router(deps: ApiDeps) -> APIRouter:
     async def models(_: Principal = Depends(deps.viewer)) -> list[dict]:
         return await run_in_threadpool(ops.triton_models, s)
 
-    @router.get("/audit", response_model=list[AuditEntry], summary="The audit log, newest first.")
-    def audit(action: Annotated[str | None, Query(max_length=64)] = None,
+    @router.get("/audit", response_model=list[AuditEntry],
+                summary="The audit log, newest first; filters: action (one of the recorded actions), since, until "
+                        "(ISO 8601 with offset; since inclusive, until exclusive), limit. Other parameters: 400.")
+    def audit(request: Request,
+              action: Annotated[str | None, Query(max_length=64, description="One of: "
+                                                  + ", ".join(audit_log.ACTIONS))] = None,
+              since: Annotated[AwareDatetime | None, Query(description="Rows at or after this time.")] = None,
+              until: Annotated[AwareDatetime | None, Query(description="Rows before this time.")] = None,
               limit: Annotated[int, Query(ge=1, le=1000)] = 100,
               _: Principal = Depends(deps.operator)) -> list[dict]:
-        return audit_log.recent(deps.engine, action, limit)
+        only_params(request, "action", "since", "until", "limit")
+        if action is not None and action not in audit_log.ACTIONS:
+            raise BadRequest(f"unknown action {action[:64]!r}; valid actions: {', '.join(audit_log.ACTIONS)}")
+        if since is not None and until is not None and since >= until:
+            raise BadRequest("since must be before until")
+        return audit_log.recent(deps.engine, action, limit, since=since, until=until)
 
     return router
