@@ -25,6 +25,7 @@ from terrawatch.api import errors
 from terrawatch.api import roles
 from terrawatch.api.deps import ApiDeps
 from terrawatch.api.guard import AccessGuard
+from terrawatch.api.html import SecurityHeaders, docs_router
 from terrawatch.api.routes import ogc
 from terrawatch.api.routes.alerts import alerts_router
 from terrawatch.api.routes.keys import keys_router
@@ -80,7 +81,8 @@ def create_app(settings: Settings) -> FastAPI:
         deps.close()
 
     app = FastAPI(title="terrawatch API", version=terrawatch.__version__ if hasattr(terrawatch, "__version__")
-                  else "0.1.0", description=DESCRIPTION, lifespan=lifespan)
+                  else "0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # FastAPI's pages load from a CDN: api/html.py serves /docs
     app.state.deps = deps
     app.state.pool = None
     errors.install(app)
@@ -95,6 +97,8 @@ def create_app(settings: Settings) -> FastAPI:
     proxies = [p.strip() for p in settings.api_trusted_proxies.split(",") if p.strip()]
     if proxies:  # X-Forwarded-For/-Proto believed only from these peers (outermost middleware)
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
+    # Content-Security-Policy on every HTML response, nosniff on all (api/html.py; error pages too).
+    app.add_middleware(SecurityHeaders, map_style_url=settings.map_style_url)
 
     app.include_router(ops_router(deps))
     app.include_router(keys_router(deps))
@@ -107,6 +111,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.mount("/map/static", map_static(), name="map-static")
     app.include_router(subscriptions_router(deps))
     app.include_router(alerts_router(deps))
+    app.include_router(docs_router(app.openapi_url))
 
     @app.get("/", tags=["landing"], summary="Links to the API's parts.")
     def landing(request: Request) -> dict:

@@ -20,12 +20,15 @@ import datetime as dt
 import logging
 import math
 import re
-from typing import Annotated
+from pathlib import Path as FilePath
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import jinja2
 from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import QueryParams
+from starlette.templating import Jinja2Templates
 from tipg.dependencies import OutputType
 from tipg.resources.enums import MediaType
 from tipg.collections import Catalog, Collection, pg_get_collection_index
@@ -319,6 +322,14 @@ def collection_by_id(
     raise NotFound(f"collection {collectionId[:64]!r} not found; collections: {', '.join(catalog['collections'])}")
 
 
+# tipg's own templates render values unescaped (a reference-layer feature named <script>... ran in the
+# visitor's browser, issue 25) and load jQuery/Bootstrap/Leaflet from CDNs. Ours replace every one of them
+# (no fallback to tipg's: a page without a template here fails instead of rendering unescaped), with
+# autoescape on for every template, server-rendered tables, no script, and one local stylesheet.
+TEMPLATE_DIR = FilePath(__file__).resolve().parents[1] / "templates"
+TEMPLATES = Jinja2Templates(env=jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True))
+
+
 FEATURES_CONFORMS = [
     "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/landingPage",
@@ -344,6 +355,13 @@ class Features(OGCFeaturesFactory):
     @property
     def conforms_to(self) -> list[str]:
         return [*FEATURES_CONFORMS, *cql.CONFORMANCE]
+
+    def _create_html_response(self, request: Request, data: Any, template_name: str, title: str | None = None,
+                              **kwargs: Any):
+        # The stylesheet comes with the /map bundle (`make web`), from this server.
+        static_root = str(request.base_url).rstrip("/") + "/map/static"
+        return super()._create_html_response(request, data, template_name, title=title, static_root=static_root,
+                                             **kwargs)
 
     def _conformance_route(self):
         @self.router.get("/conformance", tags=["OGC Common"], summary="Conformance classes implemented.")
@@ -374,7 +392,7 @@ class Features(OGCFeaturesFactory):
 
 
 def ogc_router(deps: ApiDeps) -> APIRouter:
-    features = Features(router_prefix=PREFIX, title=TITLE, collection_dependency=collection_by_id)
+    features = Features(router_prefix=PREFIX, title=TITLE, collection_dependency=collection_by_id, templates=TEMPLATES)
     router = APIRouter(prefix=PREFIX, dependencies=[Depends(deps.layers), Depends(catalog_dependency(deps.settings)),
                                                     Depends(ogc_query_guard)])
     router.include_router(features.router)

@@ -17,6 +17,14 @@ await build({
 // MapLibre 6 runs its tile worker from a separate module file; .js so any server sends a JS MIME type.
 copyFileSync("node_modules/maplibre-gl/dist/maplibre-gl-worker.mjs", "dist/maplibre-gl-worker.js");
 copyFileSync("src/index.html", "dist/index.html");
+// /docs (Swagger UI) and the OGC API HTML pages: served from here too, no CDN (issue 25). The Swagger UI
+// page's own start-up script is a file (src/docs.js) so the Content-Security-Policy needs no inline script.
+mkdirSync("dist/swagger", { recursive: true });
+for (const f of ["swagger-ui-bundle.js", "swagger-ui.css", "LICENSE", "NOTICE"]) {
+  copyFileSync(`node_modules/swagger-ui-dist/${f}`, `dist/swagger/${f}`);
+}
+copyFileSync("src/docs.js", "dist/swagger/docs.js");
+copyFileSync("src/ogc.css", "dist/ogc.css");
 // Offline basemap from the world-atlas package (Natural Earth 1:50m, public domain; world-atlas ISC):
 // land polygons (coastlines = their outline; the sea is the map background) and country borders.
 mkdirSync("dist/basemap", { recursive: true });
@@ -58,4 +66,5 @@ const unwrap = (geom) => {
 writeFileSync("dist/basemap/land.geojson", JSON.stringify(unwrap(feature(land, land.objects.land)), round));
 writeFileSync("dist/basemap/borders.geojson",
   JSON.stringify(unwrap(mesh(countries, countries.objects.countries, (a, b) => a !== b)), round));
-console.log("built dist/: index.html, map.js, map.css, maplibre-gl-worker.js, basemap/{land,borders}.geojson");
+console.log("built dist/: index.html, map.js, map.css, maplibre-gl-worker.js, basemap/{land,borders}.geojson, "
+  + "swagger/ (for /docs), ogc.css (OGC API HTML)");
