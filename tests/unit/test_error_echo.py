@@ -153,3 +153,16 @@ def test_integer_ids_and_values_outside_the_column_range_are_400():
         assert len(err.value.reason) < 200
     ogc._check_ids(["anything"], SimpleNamespace(id="alerts", id_column=SimpleNamespace(type="text")))
     assert not ogc._integer_in_range("40000", "smallint") and ogc._integer_in_range("1e400", "text")
+
+
+@pytest.mark.parametrize("href", ["http://<img src=x onerror=alert(1)>/a.tif", "http://" + "a" * 3000 + ".invalid/x.tif",
+                                  "http://h:99<script>/x.tif"])
+def test_asset_policy_reasons_carry_no_markup_and_no_long_host(href):
+    from terrawatch.domain.errors import UnreadableAsset
+    from terrawatch.imagery.asset_policy import AssetPolicy
+    from terrawatch.settings import Settings
+
+    with pytest.raises(UnreadableAsset) as err:
+        AssetPolicy.from_settings(Settings()).check(href)
+    reason = str(err.value)
+    assert "<" not in reason and ">" not in reason and len(reason) < 300, reason

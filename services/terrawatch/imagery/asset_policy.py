@@ -35,6 +35,13 @@ STATE_SCENE_DIRS = ("samples", "scenes")
 OUTSIDE_ROOTS = "asset path is outside the allowed file roots (TERRAWATCH_ASSET_FILE_ROOTS)"
 
 
+def _shown(exc: Exception, limit: int = 160) -> str:
+    """An error naming the caller's host as it may be stored and shown (``scenes.status_reason``, the DLQ):
+    markup and control characters replaced, cut to ``limit`` characters (issue 25)."""
+    text = "".join(ch if ch.isalnum() or ch in " .:-_'/[]%,;()" else "?" for ch in str(exc))
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def default_roots(settings: Settings) -> list[Path]:
     shared = os.environ.get("TERRAWATCH_SHARED_DATA") or str(REPO_ROOT.parent / "shared" / "data")
     return [settings.state_dir, Path(shared)]
@@ -81,9 +88,9 @@ class AssetPolicy:
                 port = u.port or (443 if scheme == "https" else 80)
                 vet_host(u.hostname, port, self.allow, "asset host")
             except UnsafeTarget as exc:
-                raise error(f"{exc}; allow it with TERRAWATCH_ASSET_ALLOW_HOSTS") from None
+                raise error(f"{_shown(exc)}; allow it with TERRAWATCH_ASSET_ALLOW_HOSTS") from None
             except ValueError as exc:
-                raise error(f"bad asset URL: {exc}") from None
+                raise error(f"bad asset URL: {_shown(exc)}") from None
 
     def _stack_state(self, path: str) -> bool:
         """``path`` is inside the state dir but not in one of its scene folders."""
