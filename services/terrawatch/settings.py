@@ -214,8 +214,12 @@ class Settings(BaseSettings):
     api_auth_failures_per_minute: int = Field(
         default=20, description="Failed authentications per client address per minute before HTTP 429.")
     api_trusted_proxies: str = Field(
-        default="", description="Comma-separated proxy addresses/CIDRs whose X-Forwarded-For/-Proto is believed "
+        default="", description="Comma-separated proxy addresses/CIDRs whose X-Forwarded-For/-Proto/-Host is believed "
         "('' = none: the TCP peer is the client).")
+    api_public_url: str = Field(
+        default="", description="The API's public base URL (http(s)://host[:port][/prefix]) for absolute links "
+        "(TileJSON, STAC, OGC); '' = X-Forwarded-Host from a trusted proxy, else the listening address. The "
+        "client's Host header is never used.")
     api_max_body_bytes: int = Field(default=1 << 20, description="Largest request body (bytes) before HTTP 413.")
     api_max_upload_bytes: int = Field(
         default=64 << 20, description="Largest body (bytes) of the routes that take uploads (reference layers).")

@@ -77,8 +77,11 @@ def valid_item(folder: Path, origin: tuple[float, float], name: str = "valid") -
                              sensing_time=datetime.now(timezone.utc) - timedelta(minutes=5))
 
 
-def build(folder: Path, http_base: str, origin: tuple[float, float]) -> tuple[list[Case], dict]:
+def build(folder: Path, http_base: str, origin: tuple[float, float],
+          state: Path | None = None) -> tuple[list[Case], dict]:
     """Write the corpus rasters under ``folder``; return the hostile cases and the valid template item.
+
+    ``state``: the stack's state dir; its internals (PostgreSQL data, logs) are never assets (issue 25).
 
     ``http_base``: URL of a local HTTP server (e.g. http://127.0.0.1:PORT) that answers 404 for
     ``/missing.tif``. ``origin``: UTM 30N top-left (m) of the scenes.
@@ -124,6 +127,11 @@ def build(folder: Path, http_base: str, origin: tuple[float, float]) -> tuple[li
              "unreadable_asset", ("outside the allowed file roots",)),
         Case("asset-metadata-service", _json(_with(base, href="http://169.254.169.254/latest/meta-data/a.tif")),
              "unreadable_asset", ("non-public address", "169.254.169.254")),
+        # The metadata service behind NAT64 (IPv4 carried in IPv6), issue 25 finding 6.
+        Case("asset-metadata-service-nat64", _json(_with(base, href="http://[64:ff9b::a9fe:a9fe]/latest/a.tif")),
+             "unreadable_asset", ("non-public address", "embedded 169.254.169.254")),
+        Case("asset-private-6to4", _json(_with(base, href="http://[2002:a00:1::1]/a.tif")),
+             "unreadable_asset", ("non-public address", "embedded 10.0.0.1")),
         Case("zero-area-footprint", _json(_with(base, geometry={
             "type": "Polygon", "coordinates": [[[-3.0, 42.0], [-2.9, 42.1], [-2.8, 42.2], [-3.0, 42.0]]]})),
              "invalid_event", ("zero area",)),
@@ -135,6 +143,10 @@ def build(folder: Path, http_base: str, origin: tuple[float, float]) -> tuple[li
             datetime.now(timezone.utc) + timedelta(days=400)).isoformat().replace("+00:00", "Z"))),
              "invalid_event", ("in the future",)),
     ]
+    if state is not None:  # the stack's own state: never an asset, although the test roots contain it
+        for name, rel in (("asset-state-pg-data", "pg/data/PG_VERSION"), ("asset-state-log", "logs/worker.log")):
+            cases.append(Case(name, _json(_with(base, href=(state / rel).as_uri())), "unreadable_asset",
+                              ("outside the allowed file roots",)))
 
     # Rasters that open but are wrong.
     src = folder / "cog-src.tif"

@@ -38,7 +38,7 @@ def http_base(tmp_path):
 
 def test_hostile_corpus_is_dead_lettered_with_specific_reasons(stack, tmp_path, http_base):
     s = isolated(stack.settings, "hostile")
-    cases, _ = build(tmp_path / "corpus", http_base, next_origin())
+    cases, _ = build(tmp_path / "corpus", http_base, next_origin(), state=stack.settings.state_dir)
     valid = valid_item(tmp_path, next_origin(), "first")
     last = valid_item(tmp_path, next_origin(), "last")
     log = tmp_path / "worker.log"

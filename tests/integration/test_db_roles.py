@@ -71,3 +71,21 @@ def test_grants_are_idempotent_and_api_connections_have_a_statement_timeout(stac
     assert apply_grants(s) == apply_grants(s)
     with engine_for(s.api_read_db_url, s.api_statement_timeout_ms).connect() as c:
         assert c.execute(text("show statement_timeout")).scalar_one() == f"{s.api_statement_timeout_ms // 1000}s"
+
+
+def test_the_stac_api_runs_as_the_read_role(stack):
+    """Issue 25 finding 7: the STAC routes read through api_read (not api_write, which reads webhook secrets)."""
+    import inspect
+
+    from terrawatch.api.routes import stac
+    from terrawatch.store.product_scenes import scenes
+    from terrawatch.store.scenes import extent
+
+    s = stack.settings
+    source = inspect.getsource(stac)
+    assert "deps.read_engine" in source and "deps.engine" not in source
+    read = _as(s.api_read_db_url)
+    extent(read)
+    with read.connect() as c:
+        scenes(c, bbox=(-10.0, 35.0, 5.0, 45.0), ids=["x"], limit=5)
+        assert "permission denied" in _denied(s.api_read_db_url, "select secret from subscribers")

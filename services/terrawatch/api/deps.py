@@ -49,6 +49,8 @@ class ApiDeps:
         self.viewer = require(Role.VIEWER, engine, limiter)
         # The map layers (OGC API, tiles): anonymous when TERRAWATCH_API_PUBLIC_READ is on.
         self.layers = require(Role.VIEWER, engine, limiter, public=settings.api_public_read)
+        # Anyone; a presented key is still verified (401 if wrong) and unlocks details (/ops/readyz).
+        self.optional_viewer = require(Role.VIEWER, engine, limiter, public=True)
         self.operator = require(Role.OPERATOR, engine, limiter)
         self.admin = require(Role.ADMIN, engine, limiter)
 

@@ -6,9 +6,10 @@
   default; ``..._MAX_UPLOAD_BYTES`` for :data:`~terrawatch.api.roles.UPLOAD_ROUTES`).
 * Authentication happens here for every route that needs a key: an anonymous 50 MB POST to an
   operator route is a 401 without reading a byte of it.
-* Failed authentications are throttled per client address (the TCP peer, or the address a trusted
-  proxy forwarded: ``TERRAWATCH_API_TRUSTED_PROXIES``); a *valid* key is never throttled, so a
-  stranger sending bad keys from a shared address cannot lock real users out.
+* Failed authentications are throttled per stored key id (a wrong secret) and otherwise per client
+  address (the TCP peer, or the address a trusted proxy forwarded: ``TERRAWATCH_API_TRUSTED_PROXIES``);
+  a *valid* key is never throttled, so a stranger sending bad keys from a shared address locks out
+  neither real users nor their typos (``api/security.py``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,14 @@ async def _send_error(send: Send, exc: TerrawatchError) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _route_path(scope: Scope) -> str:
+    """The path the router matches: without ``root_path`` when the proxy kept the public URL's prefix."""
+    path, root = scope["path"], scope.get("root_path", "")
+    if root and (path == root or path.startswith(root + "/")):
+        return path[len(root):] or "/"
+    return path
+
+
 class AccessGuard:
     def __init__(self, app: ASGIApp, deps) -> None:
         self.app = app
@@ -58,7 +67,7 @@ class AccessGuard:
             await self.app(scope, receive, send)
             return
         s = self.deps.settings
-        method, path = scope["method"], scope["path"]
+        method, path = scope["method"], _route_path(scope)
         found = roles.lookup(method, path)
         upload = found is not None and (method, found[0]) in roles.UPLOAD_ROUTES
         limit = s.api_max_body_bytes if not upload else max(s.api_max_upload_bytes, s.api_max_body_bytes)

@@ -8,6 +8,11 @@ anonymously and with each role against this table, and fails on a route the tabl
 
 Roles: ``none`` (anyone), ``layers`` (viewer, or anyone when ``TERRAWATCH_API_PUBLIC_READ`` is on:
 the map layers only), ``viewer`` < ``operator`` < ``admin``.
+
+The map layers are exactly what the map page loads: ``/ogc`` and ``/tiles`` (vector), ``/raster``
+(the products' raster tiles) and ``/stac`` with ``/stac/assets`` (the page finds the rasters by a STAC
+search; the COGs are the same pixels as the tiles). :data:`PUBLIC_READ_PREFIXES` names them;
+``tests/unit/test_public_read_scope.py`` checks this table, docs/security.md and docs/api.md against it.
 """
 
 from __future__ import annotations
@@ -87,6 +92,9 @@ ROUTE_ROLES: dict[tuple[str, str], str] = {
     ("POST", "/subscriptions/{subscription_id}/rotate-secret"): ADMIN,
     ("DELETE", "/subscriptions/{subscription_id}"): ADMIN,
 }
+
+# What TERRAWATCH_API_PUBLIC_READ opens: every LAYERS route lies under one of these, and nothing else does.
+PUBLIC_READ_PREFIXES = ("/ogc", "/tiles", "/raster", "/stac")
 
 # Non-GET operations that change nothing (a query in a body, as STAC API search); all others need operator+.
 READ_ONLY = {("POST", "/stac/search")}

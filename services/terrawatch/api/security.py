@@ -6,11 +6,17 @@ stored. The secret carries 256 random bits, so a fast hash is enough (slow
 password hashes exist for low-entropy secrets); comparison is constant-time.
 
 Roles are ordered: ``viewer`` (read layers) < ``operator`` (ops actions) <
-``admin`` (subscriptions, keys). Failed authentications are rate limited per
-client address with a moving window (``limits``); past the limit further
-*failing* attempts from that address get HTTP 429 until the window moves on,
-while valid keys keep working. The address is the TCP peer unless a trusted
-proxy (``TERRAWATCH_API_TRUSTED_PROXIES``) forwarded the request.
+``admin`` (subscriptions, keys). Failed authentications are rate limited with a
+moving window (``limits``), counted where they belong (issue 25 finding 8):
+
+* a key whose id names a stored key (wrong secret, revoked) counts against **that key id**,
+  from every address: its owner's typo gives 401, not 429, however many bad keys strangers
+  send from the same address, and guessing one key's secret is throttled wherever it comes from;
+* any other failure (an unknown id, a malformed key) counts against the **client address**
+  (the TCP peer unless a trusted proxy, ``TERRAWATCH_API_TRUSTED_PROXIES``, forwarded it).
+
+Past the limit, further *failing* attempts in that bucket get HTTP 429 until the window moves
+on; a valid key is never throttled (only failures are checked).
 """
 
 from __future__ import annotations
@@ -98,17 +104,29 @@ def list_keys(engine: Engine) -> list[dict]:
     return key_store.list_keys(engine)
 
 
-def verify_key(engine: Engine, presented: str) -> Principal | None:
-    """The principal for a presented key, or None if it is unknown, revoked or wrong."""
+def identify(engine: Engine, presented: str) -> tuple[Principal | None, str | None]:
+    """``(principal, None)`` for a valid key; ``(None, key_id)`` when the id names a stored key but the
+    secret is wrong or the key revoked; ``(None, None)`` for an unknown id or a malformed key."""
     m = _KEY_RE.match(presented.strip())
     if not m:
-        return None
+        return None, None
     key_id, secret = m.groups()
-    row = key_store.lookup_and_touch(engine, key_id, lambda r: r["revoked_at"] is None and hmac.compare_digest(
-        bytes(r["key_hash"]), _digest(bytes(r["salt"]), secret)))
+    stored = False
+
+    def check(r) -> bool:
+        nonlocal stored
+        stored = True
+        return r["revoked_at"] is None and hmac.compare_digest(bytes(r["key_hash"]), _digest(bytes(r["salt"]), secret))
+
+    row = key_store.lookup_and_touch(engine, key_id, check)
     if row is None:
-        return None
-    return Principal(key_id=key_id, name=row["name"], role=Role(row["role"]))
+        return None, key_id if stored else None
+    return Principal(key_id=key_id, name=row["name"], role=Role(row["role"])), None
+
+
+def verify_key(engine: Engine, presented: str) -> Principal | None:
+    """The principal for a presented key, or None if it is unknown, revoked or wrong."""
+    return identify(engine, presented)[0]
 
 
 def presented_key(x_api_key: str | None, authorization: str | None) -> str | None:
@@ -123,36 +141,45 @@ def presented_key(x_api_key: str | None, authorization: str | None) -> str | Non
 
 
 def authenticate(engine: Engine, limiter: "AuthFailureLimiter", presented: str, client: str) -> Principal:
-    """The principal of a presented key; 401 if it is not valid, 429 once ``client`` failed too often.
+    """The principal of a presented key; 401 if it is not valid, 429 once its bucket failed too often.
 
     A valid key is never throttled: only failures count, and only failing requests are refused past
-    the limit, so bad keys sent from a shared address do not lock its real users out.
+    the limit. A wrong secret for a stored key id counts against that key id; other failures against
+    ``client`` (:class:`AuthFailureLimiter`), so bad keys sent from a shared address lock out neither
+    a real user's key nor a typo in its secret.
     """
-    principal = verify_key(engine, presented)
+    principal, key_id = identify(engine, presented)
     if principal is None:
-        limiter.check(client)
-        limiter.failed(client)
+        limiter.check(client, key_id)
+        limiter.failed(client, key_id)
         raise Unauthenticated("invalid or revoked API key")
     return principal
 
 
 class AuthFailureLimiter:
-    """Counts failed authentications per client address (moving one-minute window)."""
+    """Counts failed authentications (moving one-minute window) per stored key id, else per client address."""
 
     def __init__(self, per_minute: int) -> None:
         self.item = RateLimitItemPerMinute(max(1, per_minute))
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
 
-    def check(self, client: str) -> None:
-        if not self.limiter.test(self.item, client):
-            reset, _ = self.limiter.get_window_stats(self.item, client)
+    @staticmethod
+    def bucket(client: str, key_id: str | None = None) -> str:
+        """``key:<id>`` for a failure on a stored key id, ``addr:<client>`` for any other failure."""
+        return f"key:{key_id}" if key_id else f"addr:{client}"
+
+    def check(self, client: str, key_id: str | None = None) -> None:
+        bucket = self.bucket(client, key_id)
+        if not self.limiter.test(self.item, bucket):
             import time
 
-            raise RateLimited("too many failed authentications from this address; retry later",
+            reset, _ = self.limiter.get_window_stats(self.item, bucket)
+            what = "for this key" if key_id else "from this address"
+            raise RateLimited(f"too many failed authentications {what}; retry later",
                               retry_after_s=max(1, int(reset - time.time())))
 
-    def failed(self, client: str) -> None:
-        self.limiter.hit(self.item, client)
+    def failed(self, client: str, key_id: str | None = None) -> None:
+        self.limiter.hit(self.item, self.bucket(client, key_id))
 
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,

@@ -35,7 +35,8 @@ NONE: tuple[str, ...] = ()
 
 # table -> columns api_read may SELECT (ALL, a tuple of columns, or NONE).
 API_READ: dict[str, str | tuple[str, ...]] = {
-    "scenes": ("id", "sensor", "platform", "sensing_time", "received_at", "footprint"),  # no STAC item JSON
+    # no STAC item JSON; processing_level (migration 25a) for the STAC API
+    "scenes": ("id", "sensor", "platform", "sensing_time", "received_at", "footprint", "processing_level"),
     "scene_runs": ALL,
     "detections": ALL,
     "alerts": ALL,

@@ -1,4 +1,4 @@
-"""Scene lookups for the STAC products collection (read-only SQL; the API's connection)."""
+"""Scene lookups for the STAC products collection (read-only SQL; the API read role: no ``scenes.item``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from geoalchemy2.shape import to_shape
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select
 from sqlalchemy.engine import Connection
 
 from terrawatch.store import tables as t
@@ -37,7 +37,8 @@ def scenes(conn: Connection, *, bbox: tuple[float, float, float, float] | None =
         where.append(t.scenes.c.sensing_time <= end)
     if ids:
         where.append(t.scenes.c.id.in_(ids))
-    level = t.scenes.c.item["properties"]["processing:level"].astext
+    # The generated column (migration 25a): the API read role may not read scenes.item itself.
+    level = literal_column("scenes.processing_level")
     q = (select(t.scenes.c.id, t.scenes.c.sensor, t.scenes.c.platform, t.scenes.c.sensing_time,
                 t.scenes.c.footprint, level).where(*where)
          .order_by(t.scenes.c.sensing_time.desc(), t.scenes.c.id).limit(limit).offset(offset))

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from terrawatch.api.deps import ApiDeps
-from terrawatch.api.security import Principal
+from terrawatch.api.security import ANONYMOUS_VIEWER, Principal
 from terrawatch.domain.errors import BadRequest
 from terrawatch.service import dlq as dlq_svc
 from terrawatch.service import ops, stream_ops
@@ -228,11 +228,16 @@ def ops_router(deps: ApiDeps) -> APIRouter:
         return {"status": "ok"}
 
     @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}},
-                summary="Readiness of Kafka, PostGIS, Triton and Ray, each reported individually (503 if any fails).")
-    def readyz() -> JSONResponse:
+                summary="Readiness of Kafka, PostGIS, Triton and Ray, each reported individually (503 if any fails). "
+                        "Anonymous callers see ok/unavailable per check; a viewer key also sees the details "
+                        "(versions, addresses, session names).")
+    def readyz(who: Principal = Depends(deps.optional_viewer)) -> JSONResponse:
         checks = ops.readiness(s, deps.read_engine)
         ok = all(c.ok for c in checks.values())
-        body = {"status": "ready" if ok else "not_ready", "checks": {k: c.as_dict() for k, c in checks.items()}}
+        out = {k: c.as_dict() for k, c in checks.items()}
+        if who is ANONYMOUS_VIEWER:  # no versions or internal names for strangers (issue 25 finding 7)
+            out = {k: {**v, "detail": "ok" if v["ok"] else "unavailable"} for k, v in out.items()}
+        body = {"status": "ready" if ok else "not_ready", "checks": out}
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @router.get("/status", response_model=PipelineStatus, summary="Consumer lag, scenes in flight, progress, DLQ.")

@@ -4,6 +4,7 @@
 ``.../items`` and ``/stac/search`` (GET and POST; ``bbox``, ``datetime``, ``ids``, ``collections``, ``limit``, ``offset``;
 newest scene first; ``next`` links), ``.../items/{id}`` and the asset files at ``/stac/assets/{id}/{product}``
 (COG bytes with HTTP Range support, so GDAL/QGIS read them remotely). Read access = the map layers'.
+Every query runs as the API read role (``deps.read_engine``), which cannot read webhook secrets or STAC Item JSON.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ def stac_router(deps: ApiDeps) -> APIRouter:
     def _collection(request: Request) -> dict:
         from terrawatch.store.scenes import extent
 
-        bbox, interval = extent(deps.engine)
+        bbox, interval = extent(deps.read_engine)
         return ps.collection(base(request), bbox, interval)
 
     @router.get("/collections", summary="The STAC collections (terrawatch-products).")
@@ -157,7 +158,7 @@ def stac_router(deps: ApiDeps) -> APIRouter:
         id_list = ids if isinstance(ids, list) else [i for i in (ids or "").split(",") if i] or None
         if id_list and (len(id_list) > MAX_LIMIT or not all(pt.SCENE_ID.match(i) for i in id_list)):
             raise InvalidInput(f"ids: at most {MAX_LIMIT} scene ids matching {pt.SCENE_ID.pattern}")
-        with deps.engine.connect() as conn:
+        with deps.read_engine.connect() as conn:
             rows, total = scenes(conn, bbox=box, start=start, end=end, ids=id_list, limit=limit, offset=offset)
         b, a = base(request), api_root(request)
         feats = [f for r in rows if (f := ps.item(r, root / r.id, b, a)) is not None]
@@ -214,7 +215,7 @@ def stac_router(deps: ApiDeps) -> APIRouter:
             raise NotFound(f"no collection {collection_id[:64]!r}")
         if set(item_id) <= {"."}:  # "." and ".." are never scene ids (and never path parts)
             raise NotFound(f"no products item {item_id}")
-        with deps.engine.connect() as conn:
+        with deps.read_engine.connect() as conn:
             rows, _n = scenes(conn, ids=[item_id], limit=1)
         it = ps.item(rows[0], root / rows[0].id, base(request), api_root(request)) if rows else None
         if it is None:
