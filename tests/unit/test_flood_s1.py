@@ -15,9 +15,9 @@ from terrawatch.ml.eval.metrics import label_scores
 
 from tests.conftest import shared_path
 
-# models/flood_s1 (U-Net 1/ + hysteresis growing) measures 0.6314 on the held-out Spain chip, the raw
-# network 0.6003 (model card). The guard sits between them, so losing the growing step fails it.
-SPAIN_MIN_IOU = 0.62
+# models/flood_s1 (U-Net 1/, served without post-processing since issue 27) measures 0.6003 on the held-out
+# Spain chip (model card; 0.6314 with the hysteresis growing that nested cross-validation rejected).
+SPAIN_MIN_IOU = 0.59
 OTSU_MIN_IOU = 0.57
 
 
@@ -65,6 +65,21 @@ def test_flood_s1_on_spain_chip():
     p = predict_water_s1(s["s1"])
     iou = label_scores(np.nan_to_num(p) >= 0.5, s["mask"])["iou"]
     assert iou >= SPAIN_MIN_IOU, f"Spain water IoU {iou:.3f} < {SPAIN_MIN_IOU}"
+
+
+def test_served_path_is_the_network_without_growing():
+    """Issue 27: the served probability is the network's (growing lost the OMBRIA holdout by 0.045 IoU under
+    nested cross-validation); re-enabling growing in the served path fails here."""
+    from terrawatch.ml import flood_s1
+
+    s = spain()
+    net = flood_s1.load_net(registry.latest_version_dir("flood_s1") / "model.pt")
+    x = s["s1"][:, :256, :256]
+    raw = flood_s1.predict_batch(net, x[None], grow=False)[0]
+    grown = flood_s1.predict_batch(net, x[None], grow=True)[0]
+    served = predict_water_s1(x)
+    assert ((grown >= 0.5) & (raw < 0.5)).sum() > 0  # growing would change this crop
+    np.testing.assert_allclose(served, raw, atol=1e-5)
 
 
 def test_hysteresis_growing():

@@ -28,7 +28,7 @@ def _iou(lik: np.ndarray) -> float:
 
 def test_fused_product_bands_sources_and_window(tmp_path):
     """Measured: the chip is cloud-free, so the product is flood-s2 (IoU 0.7666); with the S2 scene
-    7 days from S1 and a 72 h window it is flood-s1 (0.6314)."""
+    7 days from S1 and a 72 h window it is flood-s1 (0.6003, served without growing since issue 27)."""
     s1, s2 = D / f"{CHIP}_S1Hand.tif", D / f"{CHIP}_S2Hand.tif"
     r = fused_flood_product(s1, s2, tmp_path / "fused.tif")
     assert r.s2_used and r.shares["s2"] > 0.99
@@ -47,7 +47,7 @@ def test_fused_product_bands_sources_and_window(tmp_path):
     with rasterio.open(far.path) as ds:
         lik, src = ds.read(1), ds.read(2)
     assert set(np.unique(src)) <= {SOURCE_S1, 0}
-    assert _iou(lik) >= 0.62
+    assert _iou(lik) >= 0.59
 
 
 def test_s2_on_another_grid_is_reprojected_and_clouds_go_to_s1(tmp_path):

@@ -7,11 +7,13 @@ Served network: :class:`terrawatch.ml.nets.unet.UNet` (2 in-channels, base 16, d
 params), normalisation :func:`terrawatch.ml.transforms.normalize_s1_db`. Inputs are padded (edge
 replicate) to a multiple of 16; large images are processed in overlapping windows.
 
-Post-processing, **hysteresis region growing** (:func:`grow_water`, on by default): pixels with
-probability >= ``SEED_P`` (0.5) are water seeds; pixels with probability >= ``GROW_P`` (0.2)
-8-connected to a seed are water too, their probability mapped into [0.5, 0.6). It recovers the
-water the network is unsure of next to water it is sure of (the network's failure on real sigma0 is
-low recall); leave-one-event-out cross-validation on real-dB chips chose it (models/flood_s1/README.md).
+Post-processing: **none is served** (``GROW = False``, issue 27). :func:`grow_water` (hysteresis
+region growing: pixels >= ``SEED_P`` (0.5) are seeds; pixels >= ``GROW_P`` (0.2) 8-connected to a seed
+become water, probability mapped into [0.5, 0.6)) was served from issue 14 to issue 27. It had been
+chosen on the cross-validation folds that then reported it; under the nested cross-validation with every
+column (``terrawatch cv --nested``, :mod:`terrawatch.ml.eval.nested`) it loses the OMBRIA holdout by
+0.045 IoU (0.435 -> 0.390) and held-out 8-bit ETCI-style tiles by 0.105 (0.841 -> 0.736, measured outside
+the project), so it is off; ``predict_batch(..., grow=True)`` still applies it for comparison.
 
 :class:`terrawatch.ml.nets.feature_net.FeatureNet` (a cross-validation candidate, see
 ``terrawatch.ml.train.flood_s1_featnet``) loads and predicts through the same functions; ``load_net``
@@ -41,6 +43,7 @@ WINDOW = 512  # max window side for inference; memory ~ 0.3 GB per 512x512 windo
 OVERLAP = 32
 SEED_P = 0.5
 GROW_P = 0.2
+GROW = False  # the served default of predict_batch (issue 27: growing off, see the module docstring)
 
 
 def build_net() -> UNet:
@@ -133,9 +136,9 @@ def grow_water(prob: np.ndarray, seed_p: float = SEED_P, grow_p: float = GROW_P)
     return out
 
 
-def predict_batch(net: torch.nn.Module, s1_db: np.ndarray, grow: bool = True) -> np.ndarray:
+def predict_batch(net: torch.nn.Module, s1_db: np.ndarray, grow: bool | None = None) -> np.ndarray:
     """(N,2,H,W) dB -> (N,H,W) float32 probability (NaN where both bands are NaN); ``grow``: apply
-    :func:`grow_water` (the served behaviour)."""
+    :func:`grow_water` (``None``: the served default :data:`GROW`, off since issue 27)."""
     s1 = np.asarray(s1_db, dtype=np.float32)
     if s1.ndim != 4 or s1.shape[1] != 2:
         raise ValueError(f"expected (N, 2, H, W) VV, VH dB, got {s1.shape}")
@@ -153,6 +156,6 @@ def predict_batch(net: torch.nn.Module, s1_db: np.ndarray, grow: bool = True) ->
                 prob[:, r + r0 : r + p.shape[1], c + c0 : c + p.shape[2]] = p[:, r0:, c0:]
     nodata = np.isnan(s1).all(axis=1)
     prob[nodata] = np.nan
-    if grow:
+    if GROW if grow is None else grow:
         prob = np.stack([grow_water(p) for p in prob]).astype(np.float32)
     return prob

@@ -65,14 +65,16 @@ def _gated(x):
 
 
 _NETS: dict = {}
-DEFAULT_MODELS = "otsu-s1,adaptive-s1,unet-raw,flood-s1"
+DEFAULT_MODELS = "otsu-s1,adaptive-s1,flood-s1,flood-s1-grow"
 
 CANDIDATES: dict[str, tuple[str, object]] = {
     "otsu-s1": ("fixed", _otsu),
     "adaptive-s1": ("fixed", _adaptive),
-    # the shipped U-Net (trained on 8-bit ETCI/OMBRIA renderings, never on these chips): raw, and as served
+    # the shipped U-Net (trained on 8-bit ETCI/OMBRIA renderings, never on these chips): as served since
+    # issue 27 (no post-processing; "unet-raw" is the same), and with the hysteresis growing served before
     "unet-raw": ("fixed", _served(False)),
-    "flood-s1": ("fixed", _served(True)),  # + hysteresis region growing (terrawatch.ml.flood_s1.grow_water)
+    "flood-s1": ("fixed", _served(False)),
+    "flood-s1-grow": ("fixed", _served(True)),  # + hysteresis region growing (terrawatch.ml.flood_s1.grow_water)
     "flood-s1-gated": ("fixed", _gated),
     # trained per fold on the other events' real-dB chips (terrawatch.ml.train.flood_s1_featnet)
     "featnet": ("trained", {}),
@@ -254,7 +256,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int)
     ap.add_argument("--no-holdouts", action="store_true")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--nested", action="store_true",
+                    help="nested LOEO of the flood_s1 post-processing, every column and the adoption rule "
+                         "(terrawatch.ml.eval.nested); --models is ignored")
     a = ap.parse_args(argv)
+    if a.nested:
+        from terrawatch.ml.eval import nested
+        raw = _served(False)
+        samples = nested.load_samples(Path(a.data or DATA / "sen1floods11-extra"), DATA, raw,
+                                      holdouts=not a.no_holdouts, log=lambda s: print(s, flush=True))
+        res = nested.run(samples)
+        print(nested.format_table(res))
+        if a.json:
+            a.json.write_text(json.dumps(res, indent=1))
+        return 0
     res = cross_validate(a.models.split(","), a.data, threads=a.threads, steps=a.steps, holdouts=not a.no_holdouts,
                          log=lambda s: print(s, flush=True))
     print(format_table(res))
