@@ -164,6 +164,10 @@ class Settings(BaseSettings):
         "s2cloudless + ukis-csmask at ~30 m, written as <products dir>/<scene>/cloud_mask.tif) and exclude them from "
         "every S2 hazard, as SCL does for L2A. Off: L1C scenes are inferred with no cloud mask.")
     products_root: Path | None = Field(default=None, description="Where likelihood rasters go (default <state_dir>/products).")
+    raster_max_source_pixels: int = Field(
+        default=1_048_576, ge=262_144, description="Most pixels one raster tile may read (its extent at the "
+        "resolution of the product level it is read from); a zoom over it is refused with 400 and the TileJSON's "
+        "minzoom is the lowest zoom under it.")
 
     # Vectorize and alerting
     min_mapping_unit_ha: float = Field(default=0.2, description="Smallest detection kept (ha, geodesic), like RADD.")

@@ -72,7 +72,7 @@ def fused_flood_product(
     from terrawatch.inference.local import predict_water_s1
     from terrawatch.ml.cloud import cloud_layers
     from terrawatch.ml.water_s2 import predict_water_s2
-    from terrawatch.products.cog import to_cog
+    from terrawatch.products.cog import LIKELIHOOD_RESAMPLING, to_cog
 
     s1_path, s2_path, out_path = Path(s1_path), Path(s2_path), Path(out_path)
     with rasterio.open(s1_path) as ref:
@@ -100,7 +100,7 @@ def fused_flood_product(
                         s1=s1_path.name, s2=s2_path.name, s2_used=str(f.s2_used),
                         s1_time=s1_time.isoformat() if s1_time else "", s2_time=s2_time.isoformat() if s2_time else "",
                         window_h=str(window.total_seconds() / 3600), cloud_source=cl.cloud_source)
-    to_cog(out_path)
+    to_cog(out_path, resampling=LIKELIHOOD_RESAMPLING)  # likelihood averaged, source code by majority
     est = int((f.likelihood != 255).sum())
     return FusedProduct(out_path, source_shares(f.source), round(int(f.water.sum()) / max(est, 1), 5), f.s2_used)
 
@@ -124,7 +124,7 @@ def fuse_flood_products(s1_product: str | Path, s2_product: str | Path, out_path
     from rasterio.windows import Window
 
     from terrawatch.domain.tiles import EXCLUDED_CLOUD
-    from terrawatch.products.cog import INTERMEDIATE_COMPRESSION, to_cog
+    from terrawatch.products.cog import INTERMEDIATE_COMPRESSION, LIKELIHOOD_RESAMPLING, to_cog
 
     if grid not in ("s1", "s2"):
         raise ValueError(f"grid must be 's1' or 's2', got {grid!r}")
@@ -165,7 +165,7 @@ def fuse_flood_products(s1_product: str | Path, s2_product: str | Path, out_path
                             s1_time=s1_time.isoformat() if s1_time else "",
                             s2_time=s2_time.isoformat() if s2_time else "",
                             window_h=str(window.total_seconds() / 3600))
-    to_cog(out_path, resampling="NEAREST")
+    to_cog(out_path, resampling=LIKELIHOOD_RESAMPLING)  # likelihood averaged, source code by majority
     total = max(int(counts.sum()), 1)
     shares = {SOURCE_NAMES[k]: round(int(n) / total, 5) for k, n in enumerate(counts)}
     return FusedProduct(out_path, shares, round(water / max(estimated, 1), 5), s2_used)

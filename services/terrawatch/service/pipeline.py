@@ -155,10 +155,10 @@ class ScenePipeline:
     def _finish_products(self, products: dict[str, str], quicklook) -> None:
         """Likelihood GeoTIFFs -> COGs with overviews; wait for the quicklook. A product failure is logged,
         never fails the scene."""
-        from terrawatch.products.cog import to_cog
+        from terrawatch.products.cog import LIKELIHOOD_RESAMPLING, to_cog
 
         for path in products.values():
-            to_cog(path, resampling="NEAREST")
+            to_cog(path, resampling=LIKELIHOOD_RESAMPLING)  # band 1 likelihood averaged, band 2 flags by majority
         if quicklook is not None:
             quicklook.join()
 

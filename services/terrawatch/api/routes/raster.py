@@ -6,7 +6,11 @@
 or ``quicklook`` (``composite=truecolor|falsecolor`` for S2, ``vvvh`` for S1). Products are files under
 ``TERRAWATCH_PRODUCTS_ROOT``; the scene id is checked against the scene-event id pattern and the
 resolved path must stay inside that folder. Unknown scene/product and tiles outside the product or the
-tile matrix are 404; bad parameters 422.
+tile matrix are 404; bad parameters 422; a zoom whose tile would read more than
+``TERRAWATCH_RASTER_MAX_SOURCE_PIXELS`` (below the TileJSON's ``minzoom``) 400 before anything is read.
+Tiles carry ``Cache-Control``, a strong ``ETag`` (the file's version and the request) and answer
+``If-None-Match`` with 304 without rendering; ``X-Raster-Read-Level`` (-1 = full resolution, k = k-th
+overview) and ``X-Raster-Read-Pixels`` say what the tile read.
 """
 
 from __future__ import annotations
@@ -28,6 +32,17 @@ Product = Annotated[str, Path(description="A hazard (" + ", ".join(pt.PRODUCTS[:
 Composite = Annotated[Literal["truecolor", "falsecolor", "vvvh"] | None,
                       Query(description="Quicklook bands: truecolor/falsecolor (S2), vvvh (S1).")]
 MEDIA = {"png": "image/png", "webp": "image/webp"}
+# Private: tiles may need an API key. A product is rewritten only when its scene is reprocessed; the ETag
+# lets a client revalidate after 5 minutes for the price of a stat().
+CACHE_CONTROL = "private, max-age=300"
+
+
+def _none_match(header: str | None, tag: str) -> bool:
+    """RFC 9110 If-None-Match (weak comparison): ``*`` or any listed tag equal to ``tag``."""
+    if not header:
+        return False
+    tags = [t.strip() for t in header[:4096].split(",")]
+    return "*" in tags or any(t.removeprefix("W/") == tag for t in tags)
 
 
 class RasterTileJSON(TileJSONBase):
@@ -38,6 +53,7 @@ class RasterTileJSON(TileJSONBase):
 def raster_router(deps: ApiDeps) -> APIRouter:
     router = APIRouter(prefix="/raster", tags=["raster tiles"])
     root = deps.settings.products_dir
+    max_pixels = deps.settings.raster_max_source_pixels
 
     def _file(scene_id: str, product: str):
         return pt.product_file(root, scene_id, product)
@@ -49,26 +65,35 @@ def raster_router(deps: ApiDeps) -> APIRouter:
     def raster_tile(scene_id: SceneId, product: Product, z: Annotated[int, Path(ge=0, le=pt.MAX_ZOOM)],
                     x: Annotated[int, Path(ge=0, le=2 ** pt.MAX_ZOOM)],
                     y: Annotated[int, Path(ge=0, le=2 ** pt.MAX_ZOOM)], fmt: Literal["png", "webp"],
-                    composite: Composite = None, _: Principal = Depends(deps.layers)) -> Response:
+                    request: Request, composite: Composite = None,
+                    _: Principal = Depends(deps.layers)) -> Response:
         path = _file(scene_id, product)
-        body = pt.render(path, product, z, x, y, composite, img_format=fmt.upper())
-        return Response(body, media_type=MEDIA[fmt], headers={"Cache-Control": "private, max-age=300"})
+        pt.check_tile(path, z, x, y, max_pixels)  # a refused tile is refused even with an If-None-Match
+        tag = pt.etag(path, product, z, x, y, fmt, composite, max_pixels)
+        headers = {"Cache-Control": CACHE_CONTROL, "ETag": tag}
+        if _none_match(request.headers.get("if-none-match"), tag):
+            return Response(status_code=304, headers=headers)
+        body, plan = pt.render_planned(path, product, z, x, y, composite, img_format=fmt.upper(),
+                                       max_pixels=max_pixels)
+        headers |= {"X-Raster-Read-Level": str(plan.level.overview), "X-Raster-Read-Pixels": str(plan.pixels)}
+        return Response(body, media_type=MEDIA[fmt], headers=headers)
 
     @router.get("/scenes/{scene_id}/{product}.json", response_model=RasterTileJSON,
                 summary="TileJSON 3.0.0 of one scene product.")
     def raster_tilejson(scene_id: SceneId, product: Product, request: Request, composite: Composite = None,
                         _: Principal = Depends(deps.layers)) -> dict:
         path = _file(scene_id, product)
-        info = pt.info(path)
+        info = pt.info(path, max_pixels)
         url = str(request.url_for("raster_tile", scene_id=scene_id, product=product, z="{z}", x="{x}", y="{y}",
                                   fmt="png")).replace("%7B", "{").replace("%7D", "}")
         if product == pt.QUICKLOOK and composite:
             url += f"?composite={composite}"
-        # minzoom 0: a low-zoom tile reads the COG's smallest overview (bounded), so the layer shows at any zoom
+        # minzoom: the lowest zoom whose tile reads at most TERRAWATCH_RASTER_MAX_SOURCE_PIXELS (a lower one is
+        # refused), so the map never asks for a refused tile; it depends on the product's overviews
         desc = (f"Quicklook of scene {scene_id}" if product == pt.QUICKLOOK
                 else f"{product} likelihood 0-100 of scene {scene_id} (excluded pixels transparent)")
         return {"name": f"{scene_id} {product}", "description": desc, "tiles": [url],
-                "minzoom": 0, "maxzoom": info.maxzoom, "bounds": list(info.bounds),
+                "minzoom": info.minzoom, "maxzoom": info.maxzoom, "bounds": list(info.bounds),
                 "attribution": "Contains modified Copernicus Sentinel data"}
 
     return router
