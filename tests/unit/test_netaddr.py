@@ -56,10 +56,13 @@ def test_webhook_guard_and_asset_policy_refuse_embedded_ipv4(tmp_path, url):
         policy.check(url + "a.tif")
 
 
-def test_an_allowance_for_loopback_admits_an_embedded_loopback_only_through_the_network():
-    check_target("http://[::ffff:127.0.0.1]:9000/h", parse_allow_list("127.0.0.0/8"))
-    with pytest.raises(UnsafeWebhookTarget):
-        check_target("http://[::ffff:10.0.0.1]:9000/h", parse_allow_list("127.0.0.0/8"))
+@pytest.mark.parametrize("url", ["http://[::ffff:127.0.0.1]:9000/h", "http://[::127.0.0.1]/h",
+                                 "http://[64:ff9b::7f00:1]/h", "http://[2002:7f00:1::1]/h"])
+def test_an_ipv4_allowance_does_not_admit_ipv6_wrapping_it(url):
+    check_target("http://127.0.0.1:9000/h", parse_allow_list("127.0.0.0/8"))
+    with pytest.raises(UnsafeWebhookTarget, match="non-public"):
+        check_target(url, parse_allow_list("127.0.0.0/8,127.0.0.1"))
+    check_target(url, parse_allow_list("::/0"))  # an IPv6 allowance names them on purpose
 
 
 def test_allowances_are_per_host_and_port():

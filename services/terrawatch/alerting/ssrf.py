@@ -49,7 +49,9 @@ class Allowance:
     def matches(self, host: str, ips: list) -> bool:
         if isinstance(self.target, str):
             return self.target == host
-        return all(any(c in self.target for c in netaddr.candidates(ip)) for ip in ips)
+        # The address itself: an IPv4 allowance does not admit an IPv6 address wrapping it (::127.0.0.1,
+        # 64:ff9b::7f00:1), which would reach whatever a NAT64/6to4 gateway or the OS makes of it.
+        return all(ip in self.target for ip in ips)
 
     def admits(self, host: str, ips: list, port: int, protected: frozenset[int]) -> bool:
         if self.port is not None and self.port != port:

@@ -91,8 +91,3 @@ def non_public_reason(ip: IPAddress | str) -> str | None:
 
 def is_public(ip: IPAddress | str) -> bool:
     return non_public_reason(ip) is None
-
-
-def candidates(ip: IPAddress) -> list[IPAddress]:
-    """``ip`` and the IPv4 addresses it carries: what an allow-list network may match."""
-    return [ip, *embedded_ipv4(ip)]
