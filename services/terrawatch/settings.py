@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     kafka_version: str = Field(default="4.3.1", description="Apache Kafka version of the local stack (Maven Central).")
     kafka_port: int = Field(default=19092, description="Local stack: Kafka broker port.")
     kafka_controller_port: int = Field(default=19093, description="Local stack: KRaft controller port.")
+    kafka_brokers: int = Field(
+        default=1, description="Local stack: Kafka nodes (KRaft broker+controller each; node n on kafka_port and "
+                               "kafka_controller_port + 10(n-1)); 3 = the multi-node mode of the fault suite.")
     pg_port: int = Field(default=15432, description="Local stack: PostgreSQL port.")
     triton_http_port: int = Field(default=18000, description="Local stack: Triton HTTP port.")
     triton_grpc_port: int = Field(default=18001, description="Local stack: Triton gRPC port.")
@@ -246,7 +249,8 @@ class Settings(BaseSettings):
 
     @property
     def bootstrap(self) -> str:
-        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+        return self.kafka_bootstrap or ",".join(f"127.0.0.1:{self.kafka_port + 10 * i}"
+                                                for i in range(max(1, self.kafka_brokers)))
 
     @property
     def db_url(self) -> str:
