@@ -148,3 +148,22 @@ def test_serving_renders_runtime_and_providers(monkeypatch):
     assert "runtime" not in flood_s2.parameters  # no torch net
     with pytest.raises(ValueError):
         Serving(runtime="tensorflow")
+
+
+def test_local_runner_runtime_switch(monkeypatch):
+    from terrawatch.inference import local
+
+    x = np.random.default_rng(3).normal(-14, 5, (2, 96, 80)).astype(np.float32)
+    try:
+        local._flood_s1_net.cache_clear()
+        ref = local.predict_water_s1(x)
+        monkeypatch.setenv("TERRAWATCH_FLOOD_S1_RUNTIME", "onnxruntime")
+        local._flood_s1_net.cache_clear()
+        assert isinstance(local._flood_s1_net(), OrtModule)
+        assert np.nanmax(np.abs(local.predict_water_s1(x) - ref)) < ATOL
+        monkeypatch.setenv("TERRAWATCH_FLOOD_S1_RUNTIME", "tensorrt")
+        local._flood_s1_net.cache_clear()
+        with pytest.raises(ValueError, match="FLOOD_S1_RUNTIME"):
+            local._flood_s1_net()
+    finally:
+        local._flood_s1_net.cache_clear()
