@@ -56,16 +56,38 @@ class DependencyPause(BaseModel):
     reason: str
 
 
+class ConsumptionState(BaseModel):
+    paused: bool
+    reason: str | None = None
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+
+class ProcessHealth(BaseModel):
+    process: Literal["worker", "dispatcher", "api"]
+    up: bool = Field(description="It answered its /metrics (the API: this process, answering now).")
+    url: str | None = Field(description="The /metrics probed (null for the API answering this request).")
+    since: datetime | None = Field(description="When the process started (process_start_time_seconds).")
+    version: str | None = Field(description="terrawatch version (terrawatch_build_info).")
+    last_seen: datetime | None = Field(description="When it last answered: now if up, null if it did not answer.")
+    detail: str
+
+
 class PipelineStatus(BaseModel):
     consumer_group: str
     topic: str
     consumer_lag: list[PartitionLag]
     total_lag: int
-    scenes_in_flight: float | None = Field(description="From the worker's /metrics; null if unreachable.")
+    scenes_in_flight: float | None = Field(
+        description="From the worker's /metrics (terrawatch_scenes_in_flight); null = the worker's /metrics did not "
+                    "answer (worker down, starting, or TERRAWATCH_WORKER_METRICS_URL wrong), not zero: see "
+                    "processes[worker].")
     last_processed: list[PlatformProgress]
     dlq_size: int = Field(description="Pending DLQ entries (= terrawatch_dlq_depth).")
     dlq: dict[str, int] = Field(description="Retained DLQ records by state: pending, redriven, purged, retained.")
     consumption_paused: bool = Field(description="Paused by an operator (POST /ops/consumption/pause).")
+    consumption: ConsumptionState = Field(description="The pause flag with its reason, who set it and when.")
+    processes: list[ProcessHealth] = Field(description="Health of the worker, the dispatcher and the API.")
     paused_by_dependency: list[DependencyPause] | None = Field(
         description="Dependencies the worker paused consumption for by itself (it resumes when they are "
                     "ready); null if the worker's /metrics is unreachable.")
@@ -163,13 +185,6 @@ class Purged(BaseModel):
 
 class PauseIn(BaseModel):
     reason: str = Field(default="", max_length=500)
-
-
-class ConsumptionState(BaseModel):
-    paused: bool
-    reason: str | None = None
-    updated_at: datetime | None = None
-    updated_by: str | None = None
 
 
 class BackfillIn(BaseModel):
