@@ -17,7 +17,8 @@ from terrawatch.settings import REPO_ROOT, Settings
 
 SHARED = Path(os.environ.get("TERRAWATCH_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
-# TERRAWATCH_TEST_PORT_OFFSET (a multiple of 100, < 600) lets several test sessions run side by side.
+# TERRAWATCH_TEST_PORT_OFFSET (a multiple of 100, <= 900) lets several test sessions run side by side. Above 500
+# metrics_port (29464 + offset) lies inside offset 0's Ray worker ports (30000-30999): pick a free one there.
 _OFF = int(os.environ.get("TERRAWATCH_TEST_PORT_OFFSET", "0"))
 TEST_PORTS = dict(
     kafka_port=29092 + _OFF, kafka_controller_port=29093 + _OFF, pg_port=25432 + _OFF,

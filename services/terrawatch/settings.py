@@ -239,6 +239,9 @@ class Settings(BaseSettings):
         default="", description="Comma-separated folders a backfill may read ('' = state dir and shared data).")
     worker_metrics_url: str | None = Field(
         default=None, description="The worker's /metrics (default http://127.0.0.1:<metrics_port>/metrics).")
+    dispatcher_metrics_url: str | None = Field(
+        default=None, description="A standalone dispatcher's /metrics, probed by /ops/status and stack status "
+                                  "(default http://127.0.0.1:<dispatcher_metrics_port>/metrics).")
     control_poll_s: float = Field(default=2.0, description="How often the worker reads the pause flag (s).")
     dlq_depth_interval_s: float = Field(
         default=15.0, description="How often the worker measures the pending DLQ entries for terrawatch_dlq_depth (s).")

@@ -34,7 +34,8 @@ from terrawatch.ingest.topics import ensure_topics, min_insync, readiness
 from terrawatch.settings import Settings
 from terrawatch.stack.kafka import Kafka
 
-pytestmark = [pytest.mark.multinode, pytest.mark.faults]
+# `stack`: it starts real Kafka nodes (Java, the Maven jars), so `make test-unit` (-m "not stack") leaves it out.
+pytestmark = [pytest.mark.multinode, pytest.mark.faults, pytest.mark.stack]
 
 _OFF = int(os.environ.get("TERRAWATCH_TEST_PORT_OFFSET", "0"))
 PORT = int(os.environ.get("TERRAWATCH_TEST_MULTINODE_KAFKA_PORT", str(41092 + _OFF)))

@@ -163,3 +163,69 @@ def series_file(scrapes: dict[str, str], path: Path) -> Path:
 def promtool_on_real_series(scrapes: dict[str, str], tmp: Path) -> subprocess.CompletedProcess:
     return subprocess.run(["promtool", "test", "rules", str(series_file(scrapes, tmp / "real-series.test.yaml"))],
                           capture_output=True, text=True, timeout=120)
+
+
+# The processes behind each scraped job (the worker scraped here runs the dispatcher in-process).
+JOB_PROCESSES = {"terrawatch-consumer": {"consumer", "dispatcher"}, "terrawatch-dispatcher": {"dispatcher"},
+                 "terrawatch-api": {"api"}}
+# (metric, label) whose values form a closed vocabulary: each exported value must be named (`value`) in the
+# metric's row of docs/metrics.md.
+CLOSED_LABELS = [("terrawatch_scenes_total", "outcome"), ("terrawatch_db_write_duration_seconds", "operation"),
+                 ("terrawatch_stage_duration_seconds", "stage"), ("terrawatch_http_requests_total", "method"),
+                 ("terrawatch_http_requests_total", "status_class"), ("terrawatch_alerts_total", "action"),
+                 ("terrawatch_webhook_deliveries_total", "outcome"), ("terrawatch_consumption_paused", "dependency"),
+                 ("terrawatch_build_info", "process")]
+
+
+def owners() -> dict[str, set[str]]:
+    """Documented metric name -> the processes of its *exported by* column."""
+    out = {}
+    for line in DOC.read_text().splitlines():
+        m = ROW.match(line)
+        if m and m["name"].startswith("terrawatch_"):
+            out[m["name"]] = set(re.findall(r"`([a-z]+)`", line.rstrip().rstrip("|").rsplit("|", 1)[1]))
+    return out
+
+
+def _family(sample: str) -> str:
+    cat = catalogue()
+    for sfx in ("_bucket", "_sum", "_count", "_created"):
+        if sample.endswith(sfx) and sample[: -len(sfx)] in cat:
+            return sample[: -len(sfx)]
+    if sample.endswith("_created") and sample[: -len("_created")] + "_total" in cat:
+        return sample[: -len("_created")] + "_total"
+    return sample
+
+
+def check_ownership(scrapes: dict[str, str]) -> list[str]:
+    """Each terrawatch process exports only the families documented as its own (and its build_info)."""
+    own, problems = owners(), []
+    for job, procs in JOB_PROCESSES.items():
+        body = scrapes.get(job)
+        if body is None:
+            problems.append(f"{job} was not scraped")
+            continue
+        samples = parse(body)
+        for fam in sorted({_family(n) for n, _, _ in samples if n.startswith("terrawatch_")}):
+            if fam not in own:
+                problems.append(f"{job} exports {fam}, which docs/metrics.md does not list")
+            elif not own[fam] & procs:
+                problems.append(f"{job} exports {fam}, documented as exported by {sorted(own[fam])} only")
+        built = {lab.get("process") for n, lab, v in samples if n == "terrawatch_build_info" and v == 1}
+        if built != procs:
+            problems.append(f"{job}: terrawatch_build_info processes {sorted(p for p in built if p)}, expected "
+                            f"{sorted(procs)}")
+    return problems
+
+
+def check_label_values(scrapes: dict[str, str]) -> list[str]:
+    """Every exported value of a closed-vocabulary label is named in its metric's row of docs/metrics.md."""
+    rows = {m["name"]: line for line in DOC.read_text().splitlines() if (m := ROW.match(line))}
+    problems = []
+    for metric, label in CLOSED_LABELS:
+        row = rows.get(metric, "")
+        for body in scrapes.values():
+            for name, labels, _ in parse(body):
+                if _family(name) == metric and label in labels and f"`{labels[label]}`" not in row:
+                    problems.append(f"{metric}{{{label}=\"{labels[label]}\"}} is exported but not documented")
+    return sorted(set(problems))

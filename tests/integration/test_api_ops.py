@@ -89,6 +89,13 @@ def _metric_contract(s, base: str, rx: WebhookReceiver, tmp_path) -> None:
     for job, body in scrapes.items():
         (tmp_path / f"{job}.prom").write_text(body)
     assert mc.check_catalogue(scrapes) == []
+    assert mc.check_ownership(scrapes) == []
+    assert mc.check_label_values(scrapes) == []
+    api_series = mc.parse(scrapes["terrawatch-api"])
+    assert ("terrawatch_http_requests_total", {"route": "/ops/status", "method": "GET", "status_class": "4xx"}) in [
+        (n, lab) for n, lab, _ in api_series], "the API counts requests by route template and status class"
+    assert any(n == "terrawatch_http_request_duration_seconds_bucket" and lab.get("route") == "/ops/dlq"
+               for n, lab, _ in api_series)
     assert mc.check_used_metrics() == []
     res = mc.promtool_on_real_series(scrapes, tmp_path)
     assert res.returncode == 0, f"a rule's selector matches no real series:\n{res.stdout[-3000:]}{res.stderr[-2000:]}"
@@ -134,6 +141,12 @@ def test_ops_actions_on_the_real_pipeline(stack, tmp_path):
             assert runs_for(s, a["id"]) == []
             status = httpx.get(f"{base}/ops/status", headers=hdr(keys["viewer"]), timeout=30).json()
             assert status["consumption_paused"] is True and status["total_lag"] >= 1, status
+            assert status["consumption"]["reason"] == "maintenance", status["consumption"]
+            assert status["consumption"]["updated_by"].startswith("test-ops-operator"), status["consumption"]
+            procs = {p["process"]: p for p in status["processes"]}
+            assert set(procs) == {"worker", "dispatcher", "api"}, procs
+            assert all(p["up"] and p["version"] and p["since"] and p["last_seen"] for p in procs.values()), procs
+            assert procs["dispatcher"]["detail"].startswith("inside the worker"), procs
             # No body: a body whose fields are all optional may be left out (the runbook's form).
             resumed = httpx.post(f"{base}/ops/consumption/resume", headers=op)
             assert resumed.status_code == 200 and resumed.json()["paused"] is False, resumed.text

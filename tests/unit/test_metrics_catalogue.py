@@ -89,3 +89,41 @@ def test_stage_label_values_are_the_documented_ones():
                           r't2 - t1|t3 - t2)', code))
     used |= set(re.findall(r'STAGE_SECONDS\.labels\("(\w+)"\)', code)) | set(re.findall(r'out\.stages\["(\w+)"\]', code))
     assert used and used <= set(metrics.STAGES), used - set(metrics.STAGES)
+
+
+def test_exported_by_column_matches_the_owners():
+    """docs/metrics.md's *exported by* column is metrics.OWNERS, and every metric has an owner."""
+    owned = {}
+    for proc, objs in metrics.OWNERS.items():
+        for obj in objs:
+            desc = obj.describe()[0]
+            owned.setdefault(desc.name + ("_total" if desc.type == "counter" else ""), set()).add(proc)
+    assert set(owned) == set(catalogue()), "a metric without an owning process (metrics.OWNERS)"
+    doc = {}
+    for line in DOC.read_text().splitlines():
+        m = ROW.match(line)
+        if m and m["name"].startswith("terrawatch_"):
+            doc[m["name"]] = set(re.findall(r"`([a-z]+)`", line.rstrip().rstrip("|").rsplit("|", 1)[1]))
+    assert doc == owned
+
+
+def test_owned_registry_serves_only_its_families():
+    from prometheus_client import generate_latest
+
+    api = generate_latest(metrics.OwnedRegistry("api")).decode()
+    assert "terrawatch_outage_window_seconds" not in api and "terrawatch_dlq_depth" not in api
+    assert 'terrawatch_build_info{process="api"' in api and ("process_" in api or "python_" in api)
+    consumer = generate_latest(metrics.OwnedRegistry("consumer")).decode()
+    assert "terrawatch_outage_window_seconds" in consumer and "terrawatch_http_requests" not in consumer
+
+
+def test_db_write_operations_are_the_unit_of_work_operations():
+    """Every UnitOfWork(engine, "op") in the package is a documented write operation or "read" (not measured)."""
+    pkg = Path(metrics.__file__).resolve().parents[1]
+    used = {m for py in pkg.rglob("*.py") for m in re.findall(r'UnitOfWork\([^,()]+(?:\([^)]*\))?, "(\w+)"\)',
+                                                               py.read_text())}
+    assert {"scene", "check", "read"} <= used, used
+    assert used - {"read"} <= set(metrics.DB_WRITE_OPERATIONS), used - set(metrics.DB_WRITE_OPERATIONS)
+    row = next(line for line in DOC.read_text().splitlines() if "`terrawatch_db_write_duration_seconds`" in line)
+    for op in metrics.DB_WRITE_OPERATIONS:
+        assert f"`{op}`" in row, op

@@ -37,6 +37,8 @@ from terrawatch.api.routes.stac import stac_router
 from terrawatch.api.routes.subscriptions import subscriptions_router
 from terrawatch.api.routes.reference import reference_router
 from terrawatch.api.routes.tiles import tiles_router
+from terrawatch.observability.http_metrics import HttpMetrics
+from terrawatch.observability.metrics import OwnedRegistry
 from terrawatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -98,6 +100,9 @@ def create_app(settings: Settings) -> FastAPI:
     proxies = [p.strip() for p in settings.api_trusted_proxies.split(",") if p.strip()]
     if proxies:  # X-Forwarded-For/-Proto believed only from these peers
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
+    # Request count and latency per route template and status class (observability/http_metrics.py).
+    app.add_middleware(HttpMetrics, router_app=app)
+    metrics_registry = OwnedRegistry("api")  # only the API's own families (docs/metrics.md)
     # Outermost: Host/scheme/root_path from TERRAWATCH_API_PUBLIC_URL (or a trusted proxy's X-Forwarded-Host,
     # else the listening address), never from the client's Host header (api/public_url.py).
     app.add_middleware(PublicOrigin, public_url=settings.api_public_url, trusted_proxies=settings.api_trusted_proxies)
@@ -129,7 +134,7 @@ def create_app(settings: Settings) -> FastAPI:
         """Prometheus exposition of this process (scraped as job terrawatch-api)."""
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(metrics_registry), media_type=CONTENT_TYPE_LATEST)
 
     def openapi() -> dict:
         if app.openapi_schema:

@@ -71,6 +71,7 @@ ROUTE_ROLES: dict[tuple[str, str], str] = {
     ("POST", "/ops/consumption/pause"): OPERATOR,
     ("POST", "/ops/consumption/resume"): OPERATOR,
     ("POST", "/ops/backfill"): OPERATOR,
+    ("GET", "/ops/reference-layers"): VIEWER,
     ("PUT", "/ops/reference-layers/{layer}"): OPERATOR,
     ("DELETE", "/ops/reference-layers/{layer}"): OPERATOR,
     ("POST", "/alerts/{alert_id}/transitions"): OPERATOR,

@@ -58,12 +58,19 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list() -> None:
-    """List keys (ids, names, roles, last use; never the secrets)."""
+def keys_list(as_json: bool = typer.Option(False, "--json", help="A JSON array instead of a table.")) -> None:
+    """List keys (ids, names, roles, last use; never the secrets): a table, or JSON with --json."""
     from terrawatch.api.security import list_keys
     from terrawatch.store.uow import engine_for
 
-    typer.echo(json.dumps(list_keys(engine_for(get_settings().db_url)), default=str, indent=2))
+    keys = list_keys(engine_for(get_settings().db_url))
+    if as_json:
+        typer.echo(json.dumps(keys, default=str, indent=2))
+        return
+    cols = [c for c in ("id", "name", "role", "created_at", "last_used_at", "revoked_at") if not keys or c in keys[0]]
+    typer.echo("  ".join(f"{c:<20}" for c in cols).rstrip())
+    for k in keys:
+        typer.echo("  ".join(f"{'-' if k.get(c) is None else str(k[c])[:19]:<20}" for c in cols).rstrip())
 
 
 @keys_app.command("revoke")

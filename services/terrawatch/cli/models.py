@@ -86,17 +86,52 @@ app.add_typer(layers_app, name="layers")
 @layers_app.command("load")
 def layers_load(
     path: Path = typer.Argument(..., exists=True, help="GeoJSON or GeoPackage (any CRS)."),
-    kind: str = typer.Option(..., help="mining_concession | protected_area | indigenous_territory | reference_water"),
+    kind: str = typer.Option(..., help="mining_concession | protected_area | indigenous_territory | reference_water "
+                                       "(read by rules), or any other name: a display-only layer (as the API)."),
     name_field: str = typer.Option("name", help="Attribute holding the feature's name."),
     coverage: Path | None = typer.Option(
         None, exists=True, help="GeoJSON/GeoPackage polygons where the layer is complete (e.g. the country of a "
         "concession register). Default: the layer's extent (bounding box of its features)."),
+    as_json: bool = typer.Option(False, "--json", help="The answer as JSON."),
 ) -> None:
     """Replace a reference layer in PostGIS with the features of PATH (reprojected to EPSG:4326) and record
     its coverage: mining is called illegal for lying outside every concession only inside that coverage."""
     from terrawatch.service.layers import load_layer
     from terrawatch.store.uow import engine_for
 
+    from terrawatch.service.layers import used_by
+
     n = load_layer(engine_for(get_settings().db_url), path, kind, name_field, coverage,
                    audit=cli_audit("reference_layer.put"))
-    typer.echo(json.dumps({"layer": kind, "features": n, "coverage": str(coverage) if coverage else "layer extent"}))
+    out = {"layer": kind, "features": n, "coverage": str(coverage) if coverage else "layer extent",
+           "used_by": used_by(kind)}
+    typer.echo(json.dumps(out) if as_json else f"loaded {n} features into {kind} "
+               f"({', '.join(out['used_by']) or 'display only'}; coverage: {out['coverage']})")
+
+
+@layers_app.command("list")
+def layers_list(as_json: bool = typer.Option(False, "--json", help="A JSON array (as GET /ops/reference-layers).")
+                ) -> None:
+    """Stored reference layers: features, load time, extent, coverage and the rules that read each."""
+    from terrawatch.service.layers import list_layers
+    from terrawatch.store.uow import engine_for
+
+    rows = list_layers(engine_for(get_settings().db_url))
+    if as_json:
+        typer.echo(json.dumps(rows, default=str))
+        return
+    typer.echo(f"{'layer':<28} {'features':>8}  {'loaded_at':<19}  used_by")
+    for r in rows:
+        typer.echo(f"{r['layer']:<28} {r['features']:>8}  {str(r['loaded_at'])[:19]:<19}  "
+                   f"{', '.join(r['used_by']) or 'display only'}")
+
+
+@layers_app.command("drop")
+def layers_drop(layer: str = typer.Argument(..., help="The layer to delete (features and coverage)."),
+                as_json: bool = typer.Option(False, "--json", help="The answer as JSON.")) -> None:
+    """Delete a reference layer (as DELETE /ops/reference-layers/{layer}); exit 1 if it does not exist."""
+    from terrawatch.service.layers import drop_layer
+    from terrawatch.store.uow import engine_for
+
+    n = drop_layer(engine_for(get_settings().db_url), layer, audit=cli_audit("reference_layer.delete"))
+    typer.echo(json.dumps({"layer": layer, "dropped": n}) if as_json else f"dropped {layer}: {n} features")

@@ -60,7 +60,11 @@ def run(
 
     s = get_settings()
     configure_logging(s.log_level)
-    start_http_server(s.metrics_port, addr=s.metrics_host)
+    from terrawatch.observability.metrics import OwnedRegistry
+
+    # the consumer's families, and the dispatcher's when it runs in this process (docs/metrics.md)
+    start_http_server(s.metrics_port, addr=s.metrics_host,
+                      registry=OwnedRegistry("consumer", *(("dispatcher",) if dispatch else ())))
     sync_static(engine_for(s.worker_db_url), s)
     worker = build_worker(s)
     DepthReporter(s, engine_for(s.worker_db_url), s.dlq_depth_interval_s).start()  # terrawatch_dlq_depth
@@ -102,7 +106,9 @@ def dispatch() -> None:
 
     s = get_settings()
     configure_logging(s.log_level)
-    start_http_server(s.dispatcher_metrics_port, addr=s.metrics_host)
+    from terrawatch.observability.metrics import OwnedRegistry
+
+    start_http_server(s.dispatcher_metrics_port, addr=s.metrics_host, registry=OwnedRegistry("dispatcher"))
     d = Dispatcher(s)
     signal.signal(signal.SIGTERM, lambda *_: d.stop())
     d.run_forever()

@@ -12,6 +12,10 @@ from prometheus_client import Counter, Gauge, Histogram
 # values of the ``stage`` label of terrawatch_stage_duration_seconds (service/pipeline.py, service/worker.py)
 STAGES = ("check", "open", "read", "infer", "tiling_wall", "products", "cloud_mask", "vectorize", "store", "commit")
 
+# values of the ``operation`` label of terrawatch_db_write_duration_seconds: the UnitOfWork operations that
+# write (store/uow.py observes only these; a read-only UnitOfWork, operation "read", is not measured).
+DB_WRITE_OPERATIONS = ("check", "status", "reference", "fusion", "scene", "alert_transition", "seed")
+
 # Latency buckets in seconds: stage work is sub-second to minutes.
 _STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 # Sensing-to-alert spans minutes (live) to days (backfill).
@@ -118,6 +122,66 @@ OUTAGE_WINDOW_SECONDS = Gauge(
 DLQ_AUTO_REDRIVEN = Counter(
     "terrawatch_dlq_auto_redriven_total", "Transient DLQ entries re-driven automatically to the scenes topic."
 )
+
+# HTTP (API process): request count and latency per route template, bounded label values.
+HTTP_UNMATCHED_ROUTE = "unmatched"  # the route label of a request no route matched (404s of random paths)
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")  # anything else: "other"
+HTTP_REQUESTS = Counter(
+    "terrawatch_http_requests_total",
+    "HTTP requests answered by the API, by route template, method and status class (2xx, 3xx, 4xx, 5xx).",
+    ["route", "method", "status_class"],
+)
+HTTP_SECONDS = Histogram(
+    "terrawatch_http_request_duration_seconds",
+    "Time from receiving an HTTP request to the end of its response, by route template, method and status class.",
+    ["route", "method", "status_class"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+BUILD_INFO = Gauge(
+    "terrawatch_build_info",
+    "1 per terrawatch role this process runs (process: api, consumer, dispatcher), with the package version.",
+    ["process", "version"],
+)
+
+# Which process exports which terrawatch family (the Prometheus job of docs/metrics.md): every process
+# imports this module, but serves only its own families (owned_registry), so no process exports another's
+# metric at a meaningless 0 (the API once exported terrawatch_outage_window_seconds 0.0).
+_CONSUMER = (EVENTS_CONSUMED, EVENTS_INVALID, SCENES, TILES, STAGE_SECONDS, SENSING_TO_ALERT_SECONDS,
+             TRITON_REQUEST_SECONDS, DB_WRITE_SECONDS, CONSUMER_LAG, DETECTIONS, SCENES_OUTSIDE_AOA,
+             PIXELS_OUTSIDE_AOA, ALERTS, DLQ_DEPTH, SCENES_IN_FLIGHT, CONSUMPTION_PAUSED, DEPENDENCY_OUTAGE_SECONDS,
+             OUTAGE_WINDOW_SECONDS, DLQ_AUTO_REDRIVEN, BUILD_INFO)
+_DISPATCHER = (WEBHOOK_DELIVERIES, WEBHOOK_SECONDS, WEBHOOK_DELIVERY_LAG_SECONDS, WEBHOOK_CIRCUIT_OPEN, OUTBOX_DEPTH,
+               OUTBOX_FAILED, BUILD_INFO)
+_API = (HTTP_REQUESTS, HTTP_SECONDS, BUILD_INFO)
+OWNERS: dict[str, tuple] = {"consumer": _CONSUMER, "dispatcher": _DISPATCHER, "api": _API}
+
+
+def _family(metric) -> str:
+    return metric.describe()[0].name
+
+
+def owned_families(*processes: str) -> set[str]:
+    """Family names (as ``collect()`` yields them: counters without ``_total``) that ``processes`` export."""
+    return {_family(m) for p in processes for m in OWNERS[p]}
+
+
+class OwnedRegistry:
+    """The default registry as the processes in ``processes`` serve it: every non-terrawatch collector
+    (``process_*``, ``python_*``) and only the terrawatch families they own. Sets ``terrawatch_build_info``."""
+
+    def __init__(self, *processes: str) -> None:
+        from terrawatch import __version__
+
+        self.families = owned_families(*processes)
+        for p in processes:
+            BUILD_INFO.labels(p, __version__).set(1)
+
+    def collect(self):
+        from prometheus_client import REGISTRY
+
+        for fam in REGISTRY.collect():
+            if not fam.name.startswith("terrawatch_") or fam.name in self.families:
+                yield fam
 
 
 def _zero_per_hazard() -> None:

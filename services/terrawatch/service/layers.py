@@ -14,7 +14,7 @@ from typing import Any
 import pyogrio
 import shapely
 
-from terrawatch.domain.errors import InvalidInput
+from terrawatch.domain.errors import InvalidInput, NotFound
 from terrawatch.domain.legality import REFERENCE_KINDS
 from terrawatch.domain.reference_water import REFERENCE_WATER
 from terrawatch.store.db import Engine
@@ -35,6 +35,38 @@ def check_layer_name(layer: str) -> None:
     for kind in LAYER_KINDS:
         if layer != kind and norm(layer) == norm(kind):
             raise InvalidInput(f"layer {layer!r} is not read by any rule; the rules read {kind!r}")
+
+
+LAYER_NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"  # any layer, display-only ones included (as the API's path)
+
+
+def check_display_name(layer: str) -> None:
+    """A layer name the API would take: ``LAYER_NAME`` and not a near miss of a rule layer."""
+    import re
+
+    if not re.match(LAYER_NAME, layer):
+        raise InvalidInput(f"layer name {layer[:80]!r} must match {LAYER_NAME} (lower case, digits, _ and -)")
+    check_layer_name(layer)
+
+
+def list_layers(engine: Engine) -> list[dict]:
+    """Every stored layer with its feature count, load time, extent, coverage and the rules that read it."""
+    from terrawatch.store.reference_list import layer_summaries
+
+    return [{**row, "used_by": used_by(row["layer"])} for row in layer_summaries(engine)]
+
+
+def drop_layer(engine: Engine, layer: str, audit: Audit | None = None) -> int:
+    """Delete a layer's features and coverage with the caller's audit row; NotFound if it has none."""
+    from terrawatch.store.reference import drop_reference_layer
+
+    with engine.begin() as conn:
+        n = drop_reference_layer(conn, layer)
+        if not n:
+            raise NotFound(f"reference layer {layer!r} not found")
+        if audit is not None:
+            audit(conn, layer, {"features": n})
+    return n
 
 
 def used_by(layer: str) -> list[str]:
@@ -89,8 +121,7 @@ def load_layer(engine: Engine, path: Path, kind: str, name_field: str = "name",
     of its features) is recorded as its coverage. Mining legality says ``illegal`` by
     ``outside_licensed_concession`` only inside the concession layer's coverage.
     """
-    if kind not in LAYER_KINDS:
-        raise ValueError(f"kind must be one of {', '.join(LAYER_KINDS)}")
+    check_display_name(kind)  # a rule layer (LAYER_KINDS) or a display-only one, as the API takes
     feats = [(g, {k: v for k, v in p.items() if isinstance(v, (str, int, float, bool)) or v is None})
              for g, p in read_features(path)]
     cov = None

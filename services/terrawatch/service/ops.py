@@ -48,7 +48,8 @@ def readiness(settings: Settings, engine: Engine) -> dict[str, Check]:
     from terrawatch.tiling.ray_cluster import cluster_health
 
     checks = {"kafka": lambda: kafka_ready(settings), "postgis": lambda: postgis_version(engine),
-              "triton": lambda: server_ready(settings.triton), "ray": lambda: cluster_health(settings.ray)}
+              "triton": lambda: server_ready(settings.triton),
+              "ray": lambda: cluster_health(settings.ray, settings.ray_driver_env)}
     with ThreadPoolExecutor(max_workers=len(checks)) as pool:
         futures = {name: pool.submit(_timed, fn) for name, fn in checks.items()}
         return {name: f.result() for name, f in futures.items()}
@@ -56,34 +57,53 @@ def readiness(settings: Settings, engine: Engine) -> dict[str, Check]:
 
 # status ----------------------------------------------------------------------
 
-def _worker_metrics(settings: Settings):
-    """The worker's Prometheus metric families (None when the worker is not reachable)."""
+def worker_metrics_url(settings: Settings) -> str:
+    return settings.worker_metrics_url or f"http://127.0.0.1:{settings.metrics_port}/metrics"
+
+
+def dispatcher_metrics_url(settings: Settings) -> str:
+    return settings.dispatcher_metrics_url or f"http://127.0.0.1:{settings.dispatcher_metrics_port}/metrics"
+
+
+def api_metrics_url(settings: Settings) -> str:
+    host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::", "") else settings.api_host
+    return f"http://{host}:{settings.api_port}/metrics"
+
+
+def _scrape(url: str, timeout: float = 2.0):
+    """The Prometheus metric families served at ``url`` (None when it does not answer 200)."""
     import httpx
     from prometheus_client.parser import text_string_to_metric_families
 
-    url = settings.worker_metrics_url or f"http://127.0.0.1:{settings.metrics_port}/metrics"
     try:
-        body = httpx.get(url, timeout=2).text
+        r = httpx.get(url, timeout=timeout)
     except httpx.HTTPError:
         return None
-    return list(text_string_to_metric_families(body))
+    if r.status_code != 200:
+        return None
+    return list(text_string_to_metric_families(r.text))
 
 
-def worker_gauge(settings: Settings, name: str) -> float | None:
+def _worker_metrics(settings: Settings):
+    """The worker's Prometheus metric families (None when the worker is not reachable)."""
+    return _scrape(worker_metrics_url(settings))
+
+
+def worker_gauge(settings: Settings, name: str, families=False) -> float | None:
     """A gauge from the worker's Prometheus endpoint (None when the worker is not reachable)."""
-    families = _worker_metrics(settings)
+    families = _worker_metrics(settings) if families is False else families
     for fam in families or []:
         if fam.name == name:
             return sum(s.value for s in fam.samples)
     return None
 
 
-def dependency_pauses(settings: Settings) -> list[dict] | None:
+def dependency_pauses(settings: Settings, families=False) -> list[dict] | None:
     """Dependencies the worker has paused consumption for (from its /metrics): dependency, seconds down and
     a sentence for the operator. [] when consuming normally, None when the worker is not reachable."""
     from terrawatch.domain.recovery import pause_reason
 
-    families = _worker_metrics(settings)
+    families = _worker_metrics(settings) if families is False else families
     if families is None:
         return None
     paused, down, window = set(), {}, settings.outage_window_s
@@ -97,6 +117,71 @@ def dependency_pauses(settings: Settings) -> list[dict] | None:
                 window = smp.value
     return [{"dependency": d, "down_s": round(down.get(d, 0.0), 1),
              "reason": pause_reason(d, down.get(d, 0.0), window)} for d in sorted(paused)]
+
+
+def _identity(families) -> dict:
+    """What a process's /metrics says about it: roles and version (terrawatch_build_info), start time."""
+    from datetime import datetime, timezone
+
+    roles, version, started = [], None, None
+    for fam in families:
+        for smp in fam.samples:
+            if smp.name == "terrawatch_build_info" and smp.value == 1:
+                roles.append(smp.labels.get("process"))
+                version = smp.labels.get("version")
+            elif smp.name == "process_start_time_seconds":
+                started = datetime.fromtimestamp(smp.value, timezone.utc).isoformat()
+    return {"roles": sorted(r for r in roles if r), "version": version, "since": started}
+
+
+def _probe(name: str, url: str, families) -> dict:
+    from datetime import datetime, timezone
+
+    if families is None:
+        return {"process": name, "up": False, "url": url, "since": None, "version": None, "last_seen": None,
+                "detail": f"no answer from {url}"}
+    return {"process": name, "up": True, "url": url, **{k: v for k, v in _identity(families).items() if k != "roles"},
+            "last_seen": datetime.now(timezone.utc).isoformat(), "detail": "answered /metrics"}
+
+
+def self_health(name: str = "api") -> dict:
+    """This process as :func:`process_health` reports the others (the API answering /ops/status is up)."""
+    from datetime import datetime, timezone
+
+    from prometheus_client.process_collector import PROCESS_COLLECTOR
+
+    import terrawatch
+
+    since = next((smp.value for fam in PROCESS_COLLECTOR.collect() for smp in fam.samples
+                  if smp.name == "process_start_time_seconds"), None)
+    return {"process": name, "up": True, "url": None, "version": terrawatch.__version__,
+            "since": datetime.fromtimestamp(since, timezone.utc).isoformat() if since else None,
+            "last_seen": datetime.now(timezone.utc).isoformat(), "detail": "this process"}
+
+
+def process_health(settings: Settings, worker_families=False, include_api: bool = True,
+                   api_self: bool = False) -> list[dict]:
+    """Health of terrawatch's own processes, each from its /metrics (probed concurrently): the worker
+    (``terrawatch run``), the dispatcher (standalone ``terrawatch dispatch``, or inside the worker when the
+    worker exports ``terrawatch_build_info{process="dispatcher"}``) and the API (``api_self``: this process).
+    Each: process, up, url, since (process start), version, last_seen (when it last answered: now, if up),
+    detail. One worker is probed (TERRAWATCH_WORKER_METRICS_URL); scale-out deployments have Prometheus."""
+    urls = {"worker": worker_metrics_url(settings), "dispatcher": dispatcher_metrics_url(settings)}
+    if include_api and not api_self:
+        urls["api"] = api_metrics_url(settings)
+    todo = {k: u for k, u in urls.items() if not (k == "worker" and worker_families is not False)}
+    with ThreadPoolExecutor(max_workers=max(1, len(todo))) as pool:
+        got = dict(zip(todo, pool.map(_scrape, todo.values())))
+    if worker_families is not False:
+        got["worker"] = worker_families
+    worker = _probe("worker", urls["worker"], got["worker"])
+    dispatcher = _probe("dispatcher", urls["dispatcher"], got["dispatcher"])
+    if not dispatcher["up"] and got["worker"] is not None and "dispatcher" in _identity(got["worker"])["roles"]:
+        dispatcher = {**worker, "process": "dispatcher", "detail": "inside the worker process (terrawatch run)"}
+    out = [worker, dispatcher]
+    if include_api:
+        out.append(self_health("api") if api_self else _probe("api", urls["api"], got["api"]))
+    return out
 
 
 def consumption(engine: Engine, settings: Settings) -> dict:
@@ -130,16 +215,22 @@ def pipeline_status(settings: Settings, engine: Engine) -> dict:
     from terrawatch.service import dlq as dlq_svc
     from terrawatch.store.scenes import last_sensed_by_platform
 
-    lag = group_lag(settings)
-    dlq = dlq_svc.counts(settings, engine)
+    with ThreadPoolExecutor(max_workers=3) as pool:  # Kafka, the worker's /metrics and PostGIS at once
+        lag_f = pool.submit(group_lag, settings)
+        families_f = pool.submit(_worker_metrics, settings)
+        dlq_f = pool.submit(dlq_svc.counts, settings, engine)
+        lag, families, dlq = lag_f.result(), families_f.result(), dlq_f.result()
+    paused = consumption(engine, settings)
     return {
         "consumer_group": settings.consumer_group, "topic": settings.scenes_topic,
         "consumer_lag": lag, "total_lag": sum(p["lag"] for p in lag),
-        "scenes_in_flight": worker_gauge(settings, "terrawatch_scenes_in_flight"),
+        "scenes_in_flight": worker_gauge(settings, "terrawatch_scenes_in_flight", families),
         "last_processed": last_sensed_by_platform(engine),
         "dlq_size": dlq["pending"], "dlq": dlq,
-        "consumption_paused": consumption(engine, settings)["paused"],
-        "paused_by_dependency": dependency_pauses(settings),
+        "consumption_paused": paused["paused"],
+        "consumption": paused,
+        "paused_by_dependency": dependency_pauses(settings, families),
+        "processes": process_health(settings, worker_families=families, api_self=True),
         "outbox": deliveries.counts(engine),
     }
 

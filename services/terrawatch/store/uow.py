@@ -117,7 +117,8 @@ class UnitOfWork:
         try:
             if exc_type is None:
                 self._tx.commit()
-                DB_WRITE_SECONDS.labels(self.operation).observe(time.perf_counter() - self._t0)
+                if self.operation != "read":  # a read-only unit of work is not a write (docs/metrics.md)
+                    DB_WRITE_SECONDS.labels(self.operation).observe(time.perf_counter() - self._t0)
             else:
                 self._tx.rollback()
         finally:

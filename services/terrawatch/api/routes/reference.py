@@ -6,6 +6,7 @@ OGC API collection ``reference_layers`` and the ``reference_layers`` tiles.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import shapely
@@ -16,10 +17,9 @@ from pydantic import BaseModel, Field
 from shapely.geometry import shape
 
 from terrawatch.api.deps import ApiDeps
-from terrawatch.api.errors import InvalidInput, NotFound
+from terrawatch.api.errors import InvalidInput
 from terrawatch.api.security import Principal
 from terrawatch.service import layers
-from terrawatch.store.reference import drop_reference_layer
 
 Layer = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$", description="Layer name.")]
 MAX_FEATURES = 10_000
@@ -50,6 +50,15 @@ def _geometry(feature, i: int):
         raise InvalidInput(f"feature {i}: unusable geometry ({str(exc)[:200]})") from None
 
 
+class LayerSummary(BaseModel):
+    layer: str
+    features: int
+    loaded_at: datetime | None
+    bbox: list[float] | None = Field(description="[west, south, east, north], EPSG:4326.")
+    coverage_source: str | None = Field(description="What declared the layer's coverage (mining legality).")
+    used_by: list[str] = Field(description="Rules that read the layer; [] = display only.")
+
+
 def reference_router(deps: ApiDeps) -> APIRouter:
     router = APIRouter(prefix="/ops/reference-layers", tags=["reference layers"])
 
@@ -65,10 +74,11 @@ def reference_router(deps: ApiDeps) -> APIRouter:
 
     @router.delete("/{layer}", status_code=204, summary="Drop a layer.")
     def delete_layer(layer: Layer, request: Request, who: Principal = Depends(deps.operator)) -> None:
-        with deps.engine.begin() as conn:
-            n = drop_reference_layer(conn, layer)
-            if not n:
-                raise NotFound(f"reference layer {layer!r} not found")
-            deps.audit(conn, who, "reference_layer.delete", layer, {"features": n}, request)
+        layers.drop_layer(deps.engine, layer, audit=deps.auditor(who, request, "reference_layer.delete"))
+
+    @router.get("", response_model=list[LayerSummary],
+                summary="Stored layers: features, load time, extent, coverage and the rules that read each.")
+    def list_layers(_: Principal = Depends(deps.viewer)) -> list[dict]:
+        return layers.list_layers(deps.read_engine)
 
     return router
