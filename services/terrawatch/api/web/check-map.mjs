@@ -72,7 +72,8 @@ try {
       const box = await page.locator("#map canvas").boundingBox();
       await page.mouse.click(box.x + hit.x, box.y + hit.y);
       await page.waitForSelector(".maplibregl-popup-content", { timeout: 30000 });
-      await page.waitForFunction(() => document.querySelector(".maplibregl-popup-content").textContent !== "…",
+      // The popup opens with "…" (and its close button, "×") until the alert's details have been fetched.
+      await page.waitForFunction(() => !document.querySelector(".maplibregl-popup-content").textContent.startsWith("…"),
                                  null, { timeout: 30000 });
       out.popup = (await page.textContent(".maplibregl-popup-content")).slice(0, 600);
       out.popup_links = await page.evaluate(() =>
