@@ -1,18 +1,25 @@
-"""Raster tile reads of scene products: peak memory of a tile read, small scene vs full-size scene.
+"""Raster tile reads of scene products: time and peak memory per zoom, small scene vs full-size scene.
 
 Products are built with the pipeline's own writers from the synthetic Sentinel-2 L1C scene of
 ``bench_scale.py`` (13 native-resolution COGs, cached under ``~/.cache/terrawatch/bench``):
 
 * the quicklook (``products.quicklook.write_quicklook``, B4/B3/B2/B8 on the scene grid, <= 4096 px, COG);
 * a likelihood product of the scene's size (2-band uint8, band 1 = 90 on the scene's water, 5 elsewhere,
-  written strip by strip as the tiler does, then ``products.cog.to_cog``).
+  written strip by strip as the tiler does, then ``products.cog.to_cog`` with the pipeline's resampling).
 
-For each scene size and product a **fresh subprocess** imports the tile code, renders one tile to warm
-up imports, then reads tiles with ``products.tiles.render`` at the lowest zoom (the whole scene in a
-tile or two: the overview path), a middle zoom and the highest zoom (full resolution), 12 tiles per zoom
-where the product has them. Reported: peak RSS (``ru_maxrss``) minus the RSS before the first measured
-tile, per product and size, and ``ratio_full_over_small`` = that delta on the full-size scene / on the
-small one, side by side in one run. A ratio near 1 means tile-read memory does not grow with scene size.
+For each scene size, product and zoom from ``--min-zoom`` (5) to the product's native zoom (the TileJSON's
+``maxzoom``), a **fresh subprocess** renders one tile of a tiny unrelated product (imports, GDAL drivers),
+then up to ``--tiles`` (6) tiles of the product at that zoom with ``products.tiles.render_planned`` (the
+API's code path, the API's default cap). Per zoom: median wall and CPU ms per tile, peak RSS growth over the
+RSS before the first measured tile (``VmHWM`` after a reset), the level read (-1 = full resolution, k = k-th
+overview) and the pixels that level covers for one tile; a refused zoom (under the TileJSON's minzoom)
+is listed as refused. Side by side in one run: ``ratio_low_over_native`` = the worst of z5-z7 over the
+native zoom, for CPU time, wall time and memory (memory growth floored at 1 MB, the noise of a read).
+
+``before_small_flood``: the same small likelihood product in the layout written before this change (GDAL's
+default COG overviews: only until the raster fits one 512 px block, so 1 level at 1098 px) read the old way
+(rio-tiler picks the level, no cap) at ``--before-zoom`` (7) and at its native zoom, in fresh processes:
+what a zoomed-out tile cost then, and the pixels the same tile would read now (it is refused over the cap).
 
     .venv/bin/python bench/bench_raster_tiles.py                       # 1098 vs 10980 px (full tile)
     .venv/bin/python bench/bench_raster_tiles.py --small 1098 --full 3294
@@ -23,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -32,6 +40,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import bench_scale  # noqa: E402
+
+PRODUCTS_DIR = "products_v2"  # v2: overviews down to 1-2 px (issue 25); v1 products had GDAL's default
 
 
 def _status_kb(field: str) -> int:
@@ -49,57 +59,138 @@ def _reset_peak() -> None:
         fh.write("5")
 
 
-def _measure(path: str, product: str, out) -> None:
-    """In a fresh process: RSS growth (kB) of reading tiles of ``path`` at three zoom levels."""
+def _warm(tmp: str) -> None:
+    """Imports, GDAL driver registration, rio-tiler's first tile: on a tiny unrelated product."""
     import morecantile
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from terrawatch.products import tiles
+    from terrawatch.products.cog import LIKELIHOOD_RESAMPLING, to_cog
+
+    p = Path(tmp) / "warm.tif"
+    with rasterio.open(p, "w", driver="GTiff", width=64, height=64, count=2, dtype="uint8", nodata=255,
+                       crs="EPSG:32633", transform=from_origin(*bench_scale.ORIGIN, 10, 10)) as ds:
+        ds.write(np.full((2, 64, 64), 5, np.uint8))
+    to_cog(p, resampling=LIKELIHOOD_RESAMPLING)
+    i = tiles.info(p)
+    t = morecantile.tms.get("WebMercatorQuad").tile(*bench_scale_centre(i.bounds), i.maxzoom)
+    tiles.render(p, "flood", t.z, t.x, t.y)
+
+
+def bench_scale_centre(bounds) -> tuple[float, float]:
+    w, s, e, n = bounds
+    return (w + e) / 2, (s + n) / 2
+
+
+def _tiles_at(bounds, z: int, k: int):
+    """Up to ``k`` tiles at zoom ``z`` spread over the product, the centre tile first."""
+    import morecantile
+
+    tms = morecantile.tms.get("WebMercatorQuad")
+    w, s, e, n = bounds
+    ts = list(tms.tiles(w, s, e, n, [z]))
+    centre = tms.tile(*bench_scale_centre(bounds), z)
+    rest = [t for t in ts if t != centre]
+    step = max(1, len(rest) // max(1, k - 1))
+    return [centre, *rest[::step][: k - 1]]
+
+
+def _measure_zoom(path: str, product: str, z: int, k: int, mode: str, out) -> None:
+    """In a fresh process: per-tile wall/CPU ms and peak RSS growth of reading tiles of ``path`` at ``z``.
+    ``mode`` "planned": the API's path (level chosen, cap); "before": plain rio-tiler as before the change."""
+    import tempfile
+    import warnings
+
+    from rasterio.errors import NodataShadowWarning
 
     from terrawatch.products import tiles
 
-    tms = morecantile.tms.get("WebMercatorQuad")
+    warnings.simplefilter("ignore", NodataShadowWarning)  # 4-band quicklooks: nodata 0 rules, as intended
+
+    with tempfile.TemporaryDirectory() as tmp:
+        _warm(tmp)
     p = Path(path)
     info = tiles.info(p)
-    w, s, e, n = info.bounds
     comp = "truecolor" if product == "quicklook" else None
-    warm = tms.tile((w + e) / 2, (s + n) / 2, info.maxzoom)
-    tiles.render(p, product, warm.z, warm.x, warm.y, comp)  # imports, GDAL driver registration
+    wall, cpu, levels, pixels = [], [], set(), set()
     before = _status_kb("VmRSS")
     _reset_peak()
-    count = 0
-    t0 = time.perf_counter()
-    lo = max(0, info.minzoom - 4)  # below the native range: the overview path (TileJSON advertises from 0)
-    for z in (lo, (lo + info.maxzoom) // 2, info.maxzoom):
-        ts = list(tms.tiles(w, s, e, n, [z]))
-        step = max(1, len(ts) // 12)
-        for t in ts[::step][:12]:
-            try:
-                tiles.render(p, product, t.z, t.x, t.y, comp)
-                count += 1
-            except tiles.TileNotFound:
-                pass
+    refused = None
+    for t in _tiles_at(info.bounds, z, k):
+        w0, c0 = time.perf_counter(), time.process_time()
+        try:
+            if mode == "before":
+                _render_before(p, t.z, t.x, t.y)
+                levels.add("gdal")
+            else:
+                _, plan = tiles.render_planned(p, product, t.z, t.x, t.y, comp)
+                levels.add(plan.level.overview)
+                pixels.add(plan.pixels)
+        except tiles.TileTooCostly as exc:
+            refused = str(exc)[:160]
+            break
+        except tiles.TileNotFound:
+            continue
+        wall.append(1000 * (time.perf_counter() - w0))
+        cpu.append(1000 * (time.process_time() - c0))
     peak = _status_kb("VmHWM")
-    out.put({"tiles": count, "rss_before_mb": round(before / 1024, 1), "peak_mb": round(peak / 1024, 1),
-             "peak_growth_mb": round((peak - before) / 1024, 1),
-             "ms_per_tile": round(1000 * (time.perf_counter() - t0) / max(count, 1), 1),
-             "zooms": [lo, (lo + info.maxzoom) // 2, info.maxzoom]})
+    if refused:
+        out.put({"zoom": z, "refused": refused, "plan_pixels": tiles.read_plan(p, z).pixels})
+        return
+    out.put({"zoom": z, "tiles": len(wall), "wall_ms": round(statistics.median(wall), 1),
+             "cpu_ms": round(statistics.median(cpu), 1), "peak_growth_mb": round((peak - before) / 1024, 1),
+             "peak_rss_mb": round(peak / 1024, 1), "levels_read": sorted(levels, key=str),
+             "pixels": max(pixels) if pixels else None})
 
 
-def _likelihood(size: int, path: Path) -> None:
+def _render_before(p: Path, z: int, x: int, y: int) -> bytes:
+    """A likelihood tile as ``products/tiles.render`` read it before issue 25: rio-tiler on the file, no cap."""
+    from rio_tiler.io import Reader
+
+    from terrawatch.products import tiles
+
+    with Reader(str(p)) as r:
+        if not r.tile_exists(x, y, z):
+            raise tiles.TileNotFound("outside")
+        img = r.tile(x, y, z, tilesize=256, indexes=1)
+        return img.render(img_format="PNG", colormap=tiles.likelihood_colormap("flood"))
+
+
+def _run(ctx, path: Path, product: str, z: int, k: int, mode: str = "planned") -> dict:
+    q = ctx.Queue()
+    proc = ctx.Process(target=_measure_zoom, args=(str(path), product, z, k, mode, q))
+    proc.start()
+    row = q.get(timeout=900)
+    proc.join()
+    return row
+
+
+def _likelihood(size: int, path: Path, old_layout: bool = False) -> None:
     import rasterio
+    import rasterio.shutil
     from rasterio.transform import from_origin
     from rasterio.windows import Window
 
-    from terrawatch.products.cog import to_cog
+    from terrawatch.products.cog import INTERMEDIATE_COMPRESSION, LIKELIHOOD_RESAMPLING, to_cog
 
     cols = (np.arange(size, dtype=np.float32) + 0.5)[None, :]
-    with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=2, dtype="uint8", nodata=255,
+    tmp = path.with_name(f".{path.name}.tmp")
+    with rasterio.open(tmp, "w", driver="GTiff", width=size, height=size, count=2, dtype="uint8", nodata=255,
                        crs="EPSG:32633", transform=from_origin(*bench_scale.ORIGIN, 10, 10), tiled=True,
-                       blockxsize=256, blockysize=256, compress="deflate") as ds:
+                       blockxsize=256, blockysize=256, **INTERMEDIATE_COMPRESSION) as ds:
         for r0 in range(0, size, bench_scale.STRIP):
             h = min(bench_scale.STRIP, size - r0)
             rows = (np.arange(r0, r0 + h, dtype=np.float32) + 0.5)[:, None]
             lk = np.where(bench_scale._water(rows, cols, size), 90, 5).astype(np.uint8)
             ds.write(np.stack([lk, np.zeros_like(lk)]), window=Window(0, r0, size, h))
-    to_cog(path)
+    if old_layout:  # products/cog.py before issue 25: GDAL's default overviews (until one 512 px block)
+        rasterio.shutil.copy(tmp, path, driver="COG", compress="DEFLATE", blocksize=512,
+                             overview_resampling="NEAREST")
+        tmp.unlink()
+    else:
+        to_cog(tmp, resampling=LIKELIHOOD_RESAMPLING)
+        tmp.replace(path)
 
 
 def build(size: int, cache: Path, log) -> dict[str, Path]:
@@ -115,9 +206,9 @@ def build(size: int, cache: Path, log) -> dict[str, Path]:
         proc.join()
         if proc.exitcode != 0:
             raise SystemExit("scene generation failed")
-    out = folder / "products"
+    out = folder / PRODUCTS_DIR
     out.mkdir(exist_ok=True)
-    ql, lk = out / "quicklook.tif", out / "flood_likelihood.tif"
+    ql, lk, old = out / "quicklook.tif", out / "flood_likelihood.tif", out / "flood_likelihood_before.tif"
     if not ql.exists():
         t0 = time.perf_counter()
         scene = scene_from_item(bench_scale.scene_item(size, folder))
@@ -128,35 +219,67 @@ def build(size: int, cache: Path, log) -> dict[str, Path]:
         t0 = time.perf_counter()
         _likelihood(size, lk)
         log(f"likelihood {size} px: {time.perf_counter() - t0:.0f} s, {lk.stat().st_size / 1e6:.1f} MB")
-    return {"quicklook": ql, "flood": lk}
+    if not old.exists():
+        _likelihood(size, old, old_layout=True)
+    return {"quicklook": ql, "flood": lk, "before": old}
+
+
+def _ratios(rows: list[dict], native: int, low: range) -> dict:
+    nat = next(r for r in rows if r["zoom"] == native)
+    lows = [r for r in rows if r["zoom"] in low and "refused" not in r]
+    if not lows:
+        return {"low_zooms_served": 0}
+    return {"low_zooms_served": len(lows),
+            "cpu": round(max(r["cpu_ms"] for r in lows) / max(nat["cpu_ms"], 0.1), 2),
+            "wall": round(max(r["wall_ms"] for r in lows) / max(nat["wall_ms"], 0.1), 2),
+            "memory": round(max(max(r["peak_growth_mb"], 1.0) for r in lows) / max(nat["peak_growth_mb"], 1.0), 2)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--small", type=int, default=1098)
     ap.add_argument("--full", type=int, default=10980)
+    ap.add_argument("--min-zoom", type=int, default=5)
+    ap.add_argument("--tiles", type=int, default=6, help="tiles per zoom (fewer where the product has fewer)")
+    ap.add_argument("--before-zoom", type=int, default=7, help="the zoom of issue 25's 17 s tile")
     ap.add_argument("--cache", type=Path, default=None, help="default ~/.cache/terrawatch/bench")
     args = ap.parse_args()
+    from terrawatch.products import tiles
     from terrawatch.settings import Settings
 
     cache = args.cache or Settings().cache_dir / "bench"
     log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
     built = {size: build(size, cache, log) for size in (args.small, args.full)}
     ctx = mp.get_context("spawn")
-    result: dict = {"bench": "raster_tiles", "small_px": args.small, "full_px": args.full}
+    low = range(args.min_zoom, args.min_zoom + 3)
+    result: dict = {"bench": "raster_tiles", "small_px": args.small, "full_px": args.full,
+                    "max_source_pixels": tiles.MAX_SOURCE_PIXELS}
     for product in ("flood", "quicklook"):
-        rows = {}
-        for size in (args.small, args.full):
-            q = ctx.Queue()
-            proc = ctx.Process(target=_measure, args=(str(built[size][product]), product, q))
-            proc.start()
-            rows[size] = q.get(timeout=600)
-            proc.join()
-            log(f"{product} {size} px: {rows[size]}")
-        small, full = rows[args.small]["peak_growth_mb"], rows[args.full]["peak_growth_mb"]
-        result[product] = {"small": rows[args.small], "full": rows[args.full],
-                           "ratio_full_over_small": round(full / max(small, 0.1), 2),
-                           "scene_px_ratio": round((args.full / args.small) ** 2, 1)}
+        result[product] = {}
+        for label, size in (("small", args.small), ("full", args.full)):
+            path = built[size][product]
+            info = tiles.info(path)
+            rows = []
+            for z in range(args.min_zoom, info.maxzoom + 1):
+                rows.append(_run(ctx, path, product, z, args.tiles))
+                log(f"{product} {size} px z{z}: {rows[-1]}")
+            result[product][label] = {"px": size, "minzoom": info.minzoom, "native_zoom": info.maxzoom,
+                                      "overviews": len(tiles.levels(path)) - 1, "zooms": rows,
+                                      "ratio_low_over_native": _ratios(rows, info.maxzoom, low)}
+    full_low = [r for r in result["flood"]["full"]["zooms"] + result["quicklook"]["full"]["zooms"]
+                if r["zoom"] in low]
+    result["full_low_zoom_from_overviews"] = all("refused" not in r and min(r["levels_read"]) >= 0
+                                                 for r in full_low)
+    # before: the small product in the old layout, read as before (no level choice, no cap)
+    old = built[args.small]["before"]
+    oi = tiles.info(old)
+    before = {"overviews": len(tiles.levels(old)) - 1, "minzoom_now": oi.minzoom}
+    for z in (args.before_zoom, oi.maxzoom):
+        row = _run(ctx, old, "flood", z, 1, mode="before")
+        log(f"before {args.small} px z{z}: {row}")
+        before[f"z{z}"] = {k: row[k] for k in ("wall_ms", "cpu_ms", "peak_growth_mb")}
+        before[f"z{z}"]["pixels_now"] = tiles.read_plan(old, z).pixels
+    result["before_small_flood"] = before
     print(json.dumps(result))
 
 
