@@ -60,3 +60,12 @@ def test_malformed_public_urls_are_refused(bad):
         parse_public_url(bad)
     assert parse_public_url("") is None
     assert parse_public_url("http://127.0.0.1:18080") == ("http", "127.0.0.1:18080", "")
+
+
+def test_loopback_names_of_the_same_server_are_kept():
+    s = Settings(api_public_read=True, pg_port=1)
+    with TestClient(create_app(s), base_url="http://127.0.0.1:18080") as c:
+        for host in ("localhost:18080", "127.0.0.1:18080", "[::1]:18080"):
+            assert c.get("/tiles", headers={"Host": host}).json()["alerts"] == f"http://{host}/tiles/alerts.json"
+        for host in ("localhost:9999", "localhost.evil.example:18080", "evil.example"):
+            assert host not in json.dumps(c.get("/tiles", headers={"Host": host}).json())

@@ -9,7 +9,8 @@ ASGI middleware replaces them before any route runs:
 2. else, from a peer in ``TERRAWATCH_API_TRUSTED_PROXIES``: its ``X-Forwarded-Host`` (when it is a
    plain ``host[:port]``; the scheme comes from ``X-Forwarded-Proto`` via uvicorn's ProxyHeadersMiddleware);
 3. else the address the server listens on (``scope["server"]``, e.g. ``http://127.0.0.1:18080`` for
-   ``terrawatch serve``).
+   ``terrawatch serve``); a ``Host`` of ``localhost``, ``127.0.0.1`` or ``[::1]`` with the server's own
+   port is kept (the same server under another loopback name: the map's same-origin checks hold).
 
 A request with ``Host: evil.example`` therefore gets links on the configured or listening address.
 """
@@ -23,6 +24,11 @@ from urllib.parse import urlsplit
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 _HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$")
+
+
+# Names of this machine a browser may use for a server on loopback; a Host header naming one of them with
+# the server's own port is kept (the map at http://localhost:PORT/map loads its tiles from the same origin).
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 
 
 def parse_public_url(text: str) -> tuple[str, str, str] | None:
@@ -81,6 +87,9 @@ class PublicOrigin:
         server = scope.get("server")
         if server:
             host, port = server[0], server[1]
+            given = next((v.decode("latin-1") for k, v in headers if k == b"host"), "")
+            if given in {f"{name}:{port}" for name in LOOPBACK_NAMES}:  # localhost vs 127.0.0.1: same server
+                return None, given, None
             if ":" in host and not host.startswith("["):
                 host = f"[{host}]"
             default = {"http": 80, "https": 443, "ws": 80, "wss": 443}.get(scope.get("scheme", "http"))
