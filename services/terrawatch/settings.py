@@ -31,7 +31,8 @@ class Settings(BaseSettings):
     triton_http_port: int = Field(default=18000, description="Local stack: Triton HTTP port.")
     triton_grpc_port: int = Field(default=18001, description="Local stack: Triton gRPC port.")
     triton_metrics_port: int = Field(default=18002, description="Local stack: Triton /metrics port.")
-    ray_port: int = Field(default=16379, description="Local stack: Ray GCS port (+1 client server, +2 agent).")
+    ray_port: int = Field(default=16379, description="Local stack: Ray GCS port (+1 client server, +2 agent HTTP, +3 agent gRPC, "
+                                                     "+4 metrics export, +5 runtime-env agent; all on 127.0.0.1).")
     ray_min_worker_port: int = Field(default=20000, description="Local stack: first of 1000 Ray worker ports.")
     metrics_port: int = Field(default=19464, description="Port of the worker's /metrics (9464 in containers).")
     metrics_host: str = Field(default="127.0.0.1", description="Bind address of /metrics (0.0.0.0 in containers).")
@@ -256,15 +257,37 @@ class Settings(BaseSettings):
                                                 for i in range(max(1, self.kafka_brokers)))
 
     @property
+    def secrets_dir(self) -> Path:
+        """Local stack: generated credentials (mode 0700; every file in it 0600)."""
+        return self.state_dir / "secrets"
+
+    @property
+    def pg_passfile(self) -> Path:
+        """Local stack: libpq password file of the service roles (not of ``postgres``)."""
+        return self.secrets_dir / "pgpass"
+
+    @property
+    def ray_token_file(self) -> Path:
+        """Local stack: Ray's authentication token (``RAY_AUTH_TOKEN_PATH``)."""
+        return self.secrets_dir / "ray-token"
+
+    def _local_db_url(self, role: str) -> str:
+        # No password in the URL: libpq (psycopg) and asyncpg (tipg) read it from the passfile parameter.
+        from urllib.parse import quote
+
+        return (f"postgresql+psycopg://{role}@127.0.0.1:{self.pg_port}/terrawatch"
+                f"?passfile={quote(str(self.pg_passfile.absolute()), safe='/')}")
+
+    @property
     def db_url(self) -> str:
-        return self.database_url or f"postgresql+psycopg://terrawatch@127.0.0.1:{self.pg_port}/terrawatch"
+        return self.database_url or self._local_db_url("terrawatch")
 
     def _role_url(self, explicit: str | None, role: str) -> str:
         if explicit:
             return explicit
         if self.database_url:  # only the owner URL given: every process uses it (see docs/security.md)
             return self.database_url
-        return f"postgresql+psycopg://{role}@127.0.0.1:{self.pg_port}/terrawatch"
+        return self._local_db_url(role)
 
     @property
     def worker_db_url(self) -> str:
@@ -285,6 +308,16 @@ class Settings(BaseSettings):
     @property
     def ray(self) -> str:
         return self.ray_address or f"127.0.0.1:{self.ray_port}"
+
+    @property
+    def ray_driver_env(self) -> dict[str, str]:
+        """Environment a Ray driver of the local stack needs: its token and a loopback node address (Ray
+        otherwise swaps 127.0.0.1 for the host's external address). {} with TERRAWATCH_RAY_ADDRESS: Ray
+        reads RAY_AUTH_MODE / RAY_AUTH_TOKEN(_PATH) from the process environment itself."""
+        if self.ray_address:
+            return {}
+        return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(self.ray_token_file.absolute()),
+                "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
 @lru_cache

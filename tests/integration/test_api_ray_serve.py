@@ -12,13 +12,12 @@ from tests.integration.api_helpers import free_port, hdr, role_keys
 pytestmark = pytest.mark.integration
 
 
-def test_api_runs_under_ray_serve(stack, monkeypatch):
+def test_api_runs_under_ray_serve(stack):
     import ray
     from ray import serve
 
     from terrawatch.stack.ray_serve import APP_NAME, run_on_ray_serve
 
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # as the stack's Ray head runs (stack/ray_head.py)
     s = stack.settings
     viewer = role_keys(s, "serve")["viewer"]
     port = free_port()

@@ -39,7 +39,7 @@ def build_worker(settings: Settings, max_attempts: int = 3, retry_base_s: float 
     from terrawatch.tiling.ray_cluster import RayErrors, join_cluster
     from terrawatch.tiling.ray_tiler import RayTiler
 
-    join_cluster(settings.ray)
+    join_cluster(settings.ray, settings.ray_driver_env)
     tiler = RayTiler(settings.triton, workers=settings.tile_workers, batch=settings.triton_batch,
                      max_in_flight=settings.max_in_flight_tiles, address=settings.ray)
     engine = engine_for(settings.worker_db_url)

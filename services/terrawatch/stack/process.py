@@ -93,3 +93,16 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str, log: Path |
     if log and log.exists():
         tail = "\n--- last log lines ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-30:])
     raise TimeoutError(f"{what} not ready after {timeout:.0f}s{tail}")
+
+
+def write_secret(path: Path, value: str) -> None:
+    """Create or replace ``path`` (mode 0600, its folder 0700) holding ``value``; never readable by others,
+    not even while it is written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value)
+    os.replace(tmp, path)

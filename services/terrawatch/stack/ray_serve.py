@@ -10,7 +10,6 @@ the pipeline's tiling tasks.
 
 from __future__ import annotations
 
-import logging
 
 from terrawatch.api.app import create_app
 from terrawatch.settings import Settings
@@ -36,11 +35,11 @@ def build_application(settings: Settings, num_replicas: int = 1):
 def run_on_ray_serve(settings: Settings, host: str, port: int, blocking: bool = False,
                      num_replicas: int = 1) -> str:
     """Deploy on the Ray cluster at ``settings.ray``; return the HTTP base URL of Serve's proxy."""
-    import ray
     from ray import serve
 
-    if not ray.is_initialized():
-        ray.init(address=settings.ray, logging_level=logging.WARNING, log_to_driver=False)
+    from terrawatch.tiling.ray_cluster import join_cluster
+
+    join_cluster(settings.ray, settings.ray_driver_env)
     serve.start(http_options={"host": host, "port": port})
     serve.run(build_application(settings, num_replicas), name=APP_NAME, route_prefix="/", blocking=blocking)
     return f"http://{host}:{port}/"

@@ -32,14 +32,40 @@ def ray_session(address: str | None, timeout_s: float = 3.0) -> str | None:
     return session.decode()
 
 
-def join_cluster(address: str | None) -> None:
-    """Make this process a Ray driver of the cluster at ``address`` (once)."""
+def use_driver_env(env: dict[str, str] | None) -> None:
+    """Put ``env`` (``Settings.ray_driver_env``: the local stack's token file and loopback node address) into
+    this process before it talks to the cluster. Ray reads both when it is imported, so a process that
+    imported it earlier has Ray's config and token cache refreshed here."""
+    import os
+
+    from ray._private import ray_constants
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    if not env:
+        return
+    loopback = env.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") == "0"
+    if ("RAY_AUTH_TOKEN" not in os.environ and all(os.environ.get(k) == v for k, v in env.items())
+            and not (loopback and ray_constants.ENABLE_RAY_CLUSTER)):
+        return  # already in effect (inherited, or applied before)
+    os.environ.pop("RAY_AUTH_TOKEN", None)  # would win over the token file
+    os.environ.update(env)
+    if loopback:
+        ray_constants.ENABLE_RAY_CLUSTER = False  # 127.0.0.1 stays 127.0.0.1 (services.resolve_ip_for_localhost)
+    if not ray.is_initialized():
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
+
+
+def join_cluster(address: str | None, driver_env: dict[str, str] | None = None) -> None:
+    """Make this process a Ray driver of the cluster at ``address`` (once), with ``driver_env``
+    (``Settings.ray_driver_env``) applied first."""
     import logging
     import os
 
     # A failed scene drops its other tile tasks in flight; their errors are the same outage, already
     # classified and logged once by the worker, not worth a traceback each from Ray's "unhandled error" hook.
     os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
+    use_driver_env(driver_env)
     if not ray.is_initialized():
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
 
@@ -62,14 +88,17 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def cluster_health(address: str) -> str:
+def cluster_health(address: str, driver_env: dict[str, str] | None = None) -> str:
     """Readiness of the Ray cluster for ``/ops/readyz``: live nodes (inside a Ray Serve replica), the GCS's
-    session (``host:port``) or ``ray health-check`` (a ``ray://`` address). A detail; raises otherwise."""
+    session (``host:port``) or ``ray health-check`` (a ``ray://`` address). A detail; raises otherwise.
+    ``driver_env``: ``Settings.ray_driver_env`` (the local stack's token)."""
     import os
     import subprocess
     import sys
     from pathlib import Path
 
+    if not ray.is_initialized():
+        use_driver_env(driver_env)
     if ray.is_initialized():  # inside a Ray Serve replica
         alive = [n for n in ray.nodes() if n.get("Alive")]
         if not alive:
