@@ -156,3 +156,66 @@ def test_hybrid_mask_leaves_the_clear_flooded_chip_alone():
     assert cl.cloud_source == "s2cloudless+csmask"
     assert float(cl.mask.mean()) < 0.002
     assert float(cloud_layers(s2, gsd_m=10.0, method="csmask").mask.mean()) > 0.005
+
+
+# --- issue 27: shadows by sun geometry, obvious water is not cloud -------------------------------------------
+
+
+def test_sun_angles_from_metadata_time_or_date():
+    from datetime import datetime, timezone
+
+    from terrawatch.ml.cloud import solar_position, sun_angles
+
+    s = sun_angles({"view:sun_azimuth": 150.0, "view:sun_elevation": 50.0})
+    assert (s.azimuth_deg, s.zenith_deg, s.source) == (150.0, 40.0, "metadata")
+    s = sun_angles({"s2:mean_solar_azimuth": 160.0, "s2:mean_solar_zenith": 35.0})
+    assert (s.azimuth_deg, s.zenith_deg) == (160.0, 35.0)
+    # London at the June solstice: noon UTC -> sun due south, elevation ~62 degrees
+    az, zen = solar_position(datetime(2024, 6, 21, 12, 0, tzinfo=timezone.utc), 0.0, 51.5)
+    assert abs(az - 180) < 2 and abs(zen - 28) < 1
+    s = sun_angles({}, datetime(2024, 6, 21, 10, 0, tzinfo=timezone.utc), 0.0, 51.5)
+    assert s.source == "computed" and 120 < s.azimuth_deg < 160
+    # a date stored as midnight (sun below the horizon) -> 10:30 local mean solar time that day
+    s = sun_angles({}, datetime(2019, 9, 18, tzinfo=timezone.utc), -0.4, 39.3)
+    assert s.source == "computed-10:30" and 135 < s.azimuth_deg < 160 and 35 < s.zenith_deg < 50
+    assert sun_angles({}) is None
+
+
+def test_dark_water_is_shadow_only_on_the_clouds_projection_away_from_the_sun(monkeypatch):
+    """One cloud, two dark (shadow-class) blocks at the same distance: north-west of it (away from a
+    south-east sun: where its shadow falls) and south-east of it (towards the sun: no shadow can be there).
+    Only the first is shadow; the old any-direction reach flagged both."""
+    from terrawatch.ml.cloud import SunAngles
+
+    h = w = 300
+    cls = np.zeros((h, w), np.uint8)
+    cls[140:160, 140:160] = CLOUD
+    cls[90:110, 90:110] = SHADOW  # 50 px (500 m) north-west
+    cls[190:210, 190:210] = SHADOW  # 50 px south-east
+    monkeypatch.setattr(cloud_mod, "cloud_shadow_classes", lambda *a, **k: cls.copy())
+    s2 = _land(h, w)
+    sun = SunAngles(135.0, 40.0, "metadata")
+    cl = cloud_layers(s2, gsd_m=10.0, sun=sun)
+    assert cl.shadow[95:105, 95:105].all()
+    assert not cl.shadow[190:210, 190:210].any()
+    # sun unknown: the 10:30 sector (sun east of the meridian) still rules out the sun-side block
+    cl = cloud_layers(s2, gsd_m=10.0)
+    assert cl.shadow[95:105, 95:105].all() and not cl.shadow[190:210, 190:210].any()
+    # the sun in the north-west (southern-hemisphere-like geometry would not give this, but metadata can)
+    cl = cloud_layers(s2, gsd_m=10.0, sun=SunAngles(315.0, 40.0, "metadata"))
+    assert cl.shadow[195:205, 195:205].all() and not cl.shadow[90:110, 90:110].any()
+
+
+def test_obvious_water_is_not_cloud(monkeypatch):
+    """A pixel the cloud model calls cloud but that is dark in SWIR-1 with a high MNDWI (turbid flood water)
+    stays clear; a real thick cloud (bright SWIR-1) stays cloud."""
+    h = w = 64
+    cls = np.full((h, w), CLOUD, np.uint8)
+    monkeypatch.setattr(cloud_mod, "cloud_shadow_classes", lambda *a, **k: cls.copy())
+    s2 = _land(h, w)
+    water = np.array([1400, 1300, 1400, 1200, 900, 600, 500, 450, 400, 100, 5, 150, 100], np.float32)
+    s2[:, :, :32] = water[:, None, None]
+    s2[:, :, 32:] = CLOUD13[:, None, None]
+    cl = cloud_layers(s2, gsd_m=10.0, method="hybrid", product_level="l2a")  # csmask cloud only: no s2cloudless
+    assert not cl.cloud[:, :32].any() and cl.cloud[:, 32:].all()
+    assert cloud_layers(s2, gsd_m=10.0, product_level="l2a", water_guard=False).cloud.all()

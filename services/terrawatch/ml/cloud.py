@@ -7,11 +7,24 @@ Default (``method="hybrid"``), per scene:
   B9, B10, B11, B12 with its published settings (probability >= 0.4, disk average over 4 px,
   dilation 2 px), OR the cloud class of ukis-csmask (below). Where a band s2cloudless needs is
   missing (L2A has no B10) only ukis-csmask is used;
-- **shadow** = the ukis-csmask shadow class, kept only within reach of a detected cloud: a shadow
-  lies at most ``CLOUD_TOP_MAX_M`` (12 km, the top of the cloud-height range Fmask searches, Zhu &
-  Woodcock 2012) x tan(sun zenith) from its cloud. Dark open water looks like shadow to a per-pixel
-  or small-context model; without a cloud in reach it is not shadow. This is what keeps clear
-  flooded fields in the water map (see models/flood_s2/README.md for the numbers);
+- **shadow** = the ukis-csmask shadow class, kept only where a detected cloud, **projected away from
+  the sun** along the solar azimuth at a cloud height between ``CLOUD_BASE_MIN_M`` (200 m) and
+  ``CLOUD_TOP_MAX_M`` (12 km) (the height range Fmask searches, Zhu & Woodcock 2012), lands on it
+  (:func:`shadow_projection`; buffered by ``SHADOW_BUFFER_M``). The azimuth is matched like Fmask's
+  cloud-shadow matching: among directions within ``AZIMUTH_TOLERANCE_DEG`` of the sun's (or, when the sun
+  is unknown, within the sector the sun can occupy at Sentinel-2's 10:30 overpass), the one whose
+  projection lands on the most dark (shadow-class) pixels per projected pixel. The sun comes from
+  :func:`sun_angles` (issue 27): STAC ``view:sun_azimuth``/``view:sun_elevation`` or
+  ``s2:mean_solar_azimuth``/``s2:mean_solar_zenith``; else computed from the sensing time and the scene
+  centre (NOAA solar position; a time at which the sun would be below 5 degrees elevation is taken as a
+  date only, at 10:30 local mean solar time, Sentinel-2's descending node); else the 10:30 sector.
+  Dark open water looks like shadow to a per-pixel model; off a cloud's projection it is not shadow
+  (issue 27: the previous any-direction 12 km x tan(zenith) reach licensed 45 % of a chip's water from a
+  0.2 % cloud);
+- **not cloud where obviously water**: a cloud pixel whose SWIR-1 (B11) TOA reflectance is below
+  ``WATER_B11_MAX`` (0.05) with MNDWI above ``WATER_MNDWI_MIN`` (0.3) and no cirrus signal (B10 <=
+  ``CIRRUS_B10``) is water, not cloud: thick cloud is bright in SWIR-1 (Fmask's tests), open water is the
+  darkest surface there (issue 27: 67 % of a 98 %-water chip had been called cloud);
 - **thin** (cirrus) = TOA B10 reflectance > ``CIRRUS_B10`` (0.01, the cirrus-band test of Fmask,
   Zhu, Wang & Woodcock 2015) outside the cloud mask. Not masked from S2 by :func:`cloud_mask`,
   but the fused S1+S2 product (:mod:`terrawatch.ml.fusion`) leaves water there to S1.
@@ -61,8 +74,19 @@ S2CLOUDLESS_AVERAGE_OVER = 4
 S2CLOUDLESS_DILATION = 2
 S2CLOUDLESS_GSD_M = 160.0  # Sentinel Hub computes its s2cloudless masks (CLP/CLM) at 160 m with these settings
 CIRRUS_B10 = 0.01  # TOA reflectance of the cirrus band above which a pixel is thin cirrus
-CLOUD_TOP_MAX_M = 12000.0  # highest cloud top considered when looking for a shadow's cloud
+CLOUD_TOP_MAX_M = 12000.0  # highest cloud considered when projecting a cloud onto its shadow (Fmask)
+CLOUD_BASE_MIN_M = 200.0  # lowest (Fmask)
+SHADOW_BUFFER_M = 300.0  # the projection is buffered by this: ~2 cells of the 160 m s2cloudless grid (cloud edges)
+AZIMUTH_TOLERANCE_DEG = 20.0  # directions searched around a known sun azimuth
+AZIMUTH_STEP_DEG = 5.0
+WATER_B11_MAX = 0.05  # a "cloud" pixel darker than this in SWIR-1, with MNDWI above WATER_MNDWI_MIN, is water
+WATER_MNDWI_MIN = 0.3
 DEFAULT_SUN_ZENITH_DEG = 60.0  # when the caller does not know the scene's sun zenith (conservative: far reach)
+S2_LOCAL_SOLAR_HOUR = 10.5  # Sentinel-2's descending-node mean local solar time
+# Sun azimuths possible at a 10:30 overpass anywhere between 60 S and 84 N, any season (sun_angles sampled
+# at 10:30 local mean solar time: azimuth 20-162, zenith 18-85 degrees): the sun is east of the meridian.
+UNKNOWN_SUN_AZIMUTH_DEG = (20.0, 165.0)
+UNKNOWN_SUN_ZENITH_DEG = (15.0, 80.0)
 METHODS = ("hybrid", "csmask")
 
 
@@ -200,6 +224,137 @@ def s2cloudless_cloud(refl13: np.ndarray, *, gsd_m: float = 10.0) -> tuple[np.nd
 
 
 @dataclass(frozen=True)
+class SunAngles:
+    """Solar azimuth (degrees clockwise from north) and zenith (degrees) of a scene; ``source``: "metadata",
+    "computed" (sensing time + scene centre), "computed-10:30" (date + centre, 10:30 local mean solar time)."""
+
+    azimuth_deg: float
+    zenith_deg: float
+    source: str
+
+
+def solar_position(when, lon: float, lat: float) -> tuple[float, float]:
+    """(azimuth, zenith) in degrees of the sun at UTC datetime ``when`` seen from (lon, lat): NOAA's
+    general solar position equations (fractional-year series; ~0.5 degree, plenty for shadow matching)."""
+    from datetime import timezone
+    t = when.astimezone(timezone.utc) if when.tzinfo else when
+    doy = t.timetuple().tm_yday
+    hour = t.hour + t.minute / 60 + t.second / 3600
+    g = 2 * math.pi / 365 * (doy - 1 + (hour - 12) / 24)
+    eqtime = 229.18 * (0.000075 + 0.001868 * math.cos(g) - 0.032077 * math.sin(g) - 0.014615 * math.cos(2 * g)
+                       - 0.040849 * math.sin(2 * g))
+    decl = (0.006918 - 0.399912 * math.cos(g) + 0.070257 * math.sin(g) - 0.006758 * math.cos(2 * g)
+            + 0.000907 * math.sin(2 * g) - 0.002697 * math.cos(3 * g) + 0.00148 * math.sin(3 * g))
+    tst = hour * 60 + eqtime + 4 * lon  # true solar time, minutes
+    ha = math.radians(tst / 4 - 180)
+    phi = math.radians(lat)
+    cos_z = math.sin(phi) * math.sin(decl) + math.cos(phi) * math.cos(decl) * math.cos(ha)
+    zen = math.acos(max(-1.0, min(1.0, cos_z)))
+    az = math.degrees(math.atan2(math.sin(ha), math.cos(ha) * math.sin(phi) - math.tan(decl) * math.cos(phi))) + 180
+    return az % 360.0, math.degrees(zen)
+
+
+def sun_angles(properties: dict | None = None, when=None, lon: float | None = None,
+               lat: float | None = None) -> SunAngles | None:
+    """The scene's sun: STAC metadata first, else computed from ``when`` (UTC) at (``lon``, ``lat``); a time at
+    which the sun would be below 5 degrees (e.g. a date stored as midnight) is used as a date at 10:30 local
+    mean solar time. None when neither is known (the caller then searches the 10:30 sector)."""
+    p = properties or {}
+    for az_k, el_k, zen_k in (("view:sun_azimuth", "view:sun_elevation", None),
+                              ("s2:mean_solar_azimuth", None, "s2:mean_solar_zenith"),
+                              ("sun_azimuth", "sun_elevation", None)):
+        az = p.get(az_k)
+        zen = p.get(zen_k) if zen_k else (90.0 - float(p[el_k]) if p.get(el_k) is not None else None)
+        if az is not None and zen is not None and 0.0 <= float(zen) < 89.0:
+            return SunAngles(float(az) % 360.0, float(zen), "metadata")
+    if when is None or lon is None or lat is None:
+        return None
+    az, zen = solar_position(when, lon, lat)
+    if zen < 85.0:
+        return SunAngles(az, zen, "computed")
+    from datetime import datetime, timedelta, timezone
+    day = datetime(when.year, when.month, when.day, tzinfo=timezone.utc)
+    t = day + timedelta(hours=S2_LOCAL_SOLAR_HOUR - lon / 15.0)
+    az, zen = solar_position(t, lon, lat)
+    return SunAngles(az, min(zen, 88.0), "computed-10:30")
+
+
+def _sweep(cloud: np.ndarray, azimuth_deg: float, d_min_px: float, d_max_px: float) -> np.ndarray:
+    """Union of ``cloud`` shifted away from the sun (azimuth clockwise from north; rows grow southwards) by
+    every distance in [d_min_px, d_max_px] (1 px steps, clipped to the image diagonal)."""
+    h, w = cloud.shape
+    a = math.radians(azimuth_deg)
+    dr, dc = math.cos(a), -math.sin(a)  # away from the sun: south for a sun in the north, etc.
+    out = np.zeros_like(cloud)
+    d_max_px = min(d_max_px, math.hypot(h, w))
+    seen = set()
+    for d in np.arange(max(0.0, d_min_px), d_max_px + 1.0, 1.0):
+        r, c = int(round(d * dr)), int(round(d * dc))
+        if (r, c) in seen or abs(r) >= h or abs(c) >= w:
+            continue
+        seen.add((r, c))
+        out[max(r, 0):h + min(r, 0), max(c, 0):w + min(c, 0)] |= cloud[max(-r, 0):h - max(r, 0), max(-c, 0):w - max(c, 0)]
+    return out
+
+
+def shadow_projection(cloud: np.ndarray, gsd_m: float, sun: SunAngles | None, dark: np.ndarray | None = None,
+                      ) -> tuple[np.ndarray, float | None]:
+    """Where the clouds' shadows can fall: (bool (H,W), azimuth used). Each cloud pixel projected away from the
+    sun at heights ``CLOUD_BASE_MIN_M``..``CLOUD_TOP_MAX_M`` (distance = height x tan(zenith)), buffered by
+    ``SHADOW_BUFFER_M``. The azimuth is the candidate (sun azimuth +- ``AZIMUTH_TOLERANCE_DEG``, or the 10:30
+    sector when ``sun`` is None) whose projection covers the largest share of ``dark`` pixels (Fmask-style
+    matching); without ``dark`` the sun's azimuth itself."""
+    if not cloud.any():
+        return np.zeros_like(cloud), None
+    if sun is None:
+        lo, hi = UNKNOWN_SUN_AZIMUTH_DEG
+        zen_lo, zen_hi = UNKNOWN_SUN_ZENITH_DEG
+        cands = list(np.arange(lo, hi + 1e-6, AZIMUTH_STEP_DEG))
+    else:
+        zen_lo = zen_hi = sun.zenith_deg
+        k = int(AZIMUTH_TOLERANCE_DEG // AZIMUTH_STEP_DEG)
+        cands = [sun.azimuth_deg + i * AZIMUTH_STEP_DEG for i in range(-k, k + 1)] if dark is not None else [sun.azimuth_deg]
+    d_min = CLOUD_BASE_MIN_M * math.tan(math.radians(zen_lo)) / gsd_m
+    d_max = CLOUD_TOP_MAX_M * math.tan(math.radians(zen_hi)) / gsd_m
+    best, best_score = cands[len(cands) // 2], -1.0
+    if len(cands) > 1 and dark is not None and dark.any():
+        # match on a grid of <= 256 px (max-pooled cloud, any-pooled dark): cheap whatever the scene size
+        f = max(1, math.ceil(max(cloud.shape) / 256))
+        cc = _pool_any(cloud, f)
+        dk = _pool_any(dark, f) & ~cc
+        for az in cands:
+            pr = _sweep(cc, az, d_min / f, d_max / f) & ~cc
+            n = pr.sum()
+            score = float((pr & dk).sum() / n) if n else 0.0
+            if score > best_score + 1e-9:
+                best, best_score = az, score
+    proj = _sweep(cloud, best, d_min, d_max)
+    buf = int(round(SHADOW_BUFFER_M / gsd_m))
+    if buf > 0:
+        proj = ndimage.binary_dilation(proj, structure=np.ones((3, 3), bool), iterations=buf)
+    return proj, float(best) % 360.0
+
+
+def _pool_any(a: np.ndarray, f: int) -> np.ndarray:
+    if f <= 1:
+        return a.copy()
+    h, w = a.shape
+    p = np.pad(a, ((0, (-h) % f), (0, (-w) % f)))
+    return p.reshape(p.shape[0] // f, f, p.shape[1] // f, f).any(axis=(1, 3))
+
+
+def obvious_water(refl: np.ndarray) -> np.ndarray:
+    """(13,H,W) TOA reflectance -> bool (H,W): dark in SWIR-1, high MNDWI, no cirrus signal: water, not cloud."""
+    b3, b11 = refl[_L1C_INDEX["B3"]], refl[_L1C_INDEX["B11"]]
+    b10 = refl[_L1C_INDEX["B10"]]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mndwi = (b3 - b11) / (b3 + b11)
+        ok = (b11 < WATER_B11_MAX) & (mndwi > WATER_MNDWI_MIN)
+        ok &= ~(np.isfinite(b10) & (b10 > CIRRUS_B10))
+    return ok & np.isfinite(b3) & np.isfinite(b11)
+
+
+@dataclass(frozen=True)
 class CloudLayers:
     """Per-pixel optical quality layers, bool (H,W) on the input grid (see module docstring).
 
@@ -235,14 +390,18 @@ def cloud_layers(
     dn_offset: float = 0.0,
     sun_zenith_deg: float | None = None,
     method: str = "hybrid",
+    sun: SunAngles | None = None,
+    water_guard: bool = True,
 ) -> CloudLayers:
     """Cloud, shadow and thin-cirrus layers of a Sentinel-2 array (13,H,W), reflectance x 10000.
 
     Band order B1..B12 as in :mod:`terrawatch.ml.water_s2`. ``dn_offset`` = -1000 for processing
-    baseline >= 04.00 DNs. ``sun_zenith_deg``: the scene's mean sun zenith (metadata), bounds the
-    cloud-to-shadow distance; unknown -> 60 degrees. ``method``: "hybrid" (default) or "csmask"
-    (ukis-csmask cloud and shadow only, the previous mask). Run it on whole scenes or large windows:
-    shadows need their clouds in view.
+    baseline >= 04.00 DNs. ``sun``: the scene's sun (:func:`sun_angles`); shadows are kept only on the clouds'
+    projection away from it (:func:`shadow_projection`); None -> the 10:30 sector is searched.
+    ``sun_zenith_deg`` (older callers, no azimuth): used with the sector search. ``method``: "hybrid" (default)
+    or "csmask" (ukis-csmask cloud and shadow only, no geometry, no water guard: the mask before issue 14).
+    ``water_guard``: "cloud" pixels that are obviously water (:func:`obvious_water`) are not cloud.
+    Run it on whole scenes or large windows: shadows need their clouds in view.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -268,13 +427,29 @@ def cloud_layers(
             b10 = refl[_L1C_INDEX["B10"]]
             with np.errstate(invalid="ignore"):
                 thin = (b10 > CIRRUS_B10) & ~cloud & ~nodata
+        if water_guard:
+            cloud &= ~obvious_water(refl)
         if shadow.any():
             if cloud.any():
-                reach = shadow_reach_px(gsd_m, sun_zenith_deg)
-                f = max(1, int(round(MODEL_GSD_M / gsd_m)))  # distance on the coarse grid: cheaper
-                coarse = cloud[::f, ::f]
-                dist = ndimage.distance_transform_edt(~coarse) * f
-                shadow &= _upsample(dist <= reach, f, *cloud.shape)
+                if sun is None and sun_zenith_deg is not None:
+                    lo, hi = UNKNOWN_SUN_AZIMUTH_DEG
+                    sun_sector = True
+                else:
+                    sun_sector = False
+                f = max(1, int(round(MODEL_GSD_M / gsd_m)))  # project on the ~30 m grid: cheaper
+                coarse, dark = _pool_any(cloud, f), _pool_any(shadow, f)
+                if sun_sector:  # zenith known, azimuth not: search the 10:30 sector at that zenith
+                    proj = np.zeros_like(coarse)
+                    best, score = None, -1.0
+                    for az in np.arange(lo, hi + 1e-6, AZIMUTH_STEP_DEG):
+                        p, _ = shadow_projection(coarse, gsd_m * f, SunAngles(float(az), float(sun_zenith_deg), "given"))
+                        n = (p & ~coarse).sum()
+                        sc = float((p & dark & ~coarse).sum() / n) if n else 0.0
+                        if sc > score:
+                            best, score, proj = az, sc, p
+                else:
+                    proj, _ = shadow_projection(coarse, gsd_m * f, sun, dark)
+                shadow &= _upsample(proj, f, *cloud.shape)
             else:
                 shadow[:] = False
         shadow &= ~cloud
@@ -291,6 +466,7 @@ def cloud_mask(
     dn_offset: float = 0.0,
     sun_zenith_deg: float | None = None,
     method: str = "hybrid",
+    sun: SunAngles | None = None,
 ) -> np.ndarray:
     """Cloud (and shadow) mask of a Sentinel-2 array (13,H,W), reflectance x 10000 -> bool (H,W).
 
@@ -299,7 +475,7 @@ def cloud_mask(
     returned False: they belong to the no-data mask, not here.
     """
     cl = cloud_layers(s2, gsd_m=gsd_m, product_level=product_level, dn_offset=dn_offset,
-                      sun_zenith_deg=sun_zenith_deg, method=method)
+                      sun_zenith_deg=sun_zenith_deg, method=method, sun=sun)
     m = cl.cloud | cl.shadow if include_shadow else cl.cloud.copy()
     if dilate_px > 0:
         m = ndimage.binary_dilation(m, iterations=dilate_px)

@@ -207,12 +207,12 @@ def _prepare(s2: np.ndarray, dn_offset: float) -> np.ndarray:
 
 
 def _cloud_nan(x: np.ndarray, indices: list[np.ndarray], mask_clouds: bool, gsd_m: float,
-               product_level: str, cloud_method: str = "hybrid") -> list[np.ndarray]:
+               product_level: str, cloud_method: str = "hybrid", sun=None) -> list[np.ndarray]:
     if not mask_clouds:
         return indices
     from terrawatch.ml.cloud import cloud_mask
 
-    cm = cloud_mask(x, gsd_m=gsd_m, product_level=product_level, method=cloud_method)
+    cm = cloud_mask(x, gsd_m=gsd_m, product_level=product_level, method=cloud_method, sun=sun)
     return [np.where(cm, np.nan, i) for i in indices]
 
 
@@ -248,6 +248,7 @@ def predict_water_s2(
     gsd_m: float = 10.0,
     product_level: str = "l1c",
     cloud_method: str = "hybrid",
+    sun=None,
 ) -> np.ndarray:
     """``flood-s2``: (13,H,W) S2 reflectance x 10000 -> (H,W) float32 water probability in [0,1].
 
@@ -257,10 +258,11 @@ def predict_water_s2(
     (default), cloud or cloud shadow from :func:`terrawatch.ml.cloud.cloud_mask` (``gsd_m``: input
     pixel size in metres, the cloud model runs at ~30 m and needs context: use whole scenes or
     large windows, not 256 px tiles; ``product_level``: "l1c" or "l2a"; ``cloud_method``: "hybrid"
-    (s2cloudless + ukis-csmask, shadows only near clouds) or "csmask", see :mod:`terrawatch.ml.cloud`).
+    (s2cloudless + ukis-csmask, shadows only on the clouds' projection away from the sun) or "csmask", see
+    :mod:`terrawatch.ml.cloud`; ``sun``: :class:`terrawatch.ml.cloud.SunAngles` of the scene, None = unknown).
     """
     x = _prepare(s2, dn_offset)
-    indices = _cloud_nan(x, [mndwi(x), ndwi(x)], mask_clouds, gsd_m, product_level, cloud_method)
+    indices = _cloud_nan(x, [mndwi(x), ndwi(x)], mask_clouds, gsd_m, product_level, cloud_method, sun)
     probs = np.stack([_auto_probability(i) for i in indices])
     n = np.isfinite(probs).sum(0)
     with np.errstate(invalid="ignore"):

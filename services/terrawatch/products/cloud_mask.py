@@ -1,7 +1,9 @@
 """The per-scene cloud/shadow mask of a Sentinel-2 L1C scene (L2A scenes carry theirs: the SCL band).
 
 Computed once per scene by the worker before tiling, with :func:`terrawatch.ml.cloud.cloud_layers`
-(hybrid: s2cloudless + ukis-csmask cloud, ukis-csmask shadow within reach of a cloud): a 256 px tile
+(hybrid: s2cloudless + ukis-csmask cloud less obvious water, ukis-csmask shadow only on the clouds'
+projection away from the sun, whose angles come from the STAC Item or the sensing time and footprint:
+:func:`scene_sun`): a 256 px tile
 lacks the context (a shadow's cloud may lie outside it), hence not per tile. The scene is read
 decimated (:func:`terrawatch.imagery.reader.read_decimated`) to ~30 m, ukis-csmask's training
 resolution (s2cloudless then averages further to ~160 m itself), coarser where the scene is larger
@@ -51,6 +53,7 @@ class SceneCloudMask:
     thin_share: float
     cloud_source: str
     seconds: float
+    sun: str = ""  # where the sun angles for the shadow geometry came from (metadata / computed / sector)
 
 
 def decimation(grid: Grid, max_px: int = MAX_PX) -> int:
@@ -64,6 +67,16 @@ def mask_flags(cloud_or_shadow: np.ndarray, nodata: np.ndarray) -> np.ndarray:
     return np.where(cloud_or_shadow & ~nodata, EXCLUDED_CLOUD, 0).astype(np.uint8)
 
 
+def scene_sun(scene: Scene):
+    """The scene's sun for the shadow geometry (:func:`terrawatch.ml.cloud.sun_angles`): STAC
+    ``view:sun_azimuth``/``view:sun_elevation`` (or ``s2:mean_solar_*``), else computed from the sensing time
+    at the footprint's centre."""
+    from terrawatch.ml.cloud import sun_angles
+
+    c = scene.footprint.centroid
+    return sun_angles((scene.item or {}).get("properties"), scene.sensing_time, c.x, c.y)
+
+
 def write_cloud_mask(scene: Scene, grid: Grid, path: str | Path, *, max_px: int = MAX_PX) -> SceneCloudMask:
     """Compute ``scene``'s cloud/shadow mask (L1C, 13 bands) and write it to ``path`` (uint8 COG). One
     computation at a time per process (others wait: bounded memory)."""
@@ -74,7 +87,7 @@ def write_cloud_mask(scene: Scene, grid: Grid, path: str | Path, *, max_px: int 
     gsd = grid_gsd_m(grid) * f
     with _ONE_AT_A_TIME:
         bands, transform = read_decimated(scene, grid, f)  # reflectance x 10000, baseline offset removed
-        layers = cloud_layers(bands, gsd_m=gsd, product_level="l1c")
+        layers = cloud_layers(bands, gsd_m=gsd, product_level="l1c", sun=scene_sun(scene))
         del bands
     flags = mask_flags(layers.mask, layers.nodata)
     path = Path(path)
@@ -93,4 +106,6 @@ def write_cloud_mask(scene: Scene, grid: Grid, path: str | Path, *, max_px: int 
     n = int(valid.sum())
     share = float((flags[valid] != 0).sum() / n) if n else 0.0
     thin = float((layers.thin & valid).sum() / n) if n else 0.0
-    return SceneCloudMask(path, f, gsd, share, thin, layers.cloud_source, time.perf_counter() - t0)
+    sun = scene_sun(scene)
+    sun_txt = f"{sun.source} az {sun.azimuth_deg:.1f} zen {sun.zenith_deg:.1f}" if sun else "unknown (10:30 sector)"
+    return SceneCloudMask(path, f, gsd, share, thin, layers.cloud_source, time.perf_counter() - t0, sun_txt)

@@ -5,7 +5,10 @@
 ``<id>_LabelHand.tif`` (-1 no data, 0 dry, 1 water), flat or in sub-folders (the original
 ``S1Hand/``, ``S2Hand/``, ``LabelHand/`` layout). Chips are 512x512, EPSG:4326, ~10 m.
 Items: ``s1`` (2,H,W) float32 dB, ``s2`` (13,H,W) float32 (absent if no S2 file), ``mask``
-(H,W) int64 water label (-1 no data), ``id``.
+(H,W) int64 water label (-1 no data), ``id``; ``s2_sun`` (:class:`terrawatch.ml.cloud.SunAngles`, for the
+cloud-shadow geometry) where the S2 chip's centre is known and ``Sen1Floods11_Metadata.geojson`` (under
+``root`` or its parent) gives the event's S2 date (``location`` = the chip id's prefix): the sun at 10:30 local
+mean solar time that day (Sentinel-2's overpass; the metadata has no time).
 """
 
 from __future__ import annotations
@@ -23,6 +26,20 @@ def _read(path: Path) -> np.ndarray:
         return src.read()
 
 
+def _s2_dates(root: Path) -> dict[str, str]:
+    """{location: "YYYY/MM/DD"} from Sen1Floods11_Metadata.geojson under ``root`` (or its parent); {} if absent."""
+    import json
+    for p in (root / "Sen1Floods11_Metadata.geojson", root.parent / "Sen1Floods11_Metadata.geojson"):
+        if p.is_file():
+            try:
+                feats = json.loads(p.read_text()).get("features") or []
+            except (OSError, ValueError):
+                return {}
+            return {str(f["properties"].get("location")): str(f["properties"].get("s2_date"))
+                    for f in feats if (f.get("properties") or {}).get("s2_date")}
+    return {}
+
+
 class Sen1Floods11(Dataset):
     def __init__(self, root: str | Path, transforms: Callable[[dict], dict] | None = None) -> None:
         self.root = Path(root)
@@ -35,6 +52,24 @@ class Sen1Floods11(Dataset):
         for p in s1:
             cid = p.name[: -len("_S1Hand.tif")]
             self.items.append((cid, p, others.get(f"{cid}_S2Hand.tif"), others.get(f"{cid}_LabelHand.tif")))
+        self.s2_dates = _s2_dates(self.root)
+
+    def _sun(self, cid: str, s2p: Path):
+        from datetime import datetime, timezone
+
+        from terrawatch.ml.cloud import sun_angles
+        date = self.s2_dates.get(cid.split("_")[0])
+        if not date:
+            return None
+        try:
+            when = datetime.strptime(date.replace("-", "/"), "%Y/%m/%d").replace(tzinfo=timezone.utc)
+            with rasterio.open(s2p) as src:
+                if src.crs is None or not src.crs.is_geographic:
+                    return None
+                b = src.bounds
+        except (ValueError, OSError, rasterio.errors.RasterioError):
+            return None
+        return sun_angles(None, when, (b.left + b.right) / 2, (b.bottom + b.top) / 2)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -47,6 +82,9 @@ class Sen1Floods11(Dataset):
         out = {"id": cid, "s1": s1}
         if s2p is not None:
             out["s2"] = _read(s2p).astype(np.float32)
+            sun = self._sun(cid, s2p)
+            if sun is not None:
+                out["s2_sun"] = sun
         if labp is not None:
             out["mask"] = _read(labp)[0].astype(np.int64)
         else:

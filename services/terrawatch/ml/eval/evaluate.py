@@ -86,6 +86,14 @@ def default_model(dataset: str, sample: dict | None = None) -> str:
     raise ValueError(f"no registered model for {dataset}")
 
 
+def _takes_sun(fn) -> bool:
+    import inspect
+    try:
+        return "sun" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _clean(v: float) -> float | None:
     return None if v != v else round(float(v), 4)
 
@@ -114,7 +122,10 @@ def evaluate(dataset: str, root: Path | str, model: str | None = None, corrupt: 
         x = s[spec.sensor]
         if corrupt:
             x = apply_corruption(corrupt, x, spec.sensor, seed + i)
-        prob = np.asarray(predict(x), dtype=np.float32)
+        if spec.sensor == "s2" and s.get("s2_sun") is not None and _takes_sun(predict):
+            prob = np.asarray(predict(x, sun=s["s2_sun"]), dtype=np.float32)  # cloud-shadow geometry
+        else:
+            prob = np.asarray(predict(x), dtype=np.float32)
         pred = np.nan_to_num(prob, nan=0.0) >= 0.5
         label = s["mask"]
         c = confusion(pred, label == 1, label >= 0)
