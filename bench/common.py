@@ -8,6 +8,7 @@ it never touches a demo or test stack, and stops it at the end unless ``--keep-s
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -87,11 +88,12 @@ class BenchStack:
 
 @contextmanager
 def private_stack(port_base: int, keep: bool = False, preferred_batch: str = "", queue_delay_us: int | None = None,
-                  instances: int | None = None, torch_threads: int | None = None, **overrides):
+                  instances: int | None = None, torch_threads: int | None = None, runtime: str | None = None,
+                  **overrides):
     """Start a throw-away stack serving flood_s1; yield a :class:`BenchStack`; stop it afterwards.
     ``preferred_batch`` / ``queue_delay_us`` (flood_s1's dynamic batcher), ``instances`` (CPU instances)
-    and ``torch_threads`` (per instance) are rendered into its config.pbtxt (terrawatch.inference.serving)
-    instead of the shipped values when given."""
+    and ``torch_threads`` (per instance) and ``runtime`` (torch / onnxruntime) are rendered into its config.pbtxt
+    (terrawatch.inference.serving) instead of the shipped values when given."""
     from terrawatch.inference.serving import Serving, render_config
     from terrawatch.stack import Stack
 
@@ -102,11 +104,12 @@ def private_stack(port_base: int, keep: bool = False, preferred_batch: str = "",
     repo, weights = flood_s1_repository(state / "models")
     cfg = repo / "flood_s1" / "config.pbtxt"
     serving = Serving(count=instances, preferred_batch=tuple(int(v) for v in preferred_batch.split(",") if v.strip()),
-                      queue_delay_us=queue_delay_us, torch_threads=torch_threads)
+                      queue_delay_us=queue_delay_us, torch_threads=torch_threads, runtime=runtime)
     cfg.write_text(render_config(cfg.read_text(), serving, "flood_s1"))
     batcher = {"preferred_batch": list(serving.preferred_batch) or "shipped", "queue_delay_us":
                queue_delay_us if queue_delay_us is not None else "shipped",
-               "instances": instance_count(cfg.read_text()), "torch_threads": torch_threads_of(cfg.read_text())}
+               "instances": instance_count(cfg.read_text()), "torch_threads": torch_threads_of(cfg.read_text()),
+               "runtime": parameter_of(cfg.read_text(), "runtime") or "torch"}
     # The benches write their synthetic scenes to temp dirs (tempfile.mkdtemp); file:// assets are only
     # opened under TERRAWATCH_ASSET_FILE_ROOTS (default: the state and shared-data dirs), so without this
     # every bench scene was dead-lettered as unreadable_asset and the bench timed out waiting for it.
@@ -120,7 +123,15 @@ def private_stack(port_base: int, keep: bool = False, preferred_batch: str = "",
     log(f"starting a private stack in {state} (ports from {port_base}); flood_s1 weights: {weights}")
     t0 = time.monotonic()
     try:
-        stack.up()
+        for attempt in range(3):
+            try:
+                stack.up()
+                break
+            except subprocess.TimeoutExpired as exc:  # a health probe (e.g. `ray health-check`) hung on a loaded VM
+                if attempt == 2:
+                    raise
+                log(f"stack start failed ({exc}); stopping it and starting again")
+                stack.down()
         log(f"stack up in {time.monotonic() - t0:.0f} s")
         yield BenchStack(s, weights, stack, batcher)
     finally:
@@ -222,7 +233,7 @@ def wait_http(url: str, timeout: float) -> None:
         try:
             urllib.request.urlopen(url, timeout=2)
             return
-        except OSError:
+        except (OSError, http.client.HTTPException):  # not up yet, or not HTTP/1 (another program's port)
             time.sleep(0.5)
     raise TimeoutError(f"{url} not up within {timeout} s")
 
@@ -232,6 +243,36 @@ def instance_count(config: str) -> int:
     import re
 
     return sum(int(c) for c in re.findall(r"count:\s*(\d+)", config)) or 1
+
+
+def parameter_of(config: str, key: str) -> str | None:
+    import re
+
+    m = re.search(r'key:\s*"' + re.escape(key) + r'"\s*value:\s*\{\s*string_value:\s*"([^"]*)"', config)
+    return m.group(1) if m else None
+
+
+def set_runtime(bs: BenchStack, runtime: str, timeout: float = 180) -> None:
+    """Switch the private stack's flood_s1 to ``runtime`` (torch / onnxruntime): its config.pbtxt is rewritten
+    and Triton (model control mode poll) reloads it; returns once Triton serves the new configuration."""
+    from terrawatch.inference.serving import set_parameter
+
+    cfg = bs.settings.model_repository / "flood_s1" / "config.pbtxt"
+    cfg.write_text(set_parameter(cfg.read_text(), "runtime", runtime))
+    url = f"http://127.0.0.1:{bs.settings.triton_http_port}/v2/models/flood_s1"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            conf = json.loads(urllib.request.urlopen(url + "/config", timeout=5).read())
+            now = conf.get("parameters", {}).get("runtime", {}).get("string_value", "torch")
+            if now == runtime and urllib.request.urlopen(url + "/ready", timeout=5).status == 200:
+                if bs.triton_config is not None:
+                    bs.triton_config["runtime"] = runtime
+                return
+        except OSError:
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"Triton did not reload flood_s1 with runtime {runtime} within {timeout} s")
 
 
 def torch_threads_of(config: str) -> int | None:
@@ -249,22 +290,46 @@ CPU_GROUPS = (("triton", ("tritonserver", "triton_python_backend_stub")), ("ray_
               ("kafka", ("kafka",)))
 
 
-def cpu_snapshot() -> dict[int, tuple[str, float]]:
-    """pid -> (group, user+system CPU seconds) for every process this user can read."""
+def cpu_snapshot(scope: tuple[str, ...] | list[str] | None = None) -> dict[int, tuple[str, float]]:
+    """pid -> (group, user+system CPU seconds) for every process this user can read. With ``scope`` (e.g. the
+    private stack's state dir and Ray temp dir), only this bench's processes: this process, processes whose
+    command line contains a scope string, and their descendants; the rest (other stacks on a shared machine)
+    count as ``outside`` (one summed entry, pid -1), never as one of the stack's groups."""
     import psutil
 
-    out = {}
-    for p in psutil.process_iter(["pid", "cmdline", "name", "cpu_times"]):
+    info = {}
+    for p in psutil.process_iter(["pid", "ppid", "cmdline", "name", "cpu_times"]):
         try:
-            cmd = " ".join(p.info["cmdline"] or []) or (p.info["name"] or "")
             ct = p.info["cpu_times"]
             if ct is None:
                 continue
-            group = next((g for g, keys in CPU_GROUPS if any(k in cmd for k in keys)),
-                         "bench" if p.info["pid"] == os.getpid() else "other")
-            out[p.info["pid"]] = (group, ct.user + ct.system)
+            cmd = " ".join(p.info["cmdline"] or []) or (p.info["name"] or "")
+            info[p.info["pid"]] = (p.info["ppid"], cmd, ct.user + ct.system)
         except (psutil.Error, TypeError):
             continue
+    me = os.getpid()
+    memo: dict[int, bool] = {}
+
+    def mine(pid: int, depth: int = 0) -> bool:
+        if pid in memo:
+            return memo[pid]
+        if pid not in info or depth > 64:
+            return False
+        ppid, cmd, _ = info[pid]
+        ok = pid == me or any(sc in cmd for sc in scope) or (ppid not in (0, 1, pid) and mine(ppid, depth + 1))
+        memo[pid] = ok
+        return ok
+
+    out: dict[int, tuple[str, float]] = {}
+    outside = 0.0
+    for pid, (_, cmd, t) in info.items():
+        if scope is not None and not mine(pid):
+            outside += t
+            continue
+        group = next((g for g, keys in CPU_GROUPS if any(k in cmd for k in keys)), "bench" if pid == me else "other")
+        out[pid] = (group, t)
+    if scope is not None:
+        out[-1] = ("outside", outside)
     return out
 
 

@@ -1,5 +1,5 @@
-"""Pipeline benchmark: bare torch forward throughput of flood_s1 vs end-to-end throughput through
-Kafka + Ray + Triton + PostGIS, same model, same machine, one run.
+"""Pipeline benchmark: bare flood_s1 throughput per runtime (torch eager, ONNX Runtime) against the hardware,
+and the cost per tile end to end through Kafka + Ray + Triton + PostGIS, same model, same machine, one run.
 
     python bench/pipeline.py [--scenes 6] [--size 768] [--port-base 41000]
     terrawatch bench pipeline          (the same; also `make bench`)
@@ -21,6 +21,16 @@ seconds each process group (triton, ray actors, ray core, worker, postgres, kafk
 the phase. ``--instances`` / ``--torch-threads`` render flood_s1's Triton instance count and threads;
 ``--tile-workers 2,3`` compares Ray TileWorker counts side by side (keys ``<in flight>/tw<workers>``),
 ``--in-flight-tiles 8,16`` the tiles outstanding on Ray per scene (keys ``<in flight>/tiles<n>``).
+
+Issue 29 (the cost-per-tile contract): the bare measurement is bench/runtime.py (torch eager and ONNX Runtime,
+both layouts, interleaved, with a matrix-multiply peak sampled next to each; FLOPs per tile); ``--runtimes
+torch,onnxruntime`` (default) runs the end-to-end phases once per runtime on the same stack (flood_s1's
+config.pbtxt is rewritten and Triton reloads it). The JSON carries ``runtime_speedup_vs_torch`` (bare tiles/s
+of the shipped runtime over torch eager, best layout each), ``flops_per_tile_gflop``, ``gflop_per_s`` and
+``fraction_of_peak`` per runtime, ``peak_gflop_per_s``, and ``cpu_s_per_tile`` per runtime and scene size:
+``model`` = Triton's CPU-s (server + Python-backend stubs), ``overhead`` = worker + Ray actors + Ray core +
+PostgreSQL + Kafka of this bench's stack, ``total`` = both (processes of other stacks on a shared machine are
+left out: ``outside``), and ``cpu_s_per_tile_large_vs_torch`` (total of the shipped runtime / torch, 144 tiles).
 Prints the result as one JSON object on the last line.
 """
 
@@ -35,9 +45,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import runtime as rt_bench  # noqa: E402
 from bench.common import (  # noqa: E402
-    cpu_by_group, cpu_snapshot, delta, emit, log, machine, private_stack, publish, scrape, start_worker, stop_worker, synthetic_items,
-    wait_http, wait_runs,
+    cpu_by_group, cpu_snapshot, delta, emit, log, machine, private_stack, publish, scrape, set_runtime, start_worker,
+    stop_worker, synthetic_items, wait_http, wait_runs,
 )
 
 
@@ -54,50 +65,6 @@ def tile_batches(item: dict, tile: int, batch: int, n_batches: int):
                  for t in TileGrid(reader.grid.height, reader.grid.width, tile, 32)]
     arrays = np.stack(tiles)
     return [arrays[(np.arange(batch) + i * batch) % len(arrays)] for i in range(n_batches)]
-
-
-def bare_torch(weights: Path, batches, threads: int, min_s: float) -> dict:
-    import torch
-
-    from terrawatch.ml import flood_s1
-
-    torch.set_num_threads(threads)
-    net = flood_s1.load_net(weights)
-    flood_s1.predict_batch(net, batches[0])  # warm-up
-    n = 0
-    t0 = time.perf_counter()
-    while True:
-        for b in batches:
-            flood_s1.predict_batch(net, b)
-            n += len(b)
-        if time.perf_counter() - t0 >= min_s:
-            break
-    dt = time.perf_counter() - t0
-    return {"tiles": n, "seconds": round(dt, 2), "tiles_per_s": round(n / dt, 3)}
-
-
-def _bare_proc(weights: Path, batches, threads: int, min_s: float, q) -> None:
-    q.put(bare_torch(weights, batches, threads, min_s))
-
-
-def bare_layouts(weights: Path, batches, min_s: float) -> dict:
-    """Bare torch tiles/s in two layouts on 2 cores: ``1x2`` (one process, 2 threads) and ``2x1`` (two
-    processes, 1 thread each, run at once, summed). Each in fresh spawned processes."""
-    import multiprocessing as mp
-
-    ctx = mp.get_context("spawn")
-    out = {}
-    for name, procs, threads in (("1x2", 1, 2), ("2x1", 2, 1)):
-        q = ctx.Queue()
-        ps = [ctx.Process(target=_bare_proc, args=(weights, batches, threads, min_s, q)) for _ in range(procs)]
-        for p in ps:
-            p.start()
-        rs = [q.get(timeout=600) for _ in ps]
-        for p in ps:
-            p.join(60)
-        out[name] = {"tiles": sum(r["tiles"] for r in rs), "seconds": max(r["seconds"] for r in rs),
-                     "tiles_per_s": round(sum(r["tiles_per_s"] for r in rs), 3)}
-    return out
 
 
 def triton_only(url: str, batches, min_s: float) -> dict:
@@ -123,13 +90,14 @@ def _phase(bs, work: Path, metrics_url: str, triton_url: str, scenes: int, size:
     the last run is committed. Returns tiles/s, stage seconds per scene and Triton's own counters."""
     s = bs.settings
     items = synthetic_items(work, scenes, size, tag, start=1)
-    m0, tr0, cpu0 = scrape(metrics_url), scrape(triton_url), cpu_snapshot()
+    scope = (str(s.state_dir), str(bs.stack.ray.temp_dir)) if bs.stack is not None else None
+    m0, tr0, cpu0 = scrape(metrics_url), scrape(triton_url), cpu_snapshot(scope)
     log(f"end to end: {scenes} scenes of {size}x{size} px ...")
     t0 = time.perf_counter()
     publish(s, items)
     runs = wait_runs(s, [i["id"] for i in items], timeout_s)
     wall = time.perf_counter() - t0
-    m1, tr1, cpu1 = scrape(metrics_url), scrape(triton_url), cpu_snapshot()
+    m1, tr1, cpu1 = scrape(metrics_url), scrape(triton_url), cpu_snapshot(scope)
     tiles = sum(runs.values())
     out: dict = {"scenes": scenes, "scene_px": size, "tiles": tiles, "seconds": round(wall, 2),
                  "tiles_per_s": round(tiles / wall, 3), "scenes_per_min": round(60 * scenes / wall, 2)}
@@ -154,7 +122,16 @@ def _phase(bs, work: Path, metrics_url: str, triton_url: str, scenes: int, size:
     # CPU seconds per process group while the phase ran (2 cores = 2 CPU seconds per wall second).
     out["cpu_s"] = cpu_by_group(cpu0, cpu1)
     out["cpu_s_per_tile"] = {g: round(v / tiles, 4) for g, v in out["cpu_s"].items()} if tiles else {}
+    model = out["cpu_s"].get("triton", 0.0)
+    overhead = sum(out["cpu_s"].get(g, 0.0) for g in OVERHEAD_GROUPS)
+    out["cost_per_tile"] = {"model": round(model / tiles, 4), "overhead": round(overhead / tiles, 4),
+                            "total": round((model + overhead) / tiles, 4)} if tiles else {}
     return out
+
+
+# CPU groups of the pipeline that are not the model (bench/common.CPU_GROUPS); "bench", "other" (unclassified
+# processes of this stack) and "outside" (other stacks) are reported but not charged to the pipeline.
+OVERHEAD_GROUPS = ("worker", "ray_actors", "ray_core", "postgres", "kafka")
 
 
 STAGES = ("check", "open", "read", "infer", "tiling_wall", "products", "vectorize", "store", "commit")
@@ -164,17 +141,22 @@ def run(scenes: int = 6, size: int = 768, port_base: int = 41000, min_bare_s: fl
         keep_stack: bool = False, timeout_s: float = 1800, large_size: int = 2304,
         in_flight: list[int] | None = None, preferred_batch: str = "", queue_delay_us: int | None = None,
         instances: int | None = None, torch_threads: int | None = None, tile_workers: list[int] | None = None,
-        in_flight_tiles: list[int] | None = None) -> dict:
+        in_flight_tiles: list[int] | None = None, runtimes: list[str] | None = None) -> dict:
     """Bare torch, Triton alone, then end to end: ``scenes`` scenes of ``size`` px and one scene of
     ``large_size`` px (0 = skip), for each ``in_flight`` value (the worker's TERRAWATCH_SCENES_IN_FLIGHT;
-    default: the setting's default), all on one stack in one run; bare torch again at the end."""
-    from terrawatch.settings import Settings
+    default: the setting's default) and each of ``runtimes`` (flood_s1 in Triton; default torch then the shipped
+    runtime), all on one stack in one run; the bare runtimes before and after."""
+    from terrawatch.ml import flood_s1
+    from terrawatch.settings import REPO_ROOT, Settings
+
+    shipped = rt_bench.shipped_runtime((REPO_ROOT / "models" / "flood_s1" / "config.pbtxt").read_text())
+    runtimes = runtimes or list(dict.fromkeys(["torch", shipped]))
 
     in_flight = in_flight or [Settings.model_fields["scenes_in_flight"].default]
     result: dict = {"bench": "pipeline", "machine": machine()}
     work = Path(tempfile.mkdtemp(prefix="tw-bench-pipeline-"))
-    with private_stack(port_base, keep=keep_stack, preferred_batch=preferred_batch,
-                       queue_delay_us=queue_delay_us, instances=instances, torch_threads=torch_threads) as bs:
+    with private_stack(port_base, keep=keep_stack, preferred_batch=preferred_batch, queue_delay_us=queue_delay_us,
+                       instances=instances, torch_threads=torch_threads, runtime=runtimes[0]) as bs:
         s = bs.settings
         result.update({"model": "flood_s1", "weights": bs.weights, "tile_px": s.tile_size, "overlap_px": s.tile_overlap,
                        "batch": s.triton_batch, "triton_config": bs.triton_config})
@@ -182,24 +164,31 @@ def run(scenes: int = 6, size: int = 768, port_base: int = 41000, min_bare_s: fl
         batches = tile_batches(ref, s.tile_size, s.triton_batch, 4)
 
         weights = s.model_repository / "flood_s1" / "1" / "model.pt"
-        log("bare torch forward (1 process x 2 threads, 2 processes x 1 thread) ...")
-        bare = [bare_layouts(weights, batches, min_bare_s)]
-        log(f"bare: {bare[0]}")
+        flops = rt_bench.flops_per_tile(flood_s1.load_net(weights), s.tile_size)
+        bare_rt = tuple(dict.fromkeys(["torch", shipped, *runtimes]))
+        log(f"bare {', '.join(bare_rt)} (1 process x 2 threads, 2 processes x 1 thread, matmul peak) ...")
+        bare = [rt_bench.measure(weights, batches, min_bare_s, 1, bare_rt)]
+        log(f"bare: {bare[0]['runs']} peak {bare[0]['peak_runs']}")
         log("Triton alone (one request at a time) ...")
-        result["triton_only"] = triton_only(s.triton, batches, min_bare_s)
+        result["triton_only"] = dict(triton_only(s.triton, batches, min_bare_s), runtime=runtimes[0])
         log(f"triton only: {result['triton_only']}")
         runs: dict[str, dict] = {}
-        combos = [(n, w, ft) for ft in (in_flight_tiles or [None]) for w in (tile_workers or [None]) for n in in_flight]
+        combos = [(rt, n, w, ft) for rt in runtimes for ft in (in_flight_tiles or [None])
+                  for w in (tile_workers or [None]) for n in in_flight]
         try:
-            for n, w, ft in combos:
-                key = str(n) + ("" if w is None else f"/tw{w}") + ("" if ft is None else f"/tiles{ft}")
+            for rt, n, w, ft in combos:
+                if bs.triton_config.get("runtime") != rt:
+                    log(f"Triton: flood_s1 runtime -> {rt} (reload) ...")
+                    set_runtime(bs, rt)
+                key = (f"{rt}/" if len(runtimes) > 1 else "") + str(n) + ("" if w is None else f"/tw{w}") + \
+                    ("" if ft is None else f"/tiles{ft}")
                 env = {"TERRAWATCH_SCENES_IN_FLIGHT": str(n)}
                 if w is not None:
                     env["TERRAWATCH_TILE_WORKERS"] = str(w)
                     env["TERRAWATCH_MAX_IN_FLIGHT_TILES"] = str(w * s.triton_batch)
                 if ft is not None:
                     env["TERRAWATCH_MAX_IN_FLIGHT_TILES"] = str(ft)
-                worker = start_worker(bs, work / f"worker{n}-{w}.log", **env)
+                worker = start_worker(bs, work / f"worker-{rt}-{n}-{w}.log", **env)
                 try:
                     metrics_url = f"http://127.0.0.1:{s.metrics_port}/metrics"
                     triton_url = f"http://127.0.0.1:{s.triton_metrics_port}/metrics"
@@ -210,6 +199,7 @@ def run(scenes: int = 6, size: int = 768, port_base: int = 41000, min_bare_s: fl
                     r = {"small": _phase(bs, work, metrics_url, triton_url, scenes, size, f"e2e{n}-", timeout_s)}
                     if large_size:
                         r["large"] = _phase(bs, work, metrics_url, triton_url, 1, large_size, f"big{n}-", timeout_s)
+                    r["runtime"] = rt
                     runs[key] = r
                     log(f"scenes in flight {key}: {r}")
                 finally:
@@ -218,16 +208,28 @@ def run(scenes: int = 6, size: int = 768, port_base: int = 41000, min_bare_s: fl
             shutil.rmtree(work, ignore_errors=True)
         # Bare again after the end-to-end runs: on a shared machine the load changes; the faster of the
         # two bare runs is the reference (the conservative choice for the efficiency).
-        log("bare torch forward again ...")
-        bare.append(bare_layouts(weights, batches, min_bare_s))
-        log(f"bare: {bare[1]}")
-    layouts = [dict(b, layout=name) for run_ in bare for name, b in run_.items()]
-    result["bare"] = max(layouts, key=lambda b: b["tiles_per_s"])
-    result["bare_runs_tiles_per_s"] = [{name: b["tiles_per_s"] for name, b in run_.items()} for run_ in bare]
-    ref_tps = result["bare"]["tiles_per_s"]
+        log("bare runtimes again ...")
+        bare.append(rt_bench.measure(weights, batches, min_bare_s, 1, bare_rt))
+        log(f"bare: {bare[1]['runs']} peak {bare[1]['peak_runs']}")
+    allbare = rt_bench.combine([b["runs"][0] for b in bare], [b["peak_runs"][0] for b in bare])
+    result["bare_runtimes"] = allbare
+    result["bare"] = dict(allbare["best"][shipped], runtime=shipped)
+    result["bare_runs_tiles_per_s"] = allbare["runs"]
+    result["shipped_runtime"] = shipped
+    result.update(rt_bench.summarise(allbare, flops, shipped))
     for r in runs.values():
-        for phase in r.values():
+        ref_tps = allbare["best"][r["runtime"]]["tiles_per_s"]
+        for phase in (v for v in r.values() if isinstance(v, dict)):
             phase["efficiency"] = round(phase["tiles_per_s"] / ref_tps, 3)
+    cost: dict = {}
+    for r in runs.values():  # the last combo of each runtime (the default: the only one)
+        cost[r["runtime"]] = {ph: r[ph]["cost_per_tile"] for ph in ("small", "large") if ph in r}
+    result["cpu_s_per_tile"] = cost
+    if "torch" in cost and shipped in cost and "large" in cost["torch"] and "large" in cost[shipped]:
+        result["cpu_s_per_tile_large_vs_torch"] = round(
+            cost[shipped]["large"]["total"] / cost["torch"]["large"]["total"], 3)
+        result["cpu_s_per_tile_small_vs_torch"] = round(
+            cost[shipped]["small"]["total"] / cost["torch"]["small"]["total"], 3)
     result["runs_by_scenes_in_flight"] = runs
     main_run = runs[list(runs)[-1]]
     result["scenes_in_flight"] = in_flight[-1]
@@ -241,7 +243,7 @@ def run(scenes: int = 6, size: int = 768, port_base: int = 41000, min_bare_s: fl
     if "large" in main_run:
         result["efficiency_large"] = main_run["large"]["efficiency"]
         result["large_scene_tiles"] = main_run["large"]["tiles"]
-    result["goal_efficiency"] = {"small": 0.8, "large": 0.9}
+    result["goals"] = {"runtime_speedup_vs_torch": ">= 2.0", "cpu_s_per_tile_large_vs_torch": "<= 0.6"}
     return result
 
 
@@ -263,13 +265,16 @@ def main(argv: list[str] | None = None) -> None:
                     "compare (tiles outstanding on Ray per scene; keys <in flight>/tiles<n>)")
     ap.add_argument("--instances", type=int, default=None, help="flood_s1 Triton CPU instances (default: shipped)")
     ap.add_argument("--torch-threads", type=int, default=None, help="torch threads per instance (default: shipped)")
+    ap.add_argument("--runtimes", default="", help="comma-separated flood_s1 runtimes to run end to end side by "
+                    "side (default: torch and the shipped one)")
     a = ap.parse_args(argv)
     emit(run(a.scenes, a.size, a.port_base, a.min_bare_s, a.keep_stack, large_size=a.large_size,
              in_flight=[int(v) for v in a.in_flight.split(",") if v.strip()] or None,
              preferred_batch=a.preferred_batch, queue_delay_us=a.queue_delay_us, instances=a.instances,
              torch_threads=a.torch_threads,
              tile_workers=[int(v) for v in a.tile_workers.split(",") if v.strip()] or None,
-             in_flight_tiles=[int(v) for v in a.in_flight_tiles.split(",") if v.strip()] or None))
+             in_flight_tiles=[int(v) for v in a.in_flight_tiles.split(",") if v.strip()] or None,
+             runtimes=[v.strip() for v in a.runtimes.split(",") if v.strip()] or None))
 
 
 if __name__ == "__main__":
