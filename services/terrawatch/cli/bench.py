@@ -32,10 +32,14 @@ def bench_pipeline(
     port_base: int = typer.Option(41000, help="First of the private stack's ports."),
     min_bare_s: float = typer.Option(20.0, help="Seconds of bare-torch and Triton-only timing each."),
     keep_stack: bool = typer.Option(False, help="Leave the private stack running."),
+    runtimes: str = typer.Option("", help="flood_s1 runtimes run end to end side by side, comma-separated "
+                                 "(default: torch and the shipped one, models/flood_s1/config.pbtxt)."),
 ) -> None:
-    """Bare torch tiles/s of flood_s1 vs end to end through Kafka + Ray + Triton + PostGIS: efficiency, stages."""
+    """flood_s1 per runtime (torch eager, ONNX Runtime) against a matmul peak, and CPU-s per tile end to end
+    through Kafka + Ray + Triton + PostGIS split into model and overhead (runtime_speedup_vs_torch, cpu_s_per_tile)."""
     mod = _bench_module("pipeline")
-    mod.emit(mod.run(scenes, size, port_base, min_bare_s, keep_stack))
+    mod.emit(mod.run(scenes, size, port_base, min_bare_s, keep_stack,
+                     runtimes=[v.strip() for v in runtimes.split(",") if v.strip()] or None))
 
 
 @bench_app.command("sustained")
