@@ -75,6 +75,15 @@ app.kubernetes.io/component: {{ index . 1 }}
       name: {{ default (include "terrawatch.secretName" $) $.Values.postgis.existingSecret }}
       key: {{ get $keys $role }}
 {{- end }}
+{{- with $.Values.kafka.security }}
+{{- if hasPrefix "SASL_" (upper .protocol) }}
+- name: TERRAWATCH_KAFKA_SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "kafka.security.passwordSecret.name is required with a SASL protocol" .passwordSecret.name }}
+      key: {{ .passwordSecret.key }}
+{{- end }}
+{{- end }}
 {{- with $ }}
 - name: TERRAWATCH_WEBHOOK_SUBSCRIBERS
   valueFrom:
@@ -85,6 +94,27 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- range $name, $value := .Values.extraEnv }}
 - name: {{ $name }}
   value: {{ $value | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The Kafka CA secret (kafka.security.caSecret): volumeMounts / volumes entries, empty without one. */}}
+{{- define "terrawatch.kafkaCaMount" -}}
+{{- if .Values.kafka.security.caSecret.name }}
+- name: kafka-ca
+  mountPath: /etc/terrawatch/kafka-ca
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "terrawatch.kafkaCaVolume" -}}
+{{- with .Values.kafka.security.caSecret }}
+{{- if .name }}
+- name: kafka-ca
+  secret:
+    secretName: {{ .name }}
+    items:
+      - {key: {{ .key }}, path: {{ .key }}}
 {{- end }}
 {{- end }}
 {{- end -}}

@@ -293,6 +293,9 @@ def _check_query(params: QueryParams, settings: Settings, columns: dict[str, str
 
 async def ogc_query_guard(request: Request) -> None:
     settings: Settings = request.app.state.deps.settings
+    if any("\x00" in str(v) for v in request.path_params.values()):
+        # A NUL in a text id reached asyncpg and broke the protocol ("insufficient data left in message": 503).
+        raise BadRequest("the path must not contain NUL bytes")
     collection = None
     collection_id = request.path_params.get("collectionId")
     if collection_id is not None:
