@@ -166,3 +166,11 @@ def test_asset_policy_reasons_carry_no_markup_and_no_long_host(href):
         AssetPolicy.from_settings(Settings()).check(href)
     reason = str(err.value)
     assert "<" not in reason and ">" not in reason and len(reason) < 300, reason
+
+
+@pytest.mark.parametrize("exc", [tipg_errors.InvalidBBox("Invalid longitude in bbox"), tipg_errors.InvalidPropertyName("x"),
+                                 tipg_errors.MissingDatetimeColumn("no datetime column"),
+                                 tipg_errors.MissingGeometryColumn("no geometry column")])
+def test_tipg_parameter_errors_are_400(client, exc):
+    r = _raise(client, exc)
+    assert r.status_code == 400, r.text

@@ -115,6 +115,15 @@ TIPG_STATUS: dict[type[Exception], int] = {
 }
 
 
+# tipg errors that name a parameter the request got wrong (tipg answers 422, 404 or, for a collection
+# without the column asked for, 500): 400 on /ogc like every other invalid parameter.
+TIPG_INVALID_PARAMETER: tuple[type[Exception], ...] = (
+    tipg_errors.InvalidBBox, tipg_errors.InvalidDatetime, tipg_errors.InvalidLimit, tipg_errors.InvalidPropertyName,
+    tipg_errors.InvalidGeometryColumnName, tipg_errors.InvalidDatetimeColumnName, tipg_errors.MissingFunctionParameter,
+    tipg_errors.MissingDatetimeColumn, tipg_errors.MissingGeometryColumn,
+)
+
+
 # Raised when PostGIS cannot be reached or drops the connection (psycopg through SQLAlchemy for the
 # app's own routes, asyncpg for tipg's OGC routes, a bare refused socket from either).
 DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -161,6 +170,8 @@ def install(app: FastAPI) -> None:
 
     async def on_tipg_error(request: Request, exc: Exception) -> JSONResponse:
         status = TIPG_STATUS[type(exc)]
+        if isinstance(exc, TIPG_INVALID_PARAMETER):  # OGC API Part 1: an invalid parameter is a 400
+            status = 400
         if status >= 500:
             log.error("%s %s: %s", request.method, request.url.path, exc)
         # tipg names the caller's input whole ("Item <6,000 characters> ... does not exist"): bounded.
