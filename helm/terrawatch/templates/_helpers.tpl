@@ -65,6 +65,7 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{/* Environment shared by every terrawatch container: (list . "role" ...) with the database roles
      the container logs in as (owner: migrations; worker: consumer, dispatcher; apiRead/apiWrite: API). */}}
 {{- define "terrawatch.env" -}}
+{{- $args := . -}}
 {{- $ := index . 0 -}}
 {{- $vars := dict "owner" "TERRAWATCH_DATABASE_URL" "worker" "TERRAWATCH_WORKER_DATABASE_URL" "apiRead" "TERRAWATCH_API_READ_DATABASE_URL" "apiWrite" "TERRAWATCH_API_WRITE_DATABASE_URL" -}}
 {{- $keys := dict "owner" $.Values.postgis.existingSecretKey "worker" $.Values.postgis.workerSecretKey "apiRead" $.Values.postgis.apiReadSecretKey "apiWrite" $.Values.postgis.apiWriteSecretKey -}}
@@ -74,6 +75,14 @@ app.kubernetes.io/component: {{ index . 1 }}
     secretKeyRef:
       name: {{ default (include "terrawatch.secretName" $) $.Values.postgis.existingSecret }}
       key: {{ get $keys $role }}
+{{- end }}
+{{- with $.Values.postgis }}
+{{- if and (rest $args) .sslmode }}
+- name: PGSSLMODE
+  value: {{ .sslmode | quote }}
+- name: PGSSLROOTCERT
+  value: {{ if .caSecret.name }}{{ printf "/etc/terrawatch/postgis-ca/%s" .caSecret.key | quote }}{{ else }}"/etc/ssl/certs/ca-certificates.crt"{{ end }}
+{{- end }}
 {{- end }}
 {{- with $.Values.kafka.security }}
 {{- if hasPrefix "SASL_" (upper .protocol) }}
@@ -111,6 +120,50 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- with .Values.kafka.security.caSecret }}
 {{- if .name }}
 - name: kafka-ca
+  secret:
+    secretName: {{ .name }}
+    items:
+      - {key: {{ .key }}, path: {{ .key }}}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* Ray token authentication for the head, the workers and the Ray drivers (consumer, API). */}}
+{{- define "terrawatch.rayTokenSecret" -}}
+{{- if .Values.ray.auth.tokenSecret.name -}}
+{{- .Values.ray.auth.tokenSecret.name -}}
+{{- else if .Values.ray.enabled -}}
+{{- printf "%s-ray-token" (include "terrawatch.fullname" .) -}}
+{{- else -}}
+{{- fail "ray.auth.tokenSecret.name is required with an external Ray cluster (ray.enabled=false) while ray.auth.enabled" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "terrawatch.rayAuthEnv" -}}
+{{- if .Values.ray.auth.enabled }}
+- name: RAY_AUTH_MODE
+  value: token
+- name: RAY_AUTH_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "terrawatch.rayTokenSecret" . }}
+      key: {{ .Values.ray.auth.tokenSecret.key }}
+{{- end }}
+{{- end -}}
+
+{{/* The PostGIS CA secret (postgis.caSecret): volumeMounts / volumes entries, empty without one. */}}
+{{- define "terrawatch.postgisCaMount" -}}
+{{- if .Values.postgis.caSecret.name }}
+- name: postgis-ca
+  mountPath: /etc/terrawatch/postgis-ca
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "terrawatch.postgisCaVolume" -}}
+{{- with .Values.postgis.caSecret }}
+{{- if .name }}
+- name: postgis-ca
   secret:
     secretName: {{ .name }}
     items:
