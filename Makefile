@@ -57,7 +57,7 @@ bench-sustained: env  ## N scenes/hour for M minutes: lag trend and RSS
 bench-api: env  ## vector tiles and OGC features under concurrent load: p50/p95, errors
 	$(TW) bench api
 
-bench-raster: env  ## raster tile reads of scene products: peak memory, small vs full-size S2 scene (ratio)
+bench-raster: env  ## raster tiles per zoom (z5..native): time, peak memory, level read; small vs full-size S2 scene
 	$(VENV)/bin/python bench/bench_raster_tiles.py
 
 test-faults: env-test  ## only the fault-injection and hostile-input suites

@@ -16,10 +16,12 @@ overview) and the pixels that level covers for one tile; a refused zoom (under t
 is listed as refused. Side by side in one run: ``ratio_low_over_native`` = the worst of z5-z7 over the
 native zoom, for CPU time, wall time and memory (memory growth floored at 1 MB, the noise of a read).
 
-``before_small_flood``: the same small likelihood product in the layout written before this change (GDAL's
-default COG overviews: only until the raster fits one 512 px block, so 1 level at 1098 px) read the old way
-(rio-tiler picks the level, no cap) at ``--before-zoom`` (7) and at its native zoom, in fresh processes:
-what a zoomed-out tile cost then, and the pixels the same tile would read now (it is refused over the cap).
+``issue25_512px``: issue 25's case side by side, a 512 px likelihood product (10 m) in the layout written
+before this change (GDAL's default COG overviews stop once the raster fits one 512 px block: none) read
+the old way (rio-tiler picks the level, no cap), and the same product written and read now, each at
+``--before-zoom`` (7) and at its native zoom, in fresh processes (the old z7 read warps a ~23,000 px
+square: seconds of CPU and hundreds of MB; now the old file is refused at z7, the new one read from an
+overview).
 
     .venv/bin/python bench/bench_raster_tiles.py                       # 1098 vs 10980 px (full tile)
     .venv/bin/python bench/bench_raster_tiles.py --small 1098 --full 3294
@@ -208,7 +210,7 @@ def build(size: int, cache: Path, log) -> dict[str, Path]:
             raise SystemExit("scene generation failed")
     out = folder / PRODUCTS_DIR
     out.mkdir(exist_ok=True)
-    ql, lk, old = out / "quicklook.tif", out / "flood_likelihood.tif", out / "flood_likelihood_before.tif"
+    ql, lk = out / "quicklook.tif", out / "flood_likelihood.tif"
     if not ql.exists():
         t0 = time.perf_counter()
         scene = scene_from_item(bench_scale.scene_item(size, folder))
@@ -219,9 +221,7 @@ def build(size: int, cache: Path, log) -> dict[str, Path]:
         t0 = time.perf_counter()
         _likelihood(size, lk)
         log(f"likelihood {size} px: {time.perf_counter() - t0:.0f} s, {lk.stat().st_size / 1e6:.1f} MB")
-    if not old.exists():
-        _likelihood(size, old, old_layout=True)
-    return {"quicklook": ql, "flood": lk, "before": old}
+    return {"quicklook": ql, "flood": lk}
 
 
 def _ratios(rows: list[dict], native: int, low: range) -> dict:
@@ -270,16 +270,24 @@ def main() -> None:
                 if r["zoom"] in low]
     result["full_low_zoom_from_overviews"] = all("refused" not in r and min(r["levels_read"]) >= 0
                                                  for r in full_low)
-    # before: the small product in the old layout, read as before (no level choice, no cap)
-    old = built[args.small]["before"]
-    oi = tiles.info(old)
-    before = {"overviews": len(tiles.levels(old)) - 1, "minzoom_now": oi.minzoom}
-    for z in (args.before_zoom, oi.maxzoom):
-        row = _run(ctx, old, "flood", z, 1, mode="before")
-        log(f"before {args.small} px z{z}: {row}")
-        before[f"z{z}"] = {k: row[k] for k in ("wall_ms", "cpu_ms", "peak_growth_mb")}
-        before[f"z{z}"]["pixels_now"] = tiles.read_plan(old, z).pixels
-    result["before_small_flood"] = before
+    # issue 25's product: 512 px, old layout read the old way vs new layout read now, same zooms
+    folder = cache / "issue25_512px_v2"
+    folder.mkdir(parents=True, exist_ok=True)
+    old, new = folder / "flood_likelihood_before.tif", folder / "flood_likelihood.tif"
+    if not old.exists():
+        _likelihood(512, old, old_layout=True)
+    if not new.exists():
+        _likelihood(512, new)
+    native = tiles.info(new).maxzoom
+    case: dict = {"overviews_before": len(tiles.levels(old)) - 1, "overviews_now": len(tiles.levels(new)) - 1,
+                  "minzoom_before_file_now": tiles.info(old).minzoom, "minzoom_now": tiles.info(new).minzoom}
+    for label, path, mode in (("before", old, "before"), ("now", new, "planned")):
+        for z in (args.before_zoom, native):
+            row = _run(ctx, path, "flood", z, 1, mode=mode)
+            log(f"issue 25 512 px {label} z{z}: {row}")
+            case[f"{label}_z{z}"] = {k: row[k] for k in ("wall_ms", "cpu_ms", "peak_growth_mb", "levels_read")}
+    case["before_file_z%d_now" % args.before_zoom] = _run(ctx, old, "flood", args.before_zoom, 1)
+    result["issue25_512px"] = case
     print(json.dumps(result))
 
 
