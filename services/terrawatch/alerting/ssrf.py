@@ -107,7 +107,7 @@ def stack_ports(settings=None) -> frozenset[int]:
     ports |= {v for n in _PORT_SETTINGS if isinstance(v := getattr(settings, n, None), int)}
     ray = getattr(settings, "ray_port", None)
     if isinstance(ray, int):
-        ports |= {ray, ray + 1, ray + 2}
+        ports |= set(range(ray, ray + 10))  # GCS, client server, dashboard agent, metrics, runtime-env agent
     first = getattr(settings, "ray_min_worker_port", None)
     if isinstance(first, int):
         ports |= set(range(first, first + 1000))
