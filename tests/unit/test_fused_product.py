@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from terrawatch.ml.fusion import SOURCE_S1, SOURCE_S2, SOURCE_S1_CLOUD
+from terrawatch.ml.fusion import SOURCE_S1, SOURCE_S1_CLOUD, SOURCE_S2, SOURCE_S2_NOT_S1
 from terrawatch.products.fused import fused_flood_product
 
 from tests.conftest import SHARED, needs_shared
@@ -31,14 +31,15 @@ def test_fused_product_bands_sources_and_window(tmp_path):
     7 days from S1 and a 72 h window it is flood-s1 (0.6003, served without growing since issue 27)."""
     s1, s2 = D / f"{CHIP}_S1Hand.tif", D / f"{CHIP}_S2Hand.tif"
     r = fused_flood_product(s1, s2, tmp_path / "fused.tif")
-    assert r.s2_used and r.shares["s2"] > 0.99
+    # measured: 8.37 % of the chip is S2 water that S1 calls dry (code 6, issue 27), the rest S2
+    assert r.s2_used and r.shares["s2"] + r.shares["s2_water_not_seen_by_s1"] > 0.99 and r.shares["s2_water_not_seen_by_s1"] > 0.05
     with rasterio.open(r.path) as ds:
         assert ds.count == 2 and ds.dtypes == ("uint8", "uint8") and ds.descriptions == ("likelihood", "source")
         assert "1=s2" in ds.tags()["source_codes"]
         with rasterio.open(s1) as ref:
             assert ds.crs == ref.crs and ds.transform == ref.transform
         lik, src = ds.read(1), ds.read(2)
-    assert set(np.unique(src)) <= {SOURCE_S2, 0}
+    assert set(np.unique(src)) <= {SOURCE_S2, SOURCE_S2_NOT_S1, 0}  # 6: S2 water that S1 calls dry
     assert _iou(lik) >= 0.756
     t0 = datetime(2019, 9, 18, 10, tzinfo=UTC)
     far = fused_flood_product(s1, s2, tmp_path / "far.tif", s1_time=t0, s2_time=t0 + timedelta(days=7),
@@ -74,7 +75,7 @@ def test_s2_on_another_grid_is_reprojected_and_clouds_go_to_s1(tmp_path):
     with rasterio.open(r.path) as ds:
         src_codes = ds.read(2)
     assert (src_codes[180:320, 180:320] == SOURCE_S1_CLOUD).mean() > 0.95
-    assert (src_codes[400:, 400:] == SOURCE_S2).mean() > 0.95
+    assert np.isin(src_codes[400:, 400:], [SOURCE_S2, SOURCE_S2_NOT_S1]).mean() > 0.95
 
 
 def test_wrong_band_counts_are_refused(tmp_path):
@@ -134,7 +135,7 @@ def test_stored_products_fuse_block_by_block_like_the_whole_image(tmp_path):
         lk, src = ds.read(1), ds.read(2)
     whole = fuse_s1_s2(lk1 / 100.0, np.where(lk2 == 255, np.nan, lk2 / 100.0), s2_cloud=fl2 == EXCLUDED_CLOUD)
     assert (lk == whole.likelihood).all() and (src == whole.source).all()
-    assert (src[fl2 == 0] == SOURCE_S2).all() and (src[10:40, 20:90] == SOURCE_S1_CLOUD).all()
+    assert np.isin(src[fl2 == 0], [SOURCE_S2, SOURCE_S2_NOT_S1]).all() and (src[10:40, 20:90] == SOURCE_S1_CLOUD).all()
     assert (src[:, 110:] == SOURCE_S1).all() and out.s2_used
     # outside the window S2 is not used at all
     late = fuse_flood_products(s1, s2, tmp_path / "g.tif", grid="s2", s1_time=t1, s2_time=t1 + timedelta(hours=80),

@@ -13,6 +13,8 @@ from terrawatch.ml.fusion import (
     SOURCE_S1_CLOUD,
     SOURCE_S1_THIN,
     SOURCE_S2,
+    SOURCE_S1_BLIND,
+    SOURCE_S2_NOT_S1,
     SOURCE_S2_THIN,
     fuse_s1_s2,
     source_shares,
@@ -33,7 +35,8 @@ def test_s2_where_clear_s1_under_cloud_and_no_data():
     cloud = np.array([[False, False, True, False, False, False]])
     s2[0, 5] = np.nan  # S2 no data, S1 has a value
     f = fuse_s1_s2(s1, s2, s2_cloud=cloud)
-    assert f.source.tolist() == [[SOURCE_S2, SOURCE_S2, SOURCE_S1_CLOUD, SOURCE_S2, SOURCE_NONE, SOURCE_S1]]
+    # S2 clear-sky water where S1 says dry (pixels 1, 3): S2 decides, flagged "not seen by S1" (issue 27)
+    assert f.source.tolist() == [[SOURCE_S2, SOURCE_S2_NOT_S1, SOURCE_S1_CLOUD, SOURCE_S2_NOT_S1, SOURCE_NONE, SOURCE_S1]]
     np.testing.assert_allclose(f.prob[0, [0, 1, 2, 3, 5]], [0.1, 0.9, 0.8, 0.9, 0.7])
     assert np.isnan(f.prob[0, 4])
     assert f.water.tolist() == [[False, True, True, True, False, True]]
@@ -55,7 +58,7 @@ def test_time_window_decides_whether_s2_is_used():
     s1, s2 = _arrays()
     near = fuse_s1_s2(s1, s2, s1_time=T0, s2_time=T0 + timedelta(hours=30), window=timedelta(hours=48))
     far = fuse_s1_s2(s1, s2, s1_time=T0, s2_time=T0 + timedelta(days=5), window=timedelta(hours=48))
-    assert near.s2_used and (near.source == SOURCE_S2).sum() == 5
+    assert near.s2_used and np.isin(near.source, [SOURCE_S2, SOURCE_S2_NOT_S1]).sum() == 5
     assert not far.s2_used
     assert set(np.unique(far.source)) == {SOURCE_S1, SOURCE_NONE}
     np.testing.assert_array_equal(np.nan_to_num(far.prob, nan=-1), np.nan_to_num(s1, nan=-1))
@@ -95,3 +98,14 @@ def test_reliability_table_bins():
     t = reliability_table(prob, label)
     assert len(t) == 10 and t[0] == {"bin": "0.0-0.1", "pixels": 2, "water_share": 0.5}
     assert t[9]["pixels"] == 2 and t[9]["water_share"] == 1.0 and t[5]["pixels"] == 0 and t[5]["water_share"] is None
+
+
+def test_reference_water_that_s1_calls_dry_is_not_observable_by_s1_instead_of_dry():
+    """Issue 27: S1 alone, dry backscatter, but the reference layer says water -> no estimate, flagged."""
+    s1 = np.array([[0.1, 0.1, 0.9, 0.1]], np.float32)
+    ref = np.array([[True, False, True, True]])
+    s2 = np.array([[np.nan, np.nan, np.nan, 0.1]], np.float32)
+    f = fuse_s1_s2(s1, s2, reference_water=ref)
+    assert f.source.tolist() == [[SOURCE_S1_BLIND, SOURCE_S1, SOURCE_S1, SOURCE_S2]]
+    assert np.isnan(f.prob[0, 0]) and f.likelihood[0, 0] == 255 and not f.water[0, 0]
+    assert f.water[0, 2] and f.likelihood[0, 1] == 10

@@ -31,6 +31,12 @@ code  name               meaning
 3     SOURCE_S1_CLOUD    S1; S2 flagged cloud or cloud shadow
 4     SOURCE_S1_THIN     S1; thin cloud and S1 or S2 says water (water left to S1)
 5     SOURCE_S2_THIN     S2 under thin cloud: both dry, or no S1 value there
+6     SOURCE_S2_NOT_S1   S2 clear-sky water where S1 has a value and says dry: water S1
+                         does not see (flooded vegetation, shallow water under crops);
+                         an alert there rests on S2 alone (issue 27)
+7     SOURCE_S1_BLIND    not observable by S1: S1 is the only estimate, says dry, and the
+                         reference water layer says water; no estimate instead of "dry"
+                         (prob NaN, likelihood 255) (issue 27)
 ====  =================  ==========================================================
 """
 
@@ -43,9 +49,11 @@ import numpy as np
 
 from terrawatch.ml.ensemble import as_mask
 
-SOURCE_NONE, SOURCE_S2, SOURCE_S1, SOURCE_S1_CLOUD, SOURCE_S1_THIN, SOURCE_S2_THIN = range(6)
+(SOURCE_NONE, SOURCE_S2, SOURCE_S1, SOURCE_S1_CLOUD, SOURCE_S1_THIN, SOURCE_S2_THIN, SOURCE_S2_NOT_S1,
+ SOURCE_S1_BLIND) = range(8)
 SOURCE_NAMES = {SOURCE_NONE: "none", SOURCE_S2: "s2", SOURCE_S1: "s1", SOURCE_S1_CLOUD: "s1_under_cloud",
-                SOURCE_S1_THIN: "s1_under_thin_cloud", SOURCE_S2_THIN: "s2_under_thin_cloud"}
+                SOURCE_S1_THIN: "s1_under_thin_cloud", SOURCE_S2_THIN: "s2_under_thin_cloud",
+                SOURCE_S2_NOT_S1: "s2_water_not_seen_by_s1", SOURCE_S1_BLIND: "not_observable_by_s1"}
 LIKELIHOOD_NODATA = np.uint8(255)
 DEFAULT_WINDOW = timedelta(hours=72)
 
@@ -78,8 +86,11 @@ def fuse_s1_s2(
     s1_time: datetime | None = None,
     s2_time: datetime | None = None,
     window: timedelta = DEFAULT_WINDOW,
+    reference_water: np.ndarray | None = None,
 ) -> FusedResult:
     """Fuse S1 and S2 water probabilities (H,W) into one product with source flags (see module).
+    ``reference_water`` (bool, optional): known water; where only S1 estimates and says dry there, the pixel
+    is "not observable by S1" (:data:`SOURCE_S1_BLIND`, no estimate) rather than dry.
 
     With both times given, S2 is used only when they are within ``window``; with a time missing the
     caller asserts the pairing. Either probability may be None (that sensor absent).
@@ -119,6 +130,13 @@ def fuse_s1_s2(
     source[use_s1] = SOURCE_S1
     source[use_s1 & cloud] = SOURCE_S1_CLOUD
     source[thin_s1] = SOURCE_S1_THIN
+    with np.errstate(invalid="ignore"):
+        s1_dry = has1 & (p1 < 0.5)
+        source[s2_clear & (p2 >= 0.5) & s1_dry] = SOURCE_S2_NOT_S1
+    if reference_water is not None:
+        blind = use_s1 & s1_dry & as_mask(reference_water, shape, "reference_water")
+        source[blind] = SOURCE_S1_BLIND
+        prob = np.where(blind, np.nan, prob).astype(np.float32)
     finite = np.isfinite(prob)
     water = finite & (np.nan_to_num(prob, nan=0.0) >= 0.5)
     lik = np.where(finite, np.rint(np.nan_to_num(prob, nan=0.0) * 100.0), LIKELIHOOD_NODATA)
