@@ -120,6 +120,10 @@ def test_every_runbook_block_runs_on_the_real_stack(stack, tmp_path):
                 return next(out[i] for i, blk in enumerate(blocks[1:], 1) if fragment in blk)
 
             assert '"processes"' in answer_of("# lag per partition")
+            first_look = answer_of("# lag per partition")
+            assert re.search(r"^worker\s+up\s+since", first_look, re.M), first_look  # stack status: the processes
+            assert re.search(r"^dispatcher\s+up\s+.*inside the worker", first_look, re.M), first_look
+            assert '"status":"acknowledged"' in answer_of("/acknowledge").replace(" ", "")
             assert '"outcome":"duplicate"' in answer_of("/replay").replace(" ", "")
             assert "refused, as expected" in answer_of("$BAD_DLQ_ID ||")
             assert f'"redriven":["{dlq_id}"]' not in answer_of("/ops/dlq/redrive").replace(" ", "")  # done by the CLI
