@@ -108,9 +108,8 @@ def stack_ports(settings=None) -> frozenset[int]:
     ray = getattr(settings, "ray_port", None)
     if isinstance(ray, int):
         ports |= set(range(ray, ray + 10))  # GCS, client server, dashboard agent, metrics, runtime-env agent
-    first = getattr(settings, "ray_min_worker_port", None)
-    if isinstance(first, int):
-        ports |= set(range(first, first + 1000))
+    # Not the 1000 Ray worker ports: they may overlap the OS's ephemeral range, where local receivers
+    # (port 0) land; the workers' gRPC needs the Ray token (docs/security.md).
     for name in _URL_SETTINGS:
         for part in str(getattr(settings, name, None) or "").split(","):
             try:
