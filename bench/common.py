@@ -126,12 +126,17 @@ def private_stack(port_base: int, keep: bool = False, preferred_batch: str = "",
         for attempt in range(3):
             try:
                 stack.up()
-                break
-            except subprocess.TimeoutExpired as exc:  # a health probe (e.g. `ray health-check`) hung on a loaded VM
-                if attempt == 2:
-                    raise
-                log(f"stack start failed ({exc}); stopping it and starting again")
-                stack.down()
+                time.sleep(10)  # on a loaded VM `ray start` can fail after its head answered a first probe
+                bad = [k for k, v in stack.status().items() if v != "healthy"]
+                if not bad:
+                    break
+                exc: Exception = RuntimeError(f"unhealthy after start: {bad}")
+            except subprocess.TimeoutExpired as e:  # a health probe (e.g. `ray health-check`) hung on a loaded VM
+                exc = e
+            if attempt == 2:
+                raise exc
+            log(f"stack start failed ({exc}); stopping it and starting again")
+            stack.down()
         log(f"stack up in {time.monotonic() - t0:.0f} s")
         yield BenchStack(s, weights, stack, batcher)
     finally:

@@ -3,7 +3,7 @@ and layout, the network's FLOPs per tile, achieved GFLOP/s and the machine's fp3
 
 Used by bench/pipeline.py (``make bench``); also runnable alone, prints one JSON object as its last line:
 
-    python bench/runtime.py [--min-s 10] [--rounds 2]
+    python bench/runtime.py [--min-s 10] [--rounds 2] [--int8]
 
 Each measurement runs in fresh spawned processes (no state shared between runtimes): ``1x2`` = one process
 with 2 intra-op threads, ``2x1`` = two processes of 1 thread at once (tiles/s summed). Runtimes and layouts
@@ -71,10 +71,13 @@ def bare_one(weights: Path, batches, runtime: str, threads: int, min_s: float) -
 
     torch.set_num_threads(threads)
     net = flood_s1.load_net(weights)
-    if runtime == "onnxruntime":
+    if runtime in ("onnxruntime", "onnxruntime-int8"):
+        from terrawatch.inference.local import _calibration
         from terrawatch.ml.nets.onnx_runtime import ort_module
 
-        net = ort_module(net, [torch.zeros(1, 2, 256, 256)], threads=threads, graph_opt="all")
+        int8 = runtime == "onnxruntime-int8"
+        net = ort_module(net, [torch.zeros(1, 2, 256, 256)], threads=threads, graph_opt="all",
+                         quantize="int8" if int8 else "", calibration=_calibration() if int8 else None)
     elif runtime != "torch":
         raise ValueError(runtime)
     flood_s1.predict_batch(net, batches[0])  # warm-up
@@ -185,12 +188,13 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--min-s", type=float, default=10.0, help="seconds per bare measurement")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--int8", action="store_true", help="also the int8 (static QDQ) ONNX model (evaluated, not shipped)")
     a = ap.parse_args(argv)
     weights = REPO_ROOT / "models" / "flood_s1" / "1" / "model.pt"
     item = synthetic_items(Path(tempfile.mkdtemp(prefix="tw-bench-rt-")), 1, 512, "bare")[0]
     batches = tile_batches(item, 256, 4, 4)
     log("bare runtimes x layouts ...")
-    bare = measure(weights, batches, a.min_s, a.rounds)
+    bare = measure(weights, batches, a.min_s, a.rounds, RUNTIMES + (("onnxruntime-int8",) if a.int8 else ()))
     shipped = shipped_runtime((REPO_ROOT / "models" / "flood_s1" / "config.pbtxt").read_text())
     out = {"bench": "runtime", "machine": machine(), "shipped_runtime": shipped, "bare": bare,
            **summarise(bare, flops_per_tile(flood_s1.load_net(weights), 256), shipped)}

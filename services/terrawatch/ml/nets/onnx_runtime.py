@@ -127,8 +127,10 @@ def quantize_int8(model: Path, calibration: Sequence[np.ndarray] | None = None, 
     out = model.with_name(model.stem + (".int8s" if calibration is not None else ".int8d") + ".onnx")
     if out.is_file():
         return out
+    tmp = out.with_name(f".{out.stem}.{os.getpid()}.onnx")  # written aside, renamed: processes may race
     if calibration is None:
-        q.quantize_dynamic(str(model), str(out), weight_type=q.QuantType.QInt8)
+        q.quantize_dynamic(str(model), str(tmp), weight_type=q.QuantType.QInt8)
+        os.replace(tmp, out)
         return out
 
     class _Reader(q.CalibrationDataReader):
@@ -138,14 +140,16 @@ def quantize_int8(model: Path, calibration: Sequence[np.ndarray] | None = None, 
         def get_next(self):
             return next(self.it, None)
 
-    pre = model.with_name(model.stem + ".pre.onnx")
+    pre = model.with_name(f".{model.stem}.{os.getpid()}.pre.onnx")
     try:
         q.quant_pre_process(str(model), str(pre))
         src = pre
     except Exception:  # noqa: BLE001 - shape inference helper is optional
         src = model
-    q.quantize_static(str(src), str(out), _Reader(), quant_format=q.QuantFormat.QDQ, per_channel=True,
+    q.quantize_static(str(src), str(tmp), _Reader(), quant_format=q.QuantFormat.QDQ, per_channel=True,
                       activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8)
+    os.replace(tmp, out)
+    pre.unlink(missing_ok=True)
     return out
 
 
