@@ -120,3 +120,53 @@ def test_cap_references_are_the_recipients_own_messages():
     assert doc.findtext("cap:references", namespaces=NS) == f"tw,terrawatch-{a.id}-v2,2026-11-21T00:00:00+00:00"
     fresh = _parse(cap_alert(a, "alert.updated", POLICIES["flood"], "tw", first_message=False, references=[]))
     assert fresh.findtext("cap:msgType", namespaces=NS) == "Alert" and fresh.find("cap:references", NS) is None
+
+
+def _many_parts(n: int, vertices: int = 400) -> MultiPolygon:
+    import math
+
+    parts = []
+    for i in range(n):
+        cx, cy = -1.0 + (i % 12) * 0.02, 38.0 + (i // 12) * 0.02
+        ring = [(cx + 0.004 * math.cos(2 * math.pi * k / vertices) * (1 + 0.2 * (k % 3)),
+                 cy + 0.004 * math.sin(2 * math.pi * k / vertices)) for k in range(vertices)]
+        parts.append(Polygon(ring))
+    return MultiPolygon(parts)
+
+
+def test_cap_area_is_bounded_for_aggregators_and_still_covers_the_alert():
+    geom = _many_parts(137)
+    a = _alert(hazard="flood")
+    a = Alert(**{**a.__dict__, "geom": geom})
+    now = a.updated_at + timedelta(hours=1)
+    doc = _parse(cap_alert(a, "alert.updated", POLICIES["flood"], "tw@example.org", False, now=now,
+                           public_url="https://tw.example.org/api/"))
+    polys = doc.findall("cap:info/cap:area/cap:polygon", NS)
+    assert 1 <= len(polys) <= 10
+    rings = []
+    for p in polys:
+        pts = [tuple(map(float, xy.split(","))) for xy in p.text.split()]
+        assert len(pts) <= 100 and pts[0] == pts[-1]
+        rings.append(Polygon([(x, y) for y, x in pts]))
+    from shapely import union_all
+    covered = union_all(rings)
+    assert covered.buffer(1e-4).covers(geom.buffer(-1e-4))  # simplification keeps (nearly) all of the alert
+    assert len(cap_alert(a, "alert.updated", POLICIES["flood"], "tw@example.org", False, now=now)) < 40_000
+    uri = doc.findtext("cap:info/cap:resource/cap:uri", namespaces=NS)
+    assert uri == f"https://tw.example.org/api/ogc/collections/alerts/items/{a.id}?f=json"
+    desc = doc.findtext("cap:info/cap:area/cap:areaDesc", namespaces=NS)
+    assert desc.startswith("Flood area near ") and desc.endswith(", Spain), 123.40 ha"), desc  # south-east Spain
+
+
+def test_backfilled_alert_is_not_sent_as_news():
+    a = _alert(hazard="flood")
+    policy = POLICIES["flood"]
+    late = a.last_sensed + timedelta(days=policy.merge_window_days + 1)
+    doc = _parse(cap_alert(a, "alert.created", policy, "tw@example.org", True, now=late))
+    assert doc.find("cap:info/cap:expires", NS) is None  # never an expiry in the past
+    assert doc.findtext("cap:info/cap:urgency", namespaces=NS) == "Past"
+    assert "Backfill" in doc.findtext("cap:note", namespaces=NS)
+    fresh = _parse(cap_alert(a, "alert.created", policy, "tw@example.org", True, now=a.updated_at))
+    assert fresh.find("cap:info/cap:expires", NS) is not None and fresh.find("cap:note", NS) is None
+    body, _ = render("geojson", a, "alert.created", policy, "tw@example.org", True, now=late)
+    assert json.loads(body)["data"]["properties"]["backfill"] is True

@@ -12,8 +12,14 @@ Valid against ``alerts/schemas/CAP-v1.2.xsd`` (tested with lxml). Mapping
 - ``urgency`` and ``certainty``: from the confidence tier via the rule's ``cap`` section
   (defaults low/high/highest -> Possible/Likely/Observed); a resolved or false-positive alert
   has urgency ``Past`` (and certainty ``Unlikely`` if false positive).
-- ``area``: one ``<polygon>`` per polygon's exterior ring, WGS 84 ``lat,lon`` pairs, first = last
-  (CAP has no holes: interior rings are left out, so the CAP area may over-cover).
+- ``area``: at most :data:`MAX_POLYGONS` ``<polygon>`` of at most :data:`MAX_VERTICES` points each (what CAP
+  aggregators accept): nearby parts are merged (a morphological closing) and rings simplified until both
+  bounds hold, WGS 84 ``lat,lon`` pairs, first = last (CAP has no holes: interior rings are left out, so the
+  CAP area over-covers); the exact geometry is linked as a ``<resource>`` when the API's public URL is known.
+  ``areaDesc`` names the nearest populated place, its region and country (offline, :mod:`.places`).
+- Backfills (the last observation older than the rule's merge window, :func:`is_backfill`): urgency
+  ``Past``, no ``expires`` (it would be in the past) and a ``note`` saying so; only subscribers that opted in
+  (``include_backfills``) are sent them at all (:mod:`.outbox`).
 - ``parameter``: alert id, status, confidence, area, likelihood, sensors, observations, version and
   every top-level key of ``alert.context`` as ``context:<key>`` (JSON text for non-strings).
 """
@@ -24,14 +30,17 @@ import json
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta, timezone
 
+import shapely
 from shapely.geometry import MultiPolygon, Polygon
 
-from terrawatch.domain.alerts import Alert, AlertStatus, HazardPolicy
+from terrawatch.domain.alerts import Alert, AlertStatus, HazardPolicy, is_backfill
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 CAP_CONTENT_TYPE = "application/cap+xml"
 SEVERITY = {"minor": "Minor", "moderate": "Moderate", "severe": "Severe", "extreme": "Extreme"}
 COORD_DECIMALS = 6  # ~0.1 m at the equator
+MAX_POLYGONS = 10  # per <info>; aggregators (e.g. Google Public Alerts) reject larger areas
+MAX_VERTICES = 100  # points per <polygon>, the closing point included
 ET.register_namespace("", CAP_NS)
 
 
@@ -44,11 +53,45 @@ def identifier(a: Alert, version: int | None = None) -> str:
     return f"terrawatch-{a.id}-v{a.version if version is None else version}"
 
 
-def cap_polygons(geom) -> list[str]:
-    """CAP ``polygon`` strings (``lat,lon lat,lon ...``, closed) of each exterior ring of ``geom``."""
-    polys = list(geom.geoms) if isinstance(geom, MultiPolygon) else [geom] if isinstance(geom, Polygon) else []
+def _parts(geom) -> list[Polygon]:
+    return list(geom.geoms) if isinstance(geom, MultiPolygon) else [geom] if isinstance(geom, Polygon) else []
+
+
+def bounded_polygons(geom, max_polygons: int = MAX_POLYGONS, max_vertices: int = MAX_VERTICES) -> list[Polygon]:
+    """Exterior rings of ``geom`` (lon/lat) reduced to at most ``max_polygons`` polygons of at most
+    ``max_vertices`` points. More than ``max_polygons`` parts are replaced by their convex hulls and merged by
+    closing with growing radii (0.001 to 0.1 degrees: the result covers the original), then, if still too many, the convex hull of everything; each ring is simplified with
+    growing tolerance (a metre upwards) and grown by that tolerance so it still covers the part."""
+    parts = [Polygon(p.exterior) for p in _parts(geom) if not p.is_empty]
+    if len(parts) > max_polygons:  # merge on convex hulls: they cover the parts and buffer cheaply
+        parts = [p.convex_hull for p in parts]
+    for radius in (0.001, 0.003, 0.01, 0.03, 0.1):
+        if len(parts) <= max_polygons:
+            break
+        merged = shapely.union_all(parts).buffer(radius, quad_segs=2).buffer(-radius, quad_segs=2)
+        parts = [Polygon(p.exterior) for p in _parts(shapely.union_all([merged, *parts])) if not p.is_empty]
+    if len(parts) > max_polygons:
+        parts = [shapely.union_all(parts).convex_hull]
+    parts.sort(key=lambda p: -p.area)
     out = []
-    for p in polys:
+    for p in parts:
+        tol = 1e-5
+        q = p
+        while len(q.exterior.coords) > max_vertices and tol < 1.0:
+            # simplify, then grow by the tolerance (mitred: no new arc vertices) so the ring still covers
+            q = p.simplify(tol, preserve_topology=True).buffer(tol, join_style="mitre", mitre_limit=3.0)
+            q = max(_parts(q), key=lambda x: x.area) if not isinstance(q, Polygon) else Polygon(q.exterior)
+            tol *= 2
+        if len(q.exterior.coords) > max_vertices:
+            q = p.convex_hull.simplify(tol).buffer(tol, join_style="mitre", mitre_limit=3.0)
+        out.append(q)
+    return out
+
+
+def cap_polygons(geom, max_polygons: int = MAX_POLYGONS, max_vertices: int = MAX_VERTICES) -> list[str]:
+    """CAP ``polygon`` strings (``lat,lon lat,lon ...``, closed) of :func:`bounded_polygons` of ``geom``."""
+    out = []
+    for p in bounded_polygons(geom, max_polygons, max_vertices):
         ring = list(p.exterior.coords)
         if len(ring) < 4:
             continue
@@ -82,15 +125,20 @@ def sent_message(payload: str) -> tuple[str, str, str] | None:
 
 
 def cap_alert(a: Alert, event_type: str, policy: HazardPolicy, sender: str, first_message: bool,
-              reason: str | None = None, references: list[tuple[str, str, str]] | None = None) -> str:
+              reason: str | None = None, references: list[tuple[str, str, str]] | None = None,
+              public_url: str = "", now: datetime | None = None) -> str:
     """One CAP 1.2 ``<alert>`` document (UTF-8 XML text) for version ``a.version`` of an alert.
 
     ``references``: (sender, identifier, sent) of the messages about this alert the recipient was sent
     before; an empty list makes this a fresh ``Alert``. None (no recipient history known) references
-    version 1.
+    version 1. ``public_url``: the API's public base URL; when given, the exact geometry is linked.
     """
+    from terrawatch.alerting.places import describe
+
     status = AlertStatus(a.status)
-    sent = a.updated_at or datetime.now(timezone.utc)
+    now = now or datetime.now(timezone.utc)
+    sent = a.updated_at or now
+    backfill = is_backfill(a, policy, now)
     if references is not None and not references:
         first_message = True
     if first_message:
@@ -110,6 +158,9 @@ def cap_alert(a: Alert, event_type: str, policy: HazardPolicy, sender: str, firs
     _sub(root, "scope", "Public")
     if closed and reason:
         _sub(root, "note", f"{status.value}: {reason}")
+    elif backfill:
+        _sub(root, "note", f"Backfill: last observed {cap_time(a.last_sensed)}, more than "
+                           f"{policy.merge_window_days:g} days before this message; a record, not a new event.")
     if msg_type != "Alert" and references:
         _sub(root, "references", " ".join(",".join(r) for r in references))
     elif msg_type != "Alert" and a.created_at is not None:
@@ -123,7 +174,7 @@ def cap_alert(a: Alert, event_type: str, policy: HazardPolicy, sender: str, firs
     _sub(info, "event", cap.event)
     _sub(info, "responseType", "AllClear" if status == AlertStatus.RESOLVED
          else "None" if status == AlertStatus.FALSE_POSITIVE else cap.response)
-    _sub(info, "urgency", "Past" if closed else cap.urgency.get(a.confidence, "Unknown"))
+    _sub(info, "urgency", "Past" if closed or backfill else cap.urgency.get(a.confidence, "Unknown"))
     _sub(info, "severity", SEVERITY.get(a.severity, "Unknown"))
     _sub(info, "certainty", "Unlikely" if status == AlertStatus.FALSE_POSITIVE
          else cap.certainty.get(a.confidence, "Unknown"))
@@ -131,7 +182,7 @@ def cap_alert(a: Alert, event_type: str, policy: HazardPolicy, sender: str, firs
     _pair(info, "eventCode", "terrawatch:event", event_type)
     _sub(info, "effective", cap_time(sent))
     _sub(info, "onset", cap_time(a.first_sensed))
-    if not closed:
+    if not closed and not backfill:
         _sub(info, "expires", cap_time(a.last_sensed + timedelta(days=policy.merge_window_days)))
     _sub(info, "senderName", "terrawatch")
     _sub(info, "headline", f"{cap.event}: {a.area_ha:.1f} ha, {a.confidence} confidence ({status.value})")
@@ -157,8 +208,16 @@ def cap_alert(a: Alert, event_type: str, policy: HazardPolicy, sender: str, firs
     for key, value in sorted((a.context or {}).items()):
         _pair(info, "parameter", f"context:{key}",
               value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False, default=str))
+    if public_url:
+        res = _sub(info, "resource")
+        _sub(res, "resourceDesc", "exact alert geometry (GeoJSON)")
+        _sub(res, "mimeType", "application/geo+json")
+        _sub(res, "uri", f"{public_url.rstrip('/')}/ogc/collections/alerts/items/{a.id}?f=json")
     area = _sub(info, "area")
-    _sub(area, "areaDesc", f"{cap.event} area, {a.area_ha:.2f} ha (WGS 84)")
+    c = a.geom.centroid if not a.geom.is_empty else None
+    place = describe(c.x, c.y) if c is not None else ""
+    _sub(area, "areaDesc", f"{cap.event} area {place}, {a.area_ha:.2f} ha".replace("  ", " ")
+         if place else f"{cap.event} area, {a.area_ha:.2f} ha (WGS 84)")
     for poly in cap_polygons(a.geom):
         _sub(area, "polygon", poly)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")

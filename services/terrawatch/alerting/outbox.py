@@ -10,37 +10,49 @@ from __future__ import annotations
 
 from terrawatch.alerting.cap import CAP_CONTENT_TYPE, cap_alert, sent_message
 from terrawatch.alerting.payloads import GEOJSON_CONTENT_TYPE, geojson_event
-from terrawatch.domain.alerts import CONFIDENCE_RANKS, Alert, HazardPolicy
+from datetime import datetime, timezone
+
+from terrawatch.domain.alerts import CONFIDENCE_RANKS, Alert, HazardPolicy, is_backfill
 from terrawatch.store.uow import UnitOfWork
 
 FORMATS = ("geojson", "cap")
 
 
 def render(fmt: str, alert: Alert, event_type: str, policy: HazardPolicy, sender: str, first_message: bool,
-           reason: str | None = None, references: list[tuple[str, str, str]] | None = None) -> tuple[str, str]:
+           reason: str | None = None, references: list[tuple[str, str, str]] | None = None,
+           public_url: str = "", now: datetime | None = None) -> tuple[str, str]:
     """(payload text, content type) of one delivery. ``references``: CAP messages this subscriber was sent."""
+    now = now or datetime.now(timezone.utc)
     if fmt == "cap":
-        return cap_alert(alert, event_type, policy, sender, first_message, reason, references), CAP_CONTENT_TYPE
+        return (cap_alert(alert, event_type, policy, sender, first_message, reason, references, public_url, now),
+                CAP_CONTENT_TYPE)
     if fmt == "geojson":
-        return geojson_event(event_type, alert), GEOJSON_CONTENT_TYPE
+        return geojson_event(event_type, alert, backfill=is_backfill(alert, policy, now)), GEOJSON_CONTENT_TYPE
     raise ValueError(f"unknown webhook format {fmt!r}")
 
 
 def fan_out(uow: UnitOfWork, alert: Alert, event_type: str, policy: HazardPolicy, sender: str,
-            only_informed: bool = False, reason: str | None = None) -> list[str]:
+            only_informed: bool = False, reason: str | None = None, public_url: str = "") -> list[str]:
     """Enqueue ``event_type`` for every active subscriber whose hazards, AOI and minimum confidence match.
 
     ``only_informed``: only subscribers already sent a message about this alert (used for operator
-    transitions, so nobody first hears of an alert through its cancellation). Returns the webhook ids.
+    transitions, so nobody first hears of an alert through its cancellation). A backfill (the last observation
+    older than the rule's merge window) goes only to subscribers that opted in (``include_backfills``) or
+    were already told about the alert. Returns the webhook ids.
     """
     ids = []
+    now = datetime.now(timezone.utc)
+    backfill = is_backfill(alert, policy, now)
     for sub in uow.matching_subscribers(alert, CONFIDENCE_RANKS):
         informed = uow.has_delivery(alert.id, sub["id"])
         if only_informed and not informed:
             continue
+        if backfill and not informed and not sub.get("include_backfills"):
+            continue
         refs = None
         if sub["format"] == "cap":  # only what this subscriber was (or is being) sent, in CAP
             refs = [m for m in map(sent_message, uow.sent_payloads(alert.id, sub["id"], CAP_CONTENT_TYPE)) if m]
-        body, ctype = render(sub["format"], alert, event_type, policy, sender, not informed, reason, refs)
+        body, ctype = render(sub["format"], alert, event_type, policy, sender, not informed, reason, refs,
+                             public_url, now)
         ids.append(uow.enqueue(alert, sub["id"], event_type, body, ctype))
     return ids

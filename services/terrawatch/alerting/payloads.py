@@ -60,10 +60,13 @@ def alert_feature(a: Alert) -> dict:
     }
 
 
-def geojson_event(event_type: str, a: Alert) -> str:
-    """Standard Webhooks envelope ``{type, timestamp, data}``; ``timestamp`` is when this alert version was written."""
+def geojson_event(event_type: str, a: Alert, backfill: bool = False) -> str:
+    """Standard Webhooks envelope ``{type, timestamp, data}``; ``timestamp`` is when this alert version was written.
+    ``data.properties.backfill``: the last observation is older than the rule's merge window (history, not news)."""
+    feature = alert_feature(a)
+    feature["properties"]["backfill"] = backfill
     return json.dumps({
         "type": event_type,
         "timestamp": (a.updated_at or datetime.now(timezone.utc)).isoformat(),
-        "data": alert_feature(a),
+        "data": feature,
     }, separators=(",", ":"), default=str)

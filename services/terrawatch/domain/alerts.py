@@ -352,3 +352,9 @@ def load_rules(rules_dir: Path) -> dict[str, HazardPolicy]:
             raise InvalidAlertRules(f"{path}: hazard {policy.hazard!r} already defined in {out[policy.hazard].source}")
         out[policy.hazard] = policy
     return out
+
+
+def is_backfill(alert: Alert, policy: HazardPolicy, now: datetime) -> bool:
+    """Whether ``alert`` is history rather than news: its last observation is older than the rule's merge window
+    (``merge_window_days``) at ``now``, so a CAP ``expires`` would already be past (a backfill or a late scene)."""
+    return alert.last_sensed + timedelta(days=policy.merge_window_days) < now
