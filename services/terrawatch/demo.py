@@ -145,7 +145,8 @@ def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
         rx = WebhookReceiver(None, path=f"/terrawatch-demo/{fmt}")
         sub, secret = subscriptions.create(engine, local, subscriptions.NewSubscription(
             url=rx.url, hazards=["flood", "deforestation", "mining"], min_confidence="low", format=fmt,
-            description=f"make demo ({fmt})"), actor="demo")
+            # the Spain chips (2019) are a backfill: CAP urgency Past, no expires, backfill true in GeoJSON
+            include_backfills=True, description=f"make demo ({fmt})"), actor="demo")
         rx.use_secret(secret)
         receivers[fmt] = rx
         sub_ids.append(uuid.UUID(sub["id"]))

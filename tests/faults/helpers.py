@@ -106,7 +106,7 @@ def subscribe(s: Settings, items: list[dict], **receiver_kw) -> Subscriber:
     with engine_for(s.db_url).begin() as c:
         c.execute(t.subscribers.insert().values(
             id=sid, url=rx.url, secret=secret, hazards=["flood"], min_confidence="low", format="geojson",
-            aoi=from_shape(aoi, srid=4326)))
+            aoi=from_shape(aoi, srid=4326), include_backfills=True))  # the real chips were sensed in 2019
     return Subscriber(sid, rx)
 
 

@@ -475,3 +475,56 @@ def test_pipeline_uses_rules_aoi_and_min_confidence(stack, s, tmp_path):
         ev = c.execute(select(t.alert_events.c.to_status).where(
             t.alert_events.c.alert_id == alerts[0]["id"]).order_by(t.alert_events.c.id)).scalars().all()
     assert ev == ["new", "confirmed"]
+
+
+def test_webhook_test_ping_is_signed_in_the_subscribers_format_and_reports_failures(s, place):
+    rx_geo = _subscribe(s, place, fmt="geojson")
+    rx_cap = _subscribe(s, place, fmt="cap")
+    rx_bad = _subscribe(s, place, status_codes=[503])
+    try:
+        eng = engine_for(s.db_url)
+        geo = subs.send_test(eng, s, rx_geo.sub_id)
+        cap = subs.send_test(eng, s, rx_cap.sub_id)
+        bad = subs.send_test(eng, s, rx_bad.sub_id)
+        with pytest.raises(subs.SubscriptionNotFound):
+            subs.send_test(eng, s, uuid.uuid4())
+    finally:
+        for rx in (rx_geo, rx_cap, rx_bad):
+            rx.close()
+    assert geo["delivered"] and geo["status_code"] in (200, 204) and geo["webhook_id"].startswith("msg_test_")
+    assert rx_geo.failures == 0 and rx_geo.received[0]["payload"]["type"] == "webhook.test"
+    assert cap["delivered"] and rx_cap.failures == 0
+    doc = etree.fromstring(rx_cap.received[0]["body"].encode())
+    XSD.assertValid(doc)
+    assert doc.findtext("cap:status", namespaces=NS) == "Test"
+    assert not bad["delivered"] and bad["status_code"] == 503 and bad["error"] == "HTTP 503"
+    with engine_for(s.db_url).connect() as c:  # a test event is not an alert delivery
+        assert not c.execute(select(t.webhook_outbox.c.id).where(
+            t.webhook_outbox.c.id.in_([geo["webhook_id"], cap["webhook_id"]]))).first()
+
+
+def test_backfilled_alert_reaches_only_subscribers_that_opted_in(s, place):
+    rx_news = _subscribe(s, place)
+    rx_all = WebhookReceiver(None, path=f"/hook/{uuid.uuid4().hex[:8]}")
+    sub, secret = subs.create(engine_for(s.db_url), s, subs.NewSubscription(
+        url=rx_all.url, hazards=["flood"], aoi=mapping(place), include_backfills=True), "test")
+    rx_all.use_secret(secret)
+    try:
+        c = place.centroid
+        geom = as_multipolygon(box(c.x - 0.005, c.y - 0.005, c.x + 0.005, c.y + 0.005))
+        old = datetime(2019, 9, 18, 10, 0, tzinfo=timezone.utc)
+        now = datetime.now(timezone.utc)
+        a = Alert(id=uuid.uuid4(), hazard="flood", status="new", confidence="low", severity="moderate", geom=geom,
+                  area_ha=geodesic_area_ha(geom), likelihood=80.0, sensors=["S1"], observations=1, first_sensed=old,
+                  last_sensed=old, context={}, version=1, created_at=now, updated_at=now)
+        with UnitOfWork(engine_for(s.db_url)) as uow:
+            uow.insert_alert(a)
+            ids = fan_out(uow, a, "alert.created", policies(s)["flood"], s.cap_sender)
+        assert len(ids) == 1
+        Dispatcher(s).drain(30, [rx_news.sub_id, uuid.UUID(sub["id"])])
+    finally:
+        rx_news.close()
+        rx_all.close()
+    assert rx_news.received == []
+    (msg,) = rx_all.received
+    assert msg["payload"]["data"]["properties"]["backfill"] is True

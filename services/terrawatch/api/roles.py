@@ -91,6 +91,7 @@ ROUTE_ROLES: dict[tuple[str, str], str] = {
     ("POST", "/subscriptions"): ADMIN,
     ("GET", "/subscriptions/{subscription_id}"): ADMIN,
     ("POST", "/subscriptions/{subscription_id}/rotate-secret"): ADMIN,
+    ("POST", "/subscriptions/{subscription_id}/test"): ADMIN,
     ("DELETE", "/subscriptions/{subscription_id}"): ADMIN,
 }
 

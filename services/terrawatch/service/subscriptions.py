@@ -54,6 +54,7 @@ class NewSubscription:
     min_confidence: str = "low"
     format: str = "geojson"
     description: str | None = None
+    include_backfills: bool = False  # also alerts last observed before the rule's merge window (history)
 
 
 def new_secret() -> str:
@@ -104,6 +105,7 @@ def public(row) -> dict:
         "min_confidence": row["min_confidence"], "format": row["format"], "active": row["active"],
         "aoi": mapping(row["aoi"]) if row["aoi"] is not None else None,
         "description": row.get("description"), "created_by": row.get("created_by"),
+        "include_backfills": bool(row.get("include_backfills", False)),
         "created_at": row["created_at"].isoformat() if row["created_at"] else None,
     }
 
@@ -120,7 +122,7 @@ def create(engine: Engine, settings: Settings, req: NewSubscription, actor: str,
     secret = new_secret()
     values = dict(url=req.url, secret=secret, hazards=list(dict.fromkeys(req.hazards)),
                   min_confidence=req.min_confidence, format=req.format, description=req.description,
-                  created_by=actor, aoi=aoi, active=True)
+                  created_by=actor, aoi=aoi, active=True, include_backfills=req.include_backfills)
     try:
         with engine.begin() as conn:
             old = store.lock_by_url(conn, req.url)
@@ -134,7 +136,8 @@ def create(engine: Engine, settings: Settings, req: NewSubscription, actor: str,
                 store.insert(conn, sid, values)
             if audit is not None:
                 audit(conn, str(sid), {"url": req.url, "hazards": values["hazards"], "format": req.format,
-                                       "min_confidence": req.min_confidence})
+                                       "min_confidence": req.min_confidence,
+                                       "include_backfills": req.include_backfills})
     except store.UrlTaken as exc:  # a concurrent registration of the same URL
         raise SubscriptionConflict(f"a subscription for {req.url} exists already") from exc
     return get(engine, sid), secret
@@ -149,6 +152,21 @@ def get(engine: Engine, sid: uuid.UUID) -> dict:
 
 def list_all(engine: Engine, include_inactive: bool = False) -> list[dict]:
     return [public(r) for r in store.list_all(engine, include_inactive)]
+
+
+def send_test(engine: Engine, settings: Settings, sid: uuid.UUID, audit: Audit | None = None) -> dict:
+    """Send one signed test event to an active subscriber now (no retry) and say what it answered."""
+    from terrawatch.alerting.ping import send_test as ping
+
+    row = store.get(engine, sid)
+    if row is None or not row["active"]:
+        raise SubscriptionNotFound(sid, active=True)
+    result = ping(row, parse_allow_list(settings.webhook_allow_private, settings), settings.cap_sender,
+                  settings.webhook_timeout_s)
+    if audit is not None:
+        with engine.begin() as conn:
+            audit(conn, str(sid), {k: result[k] for k in ("webhook_id", "delivered", "status_code", "error")})
+    return {"subscription_id": str(sid), "format": row["format"], **result}
 
 
 def rotate_secret(engine: Engine, sid: uuid.UUID, audit: Audit | None = None) -> str:

@@ -108,6 +108,8 @@ subscribers = Table(
     Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
     Column("description", Text, nullable=True),
     Column("created_by", String(128), nullable=True),
+    # also send alerts whose last observation is older than the rule's merge window (migration 26b)
+    Column("include_backfills", Boolean, nullable=False, server_default="false"),
 )
 
 webhook_outbox = Table(

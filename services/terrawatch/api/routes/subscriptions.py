@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from geojson_pydantic import MultiPolygon, Polygon
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from terrawatch.service import deliveries as dsvc
 from terrawatch.service import subscriptions as svc
@@ -28,6 +28,8 @@ StatusFilter = Literal["pending", "delivered", "failed", "all"]
 
 
 class SubscriptionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown field is a 422 that names it, never ignored
+
     url: str = Field(min_length=8, max_length=2048, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^\x00-\x20\x7f]+$",
                      description="http(s) URL receiving signed POSTs.")
     aoi: Polygon | MultiPolygon | None = Field(
@@ -36,6 +38,9 @@ class SubscriptionIn(BaseModel):
     min_confidence: Literal["low", "high", "highest"] = "low"
     format: Literal["geojson", "cap"] = "geojson"
     description: str | None = Field(default=None, max_length=500, pattern=r"^[^\x00]*$")
+    include_backfills: bool = Field(
+        default=False, description="Also send alerts whose last observation is older than the rule's merge window "
+        "(backfills of archive scenes; CAP urgency Past, no expires). Off: only news.")
 
 
 class SubscriptionOut(BaseModel):
@@ -49,10 +54,22 @@ class SubscriptionOut(BaseModel):
     description: str | None = None
     created_by: str | None = None
     created_at: datetime | None = None
+    include_backfills: bool = False
 
 
 class SubscriptionCreated(SubscriptionOut):
     secret: str = Field(description="Standard Webhooks signing secret (whsec_...). Shown once; store it now.")
+
+
+class TestDelivery(BaseModel):
+    subscription_id: uuid.UUID
+    format: str
+    webhook_id: str = Field(description="The test event's webhook-id (msg_test_...); not stored in the outbox.")
+    event_type: str
+    delivered: bool = Field(description="The receiver answered 2xx.")
+    status_code: int | None
+    error: str | None
+    duration_s: float
 
 
 class SecretOut(BaseModel):
@@ -105,7 +122,7 @@ def subscriptions_router(deps) -> APIRouter:
         req = svc.NewSubscription(url=body.url, hazards=body.hazards,
                                   aoi=body.aoi.model_dump(exclude_none=True) if body.aoi else None,
                                   min_confidence=body.min_confidence, format=body.format,
-                                  description=body.description)
+                                  description=body.description, include_backfills=body.include_backfills)
         sub, secret = svc.create(deps.engine, deps.settings, req, who.actor,
                                  audit=deps.auditor(who, request, "subscription.create"))
         return {**sub, "secret": secret}
@@ -124,6 +141,16 @@ def subscriptions_router(deps) -> APIRouter:
         secret = svc.rotate_secret(deps.engine, subscription_id,
                                    audit=deps.auditor(who, request, "subscription.rotate_secret"))
         return {"id": subscription_id, "secret": secret}
+
+    @router.post("/subscriptions/{subscription_id}/test", response_model=TestDelivery,
+                 summary="Send the subscriber a signed test event now and report what it answered.",
+                 description="GeoJSON subscribers get `{\"type\": \"webhook.test\"}`, CAP subscribers a CAP "
+                 "document with `<status>Test</status>`; signed like every delivery (Standard Webhooks), through "
+                 "the same SSRF guard, not retried. 200 with `delivered: false` and the error when the receiver "
+                 "failed; 404 for an unknown or inactive subscription.")
+    def test_ping(subscription_id: uuid.UUID, request: Request, who=Depends(deps.admin)) -> dict:
+        return svc.send_test(deps.engine, deps.settings, subscription_id,
+                             audit=deps.auditor(who, request, "subscription.test"))
 
     @router.delete("/subscriptions/{subscription_id}", status_code=204,
                    summary="Deactivate a subscriber; its pending deliveries become failed (redeliverable).")
