@@ -60,7 +60,10 @@ def raster_router(deps: ApiDeps) -> APIRouter:
 
     @router.get("/scenes/{scene_id}/{product}/{z}/{x}/{y}.{fmt}", response_class=Response,
                 responses={200: {"content": {"image/png": {}, "image/webp": {}},
-                                 "description": f"A {pt.TILE_SIZE} px raster tile."}},
+                                 "description": f"A {pt.TILE_SIZE} px raster tile."},
+                           304: {"description": "Not modified: If-None-Match holds the tile's ETag."},
+                           400: {"description": "The zoom is below the layer's minzoom: its tile would read more "
+                                                "than TERRAWATCH_RASTER_MAX_SOURCE_PIXELS pixels."}},
                 summary="One raster tile of a scene product (XYZ, WebMercatorQuad).")
     def raster_tile(scene_id: SceneId, product: Product, z: Annotated[int, Path(ge=0, le=pt.MAX_ZOOM)],
                     x: Annotated[int, Path(ge=0, le=2 ** pt.MAX_ZOOM)],
