@@ -69,3 +69,15 @@ def test_loopback_names_of_the_same_server_are_kept():
             assert c.get("/tiles", headers={"Host": host}).json()["alerts"] == f"http://{host}/tiles/alerts.json"
         for host in ("localhost:9999", "localhost.evil.example:18080", "evil.example"):
             assert host not in json.dumps(c.get("/tiles", headers={"Host": host}).json())
+
+
+def test_the_access_guard_matches_routes_under_the_public_urls_prefix():
+    s = Settings(api_public_read=False, pg_port=1, api_public_url="https://maps.agency.example/tw")
+    with TestClient(create_app(s)) as c:
+        for path in ("/tw/ops/status", "/ops/status", "/tw/tiles", "/tiles"):
+            r = c.get(path)  # the proxy kept the prefix, or stripped it: the guard sees the same route
+            assert r.status_code == 401 and "API key" in r.json()["description"], (path, r.status_code)
+        # Only a matched upload route takes 2 MB (else 413 from the headers): the guard found the route.
+        for path in ("/tw/ops/reference-layers/x", "/ops/reference-layers/x"):
+            assert c.put(path, content=b"x" * 2_000_000).status_code == 401, path
+        assert c.put("/tw/ops/nope", content=b"x" * 2_000_000).status_code == 413
