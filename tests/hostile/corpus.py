@@ -132,6 +132,10 @@ def build(folder: Path, http_base: str, origin: tuple[float, float],
              "unreadable_asset", ("non-public address", "embedded 169.254.169.254")),
         Case("asset-private-6to4", _json(_with(base, href="http://[2002:a00:1::1]/a.tif")),
              "unreadable_asset", ("non-public address", "embedded 10.0.0.1")),
+        # Markup as the host name: the reason (DLQ, scenes.status_reason, the OGC HTML) carries it defused
+        # (issue 25 finding 4).
+        Case("asset-host-markup", _json(_with(base, href="http://<img src=x onerror=alert(1)>/a.tif")),
+             "unreadable_asset", ("cannot resolve asset host", "'?img src?x onerror?alert(1)?'")),
         Case("zero-area-footprint", _json(_with(base, geometry={
             "type": "Polygon", "coordinates": [[[-3.0, 42.0], [-2.9, 42.1], [-2.8, 42.2], [-3.0, 42.0]]]})),
              "invalid_event", ("zero area",)),
