@@ -118,11 +118,15 @@ def test_map_shows_basemap_likelihood_under_flood_polygons_and_the_alerts(proces
     assert out["rasters"]["likelihood"] >= 1 and out["rasters"]["quicklook"] >= 1, out["rasters"]
     rf = out["raster_under_flood"]
     assert rf["points"] >= 10 and rf["differing"] >= 0.5 * rf["points"], rf
-    assert out["initial_view"]["contains_alerts"] is True, out["initial_view"]
+    view = out["initial_view"]  # the first view shows the newest alert at a readable size
+    assert view["contains_newest"] is True and max(view["newest_px"]) >= 24, view
+    for words in ("flood detections", "flood likelihood raster", "scene footprint (failed", "reference layer"):
+        assert words in out["legend"], out["legend"]  # every colour on screen has a legend entry
+    print(f"map ready after {out['ready_ms']} ms (vector layers drawn; measured by the page)")
     assert int(out["status_text"].split()[0]) == out["distinct_features"]
     assert out["click"] and out["popup"]
     if "alert" in out["popup"][:10]:
         for field in ("hazard", "confidence", "status", "legality", "area", "first sensed", "last sensed"):
             assert field in out["popup"], out["popup"]
-        assert any("/events" in h for h in out["popup_links"]), out["popup_links"]
+        assert "lifecycle events" in out["popup"] and "need a viewer key" not in out["popup"], out["popup"]
     assert shot.stat().st_size > 10_000

@@ -35,6 +35,7 @@ ROUTE_ROLES: dict[tuple[str, str], str] = {
     ("GET", "/map"): NONE,  # the page asks the API with the key it is given
     ("GET", "/map/static/{path:path}"): NONE,
     ("GET", "/map/config.json"): NONE,  # basemap configuration of the map page
+    ("GET", "/map/legend.json"): NONE,  # the colours the map draws (no data)
     ("GET", "/ops/livez"): NONE,
     ("GET", "/ops/readyz"): NONE,
     # OGC API - Features (tipg) and vector tiles: the map layers.

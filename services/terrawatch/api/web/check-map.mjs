@@ -19,6 +19,8 @@ try {
   await page.goto(url, { waitUntil: "load", timeout: 60000 });
   await page.waitForFunction(() => ["ready", "error"].includes(document.body.dataset.state), null, { timeout: 90000 });
   out.state = await page.evaluate(() => document.body.dataset.state);
+  // ms from navigation start to "ready" (vector layers drawn), measured by the page itself
+  out.ready_ms = await page.evaluate(() => window.terrawatch && window.terrawatch.readyMs.value);
   out.status_text = await page.evaluate(() => document.getElementById("status").textContent);
   if (out.state === "ready") {
     out.counts = await page.evaluate(() => {
@@ -28,15 +30,26 @@ try {
       }
       return c;
     });
+    await page.evaluate(() => window.terrawatch.rastersReady());
+    out.legend = await page.evaluate(() => document.getElementById("legend").textContent);
     out.rasters = await page.evaluate(() => ({ likelihood: window.terrawatch.rasters.likelihood.length,
                                                quicklook: window.terrawatch.rasters.quicklook.length }));
     out.distinct_features = await page.evaluate(() => window.terrawatch.distinct());
-    // The initial view must contain the alerts' extent (the alerts TileJSON bounds).
+    // The initial view must contain the newest alert, drawn at a readable size (its on-screen width/height in px).
     out.initial_view = await page.evaluate(() => {
-      const v = window.terrawatch.map.getBounds();
-      const a = window.terrawatch.extents.alerts;
-      const contains = a ? v.contains(a.getSouthWest()) && v.contains(a.getNorthEast()) : null;
-      return { view: v.toArray(), alerts: a ? a.toArray() : null, contains_alerts: contains };
+      const map = window.terrawatch.map;
+      const v = map.getBounds();
+      const a = window.terrawatch.newest.bounds;
+      const b = a ? a.bounds : null;
+      const contains = b ? v.contains(b.getSouthWest()) && v.contains(b.getNorthEast()) : null;
+      let px = null;
+      if (b) {
+        const sw = map.project(b.getSouthWest());
+        const ne = map.project(b.getNorthEast());
+        px = [Math.round(Math.abs(ne.x - sw.x)), Math.round(Math.abs(sw.y - ne.y))];
+      }
+      return { view: v.toArray(), newest: b ? b.toArray() : null, newest_id: a ? a.id : null,
+               contains_newest: contains, newest_px: px, zoom: map.getZoom() };
     });
     // Click popup: find a canvas point over an alert or detection, click it, read the popup.
     const findHit = () => page.evaluate(() => {

@@ -2,7 +2,8 @@
 // a sensing-time slider and a click popup, over an offline basemap (or TERRAWATCH_MAP_STYLE_URL) with the
 // scenes' likelihood rasters and quicklooks (found through the STAC API). Hash parameters: key=tw_... (an API
 // key, kept for the browser session and removed from the address bar) and bbox=minx,miny,maxx,maxy (lon/lat
-// to show; default: the alerts' extent).
+// to show; default: the newest alert, at a readable size). The page is "ready" once the vector layers have
+// drawn; the scenes' rasters are added after that (window.terrawatch.rastersReady).
 import * as maplibregl from "maplibre-gl";
 import "maplibre-gl/dist/maplibre-gl.css";
 import "./map.css";
@@ -126,6 +127,26 @@ function applyFilters() {
       map.setFilter(s.id, parts.length ? ["all", ...parts] : null);
     }
   }
+  applyRasterFilter();
+  map.once("idle", () => recount());
+}
+
+// A raster follows its checkbox and the slider (shown only if its scene was sensed inside the window).
+function applyRasterFilter() {
+  for (const kind of Object.keys(RASTERS)) {
+    for (const id of RASTERS[kind]) {
+      const t = RASTER_TIME[id];
+      const inTime = t === undefined || timeFilter.end === null
+        || (t <= timeFilter.end && (timeFilter.start === null || t >= timeFilter.start));
+      map.setLayoutProperty(id, "visibility", RASTER_ON[kind] && inTime ? "visible" : "none");
+    }
+  }
+}
+
+function recount() {
+  const rasters = Object.values(RASTERS).flat().filter((id) => map.getLayoutProperty(id, "visibility") !== "none");
+  setStatus(`${distinctFeatures(map.queryRenderedFeatures({ layers: INTERACTIVE }))} features on screen`
+    + (rasters.length ? `, ${rasters.length} raster layer(s)` : ""));
 }
 
 function setupSlider(range) {
@@ -189,6 +210,8 @@ function setupToggles() {
 
 // Raster layers of the scenes' products (STAC terrawatch-products): likelihood per hazard, quicklook.
 const RASTERS = { likelihood: [], quicklook: [] };
+const RASTER_TIME = {};  // raster layer id -> its scene's sensing time (Unix seconds), for the slider
+const RASTER_ON = { likelihood: true, quicklook: false };  // the panel's checkboxes
 const EXTENTS = {};  // layer id -> LngLatBounds of its features (TileJSON bounds)
 
 // A view's bounds as a STAC bbox: MapLibre's bounds go past +-180 degrees when the world wraps (a wide
@@ -215,6 +238,8 @@ async function addProductRasters(bounds) {
       if (!tj || !sameOrigin(tj)) continue;
       const kind = name === "quicklook" ? "quicklook" : "likelihood";
       const id = `raster-${item.id}-${name}`;
+      const when = Date.parse(item.properties && item.properties.datetime);
+      if (Number.isFinite(when)) RASTER_TIME[id] = Math.round(when / 1000);
       map.addSource(id, { type: "raster", url: tj, tileSize: 256 });
       map.addLayer({ id, type: "raster", source: id, paint: { "raster-opacity": kind === "quicklook" ? 1 : 0.85 },
                      layout: { visibility: kind === "quicklook" ? "none" : "visible" } },
@@ -235,7 +260,8 @@ function setupRasterToggles() {
     cb.checked = on;
     cb.dataset.layer = `raster-${kind}`;
     cb.addEventListener("change", () => {
-      for (const id of RASTERS[kind]) map.setLayoutProperty(id, "visibility", cb.checked ? "visible" : "none");
+      RASTER_ON[kind] = cb.checked;
+      applyRasterFilter();
     });
     row.append(cb, ` ${label} (${RASTERS[kind].length})`);
     box.prepend(row);
@@ -285,9 +311,27 @@ async function alertPopup(p) {
     ["likelihood", escapeHtml(p.likelihood)],
     ["first sensed", escapeHtml(a ? a.first_sensed : isoTime(p.t0))],
     ["last sensed", escapeHtml(a ? a.last_sensed : isoTime(p.t))],
-    ["events", link(`alerts/${encodeURIComponent(p.id)}/events`, "lifecycle events")],
+    ["raised", p.created ? escapeHtml(isoTime(p.created)) : undefined],
+    ["updated", p.updated ? escapeHtml(isoTime(p.updated)) : undefined],
+    ["test", scenes.some(isSynthetic) ? "<strong>synthetic test scene: not a real event</strong>" : undefined],
     ["products", scenes.length ? productLinks(scenes) : undefined],
-  ]);
+  ]) + await lifecycle(p.id);
+}
+
+// Synthetic scenes are named synthetic-* by `terrawatch demo` and the samples: never a real event.
+const isSynthetic = (sid) => String(sid).startsWith("synthetic-");
+
+// The alert's lifecycle events, fetched with the session's key (a plain link would carry none).
+async function lifecycle(id) {
+  try {
+    const res = await fetch(here(`alerts/${encodeURIComponent(id)}/events`), { headers: headers() });
+    if (!res.ok) return `<div class="note">lifecycle events: ${res.status === 401 ? "need a viewer key" : `HTTP ${res.status}`}</div>`;
+    const rows = (await res.json()).map((e) => `<li>${escapeHtml(String(e.at).slice(0, 19))}Z ${escapeHtml(e.from_status || "-")}`
+      + ` &rarr; ${escapeHtml(e.to_status)} (${escapeHtml(e.actor)}${e.reason ? `: ${escapeHtml(e.reason)}` : ""})</li>`);
+    return `<div class="events"><strong>lifecycle events</strong><ol>${rows.join("")}</ol></div>`;
+  } catch {
+    return "";
+  }
 }
 
 async function popupHtml(f) {
@@ -296,7 +340,49 @@ async function popupHtml(f) {
   const rows = Object.entries(p).map(([k, v]) => [k, escapeHtml(k === "t" || k === "t0" ? isoTime(v) : v)]);
   if (f.source === "detections" && p.scene_id) rows.push(["products", productLinks([p.scene_id])]);
   if (f.source === "scenes" && p.id) rows.push(["products", productLinks([p.id])]);
+  const sid = f.source === "scenes" ? p.id : p.scene_id;
+  if (sid && isSynthetic(sid)) rows.push(["test", "<strong>synthetic test scene: not a real event</strong>"]);
   return `<strong>${escapeHtml(f.source)}</strong>${table(rows)}`;
+}
+
+const NEWEST = { bounds: null };
+const READY_MS = { value: null };
+let rastersReady = Promise.resolve(0);
+
+// The most recently raised or changed alert (OGC API, sorted on the server): its bounds, and a view around
+// it at least ~5 km wide so it reads at a useful size with some context.
+async function newestAlert() {
+  const res = await fetch(here("ogc/collections/alerts/items?sortby=-updated_at&limit=1&f=geojson"), { headers: headers() });
+  if (!res.ok) return null;
+  const f = ((await res.json()).features || [])[0];
+  if (!f || !f.geometry) return null;
+  const b = new maplibregl.LngLatBounds();
+  const walk = (c) => (typeof c[0] === "number" ? b.extend(c) : c.forEach(walk));
+  walk(f.geometry.coordinates);
+  const [[w, s], [e, n]] = b.toArray();
+  const half = 0.025;  // degrees (~2.5 km): the minimum half-width of the first view
+  const cx = (w + e) / 2;
+  const cy = (s + n) / 2;
+  const padded = new maplibregl.LngLatBounds([Math.min(w, cx - half), Math.min(s, cy - half)],
+                                             [Math.max(e, cx + half), Math.max(n, cy + half)]);
+  return { id: f.id, bounds: b, padded };
+}
+
+// Every colour on screen, from /map/legend.json (the server's own ramps and colours).
+async function buildLegend() {
+  const res = await fetch(here("map/legend.json"));
+  if (!res.ok) return;
+  const lg = await res.json();
+  const box = document.getElementById("legend");
+  box.querySelectorAll("div").forEach((d) => d.remove());
+  const row = (html) => { const d = document.createElement("div"); d.innerHTML = html; box.append(d); };
+  for (const [h, c] of Object.entries(lg.hazards)) row(`<i class="sw" style="background:${escapeHtml(c)}"></i>${escapeHtml(h)} detections and alerts`);
+  row(`<span class="note">${escapeHtml(lg.confidence)}</span>`);
+  for (const r of Object.values(lg.ramps)) {
+    row(`<i class="ramp" style="background:linear-gradient(to right, ${r.colours.map(escapeHtml).join(", ")})"></i>${escapeHtml(r.label)}`);
+  }
+  for (const [label, c] of Object.entries(lg.other)) row(`<i class="sw" style="background:${escapeHtml(c)}"></i>${escapeHtml(label)}`);
+  row(`<span class="note">scene quicklooks: true colour (S2) or VV/VH (S1)</span>`);
 }
 
 const ready = (async () => {
@@ -318,16 +404,17 @@ const ready = (async () => {
       extents[layer.id] = new maplibregl.LngLatBounds([tj.bounds[0], tj.bounds[1]], [tj.bounds[2], tj.bounds[3]]);
     }
   });
-  // The initial view: #bbox= if given, else the alerts' extent (else detections', else scenes').
-  bounds = extents.alerts || extents.detections || extents.scenes || null;
+  // The initial view: #bbox= if given, else the newest alert (the news, at a readable size), else the
+  // detections' or scenes' extent.
+  const newest = await newestAlert().catch(() => null);
+  NEWEST.bounds = newest;
+  bounds = newest ? newest.padded : extents.detections || extents.scenes || extents.alerts || null;
   if (requestedBbox.length === 4 && requestedBbox.every(Number.isFinite)) {
     bounds = new maplibregl.LngLatBounds(requestedBbox.slice(0, 2), requestedBbox.slice(2));
   }
-  if (bounds) map.fitBounds(bounds, { padding: 40, duration: 0, maxZoom: 14 });
-  await addProductRasters(map.getBounds()).catch(() => 0);
+  if (bounds) map.fitBounds(bounds, { padding: 40, duration: 0, maxZoom: 13 });
   setupToggles();
-  setupRasterToggles();
-  setupSlider(range);
+  buildLegend().catch(() => {});
   map.on("click", async (e) => {
     const feats = map.queryRenderedFeatures(e.point, { layers: INTERACTIVE });
     if (!feats.length) return;
@@ -341,9 +428,15 @@ const ready = (async () => {
   await map.once("idle");
   const n = distinctFeatures(map.queryRenderedFeatures({ layers: INTERACTIVE }));
   setStatus(`${n} features on screen`);
-  const recount = () => setStatus(`${distinctFeatures(map.queryRenderedFeatures({ layers: INTERACTIVE }))} features on screen`);
   map.on("moveend", () => map.once("idle", recount));
   document.body.dataset.state = "ready";
+  READY_MS.value = Math.round(performance.now());
+  // Rasters after the page is usable: a scene's likelihood tiles can take longer than its polygons.
+  rastersReady = addProductRasters(map.getBounds()).catch(() => 0).then((count) => {
+    setupRasterToggles();
+    setupSlider(range);
+    return count;
+  });
   return n;
 })().catch((err) => {
   setStatus(`error: ${err.message}`);
@@ -352,5 +445,6 @@ const ready = (async () => {
 });
 
 window.terrawatch = { map, ready, layers: LAYERS, interactive: INTERACTIVE, rasters: RASTERS, extents: EXTENTS,
+                      rastersReady: () => ready.then(() => rastersReady), newest: NEWEST, readyMs: READY_MS,
                       distinct: () => distinctFeatures(map.queryRenderedFeatures({ layers: INTERACTIVE })),
                       showUntil: (t) => showUntil(t) };
