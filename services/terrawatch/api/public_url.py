@@ -18,10 +18,13 @@ A request with ``Host: evil.example`` therefore gets links on the configured or 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
 
 _HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$")
 
@@ -61,6 +64,7 @@ class PublicOrigin:
         self.public = parse_public_url(public_url)
         self.proxies = _networks(trusted_proxies)
         self.proxy_names = {x.strip() for x in (trusted_proxies or "").split(",") if x.strip()}
+        self.warned = False
 
     def _trusted(self, scope: Scope) -> bool:
         client = scope.get("client")
@@ -87,6 +91,10 @@ class PublicOrigin:
         server = scope.get("server")
         if server:
             host, port = server[0], server[1]
+            if host in ("0.0.0.0", "::") and not self.warned:
+                self.warned = True
+                log.warning("TERRAWATCH_API_PUBLIC_URL is not set and the API listens on %s: absolute links "
+                            "(TileJSON, STAC, OGC) name that address; set the public URL", host)
             given = next((v.decode("latin-1") for k, v in headers if k == b"host"), "")
             if given in {f"{name}:{port}" for name in LOOPBACK_NAMES}:  # localhost vs 127.0.0.1: same server
                 return None, given, None
