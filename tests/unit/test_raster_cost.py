@@ -211,3 +211,34 @@ def test_etag_and_if_none_match(client, product):
         t = _tile(p, z)
         assert client.get(f"/raster/scenes/S1/flood/{z}/{t.x}/{t.y}.png",
                           headers={"If-None-Match": "*"}).status_code == 400
+
+
+def test_upgrade_rewrites_products_written_before_with_deep_overviews(product, old_product):
+    from terrawatch.products.cog import upgrade
+
+    root = old_product.parent.parent
+    with rasterio.open(old_product) as ds:
+        before = ds.read()
+    assert tiles.info(old_product).minzoom > 7
+    assert upgrade(root) == [old_product]  # the new product (S1) is left alone
+    with rasterio.open(old_product) as ds:
+        assert (ds.read() == before).all() and ds.overviews(1) == overview_factors(N, N)
+        assert ds.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+    assert tiles.info(old_product).minzoom <= 5
+    assert upgrade(root) == []  # idempotent
+
+
+def test_upgrade_rebuilds_an_old_quicklooks_few_levels(tmp_path):
+    from terrawatch.products.cog import upgrade
+
+    q = tmp_path / "Q" / "quicklook.tif"
+    q.parent.mkdir()
+    src = tmp_path / "src.tif"
+    with rasterio.open(src, "w", driver="GTiff", width=600, height=600, count=3, dtype="uint8", crs="EPSG:32630",
+                       transform=from_origin(500000, 4650000, 10, 10), nodata=0) as ds:
+        ds.write(np.full((3, 600, 600), 9, np.uint8))
+    rasterio.shutil.copy(src, q, driver="COG", compress="DEFLATE", blocksize=512, overview_resampling="AVERAGE")
+    with rasterio.open(q) as ds:
+        assert len(ds.overviews(1)) == 1  # GDAL's default: until one 512 px block
+    assert upgrade(tmp_path) == [q]
+    assert max(tiles.levels(q)[-1].width, tiles.levels(q)[-1].height) <= 2

@@ -70,7 +70,7 @@ def to_cog(path: str | Path, *, resampling: str | Sequence[str] = "NEAREST", blo
         options = dict(driver="COG", compress="DEFLATE", blocksize=blocksize, bigtiff="IF_SAFER")
         if len(set(per_band)) == 1 or not factors:
             rasterio.shutil.copy(src, tmp, overview_resampling=per_band[0], overview_count=len(factors),
-                                 **options)
+                                 overviews="IGNORE_EXISTING", **options)  # an older COG's few levels: rebuilt
         else:
             with tempfile.TemporaryDirectory(prefix=".cog-", dir=path.parent) as work:
                 vrt = _per_band_overviews(src, per_band, factors, Path(work))
@@ -138,3 +138,39 @@ def is_cog(path: str | Path) -> bool:
         bh, bw = ds.block_shapes[0]
         one_block = bh >= ds.height and bw >= ds.width
         return layout.upper() == "COG" and bool(ds.overviews(1) or one_block)
+
+
+# What upgrade() rewrites under a products folder, and with which overview resampling.
+PRODUCT_RESAMPLING = {"quicklook.tif": "AVERAGE", "cloud_mask.tif": "NEAREST"}
+
+
+def upgrade(root: str | Path) -> list[Path]:
+    """Rewrite the products under ``root`` (``<scene>/*_likelihood.tif``, ``flood_fused.tif``,
+    ``quicklook.tif``, ``cloud_mask.tif``) whose overviews stop short of 1-2 px (written before issue 25),
+    so the API serves them from low zooms too. Idempotent; returns the files rewritten."""
+    done = []
+    for path in sorted(Path(root).glob("*/*.tif")):
+        if not (path.name.endswith("_likelihood.tif") or path.name == "flood_fused.tif"
+                or path.name in PRODUCT_RESAMPLING):
+            continue
+        with rasterio.open(path) as ds:
+            n, count, small = len(ds.overviews(1)), ds.count, max(ds.width, ds.height) <= 2
+        if small:
+            continue
+        if n:
+            with rasterio.open(path, overview_level=n - 1) as coarsest:
+                if max(coarsest.width, coarsest.height) <= 2:
+                    continue  # written with deep overviews already
+        rs = PRODUCT_RESAMPLING.get(path.name, LIKELIHOOD_RESAMPLING if count == 2 else "NEAREST")
+        to_cog(path, resampling=rs)
+        done.append(path)
+    return done
+
+
+if __name__ == "__main__":  # python -m terrawatch.products.cog [PRODUCTS_ROOT]
+    import sys
+
+    from terrawatch.settings import Settings
+
+    for p in upgrade(Path(sys.argv[1]) if len(sys.argv) > 1 else Settings().products_dir):
+        print(f"rewrote {p} with overviews down to 1-2 px")
