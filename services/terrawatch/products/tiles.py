@@ -90,16 +90,14 @@ class ReadPlan:
 
 @lru_cache(maxsize=256)
 def _levels(path: str, _mtime_ns: int, _size: int) -> tuple[Level, ...]:
+    out = []
     with rasterio.open(path) as ds:
-        out = []
-        for k, f in enumerate([1, *ds.overviews(1)]):
-            w, h = max(1, math.ceil(ds.width / f)), max(1, math.ceil(ds.height / f))
-            if ds.crs == WEB_MERCATOR:
-                res = abs(ds.transform.a) * ds.width / w
-            else:
-                t, _, _ = calculate_default_transform(ds.crs, WEB_MERCATOR, w, h, *ds.bounds)
-                res = abs(t.a)
-            out.append(Level(k - 1, f, w, h, float(res)))
+        crs, bounds, factors = ds.crs, ds.bounds, [1, *ds.overviews(1)]
+    for k, f in enumerate(factors):
+        with rasterio.open(path, **({"overview_level": k - 1} if k else {})) as lv:  # its true size
+            w, h = lv.width, lv.height
+        t, _, _ = calculate_default_transform(crs, WEB_MERCATOR, w, h, *bounds)
+        out.append(Level(k - 1, f, w, h, float(abs(t.a))))
     return tuple(out)
 
 
