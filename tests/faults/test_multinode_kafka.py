@@ -30,7 +30,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from terrawatch.ingest import kafka_io
 from terrawatch.ingest.dlq import KafkaUnavailable
 from terrawatch.ingest.kafka_config import client_config
-from terrawatch.ingest.topics import ensure_topics, min_insync, readiness
+from terrawatch.ingest.topics import TopicsTooWeak, ensure_topics, min_insync, readiness
 from terrawatch.settings import Settings
 from terrawatch.stack.kafka import Kafka
 
@@ -125,8 +125,14 @@ def test_topics_are_replicated_and_weaker_ones_are_not_ready(cluster):
         fut.result(timeout=30)
     with pytest.raises(RuntimeError, match=rf"{weak_rf}: replication factor 1 < 3 on partition\(s\) 0"):
         readiness(s.model_copy(update={"scenes_topic": weak_rf}))
-    with pytest.raises(RuntimeError, match=rf"{weak_isr}: min.insync.replicas 1 < 2"):
+    with pytest.raises(TopicsTooWeak, match=rf"{weak_isr}: min.insync.replicas 1 < 2"):
         readiness(s.model_copy(update={"dlq_topic": weak_isr}))
+    worker_consumer = kafka_io.SceneConsumer(s.model_copy(update={"scenes_topic": weak_rf}))
+    try:  # the worker does not consume from it either: it fails at start, saying why
+        with pytest.raises(TopicsTooWeak, match=rf"{weak_rf}: replication factor 1 < 3"):
+            worker_consumer.subscribe()
+    finally:
+        worker_consumer.close()
 
 
 def _items(prefix: str, n: int) -> list[dict]:

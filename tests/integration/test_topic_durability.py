@@ -10,7 +10,8 @@ import uuid
 import pytest
 from confluent_kafka import KafkaException
 
-from terrawatch.ingest.topics import admin, ensure_topics, min_insync, readiness
+from terrawatch.ingest import kafka_io
+from terrawatch.ingest.topics import TopicsTooWeak, admin, ensure_topics, min_insync, readiness
 
 pytestmark = pytest.mark.integration
 
@@ -30,6 +31,12 @@ def test_single_broker_topics_are_ready_and_weaker_than_a_3_2_requirement(stack)
     assert f"{s.scenes_topic}: replication factor 1 < 3 on partition(s) 0,1,2,3" in msg
     assert f"{s.scenes_topic}: min.insync.replicas 1 < 2" in msg
     assert f"{s.dlq_topic}: replication factor 1 < 3 on partition(s) 0" in msg
+    c = kafka_io.SceneConsumer(strict.model_copy(update={"consumer_group": f"durability-{uuid.uuid4().hex[:6]}"}))
+    try:  # a worker with that requirement refuses to consume from these topics
+        with pytest.raises(TopicsTooWeak, match="replication factor 1 < 3"):
+            c.subscribe()
+    finally:
+        c.close()
 
 
 def test_a_topic_that_cannot_be_replicated_as_required_is_not_created(stack):

@@ -139,6 +139,7 @@ class SceneConsumer:
         self.topic = settings.scenes_topic
         self.instance_id = instance_id(settings)
         self._c = consumer(settings)
+        self._checked = False
         self._errors = RepeatLimiter(log)
         # Called with [(topic, partition)] when partitions are revoked or lost, from poll(), while they are
         # still ours: the worker drains or abandons their scenes in flight (service.worker).
@@ -148,6 +149,13 @@ class SceneConsumer:
         return f"static member {self.instance_id}" if self.instance_id else "a dynamic member"
 
     def subscribe(self) -> None:
+        """Join the group. The first time, refuse (``topics.TopicsTooWeak``) a scenes or DLQ topic that is
+        replicated less than configured: the worker fails at start with the reason instead of consuming."""
+        if not self._checked:
+            from terrawatch.ingest.topics import require_durable
+
+            require_durable(self.s)
+            self._checked = True
         self._c.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
 
     def _on_assign(self, consumer, parts) -> None:

@@ -103,9 +103,42 @@ def min_insync(a: AdminClient, topics: list[str], timeout_s: float = 5.0) -> dic
     return out
 
 
+class TopicsTooWeak(RuntimeError):
+    """The scenes or DLQ topic exists with a lower replication factor or ``min.insync.replicas`` than
+    configured: a broker loss could lose acknowledged events. Fix the topic or lower the setting."""
+
+
+def check_durability(settings: Settings, timeout_s: float = 3.0) -> tuple[int, Durability, list[str]]:
+    """(brokers, wanted durability, weaknesses) of the existing scenes and DLQ topics (missing ones are
+    skipped); raises on a client error."""
+    a = admin(settings)
+    md = a.list_topics(timeout=timeout_s)
+    brokers = len(md.brokers)
+    want = durability(settings, brokers)
+    names = [tp for tp in (settings.scenes_topic, settings.dlq_topic) if tp in md.topics]
+    isr = min_insync(a, names, timeout_s) if names else {}
+    return brokers, want, [w for tp in names for w in weaknesses(
+        tp, {p: len(pm.replicas) for p, pm in md.topics[tp].partitions.items()}, isr.get(tp), want)]
+
+
+def require_durable(settings: Settings) -> None:
+    """Raise :class:`TopicsTooWeak` when an existing scenes/DLQ topic is weaker than configured (the
+    worker calls it before it joins its group: it does not consume from such a topic). A Kafka that does
+    not answer is not this check's business (the worker rides out outages): logged, not raised."""
+    try:
+        weak = check_durability(settings, timeout_s=10.0)[2]
+    except Exception as exc:  # noqa: BLE001 - any client error: Kafka unreachable, checked by readiness later
+        log.warning("could not check the topics' replication (%s); consuming anyway", exc)
+        return
+    if weak:
+        raise TopicsTooWeak("topics weaker than configured (TERRAWATCH_KAFKA_REPLICATION_FACTOR / "
+                            "_MIN_INSYNC_REPLICAS): " + "; ".join(weak))
+
+
 def readiness(settings: Settings, timeout_s: float = 3.0) -> str:
     """Readiness probe of Kafka: brokers answer, the scenes and DLQ topics exist and are replicated as
-    configured (replication factor and ``min.insync.replicas``). Returns a detail; raises RuntimeError."""
+    configured (replication factor and ``min.insync.replicas``) with enough replicas in sync to accept
+    writes. Returns a detail; raises RuntimeError."""
     a = admin(settings)
     md = a.list_topics(timeout=timeout_s)
     brokers = len(md.brokers)
@@ -120,10 +153,12 @@ def readiness(settings: Settings, timeout_s: float = 3.0) -> str:
     weak = [w for tp in names
             for w in weaknesses(tp, {p: len(pm.replicas) for p, pm in md.topics[tp].partitions.items()},
                                 isr.get(tp), want)]
-    weak += [w for tp in names
-             for w in unwritable(tp, {p: len(pm.isrs) for p, pm in md.topics[tp].partitions.items()}, isr.get(tp))]
     if weak:
-        raise RuntimeError("topics weaker than configured (TERRAWATCH_KAFKA_REPLICATION_FACTOR / "
-                           "_MIN_INSYNC_REPLICAS): " + "; ".join(weak))
+        raise TopicsTooWeak("topics weaker than configured (TERRAWATCH_KAFKA_REPLICATION_FACTOR / "
+                            "_MIN_INSYNC_REPLICAS): " + "; ".join(weak))
+    full = [w for tp in names
+            for w in unwritable(tp, {p: len(pm.isrs) for p, pm in md.topics[tp].partitions.items()}, isr.get(tp))]
+    if full:
+        raise RuntimeError("; ".join(full))
     return (f"{brokers} broker(s), replication factor >= {want.replication_factor}, "
             f"min.insync.replicas >= {want.min_insync_replicas}")
