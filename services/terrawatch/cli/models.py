@@ -30,17 +30,22 @@ def eval_cmd(
 
 @app.command("cv")
 def cv_cmd(
-    models: str = typer.Option("otsu-s1,adaptive-s1,unet-raw,flood-s1",
+    models: str = typer.Option("otsu-s1,adaptive-s1,flood-s1,flood-s1-grow",
                                help="Comma-separated candidates (terrawatch.ml.eval.cv.CANDIDATES; a+b = majority ensemble)."),
     data: Optional[Path] = typer.Option(None, help="Real-dB chips (default: <shared data>/sen1floods11-extra)."),
     threads: int = typer.Option(2, help="Torch threads for training folds (fixed for reproducibility)."),
     steps: Optional[int] = typer.Option(None, help="Override the training steps of trained candidates."),
     holdouts: bool = typer.Option(True, help="Also score the ETCI and OMBRIA holdouts (separate columns)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full result (counts per fold) here."),
+    nested: bool = typer.Option(False, "--nested", help="Nested LOEO of the flood_s1 post-processing: chosen inside "
+                                "each fold, every column at once, adoption rule printed (--models ignored)."),
 ) -> None:
     """Leave-one-event-out cross-validation of S1 water models on real-dB Sen1Floods11 chips: per-fold table, pooled IoU."""
-    from terrawatch.ml.eval.cv import cross_validate, format_table
+    from terrawatch.ml.eval.cv import cross_validate, format_table, run_nested
 
+    if nested:
+        typer.echo(run_nested(data, holdouts=holdouts, json_out=json_out))
+        return
     try:
         res = cross_validate(models.split(","), data, threads=threads, steps=steps, holdouts=holdouts)
     except ValueError as e:

@@ -247,6 +247,19 @@ def format_table(result: dict, baseline: str = "otsu-s1") -> str:
     return "\n".join(lines)
 
 
+def run_nested(data: Path | None = None, *, holdouts: bool = True, json_out: Path | None = None,
+               log: Callable[[str], None] | None = None) -> str:
+    """``terrawatch cv --nested``: nested LOEO of the flood_s1 post-processing with every column and the adoption
+    rule (:mod:`terrawatch.ml.eval.nested`); returns the printed table."""
+    from terrawatch.ml.eval import nested
+    samples = nested.load_samples(Path(data or DATA / "sen1floods11-extra"), DATA, _served(False),
+                                  holdouts=holdouts, log=log)
+    res = nested.run(samples)
+    if json_out:
+        Path(json_out).write_text(json.dumps(res, indent=1))
+    return nested.format_table(res)
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
     ap = argparse.ArgumentParser(description="LOEO cross-validation of S1 water models on real-dB chips")
@@ -261,14 +274,7 @@ def main(argv: list[str] | None = None) -> int:
                          "(terrawatch.ml.eval.nested); --models is ignored")
     a = ap.parse_args(argv)
     if a.nested:
-        from terrawatch.ml.eval import nested
-        raw = _served(False)
-        samples = nested.load_samples(Path(a.data or DATA / "sen1floods11-extra"), DATA, raw,
-                                      holdouts=not a.no_holdouts, log=lambda s: print(s, flush=True))
-        res = nested.run(samples)
-        print(nested.format_table(res))
-        if a.json:
-            a.json.write_text(json.dumps(res, indent=1))
+        print(run_nested(a.data, holdouts=not a.no_holdouts, json_out=a.json, log=lambda s: print(s, flush=True)))
         return 0
     res = cross_validate(a.models.split(","), a.data, threads=a.threads, steps=a.steps, holdouts=not a.no_holdouts,
                          log=lambda s: print(s, flush=True))

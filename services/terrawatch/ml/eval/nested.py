@@ -258,6 +258,9 @@ def format_table(res: dict) -> str:
              f"Rule: adopt a configuration only if no column loses more than {TOLERANCE} IoU vs the served one "
              f"({reference}) and one column gains more than {TOLERANCE}.", "", head]
     ref = res["rows"][reference]
+    missing = [k for k in ("spain", "etci", "ombria") if ref.get(k) is None]
+    if missing:
+        lines.insert(3, f"Columns missing ({', '.join(missing)}): the adoption verdicts below are incomplete.")
 
     def line(name: str, r: dict, verdict: str) -> str:
         s = f"{name:<30}"
