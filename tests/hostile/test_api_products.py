@@ -65,6 +65,17 @@ HOSTILE = [
     "/stac/collections/nope/items",
     "/stac/collections/terrawatch-products/items/...",
     "/stac/collections/terrawatch-products/items/%2e%2e%2fx",
+    "/stac/search?intersects=garbage",
+    "/stac/search?intersects=%7B%22type%22%3A%22Polygon%22%7D",
+    '/stac/search?intersects={"type":"Point","coordinates":[500,0]}',
+    '/stac/search?intersects={"type":"Point","coordinates":[0,0]}&bbox=0,0,1,1',
+    '/stac/search?intersects={"type":"GeometryCollection","geometries":[]}',
+    "/stac/search?hazard=flood",
+    "/stac/collections/terrawatch-products/items?intersects=x",
+    "/stac?x=1",
+    "/stac/assets/S1/flood.tif.aux.xml",
+    "/stac/assets/S1/flood.tif.ovr",
+    "/stac/assets/S1/flood.msk",
 ]
 
 HOSTILE_BODIES = [
@@ -121,3 +132,9 @@ def test_the_real_product_is_served(client):
     assert client.get("/raster/scenes/S1/flood.json").status_code == 200
     r = client.get("/stac/assets/S1/flood", headers={"Range": "bytes=0-15"})
     assert r.status_code == 206 and len(r.content) == 16  # HTTP Range, as GDAL's /vsicurl/ uses
+    tif = client.get("/stac/assets/S1/flood.tif", headers={"Range": "bytes=0-15"})
+    assert tif.status_code == 206 and tif.content == r.content  # the href form, ending in .tif
+    head = client.head("/stac/assets/S1/flood.tif")
+    assert head.status_code == 200 and int(head.headers["content-length"]) > 16 and head.content == b""
+    for sidecar in ("flood.tif.aux.xml", "flood.tif.ovr", "flood.tif.msk", "flood.aux.xml"):
+        assert client.get(f"/stac/assets/S1/{sidecar}").status_code == 404  # GDAL's probes: absent, not 422

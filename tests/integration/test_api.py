@@ -290,3 +290,36 @@ def test_vector_tile_etag_answers_304_and_changes_with_the_data(api):
     gone = httpx.get(f"{api.base}/tiles/alerts/{tile.z}/{tile.x}/{tile.y}.pbf",
                      headers={**hdr(api.keys["viewer"]), "If-None-Match": etag})
     assert gone.status_code == 200
+
+
+def test_stock_gdal_filters_on_the_server_through_the_collection_url(api):
+    """GDAL 3.6's OAPIF driver hands the query of `OAPIF:<...>/collections/detections?hazard=flood` to the
+    collection document and to every items request: only floods come back, filtered by the server (GDAL does
+    not evaluate `hazard=` itself)."""
+    minx, miny, maxx, maxy = api.seeded.bounds
+    spat = ["-spat", str(minx), str(miny), str(maxx), str(maxy)]
+    out = _ogrinfo(api, "-ro", "-al", f"OAPIF:{api.base}/ogc/collections/detections?hazard=flood", *spat)
+    assert out.count("OGRFeature(") == _db_count(api, "flood") > 0
+    assert "hazard (String) = flood" in out and "hazard (String) = mining" not in out
+    bad = httpx.get(f"{api.base}/ogc/collections/detections", headers=hdr(api.keys["viewer"]),
+                    params={"hazrd": "flood"})
+    assert bad.status_code == 400 and "hazrd" in bad.text
+
+
+def test_incremental_pull_by_updated_at(api):
+    """'What is new since my last check': created_at/updated_at are queryable and sortable on alerts and
+    detections."""
+    h = hdr(api.keys["viewer"])
+    url = f"{api.base}/ogc/collections/alerts/items"
+    every = httpx.get(url, headers=h, params={"bbox": api.bbox, "limit": 1000}).json()
+    assert every["numberMatched"] > 0
+    assert all(f["properties"]["created_at"] and f["properties"]["updated_at"] for f in every["features"])
+    later = httpx.get(url, headers=h, params={"bbox": api.bbox, "filter": "updated_at > TIMESTAMP('2999-01-01T00:00:00Z')"})
+    assert later.status_code == 200, later.text
+    assert later.json()["numberMatched"] == 0
+    newest = max(f["properties"]["updated_at"] for f in every["features"])
+    top = httpx.get(url, headers=h, params={"bbox": api.bbox, "sortby": "-updated_at", "limit": 1}).json()
+    assert top["features"][0]["properties"]["updated_at"] == newest
+    dets = httpx.get(f"{api.base}/ogc/collections/detections/items", headers=h,
+                     params={"bbox": api.bbox, "limit": 5}).json()["features"]
+    assert dets and all(f["properties"]["updated_at"] >= f["properties"]["created_at"] for f in dets)

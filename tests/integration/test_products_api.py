@@ -6,6 +6,7 @@ in headless Chromium shows the basemap, the likelihood raster under the flood po
 from __future__ import annotations
 
 import io
+import json
 import uuid
 from datetime import timedelta
 
@@ -14,6 +15,7 @@ import morecantile
 import pytest
 import rasterio
 from PIL import Image
+from shapely.geometry import shape
 
 from terrawatch.ingest.stac_items import item_from_geotiff
 from terrawatch.products.cog import is_cog
@@ -67,6 +69,23 @@ def test_products_are_cogs_and_discoverable_with_pystac_client(processed):
         # elsewhere in time or space: not found
         far = list(client.search(collections=["terrawatch-products"], bbox=[100, 10, 101, 11], max_items=5).items())
         assert item["id"] not in {i.id for i in far}
+        # intersects (pystac-client; POST and GET): only scenes whose footprint meets the polygon
+        here_poly = {"type": "Polygon", "coordinates": [[[w, so], [e, so], [e, n], [w, n], [w, so]]]}
+        away_poly = {"type": "Polygon", "coordinates": [[[100, 10], [101, 10], [101, 11], [100, 11], [100, 10]]]}
+        near = {i.id for i in client.search(collections=["terrawatch-products"], intersects=here_poly,
+                                            max_items=50).items()}
+        assert item["id"] in near
+        assert item["id"] not in {i.id for i in client.search(collections=["terrawatch-products"],
+                                                              intersects=away_poly, max_items=50).items()}
+        for poly, expected in ((here_poly, True), (away_poly, False)):
+            r = httpx.get(f"{base}/stac/search", headers=hdr(viewer),
+                          params={"intersects": json.dumps(poly), "limit": 100})
+            assert r.status_code == 200, r.text
+            assert (item["id"] in {f["id"] for f in r.json()["features"]}) is expected
+            assert all(shape(f["geometry"]).intersects(shape(poly)) for f in r.json()["features"])
+        assert httpx.get(f"{base}/stac/search", headers=hdr(viewer), params={"foo": "1"}).status_code == 400
+        assert lk.href.endswith("/flood.tif") and lk.extra_fields["proj:epsg"] == int(
+            lk.extra_fields["proj:code"].split(":")[1])
         early = list(client.search(collections=["terrawatch-products"], bbox=[w, so, e, n],
                                    datetime="2000-01-01T00:00:00Z/2000-01-02T00:00:00Z", max_items=5).items())
         assert early == []
@@ -130,3 +149,32 @@ def test_map_shows_basemap_likelihood_under_flood_polygons_and_the_alerts(proces
             assert field in out["popup"], out["popup"]
         assert "lifecycle events" in out["popup"] and "need a viewer key" not in out["popup"], out["popup"]
     assert shot.stat().st_size > 10_000
+
+
+def test_debian_gdal_36_reads_an_asset_silently_and_mosaics_a_search(processed):
+    """The GIS-client floor: Debian 12's gdal-bin (3.6). `gdalinfo /vsicurl/<asset>` prints no warning (sidecar
+    probes get 404, HEAD works, the href ends in .tif); `STACIT:"<search>":asset=flood_likelihood` opens the
+    search as a mosaic (it needs proj:epsg)."""
+    import os
+    import shutil
+    import subprocess
+
+    from terrawatch.settings import REPO_ROOT
+
+    s, item, _tmp = processed
+    if shutil.which("gdalinfo") is None:
+        subprocess.run(["bash", str(REPO_ROOT / "deploy" / "tools" / "install-gdal.sh")], check=True)
+    viewer = role_keys(s, "gdal36")["viewer"]
+    env = {**os.environ, "GDAL_HTTP_HEADERS": f"X-API-Key: {viewer}", "CPL_DEBUG": "OFF"}
+    with live_api(s) as base:
+        href = f"{base}/stac/assets/{item['id']}/flood.tif"
+        res = subprocess.run(["gdalinfo", f"/vsicurl/{href}"], capture_output=True, text=True, timeout=120, env=env)
+        assert res.returncode == 0, res.stderr
+        assert "Warning" not in res.stderr and "ERROR" not in res.stderr, res.stderr
+        assert "Band 1" in res.stdout and "Overviews" in res.stdout, res.stdout
+        w, so, e, n = item["bbox"]
+        search = f"{base}/stac/search?collections=terrawatch-products&bbox={w},{so},{e},{n}"
+        res = subprocess.run(["gdalinfo", f'STACIT:"{search}":asset=flood_likelihood'], capture_output=True,
+                             text=True, timeout=180, env=env)
+        assert res.returncode == 0, res.stderr
+        assert "Driver: STACIT" in res.stdout and "Band 1" in res.stdout, res.stdout

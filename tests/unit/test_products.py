@@ -181,7 +181,7 @@ def test_stac_item_of_a_scenes_products(products):
     assert a["proj:code"] == "EPSG:32630" and a["proj:shape"] == [N, N] and len(a["proj:transform"]) == 6
     assert a["raster:bands"][0]["nodata"] == 255 and a["raster:bands"][0]["data_type"] == "uint8"
     assert a["file:size"] == (products / "S1" / "flood_likelihood.tif").stat().st_size
-    assert a["href"] == "http://api/stac/assets/S1/flood" and a["terrawatch:tilejson"].endswith("/S1/flood.json")
+    assert a["href"] == "http://api/stac/assets/S1/flood.tif" and a["terrawatch:tilejson"].endswith("/S1/flood.json")
     exts = " ".join(d["stac_extensions"])
     assert "projection" in exts and "raster" in exts and "file" in exts
     assert d["properties"]["terrawatch:skipped"]["mining"].startswith("mining_s2")
@@ -214,4 +214,4 @@ def test_fused_flood_product_is_served_and_listed(products, client):
     d = item(row, products / "S1", "http://api/stac", "http://api")
     assert set(d["assets"]) == {"flood_likelihood", "flood_fused"}
     assert "source" in d["assets"]["flood_fused"]["description"]
-    assert d["assets"]["flood_fused"]["href"] == "http://api/stac/assets/S1/flood_fused"
+    assert d["assets"]["flood_fused"]["href"] == "http://api/stac/assets/S1/flood_fused.tif"

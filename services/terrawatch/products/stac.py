@@ -70,6 +70,7 @@ def _asset(item: pystac.Item, key: str, path: Path, product: str, href: str, til
     epsg = crs.to_epsg() if crs else None
     if epsg:
         proj.code = f"EPSG:{epsg}"
+        a.extra_fields["proj:epsg"] = epsg  # projection v1.x's field, which GDAL 3.6's STACIT driver reads
     else:
         proj.wkt2 = crs.to_wkt() if crs else None
     proj.shape, proj.transform, proj.bbox = shape, transform, bounds
@@ -100,7 +101,7 @@ def item(row: SceneRow, folder: Path, base: str, api_root: str) -> dict | None:
         it.properties["terrawatch:skipped"] = row.skipped
     for product, path in present.items():
         key = product if product in (QUICKLOOK, FLOOD_FUSED) else f"{product}_likelihood"
-        _asset(it, key, path, product, f"{base}/assets/{row.id}/{product}",
+        _asset(it, key, path, product, f"{base}/assets/{row.id}/{product}.tif",
                f"{api_root}/raster/scenes/{row.id}/{product}.json")
     d = it.to_dict(include_self_link=False, transform_hrefs=False)
     d["links"] = [

@@ -26,11 +26,14 @@ class SceneRow:
 
 def scenes(conn: Connection, *, bbox: tuple[float, float, float, float] | None = None,
            start: datetime | None = None, end: datetime | None = None, ids: list[str] | None = None,
-           limit: int = 100, offset: int = 0) -> tuple[list[SceneRow], int]:
-    """Scenes intersecting ``bbox`` (lon/lat) sensed in [start, end], newest first; and the number matched."""
+           limit: int = 100, offset: int = 0, intersects: Any = None) -> tuple[list[SceneRow], int]:
+    """Scenes intersecting ``bbox`` (lon/lat) or the shapely geometry ``intersects`` (EPSG:4326) sensed in
+    [start, end], newest first; and the number matched."""
     where = []
     if bbox is not None:
         where.append(func.ST_Intersects(t.scenes.c.footprint, func.ST_MakeEnvelope(*bbox, 4326)))
+    if intersects is not None:
+        where.append(func.ST_Intersects(t.scenes.c.footprint, func.ST_GeomFromText(intersects.wkt, 4326)))
     if start is not None:
         where.append(t.scenes.c.sensing_time >= start)
     if end is not None:

@@ -303,12 +303,16 @@ async def ogc_query_guard(request: Request) -> None:
     route = request.scope.get("route")
     known = _flat_query_names(route) if route is not None else None
     items = route is not None and route.path.endswith("/items")
+    # GDAL's OAPIF driver sends the query of "OAPIF:<...>/collections/{id}?hazard=flood" to the collection
+    # document too, then to every items request: the collection accepts (and checks) the same property
+    # filters, so stock GDAL filters on the server.
+    props = items or (route is not None and route.path.endswith("/collections/{collectionId}"))
     columns = {c.name: c.type for c in collection.table_columns} if collection is not None else None
     if collection is not None:
         ids = [i for v in request.query_params.getlist("ids") for i in v.split(",") if i] if items else []
         item_id = request.path_params.get("itemId")
         _check_ids(ids + ([item_id] if item_id is not None else []), collection)
-    params = _check_query(request.query_params, settings, columns, items, known)
+    params = _check_query(request.query_params, settings, columns, props, known)
     query_string = urlencode(params).encode()
     if query_string != request.scope.get("query_string", b""):
         # Hand the normalised parameters to tipg (and to the `next` links it builds from the URL).
