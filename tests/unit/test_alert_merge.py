@@ -88,3 +88,22 @@ def test_shipped_rules_declare_a_separation():
 
     for p in load_rules(REPO_ROOT / "alerts" / "rules").values():
         assert p.min_separation_minutes > 0
+
+
+def test_water_of_unknown_permanence_is_never_confirmed_or_highest_by_repetition():
+    """A river is seen by every pass: without reference water (no layer, no pre-event scene) a repeated
+    observation neither confirms a flood alert nor lifts it to highest."""
+    from terrawatch.domain.alerts import Criterion
+
+    flood = HazardPolicy(hazard="flood", merge_window_days=30, min_separation_minutes=60,
+                         highest=(Criterion(min_sensors=1, min_observations=1, min_area_ha=0.0),),
+                         high=(Criterion(min_sensors=1, min_observations=1, min_area_ha=0.0),))
+    c1 = Cluster(G1, geodesic_area_ha(G1), 90.0, acq(sid="a"))
+    assert merge_cluster(None, c1, flood).alert.confidence == "highest"
+    new = merge_cluster(None, c1, flood, reference_known=False).alert
+    assert (new.status, new.confidence) == ("new", "high")
+    c2 = Cluster(G2, geodesic_area_ha(G2), 90.0, acq(dt=timedelta(days=6), sid="b"))
+    again = merge_cluster(new, c2, flood, reference_known=False)
+    assert again.action == "update" and (again.alert.status, again.alert.confidence) == ("new", "high")
+    known = merge_cluster(new, c2, flood, reference_known=True)
+    assert (known.alert.status, known.alert.confidence) == ("confirmed", "highest")

@@ -246,9 +246,19 @@ def mergeable(alert: Alert, sensing_time: datetime, policy: HazardPolicy) -> boo
             and alert.last_sensed >= sensing_time - timedelta(days=policy.merge_window_days))
 
 
-def merge_cluster(alert: Alert | None, c: Cluster, policy: HazardPolicy) -> MergeDecision:
+def _capped(c: Confidence, reference_known: bool) -> str:
+    """``highest`` needs to know the water is not permanent: capped at ``high`` otherwise."""
+    return Confidence.HIGH.value if not reference_known and c == Confidence.HIGHEST else c.value
+
+
+def merge_cluster(alert: Alert | None, c: Cluster, policy: HazardPolicy,
+                  reference_known: bool = True) -> MergeDecision:
     """Decide what a new cluster does to a nearby alert (``None`` = none within the merge distance).
     ``alert`` is not changed; the decision carries the alert as it should be stored.
+
+    ``reference_known=False`` (flood where no reference water covers the cluster: neither a loaded
+    reference-water layer nor a pre-event scene): the water may be permanent (a river seen by every pass),
+    so repetition proves nothing - confidence is at most ``high`` and a ``new`` alert is not confirmed.
 
     - no alert, or one closed or outside the window: a new alert (``new``, one acquisition);
     - the cluster's acquisition is already one of the alert's (same platform and sensor, sensing times at
@@ -262,7 +272,7 @@ def merge_cluster(alert: Alert | None, c: Cluster, policy: HazardPolicy) -> Merg
         geom = as_multipolygon(c.geom)
         new = Alert(
             id=uuid.uuid4(), hazard=policy.hazard, status=AlertStatus.NEW.value,
-            confidence=confidence(policy, {acq.sensor}, 1, c.area_ha, c.likelihood).value,
+            confidence=_capped(confidence(policy, {acq.sensor}, 1, c.area_ha, c.likelihood), reference_known),
             severity=severity(c.area_ha, policy), geom=geom, area_ha=c.area_ha, likelihood=c.likelihood,
             sensors=[acq.sensor], observations=1, first_sensed=acq.sensing_time, last_sensed=acq.sensing_time,
             context=_with_acquisitions({}, (acq,)), version=1)
@@ -282,10 +292,11 @@ def merge_cluster(alert: Alert | None, c: Cluster, policy: HazardPolicy) -> Merg
     acqs = tuple(sorted((*known, acq), key=lambda a: a.sensing_time))
     sensors = sorted({*alert.sensors, acq.sensor})
     lk = max(alert.likelihood, c.likelihood)
-    status = AlertStatus.CONFIRMED.value if alert.status == AlertStatus.NEW.value else alert.status
+    status = (AlertStatus.CONFIRMED.value if alert.status == AlertStatus.NEW.value and reference_known
+              else alert.status)
     out = replace(alert, status=status, geom=geom, area_ha=area, likelihood=lk, sensors=sensors,
                   observations=len(acqs), context=_with_acquisitions(alert.context, acqs),
-                  confidence=confidence(policy, set(sensors), len(acqs), area, lk).value,
+                  confidence=_capped(confidence(policy, set(sensors), len(acqs), area, lk), reference_known),
                   severity=severity(area, policy), first_sensed=min(alert.first_sensed, acq.sensing_time),
                   last_sensed=max(alert.last_sensed, acq.sensing_time), version=alert.version + 1)
     return MergeDecision("update", out, f"scene {', '.join(acq.scene_ids)} ({acq.platform} "

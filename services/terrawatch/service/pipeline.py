@@ -358,7 +358,13 @@ class ScenePipeline:
                 if not admits(area, lk, policy):
                     continue
                 extra = {**(evidence or {}), **({"legality": uow.legality(geom)} if STEP_LEGALITY in steps else {})}
-                alert, action = self._merge_or_create(uow, scene, hazard, geom, area, lk, policy, extra)
+                known = True
+                if STEP_REFERENCE_WATER in steps:  # is this water known not to be permanent water?
+                    source = ("pre_event_scene" if (evidence or {}).get("change_detection")
+                              else "reference_layer" if uow.reference_water_covers(geom) else None)
+                    known = source is not None
+                    extra["reference_water"] = source or "unknown"
+                alert, action = self._merge_or_create(uow, scene, hazard, geom, area, lk, policy, extra, known)
                 uow.link_detections(alert.id, [ids[i] for i in group])
                 if action == "same_acquisition":
                     ALERTS.labels(hazard, action).inc()
@@ -376,13 +382,13 @@ class ScenePipeline:
         return created, updated, enqueued
 
     def _merge_or_create(self, uow: UnitOfWork, scene: Scene, hazard: str, geom, area: float, lk: float,
-                         policy: HazardPolicy, extra: dict) -> tuple[Alert, str]:
+                         policy: HazardPolicy, extra: dict, reference_known: bool = True) -> tuple[Alert, str]:
         """Load the nearest open alert, let :func:`merge_cluster` decide, save. Returns (alert, action)."""
         existing = uow.mergeable_alert(hazard, geom, policy.merge_distance_m,
                                        window_start(scene.sensing_time, policy.merge_window_days),
                                        [s.value for s in OPEN_STATUSES])
         acq = Acquisition(scene.platform, scene.sensor.value, scene.sensing_time, (scene.id,))
-        decision = merge_cluster(existing, Cluster(geom, area, lk, acq), policy)
+        decision = merge_cluster(existing, Cluster(geom, area, lk, acq), policy, reference_known)
         a = decision.alert
         if decision.action == "same_acquisition":
             # nothing rises and no new version (no webhook); only the extra scene id is kept

@@ -294,6 +294,15 @@ class UnitOfWork:
             .where(rf.c.layer == REFERENCE_WATER, func.ST_Intersects(rf.c.geom, fp))).all()
         return [g for g in (to_shape(r[0]) for r in rows) if not g.is_empty]
 
+    def reference_water_covers(self, geom: BaseGeometry) -> bool:
+        """Whether a loaded reference-water layer's declared coverage (or extent) covers ``geom`` (lon/lat)."""
+        from terrawatch.domain.reference_water import REFERENCE_WATER
+
+        rc = t.reference_layer_coverage
+        g = _sql_geom(as_multipolygon(geom))
+        return self.conn.execute(select(rc.c.layer).where(
+            rc.c.layer == REFERENCE_WATER, func.coalesce(func.ST_Covers(rc.c.coverage, g), False))).first() is not None
+
     def legality(self, geom: BaseGeometry) -> dict:
         """Mining legality of a lon/lat area against the reference layers and the concession layer's
         coverage (see domain/legality.py)."""
