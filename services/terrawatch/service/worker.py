@@ -10,7 +10,7 @@ Dependency outages (Triton, Ray, PostGIS) do not dead-letter scenes: the worker 
 partitions, holds the scene in flight uncommitted, probes the dependency with backoff and resumes by
 itself when it is ready (domain.recovery decides; this module classifies and acts). Only an outage
 longer than ``outage_window_s`` dead-letters the scene as ``transient``; such entries are re-driven
-automatically once every dependency is ready (ingest.redrive).
+automatically once every dependency is ready (service.auto_redrive).
 """
 
 from __future__ import annotations
