@@ -4,7 +4,8 @@ min.insync.replicas 2, the project's own producer, consumer and readiness probe.
 - a client without SCRAM credentials (or with wrong ones) is refused;
 - topics created by terrawatch are replicated 3 / min.insync 2; a topic with weaker settings is reported
   by readiness, not used;
-- with one broker down the producer keeps publishing; with two down it fails loudly (KafkaUnavailable);
+- with one broker down the producer keeps publishing; with two down it fails loudly (KafkaUnavailable), and the
+  worker's dead-letter write waits (its scene stays uncommitted) until the brokers return, then lands once;
 - the broker that leads most of the scene topic's partitions is killed (SIGKILL) mid-stream: every
   acknowledged event is consumed (0 lost), no event is in the log twice (idempotent producer: 0 duplicated),
   and the stall (fault -> next event consumed from a partition the dead broker led) is a fault-table row.
@@ -28,7 +29,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from terrawatch.ingest import kafka_io
-from terrawatch.ingest.dlq import KafkaUnavailable
+from terrawatch.ingest.dlq import DlqSink, KafkaUnavailable
 from terrawatch.ingest.kafka_config import client_config
 from terrawatch.ingest.topics import TopicsTooWeak, ensure_topics, min_insync, readiness
 from terrawatch.settings import Settings
@@ -139,19 +140,66 @@ def _items(prefix: str, n: int) -> list[dict]:
     return [{"id": f"{prefix}-{i}", "seq": i} for i in range(n)]
 
 
+def _one_message(s: Settings, item: dict):
+    """Publish ``item`` and read it back: a real consumed Message (what the worker dead-letters)."""
+    kafka_io.publish_items(kafka_io.producer(s), s, [item], timeout_s=60)
+    c = Consumer(client_config(s, **{"group.id": f"mn-one-{uuid.uuid4().hex}", "enable.auto.commit": False,
+                                     "auto.offset.reset": "earliest"}))
+    try:
+        c.subscribe([s.scenes_topic])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            m = c.poll(1.0)
+            if m is not None and not m.error() and m.key() == item["id"].encode():
+                return m
+        raise AssertionError(f"{item['id']} not read back")
+    finally:
+        c.close()
+
+
+def _dlq_records_for(s: Settings, key: bytes) -> int:
+    c = Consumer(client_config(s, **{"group.id": f"mn-dlq-{uuid.uuid4().hex}", "enable.auto.commit": False}))
+    try:
+        low, high = c.get_watermark_offsets(TopicPartition(s.dlq_topic, 0), timeout=10, cached=False)
+        c.assign([TopicPartition(s.dlq_topic, 0, low)])
+        n, pos, deadline = 0, low, time.monotonic() + 30
+        while pos < high and time.monotonic() < deadline:
+            m = c.poll(1.0)
+            if m is not None and not m.error():
+                pos = m.offset() + 1
+                n += m.key() == key
+        return n
+    finally:
+        c.close()
+
+
 def test_one_broker_down_keeps_publishing_two_down_fails_loudly(cluster):
+    """One broker down: publishing goes on. Two down: a publish fails loudly, and the worker's dead-letter
+    write waits (holding its scene uncommitted) instead of losing the event; after the brokers return it
+    lands exactly once."""
     s = cluster.s
+    msg = _one_message(s, {"id": f"to-dlq-{uuid.uuid4().hex[:6]}", "seq": -1})
     kill(cluster, 3)
+    stop = threading.Event()
+    written: list[str] = []
+    writer = threading.Thread(target=lambda: written.append(
+        DlqSink(kafka_io.producer(s), s).send(msg, "multinode test", "test_error", 1, stop)))
     try:
         p = kafka_io.producer(s)
         kafka_io.publish_items(p, s, _items("one-down", 40), timeout_s=60)  # raises unless all acknowledged
         kill(cluster, 2)
         p = kafka_io.producer(s)
+        writer.start()
         with pytest.raises(KafkaUnavailable):
             kafka_io.publish_items(p, s, _items("two-down", 8), timeout_s=15)
         p.purge()
+        assert writer.is_alive() and not written, "a DLQ write was acknowledged with one broker of three"
     finally:
         restart(cluster, 2, 3)
+        writer.join(timeout=120)
+        stop.set()
+    assert written and written[0].startswith(f"{s.dlq_topic}[0]@"), written
+    assert _dlq_records_for(s, msg.key()) == 1
     kafka_io.publish_items(kafka_io.producer(s), s, _items("back", 8), timeout_s=60)
 
 
