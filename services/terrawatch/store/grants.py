@@ -52,6 +52,7 @@ API_READ: dict[str, str | tuple[str, ...]] = {
     "api_keys": NONE,
     "audit_log": NONE,
     "alembic_version": NONE,
+    "tile_data_version": ("id", "version"),  # vector tile cache key and ETag
 }
 
 # table -> privileges of api_write ("" = none).
@@ -72,6 +73,7 @@ API_WRITE: dict[str, str] = {
     "detections": "SELECT",
     "scene_hazard_skips": "SELECT",
     "alembic_version": "",
+    "tile_data_version": "",  # bumped by the SECURITY DEFINER trigger of migration 26a
 }
 
 # Tables the worker role may not touch at all.
