@@ -47,7 +47,7 @@ def _cloud_spectrum(npz: Path) -> np.ndarray:
 
 
 def measure(root: Path, npz: Path | None, layers_fn: Callable | None = None, log: Callable[[str], None] = print) -> dict:
-    from terrawatch.ml.cloud import SHADOW, cloud_layers
+    from terrawatch.ml.cloud import cloud_layers
     from terrawatch.ml.datasets import Sen1Floods11
     layers_fn = layers_fn or (lambda s2, gsd_m, sun: cloud_layers(s2, gsd_m=gsd_m, sun=sun))
     out: dict = {"chips": [], "pasted": [], "ukis": None}
@@ -94,7 +94,6 @@ def measure(root: Path, npz: Path | None, layers_fn: Callable | None = None, log
                        "clear_masked": round(float(cl.mask[clear].mean()), 4),
                        "shadow_iou": round(float((cl.shadow & ts).sum() / (cl.shadow | ts).sum()), 4)}
         log(json.dumps({"ukis check scene": out["ukis"]}))
-        _ = SHADOW
     return out
 
 
