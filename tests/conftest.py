@@ -7,6 +7,7 @@ stack) and is stopped at the end of the session.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -25,6 +26,19 @@ TEST_PORTS = dict(
     triton_http_port=28000 + _OFF, triton_grpc_port=28001 + _OFF, triton_metrics_port=28002 + _OFF,
     ray_port=26379 + _OFF, ray_min_worker_port=30000 + _OFF * 10, metrics_port=29464 + _OFF,
 )
+
+
+# TERRAWATCH_TEST_KAFKA_BROKERS=3 runs the test stack's Kafka as three KRaft nodes that admit only SASL/SCRAM
+# clients (topics RF 3, min.insync.replicas 2; node n on kafka_port + 10(n-1)); every client and worker of the
+# suite then authenticates. Default 1: one plaintext node.
+_BROKERS = int(os.environ.get("TERRAWATCH_TEST_KAFKA_BROKERS", "1"))
+
+
+def _kafka_mode() -> dict:
+    if _BROKERS == 1:
+        return {}
+    return dict(kafka_brokers=_BROKERS, kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_mechanism="SCRAM-SHA-512",
+                kafka_sasl_username="terrawatch", kafka_sasl_password=secrets.token_urlsafe(18))
 
 
 _REQUIRE_DATA = False
@@ -75,7 +89,7 @@ def stack_settings() -> Settings:
     # Test scenes are written under the temp dir and read from the shared data; stand-in HTTP
     # servers (remote COG, STAC, Sentinel Hub) listen on loopback, which assets may not reach by default.
     return Settings(state_dir=state, asset_file_roots=f"{state},{tempfile.gettempdir()},{SHARED}",
-                    asset_allow_hosts="127.0.0.1,::1,localhost", **TEST_PORTS)
+                    asset_allow_hosts="127.0.0.1,::1,localhost", **TEST_PORTS, **_kafka_mode())
 
 
 @pytest.fixture(scope="session")

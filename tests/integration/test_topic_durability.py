@@ -1,7 +1,8 @@
-"""Topic durability on the single-node stack (issue 30): terrawatch creates its topics with the replication
-factor and min.insync.replicas the cluster allows (1/1 on one broker), readiness accepts them, and reports
-them - not ready, with what is missing - to a deployment that requires 3/2; a topic that cannot be created
-as required fails loudly. The 3-node cases are in tests/faults/test_multinode_kafka.py."""
+"""Topic durability on the test stack (issue 30): terrawatch creates its topics with the replication factor
+and min.insync.replicas the cluster allows (1/1 on one broker, 3/2 with TERRAWATCH_TEST_KAFKA_BROKERS=3),
+readiness accepts them and reports them - not ready, with what is missing - to a deployment that requires
+more; the worker's consumer refuses them too; a topic that cannot be created as required fails loudly.
+The broker faults are in tests/faults/test_multinode_kafka.py."""
 
 from __future__ import annotations
 
@@ -16,24 +17,26 @@ from terrawatch.ingest.topics import TopicsTooWeak, admin, ensure_topics, min_in
 pytestmark = pytest.mark.integration
 
 
-def test_single_broker_topics_are_ready_and_weaker_than_a_3_2_requirement(stack):
+def test_topics_are_ready_as_created_and_a_stronger_requirement_is_reported(stack):
     s = stack.settings
-    assert readiness(s) == "1 broker(s), replication factor >= 1, min.insync.replicas >= 1"
     a = admin(s)
     md = a.list_topics(timeout=10)
+    rf = min(3, len(md.brokers))  # 1 on the default stack, 3 with TERRAWATCH_TEST_KAFKA_BROKERS=3
+    isr = min(2, rf)
+    assert readiness(s) == f"{len(md.brokers)} broker(s), replication factor >= {rf}, min.insync.replicas >= {isr}"
     for t in (s.scenes_topic, s.dlq_topic):
-        assert {len(pm.replicas) for pm in md.topics[t].partitions.values()} == {1}
-    assert min_insync(a, [s.scenes_topic, s.dlq_topic]) == {s.scenes_topic: 1, s.dlq_topic: 1}
-    strict = s.model_copy(update={"kafka_replication_factor": 3, "kafka_min_insync_replicas": 2})
-    with pytest.raises(RuntimeError) as err:
+        assert {len(pm.replicas) for pm in md.topics[t].partitions.values()} == {rf}
+    assert min_insync(a, [s.scenes_topic, s.dlq_topic]) == {s.scenes_topic: isr, s.dlq_topic: isr}
+    strict = s.model_copy(update={"kafka_replication_factor": rf + 1, "kafka_min_insync_replicas": isr + 1})
+    with pytest.raises(TopicsTooWeak) as err:
         readiness(strict)
     msg = str(err.value)
-    assert f"{s.scenes_topic}: replication factor 1 < 3 on partition(s) 0,1,2,3" in msg
-    assert f"{s.scenes_topic}: min.insync.replicas 1 < 2" in msg
-    assert f"{s.dlq_topic}: replication factor 1 < 3 on partition(s) 0" in msg
+    assert f"{s.scenes_topic}: replication factor {rf} < {rf + 1} on partition(s) 0,1,2,3" in msg
+    assert f"{s.scenes_topic}: min.insync.replicas {isr} < {isr + 1}" in msg
+    assert f"{s.dlq_topic}: replication factor {rf} < {rf + 1} on partition(s) 0" in msg
     c = kafka_io.SceneConsumer(strict.model_copy(update={"consumer_group": f"durability-{uuid.uuid4().hex[:6]}"}))
     try:  # a worker with that requirement refuses to consume from these topics
-        with pytest.raises(TopicsTooWeak, match="replication factor 1 < 3"):
+        with pytest.raises(TopicsTooWeak, match=f"replication factor {rf} < {rf + 1}"):
             c.subscribe()
     finally:
         c.close()
@@ -41,8 +44,9 @@ def test_single_broker_topics_are_ready_and_weaker_than_a_3_2_requirement(stack)
 
 def test_a_topic_that_cannot_be_replicated_as_required_is_not_created(stack):
     tag = uuid.uuid4().hex[:6]
+    brokers = len(admin(stack.settings).list_topics(timeout=10).brokers)
     s = stack.settings.model_copy(update={"scenes_topic": f"durability-{tag}", "dlq_topic": f"durability-{tag}.dlq",
-                                          "kafka_replication_factor": 3})
+                                          "kafka_replication_factor": brokers + 1})
     with pytest.raises(KafkaException, match="INVALID_REPLICATION_FACTOR|replication factor"):
         ensure_topics(s)
     with pytest.raises(RuntimeError, match="topics missing"):
