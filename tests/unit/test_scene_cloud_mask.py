@@ -149,3 +149,19 @@ def test_the_pre_event_scene_mask_is_found_for_l1c_only(spain, tmp_path):
     assert ScenePipeline._pre_cloud_mask(me, scene, None) is None
     me.s.l1c_cloud_mask = False
     assert ScenePipeline._pre_cloud_mask(me, scene, {"id": "pre"}) is None
+
+
+def test_scene_sun_prefers_stac_metadata_then_time_and_footprint(spain):
+    """Issue 27: the shadow geometry's sun comes from the STAC Item's view:sun_* when present, else from the
+    sensing time at the footprint centre (a midnight time -> that date at 10:30 local mean solar time)."""
+    from terrawatch.products.cloud_mask import scene_sun
+
+    item = item_from_geotiff(spain, scene_id="sun", sensing_time=datetime(2019, 9, 18, tzinfo=timezone.utc))
+    s = scene_sun(scene_from_item(item, datetime.now(timezone.utc)))
+    assert s.source == "computed-10:30" and 135 < s.azimuth_deg < 160
+    item["properties"]["datetime"] = "2019-09-18T10:50:00Z"
+    s = scene_sun(scene_from_item(item, datetime.now(timezone.utc)))
+    assert s.source == "computed" and 140 < s.azimuth_deg < 170 and 35 < s.zenith_deg < 50
+    item["properties"].update({"view:sun_azimuth": 120.0, "view:sun_elevation": 30.0})
+    s = scene_sun(scene_from_item(item, datetime.now(timezone.utc)))
+    assert (s.source, s.azimuth_deg, s.zenith_deg) == ("metadata", 120.0, 60.0)
