@@ -186,6 +186,10 @@ def test_no_trust_socket_dir_private_secrets_owner_only(stack):
     sock_mode = stat.S_IMODE(stack.postgres.sock.stat().st_mode)
     assert sock_mode & 0o077 == 0, oct(sock_mode)  # not even group or world readable, let alone writable
     assert stat.S_IMODE(s.secrets_dir.stat().st_mode) == 0o700
+    # Ray's unix sockets take no token: its temp dir (which Ray makes 0777) lies in a folder of the owner's.
+    assert stack.ray.temp_dir.parent == stack.ray.temp_root
+    assert stat.S_IMODE(stack.ray.temp_root.stat().st_mode) == 0o700
+    assert list(stack.ray.temp_dir.glob("session_*/sockets/raylet")), "the head's sockets are not in there"
     files = [s.pg_passfile, stack.postgres.superuser_passfile, s.ray_token_file]
     for f in files:
         st = f.stat()

@@ -47,9 +47,12 @@ class RayHead:
     def __init__(self, settings: Settings) -> None:
         self.s = settings
         self.proc = ManagedProcess(self.name, settings.state_dir)
-        # Ray's unix socket paths must stay short, so its temp dir lives under /tmp.
+        # Ray's unix socket paths must stay short, so its temp dir lives under /tmp. Ray makes its temp dir
+        # world-writable (0777) whenever a node or driver sets it up, so it sits in a folder of ours (0700):
+        # sessions, logs and the raylet/plasma unix sockets (which take no token) are the owner's only.
         digest = hashlib.sha1(str(settings.state_dir).encode()).hexdigest()[:8]
-        self.temp_dir = Path("/tmp") / f"tw-ray-{digest}"
+        self.temp_root = Path("/tmp") / f"tw-ray-{digest}"
+        self.temp_dir = self.temp_root / "r"
 
     def install(self) -> None:
         import ray  # noqa: F401
@@ -61,9 +64,8 @@ class RayHead:
         ensure_ray_token(self.s)
         if self.proc.pid():
             return
-        # Sessions, logs and the raylet/plasma unix sockets (which take no token): root only.
-        self.temp_dir.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(self.temp_dir, 0o700)
+        self.temp_root.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(self.temp_root, 0o700)
         self.proc.start(
             [self._ray(), "start", "--head", "--block", f"--port={self.s.ray_port}",
              "--node-ip-address=127.0.0.1", "--num-cpus=2",
@@ -93,14 +95,14 @@ class RayHead:
             return False
         return res.returncode == 0
 
-    def wait(self, timeout: float = 240) -> None:
+    def wait(self, timeout: float = 420) -> None:
         restarts = 0
 
         def check() -> bool:
             nonlocal restarts
-            if self.s.ray_address is None and self.proc.pid() is None and restarts < 2:
-                # `ray start` gives up when the raylet's agents start slower than it waits for them (a
-                # loaded machine); a second start usually finds the imports cached.
+            if self.s.ray_address is None and self.proc.pid() is None and restarts < 4:
+                # `ray start` gives up when the raylet's agents take over 15 s to start (a hard-coded wait:
+                # ray-project/ray#65983), as on a loaded machine; a later start usually finds them faster.
                 restarts += 1
                 self.start()
                 return False
