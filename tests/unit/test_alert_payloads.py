@@ -122,7 +122,7 @@ def test_cap_references_are_the_recipients_own_messages():
     assert fresh.findtext("cap:msgType", namespaces=NS) == "Alert" and fresh.find("cap:references", NS) is None
 
 
-def _many_parts(n: int, vertices: int = 400) -> MultiPolygon:
+def _many_parts(n: int, vertices: int = 120) -> MultiPolygon:
     import math
 
     parts = []
