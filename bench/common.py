@@ -126,7 +126,7 @@ def private_stack(port_base: int, keep: bool = False, preferred_batch: str = "",
         for attempt in range(3):
             try:
                 stack.up()
-                time.sleep(10)  # on a loaded VM `ray start` can fail after its head answered a first probe
+                time.sleep(45)  # on a loaded VM `ray start` can fail (30 s raylet wait) after its head answered a probe
                 bad = [k for k, v in stack.status().items() if v != "healthy"]
                 if not bad:
                     break

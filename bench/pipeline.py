@@ -192,7 +192,12 @@ def run(scenes: int = 6, size: int = 768, port_base: int = 41000, min_bare_s: fl
                 try:
                     metrics_url = f"http://127.0.0.1:{s.metrics_port}/metrics"
                     triton_url = f"http://127.0.0.1:{s.triton_metrics_port}/metrics"
-                    wait_http(metrics_url, 120)
+                    try:
+                        wait_http(metrics_url, 300)
+                    except TimeoutError:
+                        log_path = work / f"worker-{rt}-{n}-{w}.log"
+                        log("worker log tail:\n" + log_path.read_text(errors="replace")[-3000:])
+                        raise
                     warm = synthetic_items(work, 1, size, f"warm{n}-")
                     publish(s, warm)
                     wait_runs(s, [i["id"] for i in warm], 600)

@@ -63,7 +63,7 @@ def _loop(fn, min_s: float) -> tuple[int, float]:
             return n, time.perf_counter() - t0
 
 
-def bare_one(weights: Path, batches, runtime: str, threads: int, min_s: float) -> dict:
+def bare_one(weights: Path, batches, runtime: str, threads: int, min_s: float, barrier=None) -> dict:
     """tiles/s of ``predict_batch`` with ``runtime`` on ``threads`` intra-op threads, in this process."""
     import torch
 
@@ -81,6 +81,8 @@ def bare_one(weights: Path, batches, runtime: str, threads: int, min_s: float) -
     elif runtime != "torch":
         raise ValueError(runtime)
     flood_s1.predict_batch(net, batches[0])  # warm-up
+    if barrier is not None:
+        barrier.wait(600)  # the processes of a layout time the same seconds (start-up under load differs)
 
     def once():
         for b in batches:
@@ -91,23 +93,26 @@ def bare_one(weights: Path, batches, runtime: str, threads: int, min_s: float) -
     return {"tiles": n, "seconds": round(dt, 2), "tiles_per_s": round(n / dt, 3)}
 
 
-def matmul_one(threads: int, min_s: float, n: int = 2048) -> dict:
+def matmul_one(threads: int, min_s: float, n: int = 2048, barrier=None) -> dict:
     import torch
 
     torch.set_num_threads(threads)
     a, b = torch.randn(n, n), torch.randn(n, n)
     torch.mm(a, b)
+    if barrier is not None:
+        barrier.wait(600)
     k, dt = _loop(lambda: (torch.mm(a, b), 1)[1], min_s)
     return {"gflop_per_s": round(2.0 * n ** 3 * k / dt / 1e9, 1)}
 
 
-def _proc(kind: str, args: tuple, q) -> None:
-    q.put(bare_one(*args) if kind == "bare" else matmul_one(*args))
+def _proc(kind: str, args: tuple, q, barrier=None) -> None:
+    q.put(bare_one(*args, barrier=barrier) if kind == "bare" else matmul_one(*args, barrier=barrier))
 
 
 def _layout(ctx, kind: str, procs: int, args: tuple) -> list[dict]:
-    q = ctx.Queue()
-    ps = [ctx.Process(target=_proc, args=(kind, args, q)) for _ in range(procs)]
+    """Run ``procs`` processes at once; each loads and warms up, then all start timing together."""
+    q, barrier = ctx.Queue(), ctx.Barrier(procs)
+    ps = [ctx.Process(target=_proc, args=(kind, args, q, barrier)) for _ in range(procs)]
     for p in ps:
         p.start()
     rs = [q.get(timeout=900) for _ in ps]
