@@ -2,7 +2,7 @@
 synthetic S1 scenes, the worker process and Prometheus scraping.
 
 Every bench starts its own stack (Kafka, PostGIS, Triton, Ray) in a temporary state dir on
-ports from ``--port-base`` (default 41000: base..base+10, Ray workers base+100..base+1099), so
+ports from ``--port-base`` (default 41000: base..base+13, Ray workers base+100..base+1099), so
 it never touches a demo or test stack, and stops it at the end unless ``--keep-stack``.
 """
 
@@ -34,7 +34,7 @@ def log(msg: str) -> None:
 def ports(base: int) -> dict:
     return dict(kafka_port=base, kafka_controller_port=base + 1, pg_port=base + 2, triton_http_port=base + 3,
                 triton_grpc_port=base + 4, triton_metrics_port=base + 5, ray_port=base + 6,
-                metrics_port=base + 9, api_port=base + 10, ray_min_worker_port=base + 100)
+                metrics_port=base + 12, api_port=base + 13, ray_min_worker_port=base + 100)  # Ray: base+6..+11
 
 
 def flood_s1_repository(root: Path) -> tuple[Path, str]:
@@ -97,7 +97,7 @@ def private_stack(port_base: int, keep: bool = False, preferred_batch: str = "",
     from terrawatch.inference.serving import Serving, render_config
     from terrawatch.stack import Stack
 
-    busy = [p for p in (port_base + i for i in range(11)) if port_open(p)]
+    busy = [p for p in (port_base + i for i in range(14)) if port_open(p)]
     if busy:
         raise SystemExit(f"ports {busy} are in use: pick another --port-base")
     state = Path(tempfile.mkdtemp(prefix="tw-bench-"))
