@@ -5,7 +5,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 VENV := .venv
 TW := $(VENV)/bin/terrawatch
 
-.PHONY: env env-test web chromium gdal demo bench bench-sustained bench-api test-faults test test-unit test-integration stop status check-deploy bench bench-scale bench-raster clean
+.PHONY: env env-test web chromium gdal demo bench bench-sustained bench-api test-faults test test-unit test-quality test-integration stop status check-deploy bench bench-scale bench-raster clean
 
 $(UV):
 	$(PY) -m pip install --quiet --user uv || $(PY) -m pip install --quiet uv
@@ -33,8 +33,11 @@ demo: env web  ## start the stack, run the sample scenes end to end, print a JSO
 test: env-test web chromium gdal check-deploy  ## deploy checks, then unit + integration tests on the real local stack (pytest starts and stops it); missing ../shared/data fails
 	$(VENV)/bin/pytest -q --require-data
 
-test-unit: env-test  ## tests that need no stack
-	$(VENV)/bin/pytest -q -m 'not stack'
+test-unit: env-test  ## the fast unit suite (tests/unit: no stack, no model training; under 30 s)
+	$(VENV)/bin/pytest -q tests/unit
+
+test-quality: env-test  ## model training and quality checks on the real data (tests/quality; slow)
+	$(VENV)/bin/pytest -q tests/quality
 
 test-integration: env-test
 	$(VENV)/bin/pytest -q tests/integration

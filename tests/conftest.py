@@ -75,6 +75,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "stack" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.stack)
+        if "quality" in Path(str(item.fspath)).parts:  # tests/quality: real models on real data (slow)
+            item.add_marker(pytest.mark.quality)
 
 
 def pytest_runtest_setup(item):
