@@ -51,7 +51,7 @@ stop: env  ## stop the demo's worker and the local stack (only processes it star
 check-deploy:
 	bash deploy/check.sh
 
-bench: env  ## bare torch vs end-to-end throughput of the pipeline (efficiency, stage breakdown; JSON last line)
+bench: env  ## bare network (torch vs ONNX Runtime, FLOPs, fraction of peak) and end-to-end CPU-s per tile, model vs overhead (JSON last line)
 	$(TW) bench pipeline
 
 bench-sustained: env  ## N scenes/hour for M minutes: lag trend and RSS

@@ -25,8 +25,8 @@ from terrawatch.api import errors
 from terrawatch.api import roles
 from terrawatch.api.deps import ApiDeps
 from terrawatch.api.guard import AccessGuard
-from terrawatch.api.public_url import PublicOrigin
 from terrawatch.api.html import SecurityHeaders, docs_router
+from terrawatch.api.public_url import PublicOrigin
 from terrawatch.api.routes import ogc
 from terrawatch.api.routes.alerts import alerts_router
 from terrawatch.api.routes.keys import keys_router
@@ -100,14 +100,14 @@ def create_app(settings: Settings) -> FastAPI:
     proxies = [p.strip() for p in settings.api_trusted_proxies.split(",") if p.strip()]
     if proxies:  # X-Forwarded-For/-Proto believed only from these peers
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
+    # Content-Security-Policy on every HTML response, nosniff on all (api/html.py; error pages too).
+    app.add_middleware(SecurityHeaders, map_style_url=settings.map_style_url)
     # Request count and latency per route template and status class (observability/http_metrics.py).
     app.add_middleware(HttpMetrics, router_app=app)
     metrics_registry = OwnedRegistry("api")  # only the API's own families (docs/metrics.md)
     # Outermost: Host/scheme/root_path from TERRAWATCH_API_PUBLIC_URL (or a trusted proxy's X-Forwarded-Host,
     # else the listening address), never from the client's Host header (api/public_url.py).
     app.add_middleware(PublicOrigin, public_url=settings.api_public_url, trusted_proxies=settings.api_trusted_proxies)
-    # Content-Security-Policy on every HTML response, nosniff on all (api/html.py; error pages too).
-    app.add_middleware(SecurityHeaders, map_style_url=settings.map_style_url)
 
     app.include_router(ops_router(deps))
     app.include_router(keys_router(deps))
