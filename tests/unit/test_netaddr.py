@@ -92,3 +92,8 @@ def test_stack_ports_include_configured_service_urls():
 def test_malformed_allowances_are_refused(bad):
     with pytest.raises(ValueError):
         parse_allow_list(bad)
+
+
+def test_stack_ports_include_every_kafka_node_of_the_multinode_stack():
+    s = Settings(kafka_brokers=3, kafka_port=19092, kafka_controller_port=19093)
+    assert {19092, 19102, 19112, 19093, 19103, 19113} <= stack_ports(s)

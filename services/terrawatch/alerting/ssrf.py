@@ -105,6 +105,11 @@ def stack_ports(settings=None) -> frozenset[int]:
     if settings is None:
         return frozenset(ports)
     ports |= {v for n in _PORT_SETTINGS if isinstance(v := getattr(settings, n, None), int)}
+    brokers = getattr(settings, "kafka_brokers", 1)
+    for base in ("kafka_port", "kafka_controller_port"):  # multi-node mode: node n is 10(n-1) ports above
+        b = getattr(settings, base, None)
+        if isinstance(b, int) and isinstance(brokers, int):
+            ports |= {b + 10 * i for i in range(max(1, brokers))}
     ray = getattr(settings, "ray_port", None)
     if isinstance(ray, int):
         ports |= set(range(ray, ray + 10))  # GCS, client server, dashboard agent, metrics, runtime-env agent
