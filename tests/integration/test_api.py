@@ -323,3 +323,23 @@ def test_incremental_pull_by_updated_at(api):
     dets = httpx.get(f"{api.base}/ogc/collections/detections/items", headers=h,
                      params={"bbox": api.bbox, "limit": 5}).json()["features"]
     assert dets and all(f["properties"]["updated_at"] >= f["properties"]["created_at"] for f in dets)
+
+
+def test_api_doc_commands_run_as_written(api):
+    """docs/api.md's shell block runs as written (its first line sets API and KEY; the test gives its own)."""
+    import re
+
+    from terrawatch.settings import REPO_ROOT
+
+    text = (REPO_ROOT / "docs" / "api.md").read_text()
+    blocks = re.findall(r"^```sh\n(.*?)^```", text, re.S | re.M)
+    assert blocks, "docs/api.md has no sh block"
+    for block in blocks:
+        lines = block.splitlines()
+        assert lines[0].startswith("API=") and "KEY=" in lines[0], "the block must start by setting API and KEY"
+        script = "\n".join(lines[1:])
+        res = subprocess.run(["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True,
+                             timeout=300, env={**os.environ, "API": api.base, "KEY": api.keys["viewer"],
+                                               "GDAL_HTTP_TIMEOUT": "30"})
+        assert res.returncode == 0, (script, res.stdout[-2000:], res.stderr[-2000:])
+        assert "detections" in res.stdout and '"tilejson"' in res.stdout, res.stdout[-2000:]
