@@ -139,6 +139,21 @@ def test_s1_quicklook_vv_vh_composite(tmp_path):
     t = _centre_tile(p)
     img = Image.open(io.BytesIO(tiles.render(p, "quicklook", t.z, t.x, t.y, "vvvh")))
     assert img.size == (256, 256)
+    # a composite the scene does not have is refused (400), never another composite in its place
+    for comp in ("truecolor", "falsecolor"):
+        with pytest.raises(tiles.CompositeNotApplicable, match="vvvh"):
+            tiles.render(p, "quicklook", t.z, t.x, t.y, comp)
+
+
+def test_composites_apply_only_where_the_bands_exist():
+    assert tiles.quicklook_bands("quicklook", 4, None) == tiles.COMPOSITES["truecolor"]
+    assert tiles.quicklook_bands("quicklook", 4, "falsecolor") == (4, 1, 2)
+    assert tiles.quicklook_bands("quicklook", 3, None) == tiles.COMPOSITES["vvvh"]
+    assert tiles.quicklook_bands("flood", 2, None) is None
+    for product, count, comp in (("quicklook", 4, "vvvh"), ("quicklook", 3, "falsecolor"), ("flood", 2, "vvvh"),
+                                 ("quicklook", 2, None)):
+        with pytest.raises(tiles.CompositeNotApplicable):
+            tiles.quicklook_bands(product, count, comp)
 
 
 @pytest.fixture()

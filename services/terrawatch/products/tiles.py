@@ -63,6 +63,33 @@ class TileNotFound(NotFound, LookupError):
     """The tile lies outside the product or the tile matrix; the API answers 404."""
 
 
+class CompositeNotApplicable(BadRequest, ValueError):
+    """A ``composite`` asked of a product it does not apply to; the API answers 400 naming the ones that do."""
+
+
+# Which composites a quicklook has, by its band count (products/quicklook.py): S1 VV/VH/ratio, S2 B4/B3/B2/B8.
+QUICKLOOK_COMPOSITES = {3: ("vvvh",), 4: ("truecolor", "falsecolor")}
+
+
+def quicklook_bands(product: str, band_count: int, composite: str | None) -> tuple[int, ...] | None:
+    """The band indexes to render for ``composite`` (None for a likelihood product without one). A composite on
+    a likelihood product, or one the quicklook does not have (falsecolor of an S1 scene, vvvh of S2), is a
+    :class:`CompositeNotApplicable` - never silently another composite."""
+    if product != QUICKLOOK:
+        if composite:
+            raise CompositeNotApplicable(f"composite applies to the quicklook only, not to {product}")
+        return None
+    have = QUICKLOOK_COMPOSITES.get(band_count, ())
+    if composite is None:
+        if not have:
+            raise CompositeNotApplicable(f"this quicklook has {band_count} bands; no composite applies")
+        return COMPOSITES[have[0]]
+    if composite not in have:
+        raise CompositeNotApplicable(f"composite {composite} does not apply to this quicklook; it has: "
+                                     f"{', '.join(have) or 'none'}")
+    return COMPOSITES[composite]
+
+
 class TileTooCostly(BadRequest, ValueError):
     """The tile would read more pixels than the cap (a zoom below the layer's minzoom); the API answers 400."""
 
@@ -219,11 +246,8 @@ def render_planned(path: Path, product: str, z: int, x: int, y: int, composite: 
         with rasterio.open(path, **opts) as ds, Reader(str(path), dataset=ds) as r:
             if not r.tile_exists(x, y, z):
                 raise TileNotFound(f"tile {z}/{x}/{y} is outside the product")
-            if product == QUICKLOOK:
-                bands = COMPOSITES[composite or ("vvvh" if r.dataset.count == 3 else "truecolor")]
-                if max(bands) > r.dataset.count:
-                    raise TileNotFound(f"composite {composite} needs {max(bands)} bands; this quicklook has "
-                                       f"{r.dataset.count}")
+            bands = quicklook_bands(product, r.dataset.count, composite)
+            if bands is not None:
                 img = r.tile(x, y, z, tilesize=TILE_SIZE, indexes=bands)
                 return img.render(img_format=img_format), plan
             img = r.tile(x, y, z, tilesize=TILE_SIZE, indexes=1)

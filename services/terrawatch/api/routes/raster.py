@@ -72,6 +72,8 @@ def raster_router(deps: ApiDeps) -> APIRouter:
                     _: Principal = Depends(deps.layers)) -> Response:
         path = _file(scene_id, product)
         pt.check_tile(path, z, x, y, max_pixels)  # a refused tile is refused even with an If-None-Match
+        if composite is not None and product != pt.QUICKLOOK:  # (a quicklook's own bands are checked on render)
+            pt.quicklook_bands(product, 0, composite)
         tag = pt.etag(path, product, z, x, y, fmt, composite, max_pixels)
         headers = {"Cache-Control": CACHE_CONTROL, "ETag": tag}
         if _none_match(request.headers.get("if-none-match"), tag):
@@ -87,6 +89,7 @@ def raster_router(deps: ApiDeps) -> APIRouter:
                         _: Principal = Depends(deps.layers)) -> dict:
         path = _file(scene_id, product)
         info = pt.info(path, max_pixels)
+        pt.quicklook_bands(product, info.bands, composite)  # 400 where it does not apply
         url = str(request.url_for("raster_tile", scene_id=scene_id, product=product, z="{z}", x="{x}", y="{y}",
                                   fmt="png")).replace("%7B", "{").replace("%7D", "}")
         if product == pt.QUICKLOOK and composite:
