@@ -429,6 +429,16 @@ def test_pipeline_uses_rules_aoi_and_min_confidence(stack, s, tmp_path):
     low = _subscribe(s, footprint, fmt="geojson", min_confidence="low")
     high = _subscribe(s, footprint, fmt="cap", min_confidence="high")
     elsewhere = _subscribe(s, box(10.0, 50.0, 10.1, 50.1), fmt="geojson")
+    # Reference water is known here (a loaded layer covers the scene: one tiny lake in a corner), so a
+    # repeated observation may confirm; without it the water could be permanent and would stay `new`
+    # (tests/unit/test_alert_merge.py).
+    from terrawatch.store.reference import drop_reference_layer, replace_reference_layer
+
+    minx, miny, _, _ = footprint.bounds
+    with engine_for(s.db_url).begin() as c:
+        replace_reference_layer(c, "reference_water", [{"layer": "reference_water", "name": "corner pond",
+                                                        "properties": {}, "geom": box(minx, miny, minx + 1e-4, miny + 1e-4)}],
+                                coverage=footprint.buffer(0.01))
     worker = start_worker(ps, tmp_path / "worker.log")
     try:
         publish(ps, first)
@@ -455,8 +465,11 @@ def test_pipeline_uses_rules_aoi_and_min_confidence(stack, s, tmp_path):
         worker.wait(60)
         for rx in (low, high, elsewhere):
             rx.close()
+        with engine_for(s.db_url).begin() as c:
+            drop_reference_layer(c, "reference_water")
     rule = policies(s)["flood"]
     for a in alerts:
+        assert a["context"]["reference_water"] == "reference_layer"
         assert a["observations"] == 2 and a["status"] == "confirmed" and a["confidence"] == "high"
         assert a["area_ha"] >= rule.min_area_ha
     assert _outbox(s, t.webhook_outbox.c.subscriber_id == elsewhere.sub_id) == [] and not elsewhere.attempts
