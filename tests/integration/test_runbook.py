@@ -52,9 +52,9 @@ def test_runbook_blocks_are_shell_and_use_defined_variables():
             assert var in defined, f"${var} is not introduced by the runbook's first block:\n{b}"
 
 
-def _scene(tmp_path: Path, name: str, origin) -> dict:
+def _scene(tmp_path: Path, name: str, origin, size: int = 256) -> dict:
     path = tmp_path / f"{name}.tif"
-    synthetic_s1(path, size=256, origin=origin)
+    synthetic_s1(path, size=size, origin=origin)
     return item_from_geotiff(path, scene_id=f"{name}-{uuid.uuid4().hex[:6]}",
                              sensing_time=datetime.now(timezone.utc) - timedelta(minutes=30))
 
@@ -80,7 +80,8 @@ def test_every_runbook_block_runs_on_the_real_stack(stack, tmp_path):
     try:
         with live_api(s) as base:
             # A processed scene with an alert and a delivered webhook.
-            a = _scene(tmp_path, "rb-a", (420_000.0, 4_480_000.0))
+            # 512 px: its water makes a cluster over the flood rule's 5 ha (a 256 px scene may not)
+            a = _scene(tmp_path, "rb-a", (420_000.0, 4_480_000.0), size=512)
             rx = _subscribe(s, a["geometry"])
             # A DLQ entry whose asset appears later (the cause gets repaired) and a malformed event.
             late = tmp_path / "late" / "rb-b.tif"
