@@ -176,9 +176,10 @@ def test_dispatcher_logs_one_traceback_per_postgis_outage_not_one_per_poll(caplo
     s = Settings(database_url=url, worker_database_url=url)
     d = Dispatcher(s)
     with caplog.at_level(logging.INFO, logger="terrawatch.alerting.dispatcher"):
-        t = threading.Thread(target=d.run_forever, daemon=True)
+        # polls every 0.02 s with backoff: ~6 failed polls in 1.5 s (the default 0.5 s made it 3 in 4 s)
+        t = threading.Thread(target=lambda: d.run_forever(idle_s=0.02), daemon=True)
         t.start()
-        time.sleep(4.0)
+        time.sleep(1.5)
         d.stop()
         t.join(10)
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
