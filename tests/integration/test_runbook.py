@@ -80,8 +80,9 @@ def test_every_runbook_block_runs_on_the_real_stack(stack, tmp_path):
     try:
         with live_api(s) as base:
             # A processed scene with an alert and a delivered webhook.
-            # 512 px: its water makes a cluster over the flood rule's 5 ha (a 256 px scene may not)
-            a = _scene(tmp_path, "rb-a", (420_000.0, 4_480_000.0), size=512)
+            # Its own place (test_api_ops processes a scene at (420 km, 4480 km) within the hour: the same
+            # acquisition would add nothing) and 512 px, so its water makes a cluster over the rule's 5 ha.
+            a = _scene(tmp_path, "rb-a", (470_000.0, 4_530_000.0), size=512)
             rx = _subscribe(s, a["geometry"])
             # A DLQ entry whose asset appears later (the cause gets repaired) and a malformed event.
             late = tmp_path / "late" / "rb-b.tif"
