@@ -84,3 +84,18 @@ def test_prometheus_scrapes_compose_hosts(compose):
                 assert host in hosts | {"localhost"}, f"{job['job_name']} scrapes unknown host {host}"
         jobs[job["job_name"]] = job
     assert {"terrawatch-consumer", "terrawatch-dispatcher", "terrawatch-api", "triton"} <= set(jobs)
+
+
+def test_no_default_secrets_and_ray_token_auth():
+    """Secrets are required variables (``${VAR:?...}``), never defaults anyone can guess; Ray needs its token."""
+    import re
+
+    text = (DEPLOY / "compose.yaml").read_text()
+    for var in ("POSTGRES_PASSWORD", "RAY_AUTH_TOKEN", "GRAFANA_ADMIN_PASSWORD"):
+        uses = re.findall(r"\$\{" + var + r"([^}]*)\}", text)
+        assert uses, var
+        assert all(u.startswith(":?") for u in uses), f"{var} has a default: {uses}"
+    env = yaml.safe_load(text)["x-terrawatch-env"]
+    assert env["RAY_AUTH_MODE"] == "token"
+    pg = yaml.safe_load(text)["services"]["postgis"]["environment"]
+    assert pg["POSTGRES_HOST_AUTH_METHOD"] == "scram-sha-256"
