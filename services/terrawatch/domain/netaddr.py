@@ -43,7 +43,8 @@ def embedded_ipv4(ip: IPAddress) -> list[ipaddress.IPv4Address]:
     return []
 
 
-def _reason_v4(ip: ipaddress.IPv4Address) -> str | None:
+def _reason(ip: IPAddress) -> str | None:
+    """The classification ladder both families share (IPv6 site-local counts as private)."""
     if ip.is_loopback:
         return "loopback"
     if ip.is_link_local:
@@ -52,7 +53,7 @@ def _reason_v4(ip: ipaddress.IPv4Address) -> str | None:
         return "unspecified"
     if ip.is_multicast:
         return "multicast"
-    if ip.is_private:
+    if ip.is_private or getattr(ip, "is_site_local", False):
         return "private"
     if not ip.is_global:
         return "reserved"
@@ -65,28 +66,15 @@ def non_public_reason(ip: IPAddress | str) -> str | None:
         ip = ipaddress.ip_address(ip.split("%", 1)[0])
     inner = embedded_ipv4(ip)
     for v4 in inner:
-        reason = _reason_v4(v4)
+        reason = _reason(v4)
         if reason is not None:
             return f"{reason} (embedded {v4})"
-    if isinstance(ip, ipaddress.IPv4Address):
-        return _reason_v4(ip)
-    if ip in _NAT64_LOCAL:
-        return "local-use NAT64"
-    if inner:  # the carried IPv4 addresses are public; the wrapper itself is a transition prefix
-        return None
-    if ip.is_loopback:
-        return "loopback"
-    if ip.is_link_local:
-        return "link-local"
-    if ip.is_unspecified:
-        return "unspecified"
-    if ip.is_multicast:
-        return "multicast"
-    if ip.is_site_local or ip.is_private:
-        return "private"
-    if not ip.is_global:
-        return "reserved"
-    return None
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _NAT64_LOCAL:
+            return "local-use NAT64"
+        if inner:  # the carried IPv4 addresses are public; the wrapper itself is a transition prefix
+            return None
+    return _reason(ip)
 
 
 def is_public(ip: IPAddress | str) -> bool:
