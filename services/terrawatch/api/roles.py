@@ -29,7 +29,6 @@ ROUTE_ROLES: dict[tuple[str, str], str] = {
     ("GET", "/"): NONE,
     ("GET", "/openapi.json"): NONE,
     ("GET", "/docs"): NONE,
-    ("GET", "/docs/oauth2-redirect"): NONE,
     ("GET", "/redoc"): NONE,
     ("GET", "/metrics"): NONE,
     ("GET", "/map"): NONE,  # the page asks the API with the key it is given
