@@ -19,6 +19,8 @@ import math
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from terrawatch.domain.hazards import HAZARDS
+
 EXTENT = 4096  # MVT units per tile side
 BUFFER = 64  # MVT units of buffer around the tile (avoids seams when rendering outlines)
 MAX_FEATURES_PER_TILE = 20_000
@@ -109,12 +111,7 @@ def _filters(hazards: tuple[str, ...]) -> dict[str, dict[str, tuple[str, str, tu
     }
 
 
-def _hazards() -> tuple[str, ...]:
-    from terrawatch.domain.hazards import HAZARDS
-    return HAZARDS
-
-
-FILTERS = _filters(_hazards())
+FILTERS = _filters(HAZARDS)
 
 
 def tolerance_m(z: int) -> float:
