@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from terrawatch.domain.scene import Sensor
+from terrawatch.domain.sensors import Sensor
 from terrawatch.domain.tiles import EXCLUDED_CLOUD, EXCLUDED_RADAR
 
 # Extra steps after vectorizing (names used by the pipeline)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from enum import Enum
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,8 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from terrawatch.domain.errors import InvalidEvent
+from terrawatch.domain.hazards import hazards_for
+from terrawatch.domain.sensors import Sensor  # defined apart so the hazard registry needs no scene parsing
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "scene-event.schema.json"
 MAX_FUTURE = timedelta(hours=6)
@@ -32,11 +33,6 @@ SCL = "SCL"  # L2A scene classification layer (Sen2Cor classes), used as the clo
 # 7 unclassified, 11 snow) are classified.
 SCL_NODATA = (0, 1)
 SCL_CLOUD = (3, 8, 9, 10)
-
-
-class Sensor(str, Enum):
-    S1 = "sentinel-1"
-    S2 = "sentinel-2"
 
 
 @dataclass(frozen=True)
@@ -154,8 +150,6 @@ def scene_from_item(item: dict[str, Any], now: datetime | None = None) -> Scene:
 
 def default_hazards(sensor: Sensor) -> tuple[str, ...]:
     """Every hazard the hazard registry computes from this sensor."""
-    from terrawatch.domain.hazards import hazards_for  # the registry imports Sensor from here
-
     return hazards_for(sensor)
 
 

@@ -35,7 +35,7 @@ from terrawatch.service.pairing import alert_evidence, fuse_flood, pre_event_sce
 from terrawatch.service.ports import ModelVersionLookup, Tiler
 from terrawatch.settings import Settings
 from terrawatch.store.uow import UnitOfWork, window_start
-from terrawatch.tiling.ray_tiler import HazardJob
+from terrawatch.domain.jobs import HazardJob
 from terrawatch.vectorize.polygonize import to_detections
 
 log = logging.getLogger(__name__)

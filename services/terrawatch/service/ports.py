@@ -11,9 +11,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from terrawatch.domain.jobs import HazardJob, SceneTiles
     from terrawatch.domain.scene import Scene
-    from terrawatch.service.pipeline import SceneOutcome
-    from terrawatch.tiling.ray_tiler import HazardJob, SceneTiles
 
 Probe = Callable[[], object]
 """A readiness probe: returns a detail, raises when the dependency is not ready."""
@@ -70,6 +69,17 @@ class DeadLetterSink(Protocol):
 
 class UrlPolicy(Protocol):
     def check_url(self, url: str) -> None: ...
+
+
+class SceneOutcome(Protocol):
+    """What the worker reads of a processed scene (``service.pipeline.SceneOutcome``)."""
+
+    scene_id: str
+    outcome: str  # processed | duplicate | outside_aoa
+    tiles: int
+    detections: int
+    alerts_created: int
+    alerts_updated: int
 
 
 class SceneProcessor(Protocol):

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from terrawatch.domain.polygons import as_multipolygon
 from terrawatch.domain.scene import Scene
 from terrawatch.store import tables as t
-from terrawatch.store.uow import _sql_geom, scene_covers
+from terrawatch.store.spatial import scene_covers, sql_geom
 
 
 def pre_event_s1(conn: Connection, scene: Scene, max_age: timedelta, min_overlap: float = 0.5) -> tuple[dict | None, str]:
@@ -25,7 +25,7 @@ def pre_event_s1(conn: Connection, scene: Scene, max_age: timedelta, min_overlap
     orbit, named = scene.relative_orbit, scene.pre_event_scene
     if orbit is None and named is None:
         return None, "the event has no sat:relative_orbit and names no terrawatch:pre_event_scene"
-    fp = _sql_geom(as_multipolygon(scene.footprint))
+    fp = sql_geom(as_multipolygon(scene.footprint))
     props = t.scenes.c.item["properties"]
     q = (select(t.scenes.c.id, t.scenes.c.item)
          .where(t.scenes.c.sensor == scene.sensor.value, t.scenes.c.id != scene.id,
@@ -59,7 +59,7 @@ def flood_partners(conn: Connection, scene: Scene, window: timedelta, min_overla
     """Scenes of the *other* sensor with a stored flood run, sensed within ``window`` of ``scene`` and
     covering >= ``min_overlap`` of its footprint: [(id, sensing time)], nearest in time first (the fused
     S1 + S2 flood product)."""
-    fp = _sql_geom(as_multipolygon(scene.footprint))
+    fp = sql_geom(as_multipolygon(scene.footprint))
     other = "sentinel-2" if scene.sensor.value == "sentinel-1" else "sentinel-1"
     has_flood_run = (select(literal(1)).select_from(t.scene_runs)
                      .where(t.scene_runs.c.scene_id == t.scenes.c.id, t.scene_runs.c.hazard == "flood").exists())
