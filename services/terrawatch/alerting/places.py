@@ -33,6 +33,37 @@ def nearest_place(lon: float, lat: float) -> dict[str, str] | None:
             "country_code": hit.get("country_code") or "", "distance_km": f"{d:.0f}"}
 
 
+@functools.lru_cache(maxsize=1024)  # one alert's CAP is built once per subscriber, inside the store transaction
+@functools.lru_cache(maxsize=1)
+def _table():
+    """The same places as numpy columns: lon, lat, population (float64, float64, int64) and the rows."""
+    import numpy as np
+
+    data = _geocoder().GeocodeData(0)  # the instance search() uses (the singleton is keyed by its arguments)
+    rows = data._locations
+    lon = np.fromiter((r["longitude"] for r in rows), float, len(rows))
+    lat = np.fromiter((r["latitude"] for r in rows), float, len(rows))
+    pop = np.fromiter((r.get("population") or 0 for r in rows), np.int64, len(rows))
+    return lon, lat, pop, rows, data._countries
+
+
+def places_in_bbox(west: float, south: float, east: float, north: float, limit: int) -> list[dict]:
+    """The ``limit`` most populous places inside the lon/lat box (WGS 84; ``west > east`` crosses the
+    antimeridian), most populous first: ``{"name", "region", "country", "country_code", "population", "lon",
+    "lat"}``."""
+    import numpy as np
+
+    with _lock:
+        lon, lat, pop, rows, countries = _table()
+    inside = (lat >= south) & (lat <= north)
+    inside &= ((lon >= west) & (lon <= east)) if west <= east else ((lon >= west) | (lon <= east))
+    idx = np.flatnonzero(inside)
+    idx = idx[np.lexsort((idx, -pop[idx]))][:limit]  # population desc, then table order (stable)
+    return [{"name": rows[i]["city"], "region": rows[i].get("state") or "",
+             "country": countries.get(rows[i]["country_code"], ""), "country_code": rows[i]["country_code"],
+             "population": int(pop[i]), "lon": float(lon[i]), "lat": float(lat[i])} for i in idx]
+
+
 def describe(lon: float, lat: float) -> str:
     """A short human place description: ``near Beniel (Murcia, Spain)``; '' when unknown."""
     p = nearest_place(lon, lat)
