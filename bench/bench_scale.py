@@ -245,6 +245,8 @@ def run_bench(args, s, folder: Path, tile_size: int, overlap: int, triton_pid: i
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local runtime, as terrawatch.stack runs it
     os.environ.setdefault("RAY_raylet_start_wait_time_s", "300")  # shared, loaded machines start slowly
+    # loopback only: without this Ray 2.x swaps 127.0.0.1 for the external address (as stack/ray_head.py)
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     import ray
 
     from terrawatch.domain.scene import scene_from_item
@@ -256,9 +258,9 @@ def run_bench(args, s, folder: Path, tile_size: int, overlap: int, triton_pid: i
     scene = scene_from_item(item)
     with SceneReader(scene) as reader:
         grid = reader.grid
-    ray_tmp = Path("/tmp") / f"tw-bench-{os.getpid()}"
+    ray_tmp = Path(tempfile.mkdtemp(prefix="tw-bench-"))  # 0700: Ray's unix sockets take no token
     ray.init(num_cpus=2, object_store_memory=200 * 2**20, include_dashboard=False, log_to_driver=False,
-             _temp_dir=str(ray_tmp), runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+             _node_ip_address="127.0.0.1", _temp_dir=str(ray_tmp), runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
     try:
         tiler = RayTiler(s.triton, workers=args.workers, batch=s.triton_batch, max_in_flight=s.max_in_flight_tiles)
         ray.get([w.__ray_ready__.remote() for w in tiler.workers])
