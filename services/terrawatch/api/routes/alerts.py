@@ -1,4 +1,4 @@
-"""``/alerts/{id}``: one alert, its lifecycle history and operator transitions.
+"""``/alerts``: the triage list; ``/alerts/{id}``: one alert, its lifecycle history and operator transitions.
 
 Transitions (operator role): ``new -> confirmed -> acknowledged -> resolved | false_positive``
 (see :data:`terrawatch.domain.alerts.TRANSITIONS`); each writes an ``alert_events`` row with
@@ -8,18 +8,23 @@ know the alert (webhook event ``alert.<status>``), all in one transaction.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from terrawatch.alerting.payloads import alert_feature
-from terrawatch.api.errors import NotFound
+from terrawatch.api.errors import BadRequest, NotFound, excerpt
 from terrawatch.domain.alerts import AlertStatus
+from terrawatch.domain.hazards import HAZARDS
 from terrawatch.service import alerts as svc
 from terrawatch.service import deliveries as dsvc
+from terrawatch.store.alert_list import list_alerts
 from terrawatch.store.uow import UnitOfWork
 
 Target = Literal["confirmed", "acknowledged", "resolved", "false_positive"]
@@ -59,6 +64,95 @@ class TransitionOut(BaseModel):
     webhooks: list[str] = Field(description="webhook-ids enqueued for subscribers.")
 
 
+# GET /alerts: every query parameter it reads (any other is a 400 naming it), the sort orders, the page sizes.
+LIST_PARAMS = ("status", "hazard", "since", "until", "sortby", "limit", "cursor")
+SORTS = ("-updated_at", "updated_at")
+MAX_LIMIT = 1000
+
+
+def _one(request: Request, name: str) -> str | None:
+    values = request.query_params.getlist(name)
+    if len(values) > 1:
+        raise BadRequest(f"{name} given {len(values)} times; give it once")
+    return values[0] if values else None
+
+
+def _choices(request: Request, name: str, allowed: tuple[str, ...]) -> list[str]:
+    """Comma-separated (or repeated) values of ``name``, each one of ``allowed``."""
+    out = [v.strip() for raw in request.query_params.getlist(name) for v in raw.split(",")]
+    for v in out:
+        if v not in allowed:
+            raise BadRequest(f"{name} {excerpt(v)!r} is not one of: {', '.join(allowed)}")
+    return list(dict.fromkeys(out))
+
+
+def _instant(name: str, raw: str | None) -> datetime | None:
+    """An RFC 3339 date-time with an offset (``Z`` or ``+01:00``; a ``+`` in a URL must be sent as ``%2B``)."""
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        hint = " (a '+' in a query string reads as a space: send it as %2B, or use Z)" if " " in raw else ""
+        raise BadRequest(f"{name} {excerpt(raw)!r} is not an RFC 3339 date-time such as 2026-12-07T08:00:00Z{hint}")
+    if value.tzinfo is None:
+        raise BadRequest(f"{name} {excerpt(raw)!r} needs a UTC offset (Z or +hh:mm)")
+    return value
+
+
+def _cursor_out(updated_at: datetime, alert_id: uuid.UUID, sortby: str) -> str:
+    doc = json.dumps({"u": updated_at.isoformat(), "i": str(alert_id), "s": sortby}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(doc.encode()).decode().rstrip("=")
+
+
+def _cursor_in(raw: str | None, sortby: str) -> tuple[datetime, uuid.UUID] | None:
+    if raw is None:
+        return None
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        mark = (datetime.fromisoformat(doc["u"]), uuid.UUID(doc["i"]))
+        made_for = doc["s"]
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise BadRequest(f"cursor {excerpt(raw)!r} is not one this API issued (take it from the 'next' link)")
+    if made_for != sortby or mark[0].tzinfo is None:
+        raise BadRequest(f"cursor was issued for sortby={excerpt(made_for)}, not sortby={sortby}")
+    return mark
+
+
+def alert_list(request: Request, engine) -> dict:
+    """``GET /alerts``: parse and check every parameter (400 naming it), query, page."""
+    unknown = sorted(set(request.query_params.keys()) - set(LIST_PARAMS))
+    if unknown:
+        raise BadRequest(f"unknown query parameter(s) {', '.join(repr(excerpt(k, 64)) for k in unknown[:10])}; "
+                         f"/alerts takes {', '.join(LIST_PARAMS)}")
+    statuses = _choices(request, "status", tuple(s.value for s in AlertStatus))
+    hazards = _choices(request, "hazard", HAZARDS)
+    since, until = _instant("since", _one(request, "since")), _instant("until", _one(request, "until"))
+    if since is not None and until is not None and since >= until:
+        raise BadRequest("since must be before until")
+    sortby = _one(request, "sortby") or SORTS[0]
+    if sortby not in SORTS:
+        raise BadRequest(f"sortby {excerpt(sortby)!r} is not one of: {', '.join(SORTS)}")
+    raw_limit = _one(request, "limit")
+    if raw_limit is None:
+        limit = 100
+    elif raw_limit.isascii() and raw_limit.isdigit() and len(raw_limit) <= 4 and 1 <= int(raw_limit) <= MAX_LIMIT:
+        limit = int(raw_limit)
+    else:
+        raise BadRequest(f"limit {excerpt(raw_limit)!r} must be an integer from 1 to {MAX_LIMIT}")
+    after = _cursor_in(_one(request, "cursor"), sortby)
+    rows = list_alerts(engine, statuses=statuses, hazards=hazards, since=since, until=until,
+                       ascending=sortby == "updated_at", after=after, limit=limit + 1)
+    page, more = rows[:limit], len(rows) > limit
+    links = [{"rel": "self", "type": "application/geo+json", "href": str(request.url)}]
+    if more:
+        last = page[-1]
+        links.append({"rel": "next", "type": "application/geo+json",
+                      "href": str(request.url.include_query_params(cursor=_cursor_out(last.updated_at, last.id, sortby)))})
+    return {"type": "FeatureCollection", "features": [alert_feature(a) for a in page],
+            "numberReturned": len(page), "links": links}
+
+
 def alerts_router(deps) -> APIRouter:
     """``deps``: :class:`terrawatch.api.deps.ApiDeps` (engine, settings, viewer/operator dependencies, audit)."""
     router = APIRouter(prefix="/alerts", tags=["alerts"])
@@ -68,6 +162,23 @@ def alerts_router(deps) -> APIRouter:
         alert, ids = svc.transition(deps.engine, deps.settings, alert_id, to, who.actor, reason, expected_version,
                                     audit=deps.auditor(who, request, f"alert.{to}"))
         return {"alert": alert_feature(alert), "webhooks": ids}
+
+    @router.get("", summary="Triage list: alerts by status, hazard and last change (since/until on updated_at), "
+                            "newest change first, keyset-paged through the 'next' link. Other parameters: 400.")
+    def list_route(
+        request: Request,
+        status: Annotated[str | None, Query(description="Comma-separated, any of: "
+                                            + ", ".join(s.value for s in AlertStatus))] = None,
+        hazard: Annotated[str | None, Query(description="Comma-separated, any of: " + ", ".join(HAZARDS))] = None,
+        since: Annotated[str | None, Query(description="RFC 3339 with offset: updated_at at or after this.")] = None,
+        until: Annotated[str | None, Query(description="RFC 3339 with offset: updated_at before this.")] = None,
+        sortby: Annotated[str | None, Query(description="-updated_at (default, newest first) or updated_at "
+                                                        "(oldest first, for incremental pulls).")] = None,
+        limit: Annotated[str | None, Query(description=f"Page size, 1..{MAX_LIMIT} (default 100).")] = None,
+        cursor: Annotated[str | None, Query(description="Opaque; from the previous page's 'next' link.")] = None,
+        _=Depends(deps.viewer),
+    ) -> dict:
+        return alert_list(request, deps.read_engine)
 
     @router.get("/{alert_id}", summary="One alert as a GeoJSON Feature (status, confidence, version, context).")
     def get_alert(alert_id: uuid.UUID, _=Depends(deps.viewer)) -> dict:
