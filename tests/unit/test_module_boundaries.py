@@ -4,7 +4,8 @@
 - ``api/`` and ``service/`` import no Kafka, Ray or Triton client (they reach them through ``ingest/``,
   ``tiling/`` and ``inference/``; ``service/bootstrap.py`` wires them for the worker);
 - no ``.py`` file under ``services/`` is longer than 600 lines (a ceiling against god-modules; the former 400-line
-  cap forced splits that cut cohesive code apart, such as worker.py's InFlightMixin).
+  cap forced splits that cut cohesive code apart, such as the former InFlightMixin; the worker now owns an
+  ``inflight.OffsetKeeper``).
 """
 
 from __future__ import annotations

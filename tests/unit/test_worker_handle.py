@@ -353,7 +353,8 @@ def test_stop_finishes_the_scenes_in_flight_and_commits_them():
 def test_a_revoked_partition_commits_finished_scenes_and_abandons_the_rest_uncommitted():
     pipeline = GatedPipeline()
     w = make(pipeline, msgs=[event("A", 0), event("B", 1)])
-    w.s = w.s.model_copy(update={"scenes_in_flight": 2, "revoke_drain_s": 0.2})
+    w.s = w.s.model_copy(update={"scenes_in_flight": 2})
+    w.flight.revoke_drain_s = 0.2
     t = run_in_thread(w)
     wait_until(lambda: len(pipeline.started) == 2)
     pipeline.gate("A").set()
@@ -361,7 +362,7 @@ def test_a_revoked_partition_commits_finished_scenes_and_abandons_the_rest_uncom
     # a rebalance takes partition 0 while B is in flight (librdkafka calls the callback from inside poll)
     w.consumer.revoke = [("terrawatch.scenes", 0)]
     wait_until(lambda: getattr(w.consumer, "revoked_at_poll", False))
-    assert len(w._inflight) == 0  # B forgotten: never committed by this worker
+    assert len(w.flight.inflight) == 0  # B forgotten: never committed by this worker
     pipeline.gate("B").set()  # B's write may still finish (the new owner's run marker makes it a no-op)
     w.stop()
     t.join(5)

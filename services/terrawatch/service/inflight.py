@@ -118,33 +118,50 @@ def wait_any(seconds: float, *events: threading.Event) -> None:
         events[0].wait(min(left, 0.25))
 
 
-class InFlightMixin:
+class OffsetKeeper:
     """The worker's scenes-in-flight bookkeeping on the main (polling) thread: pause while full, commit in
-    order, drain on stop, drain or abandon on a rebalance. Uses the worker's ``consumer``, ``s``,
-    ``_stop``, ``_inflight``, ``_held``, ``_halt``, ``restart_requested`` and ``restart_drain_s``."""
+    order, drain on stop, drain or abandon on a rebalance. Owned by the worker (composition); it shares
+    only the worker's ``stop`` event, which it sets when a scene fails so badly the worker must stop.
 
-    def _hold_all(self, hold: bool) -> None:
+    ``halt``: why the worker stops taking scenes (restart, interrupted, bug), or None.
+    ``restart_requested``: the Ray head was replaced; the process must restart (the CLI re-execs).
+    """
+
+    def __init__(self, consumer, stop: threading.Event, revoke_drain_s: float, restart_drain_s: float = 30.0) -> None:
+        self.consumer = consumer
+        self.stop = stop
+        self.revoke_drain_s = revoke_drain_s  # s a revoked partition's scenes may take to finish
+        self.restart_drain_s = restart_drain_s  # on a restart, s the other scenes in flight may take to finish
+        self.inflight = InFlight()
+        self.held = False  # every partition paused (full, paused, or a dependency down)
+        self.halt: BaseException | None = None
+        self.restart_requested = False
+
+    def __len__(self) -> int:
+        return len(self.inflight)
+
+    def hold_all(self, hold: bool) -> None:
         """Pause every assigned partition while ``hold`` (re-applied: a rebalance assigns unpaused ones);
         resume them when it ends."""
         if hold:
             self.consumer.pause_all()
-            self._held = True
-        elif self._held:
+            self.held = True
+        elif self.held:
             self.consumer.resume_all()
-            self._held = False
+            self.held = False
 
-    def _commit_finished(self) -> None:
+    def commit_finished(self) -> None:
         """Commit every partition's finished scenes (in offset order); note why a scene that raised stopped
         the worker (it stays uncommitted, and so do the later scenes of its partition)."""
-        for entry in self._inflight.committable():
+        for entry in self.inflight.committable():
             t0 = time.perf_counter()
-            self.consumer.commit(entry.msg, self._stop)
+            self.consumer.commit(entry.msg, self.stop)
             STAGE_SECONDS.labels("commit").observe(time.perf_counter() - t0)
-        for entry in self._inflight.failed():
-            if self._halt is not None:
+        for entry in self.inflight.failed():
+            if self.halt is not None:
                 continue
             exc = entry.future.exception()
-            self._halt = exc
+            self.halt = exc
             if isinstance(exc, _RestartRequested):
                 log.warning("restarting the worker process: %s; %s stays uncommitted", exc, entry.where())
                 self.restart_requested = True
@@ -153,14 +170,14 @@ class InFlightMixin:
             else:
                 log.error("scene at %s failed unexpectedly; the worker stops, the scene stays uncommitted",
                           entry.where(), exc_info=exc)
-            self._stop.set()  # the other scenes in flight finish, or stay uncommitted where they fail
+            self.stop.set()  # the other scenes in flight finish, or stay uncommitted where they fail
 
-    def _drain(self, pool: ThreadPoolExecutor) -> None:
+    def drain(self, pool: ThreadPoolExecutor) -> None:
         """Let every scene in flight finish (a failing one gives up on stop and stays uncommitted), then
         commit what finished in order. When the process must restart (the Ray head was replaced) the other
         scenes cannot finish on the old cluster: they get ``restart_drain_s`` s, then are left uncommitted
         (redelivered to the restarted process, a no-op where stored)."""
-        pending = [e.future for e in self._inflight.entries()]
+        pending = [e.future for e in self.inflight.entries()]
         if pending:
             log.info("stopping: waiting for %d scenes in flight", len(pending))
         deadline = time.monotonic() + self.restart_drain_s if self.restart_requested else None
@@ -169,27 +186,27 @@ class InFlightMixin:
                 log.warning("restarting with %d scenes in flight: left uncommitted", len(pending))
                 break
             _, rest = wait_futures(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-            self._commit_finished()
+            self.commit_finished()
             pending = list(rest)
-        self._commit_finished()
-        for entry in self._inflight.entries():
+        self.commit_finished()
+        for entry in self.inflight.entries():
             entry.abandoned.set()
         pool.shutdown(wait=deadline is None, cancel_futures=True)
 
-    def _on_revoke(self, keys: list[tuple[str, int]]) -> None:
+    def on_revoke(self, keys: list[tuple[str, int]]) -> None:
         """Partitions ``keys`` are taken away (a rebalance; called from poll on the main thread, while
         they are still ours). Wait up to ``revoke_drain_s`` for their scenes in flight, commit the finished
         ones, abandon the rest uncommitted: the new owner processes them again (a no-op where stored)."""
         keys = set(keys)
-        entries = self._inflight.entries(keys)
+        entries = self.inflight.entries(keys)
         log.info("partitions revoked: %s; %d of their scenes in flight", ", ".join(f"{t}[{p}]" for t, p in sorted(keys)),
                  len(entries), extra={"partitions": sorted(p for _, p in keys), "in_flight": len(entries)})
         if not entries:
             return
-        wait_futures([e.future for e in entries], timeout=self.s.revoke_drain_s)
-        for entry in self._inflight.committable(keys):
-            self.consumer.commit(entry.msg, self._stop)
-        abandoned = self._inflight.forget(keys)
+        wait_futures([e.future for e in entries], timeout=self.revoke_drain_s)
+        for entry in self.inflight.committable(keys):
+            self.consumer.commit(entry.msg, self.stop)
+        abandoned = self.inflight.forget(keys)
         for entry in abandoned:
             entry.abandoned.set()  # gives up retrying and never dead-letters; a write in progress may finish
         log.info("revoked partitions drained: %d scenes committed, %d abandoned uncommitted (%s)",

@@ -39,7 +39,7 @@ from terrawatch.observability.metrics import (
 from terrawatch.service.ports import (
     DeadLetterSink, ErrorModel, Message, PlainErrors, Probes, Redriver, SceneConsumer, SceneProcessor, WorkerStore,
 )
-from terrawatch.service.inflight import Entry, InFlight, InFlightMixin, _Interrupted, _RestartRequested, wait_any
+from terrawatch.service.inflight import Entry, OffsetKeeper, _Interrupted, _RestartRequested, wait_any
 from terrawatch.settings import Settings
 from terrawatch.store.uow import is_db_outage
 
@@ -62,7 +62,7 @@ def classify(exc: BaseException, probes: Mapping[str, Callable[[], object]]) -> 
     return Failure.UNKNOWN, None
 
 
-class Worker(InFlightMixin):
+class Worker:
     """Consumes scene events and processes each through ``pipeline``; every collaborator is a port
     (:mod:`terrawatch.service.ports`), built by :func:`terrawatch.service.bootstrap.build_worker`."""
 
@@ -73,7 +73,6 @@ class Worker(InFlightMixin):
         self.s = settings
         self.policy = RecoveryPolicy(settings.outage_window_s, max_attempts, retry_base_s)
         self._stop = threading.Event()
-        self.restart_requested = False  # the Ray head was replaced: this process must restart (cli re-execs)
         self.pipeline = pipeline
         self.consumer = consumer
         self.dlq = dlq
@@ -85,13 +84,10 @@ class Worker(InFlightMixin):
         self.paused = threading.Event()  # paused by the operator's control flag
         self._down: dict[str, int] = {}  # dependency -> scenes riding out its outage (consumption paused)
         self._down_lock = threading.Lock()
-        self._inflight = InFlight()
-        self._held = False  # every partition paused by run() (full, paused, or a dependency down)
+        self.flight = OffsetKeeper(consumer, self._stop, settings.revoke_drain_s)  # scenes in flight, commits
         # Set when a scene in flight finishes: the polling loop, waiting while every slot is taken, starts
         # the next scene at once instead of after its poll timeout (measured bubbles, docs/performance.md).
         self._slot_freed = threading.Event()
-        self._halt: BaseException | None = None  # why run() stops taking scenes (restart, interrupted, bug)
-        self.restart_drain_s = 30.0  # on a restart, how long the other scenes in flight may take to finish
         self._outage_since: dict[str, float] = {}  # dependency -> monotonic start of its current outage
         self._redrive_due = 0.0
         self._errors = RepeatLimiter(log)
@@ -99,6 +95,11 @@ class Worker(InFlightMixin):
         for dep in DEPENDENCIES:
             CONSUMPTION_PAUSED.labels(dep).set(0)
             DEPENDENCY_OUTAGE_SECONDS.labels(dep).set(0)
+
+    @property
+    def restart_requested(self) -> bool:
+        """The Ray head was replaced: this process must restart (the CLI re-execs)."""
+        return self.flight.restart_requested
 
     def stop(self, *_: object) -> None:
         self._stop.set()
@@ -118,7 +119,7 @@ class Worker(InFlightMixin):
         ``scenes_in_flight`` scenes in flight; commit each partition's finished scenes in offset order."""
         log.info("joining consumer group %s as %s (%d scenes in flight)", self.s.consumer_group,
                  self.consumer.membership(), self.s.scenes_in_flight)
-        self.consumer.on_revoke = self._on_revoke
+        self.consumer.on_revoke = self.flight.on_revoke
         self.consumer.subscribe()
         limit = max(1, self.s.scenes_in_flight)
         pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="scene")
@@ -135,20 +136,21 @@ class Worker(InFlightMixin):
                 if self.redriver is not None and not self.paused.is_set() and time.monotonic() >= self._redrive_due:
                     self._auto_redrive()
                 self._slot_freed.clear()  # before the state is read: a scene finishing after this sets it
-                self._commit_finished()
-                if self._halt is not None:
+                self.flight.commit_finished()
+                if self.flight.halt is not None:
                     break
-                full = self._inflight.running() >= limit or len(self._inflight) >= 4 * limit  # 4x: finished,
+                inflight = self.flight.inflight
+                full = inflight.running() >= limit or len(inflight) >= 4 * limit  # 4x: finished,
                 # waiting for a slow predecessor's commit
                 hold = self.paused.is_set() or self.dependency_down is not None or full
-                self._hold_all(hold)
+                self.flight.hold_all(hold)
                 only_full = full and not self.paused.is_set() and self.dependency_down is None
                 # poll(0) while only full: it still serves rebalance callbacks; then wait for a free slot
-                msg = self.consumer.poll(0 if only_full else 0.2 if len(self._inflight) else 1.0)
+                msg = self.consumer.poll(0 if only_full else 0.2 if len(inflight) else 1.0)
                 if msg is None and only_full:
                     self._slot_freed.wait(0.2)
                 if msg is None:
-                    if len(self._inflight):
+                    if len(inflight):
                         idle_since = time.monotonic()
                     elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s:
                         break
@@ -159,16 +161,17 @@ class Worker(InFlightMixin):
                 entry = Entry(msg.topic(), msg.partition(), msg.offset(), None, msg=msg)
                 entry.future = pool.submit(self.handle, msg, entry.abandoned)
                 entry.future.add_done_callback(lambda _f: self._slot_freed.set())
-                self._inflight.add(entry)
+                inflight.add(entry)
                 idle_since = time.monotonic()
         finally:
-            self._drain(pool)
+            self.flight.drain(pool)
             if self.redriver is not None:
                 self.redriver.close()
             self.consumer.close()
             self.dlq.flush(10)
-        if self._halt is not None and not isinstance(self._halt, (_Interrupted, _RestartRequested, DlqWriteError)):
-            raise self._halt
+        halt = self.flight.halt
+        if halt is not None and not isinstance(halt, (_Interrupted, _RestartRequested, DlqWriteError)):
+            raise halt
 
     def _apply_pause_flag(self) -> None:
         """Honour the ``consumption_paused`` control flag (set by POST /ops/consumption/pause).
