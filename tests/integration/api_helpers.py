@@ -11,7 +11,7 @@ import httpx
 import uvicorn
 
 from terrawatch.api import create_app
-from terrawatch.api.security import Role, create_key
+from terrawatch.service.keys import Role, create_key
 from terrawatch.settings import Settings
 from terrawatch.store.uow import engine_for
 

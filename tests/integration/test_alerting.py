@@ -110,7 +110,7 @@ def _free_port() -> int:
 def _api(s, role_keys=("viewer", "operator", "admin")):
     from terrawatch.api import errors
     from terrawatch.api.deps import ApiDeps
-    from terrawatch.api.security import create_key
+    from terrawatch.service.keys import create_key
 
     deps = ApiDeps(s)
     app = FastAPI()

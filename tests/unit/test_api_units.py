@@ -11,7 +11,8 @@ from terrawatch.api import errors
 from terrawatch.api.app import required_role
 from terrawatch.api.routes.ogc import _check_query
 from terrawatch.store.vector_tiles import LAYERS, TILE_SQL, WEB_MERCATOR_WIDTH_M, tolerance_m
-from terrawatch.api.security import AuthFailureLimiter, verify_key
+from terrawatch.api.security import AuthFailureLimiter
+from terrawatch.service.keys import verify_key
 from terrawatch.domain.errors import TransientError, UnreadableAsset
 from terrawatch.service import dlq as dlq_svc
 from terrawatch.service import stream_ops

@@ -7,8 +7,10 @@ import secrets
 
 import pytest
 
-from terrawatch.api import errors, security
-from terrawatch.api.security import AuthFailureLimiter, _digest, authenticate
+from terrawatch.api import errors
+from terrawatch.service import keys as key_service
+from terrawatch.api.security import AuthFailureLimiter, authenticate
+from terrawatch.service.keys import _digest
 
 LIMIT = 5
 ADDRESS = "10.0.0.7"  # everyone behind one proxy
@@ -28,7 +30,7 @@ def keys(monkeypatch):
         row = rows.get(key_id)
         return dict(row) if row is not None and check(row) else None
 
-    monkeypatch.setattr(security.key_store, "lookup_and_touch", lookup)
+    monkeypatch.setattr(key_service.key_store, "lookup_and_touch", lookup)
     return f"tw_aaaaaaaaaaaa_{secret}"
 
 

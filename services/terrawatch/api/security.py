@@ -1,13 +1,8 @@
-"""API keys with roles, and the authentication dependency.
+"""HTTP authentication: the API key a request presents, who it names, and the failure throttle.
 
-A key looks like ``tw_<id>_<secret>``: ``id`` (12 hex) is public and names the
-row; only ``sha256(salt || secret)`` with a random 16-byte per-key salt is
-stored. The secret carries 256 random bits, so a fast hash is enough (slow
-password hashes exist for low-entropy secrets); comparison is constant-time.
-
-Roles are ordered: ``viewer`` (read layers) < ``operator`` (ops actions) <
-``admin`` (subscriptions, keys). Failed authentications are rate limited with a
-moving window (``limits``), counted where they belong (issue 25 finding 8):
+Keys themselves (format, roles, hashing, creation, revocation, verification) are ``service/keys.py``,
+shared with ``terrawatch keys``; this module only reads a key off the request and asks :func:`identify`.
+Failed authentications are rate limited with a moving window (``limits``), counted where they belong:
 
 * a key whose id names a stored key (wrong secret, revoked) counts against **that key id**,
   from every address: its owner's typo gives 401, not 429, however many bad keys strangers
@@ -21,112 +16,16 @@ on; a valid key is never throttled (only failures are checked).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
-import secrets
-from dataclasses import dataclass
-from enum import Enum
-
 from fastapi import Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
-from terrawatch.api.errors import Forbidden, InvalidInput, RateLimited, Unauthenticated
-from terrawatch.store import keys as key_store
-from terrawatch.store.audit import Audit
+from terrawatch.api.errors import Forbidden, RateLimited, Unauthenticated
+from terrawatch.service.keys import ANONYMOUS_VIEWER, Principal, Role, identify
 from terrawatch.store.db import Engine
 
-
-class Role(str, Enum):
-    VIEWER = "viewer"
-    OPERATOR = "operator"
-    ADMIN = "admin"
-
-    @property
-    def rank(self) -> int:
-        return {"viewer": 0, "operator": 1, "admin": 2}[self.value]
-
-
-_KEY_RE = re.compile(r"^tw_([0-9a-f]{12})_([A-Za-z0-9_-]{20,128})$")
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: the key's id and name, and its role."""
-
-    key_id: str
-    name: str
-    role: Role
-
-    @property
-    def actor(self) -> str:
-        return f"{self.name} ({self.key_id})"
-
-    def allows(self, role: Role) -> bool:
-        return self.role.rank >= role.rank
-
-
-ANONYMOUS_VIEWER = Principal("anonymous", "anonymous", Role.VIEWER)
-
-
-def _digest(salt: bytes, secret: str) -> bytes:
-    return hashlib.sha256(salt + secret.encode()).digest()
-
-
-def create_key(engine: Engine, name: str, role: Role | str, created_by: str = "cli",
-               audit: Audit | None = None) -> tuple[str, str]:
-    """Store a new key and return ``(key_id, full_key)``; the full key is not recoverable later.
-
-    ``audit(conn, key_id, details)`` records the creation in the same transaction."""
-    role = Role(role)
-    if not name or len(name) > 128:
-        raise InvalidInput("key name must be 1-128 characters")
-    key_id, secret, salt = secrets.token_hex(6), secrets.token_urlsafe(32), secrets.token_bytes(16)
-    with engine.begin() as conn:
-        key_store.insert_key(conn, key_id, name, role.value, salt, _digest(salt, secret), created_by)
-        if audit is not None:
-            audit(conn, key_id, {"name": name, "role": role.value})
-    return key_id, f"tw_{key_id}_{secret}"
-
-
-def revoke_key(engine: Engine, key_id: str, audit: Audit | None = None) -> bool:
-    """Revoke an active key (False if there is none); ``audit`` records it in the same transaction."""
-    with engine.begin() as conn:
-        done = key_store.revoke(conn, key_id)
-        if done and audit is not None:
-            audit(conn, key_id, {})
-    return done
-
-
-def list_keys(engine: Engine) -> list[dict]:
-    return key_store.list_keys(engine)
-
-
-def identify(engine: Engine, presented: str) -> tuple[Principal | None, str | None]:
-    """``(principal, None)`` for a valid key; ``(None, key_id)`` when the id names a stored key but the
-    secret is wrong or the key revoked; ``(None, None)`` for an unknown id or a malformed key."""
-    m = _KEY_RE.match(presented.strip())
-    if not m:
-        return None, None
-    key_id, secret = m.groups()
-    stored = False
-
-    def check(r) -> bool:
-        nonlocal stored
-        stored = True
-        return r["revoked_at"] is None and hmac.compare_digest(bytes(r["key_hash"]), _digest(bytes(r["salt"]), secret))
-
-    row = key_store.lookup_and_touch(engine, key_id, check)
-    if row is None:
-        return None, key_id if stored else None
-    return Principal(key_id=key_id, name=row["name"], role=Role(row["role"])), None
-
-
-def verify_key(engine: Engine, presented: str) -> Principal | None:
-    """The principal for a presented key, or None if it is unknown, revoked or wrong."""
-    return identify(engine, presented)[0]
+__all__ = ["ANONYMOUS_VIEWER", "AuthFailureLimiter", "Principal", "Role", "authenticate", "presented_key", "require"]
 
 
 def presented_key(x_api_key: str | None, authorization: str | None) -> str | None:

@@ -46,21 +46,23 @@ def keys_create(
     name: str = typer.Option(..., help="Who or what uses the key."),
 ) -> None:
     """Create an API key and print it ONCE (only its salted hash is stored)."""
-    from terrawatch.api.security import Role, create_key
+    from terrawatch.domain.errors import InvalidInput
+    from terrawatch.service.keys import create_key, parse_role
     from terrawatch.store.uow import engine_for
 
     try:
-        key_id, key = create_key(engine_for(get_settings().db_url), name, Role(role), created_by="cli",
-                                 audit=cli_audit("key.create"))
-    except ValueError:
-        raise typer.BadParameter("role must be viewer, operator or admin", param_hint="--role") from None
+        role = parse_role(role).value
+    except InvalidInput as exc:
+        raise typer.BadParameter(exc.reason, param_hint="--role") from None
+    key_id, key = create_key(engine_for(get_settings().db_url), name, role, created_by="cli",
+                             audit=cli_audit("key.create"))
     typer.echo(json.dumps({"id": key_id, "name": name, "role": role, "key": key}))
 
 
 @keys_app.command("list")
 def keys_list(as_json: bool = typer.Option(False, "--json", help="A JSON array instead of a table.")) -> None:
     """List keys (ids, names, roles, last use; never the secrets): a table, or JSON with --json."""
-    from terrawatch.api.security import list_keys
+    from terrawatch.service.keys import list_keys
     from terrawatch.store.uow import engine_for
 
     keys = list_keys(engine_for(get_settings().db_url))
@@ -76,10 +78,8 @@ def keys_list(as_json: bool = typer.Option(False, "--json", help="A JSON array i
 @keys_app.command("revoke")
 def keys_revoke(key_id: str = typer.Argument(..., help="The key id (the 12 hex characters after tw_).")) -> None:
     """Revoke a key."""
-    from terrawatch.api.security import revoke_key
+    from terrawatch.service.keys import revoke_key
     from terrawatch.store.uow import engine_for
 
-    if not revoke_key(engine_for(get_settings().db_url), key_id, audit=cli_audit("key.revoke")):
-        typer.echo(f"no active key {key_id}", err=True)
-        raise typer.Exit(1)
+    revoke_key(engine_for(get_settings().db_url), key_id, audit=cli_audit("key.revoke"))  # KeyNotFound: exit 1
     typer.echo(json.dumps({"revoked": key_id}))

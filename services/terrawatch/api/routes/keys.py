@@ -8,12 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 
-from terrawatch.api import security
 from terrawatch.api.deps import ApiDeps
-from terrawatch.api.errors import NotFound
-from terrawatch.api.security import Principal, Role
+from terrawatch.service import keys
+from terrawatch.service.keys import KEY_ID_PATTERN, Principal, Role
 
-KeyId = Annotated[str, Path(pattern=r"^[0-9a-f]{12}$", description="The key's public id.")]
+KeyId = Annotated[str, Path(pattern=KEY_ID_PATTERN, description="The key's public id.")]
 
 
 class KeyIn(BaseModel):
@@ -43,17 +42,16 @@ def keys_router(deps: ApiDeps) -> APIRouter:
 
     @router.get("", response_model=list[KeyOut], summary="All keys (never their secrets).")
     def list_keys(_: Principal = Depends(deps.admin)) -> list[dict]:
-        return security.list_keys(deps.engine)
+        return keys.list_keys(deps.engine)
 
     @router.post("", response_model=KeyCreated, status_code=201, summary="Create a key; the response shows it once.")
     def create(body: KeyIn, request: Request, who: Principal = Depends(deps.admin)) -> dict:
-        key_id, key = security.create_key(deps.engine, body.name, body.role, created_by=who.actor,
-                                          audit=deps.auditor(who, request, "key.create"))
+        key_id, key = keys.create_key(deps.engine, body.name, body.role, created_by=who.actor,
+                                      audit=deps.auditor(who, request, "key.create"))
         return {"id": key_id, "name": body.name, "role": body.role, "key": key}
 
     @router.delete("/{key_id}", status_code=204, summary="Revoke a key.")
     def revoke(key_id: KeyId, request: Request, who: Principal = Depends(deps.admin)) -> None:
-        if not security.revoke_key(deps.engine, key_id, audit=deps.auditor(who, request, "key.revoke")):
-            raise NotFound(f"no active key {key_id!r}")
+        keys.revoke_key(deps.engine, key_id, audit=deps.auditor(who, request, "key.revoke"))
 
     return router
