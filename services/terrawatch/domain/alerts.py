@@ -303,6 +303,51 @@ def merge_cluster(alert: Alert | None, c: Cluster, policy: HazardPolicy,
                                         f"{acq.sensing_time.isoformat()}) observed the alert area independently")
 
 
+def rebuild_alert(alert: Alert, support: list[tuple[str, BaseGeometry, float, float]], policy: HazardPolicy,
+                  reference_known: bool = True, pipeline_confirmed: bool = True) -> MergeDecision:
+    """Re-derive an open alert from the detections that still support it after a re-processing run.
+
+    ``support``: (scene id, lon/lat geometry, area ha, likelihood 0-100) of every detection linked to the
+    alert. Returns ``withdraw`` (nothing supports it: status ``false_positive``, the CAP ``Cancel``),
+    ``update`` (geometry, area, acquisitions, confidence or status changed: version + 1) or ``unchanged``.
+    Acquisitions are the alert's own, kept while one of their scene ids still supports it; a ``confirmed``
+    the pipeline set falls back to ``new`` when fewer than two acquisitions (or no known reference water)
+    support it; an operator's confirmation stays.
+    """
+    scenes = {sid for sid, *_ in support}
+    if not support:
+        return MergeDecision("withdraw", replace(alert, status=AlertStatus.FALSE_POSITIVE.value,
+                                                 version=alert.version + 1),
+                             "no detection of the re-processed scene(s) supports the alert any more")
+    acqs = tuple(a for a in alert.acquisitions if scenes & set(a.scene_ids))
+    if not acqs:  # detections of scenes the alert never recorded (older data): keep what it had
+        acqs = alert.acquisitions
+    geom = as_multipolygon(shapely.union_all([g for _, g, *_ in support]))
+    area = geodesic_area_ha(geom)
+    by_scene: dict[str, list[tuple[float, float]]] = {}
+    for sid, _, a, lk in support:
+        by_scene.setdefault(sid, []).append((a, lk))
+    lk = max(sum(a * x for a, x in v) / max(sum(a for a, _ in v), 1e-9) for v in by_scene.values())
+    sensors = sorted({a.sensor for a in acqs})
+    status = alert.status
+    if (status == AlertStatus.CONFIRMED.value and pipeline_confirmed
+            and (len(acqs) < 2 or not reference_known)):
+        status = AlertStatus.NEW.value
+    out = replace(alert, status=status, geom=geom, area_ha=area, likelihood=lk, sensors=sensors,
+                  observations=len(acqs), context=_with_acquisitions(alert.context, acqs),
+                  confidence=_capped(confidence(policy, set(sensors), len(acqs), area, lk), reference_known),
+                  severity=severity(area, policy), first_sensed=min(a.sensing_time for a in acqs),
+                  last_sensed=max(a.sensing_time for a in acqs))
+    # the same area (summed detection areas vs the union's geodesic area differ by rounding only)
+    same = (abs(out.area_ha - alert.area_ha) <= max(1e-3, 1e-4 * alert.area_ha)
+            and out.observations == alert.observations
+            and (out.status, out.confidence, out.severity) == (alert.status, alert.confidence, alert.severity))
+    if same:
+        return MergeDecision("unchanged", alert, "the re-processed scene(s) support the alert as it was")
+    return MergeDecision("update", replace(out, version=alert.version + 1),
+                         f"re-processed: {alert.area_ha:.2f} -> {area:.2f} ha, {len(acqs)} acquisition(s)")
+
+
 # Rule files ------------------------------------------------------------------
 
 class InvalidAlertRules(ValueError):

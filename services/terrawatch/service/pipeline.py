@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import shapely
 
@@ -32,6 +32,7 @@ from terrawatch.observability.metrics import (
     ALERTS, DETECTIONS, PIXELS_OUTSIDE_AOA, SCENES_OUTSIDE_AOA, SENSING_TO_ALERT_SECONDS, STAGE_SECONDS, TILES,
 )
 from terrawatch.service.pairing import alert_evidence, fuse_flood, pre_event_scene
+from terrawatch.service.reprocess import rebuild_alerts, reference_source, reprocess_tag
 from terrawatch.service.ports import ModelVersionLookup, Tiler
 from terrawatch.settings import Settings
 from terrawatch.store.uow import UnitOfWork, window_start
@@ -186,7 +187,9 @@ class ScenePipeline:
             uow.upsert_scene(scene)  # idempotent; a later scene may need it as its pre-event reference
             changes: dict[str, dict] = {}
             jobs = self.jobs_for(scene, uow, skipped, changes)
-            versions = {j.hazard: f"{j.model}:{self.model_version(j.model)}" for j in jobs}
+            run_tag = reprocess_tag(scene)  # a re-processing run gets its own version (service/reprocess.py)
+            versions = {j.hazard: f"{j.model}:{self.model_version(j.model)}" + (f"#{run_tag}" if run_tag else "")
+                        for j in jobs}
             todo = [j for j in jobs if not uow.run_exists(scene.id, j.hazard, versions[j.hazard])]
             if todo or not jobs:
                 uow.set_scene_status(scene.id, "processing", hazards=skipped)
@@ -237,12 +240,20 @@ class ScenePipeline:
         t1 = time.perf_counter()
         dets = {j.hazard: to_detections(tiled.parts[j.hazard], grid.transform, grid.crs, j.hazard,
                                         self.s.min_mapping_unit_ha) for j in jobs}
+        water: dict[str, dict] = {}  # per flood hazard: observed water and the history's coverage
         for j in jobs:
-            if dets[j.hazard] and STEP_REFERENCE_WATER in model_for(scene.sensor, j.hazard).steps:
-                # flood = observed water minus reference (permanent/seasonal) water, like GFM
+            if STEP_REFERENCE_WATER in model_for(scene.sensor, j.hazard).steps:
+                # flood = observed water minus reference (permanent/seasonal) water, like GFM: a loaded layer
+                # and the water of other acquisitions of the place (history, docs/alerting.md)
+                observed = (shapely.union_all([d.geometry for d in dets[j.hazard]]) if dets[j.hazard] else None)
                 with UnitOfWork(self.engine, "reference") as uow:
                     ref = uow.reference_water(scene.footprint)
-                dets[j.hazard] = subtract_reference(dets[j.hazard], ref, self.s.min_mapping_unit_ha)
+                    hist, hist_cov = uow.history_reference(
+                        scene, timedelta(days=self.policies[j.hazard].merge_window_days))
+                water[j.hazard] = {"observed": observed, "history_coverage": hist_cov}
+                if dets[j.hazard]:
+                    dets[j.hazard] = subtract_reference(dets[j.hazard], ref + ([hist] if hist is not None else []),
+                                                        self.s.min_mapping_unit_ha)
         t2 = time.perf_counter()
         stored = 0
         for j in jobs:
@@ -255,7 +266,7 @@ class ScenePipeline:
                                            **({"fusion": fusion} if fusion and j.hazard == "flood" else {})}
             status = {h: v for h, v in out.hazard_status.items() if h == j.hazard or v["status"] != "processed"}
             counts = self._store(scene, j.hazard, versions[j.hazard], dets[j.hazard], tiled.tiles, status,
-                                 alert_evidence(changes.get(j.hazard)))
+                                 alert_evidence(changes.get(j.hazard)), water.get(j.hazard), run_tag)
             if counts is None:  # the same event was in flight twice: the first stored it, this one is a no-op
                 log.info("scene %s: %s run %s already stored by another delivery", scene.id, j.hazard,
                          versions[j.hazard])
@@ -335,10 +346,13 @@ class ScenePipeline:
         return kept
 
     def _store(self, scene: Scene, hazard: str, version: str, dets: list[Detection], n_tiles: int,
-               hazard_status: dict[str, dict], evidence: dict | None = None) -> tuple[int, int, int] | None:
+               hazard_status: dict[str, dict], evidence: dict | None = None, water: dict | None = None,
+               run_tag: str | None = None) -> tuple[int, int, int] | None:
         """Store one hazard's run in one transaction: (alerts created, updated, webhooks enqueued), or None
         when that run is already stored (a duplicate delivery that was in flight at the same time).
-        ``evidence``: added to the context of every alert the run creates or updates."""
+        ``evidence``: added to the context of every alert the run creates or updates. ``water`` (flood):
+        the observed water (recorded for the history) and the history's coverage. ``run_tag``: a
+        re-processing run, which replaces the scene's earlier runs in its alerts (service/reprocess.py)."""
         policy = self.policies[hazard]
         steps = model_for(scene.sensor, hazard).steps
         created = updated = enqueued = 0
@@ -347,6 +361,9 @@ class ScenePipeline:
             if uow.run_exists(scene.id, hazard, version):  # another delivery (or worker) stored it first
                 return None
             uow.upsert_scene(scene)
+            if water is not None:
+                uow.save_observed_water(scene, version, water["observed"])
+            affected = uow.supersede_detections(scene.id, hazard, version) if run_tag else set()
             ids = uow.add_detections(scene, version, dets)
             uow.add_run(scene.id, hazard, version, n_tiles, len(dets))
             uow.finish_scene(scene.id, "processed", hazard_status)
@@ -360,12 +377,14 @@ class ScenePipeline:
                 extra = {**(evidence or {}), **({"legality": uow.legality(geom)} if STEP_LEGALITY in steps else {})}
                 known = True
                 if STEP_REFERENCE_WATER in steps:  # is this water known not to be permanent water?
-                    source = ("pre_event_scene" if (evidence or {}).get("change_detection")
-                              else "reference_layer" if uow.reference_water_covers(geom) else None)
+                    source = reference_source(uow, geom, evidence, (water or {}).get("history_coverage"))
                     known = source is not None
                     extra["reference_water"] = source or "unknown"
                 alert, action = self._merge_or_create(uow, scene, hazard, geom, area, lk, policy, extra, known)
                 uow.link_detections(alert.id, [ids[i] for i in group])
+                if run_tag and action == "same_acquisition":  # re-derived below from what supports it now
+                    affected.add(alert.id)
+                    continue
                 if action == "same_acquisition":
                     ALERTS.labels(hazard, action).inc()
                     continue
@@ -376,6 +395,11 @@ class ScenePipeline:
                 enqueued += len(fan_out(uow, alert, event_type, policy, self.s.cap_sender))
                 alerted.append(alert)
                 ALERTS.labels(hazard, action).inc()
+            if affected:
+                u, enq = rebuild_alerts(uow, affected, policy, self.s.cap_sender, run_tag, evidence,
+                                        (water or {}).get("history_coverage"), STEP_REFERENCE_WATER in steps)
+                updated += u
+                enqueued += enq
         now = datetime.now(timezone.utc)
         for _ in alerted:
             SENSING_TO_ALERT_SECONDS.labels(hazard).observe((now - scene.sensing_time).total_seconds())

@@ -24,6 +24,7 @@ ACTIONS = (
     "alert.acknowledged", "alert.confirmed", "alert.false_positive", "alert.resolved",
     "consumption.pause", "consumption.resume", "delivery.redeliver", "dlq.purge", "dlq.redrive",
     "key.create", "key.revoke", "reference_layer.delete", "reference_layer.put", "scene.backfill", "scene.replay",
+    "scene.reprocess",
     "subscription.create", "subscription.deactivate", "subscription.rotate_secret", "subscription.test",
 )
 

@@ -53,6 +53,7 @@ API_READ: dict[str, str | tuple[str, ...]] = {
     "audit_log": NONE,
     "alembic_version": NONE,
     "tile_data_version": ("id", "version"),  # vector tile cache key and ETag
+    "observed_water": ALL,  # observed water per scene (issue 26): public like detections
 }
 
 # table -> privileges of api_write ("" = none).
@@ -74,6 +75,7 @@ API_WRITE: dict[str, str] = {
     "scene_hazard_skips": "SELECT",
     "alembic_version": "",
     "tile_data_version": "",  # bumped by the SECURITY DEFINER trigger of migration 26a
+    "observed_water": "",  # written by the worker only
 }
 
 # Tables the worker role may not touch at all.

@@ -225,6 +225,19 @@ dlq_entries = Table(
     CheckConstraint("state in ('pending', 'redriven', 'purged')", name="ck_dlq_entries_state"),
 )
 
+# Water a flood model observed in each scene, before reference water was subtracted (migration 26c): the
+# reference-water product grown from the archive (store/reference_history.py, docs/alerting.md).
+observed_water = Table(
+    "observed_water", metadata,
+    Column("scene_id", String(256), ForeignKey("scenes.id", ondelete="CASCADE"), primary_key=True),
+    Column("model_version", String(64), nullable=False),
+    Column("platform", String(32), nullable=False),
+    Column("sensing_time", DateTime(timezone=True), nullable=False),
+    Column("footprint", Geometry("MULTIPOLYGON", srid=4326, spatial_index=False), nullable=False),
+    Column("geom", Geometry("MULTIPOLYGON", srid=4326, spatial_index=False), nullable=True),
+    Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+)
+
 # What each reference layer claims to cover (migration 13a): "outside every concession" is evidence of
 # illegality only inside the concession layer's coverage (declared with --coverage, else its extent).
 reference_layer_coverage = Table(

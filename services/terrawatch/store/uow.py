@@ -303,6 +303,45 @@ class UnitOfWork:
         return self.conn.execute(select(rc.c.layer).where(
             rc.c.layer == REFERENCE_WATER, func.coalesce(func.ST_Covers(rc.c.coverage, g), False))).first() is not None
 
+    def history_reference(self, scene: Scene, min_gap: timedelta) -> tuple[BaseGeometry | None, BaseGeometry | None]:
+        """Reference water grown from the archive for ``scene``: (water, coverage), lon/lat, or None each
+        (:func:`terrawatch.domain.reference_water.history_reference` over ``observed_water``)."""
+        from terrawatch.domain.reference_water import history_reference
+        from terrawatch.store.reference_history import history_inputs
+
+        obs, floods = history_inputs(self.conn, scene)
+        return history_reference(scene.sensing_time, obs, floods, min_gap)
+
+    def save_observed_water(self, scene: Scene, model_version: str, water: BaseGeometry | None) -> None:
+        """Record the water a flood run observed in ``scene`` (before reference water was subtracted)."""
+        from terrawatch.store.reference_history import save_observed_water
+
+        save_observed_water(self.conn, scene, model_version, water)
+
+    # re-processing ------------------------------------------------------------
+    def supersede_detections(self, scene_id: str, hazard: str, model_version: str) -> set[uuid.UUID]:
+        """Unlink the scene's ``hazard`` detections of every other run from their alerts (a re-processing run
+        replaces them); returns the alerts they supported."""
+        d = t.detections
+        rows = self.conn.execute(update(d).where(
+            d.c.scene_id == scene_id, d.c.hazard == hazard, d.c.model_version != model_version,
+            d.c.alert_id.is_not(None)).values(alert_id=None).returning(d.c.alert_id)).all()
+        return {r[0] for r in rows}
+
+    def alert_support(self, alert_id: uuid.UUID) -> list[dict]:
+        """The detections linked to an alert: scene_id, geom (lon/lat), area_ha, likelihood."""
+        d = t.detections
+        rows = self.conn.execute(select(d.c.scene_id, d.c.geom, d.c.area_ha, d.c.likelihood)
+                                 .where(d.c.alert_id == alert_id).order_by(d.c.id)).mappings().all()
+        return [{**r, "geom": to_shape(r["geom"])} for r in rows]
+
+    def confirmed_by_pipeline(self, alert_id: uuid.UUID) -> bool:
+        """Whether the alert's latest move to ``confirmed`` was the pipeline's (an independent acquisition)."""
+        e = t.alert_events
+        actor = self.conn.execute(select(e.c.actor).where(e.c.alert_id == alert_id, e.c.to_status == "confirmed")
+                                  .order_by(e.c.id.desc()).limit(1)).scalar()
+        return actor == "pipeline"
+
     def legality(self, geom: BaseGeometry) -> dict:
         """Mining legality of a lon/lat area against the reference layers and the concession layer's
         coverage (see domain/legality.py)."""

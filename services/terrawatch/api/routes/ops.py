@@ -108,6 +108,35 @@ class Replayed(Published):
     existing_runs: list[str] = Field(description="hazard@model:version of the runs already stored.")
 
 
+class ReprocessIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scene_ids: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(
+        default=None, min_length=1, max_length=500, description="Stored scenes to process again (or bbox).")
+    bbox: list[float] | None = Field(default=None, min_length=4, max_length=4,
+                                     description="west, south, east, north (lon/lat): the stored scenes meeting it.")
+    since: AwareDatetime | None = Field(default=None, description="With bbox: scenes sensed at or after this time.")
+    until: AwareDatetime | None = Field(default=None, description="With bbox: scenes sensed before this time.")
+    dry_run: bool = Field(default=False, description="List the scenes and the run tag; publish nothing.")
+
+
+class ReprocessScene(BaseModel):
+    id: str
+    sensing_time: datetime
+    runs: list[str] = Field(description="hazard@model:version of the runs already stored.")
+
+
+class Reprocessed(BaseModel):
+    run: str = Field(description="The new run's tag (rp-<UTC time>-<hex>); its runs are stored as model:version#tag.")
+    outcome: Literal["new", "dry_run", "none"] = Field(
+        description="new: published, the worker processes each scene again; dry_run: nothing published; none: no "
+                    "stored scene matched (a no-op).")
+    note: str
+    scenes: list[ReprocessScene]
+    missing: list[str] = Field(description="scene_ids that are not stored.")
+    topic: str
+    dry_run: bool
+
+
 class DlqSourceOut(BaseModel):
     topic: str
     partition: int
@@ -145,7 +174,8 @@ class DlqEntry(BaseModel):
 class DlqSelect(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ids: list[Annotated[str, Field(pattern=DLQ_ID)]] | None = Field(
-        default=None, max_length=1000, description="Entries (partition/offset); omit with all=true (every pending one).")
+        default=None, min_length=1, max_length=dlq_svc.LIMIT,
+        description="Entries (partition/offset); omit with all=true (the oldest 1000 pending ones).")
     all: bool = False
 
     @model_validator(mode="after")
@@ -173,6 +203,7 @@ class Redriven(BaseModel):
     topic: str
     at: str
     by: str
+    remaining: int | None = Field(description="Pending DLQ entries left (null if they could not be counted).")
 
 
 class Purged(BaseModel):
@@ -181,6 +212,7 @@ class Purged(BaseModel):
     skipped: list[SkippedEntry]
     at: str
     by: str
+    remaining: int | None = Field(description="Pending DLQ entries left (null if they could not be counted).")
 
 
 class PauseIn(BaseModel):
@@ -266,6 +298,19 @@ def ops_router(deps: ApiDeps) -> APIRouter:
         out = stream_ops.replay(s, scene_id, deps.producer(), deps.engine, _audit(who, request, "scene.replay"))
         return {**out, "published": [out["published"]]}
 
+    @router.post("/reprocess", response_model=Reprocessed, status_code=202,
+                 summary="Process stored scenes again (scene_ids, or bbox with since/until) under a new run version, "
+                         "against the current reference layers, history, thresholds and models; alerts the new run "
+                         "no longer supports are updated or withdrawn (lifecycle events, webhooks).")
+    def reprocess(body: ReprocessIn, request: Request, who: Principal = Depends(deps.operator)) -> dict:
+        from terrawatch.service import reprocess as reprocess_svc
+
+        only_params(request)
+        return reprocess_svc.reprocess(
+            s, deps.engine, None if body.dry_run else deps.producer(), scene_ids=body.scene_ids,
+            bbox=tuple(body.bbox) if body.bbox else None, since=body.since, until=body.until,
+            dry_run=body.dry_run, audit=_audit(who, request, "scene.reprocess"))
+
     def _audit(who: Principal, request: Request, action: str):
         return deps.auditor(who, request, action)
 
@@ -273,7 +318,7 @@ def ops_router(deps: ApiDeps) -> APIRouter:
         return None if body.all else body.ids
 
     @router.get("/dlq", response_model=list[DlqEntry], summary="Dead-lettered events (pending by default).")
-    def dlq(request: Request, limit: Annotated[int, Query(ge=1, le=dlq_svc.LIST_LIMIT)] = 100,
+    def dlq(request: Request, limit: Annotated[int, Query(ge=1, le=dlq_svc.LIMIT)] = 100,
             state: Annotated[Literal["pending", "redriven", "purged", "all"], Query()] = "pending",
             _: Principal = Depends(deps.operator)) -> list[dict]:
         only_params(request, "limit", "state")
