@@ -68,6 +68,7 @@ ROUTE_ROLES: dict[tuple[str, str], str] = {
     ("POST", "/ops/dlq/purge"): OPERATOR,
     ("GET", "/ops/audit"): OPERATOR,
     ("POST", "/ops/scenes/{scene_id}/replay"): OPERATOR,
+    ("POST", "/ops/reprocess"): OPERATOR,
     ("POST", "/ops/consumption/pause"): OPERATOR,
     ("POST", "/ops/consumption/resume"): OPERATOR,
     ("POST", "/ops/backfill"): OPERATOR,

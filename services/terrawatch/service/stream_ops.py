@@ -68,7 +68,7 @@ def replay_outcome(settings: Settings, runs: list[dict], served: list[dict] | No
             ready[m["name"]] = max(ready.get(m["name"], -1), int(m["version"]))
     changed = []
     for r in runs:
-        model, _, version = str(r["model_version"]).rpartition(":")
+        model, _, version = str(r["model_version"]).partition("#")[0].rpartition(":")  # "#tag": a reprocess run
         if model and str(ready.get(model)) != version:
             changed.append(f"{r['hazard']} ({r['model_version']} -> {model}:{ready.get(model, 'not served')})")
     if changed:
