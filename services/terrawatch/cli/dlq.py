@@ -18,6 +18,7 @@ def _dlq_ctx():
 
 
 def _dlq_ids(ids: list[str], all_: bool) -> list[str] | None:
+    """Entry ids, or None for --all (the service applies the rules: service/dlq.py's docstring)."""
     if all_ == bool(ids):
         raise typer.BadParameter("give entry ids (partition/offset) or --all")
     return None if all_ else ids
@@ -26,7 +27,7 @@ def _dlq_ids(ids: list[str], all_: bool) -> list[str] | None:
 @dlq_app.command("list")
 def dlq_list(
     state: str = typer.Option("pending", help="pending, redriven, purged or all."),
-    limit: int = typer.Option(100, min=1, max=1000, help="At most this many entries (as GET /ops/dlq?limit=)."),
+    limit: int = typer.Option(100, help="At most this many entries, 1..1000 (service/dlq.LIMIT, as GET /ops/dlq?limit=)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line instead of a table."),
 ) -> None:
     """DLQ entries (pending by default), oldest first: id, state, error code, kind, reason."""
@@ -80,12 +81,14 @@ def _summary(out: dict, verb: str, as_json: bool) -> None:
         typer.echo(f"skipped: {k['id']} ({k['state']})")
     if out["missing"]:
         typer.echo(f"missing: {' '.join(out['missing'])}")
+    if out["remaining"] is not None:
+        typer.echo(f"remaining: {out['remaining']} pending")
 
 
 @dlq_app.command("redrive")
 def dlq_redrive(
     ids: list[str] = typer.Argument(None, help="Entries (partition/offset)."),
-    all_: bool = typer.Option(False, "--all", help="Every pending entry (permanent ones only with --force)."),
+    all_: bool = typer.Option(False, "--all", help="The oldest 1000 pending entries (permanent ones only with --force)."),
     force: bool = typer.Option(False, "--force", help="Also re-drive permanent entries (refused otherwise)."),
     as_json: bool = typer.Option(False, "--json", help="The answer of POST /ops/dlq/redrive as JSON."),
 ) -> None:
@@ -103,7 +106,7 @@ def dlq_redrive(
 @dlq_app.command("purge")
 def dlq_purge(
     ids: list[str] = typer.Argument(None, help="Entries (partition/offset)."),
-    all_: bool = typer.Option(False, "--all", help="Every pending entry."),
+    all_: bool = typer.Option(False, "--all", help="The oldest 1000 pending entries."),
     as_json: bool = typer.Option(False, "--json", help="The answer of POST /ops/dlq/purge as JSON."),
 ) -> None:
     """Mark pending entries purged: no longer listed by default nor counted in terrawatch_dlq_depth."""

@@ -21,24 +21,21 @@ def publish(
     sensing_time: Optional[datetime] = typer.Option(None, help="Sensing time (UTC) for a GeoTIFF."),
 ) -> None:
     """Publish one scene event to Kafka (topic terrawatch.scenes) with a real producer."""
-    from terrawatch.ingest import kafka_io
+    from terrawatch.domain.errors import InvalidInput
     from terrawatch.ingest.stac_items import assert_readable, item_from_geotiff
+    from terrawatch.service.stream_ops import publish as publish_event
 
-    s = get_settings()
     if path.suffix.lower() in (".json", ".geojson"):
         try:
             item = json.loads(path.read_text())
         except (ValueError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{path} is not a JSON STAC Item: {exc}") from None
+            raise InvalidInput(f"{path} is not a JSON STAC Item: {exc}") from None
     else:
         assert_readable(path)
         st = sensing_time.replace(tzinfo=timezone.utc) if sensing_time and sensing_time.tzinfo is None else sensing_time
         item = item_from_geotiff(path, scene_id=scene_id, sensing_time=st)
-    p = kafka_io.producer(s)
-    kafka_io.publish_scene(p, s, item)
-    if p.flush(30):
-        raise RuntimeError(f"publish not acknowledged by the Kafka broker at {s.bootstrap} within 30 s")
-    typer.echo(json.dumps({"published": item.get("id"), "topic": s.scenes_topic}))
+    # not acknowledged by the broker within 30 s: KafkaUnavailable (a domain TransientError), exit 1
+    typer.echo(json.dumps(publish_event(get_settings(), item)))
 
 
 @app.command("run")

@@ -57,8 +57,9 @@ def backfill_cmd(
     sensing_time: Optional[str] = typer.Option(None, help="Sensing time (UTC) of folder GeoTIFFs that carry none."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be published; publish nothing."),
 ) -> None:
-    """Publish scene events for an area and period through Kafka, like live traffic (progress on stderr)."""
-    from terrawatch.service.stream_ops import backfill, make_source
+    """Publish scene events for an area and period through Kafka, like live traffic (progress on stderr).
+    --folder is the use case of POST /ops/backfill (at most 500 files, audited as scene.backfill)."""
+    from terrawatch.service.stream_ops import backfill, backfill_folder, make_source
 
     try:
         box = tuple(float(v) for v in bbox.split(","))
@@ -67,11 +68,17 @@ def backfill_cmd(
     if len(box) != 4 or box[0] >= box[2] or box[1] >= box[3]:
         raise typer.BadParameter("bbox must be minx,miny,maxx,maxy with min < max", param_hint="--bbox")
     s = get_settings()
+    when = _utc_bound(sensing_time, False) if sensing_time else None
+    start, end = _utc_bound(from_, False), _utc_bound(to, True)
+    if folder is not None and not (stac_api or sentinelhub):
+        report = backfill_folder(s, str(folder.resolve()), None, sensing_time=when, dry_run=dry_run, bbox=box,
+                                 start=start, end=end, progress=True, audit=cli_audit("scene.backfill"))
+        typer.echo(json.dumps(report.as_dict()))
+        return
     try:
         source = make_source(s, folder=folder, stac_api=stac_api, collections=collection, sentinelhub=sentinelhub,
-                             max_cloud=max_cloud, max_items=max_items,
-                             sensing_time=_utc_bound(sensing_time, False) if sensing_time else None)
-        report = backfill(s, source, box, _utc_bound(from_, False), _utc_bound(to, True), dry_run=dry_run)
+                             max_cloud=max_cloud, max_items=max_items, sensing_time=when)
+        report = backfill(s, source, box, start, end, dry_run=dry_run)
     except (ValueError, FileNotFoundError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None

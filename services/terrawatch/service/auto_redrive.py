@@ -69,9 +69,9 @@ class TransientRedriver:
                 pos = offset + 1
                 if redrivable(record, self.s.dlq_auto_redrive_max):
                     ids.append(f"{part}/{offset}")
-            if ids:  # marks them redriven and republishes in one go; raises (cursor kept) if Kafka refuses
-                out = dlq_svc.redrive(self.s, self.engine, self.producer, ids, ACTOR)
-                done += out["redriven"]
+            for i in range(0, len(ids), dlq_svc.LIMIT):  # marks and republishes a batch in one go; raises
+                out = dlq_svc.redrive(self.s, self.engine, self.producer, ids[i:i + dlq_svc.LIMIT], ACTOR)
+                done += out["redriven"]  # (cursor kept) if Kafka refuses
             if pos > start:
                 self.cursor.advance(part, pos)
         if done:

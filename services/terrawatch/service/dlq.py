@@ -7,6 +7,14 @@ scenes topic under its original key; ``redriven_at``/``redriven_by`` recorded) o
 from the default list, no longer counted; Kafka retention removes the record). State rows live in
 PostGIS (:mod:`terrawatch.store.dlq_state`). Depth = retained DLQ records that are still ``pending``:
 the number ``terrawatch_dlq_depth`` exports and ``/ops/status`` reports as ``dlq_size``.
+
+One rule for the API and the CLI alike (docs/api.md, docs/runbook.md):
+
+- a call names at most :data:`LIMIT` entry ids (more: :class:`BadEntryId`, 400 / exit 1) and a list shows at
+  most :data:`LIMIT` entries; ``all`` acts on the oldest :data:`LIMIT` pending entries and reports how many
+  are ``remaining`` (call again);
+- named ids that are not retained are reported in ``missing`` and the others are acted on; when **none** of
+  the named ids exists the call fails with :class:`EntryNotFound` (404 / exit 1) and nothing changes.
 """
 
 from __future__ import annotations
@@ -28,8 +36,7 @@ from terrawatch.store.db import Engine
 log = logging.getLogger(__name__)
 
 STATES = dlq_state.STATES
-MAX_ENTRIES = 10_000  # the most entries one re-drive/purge call touches
-LIST_LIMIT = 1000  # the most entries one list shows (API ?limit= and CLI --limit alike)
+LIMIT = 1000  # the most entries one list shows, one call names by id, one ``all`` call acts on
 
 
 class BadEntryId(InvalidInput, ValueError):
@@ -124,13 +131,13 @@ def get_entry(settings: Settings, engine: Engine, entry_id: str) -> DlqEntry:
     return e
 
 
-def list_entries(settings: Settings, engine: Engine, state: str = "pending", limit: int = 100,
-                 _internal: bool = False) -> list[DlqEntry]:
-    """Entries in ``state`` (``pending``, ``redriven``, ``purged`` or ``all``), oldest first per partition."""
+def list_entries(settings: Settings, engine: Engine, state: str = "pending", limit: int = 100) -> list[DlqEntry]:
+    """Entries in ``state`` (``pending``, ``redriven``, ``purged`` or ``all``), oldest first per partition;
+    ``limit`` 1..:data:`LIMIT`."""
     if state not in (*STATES, "all"):
         raise BadEntryId(f"state must be one of {', '.join((*STATES, 'all'))}")
-    if not 1 <= limit <= max(LIST_LIMIT, MAX_ENTRIES if _internal else LIST_LIMIT):
-        raise BadEntryId(f"limit must be between 1 and {LIST_LIMIT}")
+    if not 1 <= limit <= LIMIT:
+        raise BadEntryId(f"limit must be between 1 and {LIMIT}")
     if state in ("redriven", "purged"):
         positions = dlq_state.positions_in_state(engine, settings.dlq_topic, state, kdlq.watermarks(settings), limit)
         wanted: dict[int, set[int]] = {}
@@ -166,9 +173,13 @@ def depth(settings: Settings, engine: Engine) -> int:
 def _select(settings: Settings, engine: Engine, ids: list[str] | None) -> tuple[list[DlqEntry], list[str], list[dict]]:
     """(pending entries to act on, missing ids, skipped [{id, state}]) for ``ids`` or for every pending entry."""
     if ids is None:
-        return list_entries(settings, engine, "pending", MAX_ENTRIES, _internal=True), [], []
-    entries, missing = get_entries(settings, engine, ids[:MAX_ENTRIES])
-    if ids and len(missing) == len(ids):  # the API answers 404, the CLI exits 1: nothing named exists
+        return list_entries(settings, engine, "pending", LIMIT), [], []
+    if not ids:
+        raise BadEntryId("ids: name at least one entry (partition/offset), or act on all pending entries")
+    if len(ids) > LIMIT:
+        raise BadEntryId(f"ids: at most {LIMIT} entries per call, not {len(ids)}")
+    entries, missing = get_entries(settings, engine, ids)
+    if len(missing) == len(ids):  # none exists: 404 / exit 1, nothing changes; some missing: listed, rest acted on
         raise EntryNotFound(f"no DLQ entries with ids {', '.join(ids[:10])} in {settings.dlq_topic}")
     return ([e for e in entries if e.state == "pending"], missing,
             [{"id": e.id, "state": e.state} for e in entries if e.state != "pending"])
@@ -193,7 +204,7 @@ def _mark(settings: Settings, engine: Engine, entries: list, state: str, actor: 
 
 def redrive(settings: Settings, engine: Engine, producer, ids: list[str] | None, actor: str,
             audit: Audit | None = None, force: bool = False) -> dict:
-    """Republish the original payload of the pending entries ``ids`` (None: every pending entry) to the
+    """Republish the original payload of the pending entries ``ids`` (None: the oldest :data:`LIMIT` pending) to the
     scenes topic under their original keys and mark them ``redriven`` (time, ``actor``), in one
     transaction with the caller's audit row: if Kafka refuses, nothing is marked. Entries without
     an original payload and entries not pending are skipped (listed with their state).
@@ -219,26 +230,27 @@ def redrive(settings: Settings, engine: Engine, producer, ids: list[str] | None,
     now = _mark(settings, engine, keep, "redriven", actor, ids, missing, skipped, audit if not force else
                 (lambda conn, target, details: audit(conn, target, {**details, "force": True})) if audit else None,
                 then=(lambda: kdlq.republish(producer, settings, [e.record for e in keep])) if keep else None)
-    _refresh_depth(settings, engine)
     return {"redriven": [e.id for e in keep], "missing": missing, "skipped": skipped,
-            "topic": settings.scenes_topic, "at": now.isoformat(), "by": actor}
+            "topic": settings.scenes_topic, "at": now.isoformat(), "by": actor,
+            "remaining": _refresh_depth(settings, engine)}
 
 
 def purge(settings: Settings, engine: Engine, ids: list[str] | None, actor: str, audit: Audit | None = None) -> dict:
-    """Mark the pending entries ``ids`` (None: every pending entry) ``purged`` (time, ``actor``): no longer
+    """Mark the pending entries ``ids`` (None: the oldest :data:`LIMIT` pending) ``purged`` (time, ``actor``): no longer
     listed by default, no longer counted in the depth; nothing is republished."""
     todo, missing, skipped = _select(settings, engine, ids)
     now = _mark(settings, engine, todo, "purged", actor, ids, missing, skipped, audit)
-    _refresh_depth(settings, engine)
     return {"purged": [e.id for e in todo], "missing": missing, "skipped": skipped, "at": now.isoformat(),
-            "by": actor}
+            "by": actor, "remaining": _refresh_depth(settings, engine)}
 
 
-def _refresh_depth(settings: Settings, engine: Engine) -> None:
+def _refresh_depth(settings: Settings, engine: Engine) -> int | None:
+    """Pending entries left (sets the gauge); None if it could not be counted (the action itself succeeded)."""
     try:
-        depth(settings, engine)
+        return depth(settings, engine)
     except Exception:  # noqa: BLE001 - the action succeeded; the gauge catches up on the next report
         log.debug("DLQ depth refresh failed", exc_info=True)
+        return None
 
 
 class DepthReporter:

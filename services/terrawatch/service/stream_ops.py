@@ -12,7 +12,9 @@ first, which is not a cheap, safe operation.)
 
 Backfill publishes one event per scene a source finds (``ingest.sources``),
 with an optional progress bar on stderr. :func:`backfill_folder` is the folder
-backfill of the API: confined to allowed roots (a parameter), every scene in the folder.
+backfill of the API and of ``terrawatch backfill --folder``: at most MAX_BACKFILL_FILES files, audited as
+``scene.backfill``; the API confines it to allowed roots (a parameter), the CLI (the operator's own host) does not.
+:func:`publish` is ``terrawatch publish``: one event, acknowledged by the broker or KafkaUnavailable.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from terrawatch.store.uow import engine_for
 
 log = logging.getLogger(__name__)
 
-MAX_BACKFILL_FILES = 500  # the most files one folder backfill of the API reads
+MAX_BACKFILL_FILES = 500  # the most files one folder backfill reads (API and CLI)
 WORLD: BBox = (-180.0, -90.0, 180.0, 90.0)
 ALL_TIME = (datetime(1970, 1, 1, tzinfo=timezone.utc), datetime(9999, 12, 31, tzinfo=timezone.utc))
 
@@ -151,15 +153,16 @@ def backfill_roots(settings: Settings) -> list[Path]:
     return [settings.state_dir.resolve(), (REPO_ROOT.parent / "shared" / "data").resolve()]
 
 
-def allowed_folder(folder: str, roots: list[Path]) -> Path:
-    """``folder`` (absolute) resolved, if it lies under one of ``roots``: InvalidInput / NotFound otherwise."""
+def allowed_folder(folder: str, roots: list[Path] | None) -> Path:
+    """``folder`` (absolute) resolved, if it lies under one of ``roots`` (None: anywhere, the CLI on the operator's
+    host): InvalidInput / NotFound otherwise."""
     if "\x00" in folder:
         raise InvalidInput("folder must not contain NUL characters")
     path = Path(folder)  # no ~ expansion: an unknown user raises, and the folder must be absolute anyway
     if not path.is_absolute():
         raise InvalidInput("folder must be an absolute path")
     path = path.resolve()
-    if not any(path == r or path.is_relative_to(r) for r in roots):
+    if roots is not None and not any(path == r or path.is_relative_to(r) for r in roots):
         raise InvalidInput(f"folder {folder!r} is outside the allowed backfill roots "
                            f"{', '.join(map(str, roots)) or '(none)'} (setting TERRAWATCH_API_BACKFILL_ROOTS; "
                            "default: the state dir and the shared data)")
@@ -168,17 +171,19 @@ def allowed_folder(folder: str, roots: list[Path]) -> Path:
     return path
 
 
-def backfill_folder(settings: Settings, folder: str, roots: list[Path], *, recursive: bool = False,
+def backfill_folder(settings: Settings, folder: str, roots: list[Path] | None, *, recursive: bool = False,
                     sensing_time: datetime | None = None, platform: str | None = None, dry_run: bool = False,
-                    producer=None, engine=None, audit: Audit | None = None) -> BackfillReport:
-    """Every scene (GeoTIFF or STAC Item file) in ``folder``, which must lie under one of ``roots``, at
-    most MAX_BACKFILL_FILES files; ``sensing_time`` for GeoTIFFs that carry none. With ``audit`` (and
-    not ``dry_run``), its row (``scene.backfill``) is written once the broker has the events."""
+                    producer=None, engine=None, audit: Audit | None = None, bbox: BBox = WORLD,
+                    start: datetime = ALL_TIME[0], end: datetime = ALL_TIME[1], progress: bool = False) -> BackfillReport:
+    """Every scene (GeoTIFF or STAC Item file) in ``folder`` (absolute; under one of ``roots`` unless None) over
+    ``bbox`` (lon/lat) sensed in [start, end] (UTC), at most MAX_BACKFILL_FILES files; ``sensing_time`` for
+    GeoTIFFs that carry none. With ``audit`` (and not ``dry_run``), its row (``scene.backfill``) is written once
+    the broker has the events."""
     from terrawatch.ingest.sources import FolderSource
 
     source = FolderSource(allowed_folder(folder, roots), sensing_time, recursive=recursive, platform=platform,
                           max_files=MAX_BACKFILL_FILES)
-    report = backfill(settings, source, WORLD, *ALL_TIME, dry_run=dry_run, progress=False, producer=producer)
+    report = backfill(settings, source, bbox, start, end, dry_run=dry_run, progress=progress, producer=producer)
     if audit is not None and not dry_run:
         with (engine or engine_for(settings.db_url)).begin() as conn:
             audit(conn, folder, {"scenes": report.published, "skipped": len(report.skipped), "recursive": recursive})
@@ -200,3 +205,12 @@ def make_source(settings: Settings, *, folder: Path | None = None, stac_api: str
     if stac_api:
         return StacApiSource(stac_api, collections or ["sentinel-2-l1c"], max_cloud, max_items)
     return SentinelHubSource(settings, sentinelhub, settings.cache_dir / "sentinelhub", max_cloud=max_cloud)
+
+
+def publish(settings: Settings, item: dict, producer=None, timeout_s: float = 30.0) -> dict:
+    """Publish one scene event (a STAC Item) keyed by its id; KafkaUnavailable unless the broker acknowledges it
+    within ``timeout_s``. ``{"published": id, "topic": scenes topic}``."""
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
+        raise InvalidInput("a scene event is a STAC Item JSON object with a non-empty string id")
+    kafka_io.publish_items(producer or kafka_io.producer(settings), settings, [item], timeout_s)
+    return {"published": item["id"], "topic": settings.scenes_topic}
