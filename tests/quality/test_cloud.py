@@ -219,3 +219,36 @@ def test_obvious_water_is_not_cloud(monkeypatch):
     cl = cloud_layers(s2, gsd_m=10.0, method="hybrid", product_level="l2a")  # csmask cloud only: no s2cloudless
     assert not cl.cloud[:, :32].any() and cl.cloud[:, 32:].all()
     assert cloud_layers(s2, gsd_m=10.0, product_level="l2a", water_guard=False).cloud.all()
+
+
+WATER13 = np.array([1400, 1300, 1300, 1200, 900, 600, 500, 450, 400, 100, 5, 150, 100], np.float32)
+
+
+def test_water_like_shadow_only_where_a_cloud_object_is_matched(monkeypatch):
+    """Fmask-style matching (issue 27): a cloud's shadow (dark land, 42 px = ~500 m cloud height along the sun's
+    azimuth) is matched; a dark water body further along the same projection (the old sweep licensed it: any
+    height up to 12 km) is not shadow; water-like pixels inside the shadowed land stay shadow."""
+    from terrawatch.ml.cloud import SunAngles, water_like
+
+    h = w = 300
+    cls = np.zeros((h, w), np.uint8)
+    cls[140:170, 140:170] = CLOUD
+    cls[110:140, 110:140] = SHADOW  # the cloud shifted 30 px north and 30 px west (away from a south-east sun)
+    cls[30:60, 30:60] = SHADOW  # dark water on the sweep, 110 px north-west: no cloud's matched shadow
+    monkeypatch.setattr(cloud_mod, "cloud_shadow_classes", lambda *a, **k: cls.copy())
+    s2 = _land(h, w)
+    s2[:, 110:140, 110:140] *= 0.3  # shadowed land: darker, NIR still above green
+    s2[:, 30:60, 30:60] = WATER13[:, None, None]
+    s2[:, 120:124, 120:124] = WATER13[:, None, None]  # a water-like patch inside the shadowed land
+    wl = water_like(s2 / 10000)
+    assert wl[30:60, 30:60].all() and not wl[110:120, 110:120].any()
+    sun = SunAngles(135.0, 40.0, "metadata")
+    cl = cloud_layers(s2, gsd_m=10.0, sun=sun)
+    assert cl.shadow[112:138, 112:138].all()  # matched shadow, water-like patch included
+    assert not cl.shadow[30:60, 30:60].any()
+    cl = cloud_layers(s2, gsd_m=10.0)  # sun unknown: the 10:30 sector, the same result
+    assert cl.shadow[112:138, 112:138].all() and not cl.shadow[30:60, 30:60].any()
+    # the same water block with the match switched off (no land evidence anywhere): still not shadow
+    s2[:, 110:140, 110:140] = WATER13[:, None, None]
+    cl = cloud_layers(s2, gsd_m=10.0, sun=sun)
+    assert not cl.shadow[30:60, 30:60].any() and not cl.shadow[110:140, 110:140].any()

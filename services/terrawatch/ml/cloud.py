@@ -20,7 +20,12 @@ Default (``method="hybrid"``), per scene:
   date only, at 10:30 local mean solar time, Sentinel-2's descending node); else the 10:30 sector.
   Dark open water looks like shadow to a per-pixel model; off a cloud's projection it is not shadow
   (issue 27: the previous any-direction 12 km x tan(zenith) reach licensed 45 % of a chip's water from a
-  0.2 % cloud);
+  0.2 % cloud). On the projection, a **water-like** shadow pixel (:func:`water_like`: NIR not above green)
+  in a shadow region that is mostly water-like (``WATER_REGION_MIN``) is shadow only where a cloud object's
+  own shadow is matched (:func:`matched_shadow`, Fmask's per-object height matching: the object is shifted
+  along the azimuth over the 200 m..12 km height range and the height whose footprint lands on the most dark
+  *non-water* pixels is taken, if that share reaches ``MATCH_SIMILARITY_MIN``): a water body is dark with or
+  without a cloud above it, so it is never evidence for a shadow by itself;
 - **not cloud where obviously water**: a cloud pixel whose SWIR-1 (B11) TOA reflectance is below
   ``WATER_B11_MAX`` (0.05) with MNDWI above ``WATER_MNDWI_MIN`` (0.3) and no cirrus signal (B10 <=
   ``CIRRUS_B10``) is water, not cloud: thick cloud is bright in SWIR-1 (Fmask's tests), open water is the
@@ -81,6 +86,16 @@ AZIMUTH_TOLERANCE_DEG = 20.0  # directions searched around a known sun azimuth
 AZIMUTH_STEP_DEG = 5.0
 WATER_B11_MAX = 0.05  # a "cloud" pixel darker than this in SWIR-1, with MNDWI above WATER_MNDWI_MIN, is water
 WATER_MNDWI_MIN = 0.3
+# A shadow-class pixel is "water-like" when its NDWI (B3-B8)/(B3+B8) exceeds this (NIR below green): open water,
+# not shadowed land (shadowed vegetation keeps NIR above green). Such a pixel stays shadow only on the projection
+# of a cloud object whose own shadow is matched on the land around it (:func:`matched_shadow`).
+WATER_LIKE_NDWI_MIN = -0.15
+WATER_REGION_MIN = 0.6  # a shadow region with at least this share of water-like pixels is treated as water
+MATCH_SIMILARITY_MIN = 0.3  # Fmask's cloud-shadow matching: share of the projected object on dark (non-water) pixels
+MATCH_MIN_OBJECT_PX = 3  # cloud objects smaller than this (on the matching grid) are not matched
+MATCH_SLACK_PX = 2  # the matched projection is the object shifted by its best distance +- this, dilated by this
+MATCH_GRID_PX = 512  # matching runs on a grid of at most this many pixels a side
+MATCH_SAMPLE_PX = 256  # an object's similarity is computed on at most about this many of its pixels (strided)
 DEFAULT_SUN_ZENITH_DEG = 60.0  # when the caller does not know the scene's sun zenith (conservative: far reach)
 S2_LOCAL_SOLAR_HOUR = 10.5  # Sentinel-2's descending-node mean local solar time
 # Sun azimuths possible at a 10:30 overpass anywhere between 60 S and 84 N, any season (sun_angles sampled
@@ -354,6 +369,66 @@ def obvious_water(refl: np.ndarray) -> np.ndarray:
     return ok & np.isfinite(b3) & np.isfinite(b11)
 
 
+def water_like(refl: np.ndarray) -> np.ndarray:
+    """(13,H,W) TOA reflectance -> bool (H,W): NDWI above ``WATER_LIKE_NDWI_MIN`` (NIR not above green), or
+    :func:`obvious_water`: a dark pixel that may be open water rather than shadowed land."""
+    b3, b8 = refl[_L1C_INDEX["B3"]], refl[_L1C_INDEX["B8"]]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ndwi = (b3 - b8) / (b3 + b8)
+    return (np.isfinite(ndwi) & (ndwi > WATER_LIKE_NDWI_MIN)) | obvious_water(refl)
+
+
+def matched_shadow(cloud: np.ndarray, evidence: np.ndarray, azimuth_deg: float, d_min_px: float,
+                   d_max_px: float) -> np.ndarray:
+    """Fmask-style cloud-shadow matching per cloud object -> bool (H,W): where matched shadows fall.
+
+    Each 8-connected cloud object (>= ``MATCH_MIN_OBJECT_PX``) is shifted away from the sun (``azimuth_deg``) by
+    every distance in [d_min_px, d_max_px] (1 px steps: cloud heights 200 m..12 km); its similarity at a distance
+    is the share of the shifted pixels that land on ``evidence`` (dark, non-water pixels), counting only pixels
+    inside the image and off any cloud. The object is matched when its best similarity reaches
+    ``MATCH_SIMILARITY_MIN``; its shadow is then the object shifted by the best distance +- ``MATCH_SLACK_PX``,
+    dilated by ``MATCH_SLACK_PX``. Inputs on one grid (pixels); ``evidence`` excludes cloud."""
+    h, w = cloud.shape
+    out = np.zeros_like(cloud)
+    if not cloud.any():
+        return out
+    a = math.radians(azimuth_deg)
+    dr, dc = math.cos(a), -math.sin(a)
+    d_max_px = min(d_max_px, math.hypot(h, w))
+    dists = np.arange(max(0.0, d_min_px), d_max_px + 1.0, 1.0)
+    lab, n = ndimage.label(cloud, structure=np.ones((3, 3), bool))
+    for i, sl in enumerate(ndimage.find_objects(lab), start=1):
+        rr, cc = np.nonzero(lab[sl] == i)
+        if rr.size < MATCH_MIN_OBJECT_PX:
+            continue
+        rr, cc = rr + sl[0].start, cc + sl[1].start
+        # all distances at once: (n_dist, n_px) shifted coordinates, on <= MATCH_SAMPLE_PX of the object's pixels
+        step = max(1, rr.size // MATCH_SAMPLE_PX)
+        sr, sc = rr[::step], cc[::step]
+        r = sr[None, :] + np.rint(dists * dr).astype(np.int64)[:, None]
+        c = sc[None, :] + np.rint(dists * dc).astype(np.int64)[:, None]
+        ok = (r >= 0) & (r < h) & (c >= 0) & (c < w)
+        flat = np.where(ok, r * w + c, 0)
+        free = ok & ~cloud.ravel()[flat]
+        nf = free.sum(axis=1)
+        hits = (free & evidence.ravel()[flat]).sum(axis=1)
+        # under a third of the object visible off cloud and inside the image: no evidence either way
+        sim = np.where(nf * 3 >= sr.size, hits / np.maximum(nf, 1), -1.0)
+        j = int(np.argmax(sim))
+        best_d, best_s = float(dists[j]), float(sim[j])
+        if best_s < MATCH_SIMILARITY_MIN:
+            continue
+        obj = np.zeros_like(cloud)
+        for d in np.arange(best_d - MATCH_SLACK_PX, best_d + MATCH_SLACK_PX + 1.0, 1.0):
+            r, c = rr + int(round(d * dr)), cc + int(round(d * dc))
+            ok = (r >= 0) & (r < h) & (c >= 0) & (c < w)
+            obj[r[ok], c[ok]] = True
+        out |= obj
+    if MATCH_SLACK_PX > 0 and out.any():
+        out = ndimage.binary_dilation(out, structure=np.ones((3, 3), bool), iterations=MATCH_SLACK_PX)
+    return out
+
+
 @dataclass(frozen=True)
 class CloudLayers:
     """Per-pixel optical quality layers, bool (H,W) on the input grid (see module docstring).
@@ -448,8 +523,26 @@ def cloud_layers(
                         if sc > score:
                             best, score, proj = az, sc, p
                 else:
-                    proj, _ = shadow_projection(coarse, gsd_m * f, sun, dark)
-                shadow &= _upsample(proj, f, *cloud.shape)
+                    proj, best = shadow_projection(coarse, gsd_m * f, sun, dark)
+                wl = water_like(refl)
+                if (shadow & wl).any():  # water-like shadow only on a matched cloud object's projection
+                    zl, zh = ((sun.zenith_deg,) * 2 if sun is not None else
+                              (float(sun_zenith_deg),) * 2 if sun_zenith_deg is not None else UNKNOWN_SUN_ZENITH_DEG)
+                    g = max(1, math.ceil(max(coarse.shape) / MATCH_GRID_PX))
+                    px = gsd_m * f * g
+                    ev = _pool_any(shadow & ~wl, f * g) & ~_pool_any(coarse, g)
+                    matched = matched_shadow(_pool_any(coarse, g), ev, float(best),
+                                             CLOUD_BASE_MIN_M * math.tan(math.radians(zl)) / px,
+                                             CLOUD_TOP_MAX_M * math.tan(math.radians(zh)) / px)
+                    shadow &= _upsample(proj, f, *cloud.shape)
+                    # regions (8-connected) mostly of water-like pixels are water bodies: only their matched part
+                    # is shadow; in a region mostly of shadowed land the water-like pixels are shadow too
+                    reg, k = ndimage.label(shadow, structure=np.ones((3, 3), bool))
+                    share = ndimage.mean(wl, reg, index=np.arange(1, k + 1)) if k else np.zeros(0)
+                    watery = np.concatenate([[False], np.asarray(share) >= WATER_REGION_MIN])[reg]
+                    shadow &= ~(wl & watery) | _upsample(_upsample(matched, g, *coarse.shape), f, *cloud.shape)
+                else:
+                    shadow &= _upsample(proj, f, *cloud.shape)
             else:
                 shadow[:] = False
         shadow &= ~cloud

@@ -10,7 +10,8 @@
    brightest hand-labelled cloud spectra, at 5 places (centre and the four quadrant centres); the water
    masked outside the block itself is the mask's error (no real shadow exists: the cloud is pasted);
 3. the ukis-csmask check scene (``cloud/ukis_sentinel2.npz``, hand label): share of cloud / shadow / clear
-   pixels masked, sun unknown (the scene has no metadata: the 10:30 sector is searched).
+   pixels masked, and of its label-1 pixels (840 px of small ponds, water spectra: the label's water class),
+   sun unknown (the scene has no metadata: the 10:30 sector is searched).
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ def measure(root: Path, npz: Path | None, layers_fn: Callable | None = None, log
         out["ukis"] = {"cloud_masked": round(float(cl.mask[tc].mean()), 4),
                        "shadow_masked": round(float(cl.mask[ts].mean()), 4),
                        "clear_masked": round(float(cl.mask[clear].mean()), 4),
+                       "water_masked": round(float(cl.mask[msk == 1].mean()), 4),
                        "shadow_iou": round(float((cl.shadow & ts).sum() / (cl.shadow | ts).sum()), 4)}
         log(json.dumps({"ukis check scene": out["ukis"]}))
     return out
