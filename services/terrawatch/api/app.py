@@ -29,11 +29,13 @@ from terrawatch.api.html import SecurityHeaders, docs_router
 from terrawatch.api.public_url import PublicOrigin
 from terrawatch.api.routes import ogc
 from terrawatch.api.routes.alerts import alerts_router
+from terrawatch.api.routes.analysis import analysis_router
 from terrawatch.api.routes.keys import keys_router
 from terrawatch.api.routes.map import map_router, map_static
 from terrawatch.api.routes.ops import ops_router
 from terrawatch.api.routes.raster import raster_router
 from terrawatch.api.routes.stac import stac_router
+from terrawatch.api.routes.styles import styles_router
 from terrawatch.api.routes.subscriptions import subscriptions_router
 from terrawatch.api.routes.reference import reference_router
 from terrawatch.api.routes.tiles import tiles_router
@@ -114,9 +116,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(reference_router(deps))
     app.include_router(tiles_router(deps))
     app.include_router(raster_router(deps))
+    app.include_router(analysis_router(deps))
     app.include_router(stac_router(deps))
     app.include_router(ogc.ogc_router(deps))
     app.include_router(map_router(settings.map_style_url))
+    app.include_router(styles_router())
     app.mount("/map/static", map_static(), name="map-static")
     app.include_router(subscriptions_router(deps))
     app.include_router(alerts_router(deps))

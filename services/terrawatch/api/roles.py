@@ -35,6 +35,8 @@ ROUTE_ROLES: dict[tuple[str, str], str] = {
     ("GET", "/map/static/{path:path}"): NONE,
     ("GET", "/map/config.json"): NONE,  # basemap configuration of the map page
     ("GET", "/map/legend.json"): NONE,  # the colours the map draws (no data)
+    ("GET", "/styles/{layer}.json"): NONE,  # MapLibre style of alerts/detections (no data, as the legend)
+    ("GET", "/styles/{layer}.qml"): NONE,  # QGIS style of alerts/detections
     ("GET", "/ops/livez"): NONE,
     ("GET", "/ops/readyz"): NONE,
     # OGC API - Features (tipg) and vector tiles: the map layers.
@@ -46,6 +48,11 @@ ROUTE_ROLES: dict[tuple[str, str], str] = {
     # Scene products: raster tiles and the STAC API of the likelihood products (issue 18).
     ("GET", "/raster/scenes/{scene_id}/{product}/{z}/{x}/{y}.{fmt}"): LAYERS,
     ("GET", "/raster/scenes/{scene_id}/{product}.json"): LAYERS,
+    # Point and area questions on the likelihood products (issue 26; a POST here reads only).
+    ("GET", "/raster/scenes/{scene_id}/{product}/point"): LAYERS,
+    ("POST", "/raster/scenes/{scene_id}/{product}/statistics"): LAYERS,
+    ("GET", "/raster/{product}/point"): LAYERS,
+    ("POST", "/raster/{product}/statistics"): LAYERS,
     ("GET", "/stac"): LAYERS,
     ("GET", "/stac/conformance"): LAYERS,
     ("GET", "/stac/collections"): LAYERS,
@@ -100,7 +107,8 @@ ROUTE_ROLES: dict[tuple[str, str], str] = {
 PUBLIC_READ_PREFIXES = ("/ogc", "/tiles", "/raster", "/stac")
 
 # Non-GET operations that change nothing (a query in a body, as STAC API search); all others need operator+.
-READ_ONLY = {("POST", "/stac/search")}
+READ_ONLY = {("POST", "/stac/search"), ("POST", "/raster/scenes/{scene_id}/{product}/statistics"),
+             ("POST", "/raster/{product}/statistics")}
 
 # Routes whose bodies may be larger than TERRAWATCH_API_MAX_BODY_BYTES (up to ..._MAX_UPLOAD_BYTES).
 UPLOAD_ROUTES = {("PUT", "/ops/reference-layers/{layer}")}

@@ -370,6 +370,16 @@ class Features(OGCFeaturesFactory):
         return super()._create_html_response(request, data, template_name, title=title, static_root=static_root,
                                              **kwargs)
 
+    def _additional_collection_tiles_links(self, request: Request, collection: Collection) -> list:
+        # + the ready-made styles of alerts and detections (api/routes/styles.py), rel "stylesheet"
+        from tipg import model
+
+        from terrawatch.api.routes.styles import style_links
+
+        base = str(request.base_url).rstrip("/")
+        return [*super()._additional_collection_tiles_links(request, collection),
+                *(model.Link.model_construct(**link) for link in style_links(base, collection.id))]
+
     def _conformance_route(self):
         @self.router.get("/conformance", tags=["OGC Common"], summary="Conformance classes implemented.")
         def conformance(request: Request, output_type: Annotated[MediaType | None, Depends(OutputType)] = None):
