@@ -49,9 +49,11 @@ def test_water_under_thin_cloud_is_left_to_s1():
     s2 = np.array([[0.2, 0.8, 0.1, 0.7]], np.float32)
     thin = np.ones((1, 4), bool)
     f = fuse_s1_s2(s1, s2, s2_thin=thin)
-    # S1 wet -> S1; S2 wet but S1 dry -> S1 decides (dry); both dry -> S2; no S1 value -> S2
-    assert f.source.tolist() == [[SOURCE_S1_THIN, SOURCE_S1_THIN, SOURCE_S2_THIN, SOURCE_S2_THIN]]
+    # S1 wet -> S1; S2 wet but S1 dry -> not observable by S1 (issue 27: no estimate, not "dry"); both dry -> S2;
+    # no S1 value -> S2
+    assert f.source.tolist() == [[SOURCE_S1_THIN, SOURCE_S1_BLIND, SOURCE_S2_THIN, SOURCE_S2_THIN]]
     assert f.water.tolist() == [[True, False, False, True]]
+    assert f.likelihood[0, 1] == 255 and np.isnan(f.prob[0, 1])
 
 
 def test_time_window_decides_whether_s2_is_used():
@@ -109,3 +111,10 @@ def test_reference_water_that_s1_calls_dry_is_not_observable_by_s1_instead_of_dr
     assert f.source.tolist() == [[SOURCE_S1_BLIND, SOURCE_S1, SOURCE_S1, SOURCE_S2]]
     assert np.isnan(f.prob[0, 0]) and f.likelihood[0, 0] == 255 and not f.water[0, 0]
     assert f.water[0, 2] and f.likelihood[0, 1] == 10
+    # S1 under S2 cloud, dry, on reference water -> also not observable; clear S2 on reference water stays S2
+    cloud = np.array([[True, True, False, False]])
+    f = fuse_s1_s2(s1, np.array([[0.9, 0.1, 0.1, 0.1]], np.float32), s2_cloud=cloud, reference_water=ref)
+    assert f.source.tolist() == [[SOURCE_S1_BLIND, SOURCE_S1_CLOUD, SOURCE_S2, SOURCE_S2]]
+    # without any context (no reference, S2 clear and dry or cloudy) S1's dry stays dry
+    f = fuse_s1_s2(s1, np.array([[0.9, 0.1, 0.1, 0.1]], np.float32), s2_cloud=cloud)
+    assert not (f.source == SOURCE_S1_BLIND).any()

@@ -34,9 +34,11 @@ code  name               meaning
 6     SOURCE_S2_NOT_S1   S2 clear-sky water where S1 has a value and says dry: water S1
                          does not see (flooded vegetation, shallow water under crops);
                          an alert there rests on S2 alone (issue 27)
-7     SOURCE_S1_BLIND    not observable by S1: S1 is the only estimate, says dry, and the
-                         reference water layer says water; no estimate instead of "dry"
-                         (prob NaN, likelihood 255) (issue 27)
+7     SOURCE_S1_BLIND    not observable by S1: S1 decides (S2 cloudy, thin cirrus, absent
+                         or no data), its backscatter says dry, but context says water: the
+                         reference water layer, or the S2 scene in the window under thin
+                         cirrus; no estimate instead of "dry" (prob NaN, likelihood 255),
+                         so no detection, hence no alert, rests on S1 there (issue 27)
 ====  =================  ==========================================================
 """
 
@@ -89,8 +91,9 @@ def fuse_s1_s2(
     reference_water: np.ndarray | None = None,
 ) -> FusedResult:
     """Fuse S1 and S2 water probabilities (H,W) into one product with source flags (see module).
-    ``reference_water`` (bool, optional): known water; where only S1 estimates and says dry there, the pixel
-    is "not observable by S1" (:data:`SOURCE_S1_BLIND`, no estimate) rather than dry.
+    ``reference_water`` (bool, optional): known water; where S1 decides and says dry there (or where S2 in the
+    window says water under thin cirrus and S1 dry), the pixel is "not observable by S1"
+    (:data:`SOURCE_S1_BLIND`, no estimate) rather than dry.
 
     With both times given, S2 is used only when they are within ``window``; with a time missing the
     caller asserts the pairing. Either probability may be None (that sensor absent).
@@ -133,10 +136,12 @@ def fuse_s1_s2(
     with np.errstate(invalid="ignore"):
         s1_dry = has1 & (p1 < 0.5)
         source[s2_clear & (p2 >= 0.5) & s1_dry] = SOURCE_S2_NOT_S1
-    if reference_water is not None:
-        blind = use_s1 & s1_dry & as_mask(reference_water, shape, "reference_water")
-        source[blind] = SOURCE_S1_BLIND
-        prob = np.where(blind, np.nan, prob).astype(np.float32)
+        # S1 decides and says dry where context says water: the S2 scene in the window (thin cirrus) ...
+        blind = thin_s1 & s1_dry & (p2 >= 0.5)
+    if reference_water is not None:  # ... or the reference water layer
+        blind |= (use_s1 | thin_s1) & s1_dry & as_mask(reference_water, shape, "reference_water")
+    source[blind] = SOURCE_S1_BLIND
+    prob = np.where(blind, np.nan, prob).astype(np.float32)
     finite = np.isfinite(prob)
     water = finite & (np.nan_to_num(prob, nan=0.0) >= 0.5)
     lik = np.where(finite, np.rint(np.nan_to_num(prob, nan=0.0) * 100.0), LIKELIHOOD_NODATA)
