@@ -28,12 +28,13 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
+from terrawatch.domain.products import CLOUD_MASK_FILE
 from terrawatch.domain.scene import Scene
 from terrawatch.domain.tiles import EXCLUDED_CLOUD
 from terrawatch.imagery.reader import Grid, grid_gsd_m, read_decimated
 from terrawatch.products.cog import INTERMEDIATE_COMPRESSION, to_cog
 
-FILENAME = "cloud_mask.tif"
+FILENAME = CLOUD_MASK_FILE  # domain/products.py
 TARGET_GSD_M = 30.0  # ukis-csmask's training resolution (terrawatch.ml.cloud.MODEL_GSD_M)
 MAX_PX = 2048  # longest side of the decimated read: bounds memory whatever the scene size
 # One mask at a time per process: the worker runs scenes in flight on threads, and a full tile's mask peaks

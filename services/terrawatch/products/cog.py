@@ -31,6 +31,8 @@ from rasterio.dtypes import _gdal_typename
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
+from terrawatch.domain.products import CLOUD_MASK_FILE, FLOOD_FUSED_FILE, LIKELIHOOD_SUFFIX, QUICKLOOK_FILE
+
 # Intermediate GeoTIFFs that to_cog rewrites at once (the likelihood written while tiling, the quicklook):
 # compressed only to bound their disk size, so with the fastest codec; the COG gets DEFLATE. Measured in
 # docs/performance.md (issue 17): DEFLATE here cost a second compression pass per product.
@@ -141,7 +143,7 @@ def is_cog(path: str | Path) -> bool:
 
 
 # What upgrade() rewrites under a products folder, and with which overview resampling.
-PRODUCT_RESAMPLING = {"quicklook.tif": "AVERAGE", "cloud_mask.tif": "NEAREST"}
+PRODUCT_RESAMPLING = {QUICKLOOK_FILE: "AVERAGE", CLOUD_MASK_FILE: "NEAREST"}
 
 
 def upgrade(root: str | Path) -> list[Path]:
@@ -150,7 +152,7 @@ def upgrade(root: str | Path) -> list[Path]:
     so the API serves them from low zooms too. Idempotent; returns the files rewritten."""
     done = []
     for path in sorted(Path(root).glob("*/*.tif")):
-        if not (path.name.endswith("_likelihood.tif") or path.name == "flood_fused.tif"
+        if not (path.name.endswith(LIKELIHOOD_SUFFIX) or path.name == FLOOD_FUSED_FILE
                 or path.name in PRODUCT_RESAMPLING):
             continue
         with rasterio.open(path) as ds:

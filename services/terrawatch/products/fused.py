@@ -12,7 +12,9 @@ if given, lie within ``window``).
 Output (S1 grid and CRS, DEFLATE COG, NEAREST overviews), uint8:
 band 1 ``likelihood`` water likelihood 0-100 (>= 50 = water), 255 = no estimate;
 band 2 ``source`` the per-pixel source code of :mod:`terrawatch.ml.fusion` (0 none, 1 S2, 2 S1,
-3 S1 under S2 cloud/shadow, 4 S1 under thin cloud, 5 S2 under thin cloud). The codes, the
+3 S1 under S2 cloud/shadow, 4 S1 under thin cloud, 5 S2 under thin cloud, 6 S2 water S1 calls dry,
+7 not observable by S1: S1 decides and says dry where the reference water (``reference_water``,
+lon/lat polygons) or S2 under thin cirrus says water; no estimate there). The codes, the
 acquisition times and the window are written as dataset tags. The whole scene is held in memory
 (about 60 bytes per pixel): meant for chips and AOI subsets, not full 10980 px tiles.
 """
@@ -27,6 +29,7 @@ import numpy as np
 import rasterio
 from rasterio.warp import Resampling, reproject
 
+from terrawatch.domain.products import FLOOD_FUSED_FILE
 from terrawatch.ml.fusion import DEFAULT_WINDOW, SOURCE_NAMES, fuse_s1_s2, source_shares
 
 MAX_PIXELS = 8192 * 8192
@@ -67,6 +70,7 @@ def fused_flood_product(
     window: timedelta = DEFAULT_WINDOW,
     dn_offset: float = 0.0,
     sun_zenith_deg: float | None = None,
+    reference_water: list | None = None,
 ) -> FusedProduct:
     """Write the fused product of one S1 and one S2 GeoTIFF to ``out_path`` (see module)."""
     from terrawatch.inference.local import predict_water_s1
@@ -87,7 +91,9 @@ def fused_flood_product(
     p1 = predict_water_s1(s1)
     p2 = predict_water_s2(s2, dn_offset=dn_offset, mask_clouds=False, gsd_m=gsd)
     cl = cloud_layers(s2, gsd_m=gsd, dn_offset=dn_offset, sun_zenith_deg=sun_zenith_deg)
-    f = fuse_s1_s2(p1, p2, s2_cloud=cl.mask, s2_thin=cl.thin, s1_time=s1_time, s2_time=s2_time, window=window)
+    ref = reference_mask(reference_shapes(reference_water, profile["crs"]), profile["transform"], s1.shape[1:])
+    f = fuse_s1_s2(p1, p2, s2_cloud=cl.mask, s2_thin=cl.thin, s1_time=s1_time, s2_time=s2_time, window=window,
+                   reference_water=ref)
     profile.update(driver="GTiff", count=2, dtype="uint8", nodata=255, tiled=True, blockxsize=256, blockysize=256,
                    compress="deflate")
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,12 +111,33 @@ def fused_flood_product(
     return FusedProduct(out_path, source_shares(f.source), round(int(f.water.sum()) / max(est, 1), 5), f.s2_used)
 
 
-FUSED_FILENAME = "flood_fused.tif"
+FUSED_FILENAME = FLOOD_FUSED_FILE  # the name service/pairing.py writes it under (domain/products.py)
+
+
+def reference_shapes(geoms: list | None, crs) -> list:
+    """Reference-water polygons (shapely, lon/lat EPSG:4326) -> GeoJSON shapes in ``crs`` for :func:`reference_mask`."""
+    if not geoms or crs is None:
+        return []
+    from rasterio.warp import transform_geom
+    from shapely.geometry import mapping
+
+    return [(transform_geom("EPSG:4326", crs, mapping(g)), 1) for g in geoms if not g.is_empty]
+
+
+def reference_mask(shapes: list, transform, shape: tuple[int, int]) -> np.ndarray | None:
+    """:func:`reference_shapes` -> bool (H,W) on the grid ``transform``: pixels whose centre lies inside;
+    None when there are none."""
+    if not shapes:
+        return None
+    from rasterio.features import rasterize
+
+    return rasterize(shapes, out_shape=shape, transform=transform, fill=0, dtype="uint8").astype(bool)
 
 
 def fuse_flood_products(s1_product: str | Path, s2_product: str | Path, out_path: str | Path, *, grid: str,
                         s1_time: datetime | None = None, s2_time: datetime | None = None,
-                        window: timedelta = DEFAULT_WINDOW, block: int = 2048) -> FusedProduct:
+                        window: timedelta = DEFAULT_WINDOW, block: int = 2048,
+                        reference_water: list | None = None) -> FusedProduct:
     """The pipeline's fused flood product from two stored flood likelihood products of the same place.
 
     ``s1_product`` / ``s2_product``: ``<scene>/flood_likelihood.tif`` of an S1 and an S2 scene (band 1
@@ -119,9 +146,12 @@ def fuse_flood_products(s1_product: str | Path, s2_product: str | Path, out_path
     is read onto it with nearest resampling. Output as :func:`fused_flood_product` (band 1 likelihood
     0-100 / 255, band 2 source code), DEFLATE COG. Processed in ``block`` x ``block`` px windows, so memory
     does not grow with the scene (a full 10980 px S2 tile included). Thin cirrus is not in the stored S2
-    flags, so no pixel gets the thin-cloud codes here."""
+    flags, so no pixel gets the thin-cloud codes here. ``reference_water`` (lon/lat polygons, e.g.
+    ``UnitOfWork.reference_water(footprint)``): where S1 decides and says dry on it, code 7 "not observable by
+    S1" (no estimate) instead of dry."""
     from rasterio.vrt import WarpedVRT
     from rasterio.windows import Window
+    from rasterio.windows import transform as window_transform
 
     from terrawatch.domain.tiles import EXCLUDED_CLOUD
     from terrawatch.products.cog import INTERMEDIATE_COMPRESSION, LIKELIHOOD_RESAMPLING, to_cog
@@ -142,6 +172,7 @@ def fuse_flood_products(s1_product: str | Path, s2_product: str | Path, out_path
         profile = dict(driver="GTiff", width=ref.width, height=ref.height, count=2, dtype="uint8", crs=ref.crs,
                        transform=ref.transform, nodata=255, tiled=True, blockxsize=256, blockysize=256,
                        **INTERMEDIATE_COMPRESSION)
+        shapes = reference_shapes(reference_water, ref.crs)
         with rasterio.open(out_path, "w", **profile) as dst:
             for row in range(0, ref.height, block):
                 for col in range(0, ref.width, block):
@@ -150,8 +181,10 @@ def fuse_flood_products(s1_product: str | Path, s2_product: str | Path, out_path
                     (lk1, fl1), (lk2, fl2) = (a, b) if grid == "s1" else (b, a)
                     p1 = np.where(lk1 == 255, np.nan, lk1 / 100.0).astype(np.float32)
                     p2 = np.where(lk2 == 255, np.nan, lk2 / 100.0).astype(np.float32)
+                    ref_w = reference_mask(shapes, window_transform(win, ref.transform),
+                                           (int(win.height), int(win.width)))
                     f = fuse_s1_s2(p1, p2, s2_cloud=((fl2 & EXCLUDED_CLOUD) != 0) if use2 else None,
-                                   s1_time=s1_time, s2_time=s2_time, window=window)
+                                   s1_time=s1_time, s2_time=s2_time, window=window, reference_water=ref_w)
                     s2_used = f.s2_used
                     dst.write(f.likelihood, 1, window=win)
                     dst.write(f.source, 2, window=win)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -35,6 +34,7 @@ from rio_tiler.io import Reader
 
 from terrawatch.domain.errors import BadRequest, NotFound
 from terrawatch.domain.hazards import HAZARDS
+from terrawatch.domain.products import FILES, FLOOD_FUSED, PRODUCTS, QUICKLOOK, SCENE_ID  # noqa: F401 - used here and by callers
 from terrawatch.domain.scene import Sensor
 
 TILE_SIZE = 256
@@ -45,12 +45,6 @@ WORLD_M = 2 * math.pi * 6378137.0  # WebMercatorQuad: the zoom-0 tile's side in 
 # a product with overviews at every power of two (a level up to 2x finer than the tile: 512 x 512 px).
 MAX_SOURCE_PIXELS = 1024 * 1024
 RENDER_VERSION = "2"  # part of each tile's ETag: bump when the rendering of the same file changes
-QUICKLOOK = "quicklook"
-FLOOD_FUSED = "flood_fused"  # fused S1 + S2 flood (products/fused.py): band 1 likelihood, band 2 source code
-PRODUCTS = (*HAZARDS, FLOOD_FUSED, QUICKLOOK)
-FILES = {p: "quicklook.tif" if p == QUICKLOOK else "flood_fused.tif" if p == FLOOD_FUSED else f"{p}_likelihood.tif"
-         for p in PRODUCTS}
-SCENE_ID = re.compile(r"^(?!\.+$)[A-Za-z0-9._:-]{1,256}$")  # the scene-event schema's id pattern
 RAMPS = {"flood": "blues", FLOOD_FUSED: "blues", "deforestation": "ylorrd", "mining": "rdpu"}
 COMPOSITES = {"truecolor": (1, 2, 3), "falsecolor": (4, 1, 2), "vvvh": (1, 2, 3)}
 

@@ -37,6 +37,7 @@ from terrawatch.service.ports import ModelVersionLookup, Tiler
 from terrawatch.settings import Settings
 from terrawatch.store.uow import UnitOfWork, window_start
 from terrawatch.domain.jobs import HazardJob
+from terrawatch.domain.products import QUICKLOOK_FILE, likelihood_file
 from terrawatch.vectorize.polygonize import to_detections
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ class ScenePipeline:
             return {}
         d = self.s.products_dir / scene.id
         d.mkdir(parents=True, exist_ok=True)
-        return {j.hazard: str(d / f"{j.hazard}_likelihood.tif") for j in jobs}
+        return {j.hazard: str(d / likelihood_file(j.hazard)) for j in jobs}
 
     def _start_quicklook(self, scene: Scene, grid, products: dict[str, str]):
         """The scene's quicklook COG (display bands of the input; served as raster tiles, listed in the STAC
@@ -145,7 +146,7 @@ class ScenePipeline:
 
         def run() -> None:
             try:
-                write_quicklook(scene, grid, self.s.products_dir / scene.id / "quicklook.tif")
+                write_quicklook(scene, grid, self.s.products_dir / scene.id / QUICKLOOK_FILE)
             except Exception:  # noqa: BLE001 - the quicklook is for display; detections must still be stored
                 log.warning("scene %s: quicklook not written", scene.id, exc_info=True)
 

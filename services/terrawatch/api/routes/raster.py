@@ -21,11 +21,12 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from terrawatch.api.deps import ApiDeps
+from terrawatch.domain.products import SCENE_ID_CHARS
 from terrawatch.api.routes.tiles import TileJSONBase
 from terrawatch.api.security import Principal
 from terrawatch.products import tiles as pt
 
-SceneId = Annotated[str, Path(description="Scene id (scene-event id pattern).", pattern=r"^[A-Za-z0-9._:-]{1,256}$")]
+SceneId = Annotated[str, Path(description="Scene id (scene-event id pattern).", pattern=SCENE_ID_CHARS)]
 Product = Annotated[str, Path(description="A hazard (" + ", ".join(pt.PRODUCTS[:-2]) + "), flood_fused (S1 + S2) "
                               "or quicklook.",
                               pattern=r"^[a-z_]{1,32}$")]

@@ -23,6 +23,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from terrawatch.api.deps import ApiDeps
+from terrawatch.domain.products import SCENE_ID_CHARS
 from terrawatch.api.errors import BadRequest, InvalidInput, NotFound
 from terrawatch.api.security import Principal
 from terrawatch.products import stac as ps
@@ -39,7 +40,7 @@ CONFORMS = [
 ]
 GEOJSON = "application/geo+json"
 MAX_LIMIT = 500
-SceneId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:-]{1,256}$")]
+SceneId = Annotated[str, Path(pattern=SCENE_ID_CHARS)]
 
 
 Bbox = Annotated[str | None, Query(max_length=200, description="minlon,minlat,maxlon,maxlat (EPSG:4326)")]
