@@ -142,3 +142,48 @@ def test_stored_products_fuse_block_by_block_like_the_whole_image(tmp_path):
                                window=timedelta(hours=72))
     with rasterio.open(late.path) as ds:
         assert not late.s2_used and (ds.read(2) == SOURCE_S1).all() and (ds.read(1) == lk1).all()
+
+
+def test_reference_water_that_s1_calls_dry_is_not_observable_by_s1_in_the_stored_product(tmp_path):
+    """Issue 27: the pipeline's fused product with the place's reference water (lon/lat polygons, as
+    UnitOfWork.reference_water returns them): where S1 decides (S2 no data) and its backscatter says dry on
+    reference water, code 7 and no estimate (255), not dry; S1 water there and clear S2 stay as they were;
+    block by block equals the whole image."""
+    from datetime import datetime, timezone
+
+    from rasterio.transform import from_origin
+    from rasterio.warp import transform_geom
+    from shapely.geometry import box, mapping, shape
+
+    from terrawatch.domain.tiles import EXCLUDED_NODATA
+    from terrawatch.ml.fusion import SOURCE_S1, SOURCE_S1_BLIND, fuse_s1_s2
+    from terrawatch.products.fused import fuse_flood_products, reference_mask, reference_shapes
+
+    h, w = 150, 130
+    lk1 = np.full((h, w), 10, np.uint8)  # S1 dry everywhere ...
+    lk1[:20, :] = 90  # ... but water in the top rows
+    lk2 = np.full((h, w), 5, np.uint8)
+    fl2 = np.zeros((h, w), np.uint8)
+    fl2[:, 100:] = EXCLUDED_NODATA  # S1 alone in the east
+    lk2[fl2 != 0] = 255
+    s1 = _product(tmp_path / "s1.tif", lk1, np.zeros((h, w), np.uint8))
+    s2 = _product(tmp_path / "s2.tif", lk2, fl2)
+    # reference water: a lake over rows 0-60, cols 80-130 (UTM 30N 10 m grid), given in lon/lat
+    lake = shape(transform_geom("EPSG:32630", "EPSG:4326", mapping(box(500_800, 4_649_400, 501_300, 4_650_000))))
+    t1 = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    out = fuse_flood_products(s1, s2, tmp_path / "f.tif", grid="s1", s1_time=t1, s2_time=t1, block=64,
+                              reference_water=[lake])
+    with rasterio.open(out.path) as ds:
+        lk, src = ds.read(1), ds.read(2)
+    assert (src[22:58, 102:128] == SOURCE_S1_BLIND).all() and (lk[22:58, 102:128] == 255).all()
+    assert (src[2:18, 102:128] == SOURCE_S1).all() and (lk[2:18, 102:128] == 90).all()  # S1 sees that water
+    assert (src[62:, 100:] == SOURCE_S1).all() and (lk[62:, 100:] == 10).all()  # off the lake: dry stays dry
+    assert not (src[:, :100] == SOURCE_S1_BLIND).any()  # clear S2 decides on the lake's west part
+    assert out.shares["not_observable_by_s1"] > 0.04
+    ref = reference_mask(reference_shapes([lake], "EPSG:32630"), from_origin(500_000, 4_650_000, 10, 10), (h, w))
+    whole = fuse_s1_s2(lk1 / 100.0, np.where(lk2 == 255, np.nan, lk2 / 100.0), reference_water=ref)
+    assert (lk == whole.likelihood).all() and (src == whole.source).all()
+    # without reference water the same pixels are S1's dry
+    plain = fuse_flood_products(s1, s2, tmp_path / "g.tif", grid="s1", s1_time=t1, s2_time=t1, block=64)
+    with rasterio.open(plain.path) as ds:
+        assert not (ds.read(2) == SOURCE_S1_BLIND).any() and (ds.read(1)[22:58, 102:128] == 10).all()

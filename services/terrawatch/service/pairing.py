@@ -64,6 +64,7 @@ def fuse_flood(settings: Settings, engine, scene: Scene, products: dict[str, str
     try:
         with UnitOfWork(engine, "fusion") as uow:
             partners = uow.flood_partners(scene, window)
+            ref = uow.reference_water(scene.footprint)  # S1 dry on it: "not observable by S1" (issue 27)
         for pid, ptime in partners:
             try:  # the id comes from PostGIS; the path check refuses anything that leaves products_dir
                 other = product_file(settings.products_dir, pid, "flood")
@@ -73,7 +74,7 @@ def fuse_flood(settings: Settings, engine, scene: Scene, products: dict[str, str
                               else (other, products["flood"], ptime, scene.sensing_time))
             f = fuse_flood_products(s1, s2, settings.products_dir / scene.id / FUSED_FILENAME,
                                     grid="s1" if scene.sensor is Sensor.S1 else "s2", s1_time=t1, s2_time=t2,
-                                    window=window)
+                                    window=window, reference_water=ref)
             log.info("scene %s: fused flood product with %s (%s): %s", scene.id, pid, ptime.isoformat(), f.shares)
             return {"status": "fused", "with_scene": pid, "with_time": ptime.isoformat(), "shares": f.shares,
                     "water_share": f.water_share}
