@@ -9,7 +9,9 @@ its training data came from (widen it with ``TERRAWATCH_AOA_OVERRIDES`` when a m
 Readers: ``service/pipeline.py`` (jobs, thresholds, steps, AoA), ``inference/triton.py`` (tensor
 names), ``inference/triton_backend.py`` (the served models' tensors), ``domain/scene.py`` (default
 hazards per sensor), ``service/worker.py`` (via ``inference.triton.MODELS``); ``models/*/config.pbtxt``
-and ``alerts/rules/*.yaml`` are checked against it by ``tests/unit/test_hazard_registry.py``.
+and ``alerts/rules/*.yaml`` are checked against it by ``tests/unit/test_hazard_registry.py``, the scene-event
+schema's hazard enum, the raster ramps and the map colours by ``tests/unit/test_hazard_kinds.py``. The files
+a new hazard touches: docs/architecture.md, "Adding a hazard".
 """
 
 from __future__ import annotations
