@@ -323,10 +323,11 @@ class UnitOfWork:
         """Unlink the scene's ``hazard`` detections of every other run from their alerts (a re-processing run
         replaces them); returns the alerts they supported."""
         d = t.detections
-        rows = self.conn.execute(update(d).where(
-            d.c.scene_id == scene_id, d.c.hazard == hazard, d.c.model_version != model_version,
-            d.c.alert_id.is_not(None)).values(alert_id=None).returning(d.c.alert_id)).all()
-        return {r[0] for r in rows}
+        where = (d.c.scene_id == scene_id, d.c.hazard == hazard, d.c.model_version != model_version,
+                 d.c.alert_id.is_not(None))
+        alerts = {r[0] for r in self.conn.execute(select(d.c.alert_id).where(*where).distinct())}
+        self.conn.execute(update(d).where(*where).values(alert_id=None))  # RETURNING would give the new NULL
+        return alerts
 
     def alert_support(self, alert_id: uuid.UUID) -> list[dict]:
         """The detections linked to an alert: scene_id, geom (lon/lat), area_ha, likelihood."""
