@@ -33,7 +33,6 @@ def nearest_place(lon: float, lat: float) -> dict[str, str] | None:
             "country_code": hit.get("country_code") or "", "distance_km": f"{d:.0f}"}
 
 
-@functools.lru_cache(maxsize=1024)  # one alert's CAP is built once per subscriber, inside the store transaction
 @functools.lru_cache(maxsize=1)
 def _table():
     """The same places as numpy columns: lon, lat, population (float64, float64, int64) and the rows."""
@@ -64,6 +63,7 @@ def places_in_bbox(west: float, south: float, east: float, north: float, limit: 
              "population": int(pop[i]), "lon": float(lon[i]), "lat": float(lat[i])} for i in idx]
 
 
+@functools.lru_cache(maxsize=1024)  # one alert's CAP is built once per subscriber, inside the store transaction
 def describe(lon: float, lat: float) -> str:
     """A short human place description: ``near Beniel (Murcia, Spain)``; '' when unknown."""
     p = nearest_place(lon, lat)

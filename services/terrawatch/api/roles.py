@@ -37,6 +37,7 @@ ROUTE_ROLES: dict[tuple[str, str], str] = {
     ("GET", "/map/legend.json"): NONE,  # the colours the map draws (no data)
     ("GET", "/styles/{layer}.json"): NONE,  # MapLibre style of alerts/detections (no data, as the legend)
     ("GET", "/styles/{layer}.qml"): NONE,  # QGIS style of alerts/detections
+    ("GET", "/map/places.geojson"): NONE,  # place labels from the bundled GeoNames table (no terrawatch data)
     ("GET", "/ops/livez"): NONE,
     ("GET", "/ops/readyz"): NONE,
     # OGC API - Features (tipg) and vector tiles: the map layers.
@@ -66,6 +67,7 @@ ROUTE_ROLES: dict[tuple[str, str], str] = {
     ("GET", "/ops/status"): VIEWER,
     ("GET", "/ops/consumption"): VIEWER,
     ("GET", "/ops/models"): VIEWER,
+    ("GET", "/alerts"): VIEWER,  # the triage list (same role as one alert)
     ("GET", "/alerts/{alert_id}"): VIEWER,
     ("GET", "/alerts/{alert_id}/events"): VIEWER,
     # Runbook actions and what reveals pipeline internals.

@@ -1,5 +1,6 @@
 // Drive /map in headless Debian Chromium and report what rendered, as one JSON line.
 // usage: node check-map.mjs <map-url> [screenshot.png] [until-unix-seconds]
+// env: CHECK_RASTER_BBOX=w,s,e,n (raster and basemap pixels), CHECK_PLACES_AT=lon,lat,zoom (place labels there)
 // Exit 0 with {"state": "ready", ...} or non-zero with the error; the caller decides what passes.
 import { chromium } from "playwright-core";
 
@@ -21,6 +22,7 @@ try {
   out.state = await page.evaluate(() => document.body.dataset.state);
   // ms from navigation start to "ready" (vector layers drawn), measured by the page itself
   out.ready_ms = await page.evaluate(() => window.terrawatch && window.terrawatch.readyMs.value);
+  out.timings = await page.evaluate(() => window.terrawatch && window.terrawatch.timings);  // ms per start-up step
   out.status_text = await page.evaluate(() => document.getElementById("status").textContent);
   if (out.state === "ready") {
     out.counts = await page.evaluate(() => {
@@ -51,6 +53,8 @@ try {
       return { view: v.toArray(), newest: b ? b.toArray() : null, newest_id: a ? a.id : null,
                contains_newest: contains, newest_px: px, zoom: map.getZoom() };
     });
+    // The first view's place labels ("name, region, country"), once fetched and placed.
+    out.places_initial = await page.evaluate(() => window.terrawatch.placesReady());
     // Click popup: find a canvas point over an alert or detection, click it, read the popup.
     const findHit = () => page.evaluate(() => {
       const map = window.terrawatch.map;
@@ -188,6 +192,27 @@ try {
       await page.evaluate((b) => window.terrawatch.map.fitBounds([[b[0], b[1]], [b[2], b[3]]],
                                                                  { duration: 0, padding: 20 }), bbox);
       await idleNow();
+    }
+    // Place labels around a given spot (CHECK_PLACES_AT=lon,lat,zoom), as the map shows them (text in the DOM).
+    if (process.env.CHECK_PLACES_AT) {
+      const [lon, lat, zoom] = process.env.CHECK_PLACES_AT.split(",").map(Number);
+      out.places_at = await page.evaluate(({ lon, lat, zoom }) => {
+        window.terrawatch.map.jumpTo({ center: [lon, lat], zoom });
+        return window.terrawatch.placesReady();
+      }, { lon, lat, zoom });
+      out.place_labels_dom = await page.evaluate(() =>
+        [...document.querySelectorAll("#map .place-label")].map((e) => e.textContent));
+      if (shot) {
+        await page.evaluate(() => new Promise((r) => {
+          window.terrawatch.map.once("idle", r);
+          window.terrawatch.map.triggerRepaint();
+        }));
+        await page.screenshot({ path: shot.replace(/\.png$/, "-places.png") });
+      }
+      await page.evaluate((v) => new Promise((r) => {
+        window.terrawatch.map.once("idle", r);
+        window.terrawatch.map.jumpTo(v);
+      }), initial);
     }
     if (shot) {
       await page.evaluate(() => {

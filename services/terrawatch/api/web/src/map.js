@@ -3,10 +3,16 @@
 // scenes' likelihood rasters and quicklooks (found through the STAC API). Hash parameters: key=tw_... (an API
 // key, kept for the browser session and removed from the address bar) and bbox=minx,miny,maxx,maxy (lon/lat
 // to show; default: the newest alert, at a readable size). The page is "ready" once the vector layers have
-// drawn; the scenes' rasters are added after that (window.terrawatch.rastersReady).
+// drawn; the scenes' rasters and the place labels are added after that (window.terrawatch.rastersReady,
+// placesReady).
 import * as maplibregl from "maplibre-gl";
 import "maplibre-gl/dist/maplibre-gl.css";
 import "./map.css";
+
+// ms from navigation start at each start-up step (reported by the browser check beside readyMs).
+const TIMINGS = {};
+const mark = (step) => { TIMINGS[step] = Math.round(performance.now()); };
+mark("script");
 
 const here = (path) => new URL(path, document.baseURI).href;
 const KEY_STORE = "terrawatch.key";
@@ -82,15 +88,20 @@ maplibregl.setWorkerUrl(here("map/static/maplibre-gl-worker.js"));
 
 // Basemap: TERRAWATCH_MAP_STYLE_URL when the deployment has a style, else the offline one bundled by
 // `make web` from the world-atlas package (Natural Earth 1:50m land and country borders; sea = background).
+// Asked at once, while the configuration, style and basemap load: the layers' TileJSON and the newest alert.
+const early = { specs: Promise.all(LAYERS.map((l) => tilejson(l.id))), newest: newestAlert().catch(() => null) };
+early.specs.catch(() => {});  // awaited (and reported) in `ready`
+
 const config = await fetch(here("map/config.json")).then((r) => (r.ok ? r.json() : {})).catch(() => ({}));
 const SEA = "#b9d3e6";
 const LAND = "#f1eee4";
 const offlineStyle = {
   version: 8,
   sources: {
-    "basemap-land": { type: "geojson", data: here("map/static/basemap/land.geojson"),
+    // maxzoom 6: 1:50m data has no more detail; deeper views overzoom z6 tiles instead of cutting new ones
+    "basemap-land": { type: "geojson", data: here("map/static/basemap/land.geojson"), maxzoom: 6,
                       attribution: "Natural Earth (public domain) via world-atlas" },
-    "basemap-borders": { type: "geojson", data: here("map/static/basemap/borders.geojson") },
+    "basemap-borders": { type: "geojson", data: here("map/static/basemap/borders.geojson"), maxzoom: 6 },
   },
   layers: [
     { id: "basemap-sea", type: "background", paint: { "background-color": SEA } },
@@ -102,14 +113,22 @@ const offlineStyle = {
   ],
 };
 
+// The initial view: #bbox= if given, else the newest alert (the news, at a readable size); the map starts
+// there, so nothing is drawn for a world view first. Without either, the layers' extent once known (`ready`).
+const newestAtStart = await early.newest;
+const requested = requestedBbox.length === 4 && requestedBbox.every(Number.isFinite)
+  ? new maplibregl.LngLatBounds(requestedBbox.slice(0, 2), requestedBbox.slice(2)) : null;
+const startBounds = requested || (newestAtStart && newestAtStart.padded) || null;
+const FIT = { padding: 40, maxZoom: 13 };
+
 const map = new maplibregl.Map({
   container: "map",
   style: config.style_url || offlineStyle,
-  center: [0, 20],
-  zoom: 1,
-  attributionControl: { compact: true, customAttribution: "terrawatch (Copernicus Sentinel data)" },
+  ...(startBounds ? { bounds: startBounds, fitBoundsOptions: FIT } : { center: [0, 20], zoom: 1 }),
+  attributionControl: { compact: true, customAttribution: ["terrawatch (Copernicus Sentinel data)", "place names: GeoNames (CC BY 4.0)"] },
   transformRequest: (url) => (sameOrigin(url) && key ? { url, headers: headers() } : { url }),
 });
+const styleLoaded = map.once("style.load");  // the layers are added then, beside the basemap's loading
 map.addControl(new maplibregl.NavigationControl(), "top-right");
 map.addControl(new maplibregl.ScaleControl(), "bottom-right");
 
@@ -345,6 +364,76 @@ async function popupHtml(f) {
   return `<strong>${escapeHtml(f.source)}</strong>${table(rows)}`;
 }
 
+// Place labels, offline: the most populous GeoNames places in view (/map/places.geojson, the table CAP areaDesc
+// is named from) as HTML markers - text needs no glyph server - most populous first, skipping any that would
+// overlap one already placed. Views wider than the server's limit show none.
+const PLACES = { on: true, shown: [], pending: Promise.resolve([]) };
+const PLACES_MAX_SPAN = 30;  // degrees each way (the server refuses wider)
+const PLACES_MAX_SHOWN = 25;
+let placesSeq = 0;
+let placeMarkers = [];
+
+function clearPlaces() {
+  placeMarkers.forEach((m) => m.remove());
+  placeMarkers = [];
+  PLACES.shown = [];
+}
+
+async function updatePlaces() {
+  const seq = ++placesSeq;
+  const [[w, s], [e, n]] = map.getBounds().toArray();
+  if (!PLACES.on || e - w > PLACES_MAX_SPAN || n - s > PLACES_MAX_SPAN) {
+    clearPlaces();
+    return [];
+  }
+  const wrap = (x) => ((((x + 180) % 360) + 360) % 360) - 180;
+  const bbox = [wrap(w), Math.max(-90, s), wrap(e), Math.min(90, n)].map((v) => v.toFixed(5)).join(",");
+  const res = await fetch(here(`map/places.geojson?bbox=${bbox}&limit=100`));
+  if (!res.ok) throw new Error(`places: HTTP ${res.status}`);
+  const feats = (await res.json()).features || [];
+  if (seq !== placesSeq) return PLACES.shown;  // a newer view asked meanwhile
+  clearPlaces();
+  const boxes = [];
+  for (const f of feats) {
+    const p = f.properties;
+    const pt = map.project(f.geometry.coordinates);
+    const box = [pt.x - 5, pt.y - 9, pt.x + 10 + 7 * p.name.length, pt.y + 9];  // dot + text, px (approx.)
+    if (boxes.some((b) => box[0] < b[2] && b[0] < box[2] && box[1] < b[3] && b[1] < box[3])) continue;
+    boxes.push(box);
+    const el = document.createElement("div");
+    el.className = "place-label";
+    el.textContent = p.name;  // text, never HTML
+    el.dataset.place = [p.name, p.region, p.country].filter(Boolean).join(", ");
+    placeMarkers.push(new maplibregl.Marker({ element: el, anchor: "left" }).setLngLat(f.geometry.coordinates).addTo(map));
+    PLACES.shown.push(el.dataset.place);
+    if (boxes.length >= PLACES_MAX_SHOWN) break;
+  }
+  return PLACES.shown;
+}
+
+function refreshPlaces() {
+  PLACES.pending = updatePlaces().catch((err) => {
+    console.warn(`place labels: ${err.message}`);
+    return [];
+  });
+  return PLACES.pending;
+}
+
+function setupPlaceToggle() {
+  const row = document.createElement("label");
+  row.style.display = "block";
+  const cb = document.createElement("input");
+  cb.type = "checkbox";
+  cb.checked = PLACES.on;
+  cb.dataset.layer = "places";
+  cb.addEventListener("change", () => {
+    PLACES.on = cb.checked;
+    refreshPlaces();
+  });
+  row.append(cb, " place labels (GeoNames)");
+  document.getElementById("layers").append(row);
+}
+
 const NEWEST = { bounds: null };
 const READY_MS = { value: null };
 let rastersReady = Promise.resolve(0);
@@ -386,9 +475,11 @@ async function buildLegend() {
 }
 
 const ready = (async () => {
-  await map.once("load");
-  const specs = await Promise.all(LAYERS.map((l) => tilejson(l.id)));
-  let bounds = null;
+  mark("map_created");
+  await styleLoaded;
+  mark("style_loaded");
+  const specs = await early.specs;
+  mark("tilejson");
   let range = null;
   const extents = EXTENTS;
   LAYERS.forEach((layer, i) => {
@@ -404,15 +495,11 @@ const ready = (async () => {
       extents[layer.id] = new maplibregl.LngLatBounds([tj.bounds[0], tj.bounds[1]], [tj.bounds[2], tj.bounds[3]]);
     }
   });
-  // The initial view: #bbox= if given, else the newest alert (the news, at a readable size), else the
-  // detections' or scenes' extent.
-  const newest = await newestAlert().catch(() => null);
-  NEWEST.bounds = newest;
-  bounds = newest ? newest.padded : extents.detections || extents.scenes || extents.alerts || null;
-  if (requestedBbox.length === 4 && requestedBbox.every(Number.isFinite)) {
-    bounds = new maplibregl.LngLatBounds(requestedBbox.slice(0, 2), requestedBbox.slice(2));
+  NEWEST.bounds = newestAtStart;
+  if (!startBounds) {  // no #bbox= and no alert: the detections' or scenes' extent
+    const bounds = extents.detections || extents.scenes || extents.alerts || null;
+    if (bounds) map.fitBounds(bounds, { ...FIT, duration: 0 });
   }
-  if (bounds) map.fitBounds(bounds, { padding: 40, duration: 0, maxZoom: 13 });
   setupToggles();
   buildLegend().catch(() => {});
   map.on("click", async (e) => {
@@ -426,11 +513,15 @@ const ready = (async () => {
     map.getCanvas().style.cursor = map.queryRenderedFeatures(e.point, { layers: INTERACTIVE }).length ? "pointer" : "";
   });
   await map.once("idle");
+  mark("idle");
   const n = distinctFeatures(map.queryRenderedFeatures({ layers: INTERACTIVE }));
   setStatus(`${n} features on screen`);
   map.on("moveend", () => map.once("idle", recount));
   document.body.dataset.state = "ready";
   READY_MS.value = Math.round(performance.now());
+  setupPlaceToggle();
+  map.on("moveend", refreshPlaces);
+  refreshPlaces();
   // Rasters after the page is usable: a scene's likelihood tiles can take longer than its polygons.
   rastersReady = addProductRasters(map.getBounds()).catch(() => 0).then((count) => {
     setupRasterToggles();
@@ -447,4 +538,5 @@ const ready = (async () => {
 window.terrawatch = { map, ready, layers: LAYERS, interactive: INTERACTIVE, rasters: RASTERS, extents: EXTENTS,
                       rastersReady: () => ready.then(() => rastersReady), newest: NEWEST, readyMs: READY_MS,
                       distinct: () => distinctFeatures(map.queryRenderedFeatures({ layers: INTERACTIVE })),
-                      showUntil: (t) => showUntil(t) };
+                      showUntil: (t) => showUntil(t),
+                      placesReady: () => ready.then(() => PLACES.pending), places: PLACES, timings: TIMINGS };
