@@ -76,7 +76,9 @@ def test_reference_layer_and_history_shrink_then_withdraw_the_river_alert(stack,
     synthetic_s1(path, size=SIZE, origin=origin)
     now = datetime.now(timezone.utc)
     old = item_from_geotiff(path, scene_id=f"rp-old-{uuid.uuid4().hex[:6]}", sensing_time=now - timedelta(days=60))
-    new = item_from_geotiff(path, scene_id=f"rp-new-{uuid.uuid4().hex[:6]}", sensing_time=now - timedelta(minutes=5))
+    synthetic_s1(tmp_path / "place-later.tif", size=SIZE, origin=origin, seed=1)  # same river, other speckle
+    new = item_from_geotiff(tmp_path / "place-later.tif", scene_id=f"rp-new-{uuid.uuid4().hex[:6]}",
+                            sensing_time=now - timedelta(minutes=5))
     footprint = shape(old["geometry"])
     rx = WebhookReceiver(None, path=f"/hook/{uuid.uuid4().hex[:8]}")
     sub, secret = subs.create(engine, s, subs.NewSubscription(

@@ -127,3 +127,19 @@ def test_unknown_reference_water_caps_confidence_and_undoes_a_pipeline_confirmat
     parts = _support(("s1", box(0, 0, 0.01, 0.01)), ("s2", box(0, 0.01, 0.01, 0.02)))
     d = rebuild_alert(a, parts, POLICY, reference_known=False)
     assert d.action == "update" and d.alert.status == "new" and d.alert.confidence == "high"
+
+
+def test_slivers_a_rivers_edge_leaves_do_not_add_up_to_a_detection():
+    from terrawatch.domain.polygons import Detection
+    from terrawatch.domain.reference_water import subtract_reference
+
+    # this pass's river is one 10 m pixel wider on both sides than the history's (5 km long): two slivers of
+    # ~5 ha each in one detection, but every part is 1 px wide - kept only if a part reaches the MMU
+    ref = box(-3.0, 42.0, -2.998, 42.045)
+    wide = box(-3.00012, 42.0, -2.99788, 42.045)
+    det = Detection("flood", as_multipolygon(wide), geodesic_area_ha(wide), 90.0, 1000)
+    assert subtract_reference([det], [ref], 0.2)  # each sliver is ~5 ha: above the MMU, kept
+    sliced = [box(-3.00012, 42.0 + i * 0.0005, -2.99788, 42.0 + (i + 1) * 0.0005 - 0.00002) for i in range(90)]
+    dets = [Detection("flood", as_multipolygon(g), geodesic_area_ha(g), 90.0, 10) for g in sliced]
+    # broken into 55 m pieces (as speckle breaks them), each sliver part is ~0.05 ha: all dropped
+    assert subtract_reference(dets, [ref], 0.2) == []

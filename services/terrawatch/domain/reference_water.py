@@ -102,7 +102,9 @@ def history_reference(sensing_time: datetime, observations: list[Observation], f
 
 
 def subtract_reference(dets: list[Detection], reference: list[BaseGeometry], min_area_ha: float) -> list[Detection]:
-    """``dets`` minus the union of ``reference``; parts left below ``min_area_ha`` (ha) are dropped.
+    """``dets`` minus the union of ``reference``; each polygon part left below ``min_area_ha`` (ha) is dropped
+    (the minimum mapping unit applies to polygons, so the slivers a river's edge leaves between two
+    acquisitions' water masks do not add up to a detection).
 
     A detection's likelihood is kept; its pixel count is scaled by the area that remains.
     """
@@ -116,6 +118,8 @@ def subtract_reference(dets: list[Detection], reference: list[BaseGeometry], min
             out.append(d)
             continue
         rest = as_multipolygon(d.geometry.difference(ref))
+        rest = as_multipolygon(shapely.union_all([p for p in rest.geoms if geodesic_area_ha(p) >= min_area_ha])
+                               if rest.geoms else rest)
         if rest.is_empty:
             continue
         area = geodesic_area_ha(rest)
