@@ -8,6 +8,7 @@ parent packages' ``__init__``)."""
 from __future__ import annotations
 
 import ast
+from functools import lru_cache
 from pathlib import Path
 
 import terrawatch
@@ -58,6 +59,12 @@ def build_graph(root: Path = PACKAGE) -> dict[str, dict[str, int]]:
                         edges[dep] = min(edges.get(dep, node.lineno), node.lineno)
         graph[mod] = edges
     return graph
+
+
+@lru_cache(maxsize=1)
+def package_graph() -> dict[str, dict[str, int]]:
+    """:func:`build_graph` of the installed ``terrawatch`` package, read once per test session (do not mutate)."""
+    return build_graph()
 
 
 def cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:

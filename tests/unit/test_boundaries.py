@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.import_graph import build_graph, reaches
+from tests.import_graph import package_graph, reaches
 
-GRAPH = build_graph()
+GRAPH = package_graph()
 DEV_PACKAGES = ("terrawatch.stack", "terrawatch.ml.train", "terrawatch.ml.eval")
 DEV_MODULES = {"terrawatch.demo", "terrawatch.samples", "terrawatch.api.samples", "terrawatch.api.launch",
                "terrawatch.cli.bench"}
