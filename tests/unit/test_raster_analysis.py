@@ -135,6 +135,17 @@ def test_a_polygon_over_the_cap_is_refused_before_reading(geographic):
         an.polygon_statistics(geographic, box(10, 10, 11, 11), 50, 10**6)
 
 
+def test_far_and_world_polygons_on_a_projected_product(utm):
+    """A polygon on the other side of the world is never projected into the product's UTM zone (where its
+    box would cover everything); the whole world covers the whole product."""
+    with pytest.raises(an.OutsideProduct):
+        an.polygon_statistics(utm, box(170, -89, 179.9, 89), 50, 10**7)
+    world = an.polygon_statistics(utm, box(-180, -90, 180, 90), 50, 10**7)
+    assert world.inside == world.window_pixels == 300 * 300
+    with pytest.raises(an.ReadTooCostly):
+        an.polygon_statistics(utm, box(-180, -90, 180, 90), 50, 300 * 300 - 1)
+
+
 @pytest.mark.parametrize("body, word", [
     ([1, 2], "body"),
     ({"type": "Point", "coordinates": [0, 0]}, "Polygon"),

@@ -199,10 +199,18 @@ class Stats:
     excluded_by_flag: dict[str, int]
 
 
-def read_window(path: Path, geom) -> Window:
+def read_window(path: Path, geom):
     """The window of the product grid under the polygon's bounding box, clipped to the product (its
-    ``width x height`` is what a read costs); :class:`OutsideProduct` when they do not meet."""
+    ``width x height`` is what a read costs), and the polygon clipped to the product's lon/lat box (so a
+    polygon elsewhere on Earth is never projected into the product's CRS); :class:`OutsideProduct` when
+    they do not meet."""
+    from shapely.geometry import box
+
     with rasterio.open(path) as ds:
+        footprint = box(*transform_bounds(ds.crs, WGS84, *ds.bounds, densify_pts=21))
+        geom = geom.intersection(footprint)
+        if geom.is_empty or geom.area == 0:
+            raise OutsideProduct("the polygon does not overlap the product")
         left, bottom, right, top = transform_bounds(WGS84, ds.crs, *geom.bounds, densify_pts=21)
         t = ds.transform
         c0, c1 = math.floor(round((left - t.c) / t.a, 6)), math.ceil(round((right - t.c) / t.a, 6))
@@ -210,7 +218,7 @@ def read_window(path: Path, geom) -> Window:
         c0, r0, c1, r1 = max(0, c0), max(0, r0), min(ds.width, c1), min(ds.height, r1)
         if c0 >= c1 or r0 >= r1:
             raise OutsideProduct("the polygon does not overlap the product")
-        return Window(c0, r0, c1 - c0, r1 - r0)
+        return Window(c0, r0, c1 - c0, r1 - r0), geom
 
 
 def polygon_statistics(path: Path, geom, threshold_pct: float, max_pixels: int, what: str = "polygon") -> Stats:
@@ -218,7 +226,7 @@ def polygon_statistics(path: Path, geom, threshold_pct: float, max_pixels: int, 
 
     Refused with :class:`ReadTooCostly` (nothing read) when the polygon's bounding box covers more than
     ``max_pixels`` pixels at full resolution; :class:`OutsideProduct` when it misses the product."""
-    win = read_window(path, geom)
+    win, geom = read_window(path, geom)
     pixels = int(win.width * win.height)
     if pixels > max_pixels:
         raise ReadTooCostly(
