@@ -70,3 +70,27 @@ def test_bounded_growing_stops_at_its_reach():
     bounded = nested.apply(PostConfig(0.5, 0.5, 0.2, reach=3), s)
     assert unbounded[0, :25].all() and not unbounded[0, 25:].any()
     assert bounded[0, :6].all() and not bounded[0, 6:].any()
+
+
+def test_smoothing_hole_filling_and_dark_only_growing():
+    # a 3x3 dry hole (9 px) inside water: filled with fill >= 9, kept with fill 8
+    p = np.full((12, 12), 0.9)
+    p[4:7, 4:7] = 0.1
+    s = _sample(p, np.zeros((12, 12)))
+    assert nested.apply(PostConfig(0.5, fill=9), s).all()
+    assert not nested.apply(PostConfig(0.5, fill=8), s)[4:7, 4:7].any()
+    # an isolated 0.9 pixel in dry land: its 3x3 mean (0.14) is below 0.5
+    q = np.full((9, 9), 0.05)
+    q[4, 4] = 0.9
+    assert nested.apply(PostConfig(0.5), _sample(q, np.zeros((9, 9))))[4, 4]
+    assert not nested.apply(PostConfig(0.5, smooth=3), _sample(q, np.zeros((9, 9)))).any()
+    # growing from seeds (signal -25 dB) into 0.3 pixels: only those as dark as the seeds with dark_q
+    g = np.full((1, 10), 0.05)
+    g[0, :3], g[0, 3:8] = 0.9, 0.3
+    sig = np.full((1, 10), -10.0, np.float32)
+    sig[0, :3], sig[0, 3:5] = -25.0, -26.0  # 3-4 dark, 5-7 bright (-10 dB)
+    d = {**_sample(g, np.zeros((1, 10))), "signal": sig}
+    assert nested.apply(PostConfig(0.5, 0.5, 0.2), d)[0, :8].all()
+    dark = nested.apply(PostConfig(0.5, 0.5, 0.2, dark_q=0.9), d)
+    assert dark[0, :5].all() and not dark[0, 5:].any()
+    assert PostConfig(0.4, 0.5, 0.2, dark_q=0.9, smooth=3, fill=64).name == "t0.40+smooth3+grow0.5/0.2+dark0.9+fill64"

@@ -19,7 +19,9 @@ is chosen, by a procedure that never sees the data that scores it:
 
 A configuration (:class:`PostConfig`): probability threshold ``t``; optional hysteresis growing from seeds
 ``>= seed_p`` into ``>= grow_p`` (``terrawatch.ml.flood_s1.grow_water``) limited to ``reach`` px from a
-seed (``None`` = unbounded, the issue-14 growing); optional ``gate``: ``"bimodal"`` = the per-scene
+seed (``None`` = unbounded, the issue-14 growing), optionally only into pixels whose water signal (dB) is at most
+the ``dark_q`` quantile of the seeds'; ``smooth`` (k x k mean of the probability first); ``fill`` (enclosed dry
+holes up to n px become water); optional ``gate``: ``"bimodal"`` = the per-scene
 bimodality test of ``terrawatch.ml.adaptive_s1`` (a non-bimodal scene keeps only water below -23 dB).
 
 Command: ``terrawatch cv --nested`` (= ``python -m terrawatch.ml.eval.cv --nested``); the network's raw
@@ -49,12 +51,20 @@ class PostConfig:
     grow_p: float = 0.2
     reach: int | None = None
     gate: str | None = None
+    smooth: int = 0  # k > 0: k x k mean of the probability before thresholding
+    fill: int = 0  # n > 0: dry holes of at most n px enclosed by predicted water become water
+    dark_q: float | None = None  # growing only into pixels whose water signal is <= this quantile of the seeds'
 
     @property
     def name(self) -> str:
         s = f"t{self.t:.2f}"
+        if self.smooth:
+            s += f"+smooth{self.smooth}"
         if self.seed_p is not None:
             s += f"+grow{self.seed_p:g}/{self.grow_p:g}" + (f"r{self.reach}" if self.reach else "")
+            s += f"+dark{self.dark_q:g}" if self.dark_q is not None else ""
+        if self.fill:
+            s += f"+fill{self.fill}"
         if self.gate:
             s += f"+{self.gate}"
         return s
@@ -67,6 +77,10 @@ def _family() -> list[PostConfig]:
             for reach in (None, 3):
                 out.append(PostConfig(0.5, seed, gp, reach))
     out += [PostConfig(0.5, gate="bimodal"), PostConfig(0.5, 0.5, 0.2, None, "bimodal")]
+    # issue 27, second round (towards Spain* >= 0.63): finer threshold, smoothing, hole filling, growing only
+    # into backscatter as dark as the seeds'
+    out += [PostConfig(0.45), PostConfig(0.5, smooth=3), PostConfig(0.4, smooth=3), PostConfig(0.5, fill=64),
+            PostConfig(0.5, fill=256), PostConfig(0.5, 0.5, 0.2, dark_q=0.9), PostConfig(0.5, 0.5, 0.3, dark_q=0.9)]
     return out
 
 
@@ -74,11 +88,13 @@ FAMILY: list[PostConfig] = _family()
 SERVED_BEFORE_ISSUE_27 = PostConfig(0.5, 0.5, 0.2, None).name  # t0.50+grow0.5/0.2
 
 
-def _grow(p: np.ndarray, c: PostConfig) -> np.ndarray:
+def _grow(p: np.ndarray, c: PostConfig, sig: np.ndarray | None = None) -> np.ndarray:
     seed = p >= c.seed_p
     if not seed.any():
         return p
     mask = p >= c.grow_p
+    if c.dark_q is not None and sig is not None and (np.isfinite(sig) & seed).any():
+        mask &= np.nan_to_num(sig, nan=np.inf) <= np.quantile(sig[np.isfinite(sig) & seed], c.dark_q)
     if c.reach:
         mask &= ndi.binary_dilation(seed, structure=np.ones((3, 3), bool), iterations=c.reach)
     grown = ndi.binary_propagation(seed, structure=np.ones((3, 3), bool), mask=mask) & ~seed
@@ -90,9 +106,17 @@ def _grow(p: np.ndarray, c: PostConfig) -> np.ndarray:
 def apply(c: PostConfig, s: dict) -> np.ndarray:
     """Binary water prediction of config ``c`` on a cached sample {prob, signal_ok(H,W) bool, bimodal}."""
     p = np.nan_to_num(s["prob"], nan=0.0)
+    if c.smooth:
+        p = ndi.uniform_filter(p, c.smooth)
     if c.seed_p is not None:
-        p = _grow(p, c)
+        p = _grow(p, c, s.get("signal"))
     pred = p >= c.t
+    if c.fill:
+        holes, n = ndi.label(ndi.binary_fill_holes(pred) & ~pred)
+        if n:
+            small = np.bincount(holes.ravel()) <= c.fill
+            small[0] = False
+            pred = pred | small[holes]
     if c.gate == "bimodal" and not s["bimodal"]:
         pred &= s["below_fallback"]
     return pred
@@ -105,7 +129,7 @@ def prepare(s1_db: np.ndarray, predict_raw: Callable[[np.ndarray], np.ndarray]) 
     sig, valid, kind = water_signal_s1(s1_db, 5)
     t, _ = bimodal_threshold(sig, valid, kind)
     return {"prob": predict_raw(s1_db).astype(np.float32), "bimodal": t is not None,
-            "below_fallback": sig < FALLBACK_DB[kind]}
+            "below_fallback": sig < FALLBACK_DB[kind], "signal": np.where(valid, sig, np.nan).astype(np.float32)}
 
 
 def _counts(pred: np.ndarray, label: np.ndarray) -> np.ndarray:
