@@ -20,6 +20,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from terrawatch.api.conditional import none_match
 from terrawatch.api.deps import ApiDeps
 from terrawatch.domain.products import SCENE_ID_CHARS
 from terrawatch.api.routes.tiles import TileJSONBase
@@ -36,14 +37,6 @@ MEDIA = {"png": "image/png", "webp": "image/webp"}
 # Private: tiles may need an API key. A product is rewritten only when its scene is reprocessed; the ETag
 # lets a client revalidate after 5 minutes for the price of a stat().
 CACHE_CONTROL = "private, max-age=300"
-
-
-def _none_match(header: str | None, tag: str) -> bool:
-    """RFC 9110 If-None-Match (weak comparison): ``*`` or any listed tag equal to ``tag``."""
-    if not header:
-        return False
-    tags = [t.strip() for t in header[:4096].split(",")]
-    return "*" in tags or any(t.removeprefix("W/") == tag for t in tags)
 
 
 class RasterTileJSON(TileJSONBase):
@@ -77,7 +70,7 @@ def raster_router(deps: ApiDeps) -> APIRouter:
             pt.quicklook_bands(product, 0, composite)
         tag = pt.etag(path, product, z, x, y, fmt, composite, max_pixels)
         headers = {"Cache-Control": CACHE_CONTROL, "ETag": tag}
-        if _none_match(request.headers.get("if-none-match"), tag):
+        if none_match(request.headers.get("if-none-match"), tag):
             return Response(status_code=304, headers=headers)
         body, plan = pt.render_planned(path, product, z, x, y, composite, img_format=fmt.upper(),
                                        max_pixels=max_pixels)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from starlette.datastructures import QueryParams
 from pydantic import BaseModel, Field
 
+from terrawatch.api.conditional import none_match
 from terrawatch.api.deps import ApiDeps
 from terrawatch.api.errors import BadRequest, InvalidInput, NotFound
 from terrawatch.api.security import Principal
@@ -119,7 +120,7 @@ def tiles_router(deps: ApiDeps) -> APIRouter:
             key = (version, layer, z, x, y, tuple(sorted((k, str(v)) for k, v in filters.items())))
             etag = cache.etag(key)
             headers = {"Cache-Control": "private, max-age=30", "ETag": etag}
-            if etag in _etags(request.headers.get("if-none-match")):
+            if none_match(request.headers.get("if-none-match"), etag):
                 return Response(status_code=304, headers=headers)
             body = cache.get(key)
             if body is None:
@@ -157,9 +158,3 @@ def tiles_router(deps: ApiDeps) -> APIRouter:
         return {name: str(request.url_for("tilejson", layer=name)) for name in LAYERS}
 
     return router
-
-
-def _etags(header: str | None) -> set[str]:
-    if not header:
-        return set()
-    return {t.strip().removeprefix("W/") for t in header.split(",")}
