@@ -13,7 +13,7 @@ product's full resolution in its own CRS (no resampling: every value is a pixel 
   area of each pixel on the WGS84 ellipsoid (an ellipsoidal zone between the pixel's two latitudes, which
   depends only on its row: :func:`row_areas_m2`); a **projected** product gets ``|a x e|`` of its transform in
   its linear unit converted to metres (the map projection's own area; UTM's scale factor keeps that within
-  0.1 % of the ground area). The polygon's own area is geodesic (pyproj ``Geod``, WGS84).
+  about 0.2 % of the ground area). The polygon's own area is geodesic (pyproj ``Geod``, WGS84).
 - Over the threshold = ``likelihood >= threshold x 100``, the comparison the pipeline makes before it
   vectorizes (``tiling/ray_tiler.py``); the likelihood is the model's observation (for flood: observed
   water; reference water is subtracted from the alerts, not from this band).
