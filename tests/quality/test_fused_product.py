@@ -187,3 +187,60 @@ def test_reference_water_that_s1_calls_dry_is_not_observable_by_s1_in_the_stored
     plain = fuse_flood_products(s1, s2, tmp_path / "g.tif", grid="s1", s1_time=t1, s2_time=t1, block=64)
     with rasterio.open(plain.path) as ds:
         assert not (ds.read(2) == SOURCE_S1_BLIND).any() and (ds.read(1)[22:58, 102:128] == 10).all()
+
+
+def test_pipeline_fusion_passes_the_places_reference_water(tmp_path, monkeypatch):
+    """service/pairing.fuse_flood (what the worker calls) reads the place's reference water with the partner and
+    hands it to the fused product: an S1 scene whose dry backscatter lies on a reference lake, with an S2
+    partner that has no data there, gets code 7 on the lake (PostGIS replaced by an object answering the same
+    two queries; the products are real files)."""
+    from datetime import datetime, timedelta, timezone
+
+    from rasterio.warp import transform_geom
+    from shapely.geometry import box, mapping, shape
+
+    from terrawatch.domain.scene import Scene, Sensor
+    from terrawatch.domain.tiles import EXCLUDED_NODATA
+    from terrawatch.ml.fusion import SOURCE_S1_BLIND
+    from terrawatch.service import pairing
+    from terrawatch.settings import Settings
+
+    settings = Settings(state_dir=tmp_path / "state")
+    h, w = 150, 130
+    fl2 = np.zeros((h, w), np.uint8)
+    fl2[:, 100:] = EXCLUDED_NODATA
+    lk2 = np.where(fl2 != 0, 255, 5).astype(np.uint8)
+    for sid, lk, fl in (("S1A_T_1", np.full((h, w), 10, np.uint8), np.zeros((h, w), np.uint8)),
+                        ("S2A_T_2", lk2, fl2)):
+        (settings.products_dir / sid).mkdir(parents=True)
+        _product(settings.products_dir / sid / "flood_likelihood.tif", lk, fl)
+    lake = shape(transform_geom("EPSG:32630", "EPSG:4326", mapping(box(500_800, 4_649_400, 501_300, 4_650_000))))
+    t1 = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    asked = []
+
+    class FakeUow:
+        def __init__(self, engine, operation="scene"):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def flood_partners(self, scene, window):
+            return [("S2A_T_2", t1 + timedelta(hours=5))]
+
+        def reference_water(self, footprint):
+            asked.append(footprint)
+            return [lake]
+
+    monkeypatch.setattr(pairing, "UnitOfWork", FakeUow)
+    scene = Scene(id="S1A_T_1", sensor=Sensor.S1, platform="sentinel-1a", sensing_time=t1,
+                  footprint=box(-3.0, 41.9, -2.9, 42.0), bands=(), hazards=("flood",))
+    st = pairing.fuse_flood(settings, None, scene, {"flood": str(settings.products_dir / "S1A_T_1" / "flood_likelihood.tif")})
+    assert st["status"] == "fused" and st["shares"]["not_observable_by_s1"] > 0.04, st
+    assert asked == [scene.footprint]
+    with rasterio.open(settings.products_dir / "S1A_T_1" / "flood_fused.tif") as ds:
+        src, lk = ds.read(2), ds.read(1)
+    assert (src[22:58, 102:128] == SOURCE_S1_BLIND).all() and (lk[22:58, 102:128] == 255).all()
