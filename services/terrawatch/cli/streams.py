@@ -50,7 +50,9 @@ def backfill_cmd(
     to: str = typer.Option(..., "--to", help="End (YYYY-MM-DD = through that day, or ISO 8601, UTC)."),
     stac_api: Optional[str] = typer.Option(None, help="STAC API root URL to search (e.g. Earth Search)."),
     collection: list[str] = typer.Option([], help="STAC collection(s) to search (default sentinel-2-l1c)."),
-    folder: Optional[Path] = typer.Option(None, help="Local folder of GeoTIFFs / STAC Item JSON files."),
+    folder: Optional[Path] = typer.Option(None, help="Local folder of GeoTIFFs / STAC Item JSON files (at most 500)."),
+    recursive: Optional[bool] = typer.Option(None, "--recursive/--no-recursive",
+                                             help="--folder only: also its subfolders (default) or not."),
     sentinelhub: Optional[str] = typer.Option(None, help="Sentinel Hub product: sentinel-2-l1c or sentinel-1-grd."),
     max_cloud: Optional[float] = typer.Option(None, help="Only S2 scenes with eo:cloud_cover below this (%)."),
     max_items: Optional[int] = typer.Option(None, help="Stop after this many STAC Items."),
@@ -71,10 +73,13 @@ def backfill_cmd(
     when = _utc_bound(sensing_time, False) if sensing_time else None
     start, end = _utc_bound(from_, False), _utc_bound(to, True)
     if folder is not None and not (stac_api or sentinelhub):
-        report = backfill_folder(s, str(folder.resolve()), None, sensing_time=when, dry_run=dry_run, bbox=box,
-                                 start=start, end=end, progress=True, audit=cli_audit("scene.backfill"))
+        report = backfill_folder(s, str(folder.resolve()), None, recursive=recursive is not False, sensing_time=when,
+                                 dry_run=dry_run, bbox=box, start=start, end=end, progress=True,
+                                 audit=cli_audit("scene.backfill"))
         typer.echo(json.dumps(report.as_dict()))
         return
+    if recursive is not None:
+        raise typer.BadParameter("only with --folder", param_hint="--recursive/--no-recursive")
     try:
         source = make_source(s, folder=folder, stac_api=stac_api, collections=collection, sentinelhub=sentinelhub,
                              max_cloud=max_cloud, max_items=max_items, sensing_time=when)
