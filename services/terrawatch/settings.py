@@ -33,7 +33,10 @@ class Settings(BaseSettings):
     triton_metrics_port: int = Field(default=18002, description="Local stack: Triton /metrics port.")
     ray_port: int = Field(default=16379, description="Local stack: Ray GCS port (+1 client server, +2 agent HTTP, +3 agent gRPC, "
                                                      "+4 metrics export, +5 runtime-env agent; all on 127.0.0.1).")
-    ray_min_worker_port: int = Field(default=20000, description="Local stack: first of 1000 Ray worker ports.")
+    ray_min_worker_port: int = Field(default=20000, description="Local stack: first of 1000 Ray worker ports (the head "
+                                                                "takes the first 500, a second node the rest).")
+    ray_nodes: int = Field(default=1, ge=1, le=2, description="Local stack: Ray nodes, the head and with 2 a second node "
+                                                             "on 127.0.0.1 (the multi-node mode; agents on ray_port + 6..9).")
     metrics_port: int = Field(default=19464, description="Port of the worker's /metrics (9464 in containers).")
     metrics_host: str = Field(default="127.0.0.1", description="Bind address of /metrics (0.0.0.0 in containers).")
     dispatcher_metrics_port: int = Field(default=19465, description="Port of a standalone dispatcher's /metrics.")

@@ -30,3 +30,21 @@ def pytest_terminal_summary(terminalreporter) -> None:
     terminalreporter.write_line("-+-".join("-" * width[c] for c in cols))
     for r in rows:
         terminalreporter.write_line(line(r))
+
+
+@pytest.fixture(scope="module")
+def ray_node2(stack):
+    """The stack's second Ray node: the multi-node mode's (``Settings.ray_nodes`` 2, started with the stack), or
+    one started here for the module and stopped after it. A test that kills it leaves the multi-node stack's
+    node started again at the end."""
+    from terrawatch.stack.ray_head import RayNode
+
+    node = stack.ray_nodes[0] if stack.ray_nodes else RayNode(stack.settings)
+    node.start()
+    node.wait(300)
+    yield node
+    if not stack.ray_nodes:
+        node.stop()
+    elif not node.healthy():
+        node.start()
+        node.wait(300)

@@ -13,6 +13,7 @@ import base64
 import json
 import random
 import secrets
+import signal
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -26,11 +27,12 @@ import shapely
 from geoalchemy2.shape import from_shape, to_shape
 from rasterio.transform import from_origin
 from shapely.geometry import shape
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from terrawatch.alerting.receiver import WebhookReceiver
 from terrawatch.domain.alerts import admits
 from terrawatch.domain.polygons import as_multipolygon, cluster
+from terrawatch.ingest import kafka_io
 from terrawatch.ingest.stac_items import item_from_geotiff
 from terrawatch.samples import synthetic_s1
 from terrawatch.service.alerts import policies
@@ -224,10 +226,10 @@ def wait_webhooks(s: Settings, items: list[dict], sub: Subscriber, timeout: floa
     time.sleep(2.0)
 
 
-def ray_workers_with_open(stack, path: str) -> list[psutil.Process]:
-    """Ray worker processes of this stack's Ray head that have ``path`` open (the TileWorker actors
-    reading that scene)."""
-    pid = stack.ray.proc.pid()
+def ray_workers_with_open(node, path: str) -> list[psutil.Process]:
+    """Ray worker processes of one Ray node of the stack (``stack.ray``, the head, or a ``RayNode``) that
+    have ``path`` open (the TileWorker actors reading that scene)."""
+    pid = node.proc.pid()
     if pid is None:
         return []
     out = []
@@ -238,6 +240,70 @@ def ray_workers_with_open(stack, path: str) -> list[psutil.Process]:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return out
+
+
+def crash_node(node) -> None:
+    """SIGKILL a Ray node of the stack (the ``ray start`` process and every process it started: GCS or
+    raylet, agents, the TileWorker actors) at once: a machine lost. ``ray stop``'s graceful drain would
+    let running tiles finish first."""
+    pid = node.proc.pid()
+    assert pid is not None, f"the stack's {node.name} is not running"
+    root = psutil.Process(pid)
+    procs = [root, *root.children(recursive=True)]
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=30)
+    node.stop()  # the recorded PID is gone: this only clears the pid file
+
+
+def ensure_up(svc) -> None:
+    """Start a service of the stack again if a fault left it down."""
+    if not svc.healthy():
+        svc.start()
+        svc.wait()
+
+
+def crash_restart_postgres(stack, down_s: float = 3.0) -> None:
+    """Immediate shutdown of PostGIS (like kill -9 of the cluster: no clean rollback), ``down_s`` s down,
+    started again and waited for."""
+    stack.postgres.proc.stop(sig=signal.SIGQUIT, timeout=30)
+    time.sleep(down_s)
+    stack.postgres.start()
+    stack.postgres.wait()
+
+
+def writing_detections(s: Settings) -> int:
+    """Sessions of the worker role inserting detections now (store transactions mid-write)."""
+    # As the worker's own role: a non-superuser sees the query text of its own role's sessions only.
+    with engine_for(s.worker_db_url).connect() as c:
+        return int(c.execute(text(
+            "select count(*) from pg_stat_activity where datname = current_database() "
+            "and pid <> pg_backend_pid() and query ilike 'insert into detections%'")).scalar_one())
+
+
+def publish_to_partition(s: Settings, item: dict, partition: int) -> None:
+    p = kafka_io.producer(s)
+    p.produce(s.scenes_topic, key=item["id"].encode(), value=json.dumps(item).encode(), partition=partition)
+    assert p.flush(30) == 0
+
+
+def group_assignment(s: Settings) -> dict[str, list[int]]:
+    """{group.instance.id: partitions of the scenes topic} of the worker group's members now; {} while the
+    group's coordinator cannot say (loading, moving: poll again)."""
+    from confluent_kafka import KafkaException
+
+    from terrawatch.ingest.topics import admin
+
+    a = admin(s)  # referenced until the answer: a collected client never completes its futures
+    try:
+        desc = a.describe_consumer_groups([s.consumer_group])[s.consumer_group].result(timeout=15)
+    except KafkaException:
+        return {}
+    return {m.group_instance_id or m.member_id: sorted(tp.partition for tp in m.assignment.topic_partitions
+                                                       if tp.topic == s.scenes_topic) for m in desc.members}
 
 
 def scene_path(item: dict) -> str:

@@ -6,30 +6,22 @@ so the tests after it run on a healthy stack.
 
 from __future__ import annotations
 
-import signal
 import time
 
-import psutil
 import pytest
-from sqlalchemy import text
 
 from terrawatch.service import ops
 from terrawatch.service import dlq as dlq_svc
 from terrawatch.store.uow import engine_for
 from tests.faults.helpers import (
-    SLOW_TILING, audit, blobs_scene, river_scene, stop_worker, subscribe, wait_processed, wait_webhooks,
+    SLOW_TILING, audit, blobs_scene, crash_node, crash_restart_postgres, ensure_up, river_scene, stop_worker,
+    subscribe, wait_processed, wait_webhooks, writing_detections,
 )
 from tests.integration.helpers import isolated, publish, read_dlq, runs_for, start_worker, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 KAFKA_OUTAGE_S = 30
-
-
-def _ensure_up(svc) -> None:
-    if not svc.healthy():
-        svc.start()
-        svc.wait()
 
 
 def test_kafka_broker_down_30s(stack, tmp_path, fault_report):
@@ -53,7 +45,7 @@ def test_kafka_broker_down_30s(stack, tmp_path, fault_report):
         wait_webhooks(s, items, sub, 90)
         assert w.poll() is None, "the worker died after the broker came back"
     finally:
-        _ensure_up(stack.kafka)
+        ensure_up(stack.kafka)
         stop_worker(w)
         sub.close()
     text_log = log.read_text(errors="replace")
@@ -64,14 +56,6 @@ def test_kafka_broker_down_30s(stack, tmp_path, fault_report):
     fault_report.add(f"Kafka broker down {KAFKA_OUTAGE_S} s", res, time.monotonic() - t0,
                      f"{commit_failures} failed commits, {consumer_errors} consumer connection errors")
     assert (res.lost, res.duplicated) == (0, 0), res.problems
-
-
-def _writing_detections(s) -> bool:
-    # As the worker's own role: a non-superuser sees the query text of its own role's sessions only.
-    with engine_for(s.worker_db_url).connect() as c:
-        return bool(c.execute(text(
-            "select count(*) from pg_stat_activity where datname = current_database() "
-            "and pid <> pg_backend_pid() and query ilike 'insert into detections%'")).scalar_one())
 
 
 def test_postgis_crash_restart_mid_write(stack, tmp_path, fault_report):
@@ -86,18 +70,15 @@ def test_postgis_crash_restart_mid_write(stack, tmp_path, fault_report):
     w = start_worker(s, log)
     try:
         publish(s, *items)
-        wait_for(lambda: _writing_detections(s), 240, "the store transaction to be inserting detections",
+        wait_for(lambda: writing_detections(s), 240, "the store transaction to be inserting detections",
                  interval=0.05)
         assert not runs_for(s, items[0]["id"])
-        stack.postgres.proc.stop(sig=signal.SIGQUIT, timeout=30)  # immediate shutdown: no clean rollback
-        time.sleep(3)
-        stack.postgres.start()
-        stack.postgres.wait()
+        crash_restart_postgres(stack)
         wait_processed(s, items, 300)
         wait_webhooks(s, items, sub, 90)
         assert w.poll() is None
     finally:
-        _ensure_up(stack.postgres)
+        ensure_up(stack.postgres)
         stop_worker(w)
         sub.close()
     text_log = log.read_text(errors="replace")
@@ -152,7 +133,7 @@ def test_triton_down_60s_pauses_consumption_without_dead_lettering(stack, tmp_pa
         assert _paused_for(s, "triton") is None, "still paused after Triton came back"
         assert w.poll() is None
     finally:
-        _ensure_up(stack.triton)
+        ensure_up(stack.triton)
         stop_worker(w)
         sub.close()
     assert _dlq(s)["retained"] == 0
@@ -190,7 +171,7 @@ def test_triton_outage_past_window_dead_letters_then_auto_redrives(stack, tmp_pa
         wait_webhooks(s, items, sub, 90)
         assert w.poll() is None
     finally:
-        _ensure_up(stack.triton)
+        ensure_up(stack.triton)
         stop_worker(w)
         sub.close()
     for d in dlq:
@@ -206,24 +187,6 @@ def test_triton_outage_past_window_dead_letters_then_auto_redrives(stack, tmp_pa
     fault_report.add("Triton down > 8 s window -> auto re-drive", res, time.monotonic() - t0,
                      f"{len(dlq)} transient DLQ entries re-driven automatically")
     assert (res.lost, res.duplicated) == (0, 0), res.problems
-
-
-def _crash_ray_head(stack) -> None:
-    """SIGKILL the Ray head and every process it started (GCS, raylet, the TileWorker actors) at once:
-    a node crash. ``ray stop``'s graceful drain lets running tiles finish, so on a quiet machine a scene
-    could be stored before the head was down, while a scene large enough to outlast the drain took
-    longer than the test's deadline on a loaded one."""
-    pid = stack.ray.proc.pid()
-    assert pid is not None, "the stack's Ray head is not running"
-    head = psutil.Process(pid)
-    procs = [head, *head.children(recursive=True)]
-    for p in procs:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(procs, timeout=30)
-    stack.ray.stop()  # the recorded PID is gone: this only clears the pid file
 
 
 def test_ray_head_restart_mid_scene(stack, tmp_path, fault_report):
@@ -244,7 +207,7 @@ def test_ray_head_restart_mid_scene(stack, tmp_path, fault_report):
         wait_for(lambda: "tiling" in log.read_text(errors="replace"), 180, "tiling to start", interval=0.1)
         publish(s, *items[1:])
         pid = w.pid
-        _crash_ray_head(stack)
+        crash_node(stack.ray)
         assert not runs_for(s, items[0]["id"]), "the large scene was stored before the head went down: nothing tested"
         time.sleep(5)
         stack.ray.start()
@@ -253,7 +216,7 @@ def test_ray_head_restart_mid_scene(stack, tmp_path, fault_report):
         wait_webhooks(s, items, sub, 90)
         assert w.poll() is None and w.pid == pid, "the worker process must survive (it re-executes itself)"
     finally:
-        _ensure_up(stack.ray)
+        ensure_up(stack.ray)
         stop_worker(w)
         sub.close()
     text_log = log.read_text(errors="replace")

@@ -102,7 +102,7 @@ def test_killed_ray_tile_workers_mid_scene(stack, tmp_path, fault_report):
             def victims():
                 # by pid: with several scenes in flight one actor reads (has open) more than one scene
                 procs = list({p.pid: p for it in items if not runs_for(s, it["id"])
-                              for p in ray_workers_with_open(stack, scene_path(it)) if p.pid not in killed}.values())
+                              for p in ray_workers_with_open(stack.ray, scene_path(it)) if p.pid not in killed}.values())
                 return procs if len(procs) >= 2 or (procs and time.monotonic() - since > 20) else None
 
             for p in wait_for(victims, 180, "TileWorkers reading an unfinished scene", interval=0.2):

@@ -9,24 +9,16 @@ scenes again while the first may still be finishing them. Every scene is stored 
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 
-from terrawatch.ingest import kafka_io
 from tests.faults.helpers import (
-    SLOW_TILING, audit, log_events, river_scene, stop_worker, subscribe, wait_processed, wait_webhooks,
+    SLOW_TILING, audit, log_events, publish_to_partition, river_scene, stop_worker, subscribe, wait_processed, wait_webhooks,
 )
 from tests.integration.helpers import isolated, publish, runs_for, start_worker, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
-
-
-def _publish_to_partition(s, item: dict, partition: int) -> None:
-    p = kafka_io.producer(s)
-    p.produce(s.scenes_topic, key=item["id"].encode(), value=json.dumps(item).encode(), partition=partition)
-    assert p.flush(30) == 0
 
 
 def test_partition_revoked_with_scenes_in_flight(stack, tmp_path, fault_report):
@@ -42,7 +34,7 @@ def test_partition_revoked_with_scenes_in_flight(stack, tmp_path, fault_report):
     w2 = None
     try:
         for partition, item in enumerate(items):  # a scene on every partition: whichever two move, they hold one
-            _publish_to_partition(s, item, partition)
+            publish_to_partition(s, item, partition)
         wait_for(lambda: log1.read_text(errors="replace").count("tiling") >= 2, 240,
                  "two scenes tiling at once in the first worker", interval=0.2)
         w2 = start_worker(s2, log2)

@@ -9,7 +9,7 @@ from terrawatch.settings import Settings
 from terrawatch.stack.kafka import Kafka
 from terrawatch.stack.postgres import Postgres
 from terrawatch.stack.process import ManagedProcess
-from terrawatch.stack.ray_head import RayHead
+from terrawatch.stack.ray_head import RayHead, RayNode
 from terrawatch.stack.triton import Triton
 
 
@@ -27,7 +27,9 @@ class Stack:
         self.postgres = Postgres(s)
         self.triton = Triton(s)
         self.ray = RayHead(s)
-        self.services = [self.postgres, self.kafka, self.triton, self.ray]
+        # The multi-node mode's second Ray node starts after the head (services start and wait in order).
+        self.ray_nodes = [RayNode(s)] if s.ray_nodes >= 2 else []
+        self.services = [self.postgres, self.kafka, self.triton, self.ray, *self.ray_nodes]
 
     def up(self) -> None:
         """Install what is missing, start every service, wait until each is healthy."""

@@ -214,7 +214,9 @@ class RayTiler:
         self.address = address
         self.session = ray_session(address)
         self.stall_probe_s = stall_probe_s
-        self.workers = [TileWorker.remote(triton_url) for _ in range(workers)]
+        # SPREAD: on a cluster of several nodes the actors go to different nodes (Ray's default packs them
+        # onto the driver's node), so tiles are read and inferred on every node; one node is no different.
+        self.workers = [TileWorker.options(scheduling_strategy="SPREAD").remote(triton_url) for _ in range(workers)]
         self.batch = max(1, batch)
         self.max_calls = max(1, max_in_flight // self.batch)
 
