@@ -113,22 +113,25 @@ const offlineStyle = {
   ],
 };
 
-// The initial view: #bbox= if given, else the newest alert (the news, at a readable size); the map starts
-// there, so nothing is drawn for a world view first. Without either, the layers' extent once known (`ready`).
-const newestAtStart = await early.newest;
+// The initial view: #bbox= if given (the map starts there), else the newest alert (the news, at a readable
+// size), else the layers' extent; the map is created at once so the basemap loads while those are asked.
 const requested = requestedBbox.length === 4 && requestedBbox.every(Number.isFinite)
   ? new maplibregl.LngLatBounds(requestedBbox.slice(0, 2), requestedBbox.slice(2)) : null;
-const startBounds = requested || (newestAtStart && newestAtStart.padded) || null;
 const FIT = { padding: 40, maxZoom: 13 };
 
 const map = new maplibregl.Map({
   container: "map",
   style: config.style_url || offlineStyle,
-  ...(startBounds ? { bounds: startBounds, fitBoundsOptions: FIT } : { center: [0, 20], zoom: 1 }),
-  attributionControl: { compact: true, customAttribution: ["terrawatch (Copernicus Sentinel data)", "place names: GeoNames (CC BY 4.0)"] },
+  ...(requested ? { bounds: requested, fitBoundsOptions: FIT } : { center: [0, 20], zoom: 1 }),
+  attributionControl: { compact: true, customAttribution: ["terrawatch (Copernicus Sentinel data)", "GeoNames (CC BY 4.0)"] },
   transformRequest: (url) => (sameOrigin(url) && key ? { url, headers: headers() } : { url }),
 });
 const styleLoaded = map.once("style.load");  // the layers are added then, beside the basemap's loading
+// When each source first has all the tiles of the view (TIMINGS["source:<id>"]): where start-up time goes.
+map.on("sourcedata", (e) => {
+  if (e.sourceId && !(`source:${e.sourceId}` in TIMINGS) && !e.sourceId.startsWith("raster-")
+      && map.isSourceLoaded(e.sourceId)) mark(`source:${e.sourceId}`);
+});
 map.addControl(new maplibregl.NavigationControl(), "top-right");
 map.addControl(new maplibregl.ScaleControl(), "bottom-right");
 
@@ -480,6 +483,8 @@ const ready = (async () => {
   mark("style_loaded");
   const specs = await early.specs;
   mark("tilejson");
+  const newest = await early.newest;  // before any source is added: no tile is asked for the start view
+  mark("newest_alert");
   let range = null;
   const extents = EXTENTS;
   LAYERS.forEach((layer, i) => {
@@ -495,9 +500,9 @@ const ready = (async () => {
       extents[layer.id] = new maplibregl.LngLatBounds([tj.bounds[0], tj.bounds[1]], [tj.bounds[2], tj.bounds[3]]);
     }
   });
-  NEWEST.bounds = newestAtStart;
-  if (!startBounds) {  // no #bbox= and no alert: the detections' or scenes' extent
-    const bounds = extents.detections || extents.scenes || extents.alerts || null;
+  NEWEST.bounds = newest;
+  if (!requested) {
+    const bounds = newest ? newest.padded : extents.detections || extents.scenes || extents.alerts || null;
     if (bounds) map.fitBounds(bounds, { ...FIT, duration: 0 });
   }
   setupToggles();
