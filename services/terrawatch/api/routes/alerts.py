@@ -94,7 +94,8 @@ def _instant(name: str, raw: str | None) -> datetime | None:
         value = datetime.fromisoformat(raw)
     except ValueError:
         hint = " (a '+' in a query string reads as a space: send it as %2B, or use Z)" if " " in raw else ""
-        raise BadRequest(f"{name} {excerpt(raw)!r} is not an RFC 3339 date-time such as 2026-12-07T08:00:00Z{hint}")
+        raise BadRequest(
+            f"{name} {excerpt(raw)!r} is not an RFC 3339 date-time such as 2026-12-07T08:00:00Z{hint}") from None
     if value.tzinfo is None:
         raise BadRequest(f"{name} {excerpt(raw)!r} needs a UTC offset (Z or +hh:mm)")
     return value
@@ -108,12 +109,14 @@ def _cursor_out(updated_at: datetime, alert_id: uuid.UUID, sortby: str) -> str:
 def _cursor_in(raw: str | None, sortby: str) -> tuple[datetime, uuid.UUID] | None:
     if raw is None:
         return None
+    if len(raw) > 512:  # ours are ~120 characters
+        raise BadRequest("cursor is not one this API issued (too long; take it from the 'next' link)")
     try:
         doc = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
         mark = (datetime.fromisoformat(doc["u"]), uuid.UUID(doc["i"]))
         made_for = doc["s"]
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
-        raise BadRequest(f"cursor {excerpt(raw)!r} is not one this API issued (take it from the 'next' link)")
+        raise BadRequest(f"cursor {excerpt(raw)!r} is not one this API issued (take it from the 'next' link)") from None
     if made_for != sortby or mark[0].tzinfo is None:
         raise BadRequest(f"cursor was issued for sortby={excerpt(made_for)}, not sortby={sortby}")
     return mark
