@@ -79,10 +79,54 @@ def demo_items(samples: Path, run_id: str) -> tuple[list[dict], list[dict]]:
     return first, later
 
 
-def truth_report(engine, settings: Settings, ids: list[str]) -> dict:
+HISTORY_DAYS = 60  # the earlier observation of the synthetic place: more than the flood rule's merge window before
+SPAIN_REFERENCE_UNKNOWN = (
+    "no earlier observation of the Spain chip's place and no reference-water layer are available offline: its "
+    "flood alerts say reference_water unknown (at most high, never confirmed by repetition) and may include the "
+    "Segura river's permanent water; load a reference-water layer and run terrawatch reprocess to remove it")
+
+
+def history_items(samples: Path, run_id: str) -> list[dict]:
+    """An earlier observation of the synthetic scene's place (same river and lake, other speckle), sensed
+    :data:`HISTORY_DAYS` days before it: processed first, its observed water becomes the place's reference
+    water (the history, docs/alerting.md), so the live scene's river and lake are not a flood. Its own alert
+    (nothing was known of the place then) is withdrawn by re-processing it once the live scene is stored."""
+    from terrawatch.ingest.stac_items import item_from_geotiff
+    from terrawatch.samples import synthetic_s1
+
+    synthetic_s1(samples / "synthetic_s1_earlier.tif", seed=1)
+    item = item_from_geotiff(samples / "synthetic_s1_earlier.tif", scene_id=f"synthetic-s1-earlier-{run_id}",
+                             sensing_time=datetime.now(timezone.utc) - timedelta(days=HISTORY_DAYS, minutes=10))
+    item["properties"]["description"] = ("an earlier observation of the synthetic scene's place (same river and "
+                                         "lake): its water becomes the place's reference water")
+    return [item]
+
+
+def permanent_water(samples: Path):
+    """The synthetic scene's permanent water (river and lake) in lon/lat, from the generator (the known answer)."""
+    from terrawatch.samples import synthetic_water_lonlat, synthetic_water_mask
+
+    return synthetic_water_lonlat(samples / "synthetic_s1.tif", synthetic_water_mask(512))
+
+
+def reprocess_history(settings: Settings, engine, producer, scene_ids: list[str]) -> str:
+    """Re-process the earlier observation(s) (service/reprocess.py, audited as ``scene.reprocess`` by
+    ``demo``); returns the run tag."""
+    from terrawatch.service.reprocess import reprocess
+    from terrawatch.store.audit import record
+
+    out = reprocess(settings, engine, producer, scene_ids=scene_ids,
+                    audit=lambda conn, target, details: record(conn, "demo", "operator", "scene.reprocess",
+                                                               target, details))
+    return out["run"]
+
+
+def truth_report(engine, settings: Settings, ids: list[str], permanent=None) -> dict:
     """What a user would check in the demo's database: per hazard, scenes/pixels outside the model's AoA;
     mining alerts outside the mining AoA; ``illegal`` without a named feature or coverage; ``confirmed``
-    without two independent acquisitions; scenes by status."""
+    without two independent acquisitions; scenes by status; open flood alerts over ``permanent`` water
+    (lon/lat, the synthetic scene's river and lake), alerts withdrawn by re-processing, and where each open
+    flood alert's reference water came from."""
     from terrawatch.domain.aoa import load_aoa
     from terrawatch.domain.hazards import REGISTRY
     from terrawatch.domain.legality import has_evidence
@@ -115,6 +159,23 @@ def truth_report(engine, settings: Settings, ids: list[str]) -> dict:
     }
     if not inferred.get("mining"):
         report["notes"].append(NO_MINING_IMAGERY)
+    from geoalchemy2.shape import to_shape
+
+    from terrawatch.store.reprocess_scenes import alerts_naming
+
+    floods = alerts_naming(engine, ids, "flood")
+    live = [a for a in floods if a["status"] not in ("false_positive", "resolved")]
+    report["flood_alerts_over_permanent_water"] = sorted(
+        str(a["id"]) for a in live if permanent is not None and to_shape(a["geom"]).intersects(permanent))
+    report["withdrawn_by_reprocessing"] = sorted(
+        str(a["id"]) for a in floods if (a["context"] or {}).get("withdrawn"))
+    sources = [(a["context"] or {}).get("reference_water", "unknown") for a in live]
+    report["flood_reference_water"] = {k: sources.count(k) for k in sorted(set(sources))}
+    report["unknown_reference_highest_or_confirmed"] = sum(
+        1 for a in live if (a["context"] or {}).get("reference_water", "unknown") == "unknown"
+        and (a["confidence"] == "highest" or a["status"] == "confirmed"))
+    if any(x == "unknown" for x in sources):
+        report["notes"].append(SPAIN_REFERENCE_UNKNOWN)
     return report
 
 
@@ -160,16 +221,24 @@ def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
     log(f"pipeline worker running (pid {worker.pid()}, log {worker.log_file})")
 
     p = kafka_io.producer(settings)
+    finished = ("processed", "outside_aoa", "failed")
+    deadline = time.monotonic() + timeout_s
+    # First an earlier observation of the synthetic place: its water is the place's reference water (history)
+    history = history_items(settings.state_dir / "samples", run_id)
+    kafka_io.publish_items(p, settings, history)
+    log(f"published {history[0]['id']} ({history[0]['properties']['description']})")
+    while time.monotonic() < deadline and any(
+            scene_store.progress(engine, [h["id"]], sub_ids)["status"].get(h["id"]) not in finished for h in history):
+        time.sleep(2)
     for item in items:
         kafka_io.publish_scene(p, settings, item)
     p.produce(settings.scenes_topic, key=b"broken", value=b'{"type": "Feature", "id": "not-a-scene"')
     p.flush(30)
     log(f"published {len(items)} scenes and 1 malformed event to {settings.scenes_topic}")
 
-    ids = [i["id"] for i in items]
-    finished = ("processed", "outside_aoa", "failed")
-    deadline = time.monotonic() + timeout_s
+    ids = [i["id"] for i in history + items]
     summary: dict = {}
+    rerun: str | None = None  # the re-processing run of the earlier observation
     while time.monotonic() < deadline:
         prog = scene_store.progress(engine, ids, sub_ids)
         status, done, alert_ids = prog["status"], prog["runs"], prog["alert_ids"]
@@ -184,7 +253,15 @@ def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
             continue
         dlq = _dlq_high(settings) - dlq_before
         scenes_done = sum(1 for i in ids if status.get(i) in finished)
-        if not later and scenes_done == len(ids) and dlq >= 1 and deliveries.get(OutboxStatus.PENDING, 0) == 0:
+        if not later and scenes_done == len(ids) and rerun is None:
+            # the live scene is stored: re-process the earlier one, whose river and lake are history now
+            rerun = reprocess_history(settings, engine, p, [h["id"] for h in history])
+            log(f"re-processing {history[0]['id']} as run {rerun}: the live scene's water is its history now")
+            continue
+        rerun_done = rerun is not None and all(any(r["scene_id"] == h["id"] and r["model_version"].endswith(
+            f"#{rerun}") for r in done) for h in history)
+        if (not later and rerun_done and scenes_done == len(ids) and dlq >= 1
+                and deliveries.get(OutboxStatus.PENDING, 0) == 0):
             summary = {
                 "scenes_processed": scenes_done,
                 # hazards of one scene share its tiles: count each scene's tiles once
@@ -198,7 +275,7 @@ def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
                 "p95_sensing_to_alert_s": round(float(np.percentile(lat, 95)), 1) if lat else None,
                 "runs": sorted(f"{r['scene_id']}:{r['hazard']}:{r['detections']}" for r in done),
                 "products": sorted(str(p) for i in ids for p in (settings.products_dir / i).glob("*.tif")),
-                **truth_report(engine, settings, ids),
+                **truth_report(engine, settings, ids, permanent_water(settings.state_dir / "samples")),
             }
             break
         time.sleep(2)

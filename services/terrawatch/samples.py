@@ -27,6 +27,16 @@ def spain_sensing_time(sensor: str = "s1") -> datetime:
     raise LookupError("Spain not in Sen1Floods11 metadata")
 
 
+def synthetic_water_mask(size: int = 512) -> np.ndarray:
+    """The synthetic scene's permanent water (bool, ``size`` x ``size``): a meandering river and a lake, the
+    same in every scene :func:`synthetic_s1` writes of that size, whatever its seed or sensing time."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    centre = size * 0.5 + size * 0.12 * np.sin(yy / size * 2 * np.pi * 1.5)
+    water = np.abs(xx - centre) < size * 0.03
+    water |= (xx - size * 0.22) ** 2 + (yy - size * 0.25) ** 2 < (size * 0.09) ** 2
+    return water
+
+
 def synthetic_s1(path: Path, size: int = 512, seed: int = 0, origin=(500_000.0, 4_650_000.0)) -> np.ndarray:
     """Write a synthetic S1 GRD scene (VV, VH sigma0 in dB, EPSG:32630, 10 m) and return its water mask.
 
@@ -34,10 +44,7 @@ def synthetic_s1(path: Path, size: int = 512, seed: int = 0, origin=(500_000.0, 
     Water: a meandering river and a lake (the known answer tests compare against).
     """
     rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size]
-    centre = size * 0.5 + size * 0.12 * np.sin(yy / size * 2 * np.pi * 1.5)
-    water = np.abs(xx - centre) < size * 0.03
-    water |= (xx - size * 0.22) ** 2 + (yy - size * 0.25) ** 2 < (size * 0.09) ** 2
+    water = synthetic_water_mask(size)
     look = 4.4  # equivalent number of looks of GRD-HR
     speckle = rng.gamma(look, 1 / look, size=(2, size, size))
     vv_lin = np.where(water, 10 ** (-22 / 10), 10 ** (-8 / 10)) * speckle[0]
@@ -80,3 +87,21 @@ def synthetic_clearing(src: Path, dst: Path, block: int = 40, seed: int = 0) -> 
     with rasterio.open(dst, "w", **profile) as out:
         out.write(np.round(data).astype(profile["dtype"]))
     return int(r), int(c), block
+
+
+def synthetic_water_lonlat(path: Path, water: np.ndarray):
+    """The synthetic scene's permanent water (``water``, the mask :func:`synthetic_s1` returned for ``path``)
+    as a lon/lat (EPSG:4326) MultiPolygon: the known answer for "no flood alert over permanent water"."""
+    from rasterio.features import shapes
+    from rasterio.warp import transform_geom
+    from shapely.geometry import shape
+
+    from terrawatch.domain.polygons import as_multipolygon
+
+    with rasterio.open(path) as ds:
+        transform, crs = ds.transform, ds.crs
+    parts = [shape(transform_geom(crs, "EPSG:4326", g)) for g, v in
+             shapes(water.astype(np.uint8), mask=water, transform=transform) if v == 1]
+    import shapely
+
+    return as_multipolygon(shapely.union_all(parts))

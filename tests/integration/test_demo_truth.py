@@ -22,7 +22,10 @@ import rasterio
 from shapely.geometry import box, shape
 from sqlalchemy import select
 
-from terrawatch.demo import NO_MINING_IMAGERY, demo_items, truth_report
+from terrawatch.demo import (
+    NO_MINING_IMAGERY, SPAIN_REFERENCE_UNKNOWN, demo_items, history_items, permanent_water, reprocess_history,
+    truth_report,
+)
 from terrawatch.domain.alerts import Alert
 from terrawatch.ingest.stac_items import item_from_geotiff
 from terrawatch.samples import synthetic_s1
@@ -30,7 +33,7 @@ from terrawatch.store import tables as t
 from terrawatch.store.uow import UnitOfWork, engine_for
 from tests.conftest import shared_path
 from tests.integration.api_helpers import hdr, live_api, role_keys
-from tests.integration.helpers import isolated, publish, read_dlq, start_worker, wait_for
+from tests.integration.helpers import isolated, publish, read_dlq, runs_for, start_worker, wait_for
 
 pytestmark = pytest.mark.integration
 FINISHED = ("processed", "outside_aoa", "failed")
@@ -57,10 +60,15 @@ def test_demo_scenes_show_only_what_is_true(stack, tmp_path):
     s = isolated(stack.settings, "demo-truth")
     run = uuid.uuid4().hex[:6]
     first, later = demo_items(tmp_path / "samples", run)
+    history = history_items(tmp_path / "samples", run)
     failing = _failing_items(tmp_path, run)
     ids = [i["id"] for i in first + failing]
+    engine = engine_for(s.db_url)
     worker = start_worker(s, tmp_path / "worker.log")
     try:
+        # the earlier observation of the synthetic place first: its water is the place's history
+        publish(s, *history)
+        wait_for(lambda: _status(s, [history[0]["id"]]).get(history[0]["id"]) in FINISHED, 300, "the earlier scene")
         publish(s, *first, *failing)
         wait_for(lambda: _status(s, [first[-1]["id"]]).get(first[-1]["id"]) in FINISHED, 420, "the S2 chip")
         publish(s, *later)
@@ -68,12 +76,34 @@ def test_demo_scenes_show_only_what_is_true(stack, tmp_path):
         wait_for(lambda: all(v in FINISHED for v in _status(s, ids).values()) and len(_status(s, ids)) == len(ids),
                  420, "every demo scene")
         dlq = read_dlq(s, expect=2, timeout=60)
+        # the live synthetic scene is stored: re-processing the earlier one makes its river history too
+        tag = reprocess_history(s, engine, None, [history[0]["id"]])
+        wait_for(lambda: any(r["model_version"].endswith(f"#{tag}") for r in runs_for(s, history[0]["id"])), 300,
+                 "the earlier scene re-processed")
     finally:
         worker.terminate()
         worker.wait(60)
-    engine = engine_for(s.db_url)
-    report = truth_report(engine, s, [i["id"] for i in first + later])
+    report = truth_report(engine, s, [i["id"] for i in history + first + later], permanent_water(tmp_path / "samples"))
     print("demo truth report:", report)
+
+    # issue 26: no open flood alert over the synthetic scene's permanent water (river and lake): the live
+    # scene's water is reference water from the earlier observation, and the earlier observation's own alert
+    # (nothing was known of the place then) is withdrawn by re-processing it
+    assert report["flood_alerts_over_permanent_water"] == []
+    withdrawn = report["withdrawn_by_reprocessing"]
+    assert withdrawn, "the earlier observation's alerts (river, lake) are withdrawn"
+    with engine.connect() as c:
+        ws = c.execute(select(t.alerts).where(t.alerts.c.id.in_([uuid.UUID(i) for i in withdrawn]))).mappings().all()
+        live_det = c.execute(select(t.detections.c.id).where(t.detections.c.scene_id == first[0]["id"],
+                                                             t.detections.c.alert_id.is_not(None))).all()
+    for w in ws:
+        assert w["status"] == "false_positive" and w["context"]["withdrawn"]["run"] == tag
+        assert w["context"]["scene_ids"] == [history[0]["id"]]
+    assert live_det == []  # the live synthetic scene raised nothing: its water is all permanent
+    # Spain: no honest reference water offline -> unknown, never highest or confirmed, and said so
+    assert report["unknown_reference_highest_or_confirmed"] == 0
+    if report["flood_reference_water"].get("unknown"):
+        assert SPAIN_REFERENCE_UNKNOWN in report["notes"]
 
     # mining: outside its AoA on the Spain chip -> not inferred, no alert, said so
     assert report["mining_alerts_outside_aoa"] == 0 and report["alerts_by_hazard"].get("mining", 0) == 0
