@@ -149,7 +149,10 @@ def test_vector_tiles_decode_and_are_simplified_at_low_zoom(api):
 def test_unknown_layer_and_tile_out_of_range_are_4xx(api):
     h = hdr(api.keys["viewer"])
     assert httpx.get(f"{api.base}/tiles/subscribers/1/0/0.pbf", headers=h).status_code == 404
-    assert httpx.get(f"{api.base}/tiles/alerts/2/4/0.pbf", headers=h).status_code == 422
+    r = httpx.get(f"{api.base}/tiles/alerts/2/4/0.pbf", headers=h)  # x beyond 2^z - 1: no such tile, as /raster
+    assert r.status_code == 404 and "WebMercatorQuad" in r.json()["description"], r.text
+    r = httpx.get(f"{api.base}/tiles/alerts/99/0/0.pbf", headers=h)  # a path parameter out of range: 400 naming it
+    assert r.status_code == 400 and "z" in r.json()["description"], r.text
     assert httpx.get(f"{api.base}/ogc/collections/subscribers/items", headers=h).status_code == 404
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import BaseModel
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.exc import DataError
@@ -90,22 +91,30 @@ def test_error_bodies_escape_html_characters(client):
     assert json.loads(r.content)["description"] == "name '<script>alert(1)</script>' \u0026 more"
 
 
+class _Item(BaseModel):
+    n: int
+
+
 def test_validation_errors_cut_values_and_locations():
-    from pydantic import BaseModel
+    from fastapi import Body
 
     app = FastAPI()
     errors.install(app)
 
-    class Body(BaseModel):
-        n: int
-
     @app.post("/x")
-    def x(body: dict[str, Body]):
+    def x(body: dict[str, _Item] = Body()):
+        return {}
+
+    @app.get("/y")
+    def y(n: int):
         return {}
 
     r = TestClient(app).post("/x", json={"k" * 500: {"n": "<b>" + "z" * 500}})
-    assert r.status_code == 422 and len(r.content) < 800, r.text[:300]
+    assert r.status_code == 422 and len(r.content) < 800, r.text[:300]  # an invalid body: 422
     assert b"<b>" not in r.content
+    r = TestClient(app).get("/y", params={"n": "<b>" + "z" * 500})  # a malformed query parameter: 400 naming it
+    assert r.status_code == 400 and r.json()["description"] == "invalid parameter: n", r.text[:300]
+    assert b"<b>" not in r.content and len(r.content) < 800
 
 
 @pytest.mark.parametrize("tree,message", [

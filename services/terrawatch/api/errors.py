@@ -234,8 +234,13 @@ def install(app: FastAPI) -> None:
             if isinstance(value, (str, int, float, bool)) or value is None:
                 item["input"] = excerpt(value, 64)
             details.append(item)
-        return JSONResponse({"code": "invalid_input", "description": "invalid request", "detail": details},
-                            status_code=400 if is_ogc(request) else 422)
+        # One rule for parameters (issue 26): a query or path parameter the request got wrong is a 400 that
+        # names it, on every route; an invalid JSON body stays a 422 (except on /ogc: OGC API Part 1).
+        params_only = all(err.get("loc", ("body",))[:1] and err["loc"][0] in ("query", "path") for err in exc.errors())
+        names = sorted({str(err["loc"][1])[:64] for err in exc.errors() if len(err.get("loc", ())) > 1})
+        description = f"invalid parameter: {', '.join(names)}" if params_only and names else "invalid request"
+        return JSONResponse({"code": "invalid_input", "description": description, "detail": details},
+                            status_code=400 if is_ogc(request) or params_only else 422)
 
     app.add_exception_handler(TerrawatchError, on_terrawatch_error)  # every kind, by its MRO (status_for)
     app.add_exception_handler(RequestValidationError, on_validation_error)

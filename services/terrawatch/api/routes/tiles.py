@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from terrawatch.api.conditional import none_match
 from terrawatch.api.deps import ApiDeps
-from terrawatch.api.errors import BadRequest, InvalidInput, NotFound
+from terrawatch.api.errors import BadRequest, NotFound
 from terrawatch.api.security import Principal
 from terrawatch.api.tile_cache import TileCache
 from terrawatch.store import vector_tiles
@@ -84,14 +84,14 @@ def tile_filters(layer: str, params: QueryParams) -> dict[str, object]:
 
 
 def check_tile(layer: str, z: int, x: int, y: int) -> None:
-    """404 for an unknown layer, 422 for a tile outside WebMercatorQuad."""
+    """404 for an unknown layer and for a tile outside WebMercatorQuad (as raster tiles answer)."""
     if layer not in LAYERS:
         raise NotFound(f"no layer {layer!r}; layers: {', '.join(LAYERS)}")
     if not 0 <= z <= MAX_ZOOM:
-        raise InvalidInput(f"zoom {z} outside 0..{MAX_ZOOM}")
+        raise BadRequest(f"zoom {z} outside 0..{MAX_ZOOM}")
     n = 2 ** z
     if not (0 <= x < n and 0 <= y < n):
-        raise InvalidInput(f"tile {z}/{x}/{y} does not exist in WebMercatorQuad")
+        raise NotFound(f"tile {z}/{x}/{y} does not exist in WebMercatorQuad")
 
 
 def tiles_router(deps: ApiDeps) -> APIRouter:
