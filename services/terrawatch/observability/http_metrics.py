@@ -50,18 +50,48 @@ def _match(routes, scope: dict, depth: int) -> str | None:
     return None
 
 
+def route_methods(routes, depth: int = 0) -> list[tuple[str, set[str]]]:
+    """(template, methods) of every route, including those of included routers; mounts as ``{path}``."""
+    out = []
+    for r in routes:
+        inner = getattr(r, "original_router", None)
+        if inner is not None and depth < 4:
+            out += route_methods(getattr(inner, "routes", ()), depth + 1)
+            continue
+        path = getattr(r, "path", None)
+        if not path:
+            continue
+        if isinstance(r, Mount):
+            out.append((f"{path}/{{path}}", {"GET"}))
+        else:
+            out.append((path, set(getattr(r, "methods", None) or ())))
+    return out
+
+
 class HttpMetrics:
     """ASGI middleware around the whole app (outermost), so guard refusals and errors are counted too."""
 
     def __init__(self, app, router_app=None) -> None:
         self.app = app
         self.router_app = router_app  # the FastAPI app whose routes give the templates
+        self._primed = False
+
+    def _prime(self) -> None:
+        """Export every route's 5xx counter at 0 from the first request on, so the 5xx ratio (alert
+        TerrawatchAPIServerErrors) is 0, not absent, while nothing fails; the other classes appear when used."""
+        self._primed = True
+        for path, methods in route_methods(getattr(self.router_app, "routes", ())):
+            for m in methods:
+                if m in HTTP_METHODS:
+                    HTTP_REQUESTS.labels(path, m, "5xx")
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         t0 = time.perf_counter()
+        if not self._primed:
+            self._prime()
         status = {"code": 500}
 
         async def send_wrapper(message) -> None:
