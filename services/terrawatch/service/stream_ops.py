@@ -76,7 +76,9 @@ def replay_outcome(settings: Settings, runs: list[dict], served: list[dict] | No
     if changed:
         return "new", "a model version changed since the stored run: " + ", ".join(changed)
     return "duplicate", ("every stored run has the currently served model version: the worker skips the scene "
-                         "(idempotency key scene id, hazard, model version); nothing new is stored")
+                         "(idempotency key scene id, hazard, model version); nothing new is stored. To apply new "
+                         "reference water, thresholds or rules to a stored scene, re-process it (terrawatch reprocess, "
+                         "POST /ops/reprocess)")
 
 
 def replay(settings: Settings, scene_id: str, producer=None, engine=None, audit: Audit | None = None) -> dict:
