@@ -30,14 +30,16 @@ TEST_PORTS = dict(
 
 # TERRAWATCH_TEST_KAFKA_BROKERS=3 runs the test stack's Kafka as three KRaft nodes that admit only SASL/SCRAM
 # clients (topics RF 3, min.insync.replicas 2; node n on kafka_port + 10(n-1)); every client and worker of the
-# suite then authenticates. Default 1: one plaintext node.
+# suite then authenticates; Ray runs as two nodes. Default 1: one plaintext node, one Ray node (the fault suite
+# starts a second one for its multi-node tests).
 _BROKERS = int(os.environ.get("TERRAWATCH_TEST_KAFKA_BROKERS", "1"))
 
 
 def _kafka_mode() -> dict:
     if _BROKERS == 1:
         return {}
-    return dict(kafka_brokers=_BROKERS, kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_mechanism="SCRAM-SHA-512",
+    return dict(kafka_brokers=_BROKERS, ray_nodes=2,
+                kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_mechanism="SCRAM-SHA-512",
                 kafka_sasl_username="terrawatch", kafka_sasl_password=secrets.token_urlsafe(18))
 
 
