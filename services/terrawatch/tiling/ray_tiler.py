@@ -18,6 +18,7 @@ import ray
 from terrawatch.domain.jobs import HazardJob, SceneTiles, TileResult
 from terrawatch.domain.scene import Scene, scene_from_item
 from terrawatch.domain.tiles import EXCLUDED_AOA, EXCLUDED_CLOUD, EXCLUDED_NODATA, Tile, TileGrid, crop_core
+from terrawatch.inference.strategies import probabilities
 from terrawatch.observability.metrics import TRITON_REQUEST_SECONDS
 from terrawatch.tiling.ray_cluster import RayHeadRestarted, ray_session
 from terrawatch.vectorize.polygonize import merge_parts, tile_parts
@@ -82,33 +83,14 @@ class TileWorker:
 
     def _probabilities(self, job: HazardJob, tiles: list[Tile], arrays: np.ndarray, now_iso: str,
                        reader) -> np.ndarray:
-        """(N, size, size) probabilities 0-1 of ``job`` for the tiles (NaN-safe models)."""
-        client = self._client(job.model)
-        if job.kind == "segment":
-            prob = client.infer(arrays)
-            if job.pre_item is None:
-                return prob
-            # S1 flood with a pre-event scene: the network's water only where the backscatter fell
-            from terrawatch.ml.change_s1 import gate_by_change
-
-            pre = self._pre_reader(reader.scene.id, job.pre_item, now_iso, reader.grid)
-            return np.stack([gate_by_change(p, a, pre.read(t.read_row, t.read_col, t.size))
-                             for p, a, t in zip(prob, arrays, tiles)])
-        if job.kind == "bitemporal":
-            pre = self._pre_reader(reader.scene.id, job.pre_item, now_iso, reader.grid, job.pre_cloud_mask)
-            pre_arrays = np.stack([pre.read(t.read_row, t.read_col, t.size) for t in tiles])
-            pre_masks = [pre.read_mask(t.read_row, t.read_col, t.size) for t in tiles]
-            # pre-scene cloud (SCL or its L1C scene mask) and no data: no estimate there (NaN in, NaN out)
-            hidden = np.stack([m != 0 if m is not None else np.zeros(pre_arrays.shape[2:], bool) for m in pre_masks])
-            pre_arrays[np.broadcast_to(hidden[:, None], pre_arrays.shape)] = np.nan
-            prob = client.infer(pre_arrays, arrays)
-            return np.where(hidden, np.nan, prob)  # (N, size, size)
-        if job.kind == "patches":
-            from terrawatch.ml.mining import mining_probability_map
-
-            return np.stack([mining_probability_map(a, stride=job.stride, batch=64, predict=client.infer)
-                             for a in arrays])
-        raise ValueError(f"unknown job kind {job.kind}")
+        """(N, size, size) probabilities 0-1 of ``job`` for the tiles (NaN-safe models): its kind's strategy
+        (``inference.strategies``) with the job's Triton model as ``infer`` and its pre-event scene, opened on
+        this scene's grid on first use, as ``pre_read``."""
+        pre_read = None
+        if job.pre_item is not None:
+            def pre_read(cloud_mask: str | None):
+                return self._pre_reader(reader.scene.id, job.pre_item, now_iso, reader.grid, cloud_mask)
+        return probabilities(job, tiles, arrays, self._client(job.model).infer, pre_read)
 
     def _client(self, model: str):
         from terrawatch.inference.triton import MODELS, TritonModel
