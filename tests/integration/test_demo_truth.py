@@ -126,7 +126,7 @@ def test_demo_scenes_show_only_what_is_true(stack, tmp_path):
     assert rows[first[-1]["id"]]["hazard_status"]["mining"]["status"] == "outside_aoa"
     assert rows[first[-1]["id"]]["status"] == "processed"  # flood ran on it
     # failed scenes: status, reason, DLQ reference
-    refs = {d["source"]["offset"] for d in dlq}
+    refs = {(d["source"]["partition"], d["source"]["offset"]) for d in dlq}  # two events, wherever they landed
     for item, code in zip(failing, ("no_valid_pixels", "unreadable_asset")):
         r = rows[item["id"]]
         assert r["status"] == "failed" and r["status_reason"].startswith(code), r["status_reason"]

@@ -19,6 +19,7 @@ import random
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import httpx
 import pytest
 from geoalchemy2.shape import to_shape
 from pyproj import Transformer
@@ -36,6 +37,7 @@ from terrawatch.store import audit as audit_log
 from terrawatch.store import tables as t
 from terrawatch.store.reference import drop_reference_layer, replace_reference_layer
 from terrawatch.store.uow import engine_for
+from tests.integration.api_helpers import hdr, live_api, role_keys
 from tests.integration.helpers import isolated, publish, runs_for, start_worker, wait_for
 
 pytestmark = pytest.mark.integration
@@ -153,8 +155,23 @@ def test_reference_layer_and_history_shrink_then_withdraw_the_river_alert(stack,
         assert linked == [] and len(ow) == 2  # both scenes' observed water is recorded
         assert _alert(s, river[0])["version"] == r1["version"]  # the river alert is not touched
 
-        # 4. re-process the first scene again: the second scene's river is its history -> withdrawn
-        tag2 = reprocess_svc.reprocess(s, engine, scene_ids=[old["id"]], audit=audit)["run"]
+        # 4. re-process the first scene again, through the runbook route: the second scene's river is its
+        # history -> withdrawn. Observed water is its own OGC collection (flood = observed minus reference).
+        keys = role_keys(s, f"rp-{uuid.uuid4().hex[:6]}")
+        with live_api(s) as base:
+            r = httpx.post(f"{base}/ops/reprocess", headers=hdr(keys["operator"]), json={"scene_ids": [old["id"]]})
+            assert r.status_code == 202, r.text
+            tag2 = r.json()["run"]
+            assert r.json()["outcome"] == "new" and r.json()["scenes"][0]["runs"], r.json()
+            for bad in ({"scene_ids": [old["id"]], "bbox": list(footprint.bounds)}, {"bbox": [1, 2, 3]}, {"x": 1}):
+                assert httpx.post(f"{base}/ops/reprocess", headers=hdr(keys["operator"]), json=bad).status_code in (
+                    400, 422), bad
+            assert httpx.post(f"{base}/ops/reprocess", headers=hdr(keys["viewer"]),
+                              json={"scene_ids": [old["id"]]}).status_code == 403
+            ow = httpx.get(f"{base}/ogc/collections/observed_water/items", headers=hdr(keys["viewer"]),
+                           params={"scene_id": new["id"]}).json()
+            assert [f["properties"]["scene_id"] for f in ow["features"]] == [new["id"]], ow
+            assert ow["features"][0]["properties"]["area_ha"] > 10  # the river and the lake, all observed
         wait_for(lambda: _tagged_run(s, old["id"], tag2), 240, "the second re-processing run")
         r2 = _alert(s, river[0])
         assert r2["status"] == "false_positive" and r2["context"]["withdrawn"]["run"] == tag2
