@@ -3,13 +3,17 @@ a fake pre-event scene, no Ray, no Triton."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
+from affine import Affine
 
 from terrawatch.domain.hazards import REGISTRY
 from terrawatch.domain.jobs import HazardJob
-from terrawatch.domain.tiles import EXCLUDED_CLOUD, EXCLUDED_NODATA, Tile
-from terrawatch.inference.strategies import STRATEGIES, probabilities, strategy_for
+from terrawatch.domain.tiles import EXCLUDED_CLOUD, EXCLUDED_NODATA, EXCLUDED_RADAR, Tile, TileGrid
+from terrawatch.inference.strategies import NODATA, STRATEGIES, classify_tiles, probabilities, strategy_for
 
 SIZE = 32
 
@@ -152,3 +156,31 @@ def test_patches_slides_the_classifier_every_stride_pixels(stride, windows):
     expected = np.repeat(np.repeat((np.arange(windows, dtype=np.float32) / 10).reshape(side, side), stride, 0),
                          stride, 1)
     assert np.array_equal(prob[0], expected) and np.array_equal(prob[1], expected)
+
+
+def test_classify_thresholds_each_job_and_flags_no_estimate_with_its_exclusion_bit():
+    """One 32 px tile, no overlap: left half probability 0.7, right half NaN (radar shadow), top row no data.
+    At threshold 0.7 the left half is detected (>=), at 0.71 nothing is; the NaN half is EXCLUDED_RADAR."""
+    (tile,) = list(TileGrid(SIZE, SIZE, size=SIZE, overlap=0))
+    arrays = np.zeros((1, 2, SIZE, SIZE), np.float32)
+    arrays[:, :, 0, :] = np.nan
+    prob = np.full((1, SIZE, SIZE), 0.7, np.float32)
+    prob[:, :, SIZE // 2:] = np.nan
+    jobs = [HazardJob("flood", "flood_s1", 0.7, excluded_flag=EXCLUDED_RADAR),
+            HazardJob("other", "flood_s1", 0.71, excluded_flag=EXCLUDED_RADAR)]
+    (res,), _ = classify_tiles([tile], arrays, jobs, Affine.identity(), lambda job, ts, arr: prob)
+    lk, ex = res.likelihood["flood"], res.exclusion["flood"]
+    assert (lk[1:, : SIZE // 2] == 70).all() and (lk[:, SIZE // 2:] == NODATA).all() and (lk[0] == NODATA).all()
+    assert (ex[0] == EXCLUDED_NODATA).all() and (ex[1:, SIZE // 2:] == EXCLUDED_RADAR).all()
+    assert (ex[1:, : SIZE // 2] == 0).all()
+    assert res.valid_pixels == (SIZE - 1) * SIZE
+    assert sum(int(p.pixels) for p in res.parts["flood"]) == (SIZE - 1) * SIZE // 2
+    assert res.parts["other"] == [] and (res.likelihood["other"] == lk).all()
+
+
+def test_the_module_is_pure():
+    """No Ray, no Triton client, no torch when the strategies are imported (ml modules load lazily)."""
+    code = ("import sys, terrawatch.inference.strategies; "
+            "print(sorted(m for m in ('ray', 'tritonclient', 'torch', 'confluent_kafka') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
