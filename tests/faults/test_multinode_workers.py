@@ -75,8 +75,8 @@ def pair(stack, ray_node2, tmp_path_factory):
             return owned if all(owned) and sum(map(len, owned)) == s.topic_partitions else None
 
         p.owned = wait_for(split, 300, "both workers to own partitions", interval=1.0)
-        # RayTiler's actors are placed SPREAD: each worker's pool of two has one on each node
-        wait_for(lambda: len(_tile_workers(ray_node2)) >= 2, 120, "TileWorker actors on the second Ray node")
+        # RayTiler's actors are placed SPREAD: the pools of two (one per worker) reach both nodes
+        wait_for(lambda: _tile_workers(ray_node2), 120, "TileWorker actors on the second Ray node")
         yield p
     finally:
         for w in p.procs:
@@ -163,23 +163,24 @@ def test_postgis_restarted_while_both_workers_write(pair, stack, tmp_path, fault
 def test_one_of_two_workers_killed_mid_scene(pair, tmp_path, fault_report):
     s = pair.s
     mine, theirs = pair.owned
-    first = river_scene(tmp_path, "workerkill0", size=768)
+    first = river_scene(tmp_path, "workerkill0", size=1024)
     items = [first, river_scene(tmp_path, "workerkill1"), river_scene(tmp_path, "workerkill2")]
     sub = subscribe(s, items)
     try:
         publish_to_partition(s, first, mine[0])
-        wait_for(lambda: f"scene {first['id']}: tiling" in pair.logs[0].read_text(errors="replace"), 240,
-                 "the first worker tiling its scene", interval=0.2)
-        publish_to_partition(s, items[1], mine[-1])  # queued behind it on the killed worker's partitions
+        publish_to_partition(s, items[1], mine[-1])  # the killed worker's too
         publish_to_partition(s, items[2], theirs[0])
-        assert not runs_for(s, first["id"])
+        wait_for(lambda: f"scene {first['id']}: tiling" in pair.logs[0].read_text(errors="replace"), 240,
+                 "the first worker tiling its scene", interval=0.1)
         os.killpg(pair.procs[0].pid, signal.SIGKILL)
         t_kill = time.monotonic()
         pair.procs[0].wait(30)
+        assert not runs_for(s, first["id"]), "the scene was stored before the kill: make it bigger"
+        before = _stored(s, items[:2])
         wait_for(lambda: sorted(pair.partitions(1)) == sorted(mine + theirs), 120,
                  "the survivor to own every partition", interval=0.5)
         takeover = time.monotonic() - t_kill
-        stall = _stall(s, items[:2], t_kill, 0)
+        stall = _stall(s, items[:2], t_kill, before)
         wait_processed(s, items, 420, "every scene after the worker kill")
         wait_webhooks(s, items, sub, 90)
         assert pair.procs[1].poll() is None, "the surviving worker keeps running"
