@@ -44,7 +44,11 @@ NO_MINING_IMAGERY = ("no real Sentinel-2 imagery inside the mining model's area 
                      "scene, so the demo shows no mining alert rather than an invented one")
 
 
-def demo_items(samples: Path, run_id: str) -> tuple[list[dict], list[dict]]:
+SYNTHETIC_ORIGIN = (500_000.0, 4_650_000.0)  # upper-left corner of the synthetic scenes (EPSG:32630, m)
+
+
+def demo_items(samples: Path, run_id: str, origin: tuple[float, float] = SYNTHETIC_ORIGIN,
+               ) -> tuple[list[dict], list[dict]]:
     """The demo's scenes: (published first, published once the real S2 chip is stored).
 
     First: a synthetic S1 scene (sensed 10 min ago) and the real Sen1Floods11 Spain chips, S1 and S2 -
@@ -57,7 +61,7 @@ def demo_items(samples: Path, run_id: str) -> tuple[list[dict], list[dict]]:
     from terrawatch.ingest.stac_items import item_from_geotiff
     from terrawatch.samples import SPAIN_S1, SPAIN_S2, spain_sensing_time, synthetic_clearing, synthetic_s1
 
-    synthetic_s1(samples / "synthetic_s1.tif")
+    synthetic_s1(samples / "synthetic_s1.tif", origin=origin)
     first = [item_from_geotiff(samples / "synthetic_s1.tif", scene_id=f"synthetic-s1-{run_id}",
                                sensing_time=datetime.now(timezone.utc) - timedelta(minutes=10))]
     if not SPAIN_S1.exists():
@@ -86,7 +90,7 @@ SPAIN_REFERENCE_UNKNOWN = (
     "Segura river's permanent water; load a reference-water layer and run terrawatch reprocess to remove it")
 
 
-def history_items(samples: Path, run_id: str) -> list[dict]:
+def history_items(samples: Path, run_id: str, origin: tuple[float, float] = SYNTHETIC_ORIGIN) -> list[dict]:
     """An earlier observation of the synthetic scene's place (same river and lake, other speckle), sensed
     :data:`HISTORY_DAYS` days before it: processed first, its observed water becomes the place's reference
     water (the history, docs/alerting.md), so the live scene's river and lake are not a flood. Its own alert
@@ -94,7 +98,7 @@ def history_items(samples: Path, run_id: str) -> list[dict]:
     from terrawatch.ingest.stac_items import item_from_geotiff
     from terrawatch.samples import synthetic_s1
 
-    synthetic_s1(samples / "synthetic_s1_earlier.tif", seed=1)
+    synthetic_s1(samples / "synthetic_s1_earlier.tif", seed=1, origin=origin)
     item = item_from_geotiff(samples / "synthetic_s1_earlier.tif", scene_id=f"synthetic-s1-earlier-{run_id}",
                              sensing_time=datetime.now(timezone.utc) - timedelta(days=HISTORY_DAYS, minutes=10))
     item["properties"]["description"] = ("an earlier observation of the synthetic scene's place (same river and "
@@ -103,7 +107,8 @@ def history_items(samples: Path, run_id: str) -> list[dict]:
 
 
 def permanent_water(samples: Path):
-    """The synthetic scene's permanent water (river and lake) in lon/lat, from the generator (the known answer)."""
+    """The permanent water (river and lake) of the synthetic scene :func:`demo_items` wrote, lon/lat, from the
+    generator (the known answer)."""
     from terrawatch.samples import synthetic_water_lonlat, synthetic_water_mask
 
     return synthetic_water_lonlat(samples / "synthetic_s1.tif", synthetic_water_mask(512))
@@ -159,14 +164,12 @@ def truth_report(engine, settings: Settings, ids: list[str], permanent=None) -> 
     }
     if not inferred.get("mining"):
         report["notes"].append(NO_MINING_IMAGERY)
-    from geoalchemy2.shape import to_shape
-
     from terrawatch.store.reprocess_scenes import alerts_naming
 
     floods = alerts_naming(engine, ids, "flood")
     live = [a for a in floods if a["status"] not in ("false_positive", "resolved")]
     report["flood_alerts_over_permanent_water"] = sorted(
-        str(a["id"]) for a in live if permanent is not None and to_shape(a["geom"]).intersects(permanent))
+        str(a["id"]) for a in live if permanent is not None and a["geom"].intersects(permanent))
     report["withdrawn_by_reprocessing"] = sorted(
         str(a["id"]) for a in floods if (a["context"] or {}).get("withdrawn"))
     sources = [(a["context"] or {}).get("reference_water", "unknown") for a in live]

@@ -10,6 +10,7 @@ PostGIS, the OGC `scenes` collection and the tiles; legality is in the OGC `aler
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -59,8 +60,10 @@ def test_demo_scenes_show_only_what_is_true(stack, tmp_path):
     shared_path("sen1floods11", "Spain_7370579_S2Hand.tif")
     s = isolated(stack.settings, "demo-truth")
     run = uuid.uuid4().hex[:6]
-    first, later = demo_items(tmp_path / "samples", run)
-    history = history_items(tmp_path / "samples", run)
+    # the synthetic place of its own: its water becomes history, which must not reach other tests' scenes
+    origin = (random.randrange(200, 800) * 1000.0 + 250.0, random.randrange(5200, 5900) * 1000.0 + 750.0)
+    first, later = demo_items(tmp_path / "samples", run, origin)
+    history = history_items(tmp_path / "samples", run, origin)
     failing = _failing_items(tmp_path, run)
     ids = [i["id"] for i in first + failing]
     engine = engine_for(s.db_url)

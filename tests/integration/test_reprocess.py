@@ -73,7 +73,7 @@ def test_reference_layer_and_history_shrink_then_withdraw_the_river_alert(stack,
     s = isolated(stack.settings, "reprocess", webhook_allow_private="127.0.0.1")
     engine = engine_for(s.db_url)
     # a place no other test uses: observed water there would be history for this one
-    origin = (random.randrange(200, 800) * 1000.0, random.randrange(4000, 4900) * 1000.0 + 500.0)
+    origin = (random.randrange(200, 800) * 1000.0, random.randrange(5200, 5900) * 1000.0 + 500.0)  # no other test there
     path = tmp_path / "place.tif"
     synthetic_s1(path, size=SIZE, origin=origin)
     now = datetime.now(timezone.utc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from geoalchemy2.shape import to_shape
 from sqlalchemy import ARRAY, Engine, Text, func, literal, select
 
 from terrawatch.store import tables as t
@@ -33,11 +34,11 @@ def select_scenes(engine: Engine, scene_ids: list[str] | None = None,
 
 def alerts_naming(engine: Engine, ids: list[str], hazard: str | None = None) -> list[dict]:
     """Alerts whose context names any of the scene ``ids`` (``context.scene_ids``), withdrawn ones included
-    (a withdrawn alert keeps no linked detection): id, hazard, status, confidence, context, geom (WKB)."""
+    (a withdrawn alert keeps no linked detection): id, hazard, status, confidence, context, geom (lon/lat)."""
     a = t.alerts
     q = select(a.c.id, a.c.hazard, a.c.status, a.c.confidence, a.c.context, a.c.geom).where(
         a.c.context["scene_ids"].op("?|")(literal(list(ids), ARRAY(Text))))
     if hazard is not None:
         q = q.where(a.c.hazard == hazard)
     with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(q).mappings()]
+        return [{**r, "geom": to_shape(r["geom"])} for r in conn.execute(q).mappings()]
