@@ -19,7 +19,7 @@ from shapely.geometry import mapping
 
 from terrawatch.alerting.receiver import WebhookReceiver
 from terrawatch.ingest.stac_items import item_from_geotiff
-from terrawatch.samples import synthetic_s1
+from terrawatch.samples import spain_sensing_time, synthetic_s1
 from terrawatch.store import tables as t
 from terrawatch.store.uow import engine_for
 from tests.conftest import shared_path
@@ -66,7 +66,9 @@ def test_spain_chip_through_the_pipeline_reaches_iou(stack, tmp_path):
     s1 = shared_path("sen1floods11", "Spain_7370579_S1Hand.tif")
     label_path = shared_path("sen1floods11", "Spain_7370579_LabelHand.tif")
     s = isolated(stack.settings, "spain")
-    item = item_from_geotiff(s1, scene_id=f"spain-{uuid.uuid4().hex[:6]}")
+    # its real acquisition date: other tests process this chip on that date too, and the same water re-dated
+    # today would be reference water from the history (another acquisition of the place years before)
+    item = item_from_geotiff(s1, scene_id=f"spain-{uuid.uuid4().hex[:6]}", sensing_time=spain_sensing_time("s1"))
     process_scene(s, item, tmp_path / "worker.log")
     with rasterio.open(label_path) as ds:
         label, transform, shape_ = ds.read(1), ds.transform, (ds.height, ds.width)
