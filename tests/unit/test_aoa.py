@@ -14,7 +14,7 @@ from terrawatch.domain.hazards import REGISTRY
 from terrawatch.domain.tiles import EXCLUDED_AOA, EXCLUDED_NODATA, TileGrid
 from terrawatch.settings import REPO_ROOT
 from terrawatch.domain.jobs import HazardJob
-from terrawatch.tiling.ray_tiler import classify_tiles
+from terrawatch.inference.strategies import classify_tiles
 
 SPAIN = box(-0.95, 38.05, -0.9, 38.1)  # Sen1Floods11 Spain chip area
 MADRE_DE_DIOS = box(-70.5, -12.9, -70.45, -12.85)
