@@ -6,7 +6,8 @@ records where it gives no estimate, the processing levels it was trained on, ext
 vectorizing, and its **area of applicability** (AoA): ``models/<model>/aoa.geojson``, the region
 its training data came from (widen it with ``TERRAWATCH_AOA_OVERRIDES`` when a model is retrained).
 
-Readers: ``service/pipeline.py`` (jobs, thresholds, steps, AoA), ``inference/triton.py`` (tensor
+Readers: ``service/pipeline.py`` (jobs, thresholds, steps, AoA), ``inference/strategies.py`` (the probability
+step per ``kind``), ``inference/triton.py`` (tensor
 names), ``inference/triton_backend.py`` (the served models' tensors), ``domain/scene.py`` (default
 hazards per sensor), ``service/worker.py`` (via ``inference.triton.MODELS``); ``models/*/config.pbtxt``
 and ``alerts/rules/*.yaml`` are checked against it by ``tests/unit/test_hazard_registry.py``, the scene-event
