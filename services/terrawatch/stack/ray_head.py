@@ -1,4 +1,5 @@
-"""A local Ray head node (``ray start --head --block``) as one supervised process.
+"""A local Ray head node (``ray start --head --block``) as one supervised process, and in the multi-node mode
+a second node that joins it (:class:`RayNode`).
 
 Every socket of the head and of the processes it starts (GCS, raylet, object manager, workers, Ray client
 server, dashboard agent, runtime-env agent, metrics exporters) listens on 127.0.0.1, and every one of its
@@ -167,7 +168,8 @@ class RayNode(RayHead):
         code = ("import sys\nfrom ray._raylet import GcsClient\n"
                 "from ray.core.generated.gcs_pb2 import GcsNodeInfo\n"
                 "nodes = GcsClient(address=sys.argv[1]).get_all_node_info(timeout=10).values()\n"
-                "sys.exit(0 if any(n.node_name == sys.argv[2] and n.state == GcsNodeInfo.ALIVE for n in nodes) else 1)\n")
+                "alive = any(n.node_name == sys.argv[2] and n.state == GcsNodeInfo.ALIVE for n in nodes)\n"
+                "sys.exit(0 if alive else 1)\n")
         try:
             res = subprocess.run([sys.executable, "-c", code, self.s.ray, self.name], capture_output=True,
                                  env=ray_env(self.s), timeout=30)

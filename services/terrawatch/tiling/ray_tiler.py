@@ -136,7 +136,8 @@ class RayTiler:
         self.stall_probe_s = stall_probe_s
         # SPREAD: on a cluster of several nodes the actors go to different nodes (Ray's default packs them
         # onto the driver's node), so tiles are read and inferred on every node; one node is no different.
-        self.workers = [TileWorker.options(scheduling_strategy="SPREAD").remote(triton_url) for _ in range(workers)]
+        self.workers = [TileWorker.options(scheduling_strategy="SPREAD").remote(triton_url)
+                        for _ in range(workers)]
         self.batch = max(1, batch)
         self.max_calls = max(1, max_in_flight // self.batch)
 
