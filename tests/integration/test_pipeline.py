@@ -253,7 +253,7 @@ def test_s1_change_detection_keeps_new_water_and_drops_what_was_dark_before(stac
     pasted in (a window the Nigeria_812045 hand label calls water throughout). The post event names the pre
     scene. Expected: the pasted water is detected and alerted, the patch that was as dark before is not, the
     scene records which pre-event scene it used and the alert carries it as evidence."""
-    import shutil
+    from affine import Affine
 
     N = 80
     ghana = shared_path("sen1floods11-extra", "Ghana_97059_S1Hand.tif")
@@ -263,10 +263,14 @@ def test_s1_change_detection_keeps_new_water_and_drops_what_was_dark_before(stac
         water = ds.read(window=((r0, r0 + N), (c0, c0 + N)))
     assert np.isfinite(water).all() and np.nanmedian(water[0]) < -15  # real open-water VV
     pre_path, post_path = tmp_path / "pre.tif", tmp_path / "post.tif"
-    shutil.copy(ghana, pre_path)
     with rasterio.open(ghana) as src:
         profile, data = src.profile, src.read()
-        transform, shape_ = src.transform, (src.height, src.width)
+        # Its own place: the dry-chip test processes Ghana_97059 where it lies, and water seen there by an
+        # earlier acquisition is reference water (history) for every later one, the pre scene's patch included.
+        transform, shape_ = Affine.translation(0.37, 0.23) * src.transform, (src.height, src.width)
+    profile["transform"] = transform
+    with rasterio.open(pre_path, "w", **profile) as dst:
+        dst.write(data)
     R, C = 300, 300  # the block's top-left in the chip
     data[:, R:R + N, C:C + N] = water
     with rasterio.open(post_path, "w", **profile) as dst:
