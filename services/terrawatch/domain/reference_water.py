@@ -4,7 +4,7 @@ Like Copernicus GFM, a flood is water observed now that is not normally water. R
 (permanent or seasonal) water comes from a layer loaded into PostGIS (``terrawatch layers load <file>
 --kind reference_water``; e.g. JRC Global Surface Water occurrence polygons, OSM water bodies) and from
 the project's own history (:func:`history_reference`: water observed in other acquisitions of the same
-place at least a merge window apart, outside established flood alerts), subtracted from the
+place at least :data:`HISTORY_MIN_GAP_DAYS` apart, outside established flood alerts), subtracted from the
 observed-water polygons with :func:`subtract_reference`. The previous scene alone is not used: during a
 flood lasting several passes it is already flooded (docs/alerting.md).
 
@@ -22,8 +22,11 @@ from shapely.geometry.base import BaseGeometry
 from terrawatch.domain.polygons import Detection, as_multipolygon, geodesic_area_ha
 
 REFERENCE_WATER = "reference_water"
-# Water seen in this many other acquisitions (at least the flood rule's merge window away) is reference water.
+# Water seen in this many other acquisitions, at least HISTORY_MIN_GAP_DAYS away, is reference water.
 HISTORY_MIN_ACQUISITIONS = 1
+# Days between two acquisitions for one to be the other's history: longer than a flood usually lasts and than
+# the flood rule's merge window (an ongoing flood's earlier passes never make its water "permanent").
+HISTORY_MIN_GAP_DAYS = 30.0
 # Alerts whose water is known to be a flood (their water never becomes reference water): a reference was
 # known when they were raised, or a person / an independent acquisition confirmed them.
 ESTABLISHED_SOURCES = ("reference_layer", "history", "pre_event_scene")

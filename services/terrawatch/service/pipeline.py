@@ -22,7 +22,7 @@ from terrawatch.domain.alerts import (
 )
 from terrawatch.domain.errors import NoValidPixels, UnsupportedScene
 from terrawatch.domain.polygons import Detection, as_multipolygon, cluster
-from terrawatch.domain.reference_water import subtract_reference
+from terrawatch.domain.reference_water import HISTORY_MIN_GAP_DAYS, subtract_reference
 from terrawatch.domain.aoa import OUTSIDE, PARTIAL, load_aoa, relate
 from terrawatch.domain.hazards import HAZARDS, REGISTRY, STEP_LEGALITY, STEP_REFERENCE_WATER, model_for
 from terrawatch.domain.scene import Scene, Sensor
@@ -250,8 +250,11 @@ class ScenePipeline:
                 with UnitOfWork(self.engine, "reference") as uow:
                     ref = uow.reference_water(scene.footprint)
                     hist, hist_cov = uow.history_reference(
-                        scene, timedelta(days=self.policies[j.hazard].merge_window_days))
+                        scene, timedelta(days=max(HISTORY_MIN_GAP_DAYS, self.policies[j.hazard].merge_window_days)))
                 water[j.hazard] = {"observed": observed, "history_coverage": hist_cov}
+                log.info("scene %s: %s reference water: %d layer feature(s), history %s", scene.id, j.hazard,
+                         len(ref), "none" if hist_cov is None else
+                         f"{0 if hist is None else hist.area:.3g} deg2 of water over {hist_cov.area:.3g} deg2 observed")
                 if dets[j.hazard]:
                     dets[j.hazard] = subtract_reference(dets[j.hazard], ref + ([hist] if hist is not None else []),
                                                         self.s.min_mapping_unit_ha)
