@@ -59,7 +59,14 @@ def _tile_workers(node) -> list[psutil.Process]:
     pid = node.proc.pid()
     if pid is None:
         return []
-    return [p for p in psutil.Process(pid).children(recursive=True) if p.name().startswith("ray::TileWorker")]
+    out = []
+    for p in psutil.Process(pid).children(recursive=True):
+        try:
+            if p.name().startswith("ray::TileWorker"):
+                out.append(p)
+        except psutil.NoSuchProcess:
+            continue
+    return out
 
 
 @pytest.fixture(scope="module")
