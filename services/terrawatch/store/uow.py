@@ -30,6 +30,7 @@ from terrawatch.observability.metrics import DB_WRITE_SECONDS
 from terrawatch.store import tables as t
 from terrawatch.store.outbox import OutboxStatus
 from terrawatch.store.reference import drop_reference_layer, replace_reference_layer  # noqa: F401 - re-exported
+from terrawatch.store.spatial import scene_covers, sql_geom
 
 
 @lru_cache(maxsize=16)
@@ -84,18 +85,6 @@ def wait_for_db(engine: Engine, timeout_s: float, stop: threading.Event | None =
 
 def _geom(g: BaseGeometry):
     return from_shape(as_multipolygon(g), srid=4326)
-
-
-def _sql_geom(g: BaseGeometry):
-    """A lon/lat geometry as an EPSG:4326 SQL expression (bound WKB) for spatial predicates."""
-    return func.ST_GeomFromWKB(from_shape(g, srid=4326).data, 4326)
-
-
-def scene_covers(fp, share: float):
-    """SQL condition: a stored scene's footprint covers at least ``share`` of ``fp`` (a :func:`_sql_geom`);
-    the intersection test first, so the footprint index is used."""
-    return (func.ST_Intersects(t.scenes.c.footprint, fp)
-            & (func.ST_Area(func.ST_Intersection(t.scenes.c.footprint, fp)) >= share * func.ST_Area(fp)))
 
 
 AlertRow = Alert  # the alert entity lives in domain/alerts.py; this name stays for older imports
@@ -183,7 +172,7 @@ class UnitOfWork:
     def previous_scene(self, scene: Scene, min_overlap: float = 0.5) -> dict | None:
         """STAC Item of the latest earlier scene of the same sensor and level (S2 L1C TOA and L2A surface
         reflectance are not compared) covering >= ``min_overlap`` of ``scene``."""
-        fp = _sql_geom(as_multipolygon(scene.footprint))
+        fp = sql_geom(as_multipolygon(scene.footprint))
         level = func.coalesce(t.scenes.c.item["properties"]["processing:level"].astext, "L1C")
         same_level = (level == "L2A") if scene.is_l2a else (level != "L2A")
         q = (select(t.scenes.c.item)
@@ -223,7 +212,7 @@ class UnitOfWork:
     # alerts -----------------------------------------------------------------
     def mergeable_alert(self, hazard: str, geom: BaseGeometry, distance_m: float, since: datetime,
                         open_statuses: Iterable[str]) -> Alert | None:
-        g = _sql_geom(geom)
+        g = sql_geom(geom)
         # Bounding-box prefilter (index, cheap) before the geodesic test: geography ST_DWithin has no
         # bbox short-cut, and on a many-part alert (thousands of flood polygons) it took minutes per row.
         lat = min(max(abs(geom.bounds[1]), abs(geom.bounds[3])), 89.0)
@@ -287,7 +276,7 @@ class UnitOfWork:
         """Reference-water features (lon/lat) intersecting ``footprint``, clipped to it."""
         from terrawatch.domain.reference_water import REFERENCE_WATER
 
-        fp = _sql_geom(as_multipolygon(footprint))
+        fp = sql_geom(as_multipolygon(footprint))
         rf = t.reference_features
         rows = self.conn.execute(
             select(func.ST_Intersection(rf.c.geom, fp))
@@ -299,7 +288,7 @@ class UnitOfWork:
         from terrawatch.domain.reference_water import REFERENCE_WATER
 
         rc = t.reference_layer_coverage
-        g = _sql_geom(as_multipolygon(geom))
+        g = sql_geom(as_multipolygon(geom))
         return self.conn.execute(select(rc.c.layer).where(
             rc.c.layer == REFERENCE_WATER, func.coalesce(func.ST_Covers(rc.c.coverage, g), False))).first() is not None
 
@@ -348,7 +337,7 @@ class UnitOfWork:
         coverage (see domain/legality.py)."""
         from terrawatch.domain.legality import CONCESSION, REFERENCE_KINDS, assess
 
-        g = _sql_geom(as_multipolygon(geom))
+        g = sql_geom(as_multipolygon(geom))
         rf = t.reference_features
         rows = self.conn.execute(
             select(rf.c.id, rf.c.layer, rf.c.name, func.ST_Covers(rf.c.geom, g).label("covers"))
@@ -364,7 +353,7 @@ class UnitOfWork:
 
     # subscribers and outbox ---------------------------------------------------
     def matching_subscribers(self, alert: Alert, confidence_ranks: dict[str, int]) -> list[dict]:
-        g = _sql_geom(alert.geom)
+        g = sql_geom(alert.geom)
         rank = confidence_ranks[alert.confidence]
         allowed = [c for c, r in confidence_ranks.items() if r <= rank]
         q = select(t.subscribers).where(
