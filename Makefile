@@ -30,8 +30,9 @@ gdal:  ## Debian GDAL tools (ogrinfo) for the OGC API client check
 demo: env web  ## start the stack, run the sample scenes end to end, print a JSON summary as the last line
 	$(TW) demo
 
-test: env-test web chromium gdal check-deploy  ## deploy checks, then unit + integration tests on the real local stack (pytest starts and stops it); missing ../shared/data fails
+test: env-test web chromium gdal check-deploy  ## deploy checks, then unit + integration tests on the real local stack (pytest starts and stops it), then the pipeline under a broker kill on the 3-broker SCRAM stack; missing ../shared/data fails
 	$(VENV)/bin/pytest -q --require-data
+	TERRAWATCH_TEST_KAFKA_BROKERS=3 $(VENV)/bin/pytest -q --require-data -m multinode tests/faults/test_multinode_pipeline.py
 
 test-unit: env-test  ## the fast unit suite (tests/unit: no stack, no model training; under 30 s)
 	$(VENV)/bin/pytest -q tests/unit
