@@ -149,6 +149,11 @@ try {
       await page.evaluate((b) => window.terrawatch.map.fitBounds([[b[0], b[1]], [b[2], b[3]]],
                                                                  { duration: 0, padding: 20 }), bbox);
       await idleNow();
+      // The rasters of this view are searched for after the move (the first view may be another place)
+      await page.evaluate(() => window.terrawatch.rastersReady());
+      await idleNow();
+      out.rasters = await page.evaluate(() => ({ likelihood: window.terrawatch.rasters.likelihood.length,
+                                                 quicklook: window.terrawatch.rasters.quicklook.length }));
       const flood = await page.evaluate(() => {
         const map = window.terrawatch.map;
         const rect = map.getCanvas().getBoundingClientRect();
@@ -192,6 +197,11 @@ try {
       await page.evaluate((b) => window.terrawatch.map.fitBounds([[b[0], b[1]], [b[2], b[3]]],
                                                                  { duration: 0, padding: 20 }), bbox);
       await idleNow();
+      // The rasters of this view are searched for after the move (the first view may be another place)
+      await page.evaluate(() => window.terrawatch.rastersReady());
+      await idleNow();
+      out.rasters = await page.evaluate(() => ({ likelihood: window.terrawatch.rasters.likelihood.length,
+                                                 quicklook: window.terrawatch.rasters.quicklook.length }));
     }
     // Place labels around a given spot (CHECK_PLACES_AT=lon,lat,zoom), as the map shows them (text in the DOM).
     if (process.env.CHECK_PLACES_AT) {

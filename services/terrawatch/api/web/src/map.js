@@ -234,6 +234,7 @@ function setupToggles() {
 const RASTERS = { likelihood: [], quicklook: [] };
 const RASTER_TIME = {};  // raster layer id -> its scene's sensing time (Unix seconds), for the slider
 const RASTER_ON = { likelihood: true, quicklook: false };  // the panel's checkboxes
+const RASTER_LABELS = {};  // kind -> the panel's label text (with its count)
 const EXTENTS = {};  // layer id -> LngLatBounds of its features (TileJSON bounds)
 
 // A view's bounds as a STAC bbox: MapLibre's bounds go past +-180 degrees when the world wraps (a wide
@@ -254,12 +255,15 @@ async function addProductRasters(bounds) {
   if (!res.ok) return 0;
   const items = (await res.json()).features || [];
   const below = INTERACTIVE[0];
+  let added = 0;
   for (const item of items.slice().reverse()) {  // newest on top
     for (const [name, asset] of Object.entries(item.assets || {})) {
       const tj = asset["terrawatch:tilejson"];
       if (!tj || !sameOrigin(tj)) continue;
       const kind = name === "quicklook" ? "quicklook" : "likelihood";
       const id = `raster-${item.id}-${name}`;
+      if (map.getSource(id)) continue;  // added by an earlier view
+      added += 1;
       const when = Date.parse(item.properties && item.properties.datetime);
       if (Number.isFinite(when)) RASTER_TIME[id] = Math.round(when / 1000);
       map.addSource(id, { type: "raster", url: tj, tileSize: 256 });
@@ -268,6 +272,10 @@ async function addProductRasters(bounds) {
                    kind === "quicklook" && RASTERS.likelihood.length ? RASTERS.likelihood[0] : below);
       RASTERS[kind].push(id);
     }
+  }
+  if (added) {  // rasters found by a later view follow the panel's toggles, the time slider and the counts
+    applyRasterFilter();
+    for (const [kind, text] of Object.entries(RASTER_LABELS)) text.textContent = ` ${text.dataset.label} (${RASTERS[kind].length})`;
   }
   return items.length;
 }
@@ -285,7 +293,11 @@ function setupRasterToggles() {
       RASTER_ON[kind] = cb.checked;
       applyRasterFilter();
     });
-    row.append(cb, ` ${label} (${RASTERS[kind].length})`);
+    const text = document.createElement("span");
+    text.dataset.label = label;
+    text.textContent = ` ${label} (${RASTERS[kind].length})`;
+    RASTER_LABELS[kind] = text;
+    row.append(cb, text);
     box.prepend(row);
   }
 }
@@ -531,6 +543,10 @@ const ready = (async () => {
   rastersReady = addProductRasters(map.getBounds()).catch(() => 0).then((count) => {
     setupRasterToggles();
     setupSlider(range);
+    // The scenes' rasters of every later view too (the first view is only the newest alert's place)
+    map.on("moveend", () => {
+      rastersReady = rastersReady.then(() => addProductRasters(map.getBounds())).catch(() => 0);
+    });
     return count;
   });
   return n;
