@@ -226,20 +226,30 @@ def wait_webhooks(s: Settings, items: list[dict], sub: Subscriber, timeout: floa
     time.sleep(2.0)
 
 
-def ray_workers_with_open(node, path: str) -> list[psutil.Process]:
-    """Ray worker processes of one Ray node of the stack (``stack.ray``, the head, or a ``RayNode``) that
-    have ``path`` open (the TileWorker actors reading that scene)."""
+def node_processes(node, keep) -> list[psutil.Process]:
+    """The processes under one Ray node of the stack (``stack.ray``, the head, or a ``RayNode``) for which
+    ``keep(process)`` is true; processes gone or closed to us while looked at are skipped."""
     pid = node.proc.pid()
     if pid is None:
         return []
     out = []
     for p in psutil.Process(pid).children(recursive=True):
         try:
-            if any(f.path == path for f in p.open_files()):
+            if keep(p):
                 out.append(p)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return out
+
+
+def ray_workers_with_open(node, path: str) -> list[psutil.Process]:
+    """Ray worker processes of one Ray node that have ``path`` open (the TileWorker actors reading that scene)."""
+    return node_processes(node, lambda p: any(f.path == path for f in p.open_files()))
+
+
+def tile_workers(node) -> list[psutil.Process]:
+    """The TileWorker actor processes of one Ray node."""
+    return node_processes(node, lambda p: p.name().startswith("ray::TileWorker"))
 
 
 def crash_node(node) -> None:

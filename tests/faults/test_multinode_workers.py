@@ -21,7 +21,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 import pytest
 from sqlalchemy import text
 
@@ -30,8 +29,8 @@ from terrawatch.settings import Settings
 from terrawatch.store.uow import engine_for
 from tests.faults.helpers import (
     SLOW_TILING, audit, crash_node, crash_restart_postgres, ensure_up, group_assignment, publish_to_partition,
-    ray_workers_with_open, river_scene, scene_path, stop_worker, subscribe, wait_processed, wait_webhooks,
-    writing_detections,
+    ray_workers_with_open, river_scene, scene_path, stop_worker, subscribe, tile_workers, wait_processed,
+    wait_webhooks, writing_detections,
 )
 from tests.integration.helpers import isolated, runs_for, start_worker, wait_for
 from tests.integration.test_stack_security import _bound_sockets, _loopback, _tree
@@ -55,20 +54,6 @@ class Pair:
         return group_assignment(self.s).get(kafka_io.instance_id(self.settings[i]), [])
 
 
-def _tile_workers(node) -> list[psutil.Process]:
-    pid = node.proc.pid()
-    if pid is None:
-        return []
-    out = []
-    for p in psutil.Process(pid).children(recursive=True):
-        try:
-            if p.name().startswith("ray::TileWorker"):
-                out.append(p)
-        except psutil.NoSuchProcess:
-            continue
-    return out
-
-
 @pytest.fixture(scope="module")
 def pair(stack, ray_node2, tmp_path_factory):
     s = isolated(stack.settings, "pair", consumer_session_timeout_s=10.0, **SLOW_TILING)
@@ -83,7 +68,7 @@ def pair(stack, ray_node2, tmp_path_factory):
 
         p.owned = wait_for(split, 300, "both workers to own partitions", interval=1.0)
         # RayTiler's actors are placed SPREAD: the pools of two (one per worker) reach both nodes
-        wait_for(lambda: _tile_workers(ray_node2), 120, "TileWorker actors on the second Ray node")
+        wait_for(lambda: tile_workers(ray_node2), 120, "TileWorker actors on the second Ray node")
         yield p
     finally:
         for w in p.procs:
@@ -122,7 +107,7 @@ def test_ray_worker_node_killed_while_it_holds_tiles(pair, ray_node2, stack, tmp
         sub.close()
     outside = [x for x in node_sockets if not _loopback(x[2].rsplit(":", 1)[0])]
     assert node_sockets and not outside, f"the second Ray node listens outside loopback: {outside}"
-    on_head = len(_tile_workers(stack.ray))
+    on_head = len(tile_workers(stack.ray))
     res = audit(s, items, sub)
     fault_report.add("Ray worker node killed holding tiles (2 nodes)", res, stall,
                      f"{len(holders)} actor(s) on it reading a scene; {on_head} TileWorkers on the head after; "
