@@ -21,10 +21,8 @@ from tests.import_graph import package_graph, reaches
 
 GRAPH = package_graph()
 DEV_PACKAGES = ("terrawatch.stack", "terrawatch.ml.train", "terrawatch.ml.eval")
-DEV_MODULES = {"terrawatch.demo", "terrawatch.samples", "terrawatch.api.samples", "terrawatch.api.launch",
-               "terrawatch.cli.bench"}
+DEV_MODULES = {"terrawatch.demo", "terrawatch.samples", "terrawatch.api.samples", "terrawatch.api.launch"}
 CLI_MAY_RUN = {  # (CLI module, dev module): the command that runs it
-    ("terrawatch.cli", "terrawatch.cli.bench"): "terrawatch bench",
     ("terrawatch.cli.stack", "terrawatch.stack"): "terrawatch stack ...",
     ("terrawatch.cli.stack", "terrawatch.stack.process"): "terrawatch stack ...",
     ("terrawatch.cli.api", "terrawatch.stack.ray_serve"): "terrawatch serve --ray-serve",
