@@ -9,7 +9,7 @@ baseline 05.10), DEFLATE, 512 px blocks. Land with a river and lakes.
 
 Processing: ``RayTiler`` (the worker's code) on a local Ray runtime, with the
 ``flood_s2`` model (models/flood_s2) served by a real ``tritonserver`` started
-here through ``terrawatch.stack``; every tile reads all 13 bands onto the 10 m grid,
+here through ``terrawatch_dev.stack``; every tile reads all 13 bands onto the 10 m grid,
 runs flood_s2, polygonizes its core; the driver writes the likelihood GeoTIFF,
 merges the parts and vectorizes (as ``service.pipeline`` does).
 
@@ -226,7 +226,7 @@ def main() -> None:
                     ignore=shutil.ignore_patterns("__pycache__"))
     s = Settings(state_dir=work / "state", model_repository=repo, triton_http_port=_free_port(),
                  triton_grpc_port=_free_port(), triton_metrics_port=_free_port())
-    from terrawatch.stack.triton import Triton
+    from terrawatch_dev.stack.triton import Triton
 
     triton = Triton(s)
     triton.install()
@@ -243,7 +243,7 @@ def main() -> None:
 
 def run_bench(args, s, folder: Path, tile_size: int, overlap: int, triton_pid: int | None, log) -> dict:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local runtime, as terrawatch.stack runs it
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a private local runtime, as terrawatch_dev.stack runs it
     os.environ.setdefault("RAY_raylet_start_wait_time_s", "300")  # shared, loaded machines start slowly
     # loopback only: without this Ray 2.x swaps 127.0.0.1 for the external address (as stack/ray_head.py)
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"

@@ -1,6 +1,6 @@
 """Vector tiles per zoom: bytes and milliseconds of ``ST_AsMVT`` tiles, simplified vs not.
 
-Data: synthetic detections seeded into PostGIS by ``terrawatch.api.samples.seed_layers``
+Data: synthetic detections seeded into PostGIS by ``terrawatch_dev.api_samples.seed_layers``
 (``--scenes`` x ``--per-scene`` polygons of ``--vertices`` vertices, 1-60 ha each, like
 polygonized 10 m rasters) over a ``--spread`` degree square around (``--lon``, ``--lat``),
 with alerts grouping them by four. They are removed at the end.
@@ -34,7 +34,7 @@ import morecantile
 from sqlalchemy import text
 
 from terrawatch.store.vector_tiles import render, tolerance_m
-from terrawatch.api.samples import delete_seeded, seed_layers
+from terrawatch_dev.api_samples import delete_seeded, seed_layers
 from terrawatch.settings import get_settings
 from terrawatch.store.uow import engine_for
 

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from terrawatch.settings import REPO_ROOT, Settings
-from terrawatch.stack.process import port_open
+from terrawatch_dev.stack.process import port_open
 
 
 def log(msg: str) -> None:
@@ -95,7 +95,7 @@ def private_stack(port_base: int, keep: bool = False, preferred_batch: str = "",
     and ``torch_threads`` (per instance) and ``runtime`` (torch / onnxruntime) are rendered into its config.pbtxt
     (terrawatch.inference.serving) instead of the shipped values when given."""
     from terrawatch.inference.serving import Serving, render_config
-    from terrawatch.stack import Stack
+    from terrawatch_dev.stack import Stack
 
     busy = [p for p in (port_base + i for i in range(14)) if port_open(p)]
     if busy:
@@ -151,7 +151,7 @@ def synthetic_items(folder: Path, n: int, size: int, tag: str, start: int = 0) -
     """``n`` synthetic S1 scenes (river + lake, VV/VH dB, 10 m) of ``size`` px at distinct places
     (place ``start + i`` of a 30 km lattice in UTM 30N)."""
     from terrawatch.ingest.stac_items import item_from_geotiff
-    from terrawatch.samples import synthetic_s1
+    from terrawatch_dev.samples import synthetic_s1
 
     folder.mkdir(parents=True, exist_ok=True)
     items = []

@@ -98,7 +98,7 @@ def stack_settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def stack(stack_settings: Settings):
-    from terrawatch.stack import Stack
+    from terrawatch_dev.stack import Stack
 
     s = Stack(stack_settings)
     try:

@@ -1,4 +1,6 @@
-"""The ``terrawatch`` package's import graph, read from the source with ``ast`` (nothing is imported).
+"""The import graph of the ``terrawatch`` distribution's packages (``terrawatch``, the runtime;
+``terrawatch_dev``, dev tooling; ``terrawatch_research``, training and evaluation), read from the source with
+``ast`` (nothing is imported).
 
 Every ``import`` counts: module level, inside functions and under ``TYPE_CHECKING`` (a structure drawing
 shows them all, and a lazy import is still a dependency). ``from pkg import name`` points at the submodule
@@ -14,6 +16,9 @@ from pathlib import Path
 import terrawatch
 
 PACKAGE = Path(terrawatch.__file__).parent
+DEV_PACKAGE = PACKAGE.parent / "terrawatch_dev"
+RESEARCH_PACKAGE = PACKAGE.parent / "terrawatch_research"
+PACKAGES = (PACKAGE, DEV_PACKAGE, RESEARCH_PACKAGE)
 
 
 def module_name(path: Path, root: Path = PACKAGE) -> str:
@@ -27,10 +32,12 @@ def modules(root: Path = PACKAGE) -> dict[str, Path]:
     return {module_name(p, root): p for p in sorted(root.rglob("*.py")) if "node_modules" not in p.parts}
 
 
-def build_graph(root: Path = PACKAGE) -> dict[str, dict[str, int]]:
-    """module -> {imported module of the same package: line of the first import}."""
-    mods = modules(root)
-    top = root.name
+def build_graph(*roots: Path) -> dict[str, dict[str, int]]:
+    """module -> {imported module of any of the packages ``roots`` (default: ``terrawatch`` alone): line of
+    the first import}."""
+    roots = roots or (PACKAGE,)
+    mods = {name: path for root in roots for name, path in modules(root).items()}
+    tops = {root.name for root in roots}
 
     def resolve(name: str) -> str | None:
         while name and name not in mods:
@@ -53,7 +60,7 @@ def build_graph(root: Path = PACKAGE) -> dict[str, dict[str, int]]:
             else:
                 continue
             for target in targets:
-                if target == top or target.startswith(top + "."):
+                if target.split(".")[0] in tops:
                     dep = resolve(target)
                     if dep and dep != mod:
                         edges[dep] = min(edges.get(dep, node.lineno), node.lineno)
@@ -63,8 +70,8 @@ def build_graph(root: Path = PACKAGE) -> dict[str, dict[str, int]]:
 
 @lru_cache(maxsize=1)
 def package_graph() -> dict[str, dict[str, int]]:
-    """:func:`build_graph` of the installed ``terrawatch`` package, read once per test session (do not mutate)."""
-    return build_graph()
+    """:func:`build_graph` of the three packages (:data:`PACKAGES`), read once per test session (do not mutate)."""
+    return build_graph(*PACKAGES)
 
 
 def cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:

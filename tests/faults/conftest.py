@@ -37,7 +37,7 @@ def ray_node2(stack):
     """The stack's second Ray node: the multi-node mode's (``Settings.ray_nodes`` 2, started with the stack), or
     one started here for the module and stopped after it. A test that kills it leaves the multi-node stack's
     node started again at the end."""
-    from terrawatch.stack.ray_head import RayNode
+    from terrawatch_dev.stack.ray_head import RayNode
 
     node = stack.ray_nodes[0] if stack.ray_nodes else RayNode(stack.settings)
     node.start()

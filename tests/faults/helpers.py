@@ -34,7 +34,7 @@ from terrawatch.domain.alerts import admits
 from terrawatch.domain.polygons import as_multipolygon, cluster
 from terrawatch.ingest import kafka_io
 from terrawatch.ingest.stac_items import item_from_geotiff
-from terrawatch.samples import synthetic_s1
+from terrawatch_dev.samples import synthetic_s1
 from terrawatch.service.alerts import policies
 from terrawatch.settings import Settings
 from terrawatch.store import tables as t

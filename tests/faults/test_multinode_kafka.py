@@ -35,7 +35,7 @@ from terrawatch.ingest.dlq import DlqSink, KafkaUnavailable
 from terrawatch.ingest.kafka_config import client_config
 from terrawatch.ingest.topics import TopicsTooWeak, ensure_topics, min_insync, readiness
 from terrawatch.settings import Settings
-from terrawatch.stack.kafka import Kafka
+from terrawatch_dev.stack.kafka import Kafka
 
 # `stack`: it starts real Kafka nodes (Java, the Maven jars), so `make test-unit` (-m "not stack") leaves it out.
 pytestmark = [pytest.mark.multinode, pytest.mark.faults, pytest.mark.stack]

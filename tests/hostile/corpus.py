@@ -23,7 +23,7 @@ import rasterio
 from rasterio.transform import from_origin
 
 from terrawatch.ingest.stac_items import item_from_geotiff
-from terrawatch.samples import synthetic_s1
+from terrawatch_dev.samples import synthetic_s1
 
 UTM = "EPSG:32630"
 

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
-from terrawatch.api.samples import delete_seeded, seed_layers
+from terrawatch_dev.api_samples import delete_seeded, seed_layers
 from terrawatch.store.uow import engine_for
 from tests.integration.api_helpers import hdr, live_api, role_keys
 

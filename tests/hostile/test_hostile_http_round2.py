@@ -19,7 +19,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from terrawatch.api.samples import delete_seeded, seed_layers
+from terrawatch_dev.api_samples import delete_seeded, seed_layers
 from terrawatch.settings import REPO_ROOT
 from terrawatch.store.uow import UnitOfWork, engine_for
 from tests.integration.api_helpers import hdr, live_api, role_keys

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from terrawatch.api.samples import delete_seeded, seed_layers
+from terrawatch_dev.api_samples import delete_seeded, seed_layers
 from terrawatch.store.uow import engine_for
 from tests.integration.api_helpers import hdr, live_api, role_keys
 
@@ -24,7 +24,7 @@ def test_alert_triage_list_filters_pages_and_refuses_bad_parameters(stack):
     s = stack.settings
     engine = engine_for(s.db_url)
     t0 = datetime.now(timezone.utc)
-    # 3 alerts in one transaction: statuses new, acknowledged, confirmed (api/samples.py), one updated_at.
+    # 3 alerts in one transaction: statuses new, acknowledged, confirmed (terrawatch_dev/api_samples.py), one updated_at.
     seeded = seed_layers(engine, center=(31.5, -7.5), spread_deg=0.2, scenes=1, detections_per_scene=12,
                          tag=f"triage-{uuid.uuid4().hex[:6]}")
     mine = {str(a) for a in seeded.alert_ids}

@@ -36,7 +36,7 @@ from terrawatch.api.routes.subscriptions import subscriptions_router
 from terrawatch.domain.alerts import Alert
 from terrawatch.domain.polygons import as_multipolygon, geodesic_area_ha
 from terrawatch.ingest.stac_items import item_from_geotiff
-from terrawatch.samples import synthetic_s1
+from terrawatch_dev.samples import synthetic_s1
 from terrawatch.service import deliveries as dsvc
 from terrawatch.service import subscriptions as subs
 from terrawatch.service.alerts import policies

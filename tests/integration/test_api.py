@@ -17,7 +17,7 @@ from shapely.geometry import shape
 from sqlalchemy import func, select
 
 from terrawatch.api import create_app, roles
-from terrawatch.api.samples import delete_seeded, seed_layers
+from terrawatch_dev.api_samples import delete_seeded, seed_layers
 from terrawatch.store import tables as t
 from terrawatch.store.uow import engine_for
 from tests.integration.api_helpers import hdr, live_api, role_keys

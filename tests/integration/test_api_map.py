@@ -13,7 +13,7 @@ import pytest
 
 from terrawatch.alerting.places import nearest_place
 from terrawatch.api.routes.map import WEB_DIST
-from terrawatch.api.samples import delete_seeded, seed_layers
+from terrawatch_dev.api_samples import delete_seeded, seed_layers
 from terrawatch.settings import REPO_ROOT
 from terrawatch.store.uow import engine_for
 from tests.integration.api_helpers import live_api, role_keys

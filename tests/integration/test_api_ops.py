@@ -22,7 +22,7 @@ from shapely.geometry import shape
 from terrawatch.alerting.receiver import WebhookReceiver
 from terrawatch.domain.polygons import as_multipolygon
 from terrawatch.ingest.stac_items import item_from_geotiff
-from terrawatch.samples import synthetic_s1
+from terrawatch_dev.samples import synthetic_s1
 from terrawatch.store import tables as t
 from terrawatch.store.uow import engine_for
 from tests.integration.api_helpers import hdr, live_api, role_keys

@@ -16,7 +16,7 @@ def test_api_runs_under_ray_serve(stack):
     import ray
     from ray import serve
 
-    from terrawatch.stack.ray_serve import APP_NAME, run_on_ray_serve
+    from terrawatch_dev.stack.ray_serve import APP_NAME, run_on_ray_serve
 
     s = stack.settings
     viewer = role_keys(s, "serve")["viewer"]

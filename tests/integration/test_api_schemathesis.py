@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from terrawatch.api.samples import delete_seeded, seed_layers
+from terrawatch_dev.api_samples import delete_seeded, seed_layers
 from terrawatch.store import tables as t
 from terrawatch.store.uow import engine_for
 from tests.integration.api_helpers import live_api, role_keys

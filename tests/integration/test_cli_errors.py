@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from terrawatch.samples import synthetic_s1
+from terrawatch_dev.samples import synthetic_s1
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

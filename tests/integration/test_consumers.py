@@ -26,7 +26,7 @@ from confluent_kafka.admin import AdminClient
 from terrawatch.ingest import kafka_io
 from terrawatch.ingest.kafka_config import client_config
 from terrawatch.ingest.stac_items import item_from_geotiff
-from terrawatch.samples import synthetic_s1
+from terrawatch_dev.samples import synthetic_s1
 from terrawatch.service.stream_ops import replay
 from terrawatch.store import tables as t
 from tests.integration.helpers import count, isolated, read_dlq, runs_for, start_worker, wait_for

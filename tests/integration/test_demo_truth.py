@@ -1,6 +1,6 @@
 """The demo's scenes on the test stack: it shows only what is true (issue 13).
 
-Runs `terrawatch.demo.demo_items` (the scenes `make demo` publishes) plus two scenes that must fail
+Runs `terrawatch_dev.demo.demo_items` (the scenes `make demo` publishes) plus two scenes that must fail
 (an unreadable asset, an all-NaN raster) through a real worker, then checks what a user would: no
 mining alert outside the mining AoA (and none at all here: no imagery inside it), scenes/pixels outside
 each AoA reported, no forest-loss alert on the unchanged scene, confirmed alerts confirmed by two
@@ -23,13 +23,13 @@ import rasterio
 from shapely.geometry import box, shape
 from sqlalchemy import select
 
-from terrawatch.demo import (
+from terrawatch_dev.demo import (
     NO_MINING_IMAGERY, SPAIN_REFERENCE_UNKNOWN, demo_items, history_items, permanent_water, reprocess_history,
     truth_report,
 )
 from terrawatch.domain.alerts import Alert
 from terrawatch.ingest.stac_items import item_from_geotiff
-from terrawatch.samples import synthetic_s1
+from terrawatch_dev.samples import synthetic_s1
 from terrawatch.store import tables as t
 from terrawatch.store.uow import UnitOfWork, engine_for
 from tests.conftest import shared_path

@@ -15,7 +15,7 @@ from terrawatch.ingest.stac_items import item_from_geotiff
 from terrawatch.domain.tiles import EXCLUDED_CLOUD, EXCLUDED_NODATA
 from terrawatch.ml.fusion import SOURCE_S1, SOURCE_S1_CLOUD, SOURCE_S2, SOURCE_S2_NOT_S1
 from terrawatch.products.cog import is_cog
-from terrawatch.samples import spain_sensing_time
+from terrawatch_dev.samples import spain_sensing_time
 from terrawatch.store import tables as t
 from terrawatch.store.uow import engine_for
 from tests.conftest import shared_path

@@ -19,7 +19,7 @@ from shapely.geometry import mapping
 
 from terrawatch.alerting.receiver import WebhookReceiver
 from terrawatch.ingest.stac_items import item_from_geotiff
-from terrawatch.samples import spain_sensing_time, synthetic_s1
+from terrawatch_dev.samples import spain_sensing_time, synthetic_s1
 from terrawatch.store import tables as t
 from terrawatch.store.uow import engine_for
 from tests.conftest import shared_path

@@ -19,7 +19,7 @@ from shapely.geometry import shape
 
 from terrawatch.ingest.stac_items import item_from_geotiff
 from terrawatch.products.cog import is_cog
-from terrawatch.samples import SPAIN_S1, spain_sensing_time
+from terrawatch_dev.samples import SPAIN_S1, spain_sensing_time
 from tests.integration.api_helpers import hdr, live_api, role_keys
 from tests.integration.helpers import isolated, process_scene
 

@@ -21,7 +21,7 @@ from rasterio.features import geometry_mask
 from shapely.geometry import Polygon, mapping
 
 from terrawatch.ingest.stac_items import item_from_geotiff
-from terrawatch.samples import SPAIN_S1, spain_sensing_time
+from terrawatch_dev.samples import SPAIN_S1, spain_sensing_time
 from terrawatch.settings import REPO_ROOT
 from tests.integration.api_helpers import hdr, live_api, role_keys
 from tests.integration.helpers import isolated, process_scene

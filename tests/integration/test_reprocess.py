@@ -30,7 +30,7 @@ from sqlalchemy import select
 from terrawatch.alerting.receiver import WebhookReceiver
 from terrawatch.domain.errors import BadRequest, NotFound
 from terrawatch.ingest.stac_items import item_from_geotiff
-from terrawatch.samples import synthetic_s1
+from terrawatch_dev.samples import synthetic_s1
 from terrawatch.service import reprocess as reprocess_svc
 from terrawatch.service import subscriptions as subs
 from terrawatch.store import audit as audit_log

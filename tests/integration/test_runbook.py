@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from terrawatch.ingest.stac_items import item_from_geotiff
-from terrawatch.samples import synthetic_s1
+from terrawatch_dev.samples import synthetic_s1
 from terrawatch.settings import REPO_ROOT
 from tests.integration.api_helpers import hdr, live_api, role_keys
 from tests.integration.helpers import isolated, publish, runs_for, settings_env, start_worker, wait_for

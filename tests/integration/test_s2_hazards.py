@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from terrawatch.ingest.stac_items import item_from_geotiff
 from terrawatch.products.cog import is_cog
-from terrawatch.samples import spain_sensing_time, synthetic_clearing
+from terrawatch_dev.samples import spain_sensing_time, synthetic_clearing
 from terrawatch.store import tables as t
 from terrawatch.store.uow import engine_for
 from tests.cloud_samples import l1c_with_real_cloud

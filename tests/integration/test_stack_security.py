@@ -24,8 +24,8 @@ import psutil
 import pytest
 
 from terrawatch.settings import REPO_ROOT
-from terrawatch.stack.postgres import SERVICE_ROLES, SUPERUSER
-from terrawatch.stack.process import port_open
+from terrawatch_dev.stack.postgres import SERVICE_ROLES, SUPERUSER
+from terrawatch_dev.stack.process import port_open
 from tests.integration.helpers import isolated, start_worker
 
 pytestmark = pytest.mark.integration

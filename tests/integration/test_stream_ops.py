@@ -16,7 +16,7 @@ from confluent_kafka import Consumer, TopicPartition
 from terrawatch.domain.scene import parse_event
 from terrawatch.ingest.kafka_config import client_config
 from terrawatch.ingest.sources import FolderSource, StacApiSource
-from terrawatch.samples import synthetic_s1
+from terrawatch_dev.samples import synthetic_s1
 from terrawatch.service.stream_ops import backfill
 from tests.integration.helpers import isolated, settings_env
 from tests.integration.standins import StacApi, StandIn

@@ -256,11 +256,11 @@ def test_water_like_shadow_only_where_a_cloud_object_is_matched(monkeypatch):
 
 @needs_shared("sen1floods11/Spain_7370579_S2Hand.tif", "cloud/ukis_sentinel2.npz")
 def test_labelled_water_masked_and_cloud_shadow_recall_on_the_shared_data():
-    """Issue 27's measurement (``python -m terrawatch.ml.eval.cloud_water``): the Spain chip as is and with a
+    """Issue 27's measurement (``python -m terrawatch_research.eval.cloud_water``): the Spain chip as is and with a
     pasted 0.22 % cloud at 5 places loses < 1 % of its labelled water (measured 0.00 % / 0.38 %; 2.18 % before
     the per-object matching), and the ukis scene's hand-labelled cloud and shadow stay masked (measured
     99.79 % / 99.73 %, as before)."""
-    from terrawatch.ml.eval.cloud_water import measure
+    from terrawatch_research.eval.cloud_water import measure
 
     r = measure(DATA / "sen1floods11", NPZ, log=lambda s: None)
     assert r["chips"][0]["water_masked"] < 0.01

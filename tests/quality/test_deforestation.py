@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from terrawatch.ml import deforestation as defo
-from terrawatch.ml.train import deforestation as tr
+from terrawatch_research.train import deforestation as tr
 
 from tests.conftest import SHARED as DATA, shared_path
 

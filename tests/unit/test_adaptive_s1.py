@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from terrawatch.ml.adaptive_s1 import adaptive_water_s1, describe
-from terrawatch.ml.eval.cv import format_table
-from terrawatch.ml.eval.metrics import label_scores
+from terrawatch_research.eval.cv import format_table
+from terrawatch_research.eval.metrics import label_scores
 from terrawatch.ml.s1_features import N_FEATURES, s1_features
 
 from tests.conftest import shared_path
@@ -81,7 +81,7 @@ def test_cv_table_reports_folds_pooled_and_worst_fold():
 
 
 def test_cv_rejects_unknown_candidates():
-    from terrawatch.ml.eval.cv import cross_validate
+    from terrawatch_research.eval.cv import cross_validate
 
     with pytest.raises(ValueError, match="unknown candidate"):
         cross_validate(["otsu-s1+nope"], data=None)

@@ -95,7 +95,7 @@ def test_dlq_record_round_trips_the_original_payload():
 
 
 def test_backfill_is_confined_to_allowed_roots(tmp_path):
-    from terrawatch.samples import synthetic_s1
+    from terrawatch_dev.samples import synthetic_s1
 
     allowed = tmp_path / "allowed"
     (allowed / "sub").mkdir(parents=True)

@@ -1,8 +1,8 @@
-"""terrawatch.ml.eval.clusters: MMU, the merge distance and true/false flags (10 m pixels, 1 px = 0.01 ha)."""
+"""terrawatch_research.eval.clusters: MMU, the merge distance and true/false flags (10 m pixels, 1 px = 0.01 ha)."""
 
 import numpy as np
 
-from terrawatch.ml.eval.clusters import clusters
+from terrawatch_research.eval.clusters import clusters
 
 
 def _box(p, r, c, h, w, v=0.9):

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from terrawatch.ml.eval import metrics
-from terrawatch.ml.eval.corruptions import KINDS, cloud_blobs, corrupt
+from terrawatch_research.eval import metrics
+from terrawatch_research.eval.corruptions import KINDS, cloud_blobs, corrupt
 
 
 def test_counts_and_scores_known_values():

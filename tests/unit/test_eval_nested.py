@@ -1,12 +1,12 @@
-"""Nested cross-validation of the flood_s1 post-processing (terrawatch.ml.eval.nested): the choice is made on
+"""Nested cross-validation of the flood_s1 post-processing (terrawatch_research.eval.nested): the choice is made on
 the training events only, every column is reported, and the adoption rule rejects a loss on any column."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from terrawatch.ml.eval import nested
-from terrawatch.ml.eval.nested import PostConfig
+from terrawatch_research.eval import nested
+from terrawatch_research.eval.nested import PostConfig
 
 
 def _sample(prob: np.ndarray, mask: np.ndarray) -> dict:

@@ -11,7 +11,7 @@ import pytest
 from terrawatch.inference.local import predict_water_s1
 from terrawatch.ml import registry
 from terrawatch.ml.baselines import otsu_water_s1
-from terrawatch.ml.eval.metrics import label_scores
+from terrawatch_research.eval.metrics import label_scores
 
 from tests.conftest import shared_path
 

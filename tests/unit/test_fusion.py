@@ -93,7 +93,7 @@ def test_shapes_are_checked():
 
 
 def test_reliability_table_bins():
-    from terrawatch.ml.train.flood_s2 import reliability_table
+    from terrawatch_research.train.flood_s2 import reliability_table
 
     prob = np.array([[0.05, 0.05, 0.95, 0.95, np.nan, 0.55]], np.float32)
     label = np.array([[0, 1, 1, 1, 1, -1]])

@@ -1,4 +1,5 @@
-"""No import circles in the ``terrawatch`` package (the structure drawing of the imports is a tree of layers).
+"""No import circles in the ``terrawatch``, ``terrawatch_dev`` and ``terrawatch_research`` packages (the
+structure drawing of the imports is a tree of layers).
 
 The graph counts every import, lazy and ``TYPE_CHECKING`` ones included (tests/import_graph.py): a cycle is
 reported with the line of each import in it."""

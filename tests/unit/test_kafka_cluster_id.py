@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import uuid
 
-from terrawatch.stack import kafka
+from terrawatch_dev.stack import kafka
 
 
 def test_cluster_id_never_starts_with_a_dash(monkeypatch):

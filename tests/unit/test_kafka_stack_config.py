@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from terrawatch.settings import Settings
-from terrawatch.stack.kafka import Kafka, KafkaNode, node_ports, scram_enabled
+from terrawatch_dev.stack.kafka import Kafka, KafkaNode, node_ports, scram_enabled
 
 SCRAM = dict(kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_mechanism="SCRAM-SHA-512",
              kafka_sasl_username="terrawatch", kafka_sasl_password="pw")

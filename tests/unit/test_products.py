@@ -124,7 +124,7 @@ def test_s2_quicklook_true_and_false_colour(tmp_path):
 
 
 def test_s1_quicklook_vv_vh_composite(tmp_path):
-    from terrawatch.samples import synthetic_s1
+    from terrawatch_dev.samples import synthetic_s1
 
     synthetic_s1(tmp_path / "s1.tif", size=256)
     scene = scene_from_item(item_from_geotiff(tmp_path / "s1.tif", scene_id="s1-ql",

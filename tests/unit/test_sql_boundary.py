@@ -1,5 +1,6 @@
 """Every SQL statement lives in ``store/``: no module outside it imports SQLAlchemy (or GeoAlchemy2, psycopg)
-or carries SQL text. ``stack/`` launches PostgreSQL and is allowed its bootstrap SQL (roles, extensions)."""
+or carries SQL text; the same holds in the dev tooling and research packages, where ``terrawatch_dev/stack/``
+launches PostgreSQL and is allowed its bootstrap SQL (roles, extensions)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 import terrawatch
 
 ROOT = Path(terrawatch.__file__).parent
-ALLOWED_DIRS = {"store", "stack"}
+ROOTS = (ROOT, ROOT.parent / "terrawatch_dev", ROOT.parent / "terrawatch_research")
+ALLOWED_DIRS = {("terrawatch", "store"), ("terrawatch_dev", "stack")}
 DB_PACKAGES = ("sqlalchemy", "geoalchemy2", "psycopg", "psycopg2", "alembic")
 # A string that reads like a SQL statement: a leading keyword and the clause that makes it a statement.
 SQL_TEXT = re.compile(
@@ -20,9 +22,9 @@ SQL_TEXT = re.compile(
 
 
 def _modules():
-    for path in sorted(ROOT.rglob("*.py")):
-        rel = path.relative_to(ROOT)
-        if rel.parts[0] in ALLOWED_DIRS:
+    for path in sorted(p for root in ROOTS for p in root.rglob("*.py")):
+        rel = path.relative_to(ROOT.parent)
+        if rel.parts[:2] in ALLOWED_DIRS:
             continue
         yield rel, ast.parse(path.read_text(), str(path))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from terrawatch.settings import Settings
-from terrawatch.stack.postgres import pgpass_text, read_pgpass, scram_verifier
+from terrawatch_dev.stack.postgres import pgpass_text, read_pgpass, scram_verifier
 
 
 def test_pgpass_round_trip_escapes_colons_and_backslashes(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from terrawatch.domain.errors import InvalidInput
 from terrawatch.ingest.dlq import KafkaUnavailable
-from terrawatch.samples import synthetic_s1
+from terrawatch_dev.samples import synthetic_s1
 from terrawatch.service import stream_ops
 from terrawatch.settings import Settings
 

@@ -26,7 +26,7 @@ def serve(
     s = get_settings()
     host, port = host or s.api_host, port or s.api_port
     if ray_serve:
-        from terrawatch.stack.ray_serve import run_on_ray_serve
+        from terrawatch_dev.stack.ray_serve import run_on_ray_serve
 
         typer.echo(json.dumps({"url": run_on_ray_serve(s, host, port, blocking=True)}))
         return

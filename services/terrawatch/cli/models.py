@@ -23,7 +23,7 @@ def eval_cmd(
     limit: Optional[int] = typer.Option(None, help="Evaluate at most this many samples."),
 ) -> None:
     """Evaluate a water model on a labelled dataset; the last line is JSON with iou, f1, precision, recall, csi."""
-    from terrawatch.ml.eval.evaluate import evaluate
+    from terrawatch_research.eval.evaluate import evaluate
 
     typer.echo(json.dumps(evaluate(dataset, root, model, corrupt, split=split, limit=limit)))
 
@@ -31,7 +31,7 @@ def eval_cmd(
 @app.command("cv")
 def cv_cmd(
     models: str = typer.Option("otsu-s1,adaptive-s1,flood-s1,flood-s1-grow",
-                               help="Comma-separated candidates (terrawatch.ml.eval.cv.CANDIDATES; a+b = majority ensemble)."),
+                               help="Comma-separated candidates (terrawatch_research.eval.cv.CANDIDATES; a+b = majority ensemble)."),
     data: Optional[Path] = typer.Option(None, help="Real-dB chips (default: <shared data>/sen1floods11-extra)."),
     threads: int = typer.Option(2, help="Torch threads for training folds (fixed for reproducibility)."),
     steps: Optional[int] = typer.Option(None, help="Override the training steps of trained candidates."),
@@ -41,7 +41,7 @@ def cv_cmd(
                                 "each fold, every column at once, adoption rule printed (--models ignored)."),
 ) -> None:
     """Leave-one-event-out cross-validation of S1 water models on real-dB Sen1Floods11 chips: per-fold table, pooled IoU."""
-    from terrawatch.ml.eval.cv import cross_validate, format_table, run_nested
+    from terrawatch_research.eval.cv import cross_validate, format_table, run_nested
 
     if nested:
         typer.echo(run_nested(data, holdouts=holdouts, json_out=json_out))

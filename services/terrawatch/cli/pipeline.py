@@ -114,6 +114,6 @@ def dispatch() -> None:
 @app.command("demo")
 def demo() -> None:
     """Start the stack, publish the sample scenes, run the pipeline, verify webhooks; print a JSON summary."""
-    from terrawatch.demo import run_demo
+    from terrawatch_dev.demo import run_demo
 
     typer.echo(json.dumps(run_demo(get_settings())))

@@ -13,7 +13,7 @@ from terrawatch.settings import get_settings
 @stack_app.command("up")
 def stack_up() -> None:
     """Install what is missing, start every service and wait until all are healthy."""
-    from terrawatch.stack import Stack
+    from terrawatch_dev.stack import Stack
 
     stack = Stack(get_settings())
     stack.up()
@@ -23,7 +23,7 @@ def stack_up() -> None:
 def _service_checks(stack) -> dict:
     """name -> check() for each service of the local stack. Ray: its head process runs and its GCS port
     accepts connections (a ``ray health-check`` subprocess costs seconds; /ops/readyz asks the GCS itself)."""
-    from terrawatch.stack.process import ManagedProcess, port_open
+    from terrawatch_dev.stack.process import ManagedProcess, port_open
 
     s = stack.settings
     checks = {svc.name: svc.healthy for svc in stack.services if svc.name != "ray"}
@@ -39,8 +39,8 @@ def local_status(settings) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
     from terrawatch.service.ops import process_health
-    from terrawatch.stack import Stack
-    from terrawatch.stack.process import ManagedProcess
+    from terrawatch_dev.stack import Stack
+    from terrawatch_dev.stack.process import ManagedProcess
 
     t0 = time.perf_counter()
     stack = Stack(settings)
@@ -85,7 +85,7 @@ def stack_status(as_json: bool = typer.Option(False, "--json", help="One JSON ob
 @stack_app.command("down")
 def stack_down() -> None:
     """Stop the processes that `stack up` started (by recorded PID), nothing else."""
-    from terrawatch.stack import Stack
+    from terrawatch_dev.stack import Stack
 
     typer.echo(json.dumps(Stack(get_settings()).down(), indent=2))
 

@@ -19,7 +19,7 @@ Output is *new* water (flood), not all observed water: water present before (per
 seasonal) shows no decrease. Inputs (2,H,W) float32 sigma0 dB (VV, VH; NaN no data), both scenes
 on one grid, same relative orbit (a different incidence geometry changes backscatter by itself).
 Constants are a-priori physical values, fitted to nothing. Measured only on OMBRIA's 8-bit
-BEFORE/AFTER renderings (``python -m terrawatch.ml.eval.change``); unmeasured on real dB pairs.
+BEFORE/AFTER renderings (``python -m terrawatch_research.eval.change``); unmeasured on real dB pairs.
 """
 
 from __future__ import annotations

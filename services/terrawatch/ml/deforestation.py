@@ -11,7 +11,7 @@ No data: NaN or all bands <= 0 in either scene -> never loss.
   threshold is a heuristic requiring a clear loss of greenness too.
 - ``loss_probability`` / ``detect_forest_loss``: the learned per-pixel model
   (``terrawatch.ml.nets.deforestation.DeforestationNet``, weights ``models/deforestation_s2/1/model.pt``,
-  trained by ``python -m terrawatch.ml.train.deforestation train``), gated by the forest mask.
+  trained by ``python -m terrawatch_research.train.deforestation train``), gated by the forest mask.
 """
 
 from __future__ import annotations

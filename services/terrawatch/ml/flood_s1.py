@@ -11,12 +11,12 @@ Post-processing: **none is served** (``GROW = False``, issue 27). :func:`grow_wa
 region growing: pixels >= ``SEED_P`` (0.5) are seeds; pixels >= ``GROW_P`` (0.2) 8-connected to a seed
 become water, probability mapped into [0.5, 0.6)) was served from issue 14 to issue 27. It had been
 chosen on the cross-validation folds that then reported it; under the nested cross-validation with every
-column (``terrawatch cv --nested``, :mod:`terrawatch.ml.eval.nested`) it loses the OMBRIA holdout by
+column (``terrawatch cv --nested``, :mod:`terrawatch_research.eval.nested`) it loses the OMBRIA holdout by
 0.045 IoU (0.435 -> 0.390) and held-out 8-bit ETCI-style tiles by 0.105 (0.841 -> 0.736, measured outside
 the project), so it is off; ``predict_batch(..., grow=True)`` still applies it for comparison.
 
 :class:`terrawatch.ml.nets.feature_net.FeatureNet` (a cross-validation candidate, see
-``terrawatch.ml.train.flood_s1_featnet``) loads and predicts through the same functions; ``load_net``
+``terrawatch_research.train.flood_s1_featnet``) loads and predicts through the same functions; ``load_net``
 tells the two apart by their weights.
 """
 

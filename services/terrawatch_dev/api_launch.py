@@ -9,7 +9,7 @@ import time
 import httpx
 
 from terrawatch.settings import Settings
-from terrawatch.stack.process import ManagedProcess
+from terrawatch_dev.stack.process import ManagedProcess
 
 
 def api_urls(settings: Settings) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """Alert-sized clusters of flood-s1 water on the real-dB chips: which are true, which are false.
 
-    python -m terrawatch.ml.eval.clusters [--mmu-ha 0.5] [--merge-m 500]
+    python -m terrawatch_research.eval.clusters [--mmu-ha 0.5] [--merge-m 500]
 
 For each Sen1Floods11 real-dB chip (the 7 in ``sen1floods11-extra`` and the Spain validation chip):
 flood-s1 as served (probability >= 0.5), connected parts below ``mmu_ha`` dropped (the vectorizer's
@@ -39,8 +39,8 @@ def clusters(prob: np.ndarray, label: np.ndarray, mmu_ha: float = 0.5, merge_m: 
 
 def main(argv: list[str] | None = None) -> None:
     from terrawatch.ml.datasets import Sen1Floods11
-    from terrawatch.ml.eval.cv import DATA, VALIDATION_ID, _served
-    from terrawatch.ml.train.flood_s1_featnet import load_chips
+    from terrawatch_research.eval.cv import DATA, VALIDATION_ID, _served
+    from terrawatch_research.train.flood_s1_featnet import load_chips
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mmu-ha", type=float, default=0.5)

@@ -6,11 +6,11 @@ import json
 from dataclasses import dataclass
 
 from terrawatch.settings import Settings
-from terrawatch.stack.kafka import Kafka
-from terrawatch.stack.postgres import Postgres
-from terrawatch.stack.process import ManagedProcess
-from terrawatch.stack.ray_head import RayHead, RayNode
-from terrawatch.stack.triton import Triton
+from terrawatch_dev.stack.kafka import Kafka
+from terrawatch_dev.stack.postgres import Postgres
+from terrawatch_dev.stack.process import ManagedProcess
+from terrawatch_dev.stack.ray_head import RayHead, RayNode
+from terrawatch_dev.stack.triton import Triton
 
 
 # terrawatch processes started next to the stack (by `make demo`), stopped first by `down`.

@@ -22,9 +22,9 @@ L1C chip ``../shared/data/sen1floods11/Spain_7370579_S2Hand.tif`` (Sen1Floods11,
 
 Commands::
 
-    python -m terrawatch.ml.train.deforestation train --s2 ../shared/data/sen1floods11/Spain_7370579_S2Hand.tif \
+    python -m terrawatch_research.train.deforestation train --s2 ../shared/data/sen1floods11/Spain_7370579_S2Hand.tif \
         --out models/deforestation_s2/1/model.pt
-    python -m terrawatch.ml.train.deforestation eval --s2 ../shared/data/sen1floods11/Spain_7370579_S2Hand.tif
+    python -m terrawatch_research.train.deforestation eval --s2 ../shared/data/sen1floods11/Spain_7370579_S2Hand.tif
 """
 
 from __future__ import annotations
@@ -348,7 +348,7 @@ def _read(path: str) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m terrawatch.ml.train.deforestation", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m terrawatch_research.train.deforestation", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     default_s2 = str(defo.REPO_ROOT.parent / "shared" / "data" / "sen1floods11" / "Spain_7370579_S2Hand.tif")
     t = sub.add_parser("train", help="train on synthetic-from-real pairs, then evaluate on held-out pairs")
@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.save(model.state_dict(), out)
         info["eval"] = evaluate(s2, model)
         info["source_chip"] = Path(a.s2).name
-        info["command"] = "python -m terrawatch.ml.train.deforestation " + " ".join(argv or sys.argv[1:])
+        info["command"] = "python -m terrawatch_research.train.deforestation " + " ".join(argv or sys.argv[1:])
         out.with_name("metrics.json").write_text(json.dumps(info, indent=1) + "\n")
         print(json.dumps(info))
     else:

@@ -25,14 +25,14 @@ import subprocess
 from pathlib import Path
 
 from terrawatch.settings import Settings
-from terrawatch.stack.process import ManagedProcess, wait_until, write_secret
+from terrawatch_dev.stack.process import ManagedProcess, wait_until, write_secret
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 SUPERUSER = "postgres"
 SERVICE_ROLES = ("terrawatch", "terrawatch_worker", "terrawatch_api_read", "terrawatch_api_write")
 POSTGIS_CONTROL = Path("/usr/share/postgresql/15/extension/postgis.control")
 HBA = """\
-# terrawatch local stack (services/terrawatch/stack/postgres.py): a password for every role, on the
+# terrawatch local stack (services/terrawatch_dev/stack/postgres.py): a password for every role, on the
 # socket and on loopback; nothing else. Rewritten at each start.
 local   all   all                  scram-sha-256
 host    all   all   127.0.0.1/32   scram-sha-256

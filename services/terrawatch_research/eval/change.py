@@ -1,4 +1,4 @@
-"""``python -m terrawatch.ml.eval.change``: S1 change detection on OMBRIA's BEFORE/AFTER pairs.
+"""``python -m terrawatch_research.eval.change``: S1 change detection on OMBRIA's BEFORE/AFTER pairs.
 
 OMBRIA-S1 is the only data here with a pre-event acquisition. Its images are 8-bit renderings with
 an approximate per-image dB mapping (:mod:`terrawatch.ml.datasets.png_db`), VV only, and masks from
@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from terrawatch.ml.eval.metrics import confusion, scores
+from terrawatch.settings import REPO_ROOT
+from terrawatch_research.eval.metrics import confusion, scores
 
-REPO = Path(__file__).resolve().parents[4]
+REPO = REPO_ROOT
 DATA = Path(os.environ.get("TERRAWATCH_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
@@ -80,7 +81,7 @@ def measure(root: Path, split: str = "holdout", limit: int | None = None, with_n
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m terrawatch.ml.eval.change", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m terrawatch_research.eval.change", description=__doc__.split("\n")[0])
     ap.add_argument("--root", type=Path, default=DATA / "ombria" / "OmbriaS1" / "train")
     ap.add_argument("--split", default="holdout", choices=("holdout", "all", "train"))
     ap.add_argument("--limit", type=int)

@@ -12,7 +12,7 @@ import numpy as np
 
 from terrawatch.alerting.receiver import WebhookReceiver
 from terrawatch.settings import Settings
-from terrawatch.stack.process import ManagedProcess
+from terrawatch_dev.stack.process import ManagedProcess
 from terrawatch.store.outbox import OutboxStatus
 
 
@@ -59,7 +59,7 @@ def demo_items(samples: Path, run_id: str, origin: tuple[float, float] = SYNTHET
     with one forest block cleared 10 days later (real spectra, a known answer).
     """
     from terrawatch.ingest.stac_items import item_from_geotiff
-    from terrawatch.samples import SPAIN_S1, SPAIN_S2, spain_sensing_time, synthetic_clearing, synthetic_s1
+    from terrawatch_dev.samples import SPAIN_S1, SPAIN_S2, spain_sensing_time, synthetic_clearing, synthetic_s1
 
     synthetic_s1(samples / "synthetic_s1.tif", origin=origin)
     first = [item_from_geotiff(samples / "synthetic_s1.tif", scene_id=f"synthetic-s1-{run_id}",
@@ -96,7 +96,7 @@ def history_items(samples: Path, run_id: str, origin: tuple[float, float] = SYNT
     water (the history, docs/alerting.md), so the live scene's river and lake are not a flood. Its own alert
     (nothing was known of the place then) is withdrawn by re-processing it once the live scene is stored."""
     from terrawatch.ingest.stac_items import item_from_geotiff
-    from terrawatch.samples import synthetic_s1
+    from terrawatch_dev.samples import synthetic_s1
 
     synthetic_s1(samples / "synthetic_s1_earlier.tif", seed=1, origin=origin)
     item = item_from_geotiff(samples / "synthetic_s1_earlier.tif", scene_id=f"synthetic-s1-earlier-{run_id}",
@@ -109,7 +109,7 @@ def history_items(samples: Path, run_id: str, origin: tuple[float, float] = SYNT
 def permanent_water(samples: Path):
     """The permanent water (river and lake) of the synthetic scene :func:`demo_items` wrote, lon/lat, from the
     generator (the known answer)."""
-    from terrawatch.samples import synthetic_water_lonlat, synthetic_water_mask
+    from terrawatch_dev.samples import synthetic_water_lonlat, synthetic_water_mask
 
     return synthetic_water_lonlat(samples / "synthetic_s1.tif", synthetic_water_mask(512))
 
@@ -184,9 +184,9 @@ def truth_report(engine, settings: Settings, ids: list[str], permanent=None) -> 
 
 def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
     from terrawatch.ingest import kafka_io
-    from terrawatch.samples import SPAIN_S1
+    from terrawatch_dev.samples import SPAIN_S1
     from terrawatch.service import subscriptions
-    from terrawatch.stack import Stack
+    from terrawatch_dev.stack import Stack
     from terrawatch.store import scenes as scene_store
     from terrawatch.store import subscribers as subscriber_store
     from terrawatch.store.uow import engine_for
@@ -290,7 +290,7 @@ def run_demo(settings: Settings, timeout_s: float = 900) -> dict:
     log(f"demo receivers stopped; their {len(sub_ids)} subscriptions deactivated")
     if not summary:
         raise TimeoutError(f"demo did not finish within {timeout_s}s; see {worker.log_file}")
-    from terrawatch.api.launch import start_api  # the API stays up with the stack (issue 6)
+    from terrawatch_dev.api_launch import start_api  # the API stays up with the stack (issue 6)
 
     from terrawatch.service import dlq as dlq_svc
 

@@ -1,4 +1,4 @@
-"""``python -m terrawatch.ml.train.flood_s2 --root DIR``: measure flood-s2 and the flood ensemble.
+"""``python -m terrawatch_research.train.flood_s2 --root DIR``: measure flood-s2 and the flood ensemble.
 
 flood-s2 has no trained parameters (see models/flood_s2/README.md): the only labelled S2 water
 data here is the held-out Sen1Floods11 Spain chip, so there is nothing honest to train an S2
@@ -120,7 +120,7 @@ def measure_simulated_cloud(root: Path, npz: Path, log: Callable[[str], None] = 
     label of the ukis check scene (cloud or shadow, 30 % of pixels) laid over each Sen1Floods11 chip
     with S2 (a simulation of cloud cover, not a real cloudy acquisition)."""
     from terrawatch.ml.datasets.sen1floods11 import Sen1Floods11
-    from terrawatch.ml.eval.metrics import confusion, scores
+    from terrawatch_research.eval.metrics import confusion, scores
     from terrawatch.ml.fusion import fuse_s1_s2, source_shares
 
     msk = np.load(npz)["msk"][..., 0]
@@ -171,7 +171,7 @@ def reliability_table(prob: np.ndarray, label: np.ndarray, n_bins: int = 10) -> 
 def measure(root: Path, limit: int | None = None,
             log: Callable[[str], None] = print) -> dict[str, dict]:
     from terrawatch.ml.datasets.sen1floods11 import Sen1Floods11
-    from terrawatch.ml.eval.metrics import confusion, scores
+    from terrawatch_research.eval.metrics import confusion, scores
 
     ds = Sen1Floods11(root)
     n = len(ds) if limit is None else min(limit, len(ds))
@@ -203,7 +203,7 @@ def measure(root: Path, limit: int | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m terrawatch.ml.train.flood_s2", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m terrawatch_research.train.flood_s2", description=__doc__.split("\n")[0])
     ap.add_argument("--root", type=Path, required=True, help="Sen1Floods11-format folder")
     ap.add_argument("--limit", type=int)
     ap.add_argument("--cloud-sample", type=Path,

@@ -1,6 +1,6 @@
-"""``python -m terrawatch.ml.eval --dataset D --root DIR [--model M] [--corrupt C] [--split S]``.
+"""``python -m terrawatch_research.eval --dataset D --root DIR [--model M] [--corrupt C] [--split S]``.
 
-Prints the result of :func:`terrawatch.ml.eval.evaluate.evaluate` as one JSON line (last line).
+Prints the result of :func:`terrawatch_research.eval.evaluate.evaluate` as one JSON line (last line).
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import json
 from pathlib import Path
 
 from terrawatch.ml.datasets import DATASETS
-from terrawatch.ml.eval.corruptions import KINDS
-from terrawatch.ml.eval.evaluate import EVAL_MODELS, evaluate
+from terrawatch_research.eval.corruptions import KINDS
+from terrawatch_research.eval.evaluate import EVAL_MODELS, evaluate
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m terrawatch.ml.eval", description="Evaluate a water model.")
+    ap = argparse.ArgumentParser(prog="python -m terrawatch_research.eval", description="Evaluate a water model.")
     ap.add_argument("--dataset", required=True, choices=sorted(DATASETS))
     ap.add_argument("--root", required=True, type=Path)
     ap.add_argument("--model", choices=sorted(EVAL_MODELS))

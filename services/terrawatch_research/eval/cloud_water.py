@@ -1,6 +1,6 @@
 """How much labelled water the S2 cloud/shadow mask removes, and how much cloud/shadow it still finds (issue 27).
 
-``python -m terrawatch.ml.eval.cloud_water [--root ../shared/data/sen1floods11] [--cloud-sample NPZ]``:
+``python -m terrawatch_research.eval.cloud_water [--root ../shared/data/sen1floods11] [--cloud-sample NPZ]``:
 
 1. every labelled Sen1Floods11 chip with S2 under ``--root``, as it is: share of labelled water pixels masked
    (cloud or shadow) and share of all valid pixels masked; the sun from the dataset (``s2_sun``: the event's
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from terrawatch.ml.eval.cv import DATA
+from terrawatch_research.eval.cv import DATA
 
 UKIS_BANDS = {1: 0, 2: 1, 3: 2, 7: 3, 11: 4, 12: 5}  # L1C band index <- ukis band (as tests/cloud_samples.py)
 NEAREST = {0: 1, 4: 3, 5: 7, 6: 7, 8: 7, 9: 7}

@@ -1,6 +1,6 @@
 """A cross-validation candidate, not served: a small feature classifier trained on real-dB chips.
 
-    python -m terrawatch.ml.train.flood_s1_featnet --out /tmp/featnet/model.pt \
+    python -m terrawatch_research.train.flood_s1_featnet --out /tmp/featnet/model.pt \
         [--data <shared data>/sen1floods11-extra] [--steps 300] [--threads 2] [--seed 0]
 
 ``terrawatch cv --models featnet`` trains it per leave-one-event-out fold. Under that CV it lost
@@ -40,8 +40,9 @@ import torch.nn.functional as F
 from terrawatch.ml import flood_s1
 from terrawatch.ml.datasets import Sen1Floods11
 from terrawatch.ml.s1_features import s1_features
+from terrawatch.settings import REPO_ROOT
 
-REPO = Path(__file__).resolve().parents[4]
+REPO = REPO_ROOT
 DATA = Path(os.environ.get("TERRAWATCH_SHARED_DATA", REPO.parent / "shared" / "data"))
 CROP = 96
 VALIDATION_EVENTS = ("Spain",)

@@ -4,6 +4,6 @@ Each service is a separate OS process whose PID, logs and data live under one
 state directory; ``down`` stops only the PIDs that ``up`` recorded.
 """
 
-from terrawatch.stack.launcher import Stack
+from terrawatch_dev.stack.launcher import Stack
 
 __all__ = ["Stack"]

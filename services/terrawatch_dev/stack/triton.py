@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from terrawatch.settings import REPO_ROOT, Settings
-from terrawatch.stack.process import ManagedProcess, wait_until
+from terrawatch_dev.stack.process import ManagedProcess, wait_until
 
 
 def _pytriton_root() -> Path:

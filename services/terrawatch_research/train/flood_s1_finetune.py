@@ -1,6 +1,6 @@
 """A cross-validation candidate: the served U-Net fine-tuned on real-dB chips, with the 8-bit renderings replayed.
 
-    python -m terrawatch.ml.train.flood_s1_finetune --out /tmp/unet_ft/model.pt \
+    python -m terrawatch_research.train.flood_s1_finetune --out /tmp/unet_ft/model.pt \
         [--data <shared data>/sen1floods11-extra] [--steps 150] [--threads 2] [--seed 0]
 
 ``terrawatch cv --models unet-ft`` fine-tunes it per leave-one-event-out fold (trained on the other events'
@@ -9,9 +9,9 @@ chips) and predicts with the served hysteresis growing, so it compares directly 
 Start: the shipped ``flood_s1`` weights (trained on ETCI 2021 + OMBRIA renderings only). Each batch of
 ``batch`` crops draws a real-dB Sen1Floods11 chip with probability ``p_real`` (chips drawn uniformly, dry
 chips included as negatives; every chip of the validation event Spain is excluded, see
-:func:`terrawatch.ml.train.flood_s1_featnet.load_chips`), else an ETCI / OMBRIA training tile (replay, so
+:func:`terrawatch_research.train.flood_s1_featnet.load_chips`), else an ETCI / OMBRIA training tile (replay, so
 the net keeps what it learnt there). Crops, radiometric and speckle augmentation and the loss are those of
-:mod:`terrawatch.ml.train.flood_s1` (128 px crops, zoom 0.75-1.33, dB gain, contrast, speckle, VH dropout).
+:mod:`terrawatch_research.train.flood_s1` (128 px crops, zoom 0.75-1.33, dB gain, contrast, speckle, VH dropout).
 AdamW at ``lr`` with a cosine decay; BatchNorm statistics keep updating. Fixed seed and thread count.
 """
 
@@ -25,10 +25,11 @@ import numpy as np
 import torch
 
 from terrawatch.ml import flood_s1
-from terrawatch.ml.train.flood_s1 import augment, load_etci, load_ombria, train_step
-from terrawatch.ml.train.flood_s1_featnet import candidate_main
+from terrawatch.settings import REPO_ROOT
+from terrawatch_research.train.flood_s1 import augment, load_etci, load_ombria, train_step
+from terrawatch_research.train.flood_s1_featnet import candidate_main
 
-REPO = Path(__file__).resolve().parents[4]
+REPO = REPO_ROOT
 DATA = Path(os.environ.get("TERRAWATCH_SHARED_DATA", REPO.parent / "shared" / "data"))
 RECIPE = {"steps": 150, "batch": 16, "lr": 3e-4, "p_real": 0.5}
 _REPLAY: dict = {}
@@ -74,7 +75,7 @@ def finetune(chips: list[dict], *, steps: int = 150, batch: int = 16, lr: float 
 
 def main(argv: list[str] | None = None) -> int:
     return candidate_main(argv, __doc__, RECIPE, finetune, flood_s1.save_net, {
-        "candidate": "unet-ft", "replay": "ETCI 2021 train + OMBRIA S1 train (as terrawatch.ml.train.flood_s1)"})
+        "candidate": "unet-ft", "replay": "ETCI 2021 train + OMBRIA S1 train (as terrawatch_research.train.flood_s1)"})
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 from terrawatch.settings import Settings
-from terrawatch.stack.process import ManagedProcess, port_open, wait_until
+from terrawatch_dev.stack.process import ManagedProcess, port_open, wait_until
 
 _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>

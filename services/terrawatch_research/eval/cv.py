@@ -12,7 +12,7 @@ water. Separate columns (never used for training a fold): the Spain validation c
 on all real-dB chips except the Spain event.
 
 Candidates (:data:`CANDIDATES`): a name -> ``("fixed", predict(s1_db) -> prob)`` or
-``("trained", train kwargs for terrawatch.ml.train.flood_s1_featnet.train_net)``; ``+`` joins two
+``("trained", train kwargs for terrawatch_research.train.flood_s1_featnet.train_net)``; ``+`` joins two
 candidates into the GFM-style majority ensemble of :func:`terrawatch.ml.ensemble.combine`
 (2 members: ties broken by their mean probability).
 """
@@ -26,9 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from terrawatch.ml.eval.metrics import confusion, scores
+from terrawatch.settings import REPO_ROOT
+from terrawatch_research.eval.metrics import confusion, scores
 
-REPO = Path(__file__).resolve().parents[4]
+REPO = REPO_ROOT
 DATA = Path(os.environ.get("TERRAWATCH_SHARED_DATA", REPO.parent / "shared" / "data"))
 VALIDATION_ID = "Spain_7370579"
 
@@ -76,11 +77,11 @@ CANDIDATES: dict[str, tuple[str, object]] = {
     "flood-s1": ("fixed", _served(False)),
     "flood-s1-grow": ("fixed", _served(True)),  # + hysteresis region growing (terrawatch.ml.flood_s1.grow_water)
     "flood-s1-gated": ("fixed", _gated),
-    # trained per fold on the other events' real-dB chips (terrawatch.ml.train.flood_s1_featnet)
+    # trained per fold on the other events' real-dB chips (terrawatch_research.train.flood_s1_featnet)
     "featnet": ("trained", {}),
     "featnet-pix": ("trained", {"arch": "pix"}),
     # the shipped U-Net fine-tuned per fold on the other events' real-dB chips, renderings replayed
-    # (terrawatch.ml.train.flood_s1_finetune), predicted with the served growing
+    # (terrawatch_research.train.flood_s1_finetune), predicted with the served growing
     "unet-ft": ("trained", {"trainer": "finetune"}),
 }
 
@@ -104,9 +105,9 @@ def _predictor(name: str, train_chips: list[dict], cache: dict, threads: int, st
     finetuned = spec.pop("trainer", None) == "finetune"
     if key not in cache:
         if finetuned:
-            from terrawatch.ml.train.flood_s1_finetune import RECIPE, finetune as train_net
+            from terrawatch_research.train.flood_s1_finetune import RECIPE, finetune as train_net
         else:
-            from terrawatch.ml.train.flood_s1_featnet import RECIPE, train_net
+            from terrawatch_research.train.flood_s1_featnet import RECIPE, train_net
         kw = {**RECIPE, **spec}
         if steps:
             kw["steps"] = steps
@@ -170,7 +171,7 @@ def cross_validate(candidates: list[str], data: Path | None = None, *, threads: 
                    holdouts: bool = True, log: Callable[[str], None] | None = None) -> dict:
     """LOEO over the real-dB chips for each candidate; returns {candidates: {name: {folds, pooled...}}}."""
     from terrawatch.ml.datasets import Sen1Floods11
-    from terrawatch.ml.train.flood_s1_featnet import load_chips
+    from terrawatch_research.train.flood_s1_featnet import load_chips
     unknown = sorted({m for c in candidates for m in c.split("+")} - set(CANDIDATES))
     if unknown:
         raise ValueError(f"unknown candidate(s) {', '.join(unknown)}; choose from {', '.join(CANDIDATES)} (a+b = ensemble)")
@@ -250,8 +251,8 @@ def format_table(result: dict, baseline: str = "otsu-s1") -> str:
 def run_nested(data: Path | None = None, *, holdouts: bool = True, json_out: Path | None = None,
                log: Callable[[str], None] | None = None) -> str:
     """``terrawatch cv --nested``: nested LOEO of the flood_s1 post-processing with every column and the adoption
-    rule (:mod:`terrawatch.ml.eval.nested`); returns the printed table."""
-    from terrawatch.ml.eval import nested
+    rule (:mod:`terrawatch_research.eval.nested`); returns the printed table."""
+    from terrawatch_research.eval import nested
     samples = nested.load_samples(Path(data or DATA / "sen1floods11-extra"), DATA, _served(False),
                                   holdouts=holdouts, log=log)
     res = nested.run(samples)
@@ -271,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--nested", action="store_true",
                     help="nested LOEO of the flood_s1 post-processing, every column and the adoption rule "
-                         "(terrawatch.ml.eval.nested); --models is ignored")
+                         "(terrawatch_research.eval.nested); --models is ignored")
     a = ap.parse_args(argv)
     if a.nested:
         print(run_nested(a.data, holdouts=not a.no_holdouts, json_out=a.json, log=lambda s: print(s, flush=True)))

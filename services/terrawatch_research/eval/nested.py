@@ -24,7 +24,7 @@ the ``dark_q`` quantile of the seeds'; ``smooth`` (k x k mean of the probability
 holes up to n px become water); optional ``gate``: ``"bimodal"`` = the per-scene
 bimodality test of ``terrawatch.ml.adaptive_s1`` (a non-bimodal scene keeps only water below -23 dB).
 
-Command: ``terrawatch cv --nested`` (= ``python -m terrawatch.ml.eval.cv --nested``); the network's raw
+Command: ``terrawatch cv --nested`` (= ``python -m terrawatch_research.eval.cv --nested``); the network's raw
 probabilities are computed once per sample (about 2 minutes on 2 cores) and every configuration is
 applied to them.
 """
@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from terrawatch.ml.eval.metrics import confusion, scores
+from terrawatch_research.eval.metrics import confusion, scores
 
 TOLERANCE = 0.01
 REFERENCE = "t0.50"  # the served configuration (issue 27: growing removed; see models/flood_s1/README.md)
@@ -144,7 +144,7 @@ def _iou(c: np.ndarray) -> float | None:
 def load_samples(data: Path, shared: Path, predict_raw, holdouts: bool = True, log=None) -> dict:
     """{"chips": [(event, sample)], "spain": [sample], "etci": [...], "ombria": [...]} with labels."""
     from terrawatch.ml.datasets import DATASETS, Sen1Floods11
-    from terrawatch.ml.train.flood_s1_featnet import load_chips
+    from terrawatch_research.train.flood_s1_featnet import load_chips
     out: dict = {"chips": [], "spain": [], "etci": [], "ombria": []}
     for c in load_chips(data, exclude_events=()):
         out["chips"].append((c["event"], {**prepare(c["s1"], predict_raw), "mask": c["mask"]}))

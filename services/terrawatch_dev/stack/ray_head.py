@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from terrawatch.settings import Settings
-from terrawatch.stack.process import ManagedProcess, port_open, wait_until, write_secret
+from terrawatch_dev.stack.process import ManagedProcess, port_open, wait_until, write_secret
 
 
 def ensure_ray_token(settings: Settings) -> Path:

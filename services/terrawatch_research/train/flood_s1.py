@@ -1,6 +1,6 @@
 """Train the Sentinel-1 water network ``flood_s1`` on ETCI 2021 + OMBRIA S1 (CPU, minutes).
 
-    python -m terrawatch.ml.train.flood_s1 --out models/flood_s1/1/model.pt \
+    python -m terrawatch_research.train.flood_s1 --out models/flood_s1/1/model.pt \
         [--etci ../shared/data/etci2021] [--ombria ../shared/data/ombria/OmbriaS1/train] \
         [--val ../shared/data/sen1floods11] [--steps 800] [--threads 2] [--seed 0]
 
@@ -38,10 +38,11 @@ from scipy import ndimage as ndi
 
 from terrawatch.ml import flood_s1
 from terrawatch.ml.datasets import ETCI2021, OmbriaS1, Sen1Floods11
-from terrawatch.ml.eval.metrics import confusion, scores
 from terrawatch.ml.transforms import normalize_s1_db
+from terrawatch.settings import REPO_ROOT
+from terrawatch_research.eval.metrics import confusion, scores
 
-REPO = Path(__file__).resolve().parents[4]
+REPO = REPO_ROOT
 DATA = REPO.parent / "shared" / "data"
 CROP = 128
 # radiometric augmentation: the PNG->dB mappings are uncertain by a few dB (OMBRIA is stretched per

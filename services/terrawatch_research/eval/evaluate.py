@@ -12,8 +12,8 @@ Datasets (``root`` may hold any event/split in the same layout as the shared cop
 Models are looked up in :data:`EVAL_MODELS` (name -> sensor + a function taking the sensor's
 array in physical units and returning an (H,W) probability, NaN = no estimate; a pixel is
 predicted positive where ``prob >= 0.5``). Metrics are micro-averaged over all pixels
-(:mod:`terrawatch.ml.eval.metrics`). ``corrupt`` applies one of
-:data:`terrawatch.ml.eval.corruptions.KINDS` to each input (seed = ``seed`` + sample index).
+(:mod:`terrawatch_research.eval.metrics`). ``corrupt`` applies one of
+:data:`terrawatch_research.eval.corruptions.KINDS` to each input (seed = ``seed`` + sample index).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from terrawatch.ml.datasets import DATASETS
-from terrawatch.ml.eval.corruptions import corrupt as apply_corruption
-from terrawatch.ml.eval.metrics import confusion, scores
+from terrawatch_research.eval.corruptions import corrupt as apply_corruption
+from terrawatch_research.eval.metrics import confusion, scores
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Agreement of independent S1 water estimates as a likelihood: reliability and precision per level (issue 27).
 
-``python -m terrawatch.ml.eval.agreement [--json out.json]``. Three estimates per pixel, each a vote
+``python -m terrawatch_research.eval.agreement [--json out.json]``. Three estimates per pixel, each a vote
 (probability >= 0.5): the served network (``flood-s1``, no post-processing), the GFM-style adaptive threshold
 (``adaptive-s1``) and change detection against the pre-event image (``change-s1``, only where a pre-event
 image exists: the OMBRIA BEFORE renderings). For every data set and pooled, per agreement level (votes for
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from terrawatch.ml.eval.cv import DATA
+from terrawatch_research.eval.cv import DATA
 
 
 def _votes(s: dict, net: Callable) -> list[np.ndarray]:
