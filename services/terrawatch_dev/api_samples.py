@@ -81,11 +81,11 @@ def seed_layers(engine, *, center: tuple[float, float] = (-3.0, 40.0), spread_de
                                   likelihood=float(rng.uniform(55, 99)), pixels=0))
             k += 1
         with UnitOfWork(engine, "seed") as uow:
-            uow.upsert_scene(scene)
-            ids = uow.add_detections(scene, "seed-1", dets)
+            uow.scenes.upsert(scene)
+            ids = uow.detections.add(scene, "seed-1", dets)
             for h in HAZARDS:
-                uow.add_run(sid, h, "seed-1", tiles=1, detections=sum(d.hazard == h for d in dets))
-            uow.finish_scene(sid, "processed", {h: {"status": "processed", "model": "seed-1"} for h in HAZARDS})
+                uow.scenes.add_run(sid, h, "seed-1", tiles=1, detections=sum(d.hazard == h for d in dets))
+            uow.scenes.finish(sid, "processed", {h: {"status": "processed", "model": "seed-1"} for h in HAZARDS})
             for a0 in range(0, len(dets), per_alert):
                 group = [(i, d) for i, d in zip(ids[a0:a0 + per_alert], dets[a0:a0 + per_alert])]
                 hazard = group[0][1].hazard
@@ -99,8 +99,8 @@ def seed_layers(engine, *, center: tuple[float, float] = (-3.0, 40.0), spread_de
                     likelihood=float(np.mean([d.likelihood for _, d in members])), sensors=[sensor.value],
                     observations=1 + n % 3, first_sensed=when, last_sensed=when,
                     context={"scene_ids": [sid], "seeded": tag}, version=1)
-                uow.insert_alert(alert)
-                uow.link_detections(alert.id, [i for i, _ in members])
+                uow.alerts.insert(alert)
+                uow.detections.link(alert.id, [i for i, _ in members])
                 out.alert_ids.append(alert.id)
         out.scene_ids.append(sid)
         out.detection_ids.extend(ids)

@@ -55,7 +55,7 @@ def xapi(stack):
     seeded = seed_layers(engine, center=(-61.5, -11.5), spread_deg=0.2, scenes=1, detections_per_scene=4, tag=tag)
     scene_id = seeded.scene_ids[0]
     with UnitOfWork(engine, "test") as uow:  # what an asset-policy reason naming a hostile host looked like
-        uow.set_scene_status(scene_id, "failed", reason=f"unreadable_asset: cannot resolve asset host '{IMG}'")
+        uow.scenes.set_status(scene_id, "failed", reason=f"unreadable_asset: cannot resolve asset host '{IMG}'")
     with engine.begin() as conn:
         ref_id = conn.execute(text(
             "insert into reference_features (layer, name, properties, geom) values (:layer, :name, :props, "

@@ -84,8 +84,8 @@ def _alert(s, place, confidence="low", hazard="flood", context=None) -> tuple[Al
                  context={"scene_ids": [f"test-{uuid.uuid4().hex[:6]}"], **(context or {})}, version=1,
                  created_at=now, updated_at=now)
     with UnitOfWork(engine_for(s.db_url)) as uow:
-        uow.insert_alert(a)
-        uow.add_alert_event(a.id, "test", None, "new", "written by the test", 1)
+        uow.alerts.insert(a)
+        uow.alerts.add_event(a.id, "test", None, "new", "written by the test", 1)
         ids = fan_out(uow, a, "alert.created", policies(s)[hazard], s.cap_sender)
     return a, ids
 
@@ -387,8 +387,8 @@ def test_audit_rows_commit_with_the_change_they_record_or_not_at_all(s, place):
         with pytest.raises(DATA_ERRORS):
             alert_svc.transition(engine, s, a.id, "acknowledged", "test", "crew on site", audit=failing)
         with UnitOfWork(engine, "read") as uow:
-            assert uow.get_alert(a.id).status == "new" and uow.get_alert(a.id).version == 1
-            assert [e["to_status"] for e in uow.alert_events(a.id)] == ["new"]
+            assert uow.alerts.get(a.id).status == "new" and uow.alerts.get(a.id).version == 1
+            assert [e["to_status"] for e in uow.alerts.events(a.id)] == ["new"]
         assert len(_outbox(s, t.webhook_outbox.c.alert_id == a.id)) == 1  # only alert.created
         assert not [r for r in audit_log.recent(engine, "alert.acknowledged", 1000) if r["target"] == str(a.id)]
 
@@ -531,7 +531,7 @@ def test_backfilled_alert_reaches_only_subscribers_that_opted_in(s, place):
                   area_ha=geodesic_area_ha(geom), likelihood=80.0, sensors=["S1"], observations=1, first_sensed=old,
                   last_sensed=old, context={}, version=1, created_at=now, updated_at=now)
         with UnitOfWork(engine_for(s.db_url)) as uow:
-            uow.insert_alert(a)
+            uow.alerts.insert(a)
             ids = fan_out(uow, a, "alert.created", policies(s)["flood"], s.cap_sender)
         assert len(ids) == 1
         Dispatcher(s).drain(30, [rx_news.sub_id, uuid.UUID(sub["id"])])

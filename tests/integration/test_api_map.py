@@ -42,7 +42,7 @@ def test_map_page_renders_seeded_layers_in_chromium(stack, tmp_path):
     from terrawatch.store.uow import UnitOfWork
 
     with UnitOfWork(engine, "test") as uow:  # the second scene went to the DLQ: drawn apart, in red
-        uow.set_scene_status(seeded.scene_ids[1], "failed", reason="unreadable_asset: test", dlq_ref="dlq[0]@1")
+        uow.scenes.set_status(seeded.scene_ids[1], "failed", reason="unreadable_asset: test", dlq_ref="dlq[0]@1")
     viewer = role_keys(s, "map")["viewer"]
     bbox = ",".join(str(v) for v in seeded.bounds)
     try:

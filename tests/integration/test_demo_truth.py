@@ -139,13 +139,13 @@ def test_demo_scenes_show_only_what_is_true(stack, tmp_path):
     # the OGC scenes collection and the tiles show them as failed; legality in the alerts collection/tiles
     amazon = box(-63.02, -3.12, -63.0, -3.1)  # a mining alert seeded in the Amazon, legality from PostGIS
     with UnitOfWork(engine, "test") as uow:
-        legality = uow.legality(amazon)
+        legality = uow.reference.legality(amazon)
         now = datetime.now(timezone.utc)
         seeded = Alert(id=uuid.uuid4(), hazard="mining", status="new", confidence="low", severity="minor",
                           geom=amazon, area_ha=4.9, likelihood=90.0, sensors=["sentinel-2"], observations=1,
                           first_sensed=now, last_sensed=now, context={"legality": legality, "seeded": run},
                           version=1, created_at=now, updated_at=now)
-        uow.insert_alert(seeded)
+        uow.alerts.insert(seeded)
     try:
         keys = role_keys(s, f"truth-{run}")
         with live_api(s) as base:

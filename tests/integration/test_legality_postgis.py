@@ -22,7 +22,7 @@ def _write(path, feats):
 
 def _verdicts(engine, *geoms):
     with UnitOfWork(engine, "test") as uow:
-        return [uow.legality(g) for g in geoms]
+        return [uow.reference.legality(g) for g in geoms]
 
 
 def test_legality_truth_table_in_postgis(stack, tmp_path):

@@ -56,7 +56,7 @@ def test_pre_event_scene_is_the_latest_processed_one_of_the_orbit_without_a_floo
     with UnitOfWork(engine, "test") as uow:
         for name, (days, geom, orb, level, status) in earlier.items():
             scene = scene_from_item(_item(sid(name), now - days * DAY, geom, orb, level))
-            uow.upsert_scene(scene)
+            uow.scenes.upsert(scene)
             uow.conn.execute(t.scenes.update().where(t.scenes.c.id == scene.id).values(status=status))
         alert_id = uuid.uuid4()
         uow.conn.execute(insert(t.alerts).values(
@@ -69,7 +69,7 @@ def test_pre_event_scene_is_the_latest_processed_one_of_the_orbit_without_a_floo
 
     def pick(item: dict, max_age_days: float = 60) -> tuple[str | None, str]:
         with UnitOfWork(engine, "test") as uow:
-            got, how = uow.pre_event_s1(scene_from_item(item), timedelta(days=max_age_days))
+            got, how = uow.scenes.pre_event_s1(scene_from_item(item), timedelta(days=max_age_days))
         return (got["id"] if got else None), how
 
     post = _item(sid("post"), now, fp, orbit)
@@ -85,7 +85,7 @@ def test_pre_event_scene_is_the_latest_processed_one_of_the_orbit_without_a_floo
     assert got is None and "sat:relative_orbit" in why
     # a named scene without an orbit on either side is taken on the footprint alone
     with UnitOfWork(engine, "test") as uow:
-        uow.upsert_scene(scene_from_item(_item(sid("i_no_orbit"), now - 4 * DAY, fp, None)))
+        uow.scenes.upsert(scene_from_item(_item(sid("i_no_orbit"), now - 4 * DAY, fp, None)))
         uow.conn.execute(t.scenes.update().where(t.scenes.c.id == sid("i_no_orbit")).values(status="processed"))
     assert pick(_item(sid("post5"), now, fp, None, named=sid("i_no_orbit")))[0] == sid("i_no_orbit")
     # a later scene is never a pre-event scene

@@ -146,7 +146,7 @@ def test_stored_products_fuse_block_by_block_like_the_whole_image(tmp_path):
 
 def test_reference_water_that_s1_calls_dry_is_not_observable_by_s1_in_the_stored_product(tmp_path):
     """Issue 27: the pipeline's fused product with the place's reference water (lon/lat polygons, as
-    UnitOfWork.reference_water returns them): where S1 decides (S2 no data) and its backscatter says dry on
+    uow.reference.water returns them): where S1 decides (S2 no data) and its backscatter says dry on
     reference water, code 7 and no estimate (255), not dry; S1 water there and clear S2 stay as they were;
     block by block equals the whole image."""
     from datetime import datetime, timezone
@@ -189,11 +189,11 @@ def test_reference_water_that_s1_calls_dry_is_not_observable_by_s1_in_the_stored
         assert not (ds.read(2) == SOURCE_S1_BLIND).any() and (ds.read(1)[22:58, 102:128] == 10).all()
 
 
-def test_pipeline_fusion_passes_the_places_reference_water(tmp_path, monkeypatch):
+def test_pipeline_fusion_passes_the_places_reference_water(tmp_path):
     """service/pairing.fuse_flood (what the worker calls) reads the place's reference water with the partner and
     hands it to the fused product: an S1 scene whose dry backscatter lies on a reference lake, with an S2
-    partner that has no data there, gets code 7 on the lake (PostGIS replaced by an object answering the same
-    two queries; the products are real files)."""
+    partner that has no data there, gets code 7 on the lake (PostGIS replaced by the in-memory unit of work of
+    tests/unit/fakes.py answering the same two queries; the products are real files)."""
     from datetime import datetime, timedelta, timezone
 
     from rasterio.warp import transform_geom
@@ -218,27 +218,18 @@ def test_pipeline_fusion_passes_the_places_reference_water(tmp_path, monkeypatch
     t1 = datetime(2024, 5, 1, tzinfo=timezone.utc)
     asked = []
 
-    class FakeUow:
-        def __init__(self, engine, operation="scene"):
-            pass
+    from tests.unit.fakes import FakeDb
 
-        def __enter__(self):
-            return self
+    class Db(FakeDb):
+        def unit_of_work(self, operation="scene"):
+            uow = super().unit_of_work(operation)
+            uow.reference.water = lambda footprint: asked.append(footprint) or [lake]
+            return uow
 
-        def __exit__(self, *exc):
-            return False
-
-        def flood_partners(self, scene, window):
-            return [("S2A_T_2", t1 + timedelta(hours=5))]
-
-        def reference_water(self, footprint):
-            asked.append(footprint)
-            return [lake]
-
-    monkeypatch.setattr(pairing, "UnitOfWork", FakeUow)
+    db = Db(partners=[("S2A_T_2", t1 + timedelta(hours=5))])
     scene = Scene(id="S1A_T_1", sensor=Sensor.S1, platform="sentinel-1a", sensing_time=t1,
                   footprint=box(-3.0, 41.9, -2.9, 42.0), bands=(), hazards=("flood",))
-    st = pairing.fuse_flood(settings, None, scene, {"flood": str(settings.products_dir / "S1A_T_1" / "flood_likelihood.tif")})
+    st = pairing.fuse_flood(settings, db.unit_of_work, scene, {"flood": str(settings.products_dir / "S1A_T_1" / "flood_likelihood.tif")})
     assert st["status"] == "fused" and st["shares"]["not_observable_by_s1"] > 0.04, st
     assert asked == [scene.footprint]
     with rasterio.open(settings.products_dir / "S1A_T_1" / "flood_fused.tif") as ds:

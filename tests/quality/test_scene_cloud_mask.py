@@ -5,7 +5,6 @@ cloud-free Spain chip, the hand-labelled clouds of the ukis-csmask scene flagged
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -117,38 +116,6 @@ def test_real_clouds_are_masked(spain, tmp_path):
     assert masked[cloud].mean() > 0.95 and masked[shadow].mean() > 0.9
     assert masked[clear].mean() < 0.2
     assert abs(m.share - masked.mean()) < 1e-6
-
-
-def test_a_failed_mask_processes_the_scene_without_one_and_says_so(spain, tmp_path, monkeypatch):
-    from terrawatch.products import cloud_mask as cm
-    from terrawatch.service.pipeline import ScenePipeline
-
-    def boom(*a, **k):
-        raise MemoryError("no room")
-
-    monkeypatch.setattr(cm, "write_cloud_mask", boom)
-    scene = _scene(spain)
-    settings = SimpleNamespace(l1c_cloud_mask=True, products_dir=tmp_path)
-    path, status = ScenePipeline._cloud_mask(SimpleNamespace(s=settings), scene, None)
-    assert path is None and status["status"] == "failed" and "MemoryError: no room" in status["reason"]
-    settings.l1c_cloud_mask = False
-    assert ScenePipeline._cloud_mask(SimpleNamespace(s=settings), scene, None) == (None, None)
-
-
-def test_the_pre_event_scene_mask_is_found_for_l1c_only(spain, tmp_path):
-    """Deforestation's pre-event L1C scene: its cloud mask (written when it was processed) is passed on."""
-    from terrawatch.service.pipeline import ScenePipeline
-
-    scene = _scene(spain, "post")
-    (tmp_path / "pre").mkdir()
-    (tmp_path / "pre" / "cloud_mask.tif").write_bytes(b"x")
-    me = SimpleNamespace(s=SimpleNamespace(l1c_cloud_mask=True, products_dir=tmp_path))
-    assert ScenePipeline._pre_cloud_mask(me, scene, {"id": "pre"}) == str(tmp_path / "pre" / "cloud_mask.tif")
-    assert ScenePipeline._pre_cloud_mask(me, scene, {"id": "other"}) is None  # never masked: none
-    assert ScenePipeline._pre_cloud_mask(me, scene, {"id": ".."}) is None
-    assert ScenePipeline._pre_cloud_mask(me, scene, None) is None
-    me.s.l1c_cloud_mask = False
-    assert ScenePipeline._pre_cloud_mask(me, scene, {"id": "pre"}) is None
 
 
 def test_scene_sun_prefers_stac_metadata_then_time_and_footprint(spain):

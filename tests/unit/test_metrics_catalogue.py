@@ -118,10 +118,11 @@ def test_owned_registry_serves_only_its_families():
 
 
 def test_db_write_operations_are_the_unit_of_work_operations():
-    """Every UnitOfWork(engine, "op") in the package is a documented write operation or "read" (not measured)."""
+    """Every UnitOfWork(engine, "op") and unit_of_work("op") (the pipeline's factory) in the package is a
+    documented write operation or "read" (not measured)."""
     pkg = Path(metrics.__file__).resolve().parents[1]
-    used = {m for py in pkg.rglob("*.py") for m in re.findall(r'UnitOfWork\([^,()]+(?:\([^)]*\))?, "(\w+)"\)',
-                                                               py.read_text())}
+    used = {m for py in pkg.rglob("*.py") for m in re.findall(
+        r'(?:UnitOfWork\([^,()]+(?:\([^)]*\))?, |unit_of_work\()"(\w+)"\)', py.read_text())}
     assert {"scene", "check", "read"} <= used, used
     assert used - {"read"} <= set(metrics.DB_WRITE_OPERATIONS), used - set(metrics.DB_WRITE_OPERATIONS)
     row = next(line for line in DOC.read_text().splitlines() if "`terrawatch_db_write_duration_seconds`" in line)

@@ -43,16 +43,16 @@ def fan_out(uow: UnitOfWork, alert: Alert, event_type: str, policy: HazardPolicy
     ids = []
     now = datetime.now(timezone.utc)
     backfill = is_backfill(alert, policy, now)
-    for sub in uow.matching_subscribers(alert, CONFIDENCE_RANKS):
-        informed = uow.has_delivery(alert.id, sub["id"])
+    for sub in uow.outbox.matching_subscribers(alert, CONFIDENCE_RANKS):
+        informed = uow.outbox.has_delivery(alert.id, sub["id"])
         if only_informed and not informed:
             continue
         if backfill and not informed and not sub.get("include_backfills"):
             continue
         refs = None
         if sub["format"] == "cap":  # only what this subscriber was (or is being) sent, in CAP
-            refs = [m for m in map(sent_message, uow.sent_payloads(alert.id, sub["id"], CAP_CONTENT_TYPE)) if m]
+            refs = [m for m in map(sent_message, uow.outbox.sent_payloads(alert.id, sub["id"], CAP_CONTENT_TYPE)) if m]
         body, ctype = render(sub["format"], alert, event_type, policy, sender, not informed, reason, refs,
                              public_url, now)
-        ids.append(uow.enqueue(alert, sub["id"], event_type, body, ctype))
+        ids.append(uow.outbox.enqueue(alert, sub["id"], event_type, body, ctype))
     return ids

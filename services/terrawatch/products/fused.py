@@ -147,7 +147,7 @@ def fuse_flood_products(s1_product: str | Path, s2_product: str | Path, out_path
     0-100 / 255, band 2 source code), DEFLATE COG. Processed in ``block`` x ``block`` px windows, so memory
     does not grow with the scene (a full 10980 px S2 tile included). Thin cirrus is not in the stored S2
     flags, so no pixel gets the thin-cloud codes here. ``reference_water`` (lon/lat polygons, e.g.
-    ``UnitOfWork.reference_water(footprint)``): where S1 decides and says dry on it, code 7 "not observable by
+    ``uow.reference.water(footprint)``): where S1 decides and says dry on it, code 7 "not observable by
     S1" (no estimate) instead of dry."""
     from rasterio.vrt import WarpedVRT
     from rasterio.windows import Window

@@ -62,7 +62,7 @@ def transition(engine: Engine, settings: Settings, alert_id: uuid.UUID, to_statu
     if not actor:
         raise IllegalTransition("an actor is required")
     with UnitOfWork(engine, "alert_transition") as uow:
-        a = uow.get_alert(alert_id, for_update=True)
+        a = uow.alerts.get(alert_id, for_update=True)
         if a is None:
             raise AlertNotFound(alert_id)
         if expected_version is not None and a.version != expected_version:
@@ -73,8 +73,8 @@ def transition(engine: Engine, settings: Settings, alert_id: uuid.UUID, to_statu
         a.status = dst.value
         a.version += 1
         a.updated_at = datetime.now(timezone.utc)
-        uow.update_alert(a)
-        uow.add_alert_event(a.id, actor, src, a.status, reason, a.version)
+        uow.alerts.update(a)
+        uow.alerts.add_event(a.id, actor, src, a.status, reason, a.version)
         policy = policies(settings).get(a.hazard) or HazardPolicy(a.hazard)
         ids = fan_out(uow, a, f"alert.{dst.value}", policy, settings.cap_sender, only_informed=True, reason=reason)
         if audit is not None:
@@ -85,6 +85,6 @@ def transition(engine: Engine, settings: Settings, alert_id: uuid.UUID, to_statu
 def events(engine: Engine, alert_id: uuid.UUID) -> list[dict]:
     """The alert's history, oldest first: dicts of id, alert_id, at, actor, from/to_status, reason, alert_version."""
     with UnitOfWork(engine, "read") as uow:
-        if uow.get_alert(alert_id) is None:
+        if uow.alerts.get(alert_id) is None:
             raise AlertNotFound(alert_id)
-        return uow.alert_events(alert_id)
+        return uow.alerts.events(alert_id)

@@ -7,14 +7,13 @@ from __future__ import annotations
 import logging
 
 from terrawatch.domain.scene import Scene, Sensor
-from terrawatch.imagery.asset_policy import AssetPolicy
+from terrawatch.service.ports import AssetChecks, UnitOfWork, UnitOfWorkFactory
 from terrawatch.settings import Settings
-from terrawatch.store.uow import UnitOfWork
 
 log = logging.getLogger("terrawatch.service.pipeline")
 
 
-def pre_event_scene(settings: Settings, assets: AssetPolicy, scene: Scene, uow: UnitOfWork) -> tuple[dict | None, dict]:
+def pre_event_scene(settings: Settings, assets: AssetChecks, scene: Scene, uow: UnitOfWork) -> tuple[dict | None, dict]:
     """S1 change detection's pre-event scene: (its STAC Item or None, status for hazard_status). Its assets
     pass the same asset policy as the scene's own (the Item is read back from PostGIS, not trusted)."""
     from datetime import timedelta
@@ -24,7 +23,7 @@ def pre_event_scene(settings: Settings, assets: AssetPolicy, scene: Scene, uow: 
 
     if not settings.s1_change_detection:
         return None, {"status": "off"}
-    item, how = uow.pre_event_s1(scene, timedelta(days=settings.s1_change_max_age_days))
+    item, how = uow.scenes.pre_event_s1(scene, timedelta(days=settings.s1_change_max_age_days))
     if item is None:
         log.info("scene %s: flood without change detection: %s", scene.id, how)
         return None, {"status": "no_pre_event_scene", "reason": how}
@@ -48,7 +47,8 @@ def alert_evidence(change: dict | None) -> dict:
     return {"change_detection": {k: change[k] for k in ("pre_event_scene", "pre_event_time")}}
 
 
-def fuse_flood(settings: Settings, engine, scene: Scene, products: dict[str, str]) -> dict | None:
+def fuse_flood(settings: Settings, unit_of_work: UnitOfWorkFactory, scene: Scene, products: dict[str, str]
+               ) -> dict | None:
     """Fused S1 + S2 flood product ``<scene>/flood_fused.tif`` on this scene's grid, with the flood product of
     the other sensor's scene nearest in time within ``fusion_window_h`` (S2 where clear, S1 elsewhere;
     products/fused.py). Returns the status for hazard_status, or None when the scene has no flood product.
@@ -62,9 +62,9 @@ def fuse_flood(settings: Settings, engine, scene: Scene, products: dict[str, str
 
     window = timedelta(hours=settings.fusion_window_h)
     try:
-        with UnitOfWork(engine, "fusion") as uow:
-            partners = uow.flood_partners(scene, window)
-            ref = uow.reference_water(scene.footprint)  # S1 dry on it: "not observable by S1" (issue 27)
+        with unit_of_work("fusion") as uow:
+            partners = uow.scenes.flood_partners(scene, window)
+            ref = uow.reference.water(scene.footprint)  # S1 dry on it: "not observable by S1" (issue 27)
         for pid, ptime in partners:
             try:  # the id comes from PostGIS; the path check refuses anything that leaves products_dir
                 other = product_file(settings.products_dir, pid, "flood")

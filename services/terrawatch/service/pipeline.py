@@ -10,32 +10,33 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
 import shapely
+from shapely.geometry.base import BaseGeometry
 
 from terrawatch.alerting.outbox import fan_out
 from terrawatch.domain.alerts import (
     CONFIDENCE_RANKS, OPEN_STATUSES, Acquisition, Alert, Cluster, HazardPolicy, InvalidAlertRules, admits,
-    load_rules, merge_cluster,
+    merge_cluster,
 )
 from terrawatch.domain.errors import NoValidPixels, UnsupportedScene
 from terrawatch.domain.polygons import Detection, as_multipolygon, cluster
 from terrawatch.domain.reference_water import HISTORY_MIN_GAP_DAYS, subtract_reference
-from terrawatch.domain.aoa import OUTSIDE, PARTIAL, load_aoa, relate
+from terrawatch.domain.aoa import OUTSIDE, PARTIAL, relate
 from terrawatch.domain.hazards import HAZARDS, REGISTRY, STEP_LEGALITY, STEP_REFERENCE_WATER, model_for
 from terrawatch.domain.scene import Scene, Sensor
-from terrawatch.imagery.asset_policy import AssetPolicy
-from terrawatch.imagery.reader import SceneReader
 from terrawatch.observability.metrics import (
     ALERTS, DETECTIONS, PIXELS_OUTSIDE_AOA, SCENES_OUTSIDE_AOA, SENSING_TO_ALERT_SECONDS, STAGE_SECONDS, TILES,
 )
 from terrawatch.service.pairing import alert_evidence, fuse_flood, pre_event_scene
 from terrawatch.service.reprocess import rebuild_alerts, reference_source, reprocess_tag
-from terrawatch.service.ports import ModelVersionLookup, Tiler
+from terrawatch.service.ports import (
+    AssetChecks, ModelVersionLookup, ReaderFactory, Tiler, UnitOfWork, UnitOfWorkFactory,
+)
 from terrawatch.settings import Settings
-from terrawatch.store.uow import UnitOfWork, window_start
 from terrawatch.domain.jobs import HazardJob
 from terrawatch.domain.products import QUICKLOOK_FILE, likelihood_file
 from terrawatch.vectorize.polygonize import to_detections
@@ -70,27 +71,36 @@ class SceneOutcome:
 
 
 class ScenePipeline:
-    def __init__(self, settings: Settings, tiler: Tiler, engine, model_version: ModelVersionLookup) -> None:
-        """``tiler`` runs a model over a scene (RayTiler); ``model_version(name)`` asks Triton."""
+    """One scene end to end; built by the composition root (:func:`terrawatch.service.bootstrap.build_pipeline`)
+    from ports (:mod:`terrawatch.service.ports`), so unit tests pass in-memory fakes."""
+
+    def __init__(self, settings: Settings, *, tiler: Tiler, unit_of_work: UnitOfWorkFactory, reader: ReaderFactory,
+                 model_version: ModelVersionLookup, policies: Mapping[str, HazardPolicy],
+                 aoa: Mapping[str, BaseGeometry], assets: AssetChecks) -> None:
+        """``tiler`` runs the models over a scene's tiles (RayTiler); ``unit_of_work(operation)`` opens one
+        transaction (store.uow); ``reader(scene)`` opens a scene (imagery.reader.SceneReader) for its grid;
+        ``model_version(name)`` asks Triton; ``policies``: the alert rules per hazard (already loaded and
+        validated, one for every hazard of the registry); ``aoa``: each registry model's area of
+        applicability (lon/lat); ``assets``: which hrefs an event may make us open. Nothing is loaded here."""
+        missing = sorted(set(HAZARDS) - set(policies))
+        if missing:
+            raise InvalidAlertRules(f"no alert rule for hazard(s) {missing}")
+        no_aoa = sorted({hm.model for hm in REGISTRY} - set(aoa))
+        if no_aoa:
+            raise ValueError(f"no area of applicability for model(s) {no_aoa}")
         self.s = settings
-        self.assets = AssetPolicy.from_settings(settings)  # which hrefs an event may make us open
+        self.assets = assets
         self.tiler = tiler
-        self.engine = engine
+        self.unit_of_work = unit_of_work
+        self.reader = reader
         self.model_version = model_version
+        self.policies = dict(policies)
+        self.aoa = dict(aoa)
         # scene id -> [lock, users]: two deliveries of one event in flight at once run one after the other,
         # so the second finds the first's run marker (a duplicate) instead of inferring again and writing
         # the same product files concurrently
         self._scene_locks: dict[str, list] = {}
         self._scene_locks_guard = threading.Lock()
-        # Alert rules (alerts/rules/*.yaml) are validated here, at startup; the vectorizer's minimum
-        # mapping unit stays TERRAWATCH_MIN_MAPPING_UNIT_HA, the rules' min_area_ha gates alerts.
-        self.policies: dict[str, HazardPolicy] = load_rules(settings.alert_rules_dir)
-        missing = sorted(set(HAZARDS) - set(self.policies))
-        if missing:
-            raise InvalidAlertRules(f"no alert rule in {settings.alert_rules_dir} for hazard(s) {missing}")
-        # Areas of applicability, one per model (models/<model>/aoa.geojson or TERRAWATCH_AOA_OVERRIDES)
-        self.aoa = {hm.model: load_aoa(settings.aoa_overrides.get(hm.model, settings.model_repository / hm.aoa))
-                    for hm in REGISTRY}
 
     def jobs_for(self, scene: Scene, uow: UnitOfWork, skipped: dict | None = None,
                  changes: dict | None = None) -> list[HazardJob]:
@@ -104,17 +114,17 @@ class ScenePipeline:
             if hm is None or reason is not None:
                 if hm is not None:  # a model exists, not for this scene's level: record why
                     log.info("scene %s: %s skipped: %s", scene.id, h, reason)
-                    uow.record_skip(scene.id, h, reason)
+                    uow.scenes.record_skip(scene.id, h, reason)
                     if skipped is not None:
                         skipped[h] = {"status": "skipped", "model": hm.model, "reason": reason}
                 continue
             pre = None
             if hm.kind == "bitemporal":
-                pre = uow.previous_scene(scene)
+                pre = uow.scenes.previous(scene)
                 if pre is None:
                     reason = f"no earlier {scene.level} scene of this footprint to compare with"
                     log.info("scene %s: %s skipped: %s", scene.id, h, reason)
-                    uow.record_skip(scene.id, h, reason)
+                    uow.scenes.record_skip(scene.id, h, reason)
                     if skipped is not None:
                         skipped[h] = {"status": "no_earlier_scene", "model": hm.model, "reason": reason}
                     continue
@@ -184,34 +194,34 @@ class ScenePipeline:
             raise UnsupportedScene("; ".join(f"{h}: {r}" for h, r in reasons.items()))
         skipped: dict[str, dict] = {}
         tc = time.perf_counter()
-        with UnitOfWork(self.engine, "check") as uow:
-            uow.upsert_scene(scene)  # idempotent; a later scene may need it as its pre-event reference
+        with self.unit_of_work("check") as uow:
+            uow.scenes.upsert(scene)  # idempotent; a later scene may need it as its pre-event reference
             changes: dict[str, dict] = {}
             jobs = self.jobs_for(scene, uow, skipped, changes)
             run_tag = reprocess_tag(scene)  # a re-processing run gets its own version (service/reprocess.py)
             versions = {j.hazard: f"{j.model}:{self.model_version(j.model)}" + (f"#{run_tag}" if run_tag else "")
                         for j in jobs}
-            todo = [j for j in jobs if not uow.run_exists(scene.id, j.hazard, versions[j.hazard])]
+            todo = [j for j in jobs if not uow.scenes.run_exists(scene.id, j.hazard, versions[j.hazard])]
             if todo or not jobs:
-                uow.set_scene_status(scene.id, "processing", hazards=skipped)
+                uow.scenes.set_status(scene.id, "processing", hazards=skipped)
         jobs, out = todo, SceneOutcome(scene.id, "processed" if todo else "duplicate", hazard_status=skipped)
         if not jobs:
             if skipped and out.outcome == "duplicate" and not versions:  # nothing could run: say why
-                with UnitOfWork(self.engine, "status") as uow:
-                    uow.set_scene_status(scene.id, "processed", reason="; ".join(
+                with self.unit_of_work("status") as uow:
+                    uow.scenes.set_status(scene.id, "processed", reason="; ".join(
                         f"{h}: {v['status']}" for h, v in skipped.items()))
                 out.outcome = "processed"
             return out
         t0 = time.perf_counter()
         check_s = t0 - tc
         self.assets.check_scene(scene)
-        with SceneReader(scene) as reader:
+        with self.reader(scene) as reader:
             grid = reader.grid
         t_open = time.perf_counter()
         jobs = self._clip_to_aoa(scene, jobs, grid, out)
         if not jobs:  # every hazard asked for lies outside its model's area of applicability
-            with UnitOfWork(self.engine, "status") as uow:
-                uow.finish_scene(scene.id, "outside_aoa", out.hazard_status)
+            with self.unit_of_work("status") as uow:
+                uow.scenes.finish(scene.id, "outside_aoa", out.hazard_status)
             out.outcome = "outside_aoa"
             return out
         log.info("scene %s: tiling %dx%d px for %s", scene.id, grid.width, grid.height,
@@ -237,7 +247,7 @@ class ScenePipeline:
                                 "NaN or nodata in at least one band")
         t_tiled = time.perf_counter()
         self._finish_products(products, quicklook)
-        fusion = fuse_flood(self.s, self.engine, scene, products)
+        fusion = fuse_flood(self.s, self.unit_of_work, scene, products)
         t1 = time.perf_counter()
         dets = {j.hazard: to_detections(tiled.parts[j.hazard], grid.transform, grid.crs, j.hazard,
                                         self.s.min_mapping_unit_ha) for j in jobs}
@@ -247,9 +257,9 @@ class ScenePipeline:
                 # flood = observed water minus reference (permanent/seasonal) water, like GFM: a loaded layer
                 # and the water of other acquisitions of the place (history, docs/alerting.md)
                 observed = (shapely.union_all([d.geometry for d in dets[j.hazard]]) if dets[j.hazard] else None)
-                with UnitOfWork(self.engine, "reference") as uow:
-                    ref = uow.reference_water(scene.footprint)
-                    hist, hist_cov = uow.history_reference(
+                with self.unit_of_work("reference") as uow:
+                    ref = uow.reference.water(scene.footprint)
+                    hist, hist_cov = uow.reference.history(
                         scene, timedelta(days=max(HISTORY_MIN_GAP_DAYS, self.policies[j.hazard].merge_window_days)))
                 water[j.hazard] = {"observed": observed, "history_coverage": hist_cov}
                 log.info("scene %s: %s reference water: %d layer feature(s), history %s", scene.id, j.hazard,
@@ -360,17 +370,17 @@ class ScenePipeline:
         policy = self.policies[hazard]
         steps = model_for(scene.sensor, hazard).steps
         created = updated = enqueued = 0
-        with UnitOfWork(self.engine, "scene") as uow:
-            uow.lock_scene(f"{scene.id}/{hazard}/{version}")
-            if uow.run_exists(scene.id, hazard, version):  # another delivery (or worker) stored it first
+        with self.unit_of_work("scene") as uow:
+            uow.scenes.lock(f"{scene.id}/{hazard}/{version}")
+            if uow.scenes.run_exists(scene.id, hazard, version):  # another delivery (or worker) stored it first
                 return None
-            uow.upsert_scene(scene)
+            uow.scenes.upsert(scene)
             if water is not None:
-                uow.save_observed_water(scene, version, water["observed"])
-            affected = uow.supersede_detections(scene.id, hazard, version) if run_tag else set()
-            ids = uow.add_detections(scene, version, dets)
-            uow.add_run(scene.id, hazard, version, n_tiles, len(dets))
-            uow.finish_scene(scene.id, "processed", hazard_status)
+                uow.reference.save_observed_water(scene, version, water["observed"])
+            affected = uow.detections.supersede(scene.id, hazard, version) if run_tag else set()
+            ids = uow.detections.add(scene, version, dets)
+            uow.scenes.add_run(scene.id, hazard, version, n_tiles, len(dets))
+            uow.scenes.finish(scene.id, "processed", hazard_status)
             alerted: list[Alert] = []
             for group in cluster([d.geometry for d in dets], policy.merge_distance_m):
                 geom = as_multipolygon(shapely.union_all([dets[i].geometry for i in group]))
@@ -378,14 +388,14 @@ class ScenePipeline:
                 lk = sum(dets[i].likelihood * dets[i].area_ha for i in group) / max(area, 1e-9)
                 if not admits(area, lk, policy):
                     continue
-                extra = {**(evidence or {}), **({"legality": uow.legality(geom)} if STEP_LEGALITY in steps else {})}
+                extra = {**(evidence or {}), **({"legality": uow.reference.legality(geom)} if STEP_LEGALITY in steps else {})}
                 known = True
                 if STEP_REFERENCE_WATER in steps:  # is this water known not to be permanent water?
                     source = reference_source(uow, geom, evidence, (water or {}).get("history_coverage"))
                     known = source is not None
                     extra["reference_water"] = source or "unknown"
                 alert, action = self._merge_or_create(uow, scene, hazard, geom, area, lk, policy, extra, known)
-                uow.link_detections(alert.id, [ids[i] for i in group])
+                uow.detections.link(alert.id, [ids[i] for i in group])
                 if run_tag and action == "same_acquisition":  # re-derived below from what supports it now
                     affected.add(alert.id)
                     continue
@@ -412,23 +422,23 @@ class ScenePipeline:
     def _merge_or_create(self, uow: UnitOfWork, scene: Scene, hazard: str, geom, area: float, lk: float,
                          policy: HazardPolicy, extra: dict, reference_known: bool = True) -> tuple[Alert, str]:
         """Load the nearest open alert, let :func:`merge_cluster` decide, save. Returns (alert, action)."""
-        existing = uow.mergeable_alert(hazard, geom, policy.merge_distance_m,
-                                       window_start(scene.sensing_time, policy.merge_window_days),
-                                       [s.value for s in OPEN_STATUSES])
+        existing = uow.alerts.mergeable(hazard, geom, policy.merge_distance_m,
+                                        scene.sensing_time - timedelta(days=policy.merge_window_days),
+                                        [s.value for s in OPEN_STATUSES])
         acq = Acquisition(scene.platform, scene.sensor.value, scene.sensing_time, (scene.id,))
         decision = merge_cluster(existing, Cluster(geom, area, lk, acq), policy, reference_known)
         a = decision.alert
         if decision.action == "same_acquisition":
             # nothing rises and no new version (no webhook); only the extra scene id is kept
-            uow.set_alert_context(a.id, a.context)
+            uow.alerts.set_context(a.id, a.context)
             return a, "same_acquisition"
         a.context = {**a.context, **extra}
         a.updated_at = datetime.now(timezone.utc)
         if decision.action == "create":
             a.created_at = a.updated_at
-            uow.insert_alert(a)
-            uow.add_alert_event(a.id, "pipeline", None, a.status, decision.reason, a.version)
+            uow.alerts.insert(a)
+            uow.alerts.add_event(a.id, "pipeline", None, a.status, decision.reason, a.version)
             return a, "created"
-        uow.update_alert(a)
-        uow.add_alert_event(a.id, "pipeline", existing.status, a.status, decision.reason, a.version)
+        uow.alerts.update(a)
+        uow.alerts.add_event(a.id, "pipeline", existing.status, a.status, decision.reason, a.version)
         return a, "updated"

@@ -1,17 +1,25 @@
-"""The worker's ports: what :class:`terrawatch.service.worker.Worker` needs from the outside world.
+"""The ports of the worker and the scene pipeline: what :class:`terrawatch.service.worker.Worker` and
+:class:`terrawatch.service.pipeline.ScenePipeline` need from the outside world.
 
 One real implementation of each is built by :mod:`terrawatch.service.bootstrap` (Kafka in ``ingest/``,
-Ray in ``tiling/``, Triton in ``inference/``, PostGIS in ``store/``); unit tests pass in-memory fakes.
+Ray in ``tiling/``, Triton in ``inference/``, PostGIS in ``store/``, rasterio in ``imagery/``); unit tests
+pass in-memory fakes (``tests/unit/fakes.py``). This module imports only ``domain/``.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Protocol
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from shapely.geometry.base import BaseGeometry
+
+    from terrawatch.domain.alerts import Alert
     from terrawatch.domain.jobs import HazardJob, SceneTiles
+    from terrawatch.domain.polygons import Detection
     from terrawatch.domain.scene import Scene
 
 Probe = Callable[[], object]
@@ -29,6 +37,111 @@ class Tiler(Protocol):
     def run(self, scene: Scene, grid, jobs: list[HazardJob], tile_size: int, overlap: int, now_iso: str,
             products: dict[str, str] | None = None, cloud_mask: str | None = None) -> SceneTiles: ...
     def check_cluster(self) -> None: ...
+
+
+class SceneGrid(Protocol):
+    """The grid a scene is read onto (``imagery.reader.Grid``): ``transform`` an affine.Affine from
+    pixel (col, row) to ``crs`` coordinates; ``width`` x ``height`` pixels."""
+
+    width: int
+    height: int
+    transform: Any
+    crs: Any
+
+
+class OpenScene(Protocol):
+    """An opened scene (``imagery.reader.SceneReader``), a context manager; only its ``grid`` is read here."""
+
+    grid: SceneGrid
+
+    def __enter__(self) -> OpenScene: ...
+    def __exit__(self, exc_type, exc, tb) -> object: ...
+
+
+ReaderFactory = Callable[["Scene"], OpenScene]
+"""Scene -> an :class:`OpenScene` (``imagery.reader.SceneReader``)."""
+
+
+class SceneRepository(Protocol):
+    """Scene rows, run markers (``(scene_id, hazard, model_version)``), skipped hazards, status, and the
+    earlier scenes a scene pairs with (``store.repositories.Scenes``). Items are STAC Item dicts."""
+
+    def lock(self, key: str) -> None: ...
+    def upsert(self, scene: Scene) -> None: ...
+    def run_exists(self, scene_id: str, hazard: str, model_version: str) -> bool: ...
+    def add_run(self, scene_id: str, hazard: str, model_version: str, tiles: int, detections: int) -> None: ...
+    def record_skip(self, scene_id: str, hazard: str, reason: str) -> None: ...
+    def set_status(self, scene_id: str, status: str, reason: str | None = None, hazards: dict | None = None,
+                   dlq_ref: str | None = None) -> None: ...
+    def finish(self, scene_id: str, status: str, hazards: dict) -> str: ...
+    def previous(self, scene: Scene, min_overlap: float = 0.5) -> dict | None: ...
+    def pre_event_s1(self, scene: Scene, max_age: timedelta, min_overlap: float = 0.5) -> tuple[dict | None, str]: ...
+    def flood_partners(self, scene: Scene, window: timedelta, min_overlap: float = 0.25,
+                       limit: int = 20) -> list[tuple[str, datetime]]: ...
+
+
+class DetectionRepository(Protocol):
+    """A run's detections (lon/lat) and their links to alerts (``store.repositories.Detections``)."""
+
+    def add(self, scene: Scene, model_version: str, dets: Iterable[Detection]) -> list[int]: ...
+    def link(self, alert_id: uuid.UUID, detection_ids: list[int]) -> None: ...
+    def supersede(self, scene_id: str, hazard: str, model_version: str) -> set[uuid.UUID]: ...
+    def supporting(self, alert_id: uuid.UUID) -> list[dict]: ...
+
+
+class AlertRepository(Protocol):
+    """Alerts and their lifecycle events (``store.repositories.Alerts``)."""
+
+    def mergeable(self, hazard: str, geom: BaseGeometry, distance_m: float, since: datetime,
+                  open_statuses: Iterable[str]) -> Alert | None: ...
+    def get(self, alert_id: uuid.UUID, for_update: bool = False) -> Alert | None: ...
+    def insert(self, a: Alert) -> None: ...
+    def update(self, a: Alert) -> None: ...
+    def set_context(self, alert_id: uuid.UUID, context: dict) -> None: ...
+    def add_event(self, alert_id: uuid.UUID, actor: str, src: str | None, dst: str, reason: str,
+                  alert_version: int | None = None) -> None: ...
+    def events(self, alert_id: uuid.UUID) -> list[dict]: ...
+    def confirmed_by_pipeline(self, alert_id: uuid.UUID) -> bool: ...
+
+
+class ReferenceRepository(Protocol):
+    """Reference water (a loaded layer, the archive's history) and mining legality, lon/lat
+    (``store.repositories.Reference``)."""
+
+    def water(self, footprint: BaseGeometry) -> list[BaseGeometry]: ...
+    def water_covers(self, geom: BaseGeometry) -> bool: ...
+    def history(self, scene: Scene, min_gap: timedelta) -> tuple[BaseGeometry | None, BaseGeometry | None]: ...
+    def save_observed_water(self, scene: Scene, model_version: str, water: BaseGeometry | None) -> None: ...
+    def legality(self, geom: BaseGeometry) -> dict: ...
+
+
+class OutboxRepository(Protocol):
+    """Matching subscribers and webhook outbox rows (``store.repositories.Outbox``)."""
+
+    def matching_subscribers(self, alert: Alert, confidence_ranks: dict[str, int]) -> list[dict]: ...
+    def has_delivery(self, alert_id: uuid.UUID, subscriber_id: uuid.UUID) -> bool: ...
+    def sent_payloads(self, alert_id: uuid.UUID, subscriber_id: uuid.UUID, content_type: str) -> list[str]: ...
+    def enqueue(self, alert: Alert, subscriber_id: uuid.UUID, event_type: str, payload: str, content_type: str,
+                msg_id: str | None = None) -> str: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction and its repositories (``store.uow.UnitOfWork``): a context manager that commits on a
+    clean exit and rolls back on an exception."""
+
+    scenes: SceneRepository
+    detections: DetectionRepository
+    alerts: AlertRepository
+    reference: ReferenceRepository
+    outbox: OutboxRepository
+
+    def __enter__(self) -> UnitOfWork: ...
+    def __exit__(self, exc_type, exc, tb) -> object: ...
+
+
+UnitOfWorkFactory = Callable[[str], UnitOfWork]
+"""Operation label (``check``, ``status``, ``reference``, ``fusion``, ``scene``; docs/metrics.md) -> a new
+:class:`UnitOfWork` (``store.uow.uow_factory``)."""
 
 
 class Message(Protocol):
@@ -69,6 +182,12 @@ class DeadLetterSink(Protocol):
 
 class UrlPolicy(Protocol):
     def check_url(self, url: str) -> None: ...
+
+
+class AssetChecks(UrlPolicy, Protocol):
+    """Which hrefs an event may make us open (``imagery.asset_policy.AssetPolicy``): raises UnreadableAsset."""
+
+    def check_scene(self, scene: Scene) -> None: ...
 
 
 class SceneOutcome(Protocol):

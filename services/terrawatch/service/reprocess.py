@@ -114,7 +114,7 @@ def reference_source(uow, geom: BaseGeometry, evidence: dict | None, history_cov
     cover it: 99 % of its area), or None (unknown)."""
     if (evidence or {}).get("change_detection"):
         return "pre_event_scene"
-    if uow.reference_water_covers(geom):
+    if uow.reference.water_covers(geom):
         return "reference_layer"
     if history_coverage is not None and geom.difference(history_coverage).area <= 0.01 * geom.area:
         return "history"
@@ -129,17 +129,17 @@ def rebuild_alerts(uow, alert_ids: set[uuid.UUID], policy: HazardPolicy, sender:
     changed = enqueued = 0
     actor = f"reprocess {tag}"
     for alert_id in sorted(alert_ids, key=str):
-        a = uow.get_alert(alert_id, for_update=True)
+        a = uow.alerts.get(alert_id, for_update=True)
         if a is None or a.status not in {s.value for s in OPEN_STATUSES}:
             continue
-        support = [(d["scene_id"], d["geom"], d["area_ha"], d["likelihood"]) for d in uow.alert_support(a.id)]
+        support = [(d["scene_id"], d["geom"], d["area_ha"], d["likelihood"]) for d in uow.detections.supporting(a.id)]
         source = None
         if water_step and support:
             import shapely
 
             source = reference_source(uow, shapely.union_all([g for _, g, *_ in support]), evidence, history_coverage)
         decision = rebuild_alert(a, support, policy, reference_known=not water_step or source is not None,
-                                 pipeline_confirmed=uow.confirmed_by_pipeline(a.id))
+                                 pipeline_confirmed=uow.alerts.confirmed_by_pipeline(a.id))
         if decision.action == "unchanged":
             continue
         new = decision.alert
@@ -150,8 +150,8 @@ def rebuild_alerts(uow, alert_ids: set[uuid.UUID], policy: HazardPolicy, sender:
         if decision.action == "withdraw":
             new.context = {**new.context, "withdrawn": {"run": tag, "at": new.updated_at.isoformat(),
                                                         "reason": decision.reason}}
-        uow.update_alert(new)
-        uow.add_alert_event(new.id, actor, a.status, new.status, reason, new.version)
+        uow.alerts.update(new)
+        uow.alerts.add_event(new.id, actor, a.status, new.status, reason, new.version)
         if decision.action == "withdraw":  # only subscribers who heard of it hear of its withdrawal
             ids = fan_out(uow, new, "alert.withdrawn", policy, sender, only_informed=True, reason=reason)
         else:

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, literal, select, tuple_
 
 from terrawatch.domain.alerts import Alert
 from terrawatch.store import tables as t
-from terrawatch.store.uow import _alert
+from terrawatch.store.repositories import alert_from_row as _alert
 
 
 def list_alerts(engine: Engine, *, statuses: Sequence[str] = (), hazards: Sequence[str] = (),

@@ -1,5 +1,5 @@
 """Pairing scenes in PostGIS: S1 change detection's pre-event scene and the fused S1 + S2 flood product's
-partner (read by ``service/pairing.py`` through :class:`terrawatch.store.uow.UnitOfWork`)."""
+partner (read by ``service/pairing.py`` through ``uow.scenes``, :class:`terrawatch.store.repositories.Scenes`)."""
 
 from __future__ import annotations
 

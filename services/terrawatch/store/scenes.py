@@ -11,7 +11,7 @@ from sqlalchemy import Engine, delete, func, select
 
 from terrawatch.domain.alerts import Alert
 from terrawatch.store import tables as t
-from terrawatch.store.uow import _alert
+from terrawatch.store.repositories import alert_from_row as _alert
 
 
 def stored_item(engine: Engine, scene_id: str) -> tuple[dict | None, list[dict]]:

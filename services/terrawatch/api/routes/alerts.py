@@ -186,7 +186,7 @@ def alerts_router(deps) -> APIRouter:
     @router.get("/{alert_id}", summary="One alert as a GeoJSON Feature (status, confidence, version, context).")
     def get_alert(alert_id: uuid.UUID, _=Depends(deps.viewer)) -> dict:
         with UnitOfWork(deps.read_engine, "read") as uow:
-            a = uow.get_alert(alert_id)
+            a = uow.alerts.get(alert_id)
         if a is None:
             raise NotFound(f"alert {alert_id} not found")
         return alert_feature(a)
