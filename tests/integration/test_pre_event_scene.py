@@ -13,7 +13,8 @@ from sqlalchemy import insert
 from terrawatch.domain.polygons import as_multipolygon
 from terrawatch.domain.scene import scene_from_item
 from terrawatch.store import tables as t
-from terrawatch.store.uow import UnitOfWork, _geom, engine_for
+from terrawatch.store.repositories import _geom
+from terrawatch.store.uow import UnitOfWork, engine_for
 
 pytestmark = pytest.mark.integration
 DAY = timedelta(days=1)
