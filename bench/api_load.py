@@ -8,7 +8,10 @@ flood" scene of 4096 small polygons (one alert of 4096 parts). Then ``terrawatch
 one process, public read) is loaded by a bounded client (asyncio + httpx, ``--concurrency``
 requests in flight, no queue) for ``--seconds`` per endpoint group:
 - tiles: /tiles/{detections,alerts}/{z}/{x}/{y}.pbf for every tile over a scene at z 8, 10, 12, 14;
-- features: /ogc/collections/{detections,alerts}/items with bbox filters and limit=100.
+- features: /ogc/collections/{detections,alerts}/items with bbox filters and limit=100;
+- raster: /raster/scenes/{scene}/{flood,quicklook}/{z}/{x}/{y}.png of every stored scene, every tile over
+  the product at every zoom its TileJSON advertises (minzoom..maxzoom), requests spread evenly over the
+  zooms; p50/p95/p99 per zoom under ``raster.by_zoom`` (issue 29: p95 < 150 ms at every zoom).
 Latencies are client-side wall times per request. Prints one JSON object on the last line.
 """
 
@@ -74,11 +77,62 @@ def urls(base: str, footprints: list[tuple[float, float, float, float]]) -> dict
     return {"tiles": tiles, "features": feats}
 
 
-async def load(targets: list[str], concurrency: int, seconds: float) -> dict:
+RASTER_PRODUCTS = ("flood", "quicklook")  # the flood likelihood (flood_s1) and the scene's quicklook
+
+
+def raster_urls(base: str, scenes: dict[str, dict]) -> tuple[list[str], dict]:
+    """Raster tile URLs of each scene's products at every zoom their TileJSON advertises, the tiles that
+    overlap both the product's bounds and the scene's footprint (``scenes``: id -> GeoJSON geometry, lon/lat;
+    a corner tile of the bounds can miss a footprint that is tilted in lon/lat, and the API answers 404 for
+    it), interleaved so each zoom gets the same share of requests; and what was found
+    ({"tilesets": n, "missing": [scene/product...], "zooms": {z: distinct tiles}})."""
     import httpx
+    import morecantile
+    from shapely.geometry import box, shape
+
+    tms = morecantile.tms.get("WebMercatorQuad")
+    by_zoom: dict[int, list[str]] = {}
+    found: dict = {"tilesets": 0, "missing": []}
+    with httpx.Client(timeout=60) as client:
+        for sid, geometry in scenes.items():
+            footprint = shape(geometry)
+            for product in RASTER_PRODUCTS:
+                r = client.get(f"{base}/raster/scenes/{sid}/{product}.json")
+                if r.status_code != 200:
+                    found["missing"].append(f"{sid}/{product}: {r.status_code}")
+                    continue
+                tj = r.json()
+                found["tilesets"] += 1
+                for z in range(int(tj["minzoom"]), int(tj["maxzoom"]) + 1):
+                    by_zoom.setdefault(z, []).extend(
+                        tj["tiles"][0].format(z=t.z, x=t.x, y=t.y) for t in tms.tiles(*tj["bounds"], zooms=[z])
+                        if footprint.intersection(box(*tms.bounds(t))).area > 0)
+    found["zooms"] = {z: len(u) for z, u in sorted(by_zoom.items())}
+    longest = max((len(u) for u in by_zoom.values()), default=0)
+    interleaved = [u[i % len(u)] for i in range(longest) for _, u in sorted(by_zoom.items())]
+    return interleaved, found
+
+
+def url_zoom(url: str) -> int:
+    """The z of a .../{z}/{x}/{y}.png URL."""
+    return int(url.split("?")[0].rsplit("/", 3)[-3])
+
+
+def stats(lat_s: list[float], sizes: list[int]) -> dict:
+    """p50/p95/p99 in ms and mean body bytes of successful requests."""
     import numpy as np
 
+    ms = np.asarray(lat_s) * 1000 if lat_s else np.asarray([np.nan])
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 1), "p95_ms": round(float(np.percentile(ms, 95)), 1),
+            "p99_ms": round(float(np.percentile(ms, 99)), 1), "mean_bytes": int(np.mean(sizes)) if sizes else 0}
+
+
+async def load(targets: list[str], concurrency: int, seconds: float, group_by=None) -> dict:
+    """``concurrency`` clients loop over ``targets`` for ``seconds``; ``group_by(url)`` adds per-key stats."""
+    import httpx
+
     lat: list[float] = []
+    keyed: dict = {}
     errors: dict[str, int] = {}
     sizes: list[int] = []
     stop = time.monotonic() + seconds
@@ -97,6 +151,10 @@ async def load(targets: list[str], concurrency: int, seconds: float) -> dict:
                 else:
                     lat.append(dt)
                     sizes.append(len(r.content))
+                    if group_by is not None:
+                        k_lat, k_sizes = keyed.setdefault(group_by(url), ([], []))
+                        k_lat.append(dt)
+                        k_sizes.append(len(r.content))
             except httpx.HTTPError as exc:
                 errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
 
@@ -104,11 +162,11 @@ async def load(targets: list[str], concurrency: int, seconds: float) -> dict:
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=concurrency)) as client:
         await asyncio.gather(*(one(client, k) for k in range(concurrency)))
     wall = time.perf_counter() - t0
-    ms = np.asarray(lat) * 1000 if lat else np.asarray([np.nan])
-    return {"requests": len(lat) + sum(errors.values()), "ok": len(lat), "errors": errors,
-            "rps": round(len(lat) / wall, 1), "p50_ms": round(float(np.percentile(ms, 50)), 1),
-            "p95_ms": round(float(np.percentile(ms, 95)), 1), "p99_ms": round(float(np.percentile(ms, 99)), 1),
-            "mean_bytes": int(np.mean(sizes)) if sizes else 0, "distinct_urls": len(targets)}
+    out = {"requests": len(lat) + sum(errors.values()), "ok": len(lat), "errors": errors,
+           "rps": round(len(lat) / wall, 1), **stats(lat, sizes), "distinct_urls": len(set(targets))}
+    if group_by is not None:
+        out["by_zoom"] = {str(k): {"ok": len(v[0]), **stats(*v)} for k, v in sorted(keyed.items())}
+    return out
 
 
 def run(concurrency: int = 8, seconds: float = 30, port_base: int = 41000, scenes: int = 4,
@@ -143,10 +201,15 @@ def run(concurrency: int = 8, seconds: float = 30, port_base: int = 41000, scene
         try:
             wait_http(f"{base}/ops/livez", 120)
             targets = urls(base, footprints)
+            targets["raster"], result["raster_tiles"] = raster_urls(base, {i["id"]: i["geometry"] for i in items})
             for group, tgt in targets.items():
+                if not tgt:
+                    log(f"{group}: no URLs")
+                    continue
                 asyncio.run(load(tgt[:4], 1, 3))  # warm caches and connections
-                log(f"{group}: {len(tgt)} URLs, {concurrency} in flight, {seconds:.0f} s ...")
-                result[group] = asyncio.run(load(tgt, concurrency, seconds))
+                log(f"{group}: {len(set(tgt))} URLs, {concurrency} in flight, {seconds:.0f} s ...")
+                result[group] = asyncio.run(load(tgt, concurrency, seconds,
+                                                 group_by=url_zoom if group == "raster" else None))
                 log(f"{group}: {result[group]}")
         finally:
             stop_worker(api)
