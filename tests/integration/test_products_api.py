@@ -140,8 +140,11 @@ def test_map_shows_basemap_likelihood_under_flood_polygons_and_the_alerts(proces
     assert rf["points"] >= 10 and rf["differing"] >= 0.5 * rf["points"], rf
     view = out["initial_view"]  # the first view shows the newest alert at a readable size
     assert view["contains_newest"] is True and max(view["newest_px"]) >= 24, view
-    for words in ("flood detections", "flood likelihood raster", "scene footprint (failed", "reference layer"):
+    for words in ("flood detections", "flood likelihood raster", "scene footprint (failed", "reference layer",
+                  "observed water"):
         assert words in out["legend"], out["legend"]  # every colour on screen has a legend entry
+    water = out["observed_water"]  # the scene's observed water: off by default, drawn when toggled on
+    assert water["off"] == 0 and water["on"] >= 1 and water["off_again"] == 0, water
     print(f"map ready after {out['ready_ms']} ms (vector layers drawn; measured by the page)")
     assert int(out["status_text"].split()[0]) == out["distinct_features"]
     assert out["click"] and out["popup"]

@@ -11,10 +11,13 @@ derived from the auth dependency it actually uses.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import types
+import typing
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.utils import get_openapi
@@ -70,6 +73,76 @@ def required_role(operation: dict) -> str:
     return "none"
 
 
+def _repeatable(annotation: object) -> bool:
+    """Whether a parameter's type takes several values (``list[str]``, ``tuple``, ...), through Optional."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType, typing.Annotated):
+        return any(_repeatable(a) for a in typing.get_args(annotation))
+    return origin in (list, tuple, set, frozenset) or annotation in (list, tuple, set, frozenset)
+
+
+def declared_query(route) -> set[str]:
+    """The query parameter names (aliases) a FastAPI route declares, through its dependencies too."""
+    return set(_query_fields(route))
+
+
+def _query_fields(route) -> dict[str, bool]:
+    """name (alias) -> whether it may be repeated, of every query parameter the route declares."""
+    out: dict[str, bool] = {}
+    stack = [route.dependant]
+    while stack:
+        dep = stack.pop()
+        for p in dep.query_params:
+            out[p.alias] = _repeatable(p.field_info.annotation)
+        stack.extend(dep.dependencies)
+    return out
+
+
+def refuse_undeclared_query(request: Request) -> None:
+    """One rule for parameters (issue 26): a query parameter the route does not declare, or a single-valued one
+    given twice (FastAPI would silently keep the last), is a 400 naming it, on every route (``/ogc`` checks its
+    own in ``api/routes/ogc.py``: a collection's properties are parameters there). Declared parameters are
+    exactly those the OpenAPI document lists."""
+    route = request.scope.get("route")
+    if route is None or not request.query_params or errors.is_ogc(request):
+        return
+    fields = getattr(route, "_tw_query", None)
+    if fields is None:
+        fields = route._tw_query = _query_fields(route)
+    unknown = sorted(set(request.query_params.keys()) - set(fields))
+    if unknown:
+        takes = ", ".join(sorted(fields)) or "no query parameters"
+        raise errors.BadRequest(f"unknown query parameter {errors.excerpt(unknown[0], 64)!r}; "
+                                f"{request.url.path[:80]} takes {takes}")
+    for name, repeatable in fields.items():
+        n = len(request.query_params.getlist(name))
+        if n > 1 and not repeatable:
+            raise errors.BadRequest(f"{name} given {n} times; give it once (comma-separated where it takes a list)")
+
+
+def error_responses(schema: dict) -> None:
+    """Every operation declares its 400 (a bad parameter) with the :class:`~terrawatch.api.errors.ErrorBody`
+    schema; FastAPI's default 422 "Validation Error" (which parameters never get: they are 400) is removed, and
+    an operation with a JSON body declares 422 for an invalid body, with the same schema."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["ErrorBody"] = errors.ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    for path_item in schema["paths"].values():
+        for op in path_item.values():
+            responses = op.setdefault("responses", {})
+            responses.pop("422", None)
+            bad = responses.setdefault("400", {})
+            bad.setdefault("description", "A query or path parameter is missing, malformed, out of range or "
+                                          "unknown; the description names it.")
+            bad["content"] = ref
+            if "requestBody" in op:
+                responses["422"] = {"description": "The JSON body is not valid for this operation; the description "
+                                                   "and `detail` say where.", "content": ref}
+    if "#/components/schemas/HTTPValidationError" not in json.dumps(schema["paths"]):
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+
+
 def create_app(settings: Settings) -> FastAPI:
     deps = ApiDeps(settings)
 
@@ -87,7 +160,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="terrawatch API", version=terrawatch.__version__ if hasattr(terrawatch, "__version__")
                   else "0.1.0", description=DESCRIPTION, lifespan=lifespan,
-                  docs_url=None, redoc_url=None)  # FastAPI's pages load from a CDN: api/html.py serves /docs
+                  docs_url=None, redoc_url=None,  # FastAPI's pages load from a CDN: api/html.py serves /docs
+                  dependencies=[Depends(refuse_undeclared_query)])
     app.state.deps = deps
     app.state.pool = None
     errors.install(app)
@@ -145,6 +219,7 @@ def create_app(settings: Settings) -> FastAPI:
         if app.openapi_schema:
             return app.openapi_schema
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        error_responses(schema)
         for path, path_item in schema["paths"].items():
             for method, op in path_item.items():
                 # The table in api/roles.py is the one place; a route it does not list shows the role

@@ -7,6 +7,11 @@ human-readable message, in the body shape tipg uses::
 
     {"code": "not_found", "description": "scene 'x' not found"}
 
+Invalid input is a 400 when the request has no body (its input can only be its path and query: one rule for
+parameters, issue 26) and on ``/ogc``; 422 only for an invalid JSON body. Starlette's own HTTP errors (no
+route, method not allowed, a body that is not JSON) answer in the same shape. :class:`ErrorBody` is that
+shape in the OpenAPI document (``api/app.py`` declares it as every operation's 400).
+
 Anything else is a bug and stays a 500 (schemathesis checks there are none).
 """
 
@@ -18,9 +23,13 @@ import re
 import typing
 
 import asyncpg
-from fastapi import FastAPI, Request
+import http
+
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse as _JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from tipg import errors as tipg_errors
 
 from terrawatch.domain.errors import (  # noqa: F401 - the error kinds, re-exported for the routes
@@ -137,8 +146,33 @@ DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
 
 
 def is_ogc(request: Request) -> bool:
-    """OGC API - Features routes answer invalid parameters with 400 (Part 1), the rest with 422."""
+    """OGC API - Features routes answer every invalid input with 400 (Part 1)."""
     return request.url.path == "/ogc" or request.url.path.startswith("/ogc/")
+
+
+def has_body(request: Request) -> bool:
+    """Whether the request carries a body (a ``Content-Length`` above 0, or a chunked one)."""
+    length = request.headers.get("content-length")
+    return bool(request.headers.get("transfer-encoding")) or (length is not None and length.strip() not in ("", "0"))
+
+
+def invalid_status(request: Request) -> int:
+    """The status of an invalid input: 400 when it can only be a parameter (an ``/ogc`` route, or a request
+    without a body: its input is its path and query), 422 for an invalid body elsewhere (issue 26: one rule
+    for parameters, so ``GET /stac/search?bbox=1,2,3`` is a 400 like every other bad parameter)."""
+    return 400 if is_ogc(request) or not has_body(request) else 422
+
+
+class ErrorBody(BaseModel):
+    """The body of every 4xx and 5xx the API answers (the shape tipg uses)."""
+
+    code: str = Field(description="Machine-readable kind, e.g. bad_request, invalid_input, not_found.",
+                      examples=["bad_request"])
+    description: str = Field(description="What is wrong, naming the parameter or member (inputs cut to 80 "
+                                         "characters).", examples=["invalid parameter: limit"])
+    detail: list[dict[str, typing.Any]] | None = Field(
+        default=None, description="Validation errors only: one entry per problem with `loc` (where: "
+                                  "query/path/body and the name), `msg`, `type` and a short `input` excerpt.")
 
 
 def status_for(exc: TerrawatchError) -> int:
@@ -160,13 +194,23 @@ def _response(exc: TerrawatchError) -> JSONResponse:
     return JSONResponse({"code": exc.code, "description": bounded(exc.reason)}, status_code=status, headers=headers)
 
 
+# Starlette's and FastAPI's own HTTP errors (no route matched, a method not allowed, a body that is not JSON)
+# answer in the same body shape as ours: their default is {"detail": "Not Found"}, with no description.
+HTTP_CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed", 406: "not_acceptable", 409: "conflict", 413: "payload_too_large",
+              414: "uri_too_long", 415: "unsupported_media_type", 429: "rate_limited"}
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers: terrawatch errors, and tipg's own (OGC API) errors."""
 
     async def on_terrawatch_error(request: Request, exc: TerrawatchError) -> JSONResponse:
         if status_for(exc) >= 500:
             log.warning("%s %s: %s", request.method, request.url.path, exc.reason)
-        return _response(exc)
+        response = _response(exc)
+        if response.status_code == 422 and isinstance(exc, InvalidInput):
+            response.status_code = invalid_status(request)  # a request without a body: a bad parameter
+        return response
 
     async def on_tipg_error(request: Request, exc: Exception) -> JSONResponse:
         status = TIPG_STATUS[type(exc)]
@@ -186,7 +230,7 @@ def install(app: FastAPI) -> None:
         log.info("%s %s: database data error %s: %s", request.method, request.url.path, sqlstate,
                  excerpt(str(orig).splitlines()[0] if str(orig) else type(orig).__name__, 200))
         return JSONResponse({"code": "invalid_value", "description": f"invalid value: {database_message(sqlstate)}"},
-                            status_code=400 if is_ogc(request) else 422)
+                            status_code=invalid_status(request))
 
     async def on_postgres_error(request: Request, exc: Exception) -> JSONResponse:
         # The OGC API renders the (allow-listed, type-checked) filter into SQL: a remaining syntax or
@@ -240,8 +284,26 @@ def install(app: FastAPI) -> None:
         names = sorted({str(err["loc"][1])[:64] for err in exc.errors() if len(err.get("loc", ())) > 1})
         description = f"invalid parameter: {', '.join(names)}" if params_only and names else "invalid request"
         return JSONResponse({"code": "invalid_input", "description": description, "detail": details},
-                            status_code=400 if is_ogc(request) or params_only else 422)
+                            status_code=400 if params_only else invalid_status(request))
 
+    async def on_http_exception(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = getattr(exc, "headers", None)
+        if exc.status_code in (204, 304) or exc.status_code < 200:
+            return Response(status_code=exc.status_code, headers=headers)
+        phrase = http.HTTPStatus(exc.status_code).phrase if exc.status_code in http.HTTPStatus._value2member_map_ \
+            else "error"
+        detail = exc.detail if isinstance(exc.detail, str) and exc.detail else phrase
+        if exc.status_code == 404 and detail == phrase:
+            detail = f"nothing at {excerpt(request.url.path)} (see /openapi.json for the routes)"
+        elif exc.status_code == 405:
+            detail = f"{request.method} is not allowed on {excerpt(request.url.path)}"
+        elif detail == "There was an error parsing the body":
+            detail = "the body is not valid JSON (or not UTF-8, or nested too deeply)"
+        code = HTTP_CODES.get(exc.status_code, "error" if exc.status_code >= 500 else "bad_request")
+        return JSONResponse({"code": code, "description": bounded(detail)}, status_code=exc.status_code,
+                            headers=headers)
+
+    app.add_exception_handler(StarletteHTTPException, on_http_exception)
     app.add_exception_handler(TerrawatchError, on_terrawatch_error)  # every kind, by its MRO (status_for)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     for cls in DATA_ERRORS:

@@ -91,6 +91,11 @@ def parse_polygon(body: object, max_vertices: int = MAX_VERTICES):
     coords = geometry.get("coordinates")
     if _count_positions(coords, 4 if kind == "MultiPolygon" else 3, max_vertices + 1) > max_vertices:
         raise BadRequest(f"coordinates: the polygon has more than {max_vertices} vertices")
+    rings = coords if kind == "Polygon" else [r for p in coords if isinstance(p, list) for r in p]
+    for ring in rings if isinstance(rings, list) else []:
+        if isinstance(ring, list) and ring and (len(ring) < 4 or ring[0] != ring[-1]):
+            raise BadRequest("coordinates: every ring must be closed (first position = last) with at least 4 "
+                             "positions (GeoJSON, RFC 7946 3.1.6)")
     try:
         with np.errstate(all="ignore"):
             geom = shape({"type": kind, "coordinates": coords})

@@ -69,6 +69,17 @@ LAYERS: dict[str, dict] = {
                    "dlq_ref": ("dlq_ref", "String"), "hazard_status": ("hazard_status", "String")},
         "time": "sensing_time",
     },
+    "observed_water": {
+        "view": "ogc.observed_water",
+        "description": "Water each scene's latest flood run observed, before reference water was subtracted "
+                       "(flood = observed water minus reference water: the detections).",
+        "fields": {"id": ("id", "String"), "scene_id": ("scene_id", "String"), "platform": ("platform", "String"),
+                   "model_version": ("model_version", "String"),
+                   "area_ha": ("round(area_ha::numeric, 1)::float8", "Number"),
+                   "t": ("extract(epoch from sensing_time)::bigint", "Number"),
+                   "updated": ("extract(epoch from updated_at)::bigint", "Number")},
+        "time": "sensing_time",
+    },
     "reference_layers": {
         "view": "ogc.reference_layers",
         "description": "Reference features (areas of interest, protected areas, ...).",
@@ -107,6 +118,7 @@ def _filters(hazards: tuple[str, ...]) -> dict[str, dict[str, tuple[str, str, tu
                    **_time_filters("sensing_time", "updated_at")},
         "scenes": {"status": ("status", "values", _SCENE_STATUSES), "sensor": ("sensor", "values", ("S1", "S2")),
                    **_time_filters("sensing_time")},
+        "observed_water": {**_time_filters("sensing_time", "updated_at")},
         "reference_layers": {},
     }
 

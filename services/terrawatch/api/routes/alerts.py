@@ -78,7 +78,8 @@ def _one(request: Request, name: str) -> str | None:
 
 
 def _choices(request: Request, name: str, allowed: tuple[str, ...]) -> list[str]:
-    """Comma-separated (or repeated) values of ``name``, each one of ``allowed``."""
+    """Comma-separated values of ``name``, each one of ``allowed`` (a repeated parameter is refused before:
+    ``api/app.py`` ``refuse_undeclared_query``)."""
     out = [v.strip() for raw in request.query_params.getlist(name) for v in raw.split(",")]
     for v in out:
         if v not in allowed:

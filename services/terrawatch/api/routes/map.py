@@ -102,6 +102,7 @@ HAZARD_COLOURS = {"flood": "#1f78b4", "deforestation": "#33a02c", "mining": "#e6
 OTHER_COLOURS = {
     "scene footprint (processed)": "#555555", "scene footprint (outside the models' areas)": "#aaaaaa",
     "scene footprint (failed, see the DLQ)": "#d62728", "reference layer": "#6a3d9a",
+    "observed water (before reference water is subtracted; off by default)": "#17becf",
     "place label (GeoNames town or city, at least 1,000 inhabitants)": "#222222",
 }
 

@@ -5,10 +5,11 @@ The layers, their SQL and the simplification by zoom are in :mod:`terrawatch.sto
 
 from __future__ import annotations
 
+import inspect
 from datetime import datetime, timezone
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.datastructures import QueryParams
 from pydantic import BaseModel, Field
 
@@ -83,6 +84,37 @@ def tile_filters(layer: str, params: QueryParams) -> dict[str, object]:
     return out
 
 
+def _filter_doc(name: str) -> str:
+    layers = [lyr for lyr, f in vector_tiles.FILTERS.items() if name in f]
+    kinds = {vector_tiles.FILTERS[lyr][name][1] for lyr in layers}
+    if "values" in kinds:
+        values = sorted({v for lyr in layers for v in vector_tiles.FILTERS[lyr][name][2]})
+        what = "comma-separated, any of: " + ", ".join(values)
+    elif name == "updated_since":
+        what = "ISO 8601 instant: features created or changed at or after it"
+    else:
+        what = "ISO 8601 instant, sensing time " + ("at or after it" if "after" in kinds else "before it")
+    return f"{what}. Layers: {', '.join(layers)} (on another layer: 400)."
+
+
+FILTER_NAMES = sorted({name for f in vector_tiles.FILTERS.values() for name in f})
+
+
+def _filter_params() -> list[inspect.Parameter]:
+    Parameter = inspect.Parameter
+    return [Parameter(name, Parameter.KEYWORD_ONLY, default=None,
+                      annotation=Annotated[str | None, Query(max_length=400, description=_filter_doc(name))])
+            for name in FILTER_NAMES]
+
+
+def declared_filters(**_: str | None) -> None:
+    """Declares every layer's filter to FastAPI (and so to the OpenAPI document); :func:`tile_filters` checks
+    the request's parameters against the layer's own (a filter of another layer is a 400)."""
+
+
+declared_filters.__signature__ = inspect.Signature(_filter_params())
+
+
 def check_tile(layer: str, z: int, x: int, y: int) -> None:
     """404 for an unknown layer and for a tile outside WebMercatorQuad (as raster tiles answer)."""
     if layer not in LAYERS:
@@ -111,7 +143,8 @@ def tiles_router(deps: ApiDeps) -> APIRouter:
                 "features created or changed at or after that instant. Any other parameter is a 400. Tiles "
                 "carry an `ETag` keyed by the layers' data version; `If-None-Match` answers 304.")
     def tile(layer: LayerName, z: Annotated[int, Path(ge=0, le=MAX_ZOOM)], x: Annotated[int, Path(ge=0)],
-             y: Annotated[int, Path(ge=0)], request: Request, _: Principal = Depends(deps.layers)) -> Response:
+             y: Annotated[int, Path(ge=0)], request: Request, _: Principal = Depends(deps.layers),
+             __: None = Depends(declared_filters)) -> Response:
         check_tile(layer, z, x, y)
         filters = tile_filters(layer, request.query_params)
         with deps.read_engine.connect() as conn:
@@ -130,7 +163,8 @@ def tiles_router(deps: ApiDeps) -> APIRouter:
 
     @router.get("/{layer}.json", response_model=TileJSON, response_model_by_alias=True,
                 summary="TileJSON 3.0.0 of one layer.")
-    def tilejson(layer: LayerName, request: Request, _: Principal = Depends(deps.layers)) -> dict:
+    def tilejson(layer: LayerName, request: Request, _: Principal = Depends(deps.layers),
+                 __: None = Depends(declared_filters)) -> dict:
         if layer not in LAYERS:
             raise NotFound(f"no layer {layer!r}; layers: {', '.join(LAYERS)}")
         filters = tile_filters(layer, request.query_params)

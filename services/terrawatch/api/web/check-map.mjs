@@ -169,7 +169,22 @@ try {
       const setVis = (ids, on) => page.evaluate(({ ids, on }) => {
         for (const id of ids) window.terrawatch.map.setLayoutProperty(id, "visibility", on ? "visible" : "none");
       }, { ids, on });
-      const interactive = await page.evaluate(() => window.terrawatch.interactive);
+      // Observed water (off by default): its toggle draws the scene's water, which the legend names.
+      const waterCount = () => page.evaluate(() =>
+        window.terrawatch.map.queryRenderedFeatures({ layers: ["observed-water-fill"] }).length);
+      const water = { off: await waterCount() };
+      await page.evaluate(() => { document.getElementById("panel").style.display = ""; });
+      await page.click('input[data-layer="observed_water"]');
+      await idleNow();
+      water.on = await waterCount();
+      await page.click('input[data-layer="observed_water"]');
+      await idleNow();
+      water.off_again = await waterCount();
+      out.observed_water = water;
+      await page.evaluate(() => { document.getElementById("panel").style.display = "none"; });
+      // Only the layers shown now are hidden and shown again (observed water stays off).
+      const interactive = await page.evaluate(() => window.terrawatch.interactive.filter(
+        (id) => window.terrawatch.map.getLayoutProperty(id, "visibility") !== "none"));
       const likelihood = await page.evaluate(() => window.terrawatch.rasters.likelihood);
       await setVis(interactive, false);
       await idleNow();

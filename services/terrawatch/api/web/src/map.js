@@ -40,6 +40,7 @@ const CONFIDENCE = ["coalesce", ["get", "confidence"], "low"];
 const FILL_OPACITY = ["match", CONFIDENCE, "highest", 0.8, "high", 0.55, 0.3];
 const LINE_WIDTH = ["match", CONFIDENCE, "highest", 2.5, "high", 1.5, 0.75];
 const IS_POINT = ["==", ["geometry-type"], "Point"];
+const OBSERVED_WATER = "#17becf";  // the legend's "observed water" (api/routes/map.py OTHER_COLOURS)
 
 // Bottom to top. `timed` layers carry t (Unix seconds of sensing) and follow the slider.
 const LAYERS = [
@@ -58,6 +59,12 @@ const LAYERS = [
   { id: "reference_layers", label: "reference layers", timed: false, visible: true, styles: [
     { id: "reference-fill", type: "fill", paint: { "fill-color": "#6a3d9a", "fill-opacity": 0.08 } },
     { id: "reference-line", type: "line", paint: { "line-color": "#6a3d9a", "line-width": 1.5 } },
+  ] },
+  // Observed water (issue 26): what each scene's flood run saw as water before reference water was subtracted;
+  // flood detections are this minus the permanent water. Off by default: it lies under every flood polygon.
+  { id: "observed_water", label: "observed water (before reference water)", timed: true, visible: false, styles: [
+    { id: "observed-water-fill", type: "fill", paint: { "fill-color": OBSERVED_WATER, "fill-opacity": 0.35 } },
+    { id: "observed-water-line", type: "line", paint: { "line-color": OBSERVED_WATER, "line-width": 0.75 } },
   ] },
   { id: "detections", label: "detections", timed: true, visible: true, styles: [
     { id: "detections-fill", type: "fill", paint: { "fill-color": HAZARD_COLOUR, "fill-opacity": FILL_OPACITY } },
@@ -371,8 +378,10 @@ async function lifecycle(id) {
 async function popupHtml(f) {
   const p = f.properties;
   if (f.source === "alerts") return alertPopup(p);
-  const rows = Object.entries(p).map(([k, v]) => [k, escapeHtml(k === "t" || k === "t0" ? isoTime(v) : v)]);
-  if (f.source === "detections" && p.scene_id) rows.push(["products", productLinks([p.scene_id])]);
+  const rows = Object.entries(p).map(([k, v]) => [k, escapeHtml(["t", "t0", "created", "updated"].includes(k) ? isoTime(v) : v)]);
+  if ((f.source === "detections" || f.source === "observed_water") && p.scene_id) {
+    rows.push(["products", productLinks([p.scene_id])]);
+  }
   if (f.source === "scenes" && p.id) rows.push(["products", productLinks([p.id])]);
   const sid = f.source === "scenes" ? p.id : p.scene_id;
   if (sid && isSynthetic(sid)) rows.push(["test", "<strong>synthetic test scene: not a real event</strong>"]);
@@ -504,6 +513,7 @@ const ready = (async () => {
     map.addSource(layer.id, { type: "vector", tiles: tj.tiles, minzoom: tj.minzoom, maxzoom: 16 });
     for (const s of layer.styles) {
       map.addLayer({ id: s.id, type: s.type, source: layer.id, "source-layer": layer.id, paint: s.paint,
+                     layout: { visibility: layer.visible ? "visible" : "none" },
                      ...(s.filter ? { filter: s.filter } : {}) });
     }
     const tr = tj["terrawatch:time_range"];
