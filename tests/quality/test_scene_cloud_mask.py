@@ -99,9 +99,10 @@ def test_cloud_free_spain_chip_is_not_masked(spain, tmp_path):
 
 def test_real_clouds_are_masked(spain, tmp_path):
     """The ukis-csmask check scene as an L1C GeoTIFF (tests/cloud_samples.py). Measured: 99.8 % of the
-    hand-labelled cloud and 99.7 % of the shadow pixels masked, 12.8 % of the clear ones (issue 27: shadows
+    hand-labelled cloud and 99.7 % of the shadow pixels masked, 12.7 % of the clear ones (issue 27: shadows
     only on the clouds' projection away from the sun, here computed for the Spain grid on 2019-09-18 at
-    10:30 local solar time; before: 99.8 / 99.9 / 12.9 % with the any-direction reach)."""
+    10:30 local solar time, and not on water bodies in sunlit surroundings; before: 99.8 / 99.9 / 12.9 % with
+    the any-direction reach, 99.8 / 99.7 / 12.8 % before the sunlit-water test)."""
     npz = shared_path("cloud", "ukis_sentinel2.npz")
     path, cloud, shadow = l1c_with_real_cloud(npz, spain, tmp_path / "cloudy.tif")
     scene = _scene(path, "cloudy")

@@ -25,7 +25,10 @@ Default (``method="hybrid"``), per scene:
   own shadow is matched (:func:`matched_shadow`, Fmask's per-object height matching: the object is shifted
   along the azimuth over the 200 m..12 km height range and the height whose footprint lands on the most dark
   *non-water* pixels is taken, if that share reaches ``MATCH_SIMILARITY_MIN``): a water body is dark with or
-  without a cloud above it, so it is never evidence for a shadow by itself;
+  without a cloud above it, so it is never evidence for a shadow by itself. Last, a **water body in sunlit
+  surroundings** is not shadow (:func:`terrawatch.ml.shadow_water.sunlit_water`): an object of NDWI > 0 pixels whose land within 60 m is
+  mostly not shadow-dark in NIR (a shadow darkens the shore too; a pond is dark on its own), less its pixels within
+  30 m of shadow-dark land (issue 27: the CNN calls small ponds shadow together with the sunlit land around them);
 - **not cloud where obviously water**: a cloud pixel whose SWIR-1 (B11) TOA reflectance is below
   ``WATER_B11_MAX`` (0.05) with MNDWI above ``WATER_MNDWI_MIN`` (0.3) and no cirrus signal (B10 <=
   ``CIRRUS_B10``) is water, not cloud: thick cloud is bright in SWIR-1 (Fmask's tests), open water is the
@@ -64,6 +67,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 from scipy.special import softmax
+
+from terrawatch.ml.shadow_water import sunlit_water
 
 CLEAR, CLOUD, SHADOW = 0, 1, 2
 CSMASK_BANDS = ("B2", "B3", "B4", "B8", "B11", "B12")  # model band order blue..swir22
@@ -467,6 +472,7 @@ def cloud_layers(
     method: str = "hybrid",
     sun: SunAngles | None = None,
     water_guard: bool = True,
+    sunlit_water_guard: bool = True,
 ) -> CloudLayers:
     """Cloud, shadow and thin-cirrus layers of a Sentinel-2 array (13,H,W), reflectance x 10000.
 
@@ -476,6 +482,7 @@ def cloud_layers(
     ``sun_zenith_deg`` (older callers, no azimuth): used with the sector search. ``method``: "hybrid" (default)
     or "csmask" (ukis-csmask cloud and shadow only, no geometry, no water guard: the mask before issue 14).
     ``water_guard``: "cloud" pixels that are obviously water (:func:`obvious_water`) are not cloud.
+    ``sunlit_water_guard``: water bodies in sunlit surroundings (:mod:`terrawatch.ml.shadow_water`) are not shadow.
     Run it on whole scenes or large windows: shadows need their clouds in view.
     """
     if method not in METHODS:
@@ -491,6 +498,7 @@ def cloud_layers(
     cls = cloud_shadow_classes(six, product_level=product_level, gsd_m=gsd_m)
     cloud = (cls == CLOUD) & ~nodata
     shadow = (cls == SHADOW) & ~nodata
+    shadow_class = shadow.copy()
     thin = np.zeros_like(cloud)
     source = "csmask"
     if method == "hybrid":
@@ -545,6 +553,9 @@ def cloud_layers(
                     shadow &= _upsample(proj, f, *cloud.shape)
             else:
                 shadow[:] = False
+        if shadow.any() and sunlit_water_guard:
+            shadow &= ~sunlit_water(refl[_L1C_INDEX["B3"]], refl[_L1C_INDEX["B8"]], water_like(refl), cloud,
+                                    shadow_class, gsd_m)
         shadow &= ~cloud
     return CloudLayers(cloud=cloud, shadow=shadow, thin=thin, nodata=nodata, cloud_source=source)
 

@@ -9,9 +9,11 @@
    on 45 % of a chip's water): a 24 x 24 px block (0.22 % of a 512 px chip) of the ukis check scene's
    brightest hand-labelled cloud spectra, at 5 places (centre and the four quadrant centres); the water
    masked outside the block itself is the mask's error (no real shadow exists: the cloud is pasted);
+   with the chip's sun and with the sun unknown (``sun=None``: the 10:30 sector is searched);
 3. the ukis-csmask check scene (``cloud/ukis_sentinel2.npz``, hand label): share of cloud / shadow / clear
    pixels masked, and of its label-1 pixels (840 px of small ponds, water spectra: the label's water class),
-   sun unknown (the scene has no metadata: the 10:30 sector is searched).
+   sun unknown (the scene has no metadata: the 10:30 sector is searched); the hand-labelled cloud and shadow
+   pixels left unmasked are counted too (``*_missed_px``), so "recall no worse" is checked pixel for pixel.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def measure(root: Path, npz: Path | None, layers_fn: Callable | None = None, log
         if spec is None:
             continue
         h, w = lab.shape
-        tot_w = tot_m = 0
+        tot_w = tot_m = tot_mu = 0
         for r, c in ((h // 2, w // 2), (h // 4, w // 4), (h // 4, 3 * w // 4), (3 * h // 4, w // 4), (3 * h // 4, 3 * w // 4)):
             s2 = s["s2"].copy()
             blk = np.zeros((h, w), bool)
@@ -77,8 +79,10 @@ def measure(root: Path, npz: Path | None, layers_fn: Callable | None = None, log
             wat = water & ~blk
             tot_w += int(wat.sum())
             tot_m += int((m & wat).sum())
+            tot_mu += int((layers_fn(s2, 10.0, None).mask & wat).sum()) if sun is not None else int((m & wat).sum())
         row = {"chip": s["id"], "pasted_cloud_share": round(BLOCK * BLOCK / (h * w), 4),
-               "water_masked_outside_the_cloud": round(tot_m / max(tot_w, 1), 4)}
+               "water_masked_outside_the_cloud": round(tot_m / max(tot_w, 1), 4),
+               "water_masked_outside_the_cloud_sun_unknown": round(tot_mu / max(tot_w, 1), 4)}
         out["pasted"].append(row)
         log(json.dumps(row))
     if npz and npz.exists():
@@ -94,6 +98,8 @@ def measure(root: Path, npz: Path | None, layers_fn: Callable | None = None, log
                        "shadow_masked": round(float(cl.mask[ts].mean()), 4),
                        "clear_masked": round(float(cl.mask[clear].mean()), 4),
                        "water_masked": round(float(cl.mask[msk == 1].mean()), 4),
+                       "cloud_missed_px": int((tc & ~cl.mask).sum()), "shadow_missed_px": int((ts & ~cl.mask).sum()),
+                       "water_masked_px": int((cl.mask & (msk == 1)).sum()),
                        "shadow_iou": round(float((cl.shadow & ts).sum() / (cl.shadow | ts).sum()), 4)}
         log(json.dumps({"ukis check scene": out["ukis"]}))
     return out
