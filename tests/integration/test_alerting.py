@@ -125,7 +125,7 @@ def test_receiver_500_then_200_gives_one_accepted_delivery_per_alert_with_a_stab
     rx = _subscribe(s, place, status_codes=[500, 500, 500, 500, 500])
     try:
         ids = [_alert(s, place)[1][0], _alert(s, place)[1][0]]
-        Dispatcher(s, retry_base_s=0.05, retry_cap_s=0.2, breaker_failures=100).drain(60, [rx.sub_id])
+        Dispatcher(s, engine_for(s.worker_db_url), retry_base_s=0.05, retry_cap_s=0.2, breaker_failures=100).drain(60, [rx.sub_id])
     finally:
         rx.close()
     rows = {r["id"]: r for r in _outbox(s, t.webhook_outbox.c.subscriber_id == rx.sub_id)}
@@ -155,7 +155,7 @@ def test_one_alerts_messages_arrive_in_version_order_while_other_alerts_are_not_
                 fan_out(uow, a, "alert.updated", policies(s)["flood"], s.cap_sender)
         b, (b1,) = _alert(s, place)
         rx.hold_until(a1, b1, timeout_s=10.0)  # if b were held back behind a, a1 goes out first: fails below
-        Dispatcher(s, max_per_endpoint=4).drain(60, [rx.sub_id])
+        Dispatcher(s, engine_for(s.worker_db_url), max_per_endpoint=4).drain(60, [rx.sub_id])
     finally:
         rx.close()
     got = [(m["payload"]["data"]["properties"]["alert_id"], m["payload"]["data"]["properties"]["version"])
@@ -169,7 +169,7 @@ def test_receiver_down_for_the_window_fails_is_listed_and_redelivered_with_the_s
     sub, secret = subs.create(engine_for(s.db_url), s, subs.NewSubscription(
         url=f"http://127.0.0.1:{port}/down", hazards=["flood"], aoi=mapping(place)), "test")
     _, (msg_id,) = _alert(s, place)
-    d = Dispatcher(s, retry_window=timedelta(seconds=2), retry_base_s=0.1, retry_cap_s=0.3,
+    d = Dispatcher(s, engine_for(s.worker_db_url), retry_window=timedelta(seconds=2), retry_base_s=0.1, retry_cap_s=0.3,
                    breaker_failures=3, breaker_cooldown_s=0.3)
 
     def failed() -> bool:
@@ -192,7 +192,7 @@ def test_receiver_down_for_the_window_fails_is_listed_and_redelivered_with_the_s
         r = client.post(f"/deliveries/{msg_id}/redeliver", headers=keys["operator"])
         assert r.status_code == 202 and r.json()["status"] == "pending" and r.json()["redeliveries"] == 1
         assert client.post(f"/deliveries/{msg_id}/redeliver", headers=keys["operator"]).status_code == 409
-        Dispatcher(s, retry_base_s=0.05).drain(30, [uuid.UUID(sub["id"])])
+        Dispatcher(s, engine_for(s.worker_db_url), retry_base_s=0.05).drain(30, [uuid.UUID(sub["id"])])
     finally:
         rx.close()
     assert rx.accepted == {msg_id: 1}, "redelivery reuses the webhook-id"
@@ -253,7 +253,7 @@ def test_cap_and_geojson_payloads_are_valid_signed_and_carry_the_context(s, plac
     try:
         a, ids = _alert(s, place, hazard="mining", context={"legality": legality})
         assert len(ids) == 2
-        Dispatcher(s).drain(30, [rx_cap.sub_id, rx_geo.sub_id])
+        Dispatcher(s, engine_for(s.worker_db_url)).drain(30, [rx_cap.sub_id, rx_geo.sub_id])
     finally:
         rx_cap.close()
         rx_geo.close()
@@ -287,7 +287,7 @@ def test_cap_references_only_messages_this_subscriber_was_sent(s, place):
             a.version, a.updated_at = v, a.updated_at + timedelta(minutes=v)
             with UnitOfWork(engine_for(s.db_url)) as uow:
                 fan_out(uow, a, "alert.updated", policies(s)["flood"], s.cap_sender)
-        Dispatcher(s).drain(60, [rx_a.sub_id, rx_b.sub_id])
+        Dispatcher(s, engine_for(s.worker_db_url)).drain(60, [rx_a.sub_id, rx_b.sub_id])
     finally:
         rx_a.close()
         if rx_b is not None:
@@ -333,7 +333,7 @@ def test_subscriptions_and_transitions_through_the_api(s, place):
         assert all("secret" not in x for x in client.get("/subscriptions", headers=keys["admin"]).json())
 
         a, _ = _alert(s, place)
-        Dispatcher(s).drain(30, [uuid.UUID(created["id"])])
+        Dispatcher(s, engine_for(s.worker_db_url)).drain(30, [uuid.UUID(created["id"])])
         r = client.post(f"/alerts/{a.id}/acknowledge", json={"reason": "crew on site"}, headers=keys["viewer"])
         assert r.status_code == 403
         r = client.post(f"/alerts/{a.id}/acknowledge", json={"reason": "crew on site", "expected_version": 1},
@@ -355,7 +355,7 @@ def test_subscriptions_and_transitions_through_the_api(s, place):
             (None, "new"), ("new", "acknowledged"), ("acknowledged", "false_positive")]
         assert events[1]["actor"].startswith("test-operator") and events[2]["reason"] == "cloud shadow"
         assert [e["alert_version"] for e in events] == [1, 2, 3]
-        Dispatcher(s).drain(30, [uuid.UUID(created["id"])])
+        Dispatcher(s, engine_for(s.worker_db_url)).drain(30, [uuid.UUID(created["id"])])
         types = [etree.fromstring(m["body"].encode()).findtext("cap:msgType", namespaces=NS) for m in rx.received]
         assert types == ["Alert", "Update", "Cancel"]
         for m in rx.received:
@@ -379,7 +379,7 @@ def test_audit_rows_commit_with_the_change_they_record_or_not_at_all(s, place):
     rx = _subscribe(s, place)
     try:
         a, _ = _alert(s, place)
-        Dispatcher(s).drain(30, [rx.sub_id])  # the subscriber knows the alert: a transition notifies it
+        Dispatcher(s, engine_for(s.worker_db_url)).drain(30, [rx.sub_id])  # the subscriber knows the alert: a transition notifies it
 
         def failing(conn, target, details):
             audit_log.record(conn, "test", "operator", "alert.acknowledged", target, details, client="x" * 65)
@@ -534,7 +534,7 @@ def test_backfilled_alert_reaches_only_subscribers_that_opted_in(s, place):
             uow.alerts.insert(a)
             ids = fan_out(uow, a, "alert.created", policies(s)["flood"], s.cap_sender)
         assert len(ids) == 1
-        Dispatcher(s).drain(30, [rx_news.sub_id, uuid.UUID(sub["id"])])
+        Dispatcher(s, engine_for(s.worker_db_url)).drain(30, [rx_news.sub_id, uuid.UUID(sub["id"])])
     finally:
         rx_news.close()
         rx_all.close()

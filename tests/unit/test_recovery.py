@@ -171,10 +171,11 @@ def test_dispatcher_logs_one_traceback_per_postgis_outage_not_one_per_poll(caplo
 
     from terrawatch.alerting.dispatcher import Dispatcher
     from terrawatch.settings import Settings
+    from terrawatch.store.uow import create_pool
 
     url = "postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=1"
     s = Settings(database_url=url, worker_database_url=url)
-    d = Dispatcher(s)
+    d = Dispatcher(s, create_pool(url))
     with caplog.at_level(logging.INFO, logger="terrawatch.alerting.dispatcher"):
         # polls every 0.02 s with backoff: ~6 failed polls in 1.5 s (the default 0.5 s made it 3 in 4 s)
         t = threading.Thread(target=lambda: d.run_forever(idle_s=0.02), daemon=True)

@@ -46,7 +46,8 @@ from terrawatch.settings import Settings
 from terrawatch.observability.logging import RepeatLimiter
 from terrawatch.store import outbox
 from terrawatch.store.outbox import AttemptOutcome, OutboxStatus
-from terrawatch.store.uow import engine_for, is_db_outage
+from terrawatch.store.db import Engine
+from terrawatch.store.uow import is_db_outage
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +58,26 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def webhook_client(timeout_s: float, workers: int) -> httpx.Client:
+    """The dispatcher's HTTP client: ``timeout_s`` per request phase, no redirects, 2 connections per worker."""
+    return httpx.Client(timeout=httpx.Timeout(timeout_s), follow_redirects=False,
+                        limits=httpx.Limits(max_connections=workers * 2))
+
+
 class Dispatcher:
-    def __init__(self, settings: Settings, batch: int = 50, retry_window: timedelta | None = None,
+    def __init__(self, settings: Settings, engine: Engine, *, http: httpx.Client | None = None,
+                 batch: int = 50, retry_window: timedelta | None = None,
                  retry_base_s: float | None = None, retry_cap_s: float | None = None,
                  max_per_endpoint: int | None = None, workers: int | None = None,
                  breaker_failures: int | None = None, breaker_cooldown_s: float | None = None,
                  timeout_s: float | None = None, lease_s: float | None = None) -> None:
-        """Parameters default to the ``TERRAWATCH_WEBHOOK_*`` settings; tests pass short ones."""
+        """``engine``: the process' PostGIS pool (outbox claims and attempts); ``http``: the client webhooks
+        leave through (closed by :meth:`close`; default :func:`webhook_client` of the timeout and workers).
+        Both are passed by the composition root (``service.bootstrap.build_dispatcher``). The other
+        parameters default to the ``TERRAWATCH_WEBHOOK_*`` settings; tests pass short ones."""
         s = settings
         self.s = s
-        self.engine = engine_for(s.worker_db_url)
+        self.engine = engine
         self.batch = batch
         self.retry_window = retry_window or timedelta(hours=s.webhook_retry_window_h)
         self.retry_base_s = s.webhook_retry_base_s if retry_base_s is None else retry_base_s
@@ -81,8 +92,7 @@ class Dispatcher:
             breaker_failures or s.webhook_breaker_failures,
             s.webhook_breaker_cooldown_s if breaker_cooldown_s is None else breaker_cooldown_s,
             on_change=lambda key, is_open: WEBHOOK_CIRCUIT_OPEN.labels(key).set(1 if is_open else 0))
-        self.http = httpx.Client(timeout=httpx.Timeout(self.timeout_s), follow_redirects=False,
-                                 limits=httpx.Limits(max_connections=self.workers * 2))
+        self.http = http if http is not None else webhook_client(self.timeout_s, self.workers)
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="webhook")
         self._inflight: dict[str, int] = defaultdict(int)
         self._futures: set[Future] = set()

@@ -44,16 +44,10 @@ def run(
     max_idle_s: Optional[float] = typer.Option(None, help="Exit after this many idle seconds (batch mode)."),
 ) -> None:
     """Run the pipeline worker: consume scenes, tile on Ray, infer on Triton, store, alert; /metrics served."""
-    import threading
-
     from prometheus_client import start_http_server
 
-    from terrawatch.alerting.dispatcher import Dispatcher
     from terrawatch.observability.logging import configure_logging
-    from terrawatch.service.bootstrap import build_worker
-    from terrawatch.service.dlq import DepthReporter
-    from terrawatch.service.subscriptions import sync_static
-    from terrawatch.store.uow import engine_for
+    from terrawatch.service.bootstrap import build_run
 
     s = get_settings()
     configure_logging(s.log_level)
@@ -62,29 +56,17 @@ def run(
     # the consumer's families, and the dispatcher's when it runs in this process (docs/metrics.md)
     start_http_server(s.metrics_port, addr=s.metrics_host,
                       registry=OwnedRegistry("consumer", *(("dispatcher",) if dispatch else ())))
-    sync_static(engine_for(s.worker_db_url), s)
-    worker = build_worker(s)
-    DepthReporter(s, engine_for(s.worker_db_url), s.dlq_depth_interval_s).start()  # terrawatch_dlq_depth
-    worker.install_signal_handlers()
-    dispatcher = thread = None
-    if dispatch:
-        dispatcher = Dispatcher(s)
-        thread = threading.Thread(target=dispatcher.run_forever, daemon=True, name="dispatcher")
-        thread.start()
-    try:
-        worker.run(max_idle_s=max_idle_s)
-    finally:
-        if dispatcher:
-            dispatcher.stop()
-    if worker.restart_requested:
+    process = build_run(s, dispatch)  # the composition root (service/bootstrap.py)
+    process.run(max_idle_s=max_idle_s)
+    if process.worker.restart_requested:
         # The Ray head was replaced; a Ray driver cannot join the new one in-process. Let the webhook
         # attempts in flight finish, then start afresh in this process (same pid and static group
         # membership id, so the partitions come straight back).
         import os
         import sys
 
-        if thread is not None:
-            thread.join(timeout=60)
+        if process.thread is not None:
+            process.thread.join(timeout=60)
         logging.getLogger(__name__).warning("re-executing the worker to join the new Ray head")
         sys.stdout.flush()
         sys.stderr.flush()
@@ -96,17 +78,17 @@ def dispatch() -> None:
     """Run only the webhook dispatcher (outbox -> signed HTTP POSTs with retries)."""
     import signal
 
-    from terrawatch.alerting.dispatcher import Dispatcher
-    from terrawatch.observability.logging import configure_logging
-
     from prometheus_client import start_http_server
+
+    from terrawatch.observability.logging import configure_logging
+    from terrawatch.service.bootstrap import build_dispatcher, worker_pool
 
     s = get_settings()
     configure_logging(s.log_level)
     from terrawatch.observability.metrics import OwnedRegistry
 
     start_http_server(s.dispatcher_metrics_port, addr=s.metrics_host, registry=OwnedRegistry("dispatcher"))
-    d = Dispatcher(s)
+    d = build_dispatcher(s, worker_pool(s))
     signal.signal(signal.SIGTERM, lambda *_: d.stop())
     d.run_forever()
 

@@ -1,9 +1,13 @@
-"""The composition root: builds the real adapters (Kafka, Ray, Triton, PostGIS) and wires them into the
-worker. Nothing else constructs them for the worker; unit tests build a ``Worker`` from in-memory fakes
-of the ports in :mod:`terrawatch.service.ports` instead."""
+"""The composition root of the pipeline processes (``terrawatch run`` and ``terrawatch dispatch``): builds the
+real adapters (Kafka, Ray, Triton, PostGIS, the webhook HTTP client) once per process and wires them into the
+worker, the scene pipeline, the DLQ depth reporter and the dispatcher. Nothing else constructs them for
+these; unit tests build a ``Worker`` or a ``ScenePipeline`` from in-memory fakes of the ports in
+:mod:`terrawatch.service.ports` instead."""
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from terrawatch.store.db import Engine
@@ -16,7 +20,9 @@ from terrawatch.service.worker import Worker
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
 
+    from terrawatch.alerting.dispatcher import Dispatcher
     from terrawatch.domain.alerts import HazardPolicy
+    from terrawatch.service.dlq import DepthReporter
     from terrawatch.service.pipeline import ScenePipeline
 
 
@@ -70,20 +76,76 @@ def build_pipeline(settings: Settings, tiler: Tiler, engine: Engine, model_versi
                          assets=AssetPolicy.from_settings(settings))
 
 
-def build_worker(settings: Settings, max_attempts: int = 3, retry_base_s: float = 2.0) -> Worker:
+def worker_pool(settings: Settings) -> Engine:
+    """The pipeline process' one PostGIS pool (``TERRAWATCH_WORKER_DATABASE_URL``), shared by the worker, the
+    scene pipeline's units of work, the DLQ depth reporter and the dispatcher."""
+    from terrawatch.store.uow import create_pool
+
+    return create_pool(settings.worker_db_url)
+
+
+def build_dispatcher(settings: Settings, engine: Engine) -> Dispatcher:
+    """The webhook dispatcher on ``engine`` with its HTTP client (``TERRAWATCH_WEBHOOK_*`` settings)."""
+    from terrawatch.alerting.dispatcher import Dispatcher, webhook_client
+
+    return Dispatcher(settings, engine, http=webhook_client(settings.webhook_timeout_s,
+                                                            max(1, settings.webhook_workers)))
+
+
+@dataclass
+class PipelineProcess:
+    """What ``terrawatch run`` runs: the worker, the DLQ depth reporter and (``--dispatch``) the dispatcher
+    on a thread, all on one PostGIS pool."""
+
+    worker: Worker
+    depth: DepthReporter
+    dispatcher: Dispatcher | None = None
+    thread: threading.Thread | None = field(default=None, init=False)
+
+    def run(self, max_idle_s: float | None = None) -> None:
+        """Start the depth reporter and the dispatcher's thread, consume until stopped (or idle for
+        ``max_idle_s`` s), then stop the dispatcher (its attempts in flight finish on its thread)."""
+        self.depth.start()  # terrawatch_dlq_depth
+        self.worker.install_signal_handlers()
+        if self.dispatcher is not None:
+            self.thread = threading.Thread(target=self.dispatcher.run_forever, daemon=True, name="dispatcher")
+            self.thread.start()
+        try:
+            self.worker.run(max_idle_s=max_idle_s)
+        finally:
+            if self.dispatcher is not None:
+                self.dispatcher.stop()
+
+
+def build_run(settings: Settings, dispatch: bool = True) -> PipelineProcess:
+    """``terrawatch run``: one PostGIS pool; the static webhook subscribers synced; the worker
+    (:func:`build_worker`); the DLQ depth reporter; the dispatcher when ``dispatch``."""
+    from terrawatch.service.dlq import DepthReporter
+    from terrawatch.service.subscriptions import sync_static
+
+    engine = worker_pool(settings)
+    sync_static(engine, settings)
+    worker = build_worker(settings, engine)
+    return PipelineProcess(worker, DepthReporter(settings, engine, settings.dlq_depth_interval_s),
+                           build_dispatcher(settings, engine) if dispatch else None)
+
+
+def build_worker(settings: Settings, engine: Engine | None = None, max_attempts: int = 3,
+                 retry_base_s: float = 2.0) -> Worker:
     """A worker on the real services named by ``settings``: joins the Ray cluster, starts the tile actors,
-    opens the Kafka consumer and producer and the worker's PostGIS pool."""
+    opens the Kafka consumer and producer; ``engine``: the process' PostGIS pool (default: a new
+    :func:`worker_pool`)."""
     from terrawatch.inference.triton import ModelVersions, triton_ready
     from terrawatch.ingest import kafka_io
     from terrawatch.ingest.dlq import DlqSink
-    from terrawatch.store.uow import engine_for, probe_db
+    from terrawatch.store.uow import probe_db
     from terrawatch.tiling.ray_cluster import RayErrors, join_cluster
     from terrawatch.tiling.ray_tiler import RayTiler
 
     join_cluster(settings.ray, settings.ray_driver_env)
     tiler = RayTiler(settings.triton, workers=settings.tile_workers, batch=settings.triton_batch,
                      max_in_flight=settings.max_in_flight_tiles, address=settings.ray)
-    engine = engine_for(settings.worker_db_url)
+    engine = engine if engine is not None else worker_pool(settings)
     pipeline = build_pipeline(settings, tiler, engine, ModelVersions(settings.triton))
     probes = {  # the order is the order an unexplained error is checked in
         "postgis": lambda: probe_db(engine),

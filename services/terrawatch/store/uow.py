@@ -22,11 +22,19 @@ from terrawatch.store.reference import drop_reference_layer, replace_reference_l
 from terrawatch.store.repositories import Alerts, Detections, Outbox, Reference, Scenes
 
 
-@lru_cache(maxsize=16)
-def engine_for(url: str, statement_timeout_ms: int | None = None) -> Engine:
-    """One pooled engine per URL (and statement timeout, ms, set on every connection when given)."""
+def create_pool(url: str, statement_timeout_ms: int | None = None) -> Engine:
+    """A new pooled engine (5 connections + 5 overflow, pre-ping; ``statement_timeout_ms`` set on every
+    connection when given). A composition root creates one per process and passes it down
+    (:mod:`terrawatch.service.bootstrap` for ``terrawatch run`` and ``dispatch``)."""
     connect_args = {"options": f"-c statement_timeout={int(statement_timeout_ms)}"} if statement_timeout_ms else {}
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args)
+
+
+@lru_cache(maxsize=16)
+def engine_for(url: str, statement_timeout_ms: int | None = None) -> Engine:
+    """One :func:`create_pool` engine per URL and timeout, cached for the process: for the entry points no
+    composition root wires yet (the API's deps, one-shot CLI commands, tests)."""
+    return create_pool(url, statement_timeout_ms)
 
 
 def is_db_outage(exc: BaseException) -> bool:
