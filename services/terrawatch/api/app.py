@@ -98,11 +98,12 @@ def _query_fields(route) -> dict[str, bool]:
     return out
 
 
-def refuse_undeclared_query(request: Request) -> None:
+async def refuse_undeclared_query(request: Request) -> None:
     """One rule for parameters (issue 26): a query parameter the route does not declare, or a single-valued one
     given twice (FastAPI would silently keep the last), is a 400 naming it, on every route (``/ogc`` checks its
     own in ``api/routes/ogc.py``: a collection's properties are parameters there). Declared parameters are
-    exactly those the OpenAPI document lists."""
+    exactly those the OpenAPI document lists. ``async``: no I/O, so it runs on the event loop (a plain ``def``
+    dependency would cost every request, tiles included, a hop through the thread pool)."""
     route = request.scope.get("route")
     if route is None or not request.query_params or errors.is_ogc(request):
         return
