@@ -102,6 +102,8 @@ def test_research_imports_no_dev_tooling():
     ("cli/ imports only create_app of api/",
      lambda m, d: not (layer(m) == "cli" and layer(d) == "api") or (m, d) == ("terrawatch.cli.api", "terrawatch.api")),
     ("service/ imports neither api/ nor cli/", lambda m, d: layer(m) != "service" or layer(d) not in ("api", "cli")),
+    ("the worker (service/worker.py, inflight.py) imports no adapter: bootstrap injects them",
+     lambda m, d: m not in ("terrawatch.service.worker", "terrawatch.service.inflight") or layer(d) not in ADAPTERS),
     ("adapters import neither service/, api/ nor cli/",
      lambda m, d: layer(m) not in ADAPTERS or layer(d) not in ("service", "api", "cli")),
 ])

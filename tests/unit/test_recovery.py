@@ -15,6 +15,7 @@ from terrawatch.domain.recovery import Action, Failure, RecoveryPolicy, probe_de
 from terrawatch.inference.triton import inference_error
 from terrawatch.observability.logging import RepeatLimiter
 from terrawatch.service.worker import classify
+from terrawatch.store.uow import is_db_outage
 
 
 def up():
@@ -97,7 +98,8 @@ def test_an_unexplained_error_is_an_outage_when_some_probe_fails():
 def test_a_lost_database_connection_suspects_postgis():
     exc = OperationalError("insert", {}, Exception("server closed the connection unexpectedly"))
     probes = {"triton": down("triton"), "postgis": down("postgis"), "ray": up}
-    assert classify(exc, probes) == (Failure.DEPENDENCY, "postgis")
+    assert classify(exc, probes, is_db_outage) == (Failure.DEPENDENCY, "postgis")
+    assert classify(exc, probes) == (Failure.DEPENDENCY, "triton")  # without the test, the probes' order
 
 
 @pytest.mark.parametrize("status,kind", [

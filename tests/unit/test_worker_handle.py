@@ -11,9 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from terrawatch.domain.errors import DependencyUnavailable, UnreadableAsset
+from terrawatch.domain.errors import DependencyUnavailable, DlqWriteError, TransientError, UnreadableAsset
 from terrawatch.domain.recovery import RestartRequired
-from terrawatch.ingest.dlq import DlqWriteError
 from terrawatch.service.pipeline import SceneOutcome
 from terrawatch.service.worker import Worker, _Interrupted, _RestartRequested
 from terrawatch.settings import Settings
@@ -177,6 +176,31 @@ def test_an_invalid_event_goes_to_the_dlq_once_without_processing(raw, code):
     assert pipeline.calls == 0
     assert [(d["offset"], d["code"], d["attempts"]) for d in w.dlq.sent] == [(7, code, 1)]
     assert w.store.failed == []  # no valid scene: no footprint to mark
+
+
+def test_the_event_is_resolved_by_the_injected_resolver_with_the_asset_url_check():
+    seen = []
+
+    def resolve(raw, check_url):  # a reference event -> the scene event it names
+        seen.append((json.loads(raw), check_url))
+        return json.dumps(item("S1A_RESOLVED")).encode()
+
+    pipeline = FakePipeline()
+    w = make(pipeline, resolve=resolve)
+    assert w.handle(Msg(json.dumps({"terrawatch:resolve": "https://example.org/item"}).encode())) == "processed"
+    assert seen == [({"terrawatch:resolve": "https://example.org/item"}, pipeline.assets.check_url)]
+    assert pipeline.calls == 1 and w.dlq.sent == []
+
+
+def test_a_catalogue_that_does_not_answer_while_resolving_dead_letters_the_event_once():
+    def resolve(raw, check_url):
+        raise TransientError("catalogue 503 after retries")
+
+    pipeline = FakePipeline()
+    w = make(pipeline, resolve=resolve)
+    assert w.handle(event()) == "dlq"
+    assert pipeline.calls == 0
+    assert [(d["code"], d["attempts"]) for d in w.dlq.sent] == [(TransientError.code, 1)]
 
 
 def test_bad_input_from_the_pipeline_is_dead_lettered_at_once_and_the_scene_marked_failed():

@@ -53,6 +53,11 @@ class TransientError(TerrawatchError):
 DEPENDENCIES = ("triton", "ray", "postgis")
 
 
+class DlqWriteError(RuntimeError):
+    """The DLQ record was not acknowledged (broker down); the source offset must not be committed.
+    Raised by the DLQ sink (``ingest.dlq.DlqSink``), read by the worker."""
+
+
 class DependencyUnavailable(TransientError):
     """A dependency (``triton``, ``ray`` or ``postgis``) is down or not ready: not the scene's fault.
 

@@ -30,7 +30,7 @@ from typing import Literal
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from pydantic import BaseModel, Field, ValidationError
 
-from terrawatch.domain.errors import TransientError
+from terrawatch.domain.errors import DlqWriteError, TransientError  # DlqWriteError: raised here, read by the worker
 from terrawatch.ingest.kafka_config import client_config
 from terrawatch.settings import Settings
 
@@ -122,10 +122,6 @@ def redrives_of(msg: Message) -> int:
             except ValueError:
                 return 0
     return 0
-
-
-class DlqWriteError(RuntimeError):
-    """The DLQ record was not acknowledged (broker down); the source offset must not be committed."""
 
 
 class KafkaUnavailable(TransientError):

@@ -138,7 +138,8 @@ def build_worker(settings: Settings, engine: Engine | None = None, max_attempts:
     from terrawatch.inference.triton import ModelVersions, triton_ready
     from terrawatch.ingest import kafka_io
     from terrawatch.ingest.dlq import DlqSink
-    from terrawatch.store.uow import probe_db
+    from terrawatch.imagery.stac import resolve_event
+    from terrawatch.store.uow import is_db_outage, probe_db
     from terrawatch.tiling.ray_cluster import RayErrors, join_cluster
     from terrawatch.tiling.ray_tiler import RayTiler
 
@@ -160,5 +161,6 @@ def build_worker(settings: Settings, engine: Engine | None = None, max_attempts:
         redriver = TransientRedriver(settings, engine, producer)
     return Worker(settings, pipeline=pipeline, consumer=kafka_io.SceneConsumer(settings),
                   dlq=DlqSink(producer, settings), store=PostgisWorkerStore(engine, settings.consumer_group),
-                  probes=probes, redriver=redriver, errors=RayErrors(), max_attempts=max_attempts,
+                  probes=probes, redriver=redriver, errors=RayErrors(), resolve=resolve_event,
+                  db_outage=is_db_outage, max_attempts=max_attempts,
                   retry_base_s=retry_base_s)

@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 
-from terrawatch.ingest.dlq import DlqWriteError
+from terrawatch.domain.errors import DlqWriteError
 from terrawatch.observability.metrics import STAGE_SECONDS
 
 log = logging.getLogger("terrawatch.service.worker")

@@ -29,6 +29,22 @@ Probes = Mapping[str, Probe]
 error is checked in."""
 ModelVersionLookup = Callable[[str], str]
 """Model name (a key of ``inference.triton.MODELS``) -> the version served (raises DependencyUnavailable)."""
+EventResolver = Callable[[bytes | str, Callable[[str], None] | None], bytes | str]
+"""(raw event, URL check) -> a terrawatch scene event (``imagery.stac.resolve_event``: reference events and foreign
+STAC Items resolved; raises InvalidEvent or TransientError)."""
+OutageTest = Callable[[BaseException], bool]
+"""Whether an error means PostGIS dropped the connection (``store.uow.is_db_outage``)."""
+
+
+def as_is(raw: bytes | str, check_url: Callable[[str], None] | None = None) -> bytes | str:
+    """An :data:`EventResolver` that resolves nothing (the event is already a terrawatch scene event)."""
+    return raw
+
+
+def never_outage(exc: BaseException) -> bool:
+    """An :data:`OutageTest` for a process without a database."""
+    return False
+
 
 
 class Tiler(Protocol):
@@ -173,7 +189,7 @@ class SceneConsumer(Protocol):
 
 class DeadLetterSink(Protocol):
     """The DLQ writer (``ingest.dlq.DlqSink``). ``send`` returns the record's reference
-    (``topic[partition]@offset``) once the broker has it; raises ``ingest.dlq.DlqWriteError`` otherwise."""
+    (``topic[partition]@offset``) once the broker has it; raises ``domain.errors.DlqWriteError`` otherwise."""
 
     def send(self, msg: Message, reason: str, code: str, attempts: int, stop: threading.Event,
              dependency: str | None = None) -> str: ...

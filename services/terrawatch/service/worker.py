@@ -23,37 +23,37 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from terrawatch.domain.errors import (
-    DEPENDENCIES, DependencyUnavailable, InvalidEvent, TerrawatchError, TransientError,
+    DEPENDENCIES, DependencyUnavailable, DlqWriteError, InvalidEvent, TerrawatchError, TransientError,
 )
 from terrawatch.domain.recovery import (
     Action, Failure, RecoveryPolicy, RestartRequired, pause_reason, probe_delays,
 )
 from terrawatch.domain.scene import parse_event
-from terrawatch.imagery.stac import resolve_event
-from terrawatch.ingest.dlq import DlqWriteError
 from terrawatch.observability.logging import RepeatLimiter
 from terrawatch.observability.metrics import (
     CONSUMER_LAG, CONSUMPTION_PAUSED, DEPENDENCY_OUTAGE_SECONDS, EVENTS_CONSUMED, EVENTS_INVALID,
     OUTAGE_WINDOW_SECONDS, SCENES, SCENES_IN_FLIGHT,
 )
 from terrawatch.service.ports import (
-    DeadLetterSink, ErrorModel, Message, PlainErrors, Probes, Redriver, SceneConsumer, SceneProcessor, WorkerStore,
+    DeadLetterSink, ErrorModel, EventResolver, Message, OutageTest, PlainErrors, Probes, Redriver, SceneConsumer,
+    SceneProcessor, WorkerStore, as_is, never_outage,
 )
 from terrawatch.service.inflight import Entry, OffsetKeeper, _Interrupted, _RestartRequested, wait_any
 from terrawatch.settings import Settings
-from terrawatch.store.uow import is_db_outage
 
 log = logging.getLogger(__name__)
 
 
-def classify(exc: BaseException, probes: Mapping[str, Callable[[], object]]) -> tuple[Failure, str | None]:
+def classify(exc: BaseException, probes: Mapping[str, Callable[[], object]],
+             db_outage: OutageTest = never_outage) -> tuple[Failure, str | None]:
     """Whose fault is ``exc``: the scene's (BAD_INPUT), a dependency's (DEPENDENCY, with its name), or
     unknown. An error that names a dependency, and any unexplained error, is checked against the
     dependencies' readiness probes (the suspected one first): only a failing probe makes it an outage, so
-    a scene whose content makes a healthy dependency fail keeps spending its attempts."""
+    a scene whose content makes a healthy dependency fail keeps spending its attempts. ``db_outage``: whether
+    an error means PostGIS dropped the connection (``store.uow.is_db_outage``): then PostGIS is probed first."""
     if isinstance(exc, TerrawatchError) and not isinstance(exc, TransientError):
         return Failure.BAD_INPUT, None
-    suspect = exc.dependency if isinstance(exc, DependencyUnavailable) else "postgis" if is_db_outage(exc) else None
+    suspect = exc.dependency if isinstance(exc, DependencyUnavailable) else "postgis" if db_outage(exc) else None
     for name in sorted(probes, key=lambda n: n != suspect):
         try:
             probes[name]()
@@ -68,7 +68,8 @@ class Worker:
 
     def __init__(self, settings: Settings, *, pipeline: SceneProcessor, consumer: SceneConsumer,
                  dlq: DeadLetterSink, store: WorkerStore, probes: Probes, redriver: Redriver | None = None,
-                 errors: ErrorModel = PlainErrors(), max_attempts: int = 3, retry_base_s: float = 2.0,
+                 errors: ErrorModel = PlainErrors(), resolve: EventResolver = as_is,
+                 db_outage: OutageTest = never_outage, max_attempts: int = 3, retry_base_s: float = 2.0,
                  probe_first_s: float = 0.5) -> None:
         self.s = settings
         self.policy = RecoveryPolicy(settings.outage_window_s, max_attempts, retry_base_s)
@@ -80,6 +81,8 @@ class Worker:
         self.probes = dict(probes)  # readiness probes; their order is the order an unexplained error is checked in
         self.redriver = redriver
         self.err = errors
+        self.resolve = resolve  # reference events / foreign STAC Items -> scene events (imagery.stac.resolve_event)
+        self.db_outage = db_outage
         self.probe_first_s = probe_first_s  # first wait (s) between probes of a dependency that is down
         self.paused = threading.Event()  # paused by the operator's control flag
         self._down: dict[str, int] = {}  # dependency -> scenes riding out its outage (consumption paused)
@@ -234,7 +237,7 @@ class Worker:
         log.info("event %s[%d]@%d received", msg.topic(), msg.partition(), msg.offset(),
                  extra={"partition": msg.partition(), "offset": msg.offset()})
         try:  # STAC references / catalogue Items are resolved to terrawatch Items first (imagery.stac)
-            scene = parse_event(resolve_event(msg.value() or b"", self.pipeline.assets.check_url))
+            scene = parse_event(self.resolve(msg.value() or b"", self.pipeline.assets.check_url))
         except InvalidEvent as exc:
             return self._dead_letter(msg, exc, 1, platform="unknown", cancel=cancel)
         except TransientError as exc:  # the catalogue or asset host did not answer: not a dependency we probe
@@ -254,7 +257,7 @@ class Worker:
                     return res.outcome
                 except Exception as raw:  # noqa: BLE001 - classified below
                     exc = self.err.unwrap(raw)
-                    failure, dep = classify(exc, self.probes)
+                    failure, dep = classify(exc, self.probes, self.db_outage)
                     if failure is Failure.UNKNOWN:
                         attempts += 1
                     decision = self.policy.decide(failure, self.err.describe(exc), max(attempts, 1), waited, dep)
