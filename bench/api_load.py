@@ -175,45 +175,48 @@ def run(concurrency: int = 8, seconds: float = 30, port_base: int = 41000, scene
 
     result: dict = {"bench": "api", "machine": machine(), "concurrency": concurrency, "seconds_per_group": seconds}
     work = Path(tempfile.mkdtemp(prefix="tw-bench-api-"))
-    with private_stack(port_base, keep=keep_stack) as bs:
-        s = bs.settings
-        items = synthetic_items(work, scenes, 512, "api") + [blobs_item(work, (200_000.0 + scenes * 30_000, 5_000_000.0))]
-        worker = start_worker(bs, work / "worker.log")
-        try:
-            log(f"storing {len(items)} scenes through the pipeline ...")
-            publish(s, items)
-            wait_runs(s, [i["id"] for i in items], 1800)
-        finally:
-            stop_worker(worker)
-        from sqlalchemy import text
+    try:  # the work dir goes even when making the scenes fails
+        with private_stack(port_base, keep=keep_stack) as bs:
+            s = bs.settings
+            items = synthetic_items(work, scenes, 512, "api") + [
+                blobs_item(work, (200_000.0 + scenes * 30_000, 5_000_000.0))]
+            worker = start_worker(bs, work / "worker.log")
+            try:
+                log(f"storing {len(items)} scenes through the pipeline ...")
+                publish(s, items)
+                wait_runs(s, [i["id"] for i in items], 1800)
+            finally:
+                stop_worker(worker)
+            from sqlalchemy import text
 
-        from terrawatch.store.uow import engine_for
+            from terrawatch.store.uow import engine_for
 
-        with engine_for(s.db_url).connect() as c:
-            result["data"] = {"detections": c.execute(text("select count(*) from detections")).scalar_one(),
-                              "alerts": c.execute(text("select count(*) from alerts")).scalar_one()}
-        footprints = [shape(i["geometry"]).bounds for i in items]
-        base = f"http://127.0.0.1:{s.api_port}"
-        fh = open(work / "api.log", "ab")
-        api = subprocess.Popen([sys.executable, "-m", "terrawatch.cli", "serve", "--port", str(s.api_port)],
-                               env=bs.worker_env(TERRAWATCH_API_PUBLIC_READ="true"), stdout=fh,
-                               stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            wait_http(f"{base}/ops/livez", 120)
-            targets = urls(base, footprints)
-            targets["raster"], result["raster_tiles"] = raster_urls(base, {i["id"]: i["geometry"] for i in items})
-            for group, tgt in targets.items():
-                if not tgt:
-                    log(f"{group}: no URLs")
-                    continue
-                asyncio.run(load(tgt[:4], 1, 3))  # warm caches and connections
-                log(f"{group}: {len(set(tgt))} URLs, {concurrency} in flight, {seconds:.0f} s ...")
-                result[group] = asyncio.run(load(tgt, concurrency, seconds,
-                                                 group_by=url_zoom if group == "raster" else None))
-                log(f"{group}: {result[group]}")
-        finally:
-            stop_worker(api)
-            shutil.rmtree(work, ignore_errors=True)
+            with engine_for(s.db_url).connect() as c:
+                result["data"] = {"detections": c.execute(text("select count(*) from detections")).scalar_one(),
+                                  "alerts": c.execute(text("select count(*) from alerts")).scalar_one()}
+            footprints = [shape(i["geometry"]).bounds for i in items]
+            base = f"http://127.0.0.1:{s.api_port}"
+            fh = open(work / "api.log", "ab")
+            api = subprocess.Popen([sys.executable, "-m", "terrawatch.cli", "serve", "--port", str(s.api_port)],
+                                   env=bs.worker_env(TERRAWATCH_API_PUBLIC_READ="true"), stdout=fh,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+            try:
+                wait_http(f"{base}/ops/livez", 120)
+                targets = urls(base, footprints)
+                targets["raster"], result["raster_tiles"] = raster_urls(base, {i["id"]: i["geometry"] for i in items})
+                for group, tgt in targets.items():
+                    if not tgt:
+                        log(f"{group}: no URLs")
+                        continue
+                    asyncio.run(load(tgt[:4], 1, 3))  # warm caches and connections
+                    log(f"{group}: {len(set(tgt))} URLs, {concurrency} in flight, {seconds:.0f} s ...")
+                    result[group] = asyncio.run(load(tgt, concurrency, seconds,
+                                                     group_by=url_zoom if group == "raster" else None))
+                    log(f"{group}: {result[group]}")
+            finally:
+                stop_worker(api)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return result
 
 

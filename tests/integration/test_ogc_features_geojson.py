@@ -27,8 +27,8 @@ from tests.integration.api_helpers import hdr, live_api, role_keys
 pytestmark = pytest.mark.integration
 
 # Properties of ogc.detections (the view's columns but the geometry; tipg repeats the id there).
-DETECTION_PROPERTIES = {"id", "scene_id", "hazard", "model_version", "area_ha", "likelihood", "sensing_time", "alert_id",
-                        "confidence", "status", "created_at", "updated_at"}
+DETECTION_PROPERTIES = {"id", "scene_id", "hazard", "model_version", "area_ha", "likelihood", "sensing_time",
+                        "alert_id", "confidence", "status", "created_at", "updated_at"}
 
 
 @pytest.fixture(scope="module")
