@@ -139,3 +139,17 @@ def test_observed_water_colour_of_the_page_is_in_the_legend():
     colour = re.search(r'const OBSERVED_WATER = "(#[0-9a-f]{6})"', MAP_JS.read_text()).group(1)
     named = [label for label, c in legend()["other"].items() if c == colour]
     assert named and "observed water" in named[0]
+
+
+def test_starlette_errors_answer_in_the_error_body_shape(app):
+    """No route, a method not allowed, a body that is not JSON: {code, description}, never {"detail": ...}."""
+    client = TestClient(app, raise_server_exceptions=False)
+    ct = {"Content-Type": "application/json"}
+    for r, status, word in [
+        (client.get("/styles/alerts.sld"), 404, "/styles/alerts.sld"),
+        (client.delete("/map"), 405, "DELETE"),
+        (client.post("/raster/flood/statistics", content="[" * 100_000 + "]" * 100_000, headers=ct), 400, "JSON"),
+        (client.post("/raster/flood/statistics", content=b"{not json", headers=ct), 422, "invalid"),
+    ]:
+        assert r.status_code == status and set(r.json()) >= {"code", "description"}, (status, r.text[:200])
+        assert word in r.json()["description"], r.text[:200]
