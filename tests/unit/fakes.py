@@ -317,3 +317,151 @@ class AllowAssets:
     def check_scene(self, scene) -> None:
         if self.refuse is not None:
             raise self.refuse
+
+
+# The DLQ's ports (service.ports.DlqLog, DlqStates) --------------------------------------------------------------
+
+class FakeDlqLog:
+    """The ``DlqLog`` port: a DLQ topic of ``records`` {partition: {offset: DlqRecord}} whose retained range is
+    ``low`` (default: the lowest offset held) to the highest offset + 1; ``republished`` collects re-driven
+    records, ``refuse`` (an exception) makes republishing fail like a broker that does not acknowledge."""
+
+    def __init__(self, records: dict[int, dict[int, object]] | None = None, low: dict[int, int] | None = None,
+                 refuse: BaseException | None = None) -> None:
+        self.records, self.low, self.refuse = records or {}, low or {}, refuse
+        self.republished: list = []
+
+    def _retained(self):
+        for p in sorted(self.records):
+            for o in sorted(self.records[p]):
+                if o >= self.low.get(p, 0):
+                    yield p, o, self.records[p][o]
+
+    def read(self, wanted=None, limit: int = 100):
+        if wanted is not None:
+            return [(p, o, r) for p, o, r in self._retained() if o in wanted.get(p, ())]
+        return list(itertools.islice(self._retained(), limit))
+
+    def watermarks(self) -> dict[int, tuple[int, int]]:
+        return {p: (self.low.get(p, min(offs, default=0)), max(offs, default=-1) + 1)
+                for p, offs in self.records.items()}
+
+    def republish(self, records: list) -> None:
+        if self.refuse is not None:
+            raise self.refuse
+        self.republished.extend(records)
+
+
+class FakeDlqStates:
+    """The ``DlqStates`` port: marks in ``rows`` {(partition, offset): row}; a transaction yields a list that the
+    caller's audit callback may append to (``audited`` keeps what committed) and restores the rows on an exception."""
+
+    def __init__(self, rows: dict[tuple[int, int], dict] | None = None) -> None:
+        self.rows = rows or {}
+        self.audited: list = []
+        self.transactions = {"committed": 0, "rolled_back": 0}
+
+    def states(self, positions):
+        return {pos: dict(self.rows[pos]) for pos in positions if pos in self.rows}
+
+    def _in(self, ranges):
+        return [(p, o) for (p, o) in sorted(self.rows) if p in ranges and ranges[p][0] <= o < ranges[p][1]]
+
+    def not_pending(self, ranges) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for pos in self._in(ranges):
+            out[self.rows[pos]["state"]] = out.get(self.rows[pos]["state"], 0) + 1
+        return out
+
+    def positions_in_state(self, state, ranges, limit):
+        return [pos for pos in self._in(ranges) if self.rows[pos]["state"] == state][:limit]
+
+    def earlier_redriven(self, source_key, position, before):
+        rows = [{"partition": p, "offset": o, **r} for (p, o), r in self.rows.items()
+                if r.get("source_key") == source_key and r["state"] == "redriven" and (p, o) != position
+                and (before is None or r["redriven_at"] <= before)]
+        return sorted(rows, key=lambda r: r["redriven_at"])
+
+    def transaction(self):
+        states = self
+
+        class _Tx:
+            def __enter__(self):
+                self.saved, self.conn = copy.deepcopy(states.rows), []
+                return self.conn
+
+            def __exit__(self, exc_type, exc, tb):
+                if exc_type is None:
+                    states.audited.extend(self.conn)
+                    states.transactions["committed"] += 1
+                else:
+                    states.rows = self.saved
+                    states.transactions["rolled_back"] += 1
+                return False
+
+        return _Tx()
+
+    def mark(self, conn, partition, offset, state, actor, at, error_code=None, kind=None, source_key=None) -> None:
+        row = self.rows.setdefault((partition, offset), {"redrives": 0, "error_code": error_code, "kind": kind,
+                                                        "source_key": source_key, "redriven_at": None,
+                                                        "redriven_by": None, "purged_at": None, "purged_by": None})
+        row["state"] = state
+        if state == "redriven":
+            row.update(redriven_at=at, redriven_by=actor, redrives=row["redrives"] + 1)
+        else:
+            row.update(purged_at=at, purged_by=actor)
+
+
+# For the runbook use cases that still take an engine and call store/ functions (tests replace those) ----------
+
+class FakeEngine:
+    """Stands in for the PostGIS engine of a runbook use case: ``begin()`` yields a list the store stand-ins and
+    the audit callback append to; ``committed`` keeps the lists of committed transactions, ``rolled_back`` counts
+    the others."""
+
+    def __init__(self) -> None:
+        self.committed: list[list] = []
+        self.rolled_back = 0
+
+    def begin(self):
+        engine = self
+
+        class _Tx:
+            def __enter__(self):
+                self.conn: list = []
+                return self.conn
+
+            def __exit__(self, exc_type, exc, tb):
+                if exc_type is None:
+                    engine.committed.append(self.conn)
+                else:
+                    engine.rolled_back += 1
+                return False
+
+        return _Tx()
+
+    def connect(self):
+        return self.begin()
+
+
+class FakeProducer:
+    """A Kafka producer: ``sent`` (topic, key, value) of what was produced; ``unacked`` messages are left
+    unacknowledged by ``flush`` (the broker did not answer)."""
+
+    def __init__(self, unacked: int = 0) -> None:
+        self.sent: list[tuple] = []
+        self.unacked = unacked
+
+    def produce(self, topic, key=None, value=None, headers=None, **kw) -> None:
+        self.sent.append((topic, key, value))
+
+    def poll(self, timeout) -> int:
+        return 0
+
+    def flush(self, timeout) -> int:
+        return self.unacked
+
+
+def audit_into(conn, target, details) -> None:
+    """An ``Audit`` callback writing (target, details) into the transaction ``conn`` of a fake."""
+    conn.append(("audit", target, details))

@@ -28,6 +28,7 @@ from terrawatch.domain.errors import Conflict, InvalidInput, NotFound
 from terrawatch.ingest import dlq as kdlq
 from terrawatch.ingest.dlq import DlqRecord
 from terrawatch.observability.metrics import DLQ_DEPTH
+from terrawatch.service.ports import DlqLog, DlqStates
 from terrawatch.settings import Settings
 from terrawatch.store import dlq_state
 from terrawatch.store.audit import Audit
@@ -93,164 +94,245 @@ def parse_id(entry_id: str) -> tuple[int, int]:
     return part, off
 
 
-def _with_state(settings: Settings, engine: Engine, found: list[tuple[int, int, DlqRecord]]) -> list[DlqEntry]:
-    rows = dlq_state.states(engine, settings.dlq_topic, [(p, o) for p, o, _ in found])
-    out = []
-    for p, o, rec in found:
-        row = rows.get((p, o)) or {}
-        out.append(DlqEntry(p, o, rec, state=row.get("state", "pending"), redriven_at=row.get("redriven_at"),
-                            redriven_by=row.get("redriven_by"), redrives=row.get("redrives") or 0,
-                            purged_at=row.get("purged_at"), purged_by=row.get("purged_by")))
-    return out
+class KafkaDlqLog:
+    """The :class:`~terrawatch.service.ports.DlqLog` port on Kafka (``ingest.dlq``); ``producer`` (for re-drives) is
+    built on first use when not given."""
 
+    def __init__(self, settings: Settings, producer=None) -> None:
+        self.s, self._producer = settings, producer
+
+    def read(self, wanted: dict[int, set[int]] | None = None, limit: int = 100) -> list[tuple[int, int, DlqRecord]]:
+        return kdlq.read(self.s, wanted=wanted) if wanted is not None else kdlq.read(self.s, limit=limit)
+
+    def watermarks(self) -> dict[int, tuple[int, int]]:
+        return kdlq.watermarks(self.s)
+
+    def republish(self, records: list[DlqRecord]) -> None:
+        if self._producer is None:
+            from terrawatch.ingest.kafka_io import producer
+
+            self._producer = producer(self.s)
+        kdlq.republish(self._producer, self.s, records)
+
+
+class PostgisDlqStates:
+    """The :class:`~terrawatch.service.ports.DlqStates` port on PostGIS (``store.dlq_state``) for one DLQ topic."""
+
+    def __init__(self, engine: Engine, topic: str) -> None:
+        self.engine, self.topic = engine, topic
+
+    def states(self, positions: list[tuple[int, int]]) -> dict[tuple[int, int], dict]:
+        return dlq_state.states(self.engine, self.topic, positions)
+
+    def not_pending(self, ranges: dict[int, tuple[int, int]]) -> dict[str, int]:
+        return dlq_state.not_pending(self.engine, self.topic, ranges)
+
+    def positions_in_state(self, state: str, ranges: dict[int, tuple[int, int]], limit: int) -> list[tuple[int, int]]:
+        return dlq_state.positions_in_state(self.engine, self.topic, state, ranges, limit)
+
+    def earlier_redriven(self, source_key: str, position: tuple[int, int], before: datetime | None) -> list[dict]:
+        return dlq_state.earlier_redriven(self.engine, self.topic, source_key, position, before)
+
+    def transaction(self):
+        return self.engine.begin()
+
+    def mark(self, conn, partition: int, offset: int, state: str, actor: str, at: datetime,
+             error_code: str | None = None, kind: str | None = None, source_key: str | None = None) -> None:
+        dlq_state.mark(conn, self.topic, partition, offset, state, actor, at, error_code, kind, source_key)
+
+
+class DlqService:
+    """The DLQ runbook actions on two ports: the DLQ topic (:class:`~terrawatch.service.ports.DlqLog`) and the
+    operators' marks (:class:`~terrawatch.service.ports.DlqStates`). :func:`service` builds it on Kafka and PostGIS;
+    unit tests on in-memory fakes (tests/unit/fakes.py)."""
+
+    def __init__(self, settings: Settings, log: DlqLog, states: DlqStates) -> None:
+        self.s, self.log, self.states = settings, log, states
+
+    def _with_state(self, found: list[tuple[int, int, DlqRecord]]) -> list[DlqEntry]:
+        rows = self.states.states([(p, o) for p, o, _ in found])
+        out = []
+        for p, o, rec in found:
+            row = rows.get((p, o)) or {}
+            out.append(DlqEntry(p, o, rec, state=row.get("state", "pending"), redriven_at=row.get("redriven_at"),
+                                redriven_by=row.get("redriven_by"), redrives=row.get("redrives") or 0,
+                                purged_at=row.get("purged_at"), purged_by=row.get("purged_by")))
+        return out
+
+    def get_entries(self, ids: list[str]) -> tuple[list[DlqEntry], list[str]]:
+        """The entries named by ``ids`` (still retained in Kafka) and the ids not found."""
+        wanted: dict[int, set[int]] = {}
+        for part, off in map(parse_id, ids):
+            wanted.setdefault(part, set()).add(off)
+        entries = self._with_state(self.log.read(wanted=wanted))
+        found = {e.id for e in entries}
+        return entries, [i for i in ids if f"{parse_id(i)[0]}/{parse_id(i)[1]}" not in found]
+
+    def get_entry(self, entry_id: str) -> DlqEntry:
+        """One entry with its history: the earlier entries of the same event (same original key) that were
+        re-driven before this one failed, oldest first (``predecessor`` = the last of them)."""
+        entries, missing = self.get_entries([entry_id])
+        if missing:
+            raise EntryNotFound(f"no DLQ entry {entry_id} in {self.s.dlq_topic}")
+        e = entries[0]
+        e.history = []
+        if e.record.redrives >= 1 and e.record.source is not None:
+            rows = self.states.earlier_redriven(e.record.source.key, (e.partition, e.offset), e.record.failed_at)
+            e.history = [{"id": f"{r['partition']}/{r['offset']}", "error_code": r["error_code"], "kind": r["kind"],
+                          "redriven_at": r["redriven_at"].isoformat() if r["redriven_at"] else None,
+                          "redriven_by": r["redriven_by"]} for r in rows]
+        return e
+
+    def list_entries(self, state: str = "pending", limit: int = 100) -> list[DlqEntry]:
+        """Entries in ``state`` (``pending``, ``redriven``, ``purged`` or ``all``), oldest first per partition;
+        ``limit`` 1..:data:`LIMIT`."""
+        if state not in (*STATES, "all"):
+            raise BadEntryId(f"state must be one of {', '.join((*STATES, 'all'))}")
+        if not 1 <= limit <= LIMIT:
+            raise BadEntryId(f"limit must be between 1 and {LIMIT}")
+        if state in ("redriven", "purged"):
+            positions = self.states.positions_in_state(state, self.log.watermarks(), limit)
+            wanted: dict[int, set[int]] = {}
+            for p, o in positions:
+                wanted.setdefault(p, set()).add(o)
+            return self._with_state(self.log.read(wanted=wanted)) if wanted else []
+        skip = 0
+        if state == "pending":
+            skip = sum(self.states.not_pending(self.log.watermarks()).values())
+        entries = self._with_state(self.log.read(limit=limit + skip))
+        if state == "pending":
+            entries = [e for e in entries if e.state == "pending"]
+        return entries[:limit]
+
+    def counts(self) -> dict[str, int]:
+        """Retained DLQ records by state: ``{"pending": n, "redriven": n, "purged": n, "retained": n}``; sets
+        ``terrawatch_dlq_depth`` (= pending) in this process."""
+        marks = self.log.watermarks()
+        retained = sum(max(0, high - low) for low, high in marks.values())
+        done = self.states.not_pending(marks)
+        redriven, purged = done.get("redriven", 0), done.get("purged", 0)
+        DLQ_DEPTH.set(max(0, retained - redriven - purged))
+        return {"pending": max(0, retained - redriven - purged), "redriven": redriven, "purged": purged,
+                "retained": retained}
+
+    def depth(self) -> int:
+        """Pending DLQ entries; also sets ``terrawatch_dlq_depth`` in this process."""
+        return self.counts()["pending"]
+
+    def _select(self, ids: list[str] | None) -> tuple[list[DlqEntry], list[str], list[dict]]:
+        """(pending entries to act on, missing ids, skipped [{id, state}]) for ``ids`` or for every pending entry."""
+        if ids is None:
+            return self.list_entries("pending", LIMIT), [], []
+        if not ids:
+            raise BadEntryId("ids: name at least one entry (partition/offset), or act on all pending entries")
+        if len(ids) > LIMIT:
+            raise BadEntryId(f"ids: at most {LIMIT} entries per call, not {len(ids)}")
+        entries, missing = self.get_entries(ids)
+        if len(missing) == len(ids):  # none exists: 404 / exit 1, nothing changes; some missing: listed, rest acted on
+            raise EntryNotFound(f"no DLQ entries with ids {', '.join(ids[:10])} in {self.s.dlq_topic}")
+        return ([e for e in entries if e.state == "pending"], missing,
+                [{"id": e.id, "state": e.state} for e in entries if e.state != "pending"])
+
+    def _mark(self, entries: list, state: str, actor: str, ids: list[str] | None, missing: list, skipped: list,
+              audit: Audit | None, then=None) -> datetime:
+        """Mark ``entries`` ``state`` (time, ``actor``) with the caller's audit row in one transaction;
+        ``then`` runs last inside it (republishing), so if it raises nothing is marked. Returns the time."""
+        now = datetime.now(timezone.utc)
+        with self.states.transaction() as conn:
+            for e in entries:
+                self.states.mark(conn, e.partition, e.offset, state, actor, now, e.record.error_code, e.record.kind,
+                                 e.record.source.key if e.record.source else None)
+            if audit is not None:
+                audit(conn, "all" if ids is None else ",".join(e.id for e in entries),
+                      {"ids": [e.id for e in entries], "missing": missing, "skipped": skipped})
+            if then is not None:
+                then()
+        return now
+
+    def redrive(self, ids: list[str] | None, actor: str, audit: Audit | None = None, force: bool = False) -> dict:
+        """Republish the original payload of the pending entries ``ids`` (None: the oldest :data:`LIMIT` pending) to
+        the scenes topic under their original keys and mark them ``redriven`` (time, ``actor``), in one
+        transaction with the caller's audit row: if Kafka refuses, nothing is marked. Entries without
+        an original payload and entries not pending are skipped (listed with their state).
+
+        A ``permanent`` entry (the event itself was refused) would only come back: named in ``ids`` it is
+        refused (:class:`PermanentEntry`, nothing re-driven) unless ``force``; with ``ids=None`` it is skipped
+        (state ``permanent``) unless ``force``."""
+        todo, missing, skipped = self._select(ids)
+        permanent = [e for e in todo if e.record.kind == "permanent"]
+        if permanent and not force:
+            if ids is not None:
+                e = permanent[0]
+                more = f" (and {len(permanent) - 1} more)" if len(permanent) > 1 else ""
+                raise PermanentEntry(
+                    f"DLQ entry {e.id}{more} is permanent ({e.record.error_code}: "
+                    f"{' '.join(e.record.reason.split())[:200]}): "
+                    "the event itself was refused and re-driving it unchanged fails again; fix it at the producer and "
+                    "publish anew (then purge the entry), or repair the cause and re-drive with force "
+                    "(API {\"force\": true}, CLI --force)")
+            skipped += [{"id": e.id, "state": "permanent"} for e in permanent]
+            todo = [e for e in todo if e.record.kind != "permanent"]
+        keep = [e for e in todo if e.record.payload is not None]
+        skipped += [{"id": e.id, "state": "no_payload"} for e in todo if e.record.payload is None]
+        now = self._mark(keep, "redriven", actor, ids, missing, skipped, audit if not force else
+                         (lambda conn, target, details: audit(conn, target, {**details, "force": True}))
+                         if audit else None,
+                         then=(lambda: self.log.republish([e.record for e in keep])) if keep else None)
+        return {"redriven": [e.id for e in keep], "missing": missing, "skipped": skipped,
+                "topic": self.s.scenes_topic, "at": now.isoformat(), "by": actor,
+                "remaining": self._refresh_depth()}
+
+    def purge(self, ids: list[str] | None, actor: str, audit: Audit | None = None) -> dict:
+        """Mark the pending entries ``ids`` (None: the oldest :data:`LIMIT` pending) ``purged`` (time, ``actor``): no
+        longer listed by default, no longer counted in the depth; nothing is republished."""
+        todo, missing, skipped = self._select(ids)
+        now = self._mark(todo, "purged", actor, ids, missing, skipped, audit)
+        return {"purged": [e.id for e in todo], "missing": missing, "skipped": skipped, "at": now.isoformat(),
+                "by": actor, "remaining": self._refresh_depth()}
+
+    def _refresh_depth(self) -> int | None:
+        """Pending entries left (sets the gauge); None if it could not be counted (the action itself succeeded)."""
+        try:
+            return self.depth()
+        except Exception:  # noqa: BLE001 - the action succeeded; the gauge catches up on the next report
+            log.debug("DLQ depth refresh failed", exc_info=True)
+            return None
+
+
+def service(settings: Settings, engine: Engine, producer=None) -> DlqService:
+    """The DLQ use cases on Kafka and PostGIS (``producer``: for re-drives; built on first use if None)."""
+    return DlqService(settings, KafkaDlqLog(settings, producer), PostgisDlqStates(engine, settings.dlq_topic))
+
+
+# The callers' entry points (ops API, terrawatch dlq, the worker's depth gauge, auto re-drive): one DlqService each.
 
 def get_entries(settings: Settings, engine: Engine, ids: list[str]) -> tuple[list[DlqEntry], list[str]]:
-    """The entries named by ``ids`` (still retained in Kafka) and the ids not found."""
-    wanted: dict[int, set[int]] = {}
-    for part, off in map(parse_id, ids):
-        wanted.setdefault(part, set()).add(off)
-    entries = _with_state(settings, engine, kdlq.read(settings, wanted=wanted))
-    found = {e.id for e in entries}
-    return entries, [i for i in ids if f"{parse_id(i)[0]}/{parse_id(i)[1]}" not in found]
+    return service(settings, engine).get_entries(ids)
 
 
 def get_entry(settings: Settings, engine: Engine, entry_id: str) -> DlqEntry:
-    """One entry with its history: the earlier entries of the same event (same original key) that were
-    re-driven before this one failed, oldest first (``predecessor`` = the last of them)."""
-    entries, missing = get_entries(settings, engine, [entry_id])
-    if missing:
-        raise EntryNotFound(f"no DLQ entry {entry_id} in {settings.dlq_topic}")
-    e = entries[0]
-    e.history = []
-    if e.record.redrives >= 1 and e.record.source is not None:
-        rows = dlq_state.earlier_redriven(engine, settings.dlq_topic, e.record.source.key, (e.partition, e.offset),
-                                          e.record.failed_at)
-        e.history = [{"id": f"{r['partition']}/{r['offset']}", "error_code": r["error_code"], "kind": r["kind"],
-                      "redriven_at": r["redriven_at"].isoformat() if r["redriven_at"] else None,
-                      "redriven_by": r["redriven_by"]} for r in rows]
-    return e
+    return service(settings, engine).get_entry(entry_id)
 
 
 def list_entries(settings: Settings, engine: Engine, state: str = "pending", limit: int = 100) -> list[DlqEntry]:
-    """Entries in ``state`` (``pending``, ``redriven``, ``purged`` or ``all``), oldest first per partition;
-    ``limit`` 1..:data:`LIMIT`."""
-    if state not in (*STATES, "all"):
-        raise BadEntryId(f"state must be one of {', '.join((*STATES, 'all'))}")
-    if not 1 <= limit <= LIMIT:
-        raise BadEntryId(f"limit must be between 1 and {LIMIT}")
-    if state in ("redriven", "purged"):
-        positions = dlq_state.positions_in_state(engine, settings.dlq_topic, state, kdlq.watermarks(settings), limit)
-        wanted: dict[int, set[int]] = {}
-        for p, o in positions:
-            wanted.setdefault(p, set()).add(o)
-        return _with_state(settings, engine, kdlq.read(settings, wanted=wanted)) if wanted else []
-    skip = 0
-    if state == "pending":
-        skip = sum(dlq_state.not_pending(engine, settings.dlq_topic, kdlq.watermarks(settings)).values())
-    entries = _with_state(settings, engine, kdlq.read(settings, limit=limit + skip))
-    if state == "pending":
-        entries = [e for e in entries if e.state == "pending"]
-    return entries[:limit]
+    return service(settings, engine).list_entries(state, limit)
 
 
 def counts(settings: Settings, engine: Engine) -> dict[str, int]:
-    """Retained DLQ records by state: ``{"pending": n, "redriven": n, "purged": n, "retained": n}``; sets
-    ``terrawatch_dlq_depth`` (= pending) in this process."""
-    marks = kdlq.watermarks(settings)
-    retained = sum(max(0, high - low) for low, high in marks.values())
-    done = dlq_state.not_pending(engine, settings.dlq_topic, marks)
-    redriven, purged = done.get("redriven", 0), done.get("purged", 0)
-    DLQ_DEPTH.set(max(0, retained - redriven - purged))
-    return {"pending": max(0, retained - redriven - purged), "redriven": redriven, "purged": purged,
-            "retained": retained}
+    return service(settings, engine).counts()
 
 
 def depth(settings: Settings, engine: Engine) -> int:
-    """Pending DLQ entries; also sets ``terrawatch_dlq_depth`` in this process."""
-    return counts(settings, engine)["pending"]
-
-
-def _select(settings: Settings, engine: Engine, ids: list[str] | None) -> tuple[list[DlqEntry], list[str], list[dict]]:
-    """(pending entries to act on, missing ids, skipped [{id, state}]) for ``ids`` or for every pending entry."""
-    if ids is None:
-        return list_entries(settings, engine, "pending", LIMIT), [], []
-    if not ids:
-        raise BadEntryId("ids: name at least one entry (partition/offset), or act on all pending entries")
-    if len(ids) > LIMIT:
-        raise BadEntryId(f"ids: at most {LIMIT} entries per call, not {len(ids)}")
-    entries, missing = get_entries(settings, engine, ids)
-    if len(missing) == len(ids):  # none exists: 404 / exit 1, nothing changes; some missing: listed, rest acted on
-        raise EntryNotFound(f"no DLQ entries with ids {', '.join(ids[:10])} in {settings.dlq_topic}")
-    return ([e for e in entries if e.state == "pending"], missing,
-            [{"id": e.id, "state": e.state} for e in entries if e.state != "pending"])
-
-
-def _mark(settings: Settings, engine: Engine, entries: list, state: str, actor: str, ids: list[str] | None,
-          missing: list, skipped: list, audit: Audit | None, then=None) -> datetime:
-    """Mark ``entries`` ``state`` (time, ``actor``) with the caller's audit row in one transaction;
-    ``then`` runs last inside it (republishing), so if it raises nothing is marked. Returns the time."""
-    now = datetime.now(timezone.utc)
-    with engine.begin() as conn:
-        for e in entries:
-            dlq_state.mark(conn, settings.dlq_topic, e.partition, e.offset, state, actor, now,
-                           e.record.error_code, e.record.kind, e.record.source.key if e.record.source else None)
-        if audit is not None:
-            audit(conn, "all" if ids is None else ",".join(e.id for e in entries),
-                  {"ids": [e.id for e in entries], "missing": missing, "skipped": skipped})
-        if then is not None:
-            then()
-    return now
+    return service(settings, engine).depth()
 
 
 def redrive(settings: Settings, engine: Engine, producer, ids: list[str] | None, actor: str,
             audit: Audit | None = None, force: bool = False) -> dict:
-    """Republish the original payload of the pending entries ``ids`` (None: the oldest :data:`LIMIT` pending) to the
-    scenes topic under their original keys and mark them ``redriven`` (time, ``actor``), in one
-    transaction with the caller's audit row: if Kafka refuses, nothing is marked. Entries without
-    an original payload and entries not pending are skipped (listed with their state).
-
-    A ``permanent`` entry (the event itself was refused) would only come back: named in ``ids`` it is
-    refused (:class:`PermanentEntry`, nothing re-driven) unless ``force``; with ``ids=None`` it is skipped
-    (state ``permanent``) unless ``force``."""
-    todo, missing, skipped = _select(settings, engine, ids)
-    permanent = [e for e in todo if e.record.kind == "permanent"]
-    if permanent and not force:
-        if ids is not None:
-            e = permanent[0]
-            more = f" (and {len(permanent) - 1} more)" if len(permanent) > 1 else ""
-            raise PermanentEntry(
-                f"DLQ entry {e.id}{more} is permanent ({e.record.error_code}: {' '.join(e.record.reason.split())[:200]}): "
-                "the event itself was refused and re-driving it unchanged fails again; fix it at the producer and "
-                "publish anew (then purge the entry), or repair the cause and re-drive with force "
-                "(API {\"force\": true}, CLI --force)")
-        skipped += [{"id": e.id, "state": "permanent"} for e in permanent]
-        todo = [e for e in todo if e.record.kind != "permanent"]
-    keep = [e for e in todo if e.record.payload is not None]
-    skipped += [{"id": e.id, "state": "no_payload"} for e in todo if e.record.payload is None]
-    now = _mark(settings, engine, keep, "redriven", actor, ids, missing, skipped, audit if not force else
-                (lambda conn, target, details: audit(conn, target, {**details, "force": True})) if audit else None,
-                then=(lambda: kdlq.republish(producer, settings, [e.record for e in keep])) if keep else None)
-    return {"redriven": [e.id for e in keep], "missing": missing, "skipped": skipped,
-            "topic": settings.scenes_topic, "at": now.isoformat(), "by": actor,
-            "remaining": _refresh_depth(settings, engine)}
+    return service(settings, engine, producer).redrive(ids, actor, audit, force)
 
 
 def purge(settings: Settings, engine: Engine, ids: list[str] | None, actor: str, audit: Audit | None = None) -> dict:
-    """Mark the pending entries ``ids`` (None: the oldest :data:`LIMIT` pending) ``purged`` (time, ``actor``): no longer
-    listed by default, no longer counted in the depth; nothing is republished."""
-    todo, missing, skipped = _select(settings, engine, ids)
-    now = _mark(settings, engine, todo, "purged", actor, ids, missing, skipped, audit)
-    return {"purged": [e.id for e in todo], "missing": missing, "skipped": skipped, "at": now.isoformat(),
-            "by": actor, "remaining": _refresh_depth(settings, engine)}
-
-
-def _refresh_depth(settings: Settings, engine: Engine) -> int | None:
-    """Pending entries left (sets the gauge); None if it could not be counted (the action itself succeeded)."""
-    try:
-        return depth(settings, engine)
-    except Exception:  # noqa: BLE001 - the action succeeded; the gauge catches up on the next report
-        log.debug("DLQ depth refresh failed", exc_info=True)
-        return None
+    return service(settings, engine).purge(ids, actor, audit)
 
 
 class DepthReporter:

@@ -1,0 +1,211 @@
+"""The runbook actions other than the DLQ's (test_dlq_rules.py) and the keys' (test_keys_service.py), one use
+case each as the API and the CLI call it: consumption pause/resume, replay, reprocess, reference layers,
+webhook redelivery. On fakes (tests/unit/fakes.py: an engine whose transactions are lists, a producer) with the
+store/ functions each use case calls replaced by in-memory stand-ins: no Kafka, no PostGIS.
+The real services are exercised by tests/integration/test_runbook.py, test_api_ops.py, test_cli_api_parity.py."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+
+from terrawatch.domain.errors import BadRequest, InvalidInput, NotFound
+from terrawatch.ingest.dlq import KafkaUnavailable
+from terrawatch.service import deliveries, layers, ops, stream_ops
+from terrawatch.service import reprocess as reprocess_svc
+from terrawatch.settings import Settings
+from tests.unit.fakes import FakeEngine, FakeProducer, audit_into
+
+S = Settings()
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+# consumption pause / resume (POST /ops/consumption/pause|resume) ---------------------------------------------
+
+@pytest.fixture
+def flags(monkeypatch):
+    from terrawatch.store import control
+
+    held: dict[str, dict] = {}
+
+    def set_flag(conn, key, value, actor):
+        conn.append(("flag", key))
+        held[key] = {"value": value, "updated_at": T0, "updated_by": actor}
+
+    monkeypatch.setattr(control, "get_flag", lambda engine, key: held.get(key))
+    monkeypatch.setattr(control, "set_flag", set_flag)
+    return held
+
+
+def test_consumption_is_running_until_an_operator_pauses_it(flags):
+    assert ops.consumption(FakeEngine(), S) == {"paused": False}
+
+
+def test_pause_and_resume_set_the_flag_with_their_audit_row_in_one_transaction(flags):
+    engine = FakeEngine()
+    out = ops.set_consumption(engine, S, True, "maintenance", "op", audit_into)
+    assert out == {"paused": True, "reason": "maintenance", "updated_at": T0, "updated_by": "op"}
+    out = ops.set_consumption(engine, S, False, "done", "op2", audit_into)
+    assert out["paused"] is False and out["updated_by"] == "op2"
+    key = f"consumption_paused:{S.consumer_group}"
+    assert engine.committed == [[("flag", key), ("audit", S.consumer_group, {"reason": "maintenance"})],
+                                [("flag", key), ("audit", S.consumer_group, {"reason": "done"})]]
+
+
+# replay (POST /ops/scenes/{id}/replay, terrawatch replay) -----------------------------------------------------
+
+ITEM = {"type": "Feature", "id": "S1A_STORED", "properties": {}}
+
+
+@pytest.fixture
+def stored_scene(monkeypatch):
+    held = {"S1A_STORED": (ITEM, [])}
+    monkeypatch.setattr(stream_ops.scenes, "stored_item", lambda engine, sid: held.get(sid, (None, [])))
+    return held
+
+
+def test_replaying_an_unknown_scene_is_not_found_and_publishes_nothing(stored_scene):
+    p = FakeProducer()
+    with pytest.raises(stream_ops.SceneNotFound, match="S1A_NONE"):
+        stream_ops.replay(S, "S1A_NONE", producer=p, engine=FakeEngine())
+    assert p.sent == []
+
+
+def test_replay_publishes_the_stored_item_under_its_id_and_audits_once_acknowledged(stored_scene):
+    p, engine = FakeProducer(), FakeEngine()
+    out = stream_ops.replay(S, "S1A_STORED", producer=p, engine=engine, audit=audit_into)
+    assert out["published"] == "S1A_STORED" and out["outcome"] == "new" and out["existing_runs"] == []
+    assert [(t, k) for t, k, _ in p.sent] == [(S.scenes_topic, b"S1A_STORED")]
+    assert engine.committed == [[("audit", "S1A_STORED", {"topic": S.scenes_topic, "outcome": "new"})]]
+
+
+def test_a_replay_the_broker_does_not_acknowledge_leaves_no_audit_row(stored_scene):
+    engine = FakeEngine()
+    with pytest.raises(KafkaUnavailable):
+        stream_ops.replay(S, "S1A_STORED", producer=FakeProducer(unacked=1), engine=engine, audit=audit_into)
+    assert engine.committed == [] and engine.rolled_back == 1
+
+
+# reprocess (POST /ops/reprocess, terrawatch reprocess) --------------------------------------------------------
+
+@pytest.fixture
+def selectable(monkeypatch):
+    from terrawatch.store import reprocess_scenes
+
+    rows = [{"id": "S1A_STORED", "sensing_time": T0, "runs": ["flood@m:1"], "item": ITEM}]
+    monkeypatch.setattr(reprocess_scenes, "select_scenes",
+                        lambda engine, ids, bbox, since, until, limit: [r for r in rows
+                                                                        if ids is None or r["id"] in ids])
+    return rows
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({}, "either scene_ids or bbox"),
+    ({"scene_ids": ["a"], "bbox": (0, 0, 1, 1)}, "either scene_ids or bbox"),
+    ({"scene_ids": ["a"], "since": T0}, "with scene_ids they are not used"),
+    ({"scene_ids": []}, "1 to"),
+    ({"bbox": (1, 0, 0, 1)}, "west < east"),
+    ({"bbox": (0, 0, 1, 1), "since": datetime(2026, 1, 1)}, "UTC offset"),
+    ({"bbox": (0, 0, 1, 1), "since": T0, "until": T0}, "since must be before until"),
+])
+def test_reprocess_refuses_a_selection_it_cannot_honour(selectable, kw, match):
+    with pytest.raises(BadRequest, match=match):
+        reprocess_svc.reprocess(S, FakeEngine(), FakeProducer(), **kw)
+
+
+def test_reprocess_of_ids_none_stored_is_not_found_and_some_missing_are_listed(selectable):
+    with pytest.raises(NotFound, match="S1A_NONE"):
+        reprocess_svc.reprocess(S, FakeEngine(), FakeProducer(), scene_ids=["S1A_NONE"])
+    out = reprocess_svc.reprocess(S, FakeEngine(), FakeProducer(), scene_ids=["S1A_STORED", "S1A_NONE"],
+                                  dry_run=True)
+    assert out["outcome"] == "dry_run" and out["missing"] == ["S1A_NONE"]
+
+
+def test_reprocess_publishes_tagged_items_with_the_audit_row_and_a_dry_run_publishes_nothing(selectable):
+    p, engine = FakeProducer(), FakeEngine()
+    reprocess_svc.reprocess(S, engine, p, bbox=(-10, 30, 10, 50), dry_run=True, audit=audit_into)
+    assert p.sent == [] and engine.committed == []
+    out = reprocess_svc.reprocess(S, engine, p, bbox=(-10, 30, 10, 50), audit=audit_into)
+    assert out["outcome"] == "new" and [k for _, k, _ in p.sent] == [b"S1A_STORED"]
+    assert f'"terrawatch:reprocess": "{out["run"]}"'.encode() in p.sent[0][2]
+    ((kind, target, details),) = engine.committed[0]
+    assert (kind, target, details["scenes"], details["count"]) == ("audit", out["run"], ["S1A_STORED"], 1)
+
+
+def test_reprocess_of_an_empty_area_is_a_no_op(selectable):
+    selectable.clear()
+    p = FakeProducer()
+    out = reprocess_svc.reprocess(S, FakeEngine(), p, bbox=(0, 0, 1, 1))
+    assert out["outcome"] == "none" and p.sent == []
+
+
+# reference layers (/ops/layers, terrawatch layers list|load|drop) ----------------------------------------------
+
+def test_dropping_a_layer_that_is_not_stored_is_not_found_and_audits_nothing(monkeypatch):
+    from terrawatch.store import reference
+
+    monkeypatch.setattr(reference, "drop_reference_layer",
+                        lambda conn, layer: {"mining_concessions": 3}.get(layer, 0))
+    engine = FakeEngine()
+    with pytest.raises(NotFound, match="no_such"):
+        layers.drop_layer(engine, "no_such", audit_into)
+    assert engine.committed == [] and engine.rolled_back == 1
+    assert layers.drop_layer(engine, "mining_concessions", audit_into) == 3
+    assert engine.committed == [[("audit", "mining_concessions", {"features": 3})]]
+
+
+def test_list_layers_says_which_rules_read_each(monkeypatch):
+    from terrawatch.store import reference_list
+
+    monkeypatch.setattr(reference_list, "layer_summaries",
+                        lambda engine: [{"layer": "reference_water"}, {"layer": "my_display_layer"}])
+    out = {r["layer"]: r["used_by"] for r in layers.list_layers(FakeEngine())}
+    assert out == {"reference_water": ["flood (reference water)"], "my_display_layer": []}
+
+
+def test_replacing_a_layer_refuses_a_bad_name_and_stores_features_with_the_audit_row(monkeypatch):
+    from shapely.geometry import box
+
+    calls = []
+    monkeypatch.setattr(layers, "replace_reference_layer",
+                        lambda conn, layer, rows, cov, src: calls.append((layer, [r["name"] for r in rows])) or 5)
+    engine = FakeEngine()
+    with pytest.raises(InvalidInput, match="the rules read 'reference_water'"):  # a near miss of a rule layer
+        layers.replace_features(engine, "reference-waters", [], audit=audit_into)
+    n, replaced = layers.replace_features(engine, "my_layer", [(box(0, 0, 1, 1), {"name": "a"})], audit=audit_into)
+    assert (n, replaced) == (1, 5) and calls == [("my_layer", ["a"])]
+    assert engine.committed == [[("audit", "my_layer", {"features": 1, "replaced": 5})]]
+
+
+# webhook redelivery (POST /ops/deliveries/{id}/redeliver) -----------------------------------------------------
+
+@pytest.fixture
+def outbox_rows(monkeypatch):
+    alert = uuid.uuid4()
+    rows = {"d-failed": {"status": "failed", "active": True, "alert_id": alert},
+            "d-pending": {"status": "pending", "active": True, "alert_id": alert},
+            "d-inactive": {"status": "failed", "active": False, "alert_id": alert}}
+    monkeypatch.setattr(deliveries.outbox, "lock_for_redelivery", lambda conn, did: rows.get(did))
+    monkeypatch.setattr(deliveries.outbox, "requeue", lambda conn, did, note: conn.append(("requeue", did, note)))
+    monkeypatch.setattr(deliveries, "get_delivery", lambda engine, did: {"id": did})
+    return alert
+
+
+@pytest.mark.parametrize("did, error, match", [("d-none", deliveries.DeliveryNotFound, "d-none"),
+                                               ("d-pending", deliveries.NotRedeliverable, "still pending"),
+                                               ("d-inactive", deliveries.NotRedeliverable, "deactivated")])
+def test_a_delivery_that_cannot_be_redelivered_is_refused_and_nothing_is_queued(outbox_rows, did, error, match):
+    engine = FakeEngine()
+    with pytest.raises(error, match=match):
+        deliveries.redeliver(engine, did, "op", audit_into)
+    assert engine.committed == []
+
+
+def test_a_failed_delivery_is_queued_again_with_its_audit_row(outbox_rows):
+    alert = outbox_rows
+    engine = FakeEngine()
+    assert deliveries.redeliver(engine, "d-failed", "op", audit_into) == {"id": "d-failed"}
+    assert engine.committed == [[("requeue", "d-failed", "redelivery requested by op"),
+                                 ("audit", "d-failed", {"alert_id": str(alert)})]]
