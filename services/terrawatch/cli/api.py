@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from terrawatch.cli.root import app, cli_audit
+from terrawatch.cli.root import app, cli_audit, cli_engine
 from terrawatch.settings import get_settings
 
 
@@ -48,13 +48,12 @@ def keys_create(
     """Create an API key and print it ONCE (only its salted hash is stored)."""
     from terrawatch.domain.errors import InvalidInput
     from terrawatch.service.keys import create_key, parse_role
-    from terrawatch.store.uow import engine_for
 
     try:
         role = parse_role(role).value
     except InvalidInput as exc:
         raise typer.BadParameter(exc.reason, param_hint="--role") from None
-    key_id, key = create_key(engine_for(get_settings().db_url), name, role, created_by="cli",
+    key_id, key = create_key(cli_engine(), name, role, created_by="cli",
                              audit=cli_audit("key.create"))
     typer.echo(json.dumps({"id": key_id, "name": name, "role": role, "key": key}))
 
@@ -63,9 +62,8 @@ def keys_create(
 def keys_list(as_json: bool = typer.Option(False, "--json", help="A JSON array instead of a table.")) -> None:
     """List keys (ids, names, roles, last use; never the secrets): a table, or JSON with --json."""
     from terrawatch.service.keys import list_keys
-    from terrawatch.store.uow import engine_for
 
-    keys = list_keys(engine_for(get_settings().db_url))
+    keys = list_keys(cli_engine())
     if as_json:
         typer.echo(json.dumps(keys, default=str, indent=2))
         return
@@ -79,7 +77,6 @@ def keys_list(as_json: bool = typer.Option(False, "--json", help="A JSON array i
 def keys_revoke(key_id: str = typer.Argument(..., help="The key id (the 12 hex characters after tw_).")) -> None:
     """Revoke a key."""
     from terrawatch.service.keys import revoke_key
-    from terrawatch.store.uow import engine_for
 
-    revoke_key(engine_for(get_settings().db_url), key_id, audit=cli_audit("key.revoke"))  # KeyNotFound: exit 1
+    revoke_key(cli_engine(), key_id, audit=cli_audit("key.revoke"))  # KeyNotFound: exit 1
     typer.echo(json.dumps({"revoked": key_id}))

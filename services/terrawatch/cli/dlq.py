@@ -6,15 +6,13 @@ import json
 
 import typer
 
-from terrawatch.cli.root import cli_actor, cli_audit, dlq_app
+from terrawatch.cli.root import cli_actor, cli_audit, cli_engine, dlq_app
 from terrawatch.settings import get_settings
 
 
 def _dlq_ctx():
-    from terrawatch.store.uow import engine_for
-
     s = get_settings()
-    return s, engine_for(s.db_url)
+    return s, cli_engine(s)
 
 
 def _dlq_ids(ids: list[str], all_: bool) -> list[str] | None:

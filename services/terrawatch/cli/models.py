@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from terrawatch.cli.root import app, cli_audit
+from terrawatch.cli.root import app, cli_audit, cli_engine
 from terrawatch.settings import get_settings
 
 
@@ -102,11 +102,10 @@ def layers_load(
     """Replace a reference layer in PostGIS with the features of PATH (reprojected to EPSG:4326) and record
     its coverage: mining is called illegal for lying outside every concession only inside that coverage."""
     from terrawatch.service.layers import load_layer
-    from terrawatch.store.uow import engine_for
 
     from terrawatch.service.layers import used_by
 
-    n = load_layer(engine_for(get_settings().db_url), path, kind, name_field, coverage,
+    n = load_layer(cli_engine(), path, kind, name_field, coverage,
                    audit=cli_audit("reference_layer.put"))
     out = {"layer": kind, "features": n, "coverage": str(coverage) if coverage else "layer extent",
            "used_by": used_by(kind)}
@@ -119,9 +118,8 @@ def layers_list(as_json: bool = typer.Option(False, "--json", help="A JSON array
                 ) -> None:
     """Stored reference layers: features, load time, extent, coverage and the rules that read each."""
     from terrawatch.service.layers import list_layers
-    from terrawatch.store.uow import engine_for
 
-    rows = list_layers(engine_for(get_settings().db_url))
+    rows = list_layers(cli_engine())
     if as_json:
         typer.echo(json.dumps(rows, default=str))
         return
@@ -136,7 +134,6 @@ def layers_drop(layer: str = typer.Argument(..., help="The layer to delete (feat
                 as_json: bool = typer.Option(False, "--json", help="The answer as JSON.")) -> None:
     """Delete a reference layer (as DELETE /ops/reference-layers/{layer}); exit 1 if it does not exist."""
     from terrawatch.service.layers import drop_layer
-    from terrawatch.store.uow import engine_for
 
-    n = drop_layer(engine_for(get_settings().db_url), layer, audit=cli_audit("reference_layer.delete"))
+    n = drop_layer(cli_engine(), layer, audit=cli_audit("reference_layer.delete"))
     typer.echo(json.dumps({"layer": layer, "dropped": n}) if as_json else f"dropped {layer}: {n} features")

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from terrawatch.cli.root import app, cli_audit
+from terrawatch.cli.root import app, cli_audit, cli_engine
 from terrawatch.settings import get_settings
 
 
@@ -36,7 +36,6 @@ def reprocess_cmd(
     models); the alerts the new run no longer supports are updated or withdrawn, with lifecycle events and
     webhooks. Audited as scene.reprocess."""
     from terrawatch.service.reprocess import reprocess
-    from terrawatch.store.uow import engine_for
 
     box = None
     if bbox is not None:
@@ -47,7 +46,7 @@ def reprocess_cmd(
         if len(box) != 4:
             raise typer.BadParameter("four numbers west,south,east,north", param_hint="--bbox")
     s = get_settings()
-    out = reprocess(s, engine_for(s.db_url), scene_ids=scene_ids or None, bbox=box, since=_time(since, "--since"),
+    out = reprocess(s, cli_engine(s), scene_ids=scene_ids or None, bbox=box, since=_time(since, "--since"),
                     until=_time(until, "--until"), dry_run=dry_run, audit=cli_audit("scene.reprocess"))
     if as_json:
         typer.echo(json.dumps(out))

@@ -70,3 +70,12 @@ def cli_audit(action: str):
 
     actor = cli_actor()
     return lambda conn, target, details: record(conn, actor, "cli", action, target, details)
+
+
+def cli_engine(settings=None):
+    """The PostGIS pool of a one-shot command (``settings.db_url``; default the environment's settings): the
+    CLI's one call of ``store.uow.engine_for`` (one pool per database URL and process)."""
+    from terrawatch.settings import get_settings
+    from terrawatch.store.uow import engine_for
+
+    return engine_for((settings or get_settings()).db_url)

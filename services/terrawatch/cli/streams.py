@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from terrawatch.cli.root import app, cli_audit
+from terrawatch.cli.root import app, cli_audit, cli_engine
 from terrawatch.settings import get_settings
 
 
@@ -36,7 +36,8 @@ def replay_cmd(
     duplicate (a no-op for runs whose model version is unchanged). An unknown scene: exit 1 (the API: 404)."""
     from terrawatch.service.stream_ops import replay
 
-    out = replay(get_settings(), scene_id, audit=cli_audit("scene.replay"))
+    s = get_settings()
+    out = replay(s, scene_id, engine=cli_engine(s), audit=cli_audit("scene.replay"))
     if as_json:
         typer.echo(json.dumps(out))
     else:
@@ -75,7 +76,7 @@ def backfill_cmd(
     if folder is not None and not (stac_api or sentinelhub):
         report = backfill_folder(s, str(folder.resolve()), None, recursive=recursive is not False, sensing_time=when,
                                  dry_run=dry_run, bbox=box, start=start, end=end, progress=True,
-                                 audit=cli_audit("scene.backfill"))
+                                 engine=None if dry_run else cli_engine(s), audit=cli_audit("scene.backfill"))
         typer.echo(json.dumps(report.as_dict()))
         return
     if recursive is not None:

@@ -30,7 +30,6 @@ from terrawatch.ingest.sources import BBox, Source
 from terrawatch.settings import REPO_ROOT, Settings
 from terrawatch.store import scenes
 from terrawatch.store.audit import Audit
-from terrawatch.store.uow import engine_for
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +42,19 @@ class SceneNotFound(NotFound, LookupError):
     pass
 
 
+def _engine(settings: Settings, engine):
+    """The caller's engine (the API's, the CLI's ``cli_engine``); a pool of ``settings.db_url`` for callers that
+    pass none (tests, scripts)."""
+    if engine is not None:
+        return engine
+    from terrawatch.store.uow import engine_for
+
+    return engine_for(settings.db_url)
+
+
 def stored_item(settings: Settings, scene_id: str, engine=None) -> tuple[dict, list[dict]]:
     """The scene's stored STAC Item and its runs (hazard, model_version, finished_at)."""
-    item, runs = scenes.stored_item(engine or engine_for(settings.db_url), scene_id)
+    item, runs = scenes.stored_item(_engine(settings, engine), scene_id)
     if item is None:
         raise SceneNotFound(f"scene {scene_id!r} not found")
     return item, runs
@@ -85,7 +94,7 @@ def replay(settings: Settings, scene_id: str, producer=None, engine=None, audit:
     """Republish a stored scene's Item to the scenes topic; report the runs it already has and whether the
     run will be ``new`` or a ``duplicate`` (:func:`replay_outcome`). With ``audit``, its row
     (``scene.replay``) is written in a transaction that commits only once the broker has the event."""
-    engine = engine or engine_for(settings.db_url)
+    engine = _engine(settings, engine)
     item, runs = stored_item(settings, scene_id, engine)
     outcome, why = replay_outcome(settings, runs)
     p = producer or kafka_io.producer(settings)
@@ -187,7 +196,7 @@ def backfill_folder(settings: Settings, folder: str, roots: list[Path] | None, *
                           max_files=MAX_BACKFILL_FILES)
     report = backfill(settings, source, bbox, start, end, dry_run=dry_run, progress=progress, producer=producer)
     if audit is not None and not dry_run:
-        with (engine or engine_for(settings.db_url)).begin() as conn:
+        with _engine(settings, engine).begin() as conn:
             audit(conn, folder, {"scenes": report.published, "skipped": len(report.skipped), "recursive": recursive})
     return report
 
