@@ -238,8 +238,8 @@ class Settings(BaseSettings):
         default=10_000, description="PostgreSQL statement_timeout of the API's connections (ms).")
     api_filter_max_chars: int = Field(default=8192, description="Longest CQL2 filter (characters) before HTTP 400.")
     api_tile_cache_mb: int = Field(
-        default=64, description="Memory (MiB) of the API's vector tile cache, keyed by the layers' data version "
-        "(0 = off).")
+        default=64, description="Memory (MiB) of the API's tile cache, vector and raster tiles together, keyed by the "
+        "data's version (vector: the layers' data version; raster: the product file's) (0 = off).")
     api_ogc_max_limit: int = Field(
         default=1000, description="Largest OGC items page; a larger limit is capped to it (OGC API Part 1).")
     api_backfill_roots: str = Field(

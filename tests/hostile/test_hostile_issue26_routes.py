@@ -344,7 +344,8 @@ WATER_ITEMS = [
     {"filter": "pg_sleep(5) IS NULL"}, {"filter": "secret = 1"}, {"filter": "area_ha > 1e400"},
     {"filter": "scene_id = '" + "x" * 5000 + "'"}, {"bbox": "0,0,1"}, {"bbox": "nan,0,1,1"}, {"datetime": "garbage"},
     {"datetime": "2026-01-02T00:00:00Z/2026-01-01T00:00:00Z"}, {"limit": "-1"}, {"limit": "1e9"},
-    {"offset": "-5"}, {"sortby": "secret"}, {"hazard": "flood"}, {"zzz": "1"},
+    {"offset": "-5"}, {"sortby": "secret"}, {"properties": "secret"}, {"properties": "scene_id,secret"},
+    {"hazard": "flood"}, {"zzz": "1"},
     {"scene_id": "x", "platform": "y", "f": "xml"}, {"area_ha": "abc"}, {"updated_at": "not-a-time"},
 ]
 
@@ -353,6 +354,25 @@ WATER_ITEMS = [
 def test_observed_water_collection_refuses_hostile_parameters(h26, params):
     r = _send(h26, "GET", "/ogc/collections/observed_water/items", key=None, params=params)
     _refused(r, f"observed_water {str(params)[:60]}", status=(400, 406))
+
+
+def test_unknown_property_names_are_refused_on_every_collection(h26):
+    """``properties`` and ``sortby`` with a name the collection does not have: 400 naming it (tipg ignored an
+    unknown ``properties`` name), on the items list and one item; known names still answer."""
+    r = _send(h26, "GET", "/ogc/collections", key=None)
+    assert r.status_code == 200, r.text[:200]
+    collections = [c["id"] for c in r.json()["collections"]]
+    assert {"detections", "alerts", "scenes", "observed_water"} <= set(collections), collections
+    for cid in collections:
+        for params in ({"properties": "secret"}, {"properties": "id,secret"}, {"sortby": "-secret"}):
+            r = _send(h26, "GET", f"/ogc/collections/{cid}/items", key=None, params=params)
+            _refused(r, f"{cid} {params}", word="'secret'")
+        r = _send(h26, "GET", f"/ogc/collections/{cid}/items/1", key=None, params={"properties": "secret"})
+        _refused(r, f"{cid} one item", word="'secret'")
+        queryables = _send(h26, "GET", f"/ogc/collections/{cid}/queryables", key=None).json()["properties"]
+        name = next(n for n in queryables if n not in ("geom", "geometry"))
+        ok = _send(h26, "GET", f"/ogc/collections/{cid}/items", key=None, params={"properties": name, "limit": 1})
+        assert ok.status_code == 200, f"{cid} properties={name}: {ok.text[:300]}"
 
 
 def test_observed_water_items_and_tiles_refuse_ids_and_parameters(h26):

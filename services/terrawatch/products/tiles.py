@@ -30,6 +30,7 @@ import rasterio
 from rasterio.warp import calculate_default_transform
 from rio_tiler.colormap import cmap
 from rio_tiler.errors import TileOutsideBounds
+from morecantile import Tile
 from rio_tiler.io import Reader
 
 from terrawatch.domain.errors import BadRequest, NotFound
@@ -168,12 +169,28 @@ def check_tile(path: Path, z: int, x: int, y: int, max_pixels: int = MAX_SOURCE_
     return plan
 
 
-def etag(path: Path, *params: object) -> str:
-    """A strong ETag for a tile of ``path``: the file's version (inode, size, mtime) plus the request's
-    parameters and the renderer's version, so a rewritten product or another cap gives a new tag."""
+def tile_key(path: Path, *params: object) -> tuple:
+    """The cache key of a tile of ``path``: ``("raster", renderer version, path, inode, size, mtime_ns,
+    *params)`` - the file's version plus every request parameter that changes the bytes (the caller passes
+    product, z, x, y, format, composite, cap). A rewritten product (new inode/size/mtime) is a new key."""
     st = Path(path).stat()
-    key = "|".join(map(str, (RENDER_VERSION, st.st_ino, st.st_size, st.st_mtime_ns, *params)))
-    return '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
+    return ("raster", RENDER_VERSION, str(path), st.st_ino, st.st_size, st.st_mtime_ns, *params)
+
+
+def etag(path: Path, *params: object) -> str:
+    """A strong ETag for a tile of ``path``: a hash of :func:`tile_key` (the file's version, the request's
+    parameters and the renderer's version), so a rewritten product or another cap gives a new tag."""
+    return '"' + hashlib.sha256(repr(tile_key(path, *params)).encode()).hexdigest()[:32] + '"'
+
+
+@lru_cache(maxsize=4)
+def empty_tile(img_format: str = "PNG") -> bytes:
+    """A fully transparent ``TILE_SIZE`` px tile (PNG or WEBP): the answer for a tile inside the TileJSON
+    ``bounds`` that misses the product's footprint (a corner of a tilted UTM raster's lon/lat box)."""
+    from rio_tiler.utils import render as encode
+
+    return encode(np.zeros((1, TILE_SIZE, TILE_SIZE), np.uint8), mask=np.zeros((TILE_SIZE, TILE_SIZE), np.uint8),
+                  img_format=img_format)
 
 
 def product_file(root: Path, scene_id: str, product: str) -> Path:
@@ -233,14 +250,21 @@ def render(path: Path, product: str, z: int, x: int, y: int, composite: str | No
 
 def render_planned(path: Path, product: str, z: int, x: int, y: int, composite: str | None = None,
                    img_format: str = "PNG", max_pixels: int = MAX_SOURCE_PIXELS) -> tuple[bytes, ReadPlan]:
-    """:func:`render` and the :class:`ReadPlan` it followed (which level, how many pixels)."""
+    """:func:`render` and the :class:`ReadPlan` it followed (which level, how many pixels). A tile inside the
+    product's lon/lat bounds (the TileJSON's) that misses its footprint is :func:`empty_tile` with
+    ``pixels`` 0 (nothing read); one outside the bounds is :class:`TileNotFound`."""
     plan = check_tile(path, z, x, y, max_pixels)
     try:
         opts = {"overview_level": plan.level.overview} if plan.level.overview >= 0 else {}
         with rasterio.open(path, **opts) as ds, Reader(str(path), dataset=ds) as r:
+            bands = quicklook_bands(product, r.dataset.count, composite)  # a wrong composite is 400 anywhere
             if not r.tile_exists(x, y, z):
-                raise TileNotFound(f"tile {z}/{x}/{y} is outside the product")
-            bands = quicklook_bands(product, r.dataset.count, composite)
+                # Inside the TileJSON bounds (the footprint's lon/lat box) a map asks for it: empty, not 404.
+                w, s, e, n = r.get_geographic_bounds("epsg:4326")
+                tw, ts, te, tn = r.tms.bounds(Tile(x, y, z))
+                if tw < e and te > w and ts < n and tn > s:
+                    return empty_tile(img_format), ReadPlan(z, plan.level, 0)
+                raise TileNotFound(f"tile {z}/{x}/{y} is outside the product's bounds")
             if bands is not None:
                 img = r.tile(x, y, z, tilesize=TILE_SIZE, indexes=bands)
                 return img.render(img_format=img_format), plan

@@ -232,6 +232,24 @@ def _check_property_value(name: str, value: str, kind: str) -> None:
         raise BadRequest(f"{name}={value[:40]!r} is not a valid {kind}") from None
 
 
+def _check_property_names(param: str, value: str, columns: dict[str, str]) -> None:
+    """``properties`` (names to return) and ``sortby`` (``[+|-]name``, comma-separated) name the collection's
+    properties: an unknown name is a 400 naming it (tipg ignored an unknown ``properties`` name and returned
+    none for it). ``properties=`` (empty) asks for no properties, as Part 1 reads it."""
+    if param == "properties":
+        if value.strip() == "":
+            return
+        allowed = sorted(n for n, t in columns.items() if cql.kind_of_column(t) != "geometry")
+        names = [n.strip() for n in value.split(",")]
+    else:
+        allowed = sorted(columns)
+        names = [n.strip().removeprefix("-").removeprefix("+").strip() for n in value.split(",")]
+    for name in names:
+        if name not in allowed:
+            raise BadRequest(f"{param}: {excerpt(name)!r} is not a property of this collection; its properties: "
+                             f"{', '.join(allowed)}")
+
+
 def _check_query(params: QueryParams, settings: Settings, columns: dict[str, str] | None = None,
                  items: bool = False, known: set[str] | None = None) -> list[tuple[str, str]]:
     """Reject malformed or unknown OGC query parameters with 400 (Part 1) before tipg sees them.
@@ -281,6 +299,8 @@ def _check_query(params: QueryParams, settings: Settings, columns: dict[str, str
                 raise BadRequest("simplify must be a finite number >= 0 (degrees)")
         elif k == "datetime" and v:  # empty = no filter, as tipg reads it
             v = _datetime_param(v)
+        elif k in ("properties", "sortby") and columns is not None:
+            _check_property_names(k, v, columns)
         elif k in column_kinds:
             _check_property_value(k, v, column_kinds[k])
             if not _integer_in_range(v, columns[k]):

@@ -25,6 +25,7 @@ from terrawatch.api.deps import ApiDeps
 from terrawatch.domain.products import SCENE_ID_CHARS
 from terrawatch.api.routes.tiles import TileJSONBase
 from terrawatch.api.security import Principal
+from terrawatch.api.tile_cache import shared_cache
 from terrawatch.products import tiles as pt
 
 SceneId = Annotated[str, Path(description="Scene id (scene-event id pattern).", pattern=SCENE_ID_CHARS)]
@@ -48,6 +49,7 @@ def raster_router(deps: ApiDeps) -> APIRouter:
     router = APIRouter(prefix="/raster", tags=["raster tiles"])
     root = deps.settings.products_dir
     max_pixels = deps.settings.raster_max_source_pixels
+    cache = shared_cache(deps)  # rendered tiles, shared with the vector tiles (api/tile_cache.py)
 
     def _file(scene_id: str, product: str):
         return pt.product_file(root, scene_id, product)
@@ -65,16 +67,25 @@ def raster_router(deps: ApiDeps) -> APIRouter:
                     request: Request, composite: Composite = None,
                     _: Principal = Depends(deps.layers)) -> Response:
         path = _file(scene_id, product)
-        pt.check_tile(path, z, x, y, max_pixels)  # a refused tile is refused even with an If-None-Match
+        plan = pt.check_tile(path, z, x, y, max_pixels)  # a refused tile is refused even with an If-None-Match
         if composite is not None and product != pt.QUICKLOOK:  # (a quicklook's own bands are checked on render)
             pt.quicklook_bands(product, 0, composite)
-        tag = pt.etag(path, product, z, x, y, fmt, composite, max_pixels)
+        # One key for the cache and the ETag: the file's version and every parameter that changes the bytes.
+        key = pt.tile_key(path, product, z, x, y, fmt, composite, max_pixels)
+        tag = cache.etag(key)
         headers = {"Cache-Control": CACHE_CONTROL, "ETag": tag}
         if none_match(request.headers.get("if-none-match"), tag):
             return Response(status_code=304, headers=headers)
-        body, plan = pt.render_planned(path, product, z, x, y, composite, img_format=fmt.upper(),
-                                       max_pixels=max_pixels)
-        headers |= {"X-Raster-Read-Level": str(plan.level.overview), "X-Raster-Read-Pixels": str(plan.pixels)}
+
+        def render() -> bytes:  # in FastAPI's thread pool (a sync route), never on the event loop
+            return pt.render_planned(path, product, z, x, y, composite, img_format=fmt.upper(),
+                                     max_pixels=max_pixels)[0]
+
+        body, hit = cache.get_or_render(key, render)
+        if body == pt.empty_tile(fmt.upper()):  # inside the bounds, outside the footprint: nothing read
+            plan = pt.ReadPlan(z, plan.level, 0)
+        headers |= {"X-Raster-Read-Level": str(plan.level.overview), "X-Raster-Read-Pixels": str(plan.pixels),
+                    "X-Tile-Cache": "hit" if hit else "miss"}
         return Response(body, media_type=MEDIA[fmt], headers=headers)
 
     @router.get("/scenes/{scene_id}/{product}.json", response_model=RasterTileJSON,
