@@ -35,6 +35,7 @@ class FakeDb:
     events: list[dict] = field(default_factory=list)
     outbox: list[dict] = field(default_factory=list)
     observed_water: list[tuple[str, str, BaseGeometry | None]] = field(default_factory=list)
+    audit_rows: list[tuple] = field(default_factory=list)  # what audit(conn, target, details) wrote (conn = this list)
     # read-only answers
     subscribers: list[dict] = field(default_factory=list)
     reference_water: list[BaseGeometry] = field(default_factory=list)
@@ -50,7 +51,7 @@ class FakeDb:
     rolled_back: list[str] = field(default_factory=list)
     locks: list[str] = field(default_factory=list)
 
-    MUTABLE = ("scenes", "runs", "skips", "detections", "alerts", "events", "outbox", "observed_water")
+    MUTABLE = ("scenes", "runs", "skips", "detections", "alerts", "events", "outbox", "observed_water", "audit_rows")
 
     def unit_of_work(self, operation: str = "scene") -> FakeUnitOfWork:
         """The ``UnitOfWorkFactory`` port."""
@@ -221,10 +222,12 @@ class FakeUnitOfWork:
         self.db, self.operation = db, operation
         self.scenes, self.detections, self.alerts = FakeScenes(db), FakeDetections(db), FakeAlerts(db)
         self.reference, self.outbox = FakeReference(db), FakeOutbox(db)
+        self.conn = db.audit_rows
 
     def __enter__(self) -> FakeUnitOfWork:
         self.db.opened.append(self.operation)
         self._before = {k: copy.deepcopy(getattr(self.db, k)) for k in FakeDb.MUTABLE}
+        self.conn = self.db.audit_rows  # an audit callback appends its row here
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -209,3 +209,71 @@ def test_a_failed_delivery_is_queued_again_with_its_audit_row(outbox_rows):
     assert deliveries.redeliver(engine, "d-failed", "op", audit_into) == {"id": "d-failed"}
     assert engine.committed == [[("requeue", "d-failed", "redelivery requested by op"),
                                  ("audit", "d-failed", {"alert_id": str(alert)})]]
+
+
+# readiness (GET /ops/readyz) ------------------------------------------------------------------------------------
+
+def test_readiness_reports_each_dependency_with_the_reason_of_the_one_down(monkeypatch):
+    from terrawatch.inference import triton
+    from terrawatch.ingest import topics
+    from terrawatch.store import db
+    from terrawatch.tiling import ray_cluster
+
+    def triton_down(url):
+        raise ConnectionError("triton: connection refused")
+
+    monkeypatch.setattr(topics, "readiness", lambda settings: "3 topics")
+    monkeypatch.setattr(db, "postgis_version", lambda engine: "PostGIS 3.5")
+    monkeypatch.setattr(triton, "server_ready", triton_down)
+    monkeypatch.setattr(ray_cluster, "cluster_health", lambda address, env: "1 node")
+    out = {k: (c.ok, c.detail) for k, c in ops.readiness(S, FakeEngine()).items()}
+    assert out == {"kafka": (True, "3 topics"), "postgis": (True, "PostGIS 3.5"),
+                   "triton": (False, "ConnectionError: triton: connection refused"), "ray": (True, "1 node")}
+
+
+# alert transitions (POST /alerts/{id}/transition) on the unit-of-work fake -----------------------------------
+
+def _alert(db, status: str = "new"):
+    from shapely.geometry import box
+
+    from terrawatch.domain.alerts import Alert
+
+    a = Alert(uuid.uuid4(), "flood", status, "high", "severe", box(10, 45, 10.01, 45.01), 12.0, 80.0, ["sentinel-1"],
+              1, T0, T0, {}, 3, created_at=T0, updated_at=T0)
+    db.alerts[a.id] = a
+    return a
+
+
+def test_an_alert_transition_updates_records_the_event_and_audits_in_one_unit_of_work():
+    from terrawatch.service import alerts as alerts_svc
+    from tests.unit.fakes import FakeDb
+
+    db = FakeDb()
+    a = _alert(db)
+    out, ids = alerts_svc.transition(None, S, a.id, "confirmed", "op", "seen on site", audit=audit_into,
+                                     uow=db.unit_of_work)
+    assert out.status == "confirmed" and out.version == a.version + 1 and ids == []
+    assert db.alerts[a.id].status == "confirmed" and db.committed == ["alert_transition"]
+    assert [(e["from_status"], e["to_status"], e["reason"]) for e in db.events] == [("new", "confirmed",
+                                                                                      "seen on site")]
+    assert db.audit_rows == [("audit", str(a.id), {"reason": "seen on site", "version": out.version})]
+    assert alerts_svc.events(None, a.id, uow=db.unit_of_work)[0]["to_status"] == "confirmed"
+
+
+@pytest.mark.parametrize("to, kw, error, match", [
+    ("confirmed", {"reason": " "}, "IllegalTransition", "a reason is required"),
+    ("confirmed", {"expected_version": 7}, "VersionConflict", "not 7"),
+    ("new", {}, "IllegalTransition", "cannot go from confirmed to new"),
+])
+def test_a_refused_alert_transition_changes_nothing(to, kw, error, match):
+    from terrawatch.service import alerts as alerts_svc
+    from tests.unit.fakes import FakeDb
+
+    db = FakeDb()
+    a = _alert(db, "confirmed")
+    args = {"reason": "because", **kw}
+    with pytest.raises(getattr(alerts_svc, error), match=match):
+        alerts_svc.transition(None, S, a.id, to, "op", audit=audit_into, uow=db.unit_of_work, **args)
+    with pytest.raises(alerts_svc.AlertNotFound):
+        alerts_svc.transition(None, S, uuid.uuid4(), "confirmed", "op", "x", uow=db.unit_of_work)
+    assert db.alerts[a.id].status == "confirmed" and db.events == [] and db.audit_rows == []

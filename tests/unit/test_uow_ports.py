@@ -39,7 +39,7 @@ def test_the_repository_and_its_fake_have_the_ports_methods(port, real, fake):
 
 def test_the_unit_of_work_has_every_repository_of_the_port():
     names = set(inspect.get_annotations(ports.UnitOfWork))
-    assert names == {"scenes", "detections", "alerts", "reference", "outbox"}
+    assert names == {"scenes", "detections", "alerts", "reference", "outbox", "conn"}
     assert names <= set(inspect.get_annotations(UnitOfWork))
     uow = fakes.FakeDb().unit_of_work("check")
     assert all(hasattr(uow, n) for n in names)

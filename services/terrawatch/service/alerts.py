@@ -18,7 +18,8 @@ from terrawatch.domain.errors import Conflict, NotFound
 from terrawatch.settings import Settings
 from terrawatch.store.audit import Audit
 from terrawatch.store.db import Engine
-from terrawatch.store.uow import UnitOfWork
+from terrawatch.service.ports import UnitOfWorkFactory
+from terrawatch.store.uow import uow_factory
 
 
 class AlertNotFound(NotFound, LookupError):
@@ -46,13 +47,13 @@ def policies(settings: Settings) -> dict[str, HazardPolicy]:
 
 def transition(engine: Engine, settings: Settings, alert_id: uuid.UUID, to_status: AlertStatus | str, actor: str,
                reason: str, expected_version: int | None = None,
-               audit: Audit | None = None) -> tuple[Alert, list[str]]:
+               audit: Audit | None = None, *, uow: UnitOfWorkFactory | None = None) -> tuple[Alert, list[str]]:
     """Move an alert to ``to_status`` as ``actor`` because of ``reason``.
 
     Returns the updated alert and the webhook ids enqueued (event type ``alert.<status>``).
     ``audit(conn, alert id, {"reason", "version"})`` records it in the same transaction.
     Raises AlertNotFound, IllegalTransition (not allowed from the current status, or no reason),
-    VersionConflict.
+    VersionConflict. ``uow``: the unit-of-work factory (default: ``store.uow.uow_factory(engine)``).
     """
     dst = AlertStatus(to_status)
     reason = (reason or "").strip()
@@ -61,8 +62,8 @@ def transition(engine: Engine, settings: Settings, alert_id: uuid.UUID, to_statu
         raise IllegalTransition("a reason is required")
     if not actor:
         raise IllegalTransition("an actor is required")
-    with UnitOfWork(engine, "alert_transition") as uow:
-        a = uow.alerts.get(alert_id, for_update=True)
+    with (uow or uow_factory(engine))("alert_transition") as u:
+        a = u.alerts.get(alert_id, for_update=True)
         if a is None:
             raise AlertNotFound(alert_id)
         if expected_version is not None and a.version != expected_version:
@@ -73,18 +74,18 @@ def transition(engine: Engine, settings: Settings, alert_id: uuid.UUID, to_statu
         a.status = dst.value
         a.version += 1
         a.updated_at = datetime.now(timezone.utc)
-        uow.alerts.update(a)
-        uow.alerts.add_event(a.id, actor, src, a.status, reason, a.version)
+        u.alerts.update(a)
+        u.alerts.add_event(a.id, actor, src, a.status, reason, a.version)
         policy = policies(settings).get(a.hazard) or HazardPolicy(a.hazard)
-        ids = fan_out(uow, a, f"alert.{dst.value}", policy, settings.cap_sender, only_informed=True, reason=reason)
+        ids = fan_out(u, a, f"alert.{dst.value}", policy, settings.cap_sender, only_informed=True, reason=reason)
         if audit is not None:
-            audit(uow.conn, str(a.id), {"reason": reason, "version": a.version})
+            audit(u.conn, str(a.id), {"reason": reason, "version": a.version})
     return a, ids
 
 
-def events(engine: Engine, alert_id: uuid.UUID) -> list[dict]:
+def events(engine: Engine, alert_id: uuid.UUID, *, uow: UnitOfWorkFactory | None = None) -> list[dict]:
     """The alert's history, oldest first: dicts of id, alert_id, at, actor, from/to_status, reason, alert_version."""
-    with UnitOfWork(engine, "read") as uow:
-        if uow.alerts.get(alert_id) is None:
+    with (uow or uow_factory(engine))("read") as u:
+        if u.alerts.get(alert_id) is None:
             raise AlertNotFound(alert_id)
-        return uow.alerts.events(alert_id)
+        return u.alerts.events(alert_id)

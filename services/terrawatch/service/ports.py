@@ -150,6 +150,8 @@ class UnitOfWork(Protocol):
     alerts: AlertRepository
     reference: ReferenceRepository
     outbox: OutboxRepository
+    conn: Any
+    """The transaction's connection, for a use case's ``audit(conn, target, details)`` callback."""
 
     def __enter__(self) -> UnitOfWork: ...
     def __exit__(self, exc_type, exc, tb) -> object: ...

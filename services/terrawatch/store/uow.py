@@ -91,6 +91,7 @@ class UnitOfWork:
     alerts: Alerts
     reference: Reference
     outbox: Outbox
+    conn: Connection | None  # the transaction's connection (None outside ``with``), for audit callbacks
 
     def __init__(self, engine: Engine, operation: str = "scene") -> None:
         self.engine = engine
