@@ -62,6 +62,7 @@ def bench_api(
     port_base: int = typer.Option(41000, help="First of the private stack's ports."),
     keep_stack: bool = typer.Option(False, help="Leave the private stack running."),
 ) -> None:
-    """Vector tiles and OGC API - Features under concurrent load: requests/s, p50/p95/p99, errors."""
+    """Vector tiles, OGC API - Features pages and raster tiles (every zoom the TileJSON advertises, p50/p95/p99
+    per zoom) under concurrent load: requests/s, p50/p95/p99, errors."""
     mod = _bench_module("api_load")
     mod.emit(mod.run(concurrency, seconds, port_base, keep_stack=keep_stack))

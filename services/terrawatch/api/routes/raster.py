@@ -5,12 +5,15 @@
 ``deforestation``, ``mining``: band 1 likelihood 0-100 through a colour ramp, excluded pixels transparent)
 or ``quicklook`` (``composite=truecolor|falsecolor`` for S2, ``vvvh`` for S1). Products are files under
 ``TERRAWATCH_PRODUCTS_ROOT``; the scene id is checked against the scene-event id pattern and the
-resolved path must stay inside that folder. Unknown scene/product and tiles outside the product or the
-tile matrix are 404; bad parameters 422; a zoom whose tile would read more than
+resolved path must stay inside that folder. Unknown scene/product and tiles outside the product's lon/lat
+bounds (the TileJSON's) or the tile matrix are 404; a tile inside the bounds that misses the (tilted)
+footprint is an empty transparent tile; bad parameters 422; a zoom whose tile would read more than
 ``TERRAWATCH_RASTER_MAX_SOURCE_PIXELS`` (below the TileJSON's ``minzoom``) 400 before anything is read.
 Tiles carry ``Cache-Control``, a strong ``ETag`` (the file's version and the request) and answer
 ``If-None-Match`` with 304 without rendering; ``X-Raster-Read-Level`` (-1 = full resolution, k = k-th
-overview) and ``X-Raster-Read-Pixels`` say what the tile read.
+overview) and ``X-Raster-Read-Pixels`` say what rendering the tile reads, ``X-Tile-Cache`` (hit/miss)
+whether it was rendered for this request. Rendered tiles are kept in the API's tile cache
+(``api/tile_cache.py``) under the ETag's key (:func:`terrawatch.products.tiles.tile_key`).
 """
 
 from __future__ import annotations
