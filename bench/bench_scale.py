@@ -148,6 +148,8 @@ class RssSampler(threading.Thread):
         self.interval = interval
         self.driver = 0
         self.workers: dict[int, int] = {}
+        self.worker_cpu: dict[int, float] = {}  # pid -> user + system CPU s, last sample
+        self.triton_cpu = 0.0
         self.workers_sum = 0
         self.triton_peak = 0
         self.samples = 0
@@ -166,6 +168,20 @@ class RssSampler(threading.Thread):
                 pass
         return total
 
+    def _tree_cpu(self, proc) -> float:
+        total = 0.0
+        try:
+            procs = [proc, *proc.children(recursive=True)]
+        except self.psutil.Error:
+            return self.triton_cpu
+        for p in procs:
+            try:
+                cpu = p.cpu_times()
+                total += cpu.user + cpu.system
+            except self.psutil.Error:
+                pass
+        return total
+
     def sample(self) -> None:
         self.driver = max(self.driver, self.me.memory_info().rss)
         now = 0
@@ -174,12 +190,15 @@ class RssSampler(threading.Thread):
                 if p.cmdline()[:1] and p.cmdline()[0].startswith("ray::TileWorker"):
                     rss = p.memory_info().rss
                     self.workers[p.pid] = max(self.workers.get(p.pid, 0), rss)
+                    cpu = p.cpu_times()
+                    self.worker_cpu[p.pid] = cpu.user + cpu.system
                     now += rss
             except self.psutil.Error:
                 continue
         self.workers_sum = max(self.workers_sum, now)
         if self.triton is not None:
             self.triton_peak = max(self.triton_peak, self._tree_rss(self.triton))
+            self.triton_cpu = self._tree_cpu(self.triton)
         self.samples += 1
 
     def run(self) -> None:
@@ -259,24 +278,37 @@ def run_bench(args, s, folder: Path, tile_size: int, overlap: int, triton_pid: i
     with SceneReader(scene) as reader:
         grid = reader.grid
     ray_tmp = Path(tempfile.mkdtemp(prefix="tw-bench-"))  # 0700: Ray's unix sockets take no token
-    ray.init(num_cpus=2, object_store_memory=200 * 2**20, include_dashboard=False, log_to_driver=False,
-             _node_ip_address="127.0.0.1", _temp_dir=str(ray_tmp), runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+    for attempt in range(3):  # Ray waits 30 s (not configurable) for its raylet: a busy shared VM misses it
+        try:
+            ray.init(num_cpus=2, object_store_memory=200 * 2**20, include_dashboard=False, log_to_driver=False,
+                     _node_ip_address="127.0.0.1", _temp_dir=str(ray_tmp),
+                     runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+            break
+        except Exception as exc:  # noqa: BLE001 - Ray raises a bare Exception for "timed out during startup"
+            if attempt == 2 or "timed out during startup" not in str(exc):
+                raise
+            log(f"ray.init: {exc}; retrying")
+            ray.shutdown()
     try:
         tiler = RayTiler(s.triton, workers=args.workers, batch=s.triton_batch, max_in_flight=s.max_in_flight_tiles)
         ray.get([w.__ray_ready__.remote() for w in tiler.workers])
         sampler = RssSampler(triton_pid)
         sampler.sample()
         idle_workers = max(sampler.workers.values(), default=0)
+        cpu0 = dict(sampler.worker_cpu), sampler.triton_cpu, time.process_time()
         idle_driver = sampler.driver
         jobs = [HazardJob("flood", "flood_s2", s.flood_threshold)]
         log(f"tiling {grid.width}x{grid.height} px, tiles {tile_size}/{overlap}, {args.workers} TileWorkers, "
             f"batch {s.triton_batch}, max in flight {s.max_in_flight_tiles}")
         sampler.start()
+        load0 = os.getloadavg()[0]
         t0 = time.perf_counter()
         # as the pipeline does: the likelihood raster is written (windowed) while tiling
         tiled = tiler.run(scene, grid, jobs, tile_size, overlap, datetime.now(timezone.utc).isoformat(),
                           {"flood": str(s.state_dir / "flood_likelihood.tif")})
         t1 = time.perf_counter()
+        sampler.sample()
+        cpu1 = dict(sampler.worker_cpu), sampler.triton_cpu, time.process_time()
         dets = to_detections(tiled.parts["flood"], grid.transform, grid.crs, "flood", s.min_mapping_unit_ha)
         t2 = time.perf_counter()
         sampler.stop()
@@ -304,6 +336,12 @@ def run_bench(args, s, folder: Path, tile_size: int, overlap: int, triton_pid: i
         "max_in_flight_tiles": s.max_in_flight_tiles,
         "tiling_s": round(t1 - t0, 1),
         "tiles_per_s": round(tiled.tiles / (t1 - t0), 2),
+        # CPU seconds (user + system) while tiling, per tile: less sensitive to a shared machine's load than tiles/s
+        "cpu_s_per_tile": {
+            "tile_workers": round(sum(v - cpu0[0].get(pid, 0.0) for pid, v in cpu1[0].items()) / tiled.tiles, 4),
+            "driver": round((cpu1[2] - cpu0[2]) / tiled.tiles, 4),
+            "triton": round((cpu1[1] - cpu0[1]) / tiled.tiles, 4)},
+        "load_avg_1m": [round(load0, 2), round(os.getloadavg()[0], 2)],
         "read_s_per_tile": round(tiled.read_s / tiled.tiles, 4),
         "infer_s_per_tile": round(tiled.infer_s / tiled.tiles, 4),
         "vectorize_s": round(t2 - t1, 1),
