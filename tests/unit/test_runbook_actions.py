@@ -40,7 +40,8 @@ def flags(monkeypatch):
 
 
 def test_consumption_is_running_until_an_operator_pauses_it(flags):
-    assert ops.consumption(FakeEngine(), S) == {"paused": False}
+    assert ops.consumption(FakeEngine(), S) == {"paused": False, "reason": None, "updated_at": None,
+                                                "updated_by": None}  # the API's and the CLI's JSON alike
 
 
 def test_pause_and_resume_set_the_flag_with_their_audit_row_in_one_transaction(flags):
@@ -277,3 +278,10 @@ def test_a_refused_alert_transition_changes_nothing(to, kw, error, match):
     with pytest.raises(alerts_svc.AlertNotFound):
         alerts_svc.transition(None, S, uuid.uuid4(), "confirmed", "op", "x", uow=db.unit_of_work)
     assert db.alerts[a.id].status == "confirmed" and db.events == [] and db.audit_rows == []
+
+
+def test_a_pause_reason_over_500_characters_is_refused_and_nothing_is_set(flags):
+    engine = FakeEngine()
+    with pytest.raises(InvalidInput, match="reason: at most 500 characters, not 501"):
+        ops.set_consumption(engine, S, True, "x" * 501, "op", audit_into)
+    assert flags == {} and engine.committed == []

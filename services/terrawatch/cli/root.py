@@ -13,9 +13,12 @@ stack_app = typer.Typer(help="Start, check and stop the local stack (Kafka, Post
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 dlq_app = typer.Typer(help="Scene dead-letter queue: list, show, re-drive, purge (same code as /ops/dlq).",
                       no_args_is_help=True)
+consumption_app = typer.Typer(help="The operator's pause flag of the worker's consumption (same code as "
+                                    "/ops/consumption).", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(db_app, name="db")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(consumption_app, name="consumption")
 
 
 @app.callback()

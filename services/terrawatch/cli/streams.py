@@ -1,4 +1,5 @@
-"""``terrawatch replay`` and ``terrawatch backfill``: stream operations (service/stream_ops.py)."""
+"""``terrawatch replay`` and ``terrawatch backfill``: stream operations (service/stream_ops.py); ``terrawatch
+consumption show|pause|resume``: the pause flag (service/ops.py, as /ops/consumption)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from terrawatch.cli.root import app, cli_audit, cli_engine
+from terrawatch.cli.root import app, cli_actor, cli_audit, cli_engine, consumption_app
 from terrawatch.settings import get_settings
 
 
@@ -89,3 +90,52 @@ def backfill_cmd(
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
     typer.echo(json.dumps(report.as_dict()))
+
+
+def _consumption_out(out: dict, as_json: bool) -> None:
+    if as_json:  # serialised like the API's answer (pydantic: ISO 8601 times)
+        from pydantic_core import to_json
+
+        typer.echo(to_json(out).decode())
+    elif out["paused"]:
+        typer.echo(f"paused by {out.get('updated_by')} at {out.get('updated_at')}: "
+                   f"{out.get('reason') or '(no reason)'}")
+    else:
+        typer.echo("consuming" + (f" (resumed by {out['updated_by']} at {out['updated_at']})"
+                                  if out.get("updated_by") else ""))
+
+
+@consumption_app.command("show")
+def consumption_show(as_json: bool = typer.Option(False, "--json", help="As GET /ops/consumption.")) -> None:
+    """Whether the worker consumes scenes: the pause flag, its reason, who set it and when."""
+    from terrawatch.service.ops import consumption
+
+    s = get_settings()
+    _consumption_out(consumption(cli_engine(s), s), as_json)
+
+
+def _set_consumption(paused: bool, reason: str, as_json: bool) -> None:
+    from terrawatch.service.ops import set_consumption
+
+    s = get_settings()
+    _consumption_out(set_consumption(cli_engine(s), s, paused, reason, cli_actor(),
+                                     cli_audit("consumption.pause" if paused else "consumption.resume")), as_json)
+
+
+@consumption_app.command("pause")
+def consumption_pause(
+    reason: str = typer.Option("", help="Why, at most 500 characters (kept with the flag and in the audit log)."),
+    as_json: bool = typer.Option(False, "--json", help="As POST /ops/consumption/pause."),
+) -> None:
+    """Pause the worker's consumption (it reads the flag every TERRAWATCH_CONTROL_POLL_S s); audited as
+    consumption.pause."""
+    _set_consumption(True, reason, as_json)
+
+
+@consumption_app.command("resume")
+def consumption_resume(
+    reason: str = typer.Option("", help="Why, at most 500 characters (kept with the flag and in the audit log)."),
+    as_json: bool = typer.Option(False, "--json", help="As POST /ops/consumption/resume."),
+) -> None:
+    """Resume the worker's consumption; audited as consumption.resume."""
+    _set_consumption(False, reason, as_json)

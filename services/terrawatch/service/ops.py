@@ -192,21 +192,29 @@ def process_health(settings: Settings, worker_families=False, include_api: bool 
     return out
 
 
+MAX_REASON = 500  # characters of a pause/resume reason (API and CLI)
+
+
 def consumption(engine: Engine, settings: Settings) -> dict:
     """The operator's pause flag: ``{"paused": bool, "reason", "updated_at", "updated_by"}``."""
     from terrawatch.store import control
 
     flag = control.get_flag(engine, control.paused_key(settings.consumer_group))
     if not flag:
-        return {"paused": False}
+        return {"paused": False, "reason": None, "updated_at": None, "updated_by": None}
     return {"paused": bool(flag["value"].get("paused")), "reason": flag["value"].get("reason"),
             "updated_at": flag["updated_at"], "updated_by": flag["updated_by"]}
 
 
 def set_consumption(engine: Engine, settings: Settings, paused: bool, reason: str, actor: str, audit=None) -> dict:
     """Set the pause flag the worker reads every ``control_poll_s`` s, with the caller's audit row
-    (``consumption.pause`` / ``consumption.resume``) in the same transaction."""
+    (``consumption.pause`` / ``consumption.resume``) in the same transaction. ``reason``: at most
+    :data:`MAX_REASON` characters (InvalidInput otherwise)."""
+    from terrawatch.domain.errors import InvalidInput
     from terrawatch.store import control
+
+    if len(reason) > MAX_REASON:
+        raise InvalidInput(f"reason: at most {MAX_REASON} characters, not {len(reason)}")
 
     with engine.begin() as conn:
         control.set_flag(conn, control.paused_key(settings.consumer_group), {"paused": paused, "reason": reason},
