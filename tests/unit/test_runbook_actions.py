@@ -285,3 +285,73 @@ def test_a_pause_reason_over_500_characters_is_refused_and_nothing_is_set(flags)
     with pytest.raises(InvalidInput, match="reason: at most 500 characters, not 501"):
         ops.set_consumption(engine, S, True, "x" * 501, "op", audit_into)
     assert flags == {} and engine.committed == []
+
+
+# webhook subscriptions (/subscriptions: create, rotate the secret, deactivate) ----------------------------------
+
+@pytest.fixture
+def subscribers(monkeypatch):
+    from terrawatch.service import subscriptions as subs
+
+    rows: dict[uuid.UUID, dict] = {}
+    by_url = lambda url: next(((sid, r["active"]) for sid, r in rows.items() if r["url"] == url), None)  # noqa: E731
+    monkeypatch.setattr(subs, "check_target", lambda url, allow: None)  # no DNS here; refusals: test below
+    monkeypatch.setattr(subs.store, "lock_by_url", lambda conn, url: by_url(url))
+    monkeypatch.setattr(subs.store, "insert", lambda conn, sid, values: rows.__setitem__(sid, {**values, "id": sid}))
+    monkeypatch.setattr(subs.store, "update_values", lambda conn, sid, values: rows[sid].update(values))
+    monkeypatch.setattr(subs.store, "get", lambda engine, sid: {**rows[sid], "created_at": T0} if sid in rows else None)
+    monkeypatch.setattr(subs.store, "set_secret", lambda conn, sid, secret: sid in rows and rows[sid]["active"]
+                        and not rows[sid].update(secret=secret))
+    monkeypatch.setattr(subs.store, "deactivate", lambda conn, sid: sid in rows and rows[sid]["active"]
+                        and not rows[sid].update(active=False))
+    monkeypatch.setattr(subs.outbox, "fail_pending_of", lambda conn, sid, note: 2)
+    return subs, rows
+
+
+def test_a_subscription_is_created_once_its_secret_shown_once_and_a_second_one_is_a_conflict(subscribers):
+    subs, rows = subscribers
+    engine = FakeEngine()
+    view, secret = subs.create(engine, S, subs.NewSubscription("https://hooks.example.org/a", ["flood"]), "op",
+                               audit_into)
+    assert view["url"] == "https://hooks.example.org/a" and view["active"] and "secret" not in view
+    assert rows[uuid.UUID(view["id"])]["secret"] == secret
+    assert engine.committed[0][0][:2] == ("audit", view["id"])
+    with pytest.raises(subs.SubscriptionConflict, match="exists already"):
+        subs.create(engine, S, subs.NewSubscription("https://hooks.example.org/a", ["flood"]), "op")
+    assert len(rows) == 1 and len(engine.committed) == 1
+
+
+@pytest.mark.parametrize("req, match", [
+    ({"hazards": []}, "hazards must be a non-empty subset"),
+    ({"hazards": ["volcano"]}, "hazards must be a non-empty subset"),
+    ({"min_confidence": "certain"}, "min_confidence must be one of"),
+    ({"format": "xml"}, "format must be one of"),
+])
+def test_a_subscription_the_service_cannot_honour_is_refused(subscribers, req, match):
+    subs, rows = subscribers
+    with pytest.raises(subs.InvalidSubscription, match=match):
+        subs.create(FakeEngine(), S, subs.NewSubscription(**{"url": "https://hooks.example.org/b",
+                                                             "hazards": ["flood"], **req}), "op")
+    assert rows == {}
+
+
+def test_a_private_webhook_address_is_refused_unless_allowed():
+    from terrawatch.service import subscriptions as subs
+
+    with pytest.raises(subs.InvalidSubscription, match="webhook url refused"):
+        subs.validate(subs.NewSubscription("http://127.0.0.1:9/hook", ["flood"]), Settings(webhook_allow_private=""))
+
+
+def test_rotate_and_deactivate_act_on_an_active_subscription_only(subscribers):
+    subs, rows = subscribers
+    engine = FakeEngine()
+    view, first = subs.create(engine, S, subs.NewSubscription("https://hooks.example.org/c", ["flood"]), "op")
+    sid = uuid.UUID(view["id"])
+    second = subs.rotate_secret(engine, sid, audit_into)
+    assert second != first and rows[sid]["secret"] == second
+    assert subs.deactivate(engine, sid, "op", audit_into) == 2 and rows[sid]["active"] is False
+    assert engine.committed[-1] == [("audit", str(sid), {"failed_pending": 2})]
+    for act in (lambda: subs.rotate_secret(engine, sid), lambda: subs.deactivate(engine, sid, "op"),
+                lambda: subs.get(engine, uuid.uuid4())):
+        with pytest.raises(subs.SubscriptionNotFound):
+            act()
