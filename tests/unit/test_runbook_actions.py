@@ -355,3 +355,71 @@ def test_rotate_and_deactivate_act_on_an_active_subscription_only(subscribers):
                 lambda: subs.get(engine, uuid.uuid4())):
         with pytest.raises(subs.SubscriptionNotFound):
             act()
+
+
+# pipeline status (GET /ops/status) ----------------------------------------------------------------------------
+
+WORKER_METRICS = """# TYPE terrawatch_scenes_in_flight gauge
+terrawatch_scenes_in_flight 2
+# TYPE terrawatch_consumption_paused gauge
+terrawatch_consumption_paused{dependency="triton"} 1
+terrawatch_consumption_paused{dependency="ray"} 0
+# TYPE terrawatch_dependency_outage_seconds gauge
+terrawatch_dependency_outage_seconds{dependency="triton"} 42.0
+"""
+
+
+@pytest.fixture
+def status_sources(monkeypatch, flags):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from terrawatch.ingest import kafka_io
+    from terrawatch.service import dlq as dlq_svc
+    from terrawatch.store import scenes as scene_store
+
+    worker = {"families": list(text_string_to_metric_families(WORKER_METRICS))}
+    monkeypatch.setattr(kafka_io, "group_lag", lambda settings: [{"partition": 0, "lag": 3},
+                                                                 {"partition": 1, "lag": 4}])
+    monkeypatch.setattr(ops, "_worker_metrics", lambda settings: worker["families"])
+    monkeypatch.setattr(ops, "process_health", lambda settings, **kw: [])
+    monkeypatch.setattr(dlq_svc, "counts", lambda settings, engine: {"pending": 5, "redriven": 1, "purged": 0,
+                                                                     "retained": 6})
+    monkeypatch.setattr(scene_store, "last_sensed_by_platform", lambda engine: {"sentinel-1a": "2026-01-01"})
+    monkeypatch.setattr(deliveries.outbox, "counts", lambda engine: {"pending": 1})
+    return worker
+
+
+def test_status_reports_lag_in_flight_dlq_outbox_and_the_dependency_pause(status_sources):
+    out = ops.pipeline_status(S, FakeEngine())
+    assert out["total_lag"] == 7 and out["scenes_in_flight"] == 2 and out["dlq_size"] == 5
+    assert out["outbox"] == {"pending": 1} and out["consumption_paused"] is False
+    assert [(p["dependency"], p["down_s"]) for p in out["paused_by_dependency"]] == [("triton", 42.0)]
+
+
+def test_status_with_the_worker_unreachable_says_unknown_not_zero(status_sources):
+    status_sources["families"] = None
+    out = ops.pipeline_status(S, FakeEngine())
+    assert out["scenes_in_flight"] is None and out["paused_by_dependency"] is None and out["total_lag"] == 7
+
+
+# deliveries list/show ---------------------------------------------------------------------------------------
+
+def test_delivery_list_refuses_an_unknown_status_and_clamps_the_limit(monkeypatch):
+    seen = []
+    monkeypatch.setattr(deliveries.outbox, "list_deliveries", lambda engine, *a: seen.append(a) or [])
+    with pytest.raises(InvalidInput, match="status must be one of"):
+        deliveries.list_deliveries(FakeEngine(), status="lost")
+    deliveries.list_deliveries(FakeEngine(), limit=5000)
+    deliveries.list_deliveries(FakeEngine(), status=None, limit=0)
+    assert [a[-2] for a in seen] == [1000, 1] and seen[1][0] is None
+
+
+def test_a_delivery_shows_its_attempts_and_an_unknown_one_is_not_found(monkeypatch):
+    row = {"id": "d1", "alert_id": uuid.uuid4(), "subscriber_id": uuid.uuid4(), "next_attempt_at": None,
+           "created_at": T0, "delivered_at": None, "failed_at": T0, "window_start": T0, "status": "failed"}
+    monkeypatch.setattr(deliveries.outbox, "get_delivery",
+                        lambda engine, did: (row, [{"at": T0, "status_code": 500}]) if did == "d1" else None)
+    out = deliveries.get_delivery(FakeEngine(), "d1")
+    assert out["webhook_id"] == "d1" and out["attempts_log"] == [{"at": T0.isoformat(), "status_code": 500}]
+    with pytest.raises(deliveries.DeliveryNotFound):
+        deliveries.get_delivery(FakeEngine(), "d2")
