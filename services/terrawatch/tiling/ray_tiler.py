@@ -96,8 +96,13 @@ class TileWorker:
         applied like an L2A SCL band."""
         t0 = time.perf_counter()
         reader = self._reader_for(scene, grid, cloud_mask)
-        arrays = np.stack([reader.read(t.read_row, t.read_col, t.size) for t in tiles])
-        valid = ~np.isnan(arrays[:, reader.present]).any(axis=1)  # (N, size, size); L2A has no B10
+        # read into one (N, bands, size, size) array: a list of tiles and its np.stack copy were both alive
+        arrays = np.empty((len(tiles), len(reader.present), tiles[0].size, tiles[0].size), dtype=np.float32)
+        for i, t in enumerate(tiles):
+            arrays[i] = reader.read(t.read_row, t.read_col, t.size)
+        valid = np.ones((len(tiles), *arrays.shape[2:]), dtype=bool)  # (N, size, size); L2A has no B10
+        for b in np.flatnonzero(reader.present):  # band by band: no copy of the present bands
+            valid &= ~np.isnan(arrays[:, b])
         # L2A SCL flags, the L1C scene cloud mask's flags, or None
         masks = [reader.read_mask(t.read_row, t.read_col, t.size) for t in tiles]
         cloud = np.zeros(valid.shape, dtype=bool)
