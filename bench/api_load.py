@@ -13,7 +13,8 @@ requests in flight, no queue) for ``--seconds`` per endpoint group:
   the product at every zoom its TileJSON advertises (minzoom..maxzoom), requests spread evenly over the
   zooms; p50/p95/p99 per zoom under ``raster.by_zoom`` (issue 29: p95 < 150 ms at every zoom).
 Responses that carry ``X-Tile-Cache`` (the API's tile cache: raster tiles) are also split into
-``by_cache.hit`` / ``by_cache.miss`` (a miss = rendered for that request: the cold cost under load).
+``by_cache.hit`` / ``by_cache.miss`` (a miss = rendered for that request: the cold cost under load), and
+per zoom into ``hits`` and ``hit_p95_ms``.
 Latencies are client-side wall times per request. Prints one JSON object on the last line.
 """
 
@@ -137,6 +138,7 @@ async def load(targets: list[str], concurrency: int, seconds: float, group_by=No
     lat: list[float] = []
     keyed: dict = {}
     cached: dict = {}  # "hit"/"miss" (X-Tile-Cache) -> (latencies, sizes)
+    keyed_hits: dict = {}  # group_by key -> latencies of the answers that came from the tile cache
     errors: dict[str, int] = {}
     sizes: list[int] = []
     stop = time.monotonic() + seconds
@@ -159,6 +161,8 @@ async def load(targets: list[str], concurrency: int, seconds: float, group_by=No
                         k_lat, k_sizes = keyed.setdefault(group_by(url), ([], []))
                         k_lat.append(dt)
                         k_sizes.append(len(r.content))
+                        if r.headers.get("x-tile-cache") == "hit":
+                            keyed_hits.setdefault(group_by(url), []).append(dt)
                     if "x-tile-cache" in r.headers:
                         c_lat, c_sizes = cached.setdefault(r.headers["x-tile-cache"], ([], []))
                         c_lat.append(dt)
@@ -174,6 +178,8 @@ async def load(targets: list[str], concurrency: int, seconds: float, group_by=No
            "rps": round(len(lat) / wall, 1), **stats(lat, sizes), "distinct_urls": len(set(targets))}
     if group_by is not None:
         out["by_zoom"] = {str(k): {"ok": len(v[0]), **stats(*v)} for k, v in sorted(keyed.items())}
+        for k, hits in keyed_hits.items():  # the same per key, cache hits only (misses = ok - hits)
+            out["by_zoom"][str(k)] |= {"hits": len(hits), "hit_p95_ms": stats(hits, [])["p95_ms"]}
     if cached:
         out["by_cache"] = {k: {"ok": len(v[0]), **stats(*v)} for k, v in sorted(cached.items())}
     return out
