@@ -16,6 +16,9 @@ layouts, sampled before every bare measurement, the best sample. It is a *measur
 theoretical peak: on the development VM's AMD Zen 5 cores (2 x 512-bit FMA, 64 fp32 FLOP per cycle) GEMM
 reached ~90-110 GFLOP/s per core, about half the theoretical rate, and ONNX Runtime's convolutions can exceed
 it (fraction of peak > 1). Under other people's load every number here is lower and noisier.
+``speedup_gemm_normalised``: per round and layout, each runtime's tiles/s divided by the GEMM sample taken
+just before it, the shipped runtime over torch, and the median over the pairs (load that changed between
+the two measurements of a pair cancels, load that changed within one does not: docs/performance.md).
 """
 
 from __future__ import annotations
@@ -146,20 +149,23 @@ def measure(weights: Path, batches, min_s: float = 10.0, rounds: int = 1, runtim
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
-    runs, peaks = [], []
+    runs, peaks, gemms = [], [], []
     for _ in range(rounds):
         run: dict = {rt: {} for rt in runtimes}
         peak: dict = {}
+        gemm: dict = {rt: {} for rt in runtimes}  # the GEMM sample taken just before each bare measurement
         for name, procs, threads in LAYOUTS:
             for rt in runtimes:
                 # the peak is sampled next to every bare measurement (load on a shared VM comes and goes)
                 g = round(sum(r["gflop_per_s"] for r in _layout(ctx, "mm", procs, (threads, peak_s))), 1)
                 peak[name] = max(peak.get(name, 0.0), g)
+                gemm[rt][name] = g
                 rs = _layout(ctx, "bare", procs, (weights, batches, rt, threads, min_s))
                 run[rt][name] = round(sum(r["tiles_per_s"] for r in rs), 3)
         runs.append(run)
         peaks.append(peak)
-    return combine(runs, peaks)
+        gemms.append(gemm)
+    return {**combine(runs, peaks), "gemm_runs": gemms}
 
 
 def combine(runs: list[dict], peaks: list[dict]) -> dict:
@@ -188,7 +194,22 @@ def summarise(bare: dict, flops: float, shipped: str) -> dict:
         out["runtime_speedup_vs_torch"] = round(s["tiles_per_s"] / t["tiles_per_s"], 3)
         out["runtime_speedup_vs_torch_per_layout"] = {
             lay: round(s["per_layout"][lay] / t["per_layout"][lay], 3) for lay in t["per_layout"]}
+        if bare.get("gemm_runs"):
+            out["speedup_gemm_normalised"] = gemm_normalised(bare["runs"], bare["gemm_runs"], shipped)
     return out
+
+
+def gemm_normalised(runs: list[dict], gemms: list[dict], shipped: str) -> dict:
+    """Per round and layout, (shipped tiles/s / its GEMM sample) over (torch tiles/s / its GEMM sample):
+    the speedup with each measurement scaled by the machine's rate at that moment, so load that comes and
+    goes between the two measurements of a pair cancels to first order; and the median over every pair."""
+    import statistics
+
+    pairs = [{lay: round((run[shipped][lay] / gemm[shipped][lay]) / (run["torch"][lay] / gemm["torch"][lay]), 3)
+              for lay in run["torch"] if gemm["torch"].get(lay) and gemm[shipped].get(lay) and run["torch"][lay]}
+             for run, gemm in zip(runs, gemms, strict=True)]
+    values = [v for p in pairs for v in p.values()]
+    return {"runs": pairs, "median": round(statistics.median(values), 3) if values else None}
 
 
 def shipped_runtime(config_text: str) -> str:
