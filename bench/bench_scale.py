@@ -19,6 +19,8 @@ on the processing grid: 10980 x 10980 px x 13 bands x 2 bytes (uint16) = 3.13 GB
 ``rss_over_scene_bytes`` = the largest single-process peak RSS (driver or one
 TileWorker) / scene_bytes. The JSON last line also has the ratio for the sum of
 driver + all TileWorkers and against the native-resolution pixels (1.35 GB).
+Throughput: tiles/s, and ``cpu_s_per_tile`` (user + system CPU s of the TileWorkers, the driver and
+Triton while tiling, per tile): the comparison that survives other people's load on a shared machine.
 
     .venv/bin/python bench/bench_scale.py               # full size (several minutes on 2 cores)
     .venv/bin/python bench/bench_scale.py --size 2196   # quick check on a 1/5 tile
