@@ -357,6 +357,85 @@ def test_rotate_and_deactivate_act_on_an_active_subscription_only(subscribers):
             act()
 
 
+
+@pytest.fixture
+def receiver(monkeypatch):
+    """The subscriber's end of ``alerting.ping``: no DNS (``pin`` answers the URL itself), an in-memory HTTP
+    transport recording each request and answering ``receiver["status"]``."""
+    import httpx
+
+    from terrawatch.alerting import ping, ssrf
+
+    got = {"status": 204, "requests": []}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        got["requests"].append(request)
+        return httpx.Response(got["status"])
+
+    real_client = httpx.Client
+    monkeypatch.setattr(ping, "pin", lambda url, allow: ssrf.PinnedTarget(url, "hooks.example.org", None))
+    monkeypatch.setattr(ping.httpx, "Client", lambda **kw: real_client(transport=httpx.MockTransport(handler), **kw))
+    return got
+
+
+def test_a_test_ping_is_signed_sent_once_audited_and_reports_what_the_receiver_answered(subscribers, receiver):
+    from standardwebhooks.webhooks import Webhook
+
+    subs, rows = subscribers
+    engine = FakeEngine()
+    view, secret = subs.create(engine, S, subs.NewSubscription("https://hooks.example.org/t", ["flood"]), "op")
+    sid = uuid.UUID(view["id"])
+    out = subs.send_test(engine, S, sid, audit_into)
+    assert (out["subscription_id"], out["format"], out["event_type"]) == (str(sid), "geojson", "webhook.test")
+    assert (out["delivered"], out["status_code"], out["error"]) == (True, 204, None)
+    (req,) = receiver["requests"]
+    body = req.content.decode()
+    Webhook(secret).verify(body, dict(req.headers))  # raises unless signed with the subscription's secret
+    assert req.headers["webhook-id"] == out["webhook_id"] and '"type":"webhook.test"' in body
+    assert engine.committed[-1] == [("audit", str(sid), {"webhook_id": out["webhook_id"], "delivered": True,
+                                                         "status_code": 204, "error": None})]
+    receiver["status"] = 500  # the receiver's failure is the answer, not an error; no retry
+    out = subs.send_test(engine, S, sid, audit_into)
+    assert (out["delivered"], out["status_code"], out["error"]) == (False, 500, "HTTP 500")
+    assert len(receiver["requests"]) == 2 and engine.committed[-1][0][2]["error"] == "HTTP 500"
+
+
+def test_a_test_ping_to_an_unknown_or_inactive_subscription_is_not_found_and_sends_nothing(subscribers, receiver):
+    subs, rows = subscribers
+    engine = FakeEngine()
+    view, _ = subs.create(engine, S, subs.NewSubscription("https://hooks.example.org/u", ["flood"]), "op")
+    subs.deactivate(engine, uuid.UUID(view["id"]), "op")
+    n = len(engine.committed)
+    for sid in (uuid.UUID(view["id"]), uuid.uuid4()):
+        with pytest.raises(subs.SubscriptionNotFound):
+            subs.send_test(engine, S, sid, audit_into)
+    assert receiver["requests"] == [] and len(engine.committed) == n
+
+
+# API keys (GET /ops/keys, terrawatch keys list) -----------------------------------------------------------------
+
+def test_the_key_list_shows_every_key_oldest_first_and_never_a_salt_or_hash():
+    from terrawatch.service import keys
+
+    rows = [{"id": "0123456789ab", "name": "ci", "role": "operator"}]
+    seen = []
+
+    class Conn:
+        def execute(self, stmt):
+            seen.append(stmt)
+            return type("Result", (), {"mappings": lambda self: iter(rows)})()
+
+    class Engine:
+        def connect(self):
+            from contextlib import nullcontext
+            return nullcontext(Conn())
+
+    assert keys.list_keys(Engine()) == rows
+    (stmt,) = seen
+    names = [c.name for c in stmt.selected_columns]
+    assert names == ["id", "name", "role", "created_at", "created_by", "last_used_at", "revoked_at"]
+    assert str(stmt).split("ORDER BY")[1].split() == ["api_keys.created_at"]
+
 # pipeline status (GET /ops/status) ----------------------------------------------------------------------------
 
 WORKER_METRICS = """# TYPE terrawatch_scenes_in_flight gauge
