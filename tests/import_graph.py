@@ -48,7 +48,7 @@ def build_graph(*roots: Path) -> dict[str, dict[str, int]]:
     for mod, path in mods.items():
         pkg = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
         edges: dict[str, int] = {}
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        for node in ast.walk(parse(path)):
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):
@@ -66,6 +66,20 @@ def build_graph(*roots: Path) -> dict[str, dict[str, int]]:
                         edges[dep] = min(edges.get(dep, node.lineno), node.lineno)
         graph[mod] = edges
     return graph
+
+
+_TREES: dict[tuple[str, int, int], ast.Module] = {}
+
+
+def parse(path: Path) -> ast.Module:
+    """``ast.parse`` of ``path``, read once per test session while the file is unchanged (keyed by path, size
+    and mtime): the boundary tests walk the same few hundred files. Do not mutate the tree."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    tree = _TREES.get(key)
+    if tree is None:
+        tree = _TREES[key] = ast.parse(path.read_text(), str(path))
+    return tree
 
 
 @lru_cache(maxsize=1)

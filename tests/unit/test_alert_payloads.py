@@ -139,8 +139,10 @@ def test_cap_area_is_bounded_for_aggregators_and_still_covers_the_alert():
     a = _alert(hazard="flood")
     a = Alert(**{**a.__dict__, "geom": geom})
     now = a.updated_at + timedelta(hours=1)
-    doc = _parse(cap_alert(a, "alert.updated", POLICIES["flood"], "tw@example.org", False, now=now,
-                           public_url="https://tw.example.org/api/"))
+    xml = cap_alert(a, "alert.updated", POLICIES["flood"], "tw@example.org", False, now=now,
+                    public_url="https://tw.example.org/api/")
+    assert len(xml) < 40_000  # an aggregator takes it (rendered once: the bounding is most of this test's time)
+    doc = _parse(xml)
     polys = doc.findall("cap:info/cap:area/cap:polygon", NS)
     assert 1 <= len(polys) <= 10
     rings = []
@@ -151,7 +153,6 @@ def test_cap_area_is_bounded_for_aggregators_and_still_covers_the_alert():
     from shapely import union_all
     covered = union_all(rings)
     assert covered.buffer(1e-4).covers(geom.buffer(-1e-4))  # simplification keeps (nearly) all of the alert
-    assert len(cap_alert(a, "alert.updated", POLICIES["flood"], "tw@example.org", False, now=now)) < 40_000
     uri = doc.findtext("cap:info/cap:resource/cap:uri", namespaces=NS)
     assert uri == f"https://tw.example.org/api/ogc/collections/alerts/items/{a.id}?f=json"
     desc = doc.findtext("cap:info/cap:area/cap:areaDesc", namespaces=NS)

@@ -14,7 +14,7 @@ from terrawatch.domain import products
 from terrawatch.domain.hazards import HAZARDS
 from terrawatch.domain.scene import SCHEMA_PATH
 from terrawatch.products.tiles import RAMPS
-from tests.import_graph import PACKAGE
+from tests.import_graph import PACKAGE, parse
 
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
 
@@ -76,7 +76,7 @@ def test_product_file_names_and_the_scene_id_pattern_are_written_in_one_module()
     for path in sorted(PACKAGE.rglob("*.py")):
         if path == owner or "node_modules" in path.parts:
             continue
-        tree = ast.parse(path.read_text(), str(path))
+        tree = parse(path)
         for node in _literals(tree):
             if any(n in node.value for n in NAMES) and "\n" not in node.value and len(node.value) < 80:
                 offenders.append(f"{path.relative_to(PACKAGE)}:{node.lineno}: {node.value!r}")

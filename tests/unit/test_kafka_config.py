@@ -11,6 +11,7 @@ import pytest
 from terrawatch.ingest.kafka_config import KafkaConfigError, client_config, redacted
 from terrawatch.ingest.topics import Durability, durability, unwritable, weaknesses
 from terrawatch.settings import REPO_ROOT, Settings
+from tests.import_graph import parse
 
 CLIENTS = {"Consumer", "Producer", "AdminClient"}
 
@@ -30,7 +31,9 @@ def _is_client_config(node: ast.AST | None) -> bool:
 def constructions(path: Path) -> list[tuple[int, bool]]:
     """(line, built by client_config) of each Kafka client constructed in ``path``: its first argument is a
     ``client_config(...)`` call, or a name assigned one in the innermost enclosing function."""
-    tree = ast.parse(path.read_text(), str(path))
+    if not any(c in path.read_text() for c in CLIENTS):  # no client named, none built: skip the walk
+        return []
+    tree = parse(path)
     scope: dict[ast.AST, ast.AST] = {}
 
     def visit(node: ast.AST, fn: ast.AST) -> None:

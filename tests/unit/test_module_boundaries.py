@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from terrawatch.settings import REPO_ROOT
+from tests.import_graph import parse
 
 SERVICES = REPO_ROOT / "services"
 PACKAGE = SERVICES / "terrawatch"
@@ -26,7 +27,7 @@ MAX_LINES = 600
 def imports(path: Path) -> set[str]:
     """Top-level names of every module ``path`` imports, at module level or inside functions."""
     out: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(parse(path)):
         if isinstance(node, ast.Import):
             out |= {a.name.split(".")[0] for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:

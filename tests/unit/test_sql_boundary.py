@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import terrawatch
+from tests.import_graph import parse
 
 ROOT = Path(terrawatch.__file__).parent
 ROOTS = (ROOT, ROOT.parent / "terrawatch_dev", ROOT.parent / "terrawatch_research")
@@ -26,7 +27,7 @@ def _modules():
         rel = path.relative_to(ROOT.parent)
         if rel.parts[:2] in ALLOWED_DIRS:
             continue
-        yield rel, ast.parse(path.read_text(), str(path))
+        yield rel, parse(path)
 
 
 def violations(rel: Path, tree: ast.AST) -> list[str]:
