@@ -128,6 +128,10 @@ def test_every_runbook_block_runs_on_the_real_stack(stack, tmp_path):
             assert '"status":"acknowledged"' in answer_of("/acknowledge").replace(" ", "")
             assert '"outcome":"duplicate"' in answer_of("/replay").replace(" ", "")
             assert "refused, as expected" in answer_of("$BAD_DLQ_ID ||")
+            paused, shown, resumed = answer_of("terrawatch consumption pause").splitlines()
+            for line in (paused, shown):  # the CLI's pause, then the flag as it reads it back
+                assert line.startswith("paused by ") and line.endswith(": postgis upgrade"), (paused, shown)
+            assert json.loads(resumed)["paused"] is False
             assert f'"redriven":["{dlq_id}"]' not in answer_of("/ops/dlq/redrive").replace(" ", "")  # done by the CLI
             wait_for(lambda: runs_for(s, b["id"]), 240, "the re-driven scene processed")
     finally:
