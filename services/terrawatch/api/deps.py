@@ -28,7 +28,7 @@ valid key, 403 with a too-weak role). Raise the errors of
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 from terrawatch.api.security import AuthFailureLimiter, Principal, Role, require
@@ -37,12 +37,16 @@ from terrawatch.store import audit as audit_log
 from terrawatch.store.audit import Audit
 from terrawatch.store.db import Connection, Engine
 
+if TYPE_CHECKING:
+    from terrawatch.service.runbook import Runbook
+
 
 class ApiDeps:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._lock = threading.Lock()
         self._producer = None
+        self._runbook = None
         limiter = AuthFailureLimiter(settings.api_auth_failures_per_minute)
         engine = lambda: self.engine  # noqa: E731 - resolved per request, lazily
         self.limiter = limiter
@@ -67,6 +71,20 @@ class ApiDeps:
         from terrawatch.store.uow import engine_for
 
         return engine_for(self.settings.api_read_db_url, self.settings.api_statement_timeout_ms)
+
+    @property
+    def runbook(self) -> Runbook:
+        """The runbook's services of this API process (``service/bootstrap.build_runbook``), built on first use from
+        the write and read pools and the shared producer, then reused by every ``/ops`` route (what the CLI
+        calls too)."""
+        with self._lock:
+            if self._runbook is None:
+                from terrawatch.service.bootstrap import build_runbook
+
+                # self.producer (the bound method, called only when an action publishes): not under this lock
+                self._runbook = build_runbook(self.settings, self.engine, read_engine=self.read_engine,
+                                              producer=self.producer)
+            return self._runbook
 
     def producer(self):
         """A shared idempotent Kafka producer (confluent-kafka is thread-safe)."""
@@ -97,6 +115,7 @@ class ApiDeps:
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_producer"] = None
+        state["_runbook"] = None
         state.pop("_lock", None)
         return state
 

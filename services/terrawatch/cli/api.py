@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from terrawatch.cli.root import app, cli_audit, cli_engine
+from terrawatch.cli.root import app, cli_audit, cli_runbook
 from terrawatch.settings import get_settings
 
 
@@ -47,23 +47,20 @@ def keys_create(
 ) -> None:
     """Create an API key and print it ONCE (only its salted hash is stored)."""
     from terrawatch.domain.errors import InvalidInput
-    from terrawatch.service.keys import create_key, parse_role
+    from terrawatch.service.keys import parse_role
 
     try:
         role = parse_role(role).value
     except InvalidInput as exc:
         raise typer.BadParameter(exc.reason, param_hint="--role") from None
-    key_id, key = create_key(cli_engine(), name, role, created_by="cli",
-                             audit=cli_audit("key.create"))
+    key_id, key = cli_runbook().keys.create(name, role, "cli", audit=cli_audit("key.create"))
     typer.echo(json.dumps({"id": key_id, "name": name, "role": role, "key": key}))
 
 
 @keys_app.command("list")
 def keys_list(as_json: bool = typer.Option(False, "--json", help="A JSON array instead of a table.")) -> None:
     """List keys (ids, names, roles, last use; never the secrets): a table, or JSON with --json."""
-    from terrawatch.service.keys import list_keys
-
-    keys = list_keys(cli_engine())
+    keys = cli_runbook().keys.list()
     if as_json:
         typer.echo(json.dumps(keys, default=str, indent=2))
         return
@@ -76,7 +73,5 @@ def keys_list(as_json: bool = typer.Option(False, "--json", help="A JSON array i
 @keys_app.command("revoke")
 def keys_revoke(key_id: str = typer.Argument(..., help="The key id (the 12 hex characters after tw_).")) -> None:
     """Revoke a key."""
-    from terrawatch.service.keys import revoke_key
-
-    revoke_key(cli_engine(), key_id, audit=cli_audit("key.revoke"))  # KeyNotFound: exit 1
+    cli_runbook().keys.revoke(key_id, audit=cli_audit("key.revoke"))  # KeyNotFound: exit 1
     typer.echo(json.dumps({"revoked": key_id}))

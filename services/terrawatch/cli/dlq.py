@@ -6,13 +6,13 @@ import json
 
 import typer
 
-from terrawatch.cli.root import cli_actor, cli_audit, cli_engine, dlq_app
+from terrawatch.cli.root import cli_actor, cli_audit, cli_runbook, dlq_app
 from terrawatch.settings import get_settings
 
 
 def _dlq_ctx():
     s = get_settings()
-    return s, cli_engine(s)
+    return s, cli_runbook(s).dlq
 
 
 def _dlq_ids(ids: list[str], all_: bool) -> list[str] | None:
@@ -29,10 +29,8 @@ def dlq_list(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line instead of a table."),
 ) -> None:
     """DLQ entries (pending by default), oldest first: id, state, error code, kind, reason."""
-    from terrawatch.service import dlq
-
-    s, engine = _dlq_ctx()
-    entries = dlq.list_entries(s, engine, state, limit)
+    s, svc = _dlq_ctx()
+    entries = svc.list_entries(state, limit)
     if as_json:
         for e in entries:
             typer.echo(json.dumps(e.as_dict()))
@@ -42,7 +40,7 @@ def dlq_list(
         d = e.as_dict()
         typer.echo(f"{d['id']:<12} {d['state']:<9} {d['kind']:<9} {d['error_code']:<20} {d['failed_at'] or '-':<25} "
                    f"{' '.join(d['reason'].split())[:120]}")
-    counts = dlq.counts(s, engine)
+    counts = svc.counts()
     typer.echo(f"# {s.dlq_topic}: {counts['pending']} pending, {counts['redriven']} redriven, "
                f"{counts['purged']} purged, {counts['retained']} retained")
 
@@ -54,10 +52,8 @@ def dlq_show(
 ) -> None:
     """One DLQ entry: reason, source, state (redriven when and by whom), its history (earlier entries of the
     same event that were re-driven and came back) and the original payload."""
-    from terrawatch.service import dlq
-
-    s, engine = _dlq_ctx()
-    d = dlq.get_entry(s, engine, entry_id).as_dict()
+    _, svc = _dlq_ctx()
+    d = svc.get_entry(entry_id).as_dict()
     if as_json:
         typer.echo(json.dumps(d, indent=2))
         return
@@ -92,12 +88,9 @@ def dlq_redrive(
 ) -> None:
     """Republish the original payload of pending entries to the scenes topic; mark them redriven. A permanent
     entry (the event itself was refused) is refused unless --force (exit 1 with the reason)."""
-    from terrawatch.ingest import kafka_io
-    from terrawatch.service import dlq
-
     selected = _dlq_ids(ids or [], all_)
-    s, engine = _dlq_ctx()
-    out = dlq.redrive(s, engine, kafka_io.producer(s), selected, cli_actor(), cli_audit("dlq.redrive"), force=force)
+    _, svc = _dlq_ctx()
+    out = svc.redrive(selected, cli_actor(), cli_audit("dlq.redrive"), force=force)
     _summary(out, "redriven", as_json)
 
 
@@ -108,9 +101,7 @@ def dlq_purge(
     as_json: bool = typer.Option(False, "--json", help="The answer of POST /ops/dlq/purge as JSON."),
 ) -> None:
     """Mark pending entries purged: no longer listed by default nor counted in terrawatch_dlq_depth."""
-    from terrawatch.service import dlq
-
     selected = _dlq_ids(ids or [], all_)
-    s, engine = _dlq_ctx()
-    out = dlq.purge(s, engine, selected, cli_actor(), cli_audit("dlq.purge"))
+    _, svc = _dlq_ctx()
+    out = svc.purge(selected, cli_actor(), cli_audit("dlq.purge"))
     _summary(out, "purged", as_json)

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from terrawatch.cli.root import app, cli_audit, cli_engine
+from terrawatch.cli.root import app, cli_audit, cli_runbook
 from terrawatch.settings import get_settings
 
 
@@ -101,14 +101,10 @@ def layers_load(
 ) -> None:
     """Replace a reference layer in PostGIS with the features of PATH (reprojected to EPSG:4326) and record
     its coverage: mining is called illegal for lying outside every concession only inside that coverage."""
-    from terrawatch.service.layers import load_layer
-
-    from terrawatch.service.layers import used_by
-
-    n = load_layer(cli_engine(), path, kind, name_field, coverage,
-                   audit=cli_audit("reference_layer.put"))
+    layers = cli_runbook().layers
+    n = layers.load(path, kind, name_field, coverage, audit=cli_audit("reference_layer.put"))
     out = {"layer": kind, "features": n, "coverage": str(coverage) if coverage else "layer extent",
-           "used_by": used_by(kind)}
+           "used_by": layers.used_by(kind)}
     typer.echo(json.dumps(out) if as_json else f"loaded {n} features into {kind} "
                f"({', '.join(out['used_by']) or 'display only'}; coverage: {out['coverage']})")
 
@@ -117,9 +113,7 @@ def layers_load(
 def layers_list(as_json: bool = typer.Option(False, "--json", help="A JSON array (as GET /ops/reference-layers).")
                 ) -> None:
     """Stored reference layers: features, load time, extent, coverage and the rules that read each."""
-    from terrawatch.service.layers import list_layers
-
-    rows = list_layers(cli_engine())
+    rows = cli_runbook().layers.list()
     if as_json:
         typer.echo(json.dumps(rows, default=str))
         return
@@ -133,7 +127,5 @@ def layers_list(as_json: bool = typer.Option(False, "--json", help="A JSON array
 def layers_drop(layer: str = typer.Argument(..., help="The layer to delete (features and coverage)."),
                 as_json: bool = typer.Option(False, "--json", help="The answer as JSON.")) -> None:
     """Delete a reference layer (as DELETE /ops/reference-layers/{layer}); exit 1 if it does not exist."""
-    from terrawatch.service.layers import drop_layer
-
-    n = drop_layer(cli_engine(), layer, audit=cli_audit("reference_layer.delete"))
+    n = cli_runbook().layers.drop(layer, audit=cli_audit("reference_layer.delete"))
     typer.echo(json.dumps({"layer": layer, "dropped": n}) if as_json else f"dropped {layer}: {n} features")

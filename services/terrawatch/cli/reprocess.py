@@ -7,8 +7,7 @@ from typing import Optional
 
 import typer
 
-from terrawatch.cli.root import app, cli_audit, cli_engine
-from terrawatch.settings import get_settings
+from terrawatch.cli.root import app, cli_audit, cli_runbook
 
 
 def _time(value: str | None, name: str):
@@ -35,8 +34,6 @@ def reprocess_cmd(
     """Process stored scenes again under a new run version (current reference layers, history, thresholds,
     models); the alerts the new run no longer supports are updated or withdrawn, with lifecycle events and
     webhooks. Audited as scene.reprocess."""
-    from terrawatch.service.reprocess import reprocess
-
     box = None
     if bbox is not None:
         try:
@@ -45,9 +42,9 @@ def reprocess_cmd(
             raise typer.BadParameter("four numbers west,south,east,north", param_hint="--bbox") from None
         if len(box) != 4:
             raise typer.BadParameter("four numbers west,south,east,north", param_hint="--bbox")
-    s = get_settings()
-    out = reprocess(s, cli_engine(s), scene_ids=scene_ids or None, bbox=box, since=_time(since, "--since"),
-                    until=_time(until, "--until"), dry_run=dry_run, audit=cli_audit("scene.reprocess"))
+    out = cli_runbook().reprocess.reprocess(scene_ids=scene_ids or None, bbox=box, since=_time(since, "--since"),
+                                            until=_time(until, "--until"), dry_run=dry_run,
+                                            audit=cli_audit("scene.reprocess"))
     if as_json:
         typer.echo(json.dumps(out))
         return

@@ -82,3 +82,20 @@ def cli_engine(settings=None):
     from terrawatch.store.uow import engine_for
 
     return engine_for((settings or get_settings()).db_url)
+
+
+_RUNBOOK = None
+
+
+def cli_runbook(settings=None):
+    """The runbook's services of this process (``service/bootstrap.build_runbook`` on :func:`cli_engine`; a Kafka
+    producer built on the first publish), built on the first call and shared by the commands it runs."""
+    global _RUNBOOK
+    from terrawatch.settings import get_settings
+
+    s = settings or get_settings()
+    if _RUNBOOK is None or _RUNBOOK[0] is not s:
+        from terrawatch.service.bootstrap import build_runbook
+
+        _RUNBOOK = (s, build_runbook(s, cli_engine(s)))
+    return _RUNBOOK[1]

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from terrawatch.cli.root import app, cli_actor, cli_audit, cli_engine, consumption_app
+from terrawatch.cli.root import app, cli_actor, cli_audit, cli_runbook, consumption_app
 from terrawatch.settings import get_settings
 
 
@@ -35,10 +35,7 @@ def replay_cmd(
 ) -> None:
     """Republish a stored scene's STAC Item to the scenes topic; says whether the run will be new or a
     duplicate (a no-op for runs whose model version is unchanged). An unknown scene: exit 1 (the API: 404)."""
-    from terrawatch.service.stream_ops import replay
-
-    s = get_settings()
-    out = replay(s, scene_id, engine=cli_engine(s), audit=cli_audit("scene.replay"))
+    out = cli_runbook().streams.replay(scene_id, audit=cli_audit("scene.replay"))
     if as_json:
         typer.echo(json.dumps(out))
     else:
@@ -63,7 +60,7 @@ def backfill_cmd(
 ) -> None:
     """Publish scene events for an area and period through Kafka, like live traffic (progress on stderr).
     --folder is the use case of POST /ops/backfill (at most 500 files, audited as scene.backfill)."""
-    from terrawatch.service.stream_ops import backfill, backfill_folder, make_source
+    from terrawatch.service.stream_ops import make_source
 
     try:
         box = tuple(float(v) for v in bbox.split(","))
@@ -75,9 +72,9 @@ def backfill_cmd(
     when = _utc_bound(sensing_time, False) if sensing_time else None
     start, end = _utc_bound(from_, False), _utc_bound(to, True)
     if folder is not None and not (stac_api or sentinelhub):
-        report = backfill_folder(s, str(folder.resolve()), None, recursive=recursive is not False, sensing_time=when,
-                                 dry_run=dry_run, bbox=box, start=start, end=end, progress=True,
-                                 engine=None if dry_run else cli_engine(s), audit=cli_audit("scene.backfill"))
+        report = cli_runbook(s).streams.backfill_folder(
+            str(folder.resolve()), None, recursive=recursive is not False, sensing_time=when, dry_run=dry_run,
+            bbox=box, start=start, end=end, progress=True, audit=cli_audit("scene.backfill"))
         typer.echo(json.dumps(report.as_dict()))
         return
     if recursive is not None:
@@ -85,7 +82,7 @@ def backfill_cmd(
     try:
         source = make_source(s, folder=folder, stac_api=stac_api, collections=collection, sentinelhub=sentinelhub,
                              max_cloud=max_cloud, max_items=max_items, sensing_time=when)
-        report = backfill(s, source, box, start, end, dry_run=dry_run)
+        report = cli_runbook(s).streams.backfill(source, box, start, end, dry_run=dry_run)
     except (ValueError, FileNotFoundError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
@@ -108,18 +105,12 @@ def _consumption_out(out: dict, as_json: bool) -> None:
 @consumption_app.command("show")
 def consumption_show(as_json: bool = typer.Option(False, "--json", help="As GET /ops/consumption.")) -> None:
     """Whether the worker consumes scenes: the pause flag, its reason, who set it and when."""
-    from terrawatch.service.ops import consumption
-
-    s = get_settings()
-    _consumption_out(consumption(cli_engine(s), s), as_json)
+    _consumption_out(cli_runbook().consumption.show(), as_json)
 
 
 def _set_consumption(paused: bool, reason: str, as_json: bool) -> None:
-    from terrawatch.service.ops import set_consumption
-
-    s = get_settings()
-    _consumption_out(set_consumption(cli_engine(s), s, paused, reason, cli_actor(),
-                                     cli_audit("consumption.pause" if paused else "consumption.resume")), as_json)
+    audit = cli_audit("consumption.pause" if paused else "consumption.resume")
+    _consumption_out(cli_runbook().consumption.set(paused, reason, cli_actor(), audit), as_json)
 
 
 @consumption_app.command("pause")

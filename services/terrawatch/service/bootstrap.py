@@ -1,5 +1,5 @@
-"""The composition root of the pipeline processes (``terrawatch run`` and ``terrawatch dispatch``): builds the
-real adapters (Kafka, Ray, Triton, PostGIS, the webhook HTTP client) once per process and wires them into the
+"""The composition root of the pipeline processes (``terrawatch run`` and ``terrawatch dispatch``) and of the
+runbook's services (:func:`build_runbook`, for the API and the CLI): builds the real adapters (Kafka, Ray, Triton, PostGIS, the webhook HTTP client) once per process and wires them into the
 worker, the scene pipeline, the DLQ depth reporter and the dispatcher. Nothing else constructs them for
 these; unit tests build a ``Worker`` or a ``ScenePipeline`` from in-memory fakes of the ports in
 :mod:`terrawatch.service.ports` instead."""
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from terrawatch.domain.alerts import HazardPolicy
     from terrawatch.service.dlq import DepthReporter
     from terrawatch.service.pipeline import ScenePipeline
+    from terrawatch.service.runbook import ProducerFactory, Runbook
 
 
 class PostgisWorkerStore:
@@ -74,6 +75,16 @@ def build_pipeline(settings: Settings, tiler: Tiler, engine: Engine, model_versi
     return ScenePipeline(settings, tiler=tiler, unit_of_work=uow_factory(engine), reader=SceneReader,
                          model_version=model_version, policies=policies, aoa=aoa,
                          assets=AssetPolicy.from_settings(settings))
+
+
+def build_runbook(settings: Settings, engine: Engine, *, read_engine: Engine | None = None,
+                  producer: ProducerFactory | None = None) -> Runbook:
+    """The runbook's services (:mod:`terrawatch.service.runbook`), once per process: the API's (``ApiDeps.runbook``:
+    its write and read pools, its shared producer) and the CLI's (``cli/root.cli_runbook``: ``settings.db_url``,
+    a producer built on first publish). Nothing connects here."""
+    from terrawatch.service.runbook import build
+
+    return build(settings, engine, read_engine=read_engine, producer=producer)
 
 
 def worker_pool(settings: Settings) -> Engine:

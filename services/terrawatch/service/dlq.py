@@ -96,10 +96,10 @@ def parse_id(entry_id: str) -> tuple[int, int]:
 
 class KafkaDlqLog:
     """The :class:`~terrawatch.service.ports.DlqLog` port on Kafka (``ingest.dlq``); ``producer`` (for re-drives) is
-    built on first use when not given."""
+    ``make_producer()`` (the runbook's producer factory) or built on first use when not given."""
 
-    def __init__(self, settings: Settings, producer=None) -> None:
-        self.s, self._producer = settings, producer
+    def __init__(self, settings: Settings, producer=None, *, make_producer=None) -> None:
+        self.s, self._producer, self._make_producer = settings, producer, make_producer
 
     def read(self, wanted: dict[int, set[int]] | None = None, limit: int = 100) -> list[tuple[int, int, DlqRecord]]:
         return kdlq.read(self.s, wanted=wanted) if wanted is not None else kdlq.read(self.s, limit=limit)
@@ -108,6 +108,8 @@ class KafkaDlqLog:
         return kdlq.watermarks(self.s)
 
     def republish(self, records: list[DlqRecord]) -> None:
+        if self._producer is None and self._make_producer is not None:
+            self._producer = self._make_producer()
         if self._producer is None:
             from terrawatch.ingest.kafka_io import producer
 

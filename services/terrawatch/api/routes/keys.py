@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 
 from terrawatch.api.deps import ApiDeps
-from terrawatch.service import keys
 from terrawatch.service.keys import KEY_ID_PATTERN, Principal, Role
 
 KeyId = Annotated[str, Path(pattern=KEY_ID_PATTERN, description="The key's public id.")]
@@ -42,16 +41,16 @@ def keys_router(deps: ApiDeps) -> APIRouter:
 
     @router.get("", response_model=list[KeyOut], summary="All keys (never their secrets).")
     def list_keys(_: Principal = Depends(deps.admin)) -> list[dict]:
-        return keys.list_keys(deps.engine)
+        return deps.runbook.keys.list()
 
     @router.post("", response_model=KeyCreated, status_code=201, summary="Create a key; the response shows it once.")
     def create(body: KeyIn, request: Request, who: Principal = Depends(deps.admin)) -> dict:
-        key_id, key = keys.create_key(deps.engine, body.name, body.role, created_by=who.actor,
-                                      audit=deps.auditor(who, request, "key.create"))
+        key_id, key = deps.runbook.keys.create(body.name, body.role, who.actor,
+                                               audit=deps.auditor(who, request, "key.create"))
         return {"id": key_id, "name": body.name, "role": body.role, "key": key}
 
     @router.delete("/{key_id}", status_code=204, summary="Revoke a key.")
     def revoke(key_id: KeyId, request: Request, who: Principal = Depends(deps.admin)) -> None:
-        keys.revoke_key(deps.engine, key_id, audit=deps.auditor(who, request, "key.revoke"))
+        deps.runbook.keys.revoke(key_id, audit=deps.auditor(who, request, "key.revoke"))
 
     return router

@@ -14,7 +14,6 @@ from terrawatch.api.deps import ApiDeps
 from terrawatch.api.security import ANONYMOUS_VIEWER, Principal
 from terrawatch.domain.errors import BadRequest
 from terrawatch.service import dlq as dlq_svc
-from terrawatch.service import ops, stream_ops
 from terrawatch.store import audit as audit_log
 
 SceneId = Annotated[str, Path(min_length=1, max_length=256, description="Scene (STAC Item) id.")]
@@ -279,7 +278,7 @@ def ops_router(deps: ApiDeps) -> APIRouter:
                         "Anonymous callers see ok/unavailable per check; a viewer key also sees the details "
                         "(versions, addresses, session names).")
     def readyz(who: Principal = Depends(deps.optional_viewer)) -> JSONResponse:
-        checks = ops.readiness(s, deps.read_engine)
+        checks = deps.runbook.status.readiness()
         ok = all(c.ok for c in checks.values())
         out = {k: c.as_dict() for k, c in checks.items()}
         if who is ANONYMOUS_VIEWER:  # no versions or internal names for strangers (issue 25 finding 7)
@@ -289,13 +288,13 @@ def ops_router(deps: ApiDeps) -> APIRouter:
 
     @router.get("/status", response_model=PipelineStatus, summary="Consumer lag, scenes in flight, progress, DLQ.")
     def status(_: Principal = Depends(deps.viewer)) -> dict:
-        return ops.pipeline_status(s, deps.read_engine)
+        return deps.runbook.status.status()
 
     @router.post("/scenes/{scene_id}/replay", response_model=Replayed, status_code=202,
                  summary="Republish the scene's stored STAC Item to the scenes topic; says whether the run will be "
                          "new or a duplicate.")
     def replay(scene_id: SceneId, request: Request, who: Principal = Depends(deps.operator)) -> dict:
-        out = stream_ops.replay(s, scene_id, deps.producer(), deps.engine, _audit(who, request, "scene.replay"))
+        out = deps.runbook.streams.replay(scene_id, _audit(who, request, "scene.replay"))
         return {**out, "published": [out["published"]]}
 
     @router.post("/reprocess", response_model=Reprocessed, status_code=202,
@@ -303,11 +302,9 @@ def ops_router(deps: ApiDeps) -> APIRouter:
                          "against the current reference layers, history, thresholds and models; alerts the new run "
                          "no longer supports are updated or withdrawn (lifecycle events, webhooks).")
     def reprocess(body: ReprocessIn, request: Request, who: Principal = Depends(deps.operator)) -> dict:
-        from terrawatch.service import reprocess as reprocess_svc
-
         only_params(request)
-        return reprocess_svc.reprocess(
-            s, deps.engine, None if body.dry_run else deps.producer(), scene_ids=body.scene_ids,
+        return deps.runbook.reprocess.reprocess(
+            scene_ids=body.scene_ids,
             bbox=tuple(body.bbox) if body.bbox else None, since=body.since, until=body.until,
             dry_run=body.dry_run, audit=_audit(who, request, "scene.reprocess"))
 
@@ -322,32 +319,31 @@ def ops_router(deps: ApiDeps) -> APIRouter:
             state: Annotated[Literal["pending", "redriven", "purged", "all"], Query()] = "pending",
             _: Principal = Depends(deps.operator)) -> list[dict]:
         only_params(request, "limit", "state")
-        return [e.as_dict() for e in dlq_svc.list_entries(s, deps.engine, state, limit)]
+        return [e.as_dict() for e in deps.runbook.dlq.list_entries(state, limit)]
 
     @router.get("/dlq/{partition}/{offset}", response_model=DlqEntry, summary="One DLQ entry with its state.")
     def dlq_entry(partition: Annotated[int, Path(ge=0, le=999_999)], offset: Annotated[int, Path(ge=0, le=2**63 - 1)],
                   _: Principal = Depends(deps.operator)) -> dict:
-        return dlq_svc.get_entry(s, deps.engine, f"{partition}/{offset}").as_dict()
+        return deps.runbook.dlq.get_entry(f"{partition}/{offset}").as_dict()
 
     @router.post("/dlq/redrive", response_model=Redriven, status_code=202,
                  summary="Republish the original payload of pending DLQ entries (all, or by partition/offset id) "
                          "and mark them redriven; permanent entries only with force (409 otherwise).")
     def redrive(body: RedriveIn, request: Request, who: Principal = Depends(deps.operator)) -> dict:
-        return dlq_svc.redrive(s, deps.engine, deps.producer(), _ids(body), who.actor,
-                               _audit(who, request, "dlq.redrive"), force=body.force)
+        return deps.runbook.dlq.redrive(_ids(body), who.actor, _audit(who, request, "dlq.redrive"), force=body.force)
 
     @router.post("/dlq/purge", response_model=Purged,
                  summary="Mark pending DLQ entries purged (no longer listed by default nor counted in the depth).")
     def purge(body: DlqSelect, request: Request, who: Principal = Depends(deps.operator)) -> dict:
-        return dlq_svc.purge(s, deps.engine, _ids(body), who.actor, _audit(who, request, "dlq.purge"))
+        return deps.runbook.dlq.purge(_ids(body), who.actor, _audit(who, request, "dlq.purge"))
 
     @router.get("/consumption", response_model=ConsumptionState, summary="Whether the worker consumes scenes.")
     def consumption(_: Principal = Depends(deps.viewer)) -> dict:
-        return ops.consumption(deps.read_engine, s)
+        return deps.runbook.consumption.show()
 
     def _set_paused(paused: bool, reason: str, who: Principal, request: Request) -> dict:
-        return ops.set_consumption(deps.engine, s, paused, reason, who.actor,
-                                   _audit(who, request, "consumption.pause" if paused else "consumption.resume"))
+        action = "consumption.pause" if paused else "consumption.resume"
+        return deps.runbook.consumption.set(paused, reason, who.actor, _audit(who, request, action))
 
     @router.post("/consumption/pause", response_model=ConsumptionState,
                  summary="Pause the worker's consumption (it checks the flag every few seconds).")
@@ -362,16 +358,16 @@ def ops_router(deps: ApiDeps) -> APIRouter:
                  summary="Publish one scene event per GeoTIFF or STAC Item file in a folder on the API host "
                          "(under TERRAWATCH_API_BACKFILL_ROOTS).")
     def backfill(body: BackfillIn, request: Request, who: Principal = Depends(deps.operator)) -> dict:
-        report = stream_ops.backfill_folder(
-            s, body.folder, stream_ops.backfill_roots(s), recursive=body.recursive, sensing_time=body.sensing_time,
-            platform=body.platform, dry_run=body.dry_run, producer=None if body.dry_run else deps.producer(),
-            engine=deps.engine, audit=_audit(who, request, "scene.backfill"))
+        streams = deps.runbook.streams
+        report = streams.backfill_folder(
+            body.folder, streams.backfill_roots(), recursive=body.recursive, sensing_time=body.sensing_time,
+            platform=body.platform, dry_run=body.dry_run, audit=_audit(who, request, "scene.backfill"))
         return {"published": report.published, "topic": s.scenes_topic, "dry_run": body.dry_run,
                 "skipped": [{"path": k["source"], "reason": k["reason"]} for k in report.skipped]}
 
     @router.get("/models", response_model=list[ModelVersion], summary="Model versions in Triton's repository.")
     async def models(_: Principal = Depends(deps.viewer)) -> list[dict]:
-        return await run_in_threadpool(ops.triton_models, s)
+        return await run_in_threadpool(deps.runbook.status.models)
 
     @router.get("/audit", response_model=list[AuditEntry],
                 summary="The audit log, newest first; filters: action (one of the recorded actions), since, until "

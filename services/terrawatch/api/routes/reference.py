@@ -68,17 +68,16 @@ def reference_router(deps: ApiDeps) -> APIRouter:
         if len(body.features) > MAX_FEATURES:
             raise InvalidInput(f"at most {MAX_FEATURES} features per layer")
         feats = [(_geometry(f, i), dict(f.properties or {})) for i, f in enumerate(body.features)]
-        n, replaced = layers.replace_features(deps.engine, layer, feats,
-                                              audit=deps.auditor(who, request, "reference_layer.put"))
+        n, replaced = deps.runbook.layers.replace(layer, feats, audit=deps.auditor(who, request, "reference_layer.put"))
         return {"layer": layer, "features": n, "replaced": replaced, "used_by": layers.used_by(layer)}
 
     @router.delete("/{layer}", status_code=204, summary="Drop a layer.")
     def delete_layer(layer: Layer, request: Request, who: Principal = Depends(deps.operator)) -> None:
-        layers.drop_layer(deps.engine, layer, audit=deps.auditor(who, request, "reference_layer.delete"))
+        deps.runbook.layers.drop(layer, audit=deps.auditor(who, request, "reference_layer.delete"))
 
     @router.get("", response_model=list[LayerSummary],
                 summary="Stored layers: features, load time, extent, coverage and the rules that read each.")
     def list_layers(_: Principal = Depends(deps.viewer)) -> list[dict]:
-        return layers.list_layers(deps.read_engine)
+        return deps.runbook.layers.list()
 
     return router
