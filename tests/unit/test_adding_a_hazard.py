@@ -40,6 +40,7 @@ def test_every_registered_model_is_served_by_a_backend_class_with_the_registry_t
 
     name = _backend_class(h.model)
     assert name, f"models/{h.model}/1/model.py does not serve a terrawatch.inference.triton_backend class"
+    assert name == h.spec.backend, f"models/{h.model}/1/model.py serves {name}, the registry says {h.spec.backend}"
     cls = getattr(triton_backend, name)
     assert issubclass(cls, triton_backend.BatchedModel)
     assert (cls.inputs, cls.output) == (h.spec.input_names, h.spec.output_name)
@@ -65,3 +66,19 @@ def test_the_files_the_section_names_exist():
         if not any((root / path).exists() for root in (REPO_ROOT, services, REPO_ROOT / "tests" / "unit")):
             missing.append(path)
     assert missing == []
+
+
+def test_the_registry_carries_each_hazards_style_and_each_models_cpu_flag():
+    """Colour, ramp and CPU-only flag come from the registry; the API, the raster ramps and serving derive theirs."""
+    from terrawatch.api.routes.map import HAZARD_COLOURS
+    from terrawatch.inference.serving import CPU_ONLY
+    from terrawatch.products.tiles import RAMPS
+
+    assert set(hazards.STYLES) == set(hazards.HAZARDS)
+    assert HAZARD_COLOURS == {h: s.colour for h, s in hazards.STYLES.items()}
+    assert all(RAMPS[h] == s.ramp for h, s in hazards.STYLES.items())
+    assert all(re.fullmatch(r"#[0-9a-f]{6}", s.colour) for s in hazards.STYLES.values())
+    assert len({s.colour for s in hazards.STYLES.values()}) == len(hazards.STYLES), "two hazards share a colour"
+    assert CPU_ONLY == {m.name for m in hazards.MODELS.values() if m.cpu_only}
+    # flood_s2 has no net (index thresholds); every other model runs one
+    assert CPU_ONLY == {"flood_s2"}

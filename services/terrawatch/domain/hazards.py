@@ -11,8 +11,11 @@ step per ``kind``), ``inference/triton.py`` (tensor
 names), ``inference/triton_backend.py`` (the served models' tensors), ``domain/scene.py`` (default
 hazards per sensor), ``service/worker.py`` (via ``inference.triton.MODELS``); ``models/*/config.pbtxt``
 and ``alerts/rules/*.yaml`` are checked against it by ``tests/unit/test_hazard_registry.py``, the scene-event
-schema's hazard enum, the raster ramps and the map colours by ``tests/unit/test_hazard_kinds.py``. The files
-a new hazard touches: docs/architecture.md, "Adding a hazard".
+schema's hazard enum and the map page's colours by ``tests/unit/test_hazard_kinds.py``. It also carries each
+hazard's colour and raster ramp (``STYLES``: ``products/tiles.RAMPS`` and ``api/routes/map.HAZARD_COLOURS`` are
+derived from it) and each model's backend class and CPU-only flag (``ModelSpec``: ``inference/serving.CPU_ONLY``
+is derived from it; ``models/*/1/model.py`` is checked against it). The files a new hazard touches:
+docs/architecture.md, "Adding a hazard".
 """
 
 from __future__ import annotations
@@ -37,12 +40,19 @@ class Tensor:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A Triton model: batched float32 inputs (N, *dims) in this order -> output (N, *dims)."""
+    """A Triton model: batched float32 inputs (N, *dims) in this order -> output (N, *dims).
+
+    ``backend``: the ``terrawatch.inference.triton_backend`` class that ``models/<name>/1/model.py`` serves as
+    ``TritonPythonModel``. ``cpu_only``: no torch/ONNX net (index thresholds): a GPU instance would only hold
+    memory, so serving renders it ``KIND_CPU`` whatever the setting.
+    """
 
     name: str
     inputs: tuple[Tensor, ...]
     output: Tensor
     max_batch_size: int
+    backend: str
+    cpu_only: bool = False
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -57,15 +67,32 @@ S2_13 = (13, -1, -1)  # B1..B12 incl. B8A and B10, reflectance x 10000, one 10 m
 
 MODELS: dict[str, ModelSpec] = {m.name: m for m in (
     # (N, 2, H, W) S1 VV, VH in dB -> (N, 1, H, W) water probability
-    ModelSpec("flood_s1", (Tensor("S1_DB", (2, -1, -1)),), Tensor("WATER_PROB", (1, -1, -1)), 8),
+    ModelSpec("flood_s1", (Tensor("S1_DB", (2, -1, -1)),), Tensor("WATER_PROB", (1, -1, -1)), 8, "FloodS1Model"),
     # (N, 13, H, W) S2 L1C reflectance x 10000 -> (N, 1, H, W) water probability
-    ModelSpec("flood_s2", (Tensor("S2_TOA", S2_13),), Tensor("WATER_PROB", (1, -1, -1)), 8),
+    ModelSpec("flood_s2", (Tensor("S2_TOA", S2_13),), Tensor("WATER_PROB", (1, -1, -1)), 8, "FloodS2Model",
+              cpu_only=True),
     # pre and post (N, 13, H, W) S2 L1C x 10000 on one grid -> (N, 1, H, W) forest-loss probability
     ModelSpec("deforestation_s2", (Tensor("PRE_TOA", S2_13), Tensor("POST_TOA", S2_13)),
-              Tensor("LOSS_PROB", (1, -1, -1)), 8),
+              Tensor("LOSS_PROB", (1, -1, -1)), 8, "DeforestationModel"),
     # (N, 12, 48, 48) scaled S2 patches (terrawatch.ml.mining.to_model_input) -> (N, 1) mine probability
-    ModelSpec("mining_s2", (Tensor("PATCHES", (12, 48, 48)),), Tensor("MINE_PROB", (1,)), 64),
+    ModelSpec("mining_s2", (Tensor("PATCHES", (12, 48, 48)),), Tensor("MINE_PROB", (1,)), 64, "MiningModel"),
 )}
+
+
+@dataclass(frozen=True)
+class HazardStyle:
+    """How a hazard is drawn: ``colour`` (CSS hex) for its detections and alerts on the map and in the styles,
+    ``ramp`` (a rio-tiler colormap name) for its 0-100 likelihood raster (0 transparent)."""
+
+    colour: str
+    ramp: str
+
+
+STYLES: dict[str, HazardStyle] = {
+    "flood": HazardStyle("#1f78b4", "blues"),
+    "deforestation": HazardStyle("#33a02c", "ylorrd"),
+    "mining": HazardStyle("#e6550d", "rdpu"),
+}
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-CPU_ONLY = frozenset({"flood_s2"})  # models with no torch net: a GPU instance would only hold memory
+from terrawatch.domain.hazards import MODELS
+
+CPU_ONLY = frozenset(m.name for m in MODELS.values() if m.cpu_only)  # no net: a GPU instance would only hold memory
 RUNTIMES = ("torch", "onnxruntime")
 
 

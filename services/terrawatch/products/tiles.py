@@ -34,7 +34,7 @@ from morecantile import Tile
 from rio_tiler.io import Reader
 
 from terrawatch.domain.errors import BadRequest, NotFound
-from terrawatch.domain.hazards import HAZARDS
+from terrawatch.domain.hazards import HAZARDS, STYLES
 from terrawatch.domain.products import FILES, FLOOD_FUSED, PRODUCTS, QUICKLOOK, SCENE_ID  # noqa: F401 - used here and by callers
 from terrawatch.domain.scene import Sensor
 
@@ -46,7 +46,7 @@ WORLD_M = 2 * math.pi * 6378137.0  # WebMercatorQuad: the zoom-0 tile's side in 
 # a product with overviews at every power of two (a level up to 2x finer than the tile: 512 x 512 px).
 MAX_SOURCE_PIXELS = 1024 * 1024
 RENDER_VERSION = "2"  # part of each tile's ETag: bump when the rendering of the same file changes
-RAMPS = {"flood": "blues", FLOOD_FUSED: "blues", "deforestation": "ylorrd", "mining": "rdpu"}
+RAMPS = {h: style.ramp for h, style in STYLES.items()} | {FLOOD_FUSED: STYLES["flood"].ramp}
 COMPOSITES = {"truecolor": (1, 2, 3), "falsecolor": (4, 1, 2), "vvvh": (1, 2, 3)}
 
 

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from terrawatch.api.errors import BadRequest, Unavailable, excerpt
+from terrawatch.domain.hazards import STYLES
 
 WEB_DIST = Path(__file__).resolve().parents[1] / "web" / "dist"
 
@@ -97,8 +98,8 @@ def places(request: Request) -> dict:
             "attribution": PLACES_ATTRIBUTION}
 
 
-# Vector colours: the map page's HAZARD_COLOUR (api/web/src/map.js; a unit test keeps the two equal).
-HAZARD_COLOURS = {"flood": "#1f78b4", "deforestation": "#33a02c", "mining": "#e6550d"}
+# Vector colours from the hazard registry; the map page's HAZARD_COLOUR (api/web/src/map.js) is kept equal by a test.
+HAZARD_COLOURS = {h: style.colour for h, style in STYLES.items()}
 OTHER_COLOURS = {
     "scene footprint (processed)": "#555555", "scene footprint (outside the models' areas)": "#aaaaaa",
     "scene footprint (failed, see the DLQ)": "#d62728", "reference layer": "#6a3d9a",
