@@ -37,7 +37,8 @@ class CountingFactory:
 def test_every_area_shares_the_pools_and_the_producer_factory_given_once():
     write, read, make = FakeEngine(), FakeEngine(), CountingFactory()
     rb = build_runbook(S, write, read_engine=read, producer=make)
-    areas = [rb.streams, rb.consumption, rb.status, rb.reprocess, rb.keys, rb.layers]
+    areas = [rb.streams, rb.consumption, rb.status, rb.reprocess, rb.keys, rb.layers, rb.subscriptions,
+             rb.deliveries, rb.alerts]
     assert all(a.s is S and a.engine is write and a.read_engine is read and a.producer is make for a in areas)
     assert rb.dlq.log._make_producer is make and rb.dlq.states.engine is write  # re-drives publish with it too
     assert make.calls == 0  # building connects nothing and opens no producer
@@ -111,15 +112,22 @@ def test_the_cli_builds_its_runbook_once_per_process_and_settings(monkeypatch):
     assert root.cli_runbook(Settings()) is not first
 
 
-CALLERS = ["api/routes/ops.py", "api/routes/keys.py", "api/routes/reference.py", "cli/dlq.py", "cli/streams.py",
-           "cli/reprocess.py", "cli/api.py", "cli/models.py"]
+CALLERS = ["api/routes/ops.py", "api/routes/keys.py", "api/routes/reference.py", "api/routes/subscriptions.py",
+           "api/routes/alerts.py", "cli/dlq.py", "cli/streams.py", "cli/reprocess.py", "cli/api.py", "cli/models.py"]
 USE_CASES = re.compile(r"(?<![.\w])(?:ops|stream_ops|dlq_svc|dlq|reprocess_svc|keys|layers)\.(?:readiness|pipeline_status|"
                        r"triton_models|consumption|set_consumption|replay|backfill|backfill_folder|reprocess|"
                        r"list_entries|get_entry|redrive|purge|counts|create_key|list_keys|revoke_key|list_layers|"
-                       r"drop_layer|load_layer|replace_features)\(")
+                       r"drop_layer|load_layer|replace_features)\(|(?<![.\w])(?:subscriptions|svc|deliveries|dsvc|alerts)\."
+                       r"(?:create|list_all|get|send_test|rotate_secret|deactivate|list_deliveries|get_delivery|"
+                       r"redeliver|transition|events)\(")
+
+IMPORTED = re.compile(r"from terrawatch\.service\.\w+ import [^\n]*\b(?:replay|backfill|backfill_folder|consumption|"
+                      r"set_consumption|reprocess|create_key|list_keys|revoke_key|list_layers|drop_layer|load_layer|"
+                      r"replace_features|list_entries|get_entry|redrive|purge|transition|list_deliveries|redeliver)\b")
 
 
 @pytest.mark.parametrize("path", CALLERS)
 def test_the_api_and_cli_call_the_runbook_not_the_module_functions(path):
     text = (PKG / path).read_text()
     assert not USE_CASES.findall(text), f"{path} calls a runbook use case directly: use its Runbook service"
+    assert not IMPORTED.findall(text), f"{path} imports a runbook use case: use its Runbook service"

@@ -1,6 +1,7 @@
 """The runbook: one service per area (DLQ, stream operations, consumption, status, reprocessing, API keys,
-reference layers), built once per process by the composition root (:func:`terrawatch.service.bootstrap.build_runbook`)
-and called by the API (``/ops`` routes through ``ApiDeps.runbook``) and the CLI (``cli/root.cli_runbook``) alike.
+reference layers, webhook subscriptions and deliveries, alert transitions), built once per process by the
+composition root (:func:`terrawatch.service.bootstrap.build_runbook`) and called by the API (its routes through
+``ApiDeps.runbook``) and the CLI (``cli/root.cli_runbook``) alike.
 
 Every area service takes its dependencies once, in the same order: ``(settings, engine, *, read_engine,
 producer)`` - ``engine``: the write pool; ``read_engine``: the pool for reads (the API's read role; default
@@ -12,6 +13,7 @@ their unit tests run on fakes), so the API and the CLI share one behaviour for m
 from __future__ import annotations
 
 import threading
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -189,6 +191,77 @@ class LayerService(_Area):
         return layers.used_by(layer)
 
 
+class SubscriptionService(_Area):
+    """Webhook subscribers: create, list, get, test ping, rotate the secret, deactivate
+    (``service/subscriptions.py``)."""
+
+    def create(self, req, actor: str, audit: Audit | None = None) -> tuple[dict, str]:
+        from terrawatch.service import subscriptions
+
+        return subscriptions.create(self.engine, self.s, req, actor, audit=audit)
+
+    def list(self, include_inactive: bool = False) -> list[dict]:
+        from terrawatch.service import subscriptions
+
+        return subscriptions.list_all(self.engine, include_inactive)
+
+    def get(self, sid: uuid.UUID) -> dict:
+        from terrawatch.service import subscriptions
+
+        return subscriptions.get(self.engine, sid)
+
+    def send_test(self, sid: uuid.UUID, audit: Audit | None = None) -> dict:
+        from terrawatch.service import subscriptions
+
+        return subscriptions.send_test(self.engine, self.s, sid, audit=audit)
+
+    def rotate_secret(self, sid: uuid.UUID, audit: Audit | None = None) -> str:
+        from terrawatch.service import subscriptions
+
+        return subscriptions.rotate_secret(self.engine, sid, audit=audit)
+
+    def deactivate(self, sid: uuid.UUID, actor: str, audit: Audit | None = None) -> int:
+        from terrawatch.service import subscriptions
+
+        return subscriptions.deactivate(self.engine, sid, actor, audit=audit)
+
+
+class DeliveryService(_Area):
+    """Webhook deliveries: list, show, redeliver (``service/deliveries.py``)."""
+
+    def list(self, status: str | None = "failed", subscriber_id: uuid.UUID | None = None,
+             alert_id: uuid.UUID | None = None, limit: int = 100, before: str | None = None) -> list[dict]:
+        from terrawatch.service import deliveries
+
+        return deliveries.list_deliveries(self.engine, status, subscriber_id, alert_id, limit, before)
+
+    def get(self, delivery_id: str) -> dict:
+        from terrawatch.service import deliveries
+
+        return deliveries.get_delivery(self.engine, delivery_id)
+
+    def redeliver(self, delivery_id: str, actor: str, audit: Audit | None = None) -> dict:
+        from terrawatch.service import deliveries
+
+        return deliveries.redeliver(self.engine, delivery_id, actor, audit=audit)
+
+
+class AlertService(_Area):
+    """Alert transitions (write pool) and their lifecycle history (``read_engine``) (``service/alerts.py``)."""
+
+    def transition(self, alert_id: uuid.UUID, to_status, actor: str, reason: str,
+                   expected_version: int | None = None, audit: Audit | None = None):
+        from terrawatch.service import alerts
+
+        return alerts.transition(self.engine, self.s, alert_id, to_status, actor, reason, expected_version,
+                                 audit=audit)
+
+    def events(self, alert_id: uuid.UUID) -> list[dict]:
+        from terrawatch.service import alerts
+
+        return alerts.events(self.read_engine, alert_id)
+
+
 @dataclass
 class Runbook:
     """One service per runbook area, built once per process (:func:`terrawatch.service.bootstrap.build_runbook`)."""
@@ -200,6 +273,9 @@ class Runbook:
     reprocess: ReprocessService
     keys: KeyService
     layers: LayerService
+    subscriptions: SubscriptionService
+    deliveries: DeliveryService
+    alerts: AlertService
 
 
 def build(settings: Settings, engine: Engine, *, read_engine: Engine | None = None,
@@ -216,5 +292,7 @@ def build(settings: Settings, engine: Engine, *, read_engine: Engine | None = No
     return Runbook(dlq=dlq, streams=StreamService(settings, engine, **kw),
                    consumption=ConsumptionService(settings, engine, **kw), status=StatusService(settings, engine, **kw),
                    reprocess=ReprocessService(settings, engine, **kw), keys=KeyService(settings, engine, **kw),
-                   layers=LayerService(settings, engine, **kw))
+                   layers=LayerService(settings, engine, **kw),
+                   subscriptions=SubscriptionService(settings, engine, **kw),
+                   deliveries=DeliveryService(settings, engine, **kw), alerts=AlertService(settings, engine, **kw))
 

@@ -22,8 +22,6 @@ from terrawatch.alerting.payloads import alert_feature
 from terrawatch.api.errors import BadRequest, NotFound, excerpt
 from terrawatch.domain.alerts import AlertStatus
 from terrawatch.domain.hazards import HAZARDS
-from terrawatch.service import alerts as svc
-from terrawatch.service import deliveries as dsvc
 from terrawatch.store.alert_list import list_alerts
 from terrawatch.store.uow import UnitOfWork
 
@@ -163,8 +161,8 @@ def alerts_router(deps) -> APIRouter:
 
     def _transition(alert_id: uuid.UUID, to: str, reason: str, expected_version: int | None, who,
                     request: Request) -> dict:
-        alert, ids = svc.transition(deps.engine, deps.settings, alert_id, to, who.actor, reason, expected_version,
-                                    audit=deps.auditor(who, request, f"alert.{to}"))
+        alert, ids = deps.runbook.alerts.transition(alert_id, to, who.actor, reason, expected_version,
+                                                    audit=deps.auditor(who, request, f"alert.{to}"))
         return {"alert": alert_feature(alert), "webhooks": ids}
 
     @router.get("", summary="Triage list: alerts by status, hazard and last change (since/until on updated_at), "
@@ -195,7 +193,7 @@ def alerts_router(deps) -> APIRouter:
     @router.get("/{alert_id}/events", response_model=list[AlertEvent],
                 summary="The alert's lifecycle history, oldest first (who, when, why).")
     def events(alert_id: uuid.UUID, _=Depends(deps.viewer)) -> list[dict]:
-        return svc.events(deps.read_engine, alert_id)
+        return deps.runbook.alerts.events(alert_id)
 
     @router.post("/{alert_id}/transitions", response_model=TransitionOut,
                  summary="Change the alert's status (operator); 409 if not allowed from the current status.")
@@ -220,6 +218,6 @@ def alerts_router(deps) -> APIRouter:
 
     @router.get("/{alert_id}/deliveries", summary="Webhook deliveries about this alert (operator).")
     def deliveries(alert_id: uuid.UUID, _=Depends(deps.operator)) -> list[dict]:
-        return dsvc.list_deliveries(deps.engine, status=None, alert_id=alert_id, limit=1000)
+        return deps.runbook.deliveries.list(status=None, alert_id=alert_id, limit=1000)
 
     return router

@@ -16,7 +16,6 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from geojson_pydantic import MultiPolygon, Polygon
 from pydantic import BaseModel, ConfigDict, Field
 
-from terrawatch.service import deliveries as dsvc
 from terrawatch.service import subscriptions as svc
 
 
@@ -123,23 +122,23 @@ def subscriptions_router(deps) -> APIRouter:
                                   aoi=body.aoi.model_dump(exclude_none=True) if body.aoi else None,
                                   min_confidence=body.min_confidence, format=body.format,
                                   description=body.description, include_backfills=body.include_backfills)
-        sub, secret = svc.create(deps.engine, deps.settings, req, who.actor,
-                                 audit=deps.auditor(who, request, "subscription.create"))
+        sub, secret = deps.runbook.subscriptions.create(req, who.actor,
+                                                        audit=deps.auditor(who, request, "subscription.create"))
         return {**sub, "secret": secret}
 
     @router.get("/subscriptions", response_model=list[SubscriptionOut], summary="Subscribers (never their secrets).")
     def list_subscriptions(include_inactive: bool = False, _=Depends(deps.admin)) -> list[dict]:
-        return svc.list_all(deps.engine, include_inactive)
+        return deps.runbook.subscriptions.list(include_inactive)
 
     @router.get("/subscriptions/{subscription_id}", response_model=SubscriptionOut, summary="One subscriber.")
     def get_subscription(subscription_id: uuid.UUID, _=Depends(deps.admin)) -> dict:
-        return svc.get(deps.engine, subscription_id)
+        return deps.runbook.subscriptions.get(subscription_id)
 
     @router.post("/subscriptions/{subscription_id}/rotate-secret", response_model=SecretOut,
                  summary="Replace the signing secret; the response shows the new one once.")
     def rotate(subscription_id: uuid.UUID, request: Request, who=Depends(deps.admin)) -> dict:
-        secret = svc.rotate_secret(deps.engine, subscription_id,
-                                   audit=deps.auditor(who, request, "subscription.rotate_secret"))
+        audit = deps.auditor(who, request, "subscription.rotate_secret")
+        secret = deps.runbook.subscriptions.rotate_secret(subscription_id, audit=audit)
         return {"id": subscription_id, "secret": secret}
 
     @router.post("/subscriptions/{subscription_id}/test", response_model=TestDelivery,
@@ -149,14 +148,14 @@ def subscriptions_router(deps) -> APIRouter:
                  "the same SSRF guard, not retried. 200 with `delivered: false` and the error when the receiver "
                  "failed; 404 for an unknown or inactive subscription.")
     def test_ping(subscription_id: uuid.UUID, request: Request, who=Depends(deps.admin)) -> dict:
-        return svc.send_test(deps.engine, deps.settings, subscription_id,
-                             audit=deps.auditor(who, request, "subscription.test"))
+        return deps.runbook.subscriptions.send_test(subscription_id,
+                                                    audit=deps.auditor(who, request, "subscription.test"))
 
     @router.delete("/subscriptions/{subscription_id}", status_code=204,
                    summary="Deactivate a subscriber; its pending deliveries become failed (redeliverable).")
     def delete(subscription_id: uuid.UUID, request: Request, who=Depends(deps.admin)) -> None:
-        svc.deactivate(deps.engine, subscription_id, who.actor,
-                       audit=deps.auditor(who, request, "subscription.deactivate"))
+        deps.runbook.subscriptions.deactivate(subscription_id, who.actor,
+                                              audit=deps.auditor(who, request, "subscription.deactivate"))
 
     @router.get("/deliveries", response_model=list[DeliveryOut],
                 summary="Webhook deliveries, newest first (default: the failed ones, for operators).")
@@ -167,18 +166,18 @@ def subscriptions_router(deps) -> APIRouter:
         before: str | None = Query(None, pattern=MSG_ID, description="A delivery id: page after it."),
         _=Depends(deps.operator),
     ) -> list[dict]:
-        return dsvc.list_deliveries(deps.engine, None if status == "all" else status, subscription_id, alert_id,
-                                    limit, before)
+        return deps.runbook.deliveries.list(None if status == "all" else status, subscription_id, alert_id,
+                                            limit, before)
 
     @router.get("/deliveries/{delivery_id}", response_model=DeliveryDetail,
                 summary="One delivery with its payload and every attempt.")
     def get_delivery(delivery_id: DeliveryId, _=Depends(deps.operator)) -> dict:
-        return dsvc.get_delivery(deps.engine, delivery_id)
+        return deps.runbook.deliveries.get(delivery_id)
 
     @router.post("/deliveries/{delivery_id}/redeliver", response_model=DeliveryOut, status_code=202,
                  summary="Send a failed (or delivered) webhook again: same webhook-id, new attempt and retry window.")
     def redeliver(delivery_id: DeliveryId, request: Request, who=Depends(deps.operator)) -> dict:
-        return dsvc.redeliver(deps.engine, delivery_id, who.actor,
-                              audit=deps.auditor(who, request, "delivery.redeliver"))
+        return deps.runbook.deliveries.redeliver(delivery_id, who.actor,
+                                                 audit=deps.auditor(who, request, "delivery.redeliver"))
 
     return router
