@@ -23,6 +23,7 @@ from terrawatch_dev.api_samples import delete_seeded, seed_layers
 from terrawatch.settings import REPO_ROOT
 from terrawatch.store.uow import UnitOfWork, engine_for
 from tests.integration.api_helpers import hdr, live_api, role_keys
+from tests.hostile.server_log import ServerErrors
 
 pytestmark = pytest.mark.integration
 
@@ -31,20 +32,6 @@ IMG = "<img src=x onerror=alert(2)>"
 # What PostgreSQL says; none of it may reach a caller.
 DATABASE_TEXT = ("out of range for type", "bigint out of range", "operator does not exist", "invalid input syntax",
                  "SQLSTATE", "ERROR:", "psycopg", "asyncpg")
-
-
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def failures(self) -> list[str]:
-        """Tracebacks and error lines the server logged (a 5xx, an unhandled exception)."""
-        return [f"{r.name}: {r.getMessage()[:300]}" for r in self.records
-                if r.exc_info or r.levelno >= logging.ERROR or " 500 " in r.getMessage()]
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +51,7 @@ def xapi(stack):
     keys = role_keys(s, "xss")
     try:
         with live_api(s) as base:
-            log = _Records()
+            log = ServerErrors()
             watched = [logging.getLogger(), logging.getLogger("uvicorn.error"), logging.getLogger("uvicorn.access")]
             for lg in watched:
                 lg.addHandler(log)

@@ -25,6 +25,7 @@ from terrawatch.products.cog import to_cog
 from terrawatch.store.uow import engine_for
 from terrawatch_dev.api_samples import delete_seeded, seed_layers
 from tests.integration.api_helpers import hdr, live_api, role_keys
+from tests.hostile.server_log import ServerErrors
 
 pytestmark = pytest.mark.integration
 
@@ -32,19 +33,6 @@ CENTER = (-62.5, -12.5)  # a place of this module's own
 PX_DEG = 0.0001  # the product's pixel (degrees): 2000 x 2000 px over 0.2 degrees
 MAX_ANSWER = 4096  # bytes of any 4xx body
 TIMEOUT = 60  # s per request: a hang fails the test (no wall-clock assertion beyond this)
-
-
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def failures(self) -> list[str]:
-        return [f"{r.name}: {r.getMessage()[:300]}" for r in self.records
-                if r.exc_info or r.levelno >= logging.ERROR or " 500 " in r.getMessage()]
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +51,7 @@ def h26(stack, tmp_path_factory):
         ds.write(np.stack([np.full((n, n), 60, np.uint8), np.zeros((n, n), np.uint8)]))
     to_cog(root / sid / "flood_likelihood.tif")
     keys = role_keys(s, "h26")
-    log = _Records()
+    log = ServerErrors()
     watched = [logging.getLogger(), logging.getLogger("uvicorn.error"), logging.getLogger("uvicorn.access")]
     try:
         with live_api(s) as base:
