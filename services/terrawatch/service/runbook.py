@@ -19,7 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from terrawatch.service.dlq import DlqService
+from terrawatch.service import alerts, deliveries, keys, layers, ops, reprocess, stream_ops, subscriptions
+from terrawatch.service.dlq import DlqService, KafkaDlqLog, PostgisDlqStates
 from terrawatch.settings import Settings
 from terrawatch.store.audit import Audit
 from terrawatch.store.db import Engine
@@ -57,18 +58,12 @@ class StatusService(_Area):
     """Readiness, pipeline status and Triton's model list (``service/ops.py``; reads on ``read_engine``)."""
 
     def readiness(self):
-        from terrawatch.service import ops
-
         return ops.readiness(self.s, self.read_engine)
 
     def status(self) -> dict:
-        from terrawatch.service import ops
-
         return ops.pipeline_status(self.s, self.read_engine)
 
     def models(self) -> list[dict]:
-        from terrawatch.service import ops
-
         return ops.triton_models(self.s)
 
 
@@ -76,13 +71,9 @@ class ConsumptionService(_Area):
     """The operator's pause flag of the worker's consumption (``service/ops.consumption``/``set_consumption``)."""
 
     def show(self) -> dict:
-        from terrawatch.service import ops
-
         return ops.consumption(self.read_engine, self.s)
 
     def set(self, paused: bool, reason: str, actor: str, audit: Audit | None = None) -> dict:
-        from terrawatch.service import ops
-
         return ops.set_consumption(self.engine, self.s, paused, reason, actor, audit)
 
     def pause(self, reason: str, actor: str, audit: Audit | None = None) -> dict:
@@ -96,35 +87,25 @@ class StreamService(_Area):
     """Replay, folder backfill, backfill from a source and publish (``service/stream_ops.py``)."""
 
     def replay(self, scene_id: str, audit: Audit | None = None) -> dict:
-        from terrawatch.service import stream_ops
-
         return stream_ops.replay(self.s, scene_id, self.producer(), self.engine, audit)
 
     def backfill_roots(self) -> list[Path]:
-        from terrawatch.service import stream_ops
-
         return stream_ops.backfill_roots(self.s)
 
     def backfill_folder(self, folder: str, roots: list[Path] | None, *, dry_run: bool = False,
                         audit: Audit | None = None, **options):
         """``stream_ops.backfill_folder`` (``options``: recursive, sensing_time, platform, bbox, start, end,
         progress); publishes nothing and opens no producer with ``dry_run``."""
-        from terrawatch.service import stream_ops
-
         return stream_ops.backfill_folder(self.s, folder, roots, dry_run=dry_run,
                                           producer=None if dry_run else self.producer(), engine=self.engine,
                                           audit=audit, **options)
 
     def backfill(self, source, bbox, start: datetime, end: datetime, *, dry_run: bool = False,
                  progress: bool = True):
-        from terrawatch.service import stream_ops
-
         return stream_ops.backfill(self.s, source, bbox, start, end, dry_run=dry_run, progress=progress,
                                    producer=None if dry_run else self.producer())
 
     def publish(self, item: dict, timeout_s: float = 30.0) -> dict:
-        from terrawatch.service import stream_ops
-
         return stream_ops.publish(self.s, item, self.producer(), timeout_s)
 
 
@@ -134,8 +115,6 @@ class ReprocessService(_Area):
     def reprocess(self, *, scene_ids: list[str] | None = None, bbox: tuple[float, float, float, float] | None = None,
                   since: datetime | None = None, until: datetime | None = None, dry_run: bool = False,
                   audit: Audit | None = None) -> dict:
-        from terrawatch.service import reprocess
-
         return reprocess.reprocess(self.s, self.engine, None if dry_run else self.producer(), scene_ids=scene_ids,
                                    bbox=bbox, since=since, until=until, dry_run=dry_run, audit=audit)
 
@@ -144,18 +123,12 @@ class KeyService(_Area):
     """API keys: create, list, revoke (``service/keys.py``)."""
 
     def create(self, name: str, role, created_by: str, audit: Audit | None = None) -> tuple[str, str]:
-        from terrawatch.service import keys
-
         return keys.create_key(self.engine, name, role, created_by=created_by, audit=audit)
 
     def list(self) -> list[dict]:
-        from terrawatch.service import keys
-
         return keys.list_keys(self.engine)
 
     def revoke(self, key_id: str, audit: Audit | None = None) -> None:
-        from terrawatch.service import keys
-
         keys.revoke_key(self.engine, key_id, audit=audit)
 
 
@@ -163,31 +136,21 @@ class LayerService(_Area):
     """Reference layers: list, load from a file, replace with features, drop (``service/layers.py``)."""
 
     def list(self) -> list[dict]:
-        from terrawatch.service import layers
-
         return layers.list_layers(self.read_engine)
 
     def load(self, path: Path, kind: str, name_field: str = "name", coverage: Path | None = None,
              audit: Audit | None = None) -> int:
-        from terrawatch.service import layers
-
         return layers.load_layer(self.engine, path, kind, name_field, coverage, audit=audit)
 
     def replace(self, layer: str, feats: list, audit: Audit | None = None) -> tuple[int, int]:
         """Replace ``layer`` with ``feats`` ((lon/lat geometry, properties) pairs)."""
-        from terrawatch.service import layers
-
         return layers.replace_features(self.engine, layer, feats, audit=audit)
 
     def drop(self, layer: str, audit: Audit | None = None) -> int:
-        from terrawatch.service import layers
-
         return layers.drop_layer(self.engine, layer, audit=audit)
 
     @staticmethod
     def used_by(layer: str) -> list[str]:
-        from terrawatch.service import layers
-
         return layers.used_by(layer)
 
 
@@ -196,33 +159,21 @@ class SubscriptionService(_Area):
     (``service/subscriptions.py``)."""
 
     def create(self, req, actor: str, audit: Audit | None = None) -> tuple[dict, str]:
-        from terrawatch.service import subscriptions
-
         return subscriptions.create(self.engine, self.s, req, actor, audit=audit)
 
     def list(self, include_inactive: bool = False) -> list[dict]:
-        from terrawatch.service import subscriptions
-
         return subscriptions.list_all(self.engine, include_inactive)
 
     def get(self, sid: uuid.UUID) -> dict:
-        from terrawatch.service import subscriptions
-
         return subscriptions.get(self.engine, sid)
 
     def send_test(self, sid: uuid.UUID, audit: Audit | None = None) -> dict:
-        from terrawatch.service import subscriptions
-
         return subscriptions.send_test(self.engine, self.s, sid, audit=audit)
 
     def rotate_secret(self, sid: uuid.UUID, audit: Audit | None = None) -> str:
-        from terrawatch.service import subscriptions
-
         return subscriptions.rotate_secret(self.engine, sid, audit=audit)
 
     def deactivate(self, sid: uuid.UUID, actor: str, audit: Audit | None = None) -> int:
-        from terrawatch.service import subscriptions
-
         return subscriptions.deactivate(self.engine, sid, actor, audit=audit)
 
 
@@ -231,18 +182,12 @@ class DeliveryService(_Area):
 
     def list(self, status: str | None = "failed", subscriber_id: uuid.UUID | None = None,
              alert_id: uuid.UUID | None = None, limit: int = 100, before: str | None = None) -> list[dict]:
-        from terrawatch.service import deliveries
-
         return deliveries.list_deliveries(self.engine, status, subscriber_id, alert_id, limit, before)
 
     def get(self, delivery_id: str) -> dict:
-        from terrawatch.service import deliveries
-
         return deliveries.get_delivery(self.engine, delivery_id)
 
     def redeliver(self, delivery_id: str, actor: str, audit: Audit | None = None) -> dict:
-        from terrawatch.service import deliveries
-
         return deliveries.redeliver(self.engine, delivery_id, actor, audit=audit)
 
 
@@ -251,14 +196,10 @@ class AlertService(_Area):
 
     def transition(self, alert_id: uuid.UUID, to_status, actor: str, reason: str,
                    expected_version: int | None = None, audit: Audit | None = None):
-        from terrawatch.service import alerts
-
         return alerts.transition(self.engine, self.s, alert_id, to_status, actor, reason, expected_version,
                                  audit=audit)
 
     def events(self, alert_id: uuid.UUID) -> list[dict]:
-        from terrawatch.service import alerts
-
         return alerts.events(self.read_engine, alert_id)
 
 
@@ -282,8 +223,6 @@ def build(settings: Settings, engine: Engine, *, read_engine: Engine | None = No
           producer: ProducerFactory | None = None, dlq: DlqService | None = None) -> Runbook:
     """Every area on the same pools and one producer factory; ``dlq`` defaults to the DLQ service on Kafka and
     PostGIS (its re-drives publish with ``producer``)."""
-    from terrawatch.service.dlq import KafkaDlqLog, PostgisDlqStates
-
     producer = producer if producer is not None else LazyProducer(settings)
     kw: dict[str, Any] = {"read_engine": read_engine, "producer": producer}
     if dlq is None:
