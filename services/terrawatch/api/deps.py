@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 from terrawatch.api.security import AuthFailureLimiter, Principal, Role, require
+from terrawatch.api.tile_cache import TileCache
 from terrawatch.settings import Settings
 from terrawatch.store import audit as audit_log
 from terrawatch.store.audit import Audit
@@ -47,6 +48,8 @@ class ApiDeps:
         self._lock = threading.Lock()
         self._producer = None
         self._runbook = None
+        # Rendered vector and raster tiles share this one byte budget (TERRAWATCH_API_TILE_CACHE_MB).
+        self.tile_cache = TileCache(settings.api_tile_cache_mb << 20)
         limiter = AuthFailureLimiter(settings.api_auth_failures_per_minute)
         engine = lambda: self.engine  # noqa: E731 - resolved per request, lazily
         self.limiter = limiter

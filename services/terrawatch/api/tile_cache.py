@@ -5,7 +5,7 @@ commit as the data (``store.vector_tiles.data_version``). Raster tiles are keyed
 version, the product file's inode, size and mtime_ns, product, z, x, y, format, composite, cap)``
 (``products.tiles.tile_key``): a rewritten product is another key. So an entry is never served after its
 data changed, and old versions simply age out of the LRU. One cache per API process, shared by both kinds
-(:func:`shared_cache`); its size is bounded in bytes (``TERRAWATCH_API_TILE_CACHE_MB``).
+(``ApiDeps.tile_cache``); its size is bounded in bytes (``TERRAWATCH_API_TILE_CACHE_MB``).
 """
 
 from __future__ import annotations
@@ -93,16 +93,3 @@ class TileCache:
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["max_bytes"])
 
-
-_SHARED_LOCK = threading.Lock()
-
-
-def shared_cache(deps) -> TileCache:
-    """The one tile cache of the API built on ``deps`` (an ``ApiDeps``), created on first use with
-    ``TERRAWATCH_API_TILE_CACHE_MB`` MiB; the vector and raster tile routes share its byte budget."""
-    with _SHARED_LOCK:
-        cache = getattr(deps, "tile_cache", None)
-        if cache is None:
-            cache = TileCache(deps.settings.api_tile_cache_mb << 20)
-            deps.tile_cache = cache
-        return cache

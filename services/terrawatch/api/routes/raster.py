@@ -28,7 +28,6 @@ from terrawatch.api.deps import ApiDeps
 from terrawatch.domain.products import SCENE_ID_CHARS
 from terrawatch.api.routes.tiles import TileJSONBase
 from terrawatch.api.security import Principal
-from terrawatch.api.tile_cache import shared_cache
 from terrawatch.products import tiles as pt
 
 SceneId = Annotated[str, Path(description="Scene id (scene-event id pattern).", pattern=SCENE_ID_CHARS)]
@@ -52,7 +51,7 @@ def raster_router(deps: ApiDeps) -> APIRouter:
     router = APIRouter(prefix="/raster", tags=["raster tiles"])
     root = deps.settings.products_dir
     max_pixels = deps.settings.raster_max_source_pixels
-    cache = shared_cache(deps)  # rendered tiles, shared with the vector tiles (api/tile_cache.py)
+    cache = deps.tile_cache  # rendered tiles, shared with the vector tiles (api/tile_cache.py)
 
     def _file(scene_id: str, product: str):
         return pt.product_file(root, scene_id, product)

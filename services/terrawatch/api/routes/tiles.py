@@ -17,7 +17,6 @@ from terrawatch.api.conditional import none_match
 from terrawatch.api.deps import ApiDeps
 from terrawatch.api.errors import BadRequest, NotFound
 from terrawatch.api.security import Principal
-from terrawatch.api.tile_cache import shared_cache
 from terrawatch.store import vector_tiles
 from terrawatch.store.vector_tiles import LAYERS, MAX_ZOOM  # noqa: F401 - also read by tests
 
@@ -129,7 +128,7 @@ def check_tile(layer: str, z: int, x: int, y: int) -> None:
 
 def tiles_router(deps: ApiDeps) -> APIRouter:
     router = APIRouter(prefix="/tiles", tags=["vector tiles"])
-    cache = shared_cache(deps)  # one byte budget with the raster tiles
+    cache = deps.tile_cache  # one byte budget with the raster tiles
     router.tile_cache = cache  # read by tests and the bench
 
     @router.get("/{layer}/{z}/{x}/{y}.pbf", response_class=Response,
